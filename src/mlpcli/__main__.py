@@ -1,0 +1,5 @@
+"""Run mlpcli as `python -m mlpcli`."""
+
+from mlpcli.cli import main
+
+main()

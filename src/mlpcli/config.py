@@ -1,0 +1,418 @@
+"""Config files: YAML text to a frozen, validated `Config`, with located error messages.
+
+PyYAML is used only to tokenise and compose nodes; every value is typed here, strictly, so that
+`seed: "7"`, `bias: yes` or `seed: 010` are errors that say where they are, never surprises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from mlpcli.errors import ConfigError, Location, UsageError
+
+
+class Activation(StrEnum):
+    """Activation functions, applied after each weight layer."""
+
+    SIGMOID = "sigmoid"
+    RELU = "relu"
+    TANH = "tanh"
+    GELU = "gelu"
+    SILU = "silu"
+    LEAKY_RELU = "leaky_relu"
+    ELU = "elu"
+    SOFTPLUS = "softplus"
+    SOFTMAX = "softmax"
+    IDENTITY = "identity"
+
+
+class DType(StrEnum):
+    """Floating-point types a network can run in."""
+
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}[self.value]
+
+
+class Init(StrEnum):
+    """How drawn weights are scaled (biases never are)."""
+
+    NORMAL = "normal"
+    XAVIER = "xavier"
+    KAIMING = "kaiming"
+
+
+FIELDS = ("name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias")
+MAX_SEED = 2**63 - 1
+MAX_SIZE = 2**31 - 1  # largest layer width or batch
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
+DEFAULT_SOURCE = "<built-in default>"
+DEFAULT_YAML = """\
+name: default
+seed: 7
+layers: [3, 2, 1]
+activation: sigmoid
+device: cpu
+"""
+_DEVICE = re.compile(r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?")
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_TAG = "tag:yaml.org,2002:"
+_T = TypeVar("_T")
+_STANDARD_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+_ALIASES = {
+    "fp32": "float32",
+    "float": "float32",
+    "fp64": "float64",
+    "double": "float64",
+    "fp16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "linear": "identity",
+    "none": "identity",
+    "swish": "silu",
+    "logistic": "sigmoid",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated network description (SPEC section 1); `activations` has one entry per layer."""
+
+    name: str
+    seed: int
+    layers: tuple[int, ...]
+    activations: tuple[Activation, ...]
+    device: str = "cpu"
+    dtype: DType = DType.FLOAT32
+    batch: int = 1
+    init: Init = Init.NORMAL
+    bias: bool = True
+    locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, key: str) -> Location:
+        """Where field `key` was set (the file, an override, or the built-in default)."""
+        return self.locations.get(key, Location(DEFAULT_SOURCE))
+
+    def to_dict(self) -> dict[str, object]:
+        """The resolved config as plain data, in the file's field order."""
+        first = self.activations[0]
+        uniform = all(a is first for a in self.activations)
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "layers": list(self.layers),
+            "activation": first.value if uniform else [a.value for a in self.activations],
+            "device": self.device,
+            "dtype": self.dtype.value,
+            "batch": self.batch,
+            "init": self.init.value,
+            "bias": self.bias,
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One config field's YAML node and where it came from."""
+
+    node: yaml.Node
+    source: str
+    in_file: bool  # False for a command-line override, whose positions mean nothing to a user
+
+    def at(self, node: yaml.Node) -> Location:
+        if not self.in_file:
+            return Location(self.source)
+        mark = node.start_mark
+        return Location(self.source, mark.line + 1, mark.column + 1)
+
+
+def load(path: Path | None, overrides: Sequence[str] = ()) -> Config:
+    """Read and validate the config at `path` (the built-in default when None), then overrides."""
+    if path is None:
+        source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
+    else:
+        source, text, stem = str(path), read_text(path), path.stem
+    entries = _entries(_compose(text, source), source)
+    entries.update(parse_overrides(overrides))
+    return _validate(entries, source, stem)
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most 1 MiB; UsageError or ConfigError otherwise."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"{path}: is a directory, not a config file")
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"{path}: not a regular file")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(Location(str(path)), None, "larger than 1 MiB; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        raise ConfigError(Location(str(path)), None, message) from None
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, _Entry]:
+    """`KEY=VALUE` arguments as entries; each VALUE is read as YAML."""
+    entries: dict[str, _Entry] = {}
+    for argument in overrides:
+        match = _OVERRIDE.fullmatch(argument)
+        source = f"override '{argument}'"
+        if match is None:
+            raise UsageError(f"{source}: expected KEY=VALUE")
+        key, value = match.groups()
+        if key not in FIELDS:
+            raise ConfigError(Location(source), None, _unknown_key(key))
+        node = _compose(value, source, in_file=False) if value.strip() else None
+        if node is None:
+            node = yaml.ScalarNode(_TAG + "null", "")
+        entries[key] = _Entry(node, source, in_file=False)
+    return entries
+
+
+def is_override(argument: str) -> bool:
+    """Whether a command-line argument is `KEY=VALUE` rather than a config path."""
+    return _OVERRIDE.fullmatch(argument) is not None
+
+
+def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | None:
+    """One YAML document as a node tree; rejects aliases, deep nesting and several documents."""
+
+    def fail(mark: Any, message: str) -> ConfigError:  # a yaml.Mark (pure or C), or None
+        if mark is None or not in_file:
+            return ConfigError(Location(source), None, message)
+        return ConfigError(Location(source, mark.line + 1, mark.column + 1), None, message)
+
+    try:
+        depth = documents = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise fail(event.start_mark, "several YAML documents; a config is one")
+            elif isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise fail(event.start_mark, "YAML anchors and aliases are not supported")
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        raise fail(error.problem_mark, f"invalid YAML: {error.problem}") from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow
+        line = text.count("\n", 0, error.position)
+        column = error.position - (text.rfind("\n", 0, error.position) + 1)
+        raise fail(
+            yaml.Mark(source, error.position, line, column, "", 0),
+            f"invalid YAML: character U+{error.character:04X} is not allowed",
+        ) from None
+
+
+def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
+    """The top-level mapping's fields; unknown and duplicate keys are errors."""
+    if root is None:
+        raise ConfigError(Location(source), None, "empty file; a config needs at least `layers`")
+    in_file = _Entry(root, source, in_file=True)
+    if not isinstance(root, yaml.MappingNode) or root.tag != _TAG + "map":
+        raise ConfigError(
+            in_file.at(root), None, f"expected a mapping of fields, got {_kind(root)}"
+        )
+    entries: dict[str, _Entry] = {}
+    for key_node, value_node in root.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _TAG + "str":
+            raise ConfigError(
+                in_file.at(key_node), None, f"expected a field name, got {_kind(key_node)}"
+            )
+        key = key_node.value
+        if key not in FIELDS:
+            raise ConfigError(in_file.at(key_node), key, _unknown_key(key))
+        if key in entries:
+            first = entries[key].at(entries[key].node).line
+            raise ConfigError(
+                in_file.at(key_node), key, f"duplicate key (first set on line {first})"
+            )
+        entries[key] = _Entry(value_node, source, in_file=True)
+    return entries
+
+
+def _unknown_key(key: str) -> str:
+    return f"unknown key {key!r}{_suggest(key, FIELDS)}; known keys: {', '.join(FIELDS)}"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for a near miss or a common alias, else nothing."""
+    choices = list(choices)
+    alias = _ALIASES.get(word.lower())
+    close = [alias] if alias in choices else difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(node: yaml.Node) -> str:
+    """How a node reads to a user in an error: `string '7'`, `a list`, `null`."""
+    if node.tag not in _STANDARD_TAGS:
+        return f"a value tagged {node.tag.replace(_TAG, '!!')!r}"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    kind = node.tag.removeprefix(_TAG)
+    if kind == "null":
+        return "null"
+    if kind == "bool" and node.value.lower() not in ("true", "false"):
+        return f"{node.value!r}, which YAML 1.1 reads as a boolean (quote it for a string)"
+    names = {"str": "string", "int": "integer", "bool": "boolean", "float": "float"}
+    return f"{names[kind]} {node.value!r}"
+
+
+def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
+    """Type and range checks, field by field, then the checks that span fields."""
+    if "layers" not in entries:
+        raise ConfigError(Location(source), "layers", "required field is missing")
+    layers_entry = entries["layers"]
+    nodes = _sequence(layers_entry, "layers")
+    if len(nodes) < 2:
+        message = f"needs at least 2 sizes (input, ..., output), got {len(nodes)}"
+        raise ConfigError(layers_entry.at(layers_entry.node), "layers", message)
+    layers = tuple(
+        _integer(layers_entry, node, f"layers[{i}]", 1, MAX_SIZE) for i, node in enumerate(nodes)
+    )
+
+    def get(key: str, parse: Callable[[_Entry], _T], default: _T) -> _T:
+        return parse(entries[key]) if key in entries else default
+
+    return Config(
+        name=get("name", _name, stem),
+        seed=get("seed", lambda e: _integer(e, e.node, "seed", 0, MAX_SEED), 0),
+        layers=layers,
+        activations=get(
+            "activation",
+            lambda e: _activations(e, len(layers) - 1),
+            (Activation.SIGMOID,) * (len(layers) - 1),
+        ),
+        device=get("device", _device, "cpu"),
+        dtype=get("dtype", lambda e: DType(_enum(e, "dtype", DType)), DType.FLOAT32),
+        batch=get("batch", lambda e: _integer(e, e.node, "batch", 1, MAX_SIZE), 1),
+        init=get("init", lambda e: Init(_enum(e, "init", Init)), Init.NORMAL),
+        bias=get("bias", _boolean, True),
+        locations={key: entry.at(entry.node) for key, entry in entries.items()},
+    )
+
+
+def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
+    """A plain string scalar's text, or an error that says what was read instead."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str":
+        return str(node.value)
+    raise ConfigError(entry.at(node), path, f"expected {expected}, got {_kind(node)}")
+
+
+def _integer(entry: _Entry, node: yaml.Node, path: str, low: int, high: int) -> int:
+    if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
+        raise ConfigError(entry.at(node), path, f"expected an integer, got {_kind(node)}")
+    text = str(node.value)
+    if not _DECIMAL.fullmatch(text):
+        raise ConfigError(
+            entry.at(node),
+            path,
+            f"{text!r} is octal, hex or sexagesimal in YAML 1.1; write it in decimal",
+        )
+    if len(text.lstrip("+-")) > len(str(high)):
+        raise ConfigError(
+            entry.at(node), path, f"must be <= {high}, got a {len(text)}-digit number"
+        )
+    value = int(text)
+    if value < low:
+        raise ConfigError(entry.at(node), path, f"must be >= {low}, got {value}")
+    if value > high:
+        raise ConfigError(entry.at(node), path, f"must be <= {high}, got {value}")
+    return value
+
+
+def _boolean(entry: _Entry) -> bool:
+    node = entry.node
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool":
+        if node.value.lower() in ("true", "false"):
+            return bool(node.value.lower() == "true")
+        message = f"expected true or false, got {_kind(node)}"
+        raise ConfigError(entry.at(node), "bias", message)
+    raise ConfigError(entry.at(node), "bias", f"expected true or false, got {_kind(node)}")
+
+
+def _name(entry: _Entry) -> str:
+    name = _scalar(entry, entry.node, "name", "a string")
+    if not name.strip() or not name.isprintable() or len(name) > 200:
+        raise ConfigError(
+            entry.at(entry.node), "name", "must be 1-200 printable characters on one line"
+        )
+    return name
+
+
+def _sequence(entry: _Entry, path: str) -> list[yaml.Node]:
+    node = entry.node
+    if not isinstance(node, yaml.SequenceNode) or node.tag != _TAG + "seq":
+        raise ConfigError(entry.at(node), path, f"expected a list, got {_kind(node)}")
+    return list(node.value)
+
+
+def _device(entry: _Entry) -> str:
+    expected = "cpu, cuda, cuda:N or auto"
+    text = _scalar(entry, entry.node, "device", expected)
+    if not _DEVICE.fullmatch(text):
+        message = f"expected {expected}, got {text!r}{_suggest(text, ('cpu', 'cuda', 'auto'))}"
+        raise ConfigError(entry.at(entry.node), "device", message)
+    return text
+
+
+def _enum(entry: _Entry, path: str, kind: type[StrEnum], node: yaml.Node | None = None) -> str:
+    node = entry.node if node is None else node
+    names = [member.value for member in kind]
+    text = _scalar(entry, node, path, "one of " + ", ".join(names))
+    if text not in names:
+        choices = ", ".join(names)
+        message = (
+            f"unknown {kind.__name__.lower()} {text!r}{_suggest(text, names)}; one of: {choices}"
+        )
+        raise ConfigError(entry.at(node), path, message)
+    return text
+
+
+def _activations(entry: _Entry, weight_layers: int) -> tuple[Activation, ...]:
+    """One name for every layer, or a list with one name per weight layer."""
+    if not isinstance(entry.node, yaml.SequenceNode):
+        return (Activation(_enum(entry, "activation", Activation)),) * weight_layers
+    nodes = _sequence(entry, "activation")
+    if len(nodes) != weight_layers:
+        message = (
+            f"lists {len(nodes)} names, but layers has {weight_layers} weight layers; "
+            "give one name per weight layer, or a single name for all"
+        )
+        raise ConfigError(entry.at(entry.node), "activation", message)
+    return tuple(
+        Activation(_enum(entry, f"activation[{i}]", Activation, node))
+        for i, node in enumerate(nodes)
+    )

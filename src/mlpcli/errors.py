@@ -1,0 +1,60 @@
+"""Exit codes and the errors that carry them; `cli.main` is the one place that maps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a process exit status means (the README's table)."""
+
+    OK = 0
+    CHECK_FAILED = 1
+    USAGE = 2
+    UNAVAILABLE = 3
+    INTERNAL = 4
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: a file position, or a command-line override."""
+
+    source: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.source
+        if self.column is None:
+            return f"{self.source}:{self.line}"
+        return f"{self.source}:{self.line}:{self.column}"
+
+
+class MlpcliError(Exception):
+    """An error a user can act on; printed as one line, exits with `exit_code`."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(MlpcliError):
+    """Bad arguments, or a file that cannot be read."""
+
+
+class ConfigError(MlpcliError):
+    """An invalid config: names where (file, line, column) and which field."""
+
+    def __init__(self, location: Location, field: str | None, message: str) -> None:
+        self.location = location
+        self.field = field
+        self.message = message
+        where = f"{location}: {field}: " if field else f"{location}: "
+        super().__init__(where + message)
+
+
+class UnavailableError(MlpcliError):
+    """The work cannot be done on this machine: device missing, not enough memory."""
+
+    exit_code = ExitCode.UNAVAILABLE

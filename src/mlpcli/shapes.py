@@ -1,0 +1,99 @@
+"""Shapes, parameter counts, bytes and FLOPs of a configured network: arithmetic only, no torch."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from mlpcli.config import Activation, Config
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TensorShape:
+    """A named tensor of the network and its shape."""
+
+    name: str
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Weight layer `index` (1-based): `h(index) = activation(h(index-1) · W + B)`."""
+
+    index: int
+    n_in: int
+    n_out: int
+    weight: Shape
+    bias: Shape | None
+    output: Shape
+    activation: Activation
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class ShapesReport:
+    """Everything `mlpcli shapes` shows for one config."""
+
+    config: Config
+    layers: tuple[LayerShape, ...]
+    tensors: tuple[TensorShape, ...]
+    total_params: int
+    total_flops: int
+    param_bytes: int
+    largest_activation_bytes: int
+
+
+def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias: bool) -> int:
+    """FLOPs of one layer's forward: 2 per multiply-add, 1 per bias add, 1 per activation value."""
+    matmul = 2 * batch * n_in * n_out
+    bias_add = batch * n_out if bias else 0
+    activate = 0 if activation is Activation.IDENTITY else batch * n_out
+    return matmul + bias_add + activate
+
+
+def tensor_shapes(config: Config) -> tuple[TensorShape, ...]:
+    """The network's tensors in the notebook's order: features, W1.., B1.., h1.., output."""
+    sizes, batch = config.layers, config.batch
+    pairs = list(itertools.pairwise(sizes))
+    return (
+        TensorShape("features", (batch, sizes[0])),
+        *(TensorShape(f"W{i}", pair) for i, pair in enumerate(pairs, 1)),
+        *(TensorShape(f"B{i}", (1, n)) for i, n in enumerate(sizes[1:], 1) if config.bias),
+        *(TensorShape(f"h{i}", (batch, n)) for i, n in enumerate(sizes[1:-1], 1)),
+        TensorShape("output", (batch, sizes[-1])),
+    )
+
+
+def shapes(config: Config) -> ShapesReport:
+    """Per-layer and total figures for `config`, computed without building anything."""
+    batch, bias = config.batch, config.bias
+    layers = tuple(
+        LayerShape(
+            index=i,
+            n_in=n_in,
+            n_out=n_out,
+            weight=(n_in, n_out),
+            bias=(1, n_out) if bias else None,
+            output=(batch, n_out),
+            activation=activation,
+            params=n_in * n_out + (n_out if bias else 0),
+            flops=layer_flops(batch, n_in, n_out, activation, bias),
+        )
+        for i, (n_in, n_out, activation) in enumerate(
+            zip(config.layers, config.layers[1:], config.activations, strict=False), 1
+        )
+    )
+    total_params = sum(layer.params for layer in layers)
+    itemsize = config.dtype.itemsize
+    return ShapesReport(
+        config=config,
+        layers=layers,
+        tensors=tensor_shapes(config),
+        total_params=total_params,
+        total_flops=sum(layer.flops for layer in layers),
+        param_bytes=total_params * itemsize,
+        largest_activation_bytes=batch * max(config.layers) * itemsize,
+    )
