@@ -161,7 +161,7 @@ def run(
         elif output_format is Format.CSV:
             sys.stdout.write(render.run_csv(result))
         else:
-            table, cut = render.run_table(result, full=full)
+            table, cut = render.run_table(result, full=full, width=console.width)
             if index:
                 console.print()
             console.print(table)

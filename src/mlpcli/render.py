@@ -10,9 +10,10 @@ import io
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -21,8 +22,8 @@ from mlpcli.config import Config
 from mlpcli.results import RunResult
 from mlpcli.shapes import ShapesReport
 
-HEAD_ROWS = TAIL_ROWS = 5  # output rows shown around the ellipsis when cut
-HEAD_COLUMNS = TAIL_COLUMNS = 4
+HEAD_ROWS = 5  # output rows shown from each end when the table is cut
+HEAD_COLUMNS = 4  # at most, from each end; fewer on a narrow console
 
 
 def stdout_console() -> Console:
@@ -50,11 +51,24 @@ def byte_size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def count_text(count: int) -> str:
+    """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then 4 significant digits."""
+    if count < 10**6:
+        return f"{count:,}"
+    for power, unit in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M")):
+        if count >= 10**power:
+            return f"{count / 10**power:.2f} {unit}"
+    raise AssertionError("unreachable")
+
+
 # --- run -------------------------------------------------------------------------------------
 
 
-def run_table(result: RunResult, *, full: bool) -> tuple[RenderableType, str | None]:
-    """The header, tensors table and output table; and a note when the output was cut."""
+def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableType, str | None]:
+    """The header, tensors table and output table for a console `width` wide.
+
+    Returns the note to show when the output table was cut to fit.
+    """
     config = result.config
     header = Text.assemble(
         (config.name, "bold"),
@@ -65,50 +79,54 @@ def run_table(result: RunResult, *, full: bool) -> tuple[RenderableType, str | N
         tensors.add_column(column)
     for tensor in result.tensors:
         tensors.add_row(tensor.name, shape_text(tensor.shape), tensor.dtype, tensor.device)
-    output, cut = _output_table(result, full=full)
+    output, cut = _output_table(result, full=full, width=width)
     return Group(header, tensors, output), cut
 
 
-def _output_table(result: RunResult, *, full: bool) -> tuple[Table, str | None]:
+def _output_table(result: RunResult, *, full: bool, width: int) -> tuple[Table, str | None]:
+    """Rows and columns of the output; when not `full`, head and tail that fit `width`."""
     rows, columns = result.output.shape
-    row_index = _shown(rows, HEAD_ROWS, TAIL_ROWS, full)
-    column_index = _shown(columns, HEAD_COLUMNS, TAIL_COLUMNS, full)
-    values = [[float(v) for v in _pick(result.output[r].tolist(), column_index)] for r in row_index]
-    spec = _number_spec(v for row in values for v in row)
+    row_index = _shown(rows, HEAD_ROWS if not full else rows)
+    candidates = _shown(columns, HEAD_COLUMNS if not full else columns)
+    values = {r: result.output[r].tolist() for r in row_index if r is not None}
+    shown_values = [row[j] for row in values.values() for j in candidates if j is not None]
+    spec = _number_spec(shown_values)
+    cell = max((len(format(v, spec)) for v in shown_values), default=1)
+    if not full:  # as many columns as fit beside the sample column: 3 characters of rule each
+        fit = (width - len(str(rows)) - 8) // (cell + 3)
+        column_index = _shown(columns, max(1, min(HEAD_COLUMNS, (fit - 1) // 2)))
+    else:
+        column_index = candidates
     table = Table(title=f"output {shape_text((rows, columns))}", title_justify="left")
-    table.add_column("sample", justify="right", style="dim")
+    table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
-        table.add_column("…" if j is None else str(j), justify="right")
-    for r, row in zip(row_index, values, strict=True):
-        table.add_row(
-            "…" if r is None else str(r),
-            *(
-                "…" if j is None or r is None else format(v, spec)
-                for j, v in zip(column_index, row, strict=True)
-            ),
-        )
+        table.add_column("…" if j is None else str(j), justify="right", overflow="fold")
+    for r in row_index:
+        row = values.get(r) if r is not None else None
+        cells = ("…" if row is None or j is None else format(row[j], spec) for j in column_index)
+        table.add_row("…" if r is None else str(r), *cells)
     if len(row_index) == rows and len(column_index) == columns:
         return table, None
-    shown = f"{sum(r is not None for r in row_index)} of {rows} rows"
-    shown += f", {sum(j is not None for j in column_index)} of {columns} columns"
-    return table, f"output cut to {shown}; --full shows all, --format json or csv gives every value"
+    shown_rows = sum(r is not None for r in row_index)
+    shown_columns = sum(j is not None for j in column_index)
+    return table, (
+        f"output cut to {shown_rows} of {rows} rows and {shown_columns} of {columns} columns; "
+        "--full shows all, --format json or csv gives every value"
+    )
 
 
-def _shown(count: int, head: int, tail: int, full: bool) -> list[int | None]:
-    """Indices to show, with None where an ellipsis stands for the rest."""
-    if full or count <= head + tail:
+def _shown(count: int, side: int) -> list[int | None]:
+    """Indices to show: all when they fit, else `side` from each end around a None (…)."""
+    if count <= 2 * side:
         return list(range(count))
-    return [*range(head), None, *range(count - tail, count)]
+    return [*range(side), None, *range(count - side, count)]
 
 
-def _pick(row: list[float], index: list[int | None]) -> list[float]:
-    return [math.nan if j is None else row[j] for j in index]
-
-
-def _number_spec(values: Iterable[float]) -> str:
-    """Fixed point with 4 decimals when every value reads well so, else scientific."""
-    finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
-    return ".4f" if all(1e-4 <= v < 1e5 for v in finite) else ".4e"
+def _number_spec(values: Sequence[float]) -> str:
+    """Fixed point with 4 decimals when the largest value reads well so, else scientific."""
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    largest = max(finite, default=0.0)
+    return ".4f" if largest == 0 or 1e-3 <= largest < 1e5 else ".4e"
 
 
 def run_json(result: RunResult) -> str:
@@ -157,27 +175,29 @@ def shapes_table(report: ShapesReport) -> RenderableType:
         (config.name, "bold"),
         f"  layers {_arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
     )
-    layers = Table(title="layers", title_justify="left")
+    layers = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     for column, justify in LAYER_COLUMNS:
-        layers.add_column(column, justify=justify)
+        layers.add_column(column, justify=justify, no_wrap=True)
     for layer in report.layers:
         layers.add_row(
             str(layer.index),
-            f"{layer.n_in:,} → {layer.n_out:,}",
-            shape_text(layer.weight),
-            "-" if layer.bias is None else shape_text(layer.bias),
-            shape_text(layer.output),
+            f"{layer.n_in} → {layer.n_out}",
+            _compact(layer.weight),
+            "-" if layer.bias is None else _compact(layer.bias),
+            _compact(layer.output),
             layer.activation.value,
-            f"{layer.params:,}",
-            f"{layer.flops:,}",
+            count_text(layer.params),
+            count_text(layer.flops),
         )
-    layers.add_section()
-    layers.add_row(
-        "total", "", "", "", "", "", f"{report.total_params:,}", f"{report.total_flops:,}"
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    totals.add_row(
+        "parameters", f"{report.total_params:,} ({byte_size(report.param_bytes)} in {config.dtype})"
     )
-    totals = Text(
-        f"parameters {report.total_params:,} ({byte_size(report.param_bytes)} in {config.dtype})  "
-        f"largest activation {byte_size(report.largest_activation_bytes)} at batch {config.batch}"
+    totals.add_row("largest activation", f"{byte_size(report.largest_activation_bytes)}")
+    totals.add_row(
+        "FLOPs per forward", f"{report.total_flops:,} ({count_text(report.total_flops)})"
     )
     tensors = Table(title="tensors", title_justify="left")
     tensors.add_column("name")
@@ -187,8 +207,12 @@ def shapes_table(report: ShapesReport) -> RenderableType:
     return Group(header, layers, totals, tensors)
 
 
+def _compact(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
 LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
-    ("layer", "right"),
+    ("#", "right"),
     ("in → out", "right"),
     ("W", "left"),
     ("B", "left"),
