@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Literal
@@ -27,7 +28,9 @@ HEAD_COLUMNS = 4  # at most, from each end; fewer on a narrow console
 
 
 def stdout_console() -> Console:
-    """Results: styled only on a terminal, plain when piped or with NO_COLOR (Rich's checks)."""
+    """Results: styled only on a terminal; no escape codes at all when piped or with NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return Console(highlight=False, soft_wrap=False, color_system=None)
     return Console(highlight=False, soft_wrap=False)
 
 

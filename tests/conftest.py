@@ -1,0 +1,47 @@
+"""Shared fixtures: config files on disk, the golden-output switch, the installed console script."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--overwrite-golden",
+        action="store_true",
+        help="Rewrite tests/golden/*.txt from the current output instead of comparing.",
+    )
+
+
+@pytest.fixture
+def overwrite_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--overwrite-golden"))
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write YAML text (or bytes) to a file in a fresh folder and return its path."""
+
+    def write(text: str | bytes, name: str = "net.yaml") -> Path:
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def mlpcli_script() -> str:
+    """The `mlpcli` console script installed beside this Python."""
+    script = shutil.which("mlpcli", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.fail("mlpcli is not installed beside this Python: run the README's install command")
+    return script

@@ -1,0 +1,245 @@
+"""The command line through Typer's CliRunner: formats, several configs, exit codes, error lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mlpcli.cli import app
+
+from .conftest import CONFIGS
+
+runner = CliRunner()
+TWO_LAYER = str(CONFIGS / "two_layer.yaml")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "100", **(env or {})})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_run_table_shows_the_notebook_value() -> None:
+    code, out, err = invoke("run", TWO_LAYER)
+    assert (code, err) == (0, "")
+    assert "two_layer  seed 7  device cpu  dtype float32  batch 1" in out
+    assert "0.3171" in out
+    for name in ("features", "W1", "W2", "B1", "B2", "h1", "output"):
+        assert f"│ {name} " in out
+
+
+def test_run_without_config_uses_the_builtin_default() -> None:
+    code, out, _ = invoke("run", "--format", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["name"] == "default"
+    assert result["output"] == [[0.3170831501483917]]
+
+
+def test_run_json_carries_the_schema_and_full_precision() -> None:
+    code, out, _ = invoke("run", TWO_LAYER, "-f", "json")
+    assert code == 0
+    assert '"output":[[0.3170831501483917]]' in out
+    result = json.loads(out)
+    assert result["schema"] == "mlpcli.run/1"
+    assert result["config"] == {
+        "name": "two_layer", "seed": 7, "layers": [3, 2, 1], "activation": "sigmoid",
+        "device": "cpu", "dtype": "float32", "batch": 1, "init": "normal", "bias": True,
+    }  # fmt: skip
+    assert [t["name"] for t in result["tensors"]] == [
+        "features",
+        "W1",
+        "W2",
+        "B1",
+        "B2",
+        "h1",
+        "output",
+    ]
+    assert result["tensors"][1] == {
+        "name": "W1",
+        "shape": [3, 2],
+        "dtype": "float32",
+        "device": "cpu",
+    }
+    assert set(result["timing_ms"]) == {"build", "forward"}
+    assert all(v >= 0 for v in result["timing_ms"].values())
+
+
+def test_run_csv_has_a_header_and_one_line_per_sample() -> None:
+    code, out, _ = invoke("run", TWO_LAYER, "--format", "csv", "batch=3", "layers=[3, 2, 2]")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["output_0", "output_1"]
+    assert len(rows) == 4
+    expected = json.loads(invoke("run", TWO_LAYER, "-f", "json", "batch=3", "layers=[3,2,2]")[1])
+    assert [[float(v) for v in row] for row in rows[1:]] == expected["output"]
+
+
+def test_several_configs_run_in_order_with_shared_overrides(
+    write_config: Callable[..., Path],
+) -> None:
+    other = write_config("name: other\nlayers: [3, 4]\nseed: 1\n")
+    code, out, _ = invoke("run", TWO_LAYER, str(other), "batch=2", "-f", "json")
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["name"] for r in results] == ["two_layer", "other"]
+    assert [len(r["output"]) for r in results] == [2, 2]
+    assert results[0]["output"][0] == [0.3170831501483917]
+
+
+def test_overrides_change_the_run() -> None:
+    _, out, _ = invoke("run", TWO_LAYER, "seed=3", "-f", "json")
+    assert json.loads(out)["config"]["seed"] == 3
+    assert json.loads(out)["output"] != [[0.3170831501483917]]
+
+
+def test_long_output_is_cut_with_a_note_and_full_shows_all() -> None:
+    code, out, err = invoke("run", "layers=[3, 20]", "batch=30")
+    assert code == 0
+    labels = re.findall(r"^│\s*(\S+) │", out, re.MULTILINE)
+    assert labels[-11:] == ["0", "1", "2", "3", "4", "…", "25", "26", "27", "28", "29"]
+    assert err.startswith("mlpcli: note: output cut to 10 of 30 rows")
+    assert "--full" in err
+    code, out, err = invoke("run", "layers=[3, 20]", "batch=30", "--full", env={"COLUMNS": "300"})
+    assert (code, err) == (0, "")
+    assert re.findall(r"^│\s*(\S+) │", out, re.MULTILINE)[-30:] == [str(i) for i in range(30)]
+    assert "…" not in out
+
+
+def test_shapes_json() -> None:
+    code, out, _ = invoke("shapes", TWO_LAYER, "--format", "json", "batch=4")
+    assert code == 0
+    report = json.loads(out)
+    assert report["schema"] == "mlpcli.shapes/1"
+    assert report["total_params"] == 11
+    assert [layer["flops"] for layer in report["layers"]] == [
+        2 * 4 * 3 * 2 + 8 + 8,
+        2 * 4 * 2 + 4 + 4,
+    ]
+    assert report["layers"][0] | {"flops": 0} == {
+        "index": 1, "in": 3, "out": 2, "weight": [3, 2], "bias": [1, 2], "output": [4, 2],
+        "activation": "sigmoid", "params": 8, "flops": 0,
+    }  # fmt: skip
+    assert report["param_bytes"] == 44
+    assert report["largest_activation_bytes"] == 4 * 3 * 4
+
+
+def test_shapes_table() -> None:
+    code, out, _ = invoke("shapes", "layers=[100000, 100000, 10]")
+    assert code == 0
+    assert "100000 → 100000" in out
+    assert "10,001,100,010 (37.3 GiB in float32)" in out
+
+
+def test_validate_reports_each_file(write_config: Callable[..., Path]) -> None:
+    good = write_config("layers: [3, 2]\n", name="good.yaml")
+    bad = write_config("layers: [3, 0]\n", name="bad.yaml")
+    code, out, _ = invoke("validate", str(good), str(bad))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{good}: ok (good, layers 3 → 2)",
+        f"{bad}:1:13: layers[1]: must be >= 1, got 0",
+    ]
+    code, out, _ = invoke("validate", str(good), str(good.parent / "missing.yaml"))
+    assert code == 2
+    assert out.splitlines()[1] == f"{good.parent / 'missing.yaml'}: no such file"
+    assert invoke("validate", str(good))[0] == 0
+
+
+def test_version_and_help() -> None:
+    code, out, _ = invoke("--version")
+    assert code == 0
+    assert out.startswith("mlpcli 0.")
+    code, out, _ = invoke("--help")
+    assert code == 0
+    for command in ("run", "shapes", "validate"):
+        assert command in out
+
+
+# One row per error: arguments, exit code, the stderr line (a regex, after "mlpcli: error: ").
+ERRORS = [
+    (["run", "missing.yaml"], 2, r"missing\.yaml: no such file"),
+    (["run", "--bogus"], 2, r"No such option: --bogus \(see 'mlpcli run --help'\)"),
+    (["run", "-f", "xml"], 2, r"Invalid value for '--format' / '-f'"),
+    (["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),
+    (
+        ["run", "layer=[3,2]"],
+        2,
+        r"override 'layer=\[3,2\]': unknown key 'layer' \(did you mean 'layers'\?\)",
+    ),
+    (["run", "seed=x"], 2, r"override 'seed=x': seed: expected an integer, got string 'x'"),
+    (["run", "device=cuda:99"], 3, r"device: cuda:99 is not available here"),
+    (
+        ["run", TWO_LAYER, "device=cuda"],
+        3,
+        r"override 'device=cuda': device: cuda is not available",
+    ),
+    (["shapes", TWO_LAYER, TWO_LAYER], 2, r"shapes takes one CONFIG"),
+    (["shapes", "-f", "csv"], 2, r"Invalid value for '--format'"),
+    (["validate"], 2, r"Missing argument 'CONFIG\.\.\.'"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), ERRORS)
+def test_errors_are_one_line_with_the_documented_code(
+    args: list[str], code: int, message: str
+) -> None:
+    if code == 3 and torch.cuda.is_available() and "99" not in args[-1]:
+        pytest.skip("CUDA is available here")
+    exit_code, out, err = invoke(*args)
+    assert exit_code == code
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("mlpcli: error: ")
+    assert re.search(message, err), err
+
+
+def test_bad_config_file_names_file_line_and_field(write_config: Callable[..., Path]) -> None:
+    path = write_config("seed: 7\nlayers: [3, 2, 0]\n")
+    code, out, err = invoke("run", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"mlpcli: error: {path}:2:16: layers[2]: must be >= 1, got 0\n"
+
+
+def test_one_bad_config_stops_every_run_before_any_output(
+    write_config: Callable[..., Path],
+) -> None:
+    bad = write_config("layers: [3, 0]\n")
+    code, out, _ = invoke("run", TWO_LAYER, str(bad))
+    assert (code, out) == (2, "")
+
+
+def test_internal_error_asks_for_a_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpcli import network
+
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(network, "run", broken)
+    code, out, err = invoke("run")
+    assert (code, out) == (4, "")
+    assert err == (
+        "mlpcli: error: internal error (ZeroDivisionError: division by zero); "
+        "rerun with MLPCLI_DEBUG=1 and report the traceback\n"
+    )
+    code, _, err = invoke("run", env={"MLPCLI_DEBUG": "1"})
+    assert code == 4
+    assert "Traceback (most recent call last)" in err
+
+
+def test_interrupt_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpcli import network
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(network, "run", interrupted)
+    code, out, err = invoke("run")
+    assert (code, out, err) == (130, "", "mlpcli: error: interrupted\n")

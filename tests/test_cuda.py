@@ -1,0 +1,63 @@
+"""The CUDA path on a real GPU; every test here is skipped on a machine without one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlpcli import network
+from mlpcli.config import load
+from mlpcli.errors import UnavailableError
+
+from .conftest import CONFIGS
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+FLOAT32_NETWORKS = [
+    (CONFIGS / "two_layer.yaml", []),
+    (CONFIGS / "deep_relu.yaml", []),
+    (None, ["layers=[1024, 1024, 1024, 1024]", "batch=256", "activation=tanh", "init=xavier"]),
+    (None, ["layers=[64, 128, 10]", "batch=100", "activation=[gelu, softmax]", "bias=false"]),
+]
+
+
+@pytest.mark.parametrize(("path", "overrides"), FLOAT32_NETWORKS)
+def test_cpu_and_cuda_agree_to_float32_rounding(path: object, overrides: list[str]) -> None:
+    cpu = network.run(load(path, [*overrides, "device=cpu"]))  # type: ignore[arg-type]
+    cuda = network.run(load(path, [*overrides, "device=cuda"]))  # type: ignore[arg-type]
+    assert cuda.device.startswith("cuda")
+    assert {t.device for t in cuda.tensors} == {cuda.device}
+    torch.testing.assert_close(cuda.output, cpu.output, rtol=1e-5, atol=1e-6)
+
+
+def test_the_notebook_value_on_cuda() -> None:
+    output = network.run(load(None, ["device=cuda"])).output
+    assert isinstance(output, torch.Tensor)
+    assert output.item() == pytest.approx(0.3170831501483917, abs=1e-7)
+
+
+def test_auto_picks_cuda() -> None:
+    assert network.resolve_device(load(None, ["device=auto"])).type == "cuda"
+
+
+def test_weights_on_cuda_are_the_cpu_draw() -> None:
+    config = load(None, ["layers=[32, 16, 8]", "device=cuda", "dtype=bfloat16"])
+    built = network.build(config, network.resolve_device(config))
+    features, weights, _ = network.draw(config)
+    assert torch.equal(built.weights[0].cpu(), weights[0].to(torch.bfloat16))
+    assert torch.equal(built.features.cpu(), features.to(torch.bfloat16))
+
+
+def test_device_beyond_the_count_is_unavailable() -> None:
+    index = torch.cuda.device_count()
+    with pytest.raises(UnavailableError, match=f"cuda:{index} is not available here"):
+        network.resolve_device(load(None, [f"device=cuda:{index}"]))
+
+
+def test_no_tf32() -> None:
+    network.run(load(None, ["device=cuda"]))
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert not torch.backends.cuda.matmul.allow_tf32

@@ -1,0 +1,54 @@
+"""Table output rendered at a fixed width against files in tests/golden (`--overwrite-golden`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console, RenderableType
+
+from mlpcli import network, render
+from mlpcli.config import load
+from mlpcli.shapes import shapes
+
+from .conftest import CONFIGS
+
+GOLDEN = Path(__file__).parent / "golden"
+WIDTH = 100
+
+
+def rendered(renderable: RenderableType) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=WIDTH, color_system=None, highlight=False).print(renderable)
+    return buffer.getvalue()
+
+
+def check(name: str, text: str, overwrite: bool) -> None:
+    path = GOLDEN / f"{name}.txt"
+    if overwrite:
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing: run pytest --overwrite-golden"
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("run_two_layer", []), ("run_deep_relu_cut", ["device=cpu"])],
+)
+def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> None:
+    path = CONFIGS / ("two_layer.yaml" if "two_layer" in name else "deep_relu.yaml")
+    table, cut = render.run_table(network.run(load(path, overrides)), full=False, width=WIDTH)
+    check(name, rendered(table) + (f"note: {cut}\n" if cut else ""), overwrite_golden)
+
+
+@pytest.mark.parametrize("config", ["two_layer", "large_bf16"])
+def test_shapes_table(config: str, overwrite_golden: bool) -> None:
+    report = shapes(load(CONFIGS / f"{config}.yaml"))
+    check(f"shapes_{config}", rendered(render.shapes_table(report)), overwrite_golden)
+
+
+def test_markup_in_a_name_prints_literally() -> None:
+    config = load(None, ["name='[red]x[/]'"])
+    text = rendered(render.shapes_table(shapes(config)))
+    assert text.startswith("[red]x[/]  layers 3 → 2 → 1")

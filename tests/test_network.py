@@ -1,0 +1,189 @@
+"""The network of SPEC section 2 against the independent reference in `reference.py`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlpcli import network
+from mlpcli.config import Activation, Config, load
+from mlpcli.errors import ExitCode, UnavailableError
+from mlpcli.shapes import tensor_shapes
+
+from . import reference
+
+
+def output_of(config: Config) -> torch.Tensor:
+    """The output of a run, as the tensor it is at run time."""
+    output = network.run(config).output
+    assert isinstance(output, torch.Tensor)
+    return output
+
+
+def test_notebook_output_exactly() -> None:
+    result = network.run(load(None))
+    assert result.output.tolist() == [[0.3170831501483917]]
+    assert round(result.output.tolist()[0][0], 4) == 0.3171  # what the notebook prints
+
+
+def test_notebook_computed_the_notebooks_way() -> None:
+    torch.manual_seed(7)
+    features = torch.randn((1, 3))
+    W1, W2 = torch.randn(3, 2), torch.randn(2, 1)
+    B1, B2 = torch.randn((1, 2)), torch.randn((1, 1))
+
+    def activation(x: torch.Tensor) -> torch.Tensor:
+        return 1 / (1 + torch.exp(-x))
+
+    h = activation(torch.mm(features, W1) + B1)
+    output = activation(torch.mm(h, W2) + B2)
+    assert output_of(load(None)).item() == pytest.approx(output.item(), abs=1e-6)
+
+
+DRAWS = [
+    ([3, 2, 1], 1, True, "normal", 7),
+    ([5, 4, 3, 2], 6, True, "normal", 0),
+    ([20, 17, 9], 33, False, "normal", 123456789),
+    ([8, 16, 4], 3, True, "xavier", 5),
+    ([8, 16, 4], 3, True, "kaiming", 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize(("layers", "batch", "bias", "init", "seed"), DRAWS)
+def test_draw_order_matches_reference(
+    layers: list[int], batch: int, bias: bool, init: str, seed: int
+) -> None:
+    overrides = [f"layers={layers}", f"batch={batch}", f"bias={str(bias).lower()}", f"init={init}"]
+    features, weights, biases = network.draw(load(None, [*overrides, f"seed={seed}"]))
+    ref_features, ref_weights, ref_biases = reference.draw(
+        seed, layers, batch, bias=bias, init=init
+    )
+    assert torch.equal(features, ref_features)
+    assert (len(weights), len(biases)) == (len(ref_weights), len(ref_biases))
+    for got, expected in zip([*weights, *biases], [*ref_weights, *ref_biases], strict=True):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(("layers", "batch", "bias", "init", "seed"), DRAWS)
+def test_forward_matches_reference(
+    layers: list[int], batch: int, bias: bool, init: str, seed: int
+) -> None:
+    overrides = [f"layers={layers}", f"batch={batch}", f"bias={str(bias).lower()}", f"init={init}"]
+    config = load(None, [*overrides, f"seed={seed}", "activation=tanh"])
+    expected = reference.forward(
+        *reference.draw(seed, layers, batch, bias=bias, init=init), ["tanh"] * (len(layers) - 1)
+    )
+    torch.testing.assert_close(network.run(config).output, expected)
+
+
+@pytest.mark.parametrize("activation", list(Activation))
+def test_every_activation_against_torch(activation: Activation) -> None:
+    layers, batch = [6, 9, 5], 4
+    config = load(
+        None, [f"layers={layers}", f"batch={batch}", f"activation={activation}", "seed=3"]
+    )
+    expected = reference.forward(*reference.draw(3, layers, batch), [activation.value] * 2)
+    torch.testing.assert_close(network.run(config).output, expected)
+
+
+def test_mixed_activations_apply_per_layer() -> None:
+    config = load(
+        None, ["layers=[4, 6, 5, 3]", "activation=[relu, gelu, softmax]", "batch=5", "seed=0"]
+    )
+    expected = reference.forward(*reference.draw(0, [4, 6, 5, 3], 5), ["relu", "gelu", "softmax"])
+    output = output_of(config)
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(output.sum(dim=-1), torch.ones(5))
+
+
+def test_network_does_not_depend_on_batch_dtype_or_device() -> None:
+    small = network.draw(load(None, ["layers=[7, 5, 3]", "batch=1"]))
+    large = network.draw(
+        load(None, ["layers=[7, 5, 3]", "batch=40", "dtype=float64", "device=auto"])
+    )
+    assert torch.equal(small[0][0], large[0][0])
+    for got, expected in zip([*small[1], *small[2]], [*large[1], *large[2]], strict=True):
+        assert torch.equal(got, expected)
+
+
+def test_row_zero_of_the_output_does_not_depend_on_batch() -> None:
+    one = network.run(load(None, ["layers=[16, 32, 4]", "batch=1"])).output
+    many = network.run(load(None, ["layers=[16, 32, 4]", "batch=64"])).output
+    torch.testing.assert_close(many[:1], one)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tolerance"),
+    [("float32", 1e-6), ("float64", 1e-6), ("float16", 2e-3), ("bfloat16", 2e-2)],
+)
+def test_dtypes_cast_after_the_float32_draw(dtype: str, tolerance: float) -> None:
+    config = load(None, ["layers=[8, 6, 3]", "batch=4", f"dtype={dtype}", "seed=0"])
+    result = network.run(config)
+    assert {t.dtype for t in result.tensors} == {dtype}
+    expected = reference.forward(*reference.draw(0, [8, 6, 3], 4), ["sigmoid"] * 2)
+    output = result.output
+    assert isinstance(output, torch.Tensor)
+    torch.testing.assert_close(output.double(), expected.double(), rtol=0, atol=tolerance)
+
+
+def test_built_tensors_have_the_predicted_names_and_shapes() -> None:
+    config = load(None, ["layers=[5, 4, 3, 2]", "batch=6"])
+    result = network.run(config)
+    assert [(t.name, t.shape) for t in result.tensors] == [
+        (t.name, t.shape) for t in tensor_shapes(config)
+    ]
+    assert {t.device for t in result.tensors} == {"cpu"}
+
+
+def test_nonfinite_outputs_are_counted() -> None:
+    config = load(None, ["layers=[4, 3]", "activation=identity", "dtype=float16", "init=normal"])
+    assert network.run(config).nonfinite == 0
+    huge = network.Network(
+        features=torch.full((1, 2), 6e4, dtype=torch.float16),
+        weights=(torch.full((2, 1), 10.0, dtype=torch.float16),),
+        biases=(),
+        activations=(Activation.IDENTITY,),
+    )
+    assert torch.isinf(list(network.forward(huge))[-1]).all()
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+
+def test_auto_runs_on_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert network.resolve_device(load(None, ["device=auto"])) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("device", "cuda_version", "count", "message"),
+    [
+        ("cuda", None, 0, "torch .* was built without CUDA"),
+        ("cuda:0", "12.4", 0, "no CUDA device is visible"),
+        ("cuda:3", "12.4", 2, r"this machine has 2 CUDA device\(s\), cuda:0..1"),
+    ],
+)
+def test_missing_cuda_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, device: str, cuda_version: str | None, count: int, message: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.version, "cuda", cuda_version)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(
+        UnavailableError,
+        match=f"^override 'device={device}': device: {device} is not available here: {message}",
+    ) as caught:
+        network.resolve_device(load(None, [f"device={device}"]))
+    assert caught.value.exit_code == ExitCode.UNAVAILABLE
+
+
+def test_out_of_memory_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def build(*_: object) -> network.Network:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB\nmore detail")
+
+    monkeypatch.setattr(network, "build", build)
+    with pytest.raises(
+        UnavailableError,
+        match=r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 40\.00 GiB$",
+    ):
+        network.run(load(None))

@@ -1,0 +1,84 @@
+"""The installed `mlpcli` as a user's shell runs it: real processes, real files, real pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import CONFIGS, ROOT
+
+TWO_LAYER = str(CONFIGS / "two_layer.yaml")
+
+
+def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**environment, **(env or {})}, timeout=120
+    )
+
+
+def test_installed_script_runs_the_notebook(mlpcli_script: str) -> None:
+    done = run(mlpcli_script, "run", TWO_LAYER)
+    assert done.returncode == 0, done.stderr
+    assert "0.3171" in done.stdout
+    assert "\x1b[" not in done.stdout  # piped: no ANSI escape codes
+    done = run(mlpcli_script, "run", TWO_LAYER, "--format", "json")
+    assert json.loads(done.stdout)["output"] == [[0.3170831501483917]]
+
+
+def test_python_dash_m(mlpcli_script: str) -> None:
+    done = run(sys.executable, "-m", "mlpcli", "shapes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total_params"] == 11
+
+
+def test_error_is_one_line_and_no_traceback(mlpcli_script: str, tmp_path: object) -> None:
+    done = run(mlpcli_script, "run", "missing.yaml")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "mlpcli: error: missing.yaml: no such file\n"
+    done = run(mlpcli_script, "run", "device=cuda:7")
+    assert done.returncode == 3
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_no_color_even_when_forced_to_a_terminal(mlpcli_script: str) -> None:
+    forced = run(mlpcli_script, "shapes", env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in forced.stdout  # the control: Rich styles when it believes it has a terminal
+    plain = run(mlpcli_script, "shapes", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.stdout
+
+
+PROBE = """
+import atexit, sys
+atexit.register(lambda: print("torch imported:", "torch" in sys.modules, file=sys.stderr))
+from mlpcli.cli import main
+sys.argv = ["mlpcli", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "imports_torch"),
+    [
+        (["--help"], False),
+        (["run", "--help"], False),
+        (["shapes", TWO_LAYER], False),
+        (["shapes", "layers=[100000, 100000, 10]", "-f", "json"], False),
+        (["validate", *map(str, sorted(CONFIGS.glob("*.yaml")))], False),
+        (["run", "missing.yaml"], False),
+        (["run", TWO_LAYER], True),  # the control: the probe does see torch when it is imported
+    ],
+)
+def test_fast_commands_never_import_torch(args: list[str], imports_torch: bool) -> None:
+    done = run(sys.executable, "-c", PROBE, *args)
+    assert f"torch imported: {imports_torch}" in done.stderr, done.stderr
+
+
+def test_package_metadata_names_the_console_script() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'mlpcli = "mlpcli.cli:main"' in text
