@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -82,3 +84,21 @@ def test_fast_commands_never_import_torch(args: list[str], imports_torch: bool) 
 def test_package_metadata_names_the_console_script() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert 'mlpcli = "mlpcli.cli:main"' in text
+
+
+def test_ctrl_c_mid_run_exits_130_with_one_line(mlpcli_script: str) -> None:
+    big = ["layers=[4096, 4096, 4096, 4096, 4096]", "batch=20000", "--format", "json"]
+    process = subprocess.Popen(
+        [mlpcli_script, "run", *big], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)  # well into drawing or multiplying: either takes longer than this here
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (130, "mlpcli: error: interrupted\n")
+
+
+def test_closed_pipe_ends_quietly(mlpcli_script: str) -> None:
+    shell = f"'{mlpcli_script}' run batch=100000 --format csv | head -1"
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert done.stdout == "output_0\n"
+    assert done.stderr == ""
