@@ -243,3 +243,10 @@ def test_interrupt_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(network, "run", interrupted)
     code, out, err = invoke("run")
     assert (code, out, err) == (130, "", "mlpcli: error: interrupted\n")
+
+
+def test_bare_command_shows_help_and_no_error_line() -> None:
+    code, out, err = invoke()
+    assert code == 2
+    assert "Usage: mlpcli" in out + err
+    assert "error" not in err

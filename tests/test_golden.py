@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-from rich.console import Console, RenderableType
 
 from mlpcli import network, render
 from mlpcli.config import load
 from mlpcli.shapes import shapes
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, rendered
 
 GOLDEN = Path(__file__).parent / "golden"
 WIDTH = 100
-
-
-def rendered(renderable: RenderableType) -> str:
-    buffer = io.StringIO()
-    Console(file=buffer, width=WIDTH, color_system=None, highlight=False).print(renderable)
-    return buffer.getvalue()
 
 
 def check(name: str, text: str, overwrite: bool) -> None:
@@ -39,13 +31,13 @@ def check(name: str, text: str, overwrite: bool) -> None:
 def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> None:
     path = CONFIGS / ("two_layer.yaml" if "two_layer" in name else "deep_relu.yaml")
     table, cut = render.run_table(network.run(load(path, overrides)), full=False, width=WIDTH)
-    check(name, rendered(table) + (f"note: {cut}\n" if cut else ""), overwrite_golden)
+    check(name, rendered(table, WIDTH) + (f"note: {cut}\n" if cut else ""), overwrite_golden)
 
 
 @pytest.mark.parametrize("config", ["two_layer", "large_bf16"])
 def test_shapes_table(config: str, overwrite_golden: bool) -> None:
     report = shapes(load(CONFIGS / f"{config}.yaml"))
-    check(f"shapes_{config}", rendered(render.shapes_table(report)), overwrite_golden)
+    check(f"shapes_{config}", rendered(render.shapes_table(report), WIDTH), overwrite_golden)
 
 
 def test_markup_in_a_name_prints_literally() -> None:

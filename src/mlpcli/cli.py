@@ -60,7 +60,8 @@ def _exit_code(invoke: Any) -> int:
         return int(error.exit_code)
     except typer.TyperException as error:  # Click's usage errors: bad option, missing argument
         hint = getattr(getattr(error, "ctx", None), "command_path", "mlpcli")
-        _error(f"{error.format_message()} (see '{hint} --help')")
+        if error.format_message():  # empty when Click showed the help for a bare `mlpcli`
+            _error(f"{error.format_message()} (see '{hint} --help')")
         return int(ExitCode.USAGE)
     except typer.Abort:
         _error("aborted")
@@ -90,7 +91,6 @@ def _error(message: str) -> None:
 app = typer.Typer(
     cls=_Group,
     name="mlpcli",
-    help="Build and run feed-forward networks declared in YAML, on the CPU or a CUDA GPU.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
@@ -99,7 +99,7 @@ app = typer.Typer(
 ArgsArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[CONFIG]... [KEY=VALUE]...",
+        metavar="CONFIG|KEY=VALUE",
         help="Config files (none: the built-in notebook network) and overrides such as seed=3.",
         show_default=False,
     ),

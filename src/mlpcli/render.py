@@ -46,22 +46,20 @@ def shape_text(shape: Sequence[int]) -> str:
 
 def byte_size(count: int) -> str:
     """`44 B`, `1.5 KiB`, `2.0 GiB`: binary units, one decimal."""
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    if count < 1024:
+        return f"{count} B"
+    power = min(4, (count.bit_length() - 1) // 10)  # 1 KiB, 2 MiB, 3 GiB, 4 TiB
+    return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[power - 1]}"
 
 
 def count_text(count: int) -> str:
-    """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then 4 significant digits."""
+    """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
     if count < 10**6:
         return f"{count:,}"
-    for power, unit in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M")):
-        if count >= 10**power:
-            return f"{count / 10**power:.2f} {unit}"
-    raise AssertionError("unreachable")
+    power, unit = next(
+        (p, u) for p, u in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M")) if count >= 10**p
+    )
+    return f"{count / 10**power:.2f} {unit}"
 
 
 # --- run -------------------------------------------------------------------------------------

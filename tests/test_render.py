@@ -1,0 +1,70 @@
+"""Formatting helpers and the JSON/CSV writers, on hand-made results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mlpcli import render
+from mlpcli.config import load
+from mlpcli.results import RunResult, TensorInfo
+
+from .conftest import rendered
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(0, "0 B"), (44, "44 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * 2**30, "3.0 GiB"),
+     (5 * 2**40, "5.0 TiB"), (2**52, "4096.0 TiB")],
+)  # fmt: skip
+def test_byte_size(count: int, text: str) -> None:
+    assert render.byte_size(count) == text
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(22, "22"), (999_999, "999,999"), (10**6, "1.00 M"), (67_117_056, "67.12 M"),
+     (2_199_258_136_576, "2.20 T")],
+)  # fmt: skip
+def test_count_text(count: int, text: str) -> None:
+    assert render.count_text(count) == text
+
+
+def test_shape_text() -> None:
+    assert [render.shape_text(s) for s in [(1, 3), (5,), ()]] == ["(1, 3)", "(5,)", "()"]
+
+
+def result_with(output: torch.Tensor) -> RunResult:
+    rows, columns = output.shape
+    return RunResult(
+        config=load(None, [f"layers=[3, {columns}]", f"batch={rows}"]),
+        device="cpu",
+        tensors=(TensorInfo("output", (rows, columns), "float32", "cpu"),),
+        output=output,
+        nonfinite=int((~torch.isfinite(output)).sum()),
+        build_ms=1.0,
+        forward_ms=2.0,
+    )
+
+
+def test_json_is_strict_with_nonfinite_values_as_null() -> None:
+    line = render.run_json(result_with(torch.tensor([[1.5, float("nan")], [float("inf"), -2.0]])))
+    assert line.count("\n") == 1
+    assert line.endswith("\n")
+    data = json.loads(line, parse_constant=lambda token: pytest.fail(f"non-JSON token {token}"))
+    assert data["output"] == [[1.5, None], [None, -2.0]]
+    assert data["nonfinite"] == 2
+    assert data["timing_ms"] == {"build": 1.0, "forward": 2.0}
+
+
+def test_csv_is_full_precision() -> None:
+    text = render.run_csv(result_with(torch.tensor([[0.1, 1e-30]], dtype=torch.float64)))
+    assert text == "output_0,output_1\n0.1,1e-30\n"
+
+
+def test_table_switches_to_scientific_for_tiny_values() -> None:
+    table, cut = render.run_table(result_with(torch.tensor([[1e-6, 2e-7]])), full=False, width=80)
+    assert cut is None
+    assert "1.0000e-06" in rendered(table)
