@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlpcli import network
+from mlpcli import devices, network
 from mlpcli.config import Activation, Config, load
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.shapes import tensor_shapes
@@ -14,10 +14,8 @@ from . import reference
 
 
 def output_of(config: Config) -> torch.Tensor:
-    """The output of a run, as the tensor it is at run time."""
-    output = network.run(config).output
-    assert isinstance(output, torch.Tensor)
-    return output
+    """The output of a run, as a tensor for torch.testing."""
+    return torch.from_numpy(network.run(config).output)
 
 
 def test_notebook_output_exactly() -> None:
@@ -73,7 +71,7 @@ def test_forward_matches_reference(
     expected = reference.forward(
         *reference.draw(seed, layers, batch, bias=bias, init=init), ["tanh"] * (len(layers) - 1)
     )
-    torch.testing.assert_close(network.run(config).output, expected)
+    torch.testing.assert_close(output_of(config), expected)
 
 
 @pytest.mark.parametrize("activation", list(Activation))
@@ -83,7 +81,7 @@ def test_every_activation_against_torch(activation: Activation) -> None:
         None, [f"layers={layers}", f"batch={batch}", f"activation={activation}", "seed=3"]
     )
     expected = reference.forward(*reference.draw(3, layers, batch), [activation.value] * 2)
-    torch.testing.assert_close(network.run(config).output, expected)
+    torch.testing.assert_close(output_of(config), expected)
 
 
 def test_mixed_activations_apply_per_layer() -> None:
@@ -107,8 +105,8 @@ def test_network_does_not_depend_on_batch_dtype_or_device() -> None:
 
 
 def test_row_zero_of_the_output_does_not_depend_on_batch() -> None:
-    one = network.run(load(None, ["layers=[16, 32, 4]", "batch=1"])).output
-    many = network.run(load(None, ["layers=[16, 32, 4]", "batch=64"])).output
+    one = output_of(load(None, ["layers=[16, 32, 4]", "batch=1"]))
+    many = output_of(load(None, ["layers=[16, 32, 4]", "batch=64"]))
     torch.testing.assert_close(many[:1], one)
 
 
@@ -121,9 +119,8 @@ def test_dtypes_cast_after_the_float32_draw(dtype: str, tolerance: float) -> Non
     result = network.run(config)
     assert {t.dtype for t in result.tensors} == {dtype}
     expected = reference.forward(*reference.draw(0, [8, 6, 3], 4), ["sigmoid"] * 2)
-    output = result.output
-    assert isinstance(output, torch.Tensor)
-    torch.testing.assert_close(output.double(), expected.double(), rtol=0, atol=tolerance)
+    output = torch.from_numpy(result.output).double()
+    torch.testing.assert_close(output, expected.double(), rtol=0, atol=tolerance)
 
 
 def test_built_tensors_have_the_predicted_names_and_shapes() -> None:
@@ -152,7 +149,7 @@ def test_nonfinite_outputs_are_counted() -> None:
 
 def test_auto_runs_on_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert network.resolve_device(load(None, ["device=auto"])) == torch.device("cpu")
+    assert devices.resolve(load(None, ["device=auto"])) == torch.device("cpu")
 
 
 @pytest.mark.parametrize(
@@ -173,7 +170,7 @@ def test_missing_cuda_is_unavailable(
         UnavailableError,
         match=f"^override 'device={device}': device: {device} is not available here: {message}",
     ) as caught:
-        network.resolve_device(load(None, [f"device={device}"]))
+        devices.resolve(load(None, [f"device={device}"]))
     assert caught.value.exit_code == ExitCode.UNAVAILABLE
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-import torch
 
-from mlpcli import render
+from mlpcli import records, render
 from mlpcli.config import load
 from mlpcli.results import RunResult, TensorInfo
 
@@ -36,21 +36,23 @@ def test_shape_text() -> None:
     assert [render.shape_text(s) for s in [(1, 3), (5,), ()]] == ["(1, 3)", "(5,)", "()"]
 
 
-def result_with(output: torch.Tensor) -> RunResult:
+def result_with(output: np.ndarray) -> RunResult:
     rows, columns = output.shape
     return RunResult(
         config=load(None, [f"layers=[3, {columns}]", f"batch={rows}"]),
         device="cpu",
         tensors=(TensorInfo("output", (rows, columns), "float32", "cpu"),),
         output=output,
-        nonfinite=int((~torch.isfinite(output)).sum()),
+        nonfinite=int((~np.isfinite(output)).sum()),
         build_ms=1.0,
         forward_ms=2.0,
     )
 
 
 def test_json_is_strict_with_nonfinite_values_as_null() -> None:
-    line = render.run_json(result_with(torch.tensor([[1.5, float("nan")], [float("inf"), -2.0]])))
+    line = records.json_line(
+        records.run_record(result_with(np.array([[1.5, np.nan], [np.inf, -2.0]])))
+    )
     assert line.count("\n") == 1
     assert line.endswith("\n")
     data = json.loads(line, parse_constant=lambda token: pytest.fail(f"non-JSON token {token}"))
@@ -60,11 +62,11 @@ def test_json_is_strict_with_nonfinite_values_as_null() -> None:
 
 
 def test_csv_is_full_precision() -> None:
-    text = render.run_csv(result_with(torch.tensor([[0.1, 1e-30]], dtype=torch.float64)))
+    text = records.run_csv([result_with(np.array([[0.1, 1e-30]]))])
     assert text == "output_0,output_1\n0.1,1e-30\n"
 
 
 def test_table_switches_to_scientific_for_tiny_values() -> None:
-    table, cut = render.run_table(result_with(torch.tensor([[1e-6, 2e-7]])), full=False, width=80)
+    table, cut = render.run_table(result_with(np.array([[1e-6, 2e-7]])), full=False, width=80)
     assert cut is None
     assert "1.0000e-06" in rendered(table)

@@ -1,35 +1,20 @@
-"""The `mlpcli` command line: parsing, and the one place where errors become exit codes."""
+"""The `mlpcli` application: its commands, and the one place where errors become exit codes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from mlpcli import __version__, config, render, shapes
-from mlpcli.errors import ExitCode, MlpcliError, UsageError
-
-
-class Format(StrEnum):
-    """How `run` writes its results."""
-
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-
-
-class ShapesFormat(StrEnum):
-    """How `shapes` writes its results."""
-
-    TABLE = "table"
-    JSON = "json"
+from mlpcli import __version__
+from mlpcli.commands import compare, config, env, run, shapes, validate
+from mlpcli.errors import ExitCode, MlpcliError
 
 
 class _Group(TyperGroup):
@@ -44,28 +29,30 @@ class _Group(TyperGroup):
         **extra: Any,
     ) -> Any:
         code = _exit_code(
-            lambda: super(_Group, self).main(args, prog_name, complete_var, False, **extra)
+            lambda: TyperGroup.main(self, args, prog_name, complete_var, False, **extra)
         )
         if not standalone_mode:
             return code
         sys.exit(code)
 
 
-def _exit_code(invoke: Any) -> int:
+def _exit_code(invoke: Callable[[], Any]) -> int:
     """Call `invoke` (Typer in non-standalone mode); print one line for any error it raises."""
     try:
         returned = invoke()
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except MlpcliError as error:
-        _error(str(error))
+        for line in error.lines():
+            _error(line)
         return int(error.exit_code)
     except typer.TyperException as error:  # Click's usage errors: bad option, missing argument
         hint = getattr(getattr(error, "ctx", None), "command_path", "mlpcli")
         if error.format_message():  # empty when Click showed the help for a bare `mlpcli`
             _error(f"{error.format_message()} (see '{hint} --help')")
         return int(ExitCode.USAGE)
-    except typer.Abort:
-        _error("aborted")
-        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader went away (`| head`): end quietly, as `cat` would
+        _silence_stdout()
+        return int(ExitCode.OK)
     except KeyboardInterrupt:
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
@@ -88,6 +75,13 @@ def _error(message: str) -> None:
     print(f"mlpcli: error: {one_line}", file=sys.stderr)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 app = typer.Typer(
     cls=_Group,
     name="mlpcli",
@@ -95,15 +89,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
-
-ArgsArgument = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="CONFIG|KEY=VALUE",
-        help="Config files (none: the built-in notebook network) and overrides such as seed=3.",
-        show_default=False,
-    ),
-]
+app.command()(run.run)
+app.command()(shapes.shapes)
+app.command()(validate.validate)
+app.add_typer(config.app)
+app.command()(compare.compare)
+app.command()(env.env)
 
 
 def _version(value: bool) -> None:
@@ -123,88 +114,6 @@ def _main(
     Exit codes: 0 success, 1 a check said no, 2 invalid input, 3 not possible here
     (device, memory), 4 internal error, 130 interrupted.
     """
-
-
-def _split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:
-    """Config paths (or [None] for the built-in default) and KEY=VALUE overrides."""
-    arguments = arguments or []
-    overrides = [a for a in arguments if config.is_override(a)]
-    paths: list[Path | None] = [Path(a) for a in arguments if not config.is_override(a)]
-    return paths or [None], overrides
-
-
-@app.command()
-def run(
-    arguments: ArgsArgument = None,
-    output_format: Annotated[
-        Format,
-        typer.Option("--format", "-f", help="table (Rich), json (one line per network), csv."),
-    ] = Format.TABLE,
-    full: Annotated[
-        bool, typer.Option("--full", help="Show every output value in the table.")
-    ] = False,
-) -> None:
-    """Build each network from its seed and run the forward pass; show tensors and outputs."""
-    paths, overrides = _split(arguments)
-    configs = [config.load(path, overrides) for path in paths]
-    from mlpcli import network  # torch: only once the configs are known to be valid
-
-    results = [network.run(c) for c in configs]
-    console = render.stdout_console()
-    for index, result in enumerate(results):
-        if result.nonfinite:
-            render.note(
-                f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
-            )
-        if output_format is Format.JSON:
-            sys.stdout.write(render.run_json(result))
-        elif output_format is Format.CSV:
-            sys.stdout.write(render.run_csv(result))
-        else:
-            table, cut = render.run_table(result, full=full, width=console.width)
-            if index:
-                console.print()
-            console.print(table)
-            if cut:
-                render.note(cut)
-
-
-@app.command("shapes")
-def shapes_command(
-    arguments: ArgsArgument = None,
-    output_format: Annotated[
-        ShapesFormat, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
-    ] = ShapesFormat.TABLE,
-) -> None:
-    """Per-layer shapes, parameters, memory and FLOPs, computed without building anything."""
-    paths, overrides = _split(arguments)
-    if len(paths) > 1:
-        raise UsageError("shapes takes one CONFIG; run it once per file")
-    report = shapes.shapes(config.load(paths[0], overrides))
-    if output_format is ShapesFormat.JSON:
-        sys.stdout.write(render.shapes_json(report))
-    else:
-        render.stdout_console().print(render.shapes_table(report))
-
-
-@app.command()
-def validate(
-    paths: Annotated[
-        list[Path], typer.Argument(metavar="CONFIG...", help="Config files to check.")
-    ],
-) -> None:
-    """Check config files: one line per file, exit 1 if any is invalid (2 if one is unreadable)."""
-    worst = ExitCode.OK
-    for path in paths:
-        try:
-            print(render.valid_line(str(path), config.load(path)))
-        except MlpcliError as error:
-            print(error)
-            worst = max(
-                worst, ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.CHECK_FAILED
-            )
-    if worst:
-        raise typer.Exit(worst)
 
 
 def main() -> None:

@@ -70,7 +70,9 @@ layers: [3, 2, 1]
 activation: sigmoid
 device: cpu
 """
-_DEVICE = re.compile(r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?")
+DEVICE_PATTERN = r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?"
+ENV_DEVICE = "MLPCLI_DEVICE"  # the environment variable that overrides every config's device
+_DEVICE = re.compile(DEVICE_PATTERN)
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _TAG = "tag:yaml.org,2002:"
@@ -88,6 +90,7 @@ _ALIASES = {
     "none": "identity",
     "swish": "silu",
     "logistic": "sigmoid",
+    "gpu": "cuda",
 }
 
 
@@ -142,15 +145,39 @@ class _Entry:
         return Location(self.source, mark.line + 1, mark.column + 1)
 
 
-def load(path: Path | None, overrides: Sequence[str] = ()) -> Config:
-    """Read and validate the config at `path` (the built-in default when None), then overrides."""
+def load(
+    path: Path | None, overrides: Sequence[str] = (), *, env_device: str | None = None
+) -> Config:
+    """Read and validate the config at `path` (the built-in default when None).
+
+    Precedence, highest first: `overrides` (KEY=VALUE), `env_device` (the value of
+    MLPCLI_DEVICE, when set and not empty), the file, the defaults.
+    """
     if path is None:
         source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
     else:
         source, text, stem = str(path), read_text(path), path.stem
     entries = _entries(_compose(text, source), source)
+    if env_device:
+        entries["device"] = _string_entry(env_device, f"environment {ENV_DEVICE}={env_device}")
     entries.update(parse_overrides(overrides))
     return _validate(entries, source, stem)
+
+
+def parse_device(text: str, source: str) -> str:
+    """A device name (`cpu`, `cuda`, `cuda:N`, `auto`) given outside a config file."""
+    return _device(_string_entry(text, source))
+
+
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML that `load` reads back to an equal config."""
+    return yaml.safe_dump(
+        config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True
+    )
+
+
+def _string_entry(text: str, source: str) -> _Entry:
+    return _Entry(yaml.ScalarNode(_TAG + "str", text), source, in_file=False)
 
 
 def read_text(path: Path) -> str:

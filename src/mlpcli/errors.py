@@ -38,6 +38,10 @@ class MlpcliError(Exception):
 
     exit_code = ExitCode.USAGE
 
+    def lines(self) -> list[str]:
+        """What to print: one line, or one per failed check."""
+        return [str(self)]
+
 
 class UsageError(MlpcliError):
     """Bad arguments, or a file that cannot be read."""
@@ -52,6 +56,19 @@ class ConfigError(MlpcliError):
         self.message = message
         where = f"{location}: {field}: " if field else f"{location}: "
         super().__init__(where + message)
+
+
+class CheckFailedError(MlpcliError):
+    """A check the user asked for said no (`--expect`, `compare`): one line per failure."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(failures))
+
+    def lines(self) -> list[str]:
+        return self.failures
 
 
 class UnavailableError(MlpcliError):

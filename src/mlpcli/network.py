@@ -1,19 +1,27 @@
-"""The only torch module: device resolution, the seeded draw and the forward pass (SPEC 2)."""
+"""The network, with torch: the seeded draw, the forward pass, runs and device comparisons.
+
+SPEC section 2 is the contract: one CPU generator, one draw order, then cast and move.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlpcli import devices
+from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Activation, Config, DType, Init
 from mlpcli.errors import UnavailableError
-from mlpcli.results import RunResult, TensorInfo
+from mlpcli.results import CompareReport, RunResult, TensorDiff, TensorInfo
 
 TORCH_DTYPES = {
     DType.FLOAT32: torch.float32,
@@ -46,27 +54,11 @@ class Network:
     biases: tuple[torch.Tensor, ...]  # Bi: (1, ni); empty without bias
     activations: tuple[Activation, ...]
 
-
-def resolve_device(config: Config) -> torch.device:
-    """The torch device for `config.device`; UnavailableError when it is not here."""
-    spec = config.device
-    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if spec == "auto":
-        return torch.device("cuda", torch.cuda.current_device())
-    where = f"{config.where('device')}: device: {spec} is not available here"
-    if torch.version.cuda is None:
-        raise UnavailableError(f"{where}: torch {torch.__version__} was built without CUDA")
-    count = torch.cuda.device_count()
-    if count == 0:
-        raise UnavailableError(f"{where}: no CUDA device is visible")
-    device = torch.device(spec)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index >= count:
-        raise UnavailableError(
-            f"{where}: this machine has {count} CUDA device(s), cuda:0..{count - 1}"
-        )
-    return torch.device("cuda", index)
+    def named(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """features, W1.., B1.., in the notebook's order."""
+        yield "features", self.features
+        yield from ((f"W{i}", W) for i, W in enumerate(self.weights, 1))
+        yield from ((f"B{i}", B) for i, B in enumerate(self.biases, 1))
 
 
 def draw(config: Config) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -75,9 +67,7 @@ def draw(config: Config) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.T
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     features = torch.empty(config.batch, sizes[0])
     torch.randn(1, sizes[0], generator=generator, out=features[:1])
-    weights = [
-        torch.randn(n_in, n_out, generator=generator) for n_in, n_out in itertools.pairwise(sizes)
-    ]
+    weights = [torch.randn(*pair, generator=generator) for pair in itertools.pairwise(sizes)]
     biases = [torch.randn(1, n, generator=generator) for n in sizes[1:]] if config.bias else []
     torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
     for W, (n_in, n_out) in zip(weights, itertools.pairwise(sizes), strict=True):
@@ -116,40 +106,71 @@ def forward(network: Network) -> Iterator[torch.Tensor]:
 def run(config: Config) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError."""
     torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
-    device = resolve_device(config)
-    try:
+    device = devices.resolve(config)
+    with _memory_errors(device):
         start = time.perf_counter()
         network = build(config, device)
-        _synchronize(device)
+        devices.synchronize(device)
         built = time.perf_counter()
         layers: list[TensorInfo] = []
         output = network.features
         for i, output in enumerate(forward(network), 1):
             layers.append(_info(f"h{i}", output))
-        _synchronize(device)
+        devices.synchronize(device)
         done = time.perf_counter()
+        tensors = (*(_info(name, t) for name, t in network.named()), *layers[:-1])
+        return RunResult(
+            config=config,
+            device=str(device),
+            tensors=(*tensors, _info("output", output)),
+            output=_numpy(output),
+            nonfinite=int((~torch.isfinite(output)).sum()),
+            build_ms=(built - start) * 1e3,
+            forward_ms=(done - built) * 1e3,
+        )
+
+
+def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
+    """Run `config` on each device; every tensor against the first device's."""
+    torch.set_float32_matmul_precision("highest")
+    placed = [devices.resolve(dataclasses.replace(config, device=spec)) for spec in specs]
+    reference, *others = (_all_tensors(config, device) for device in placed)
+    diffs = [
+        TensorDiff(
+            name, tuple(tensor.shape), str(device), difference(tensor, reference[name], tolerance)
+        )
+        for device, tensors in zip(placed[1:], others, strict=True)
+        for name, tensor in tensors.items()
+    ]
+    return CompareReport(config, tuple(map(str, placed)), tolerance, tuple(diffs))
+
+
+def _all_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
+    """Every named tensor of a run on `device`, as float64 arrays on the CPU."""
+    with _memory_errors(device):
+        network = build(config, device)
+        tensors = {name: _numpy(t, np.float64) for name, t in network.named()}
+        outputs = [_numpy(h, np.float64) for h in forward(network)]
+    tensors.update((f"h{i}", h) for i, h in enumerate(outputs[:-1], 1))
+    tensors["output"] = outputs[-1]
+    return tensors
+
+
+@contextlib.contextmanager
+def _memory_errors(device: torch.device) -> Iterator[None]:
+    """Turn running out of memory into UnavailableError naming the device."""
+    try:
+        yield
     except torch.OutOfMemoryError as error:
         raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
     except RuntimeError as error:
         if "can't allocate memory" not in str(error):
             raise
         raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
-    tensors = (
-        _info("features", network.features),
-        *(_info(f"W{i}", W) for i, W in enumerate(network.weights, 1)),
-        *(_info(f"B{i}", B) for i, B in enumerate(network.biases, 1)),
-        *layers[:-1],
-        _info("output", output),
-    )
-    return RunResult(
-        config=config,
-        device=str(device),
-        tensors=tensors,
-        output=output.cpu(),
-        nonfinite=int((~torch.isfinite(output)).sum()),
-        build_ms=(built - start) * 1e3,
-        forward_ms=(done - built) * 1e3,
-    )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _info(name: str, tensor: torch.Tensor) -> TensorInfo:
@@ -157,10 +178,9 @@ def _info(name: str, tensor: torch.Tensor) -> TensorInfo:
     return TensorInfo(name, tuple(tensor.shape), dtype, str(tensor.device))
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _numpy(tensor: torch.Tensor, dtype: type[np.floating] | None = None) -> np.ndarray:
+    """A CPU NumPy copy; bfloat16, which NumPy lacks, becomes float32 (exactly)."""
+    if tensor.dtype is torch.bfloat16:
+        tensor = tensor.float()
+    array = tensor.detach().cpu().numpy()
+    return array if dtype is None else array.astype(dtype)

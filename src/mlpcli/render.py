@@ -1,18 +1,16 @@
-"""Rich tables, JSON Lines and CSV from plain result objects; computes nothing itself.
+"""Rich tables for people, from plain result objects; computes nothing itself.
 
-Untrusted text (config names, paths) enters Rich only as `Text`, never as markup.
+Untrusted text (config names, paths, override values) enters Rich only as `Text`, never as
+markup, so `[red]` in a name prints as written.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -20,8 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.config import Config
-from mlpcli.results import RunResult
-from mlpcli.shapes import ShapesReport
+
+if TYPE_CHECKING:
+    from mlpcli.results import CompareReport, Environment, RunResult
+    from mlpcli.shapes import ShapesReport
 
 HEAD_ROWS = 5  # output rows shown from each end when the table is cut
 HEAD_COLUMNS = 4  # at most, from each end; fewer on a narrow console
@@ -130,42 +130,6 @@ def _number_spec(values: Sequence[float]) -> str:
     return ".4f" if largest == 0 or 1e-3 <= largest < 1e5 else ".4e"
 
 
-def run_json(result: RunResult) -> str:
-    """One JSON line: schema `mlpcli.run/1`, full-precision output, NaN and infinities as null."""
-    return _json_line(
-        {
-            "schema": "mlpcli.run/1",
-            "name": result.config.name,
-            "config": result.config.to_dict(),
-            "device": result.device,
-            "tensors": [
-                {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "device": t.device}
-                for t in result.tensors
-            ],
-            "output": [[_finite_or_none(v) for v in row] for row in result.output.tolist()],
-            "nonfinite": result.nonfinite,
-            "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
-        }
-    )
-
-
-def run_csv(result: RunResult) -> str:
-    """A header naming the output units (`output_0`, ...), then one line per sample."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(f"output_{j}" for j in range(result.output.shape[1]))
-    writer.writerows(result.output.tolist())
-    return buffer.getvalue()
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _json_line(data: dict[str, object]) -> str:
-    return json.dumps(data, allow_nan=False, separators=(",", ":")) + "\n"
-
-
 # --- shapes ----------------------------------------------------------------------------------
 
 
@@ -197,9 +161,10 @@ def shapes_table(report: ShapesReport) -> RenderableType:
         "parameters", f"{report.total_params:,} ({byte_size(report.param_bytes)} in {config.dtype})"
     )
     totals.add_row("largest activation", f"{byte_size(report.largest_activation_bytes)}")
-    totals.add_row(
-        "FLOPs per forward", f"{report.total_flops:,} ({count_text(report.total_flops)})"
-    )
+    flops = f"{report.total_flops:,}"
+    if report.total_flops >= 10**6:
+        flops += f" ({count_text(report.total_flops)})"
+    totals.add_row("FLOPs per forward", flops)
     tensors = Table(title="tensors", title_justify="left")
     tensors.add_column("name")
     tensors.add_column("shape")
@@ -224,39 +189,6 @@ LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
 )
 
 
-def shapes_json(report: ShapesReport) -> str:
-    """One JSON line, schema `mlpcli.shapes/1`."""
-    dtype = report.config.dtype.value
-    return _json_line(
-        {
-            "schema": "mlpcli.shapes/1",
-            "name": report.config.name,
-            "config": report.config.to_dict(),
-            "tensors": [
-                {"name": t.name, "shape": list(t.shape), "dtype": dtype} for t in report.tensors
-            ],
-            "layers": [
-                {
-                    "index": layer.index,
-                    "in": layer.n_in,
-                    "out": layer.n_out,
-                    "weight": list(layer.weight),
-                    "bias": None if layer.bias is None else list(layer.bias),
-                    "output": list(layer.output),
-                    "activation": layer.activation.value,
-                    "params": layer.params,
-                    "flops": layer.flops,
-                }
-                for layer in report.layers
-            ],
-            "total_params": report.total_params,
-            "total_flops": report.total_flops,
-            "param_bytes": report.param_bytes,
-            "largest_activation_bytes": report.largest_activation_bytes,
-        }
-    )
-
-
 # --- validate --------------------------------------------------------------------------------
 
 
@@ -267,3 +199,86 @@ def valid_line(path: str, config: Config) -> str:
 
 def _arrows(sizes: Sequence[int]) -> str:
     return " → ".join(map(str, sizes))
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def sweep_table(results: Sequence[RunResult]) -> Table:
+    """One row per run of a sweep: its overrides, the output's shape and first values."""
+    table = Table(title=f"{len(results)} runs", title_justify="left")
+    for column, justify in (("#", "right"), ("name", "left"), ("overrides", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("output", no_wrap=True)
+    table.add_column("row 0", overflow="fold")
+    table.add_column("forward ms", justify="right")
+    for index, result in enumerate(results):
+        first_row = result.output[0].tolist() if result.output.shape[0] else []
+        spec = _number_spec(first_row[:HEAD_COLUMNS])
+        values = ", ".join(format(v, spec) for v in first_row[:HEAD_COLUMNS])
+        table.add_row(
+            str(index),
+            Text(result.config.name),
+            Text(" ".join(result.overrides)),
+            shape_text(result.output.shape),
+            values + (", …" if len(first_row) > HEAD_COLUMNS else ""),
+            f"{result.forward_ms:.2f}",
+        )
+    return table
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def compare_table(report: CompareReport) -> RenderableType:
+    """Per tensor and device: the largest absolute and relative differences from the first."""
+    config = report.config
+    header = Text.assemble(
+        (config.name, "bold"),
+        f"  reference {report.devices[0]}  dtype {config.dtype}  "
+        f"atol {report.tolerance.atol:g}  rtol {report.tolerance.rtol:g}",
+    )
+    table = Table(title="differences from the reference", title_justify="left")
+    for column, justify in COMPARE_COLUMNS:
+        table.add_column(column, justify=justify)
+    for diff in report.diffs:
+        found = diff.difference
+        table.add_row(
+            diff.name,
+            shape_text(diff.shape),
+            diff.device,
+            f"{found.max_abs:.3g}",
+            f"{found.max_rel:.3g}",
+            "yes" if found.within else Text("NO", style="bold red"),
+        )
+    return Group(header, table)
+
+
+COMPARE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
+    ("tensor", "left"),
+    ("shape", "left"),
+    ("device", "left"),
+    ("max abs", "right"),
+    ("max rel", "right"),
+    ("within", "left"),
+)
+
+
+# --- env -------------------------------------------------------------------------------------
+
+
+def env_table(environment: Environment) -> RenderableType:
+    """Versions and threads as a two-column grid, then one row per GPU."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in environment.facts.items():
+        grid.add_row(key, Text("-" if value is None else str(value)))
+    if not environment.gpus:
+        return Group(grid, Text("GPUs: none visible to torch"))
+    gpus = Table(title="GPUs", title_justify="left")
+    for column in ("index", "name", "memory", "capability"):
+        gpus.add_column(column)
+    for gpu in environment.gpus:
+        gpus.add_row(str(gpu.index), Text(gpu.name), byte_size(gpu.memory_bytes), gpu.capability)
+    return Group(grid, gpus)

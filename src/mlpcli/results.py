@@ -1,22 +1,15 @@
-"""Plain result objects passed from the computing modules to `render`: no torch here."""
+"""Plain result objects passed from the computing modules to `render`; no torch here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from mlpcli.closeness import Difference, Tolerance
 from mlpcli.config import Config
 
-
-class Matrix(Protocol):
-    """A 2-D array on the CPU (a torch tensor at run time): sliceable, convertible to lists."""
-
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-
-    def __getitem__(self, index: Any) -> Matrix: ...
-
-    def tolist(self) -> Any: ...
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -36,7 +29,51 @@ class RunResult:
     config: Config
     device: str
     tensors: tuple[TensorInfo, ...]
-    output: Matrix  # (batch, n_out), on the CPU, in the config's dtype
+    output: np.ndarray[Any, Any]  # (batch, n_out) on the CPU; bfloat16 as float32
     nonfinite: int  # count of NaN and infinite values in output
     build_ms: float
     forward_ms: float
+    overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this run was given
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One CUDA device as torch sees it."""
+
+    index: int
+    name: str
+    memory_bytes: int
+    capability: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """`mlpcli env`: versions and threads (`facts`), and the GPUs."""
+
+    facts: dict[str, str | int | None]
+    gpus: tuple[Gpu, ...]
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    """One tensor on `device` against the same tensor on the reference device."""
+
+    name: str
+    shape: tuple[int, ...]
+    device: str
+    difference: Difference
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """`mlpcli compare`: one config on several devices, the first being the reference."""
+
+    config: Config
+    devices: tuple[str, ...]
+    tolerance: Tolerance
+    diffs: tuple[TensorDiff, ...]
+
+    @property
+    def within(self) -> bool:
+        """Whether every tensor on every device is within tolerance of the reference."""
+        return all(diff.difference.within for diff in self.diffs)

@@ -1,0 +1,61 @@
+"""When two arrays count as equal: `|got - expected| <= atol + rtol * |expected|`, NaN equal to NaN.
+
+One rule for `run --expect` and `mlpcli compare`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Absolute and relative tolerance (the defaults suit float32 rounding)."""
+
+    atol: float = 1e-6
+    rtol: float = 1e-5
+
+    def allowed(self, expected: float) -> float:
+        """The largest difference allowed from `expected`."""
+        return self.atol + self.rtol * abs(expected)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How far `got` is from `expected`, and the element that is worst against the tolerance."""
+
+    max_abs: float
+    max_rel: float
+    worst: tuple[int, ...]  # index of the element furthest beyond (or nearest to) its allowance
+    got: float
+    expected: float
+    within: bool
+
+
+def difference(got: Array, expected: Array, tolerance: Tolerance) -> Difference:
+    """Compare two arrays of one shape, element by element."""
+    if got.size == 0:
+        return Difference(0.0, 0.0, (), 0.0, 0.0, True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(got - expected)
+        gap[got == expected] = 0.0  # equal infinities too
+        gap[np.isnan(got) & np.isnan(expected)] = 0.0
+        gap[np.isnan(gap)] = np.inf  # NaN against a number
+        allowed = tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(expected))
+        relative = np.where(gap == 0, 0.0, gap / np.abs(expected))
+        excess = np.where(gap == 0, 0.0, gap / allowed)
+    relative[np.isnan(relative)] = np.inf  # inf against inf of the other sign
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), got.shape))
+    return Difference(
+        max_abs=float(gap.max()),
+        max_rel=float(relative.max()),
+        worst=worst,
+        got=float(got[worst]),
+        expected=float(expected[worst]),
+        within=bool((gap <= allowed).all()),
+    )

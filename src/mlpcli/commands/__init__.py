@@ -1,0 +1,1 @@
+"""One module per command; `cli` registers them on the app."""

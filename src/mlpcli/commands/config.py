@@ -1,0 +1,54 @@
+"""`mlpcli config show|schema|init`: the resolved config, its JSON Schema, a starter file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpcli import config, files, schema
+from mlpcli.commands.common import Arguments, load, split
+from mlpcli.errors import UsageError
+
+app = typer.Typer(
+    name="config",
+    help="Show the resolved config, print the config file's JSON Schema, or start a new config.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def show(arguments: Arguments = None) -> None:
+    """The resolved config, every field with its value, as YAML that `run` accepts."""
+    paths, overrides = split(arguments)
+    if len(paths) > 1:
+        raise UsageError("config show takes one CONFIG")
+    sys.stdout.write(config.to_yaml(load(paths[0], overrides)))
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """The JSON Schema (draft 2020-12) of the config file, for editors and other tools."""
+    sys.stdout.write(json.dumps(schema.json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def init(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Where to write it (none: print it).", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """A commented starter config."""
+    if path is None:
+        sys.stdout.write(schema.STARTER_YAML)
+        return
+    if path.exists() and not force:
+        raise UsageError(f"{path}: exists; --force replaces it")
+    files.check_output(path, (".yaml", ".yml"))
+    files.write_atomic(path, schema.STARTER_YAML.encode())
+    print(f"wrote {path}", file=sys.stderr)

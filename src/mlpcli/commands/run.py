@@ -1,0 +1,118 @@
+"""`mlpcli run`: build and run networks; check them against expected outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mlpcli import files, records, render, sweep
+from mlpcli.commands.common import (
+    Arguments,
+    AtolOption,
+    FieldOption,
+    Format,
+    OutputOption,
+    RtolOption,
+    check_output,
+    load,
+    print_fields,
+    split,
+)
+from mlpcli.errors import CheckFailedError, UsageError
+
+if TYPE_CHECKING:
+    from mlpcli.results import RunResult
+
+
+def run(
+    arguments: Arguments = None,
+    output_format: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="table (Rich), json (one line per network), csv."),
+    ] = Format.TABLE,
+    full: Annotated[bool, typer.Option("--full", help="Show every output value.")] = False,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="VALUES|FILE",
+            help="Expected output: YAML values (0.3171, [[0.1, 0.2]]) or a .json/.csv file "
+            "written by run; exit 1 when an output differs.",
+            show_default=False,
+        ),
+    ] = None,
+    atol: AtolOption = 1e-6,
+    rtol: RtolOption = 1e-5,
+    output: OutputOption = None,
+    field: FieldOption = None,
+    multirun: Annotated[
+        bool,
+        typer.Option(
+            "--multirun",
+            "-m",
+            help="Comma-separated override values sweep their cartesian product.",
+        ),
+    ] = False,
+) -> None:
+    """Build each network from its seed and run the forward pass; show tensors and outputs."""
+    paths, overrides = split(arguments)
+    combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
+    jobs = [(load(path, combo), combo) for path in paths for combo in combinations]
+    output_kind = check_output(output, (".json", ".csv", ".npy"), paths)
+    if output_kind == "npy" and len(jobs) > 1:
+        raise UsageError(f"--output {output}: a .npy file holds one output; use .json or .csv")
+    from mlpcli import expect as expectations  # NumPy and torch: only once the input is valid
+    from mlpcli import network
+    from mlpcli.closeness import Tolerance
+
+    expected = expectations.parse(expect) if expect is not None else None
+    if expected is not None:
+        for job_config, _ in jobs:
+            expected.for_network(job_config.name)
+    results = [dataclasses.replace(network.run(c), overrides=combo) for c, combo in jobs]
+
+    if output is not None:
+        files.write_atomic(output, _file_bytes(results, output_kind))
+    if field is not None:
+        print_fields([records.run_record(r) for r in results], field)
+    elif output_format is Format.JSON:
+        sys.stdout.write("".join(records.json_line(records.run_record(r)) for r in results))
+    elif output_format is Format.CSV:
+        sys.stdout.write(records.run_csv(results))
+    elif multirun:
+        render.stdout_console().print(render.sweep_table(results))
+    else:
+        _print_tables(results, full=full)
+    for result in results:
+        if result.nonfinite:
+            render.note(
+                f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
+            )
+    if expected is not None:
+        tolerance = Tolerance(atol=atol, rtol=rtol)
+        failures = [f for r in results if (f := expectations.check(r, expected, tolerance))]
+        if failures:
+            raise CheckFailedError(failures)
+        render.note(f"every output matches {expected.source}")
+
+
+def _print_tables(results: list[RunResult], *, full: bool) -> None:
+    console = render.stdout_console()
+    for index, result in enumerate(results):
+        table, cut = render.run_table(result, full=full, width=console.width)
+        if index:
+            console.print()
+        console.print(table)
+        if cut:
+            render.note(cut)
+
+
+def _file_bytes(results: list[RunResult], kind: str | None) -> bytes:
+    if kind == "npy":
+        return records.run_npy(results[0])
+    if kind == "csv":
+        return records.run_csv(results).encode()
+    return "".join(records.json_line(records.run_record(r)) for r in results).encode()

@@ -1,0 +1,35 @@
+"""`--field PATH`: one value out of a JSON result, by dotted keys and list indices."""
+
+from __future__ import annotations
+
+import json
+
+from mlpcli.errors import UsageError
+
+
+def select(data: object, path: str) -> object:
+    """The value at `path` (`output.0.0`, `tensors.1.shape`); UsageError naming what exists."""
+    current = data
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        here = ".".join(parts[:depth]) or "the result"
+        if isinstance(current, dict):
+            if part not in current:
+                keys = ", ".join(current)
+                raise UsageError(f"--field {path}: no key {part!r} in {here}; keys there: {keys}")
+            current = current[part]
+        elif isinstance(current, list):
+            if not part.isdecimal() or int(part) >= len(current):
+                span = f"0..{len(current) - 1}" if current else "none: it is empty"
+                raise UsageError(f"--field {path}: {here} is a list; indices there: {span}")
+            current = current[int(part)]
+        else:
+            raise UsageError(f"--field {path}: {here} is {json.dumps(current)}, with no fields")
+    return current
+
+
+def text(value: object) -> str:
+    """A scalar as plain text (strings unquoted), anything else as one line of JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))

@@ -1,0 +1,46 @@
+"""Multirun sweeps: `seed=1,2,3 activation=relu,tanh` as the cartesian product of overrides."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from mlpcli.errors import UsageError
+
+_CLOSE = {"[": "]", "{": "}"}
+
+
+def split_values(value: str) -> list[str]:
+    """Split on commas outside brackets and quotes: `[3,4],[5,6]` is two values."""
+    values: list[str] = []
+    current: list[str] = []
+    stack: list[str] = []
+    quote = ""
+    for character in value:
+        if quote:
+            quote = "" if character == quote else quote
+        elif character in "'\"":
+            quote = character
+        elif character in _CLOSE:
+            stack.append(_CLOSE[character])
+        elif stack and character == stack[-1]:
+            stack.pop()
+        elif character == "," and not stack:
+            values.append("".join(current))
+            current = []
+            continue
+        current.append(character)
+    values.append("".join(current))
+    return values
+
+
+def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every combination of the overrides' values, the last override varying fastest."""
+    choices = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        values = split_values(value)
+        if any(not v.strip() for v in values):
+            raise UsageError(f"override '{override}': an empty value in a comma-separated sweep")
+        choices.append([f"{key}={v}" for v in values])
+    return list(itertools.product(*choices))
