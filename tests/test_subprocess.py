@@ -57,7 +57,8 @@ def test_no_color_even_when_forced_to_a_terminal(mlpcli_script: str) -> None:
 
 PROBE = """
 import atexit, sys
-atexit.register(lambda: print("torch imported:", "torch" in sys.modules, file=sys.stderr))
+loaded = lambda: ("torch" in sys.modules, "numpy" in sys.modules)
+atexit.register(lambda: print("imported: %s %s" % loaded(), file=sys.stderr))
 from mlpcli.cli import main
 sys.argv = ["mlpcli", *sys.argv[1:]]
 main()
@@ -73,12 +74,14 @@ main()
         (["shapes", "layers=[100000, 100000, 10]", "-f", "json"], False),
         (["validate", *map(str, sorted(CONFIGS.glob("*.yaml")))], False),
         (["run", "missing.yaml"], False),
+        (["config", "show", TWO_LAYER], False),
+        (["config", "schema"], False),
         (["run", TWO_LAYER], True),  # the control: the probe does see torch when it is imported
     ],
 )
-def test_fast_commands_never_import_torch(args: list[str], imports_torch: bool) -> None:
+def test_fast_commands_never_import_torch_or_numpy(args: list[str], imports_torch: bool) -> None:
     done = run(sys.executable, "-c", PROBE, *args)
-    assert f"torch imported: {imports_torch}" in done.stderr, done.stderr
+    assert f"imported: {imports_torch} {imports_torch}" in done.stderr, done.stderr
 
 
 def test_package_metadata_names_the_console_script() -> None:

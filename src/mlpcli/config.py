@@ -6,6 +6,7 @@ PyYAML is used only to tokenise and compose nodes; every value is typed here, st
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import stat
@@ -108,6 +109,11 @@ class Config:
     init: Init = Init.NORMAL
     bias: bool = True
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def on_device(self, device: str, source: str) -> Config:
+        """This config on another device, named as set by `source` (such as `--devices`)."""
+        locations = {**self.locations, "device": Location(source)}
+        return dataclasses.replace(self, device=device, locations=locations)
 
     def where(self, key: str) -> Location:
         """Where field `key` was set (the file, an override, or the built-in default)."""

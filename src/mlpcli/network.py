@@ -6,7 +6,6 @@ SPEC section 2 is the contract: one CPU generator, one draw order, then cast and
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import math
 import time
@@ -133,7 +132,7 @@ def run(config: Config) -> RunResult:
 def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
     """Run `config` on each device; every tensor against the first device's."""
     torch.set_float32_matmul_precision("highest")
-    placed = [devices.resolve(dataclasses.replace(config, device=spec)) for spec in specs]
+    placed = [devices.resolve(config.on_device(spec, "--devices")) for spec in specs]
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
         TensorDiff(

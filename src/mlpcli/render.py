@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlpcli.shapes import ShapesReport
 
 HEAD_ROWS = 5  # output rows shown from each end when the table is cut
-HEAD_COLUMNS = 4  # at most, from each end; fewer on a narrow console
+SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
 
 
 def stdout_console() -> Console:
@@ -87,17 +87,13 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
 def _output_table(result: RunResult, *, full: bool, width: int) -> tuple[Table, str | None]:
     """Rows and columns of the output; when not `full`, head and tail that fit `width`."""
     rows, columns = result.output.shape
-    row_index = _shown(rows, HEAD_ROWS if not full else rows)
-    candidates = _shown(columns, HEAD_COLUMNS if not full else columns)
+    row_index = _shown(rows, rows if full else HEAD_ROWS)
     values = {r: result.output[r].tolist() for r in row_index if r is not None}
-    shown_values = [row[j] for row in values.values() for j in candidates if j is not None]
-    spec = _number_spec(shown_values)
-    cell = max((len(format(v, spec)) for v in shown_values), default=1)
-    if not full:  # as many columns as fit beside the sample column: 3 characters of rule each
-        fit = (width - len(str(rows)) - 8) // (cell + 3)
-        column_index = _shown(columns, max(1, min(HEAD_COLUMNS, (fit - 1) // 2)))
-    else:
-        column_index = candidates
+    spec = _number_spec([v for row in values.values() for v in row])
+    cell = max([len(format(v, spec)) for row in values.values() for v in row] + [len(str(columns))])
+    # As many columns as fit beside the row labels; each takes 3 characters of padding and rule.
+    fit = (width - 1 - max(3, len(str(rows))) - 3) // (cell + 3)
+    column_index = _shown(columns, columns if full or fit >= columns else max(1, (fit - 1) // 2))
     table = Table(title=f"output {shape_text((rows, columns))}", title_justify="left")
     table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
@@ -214,14 +210,14 @@ def sweep_table(results: Sequence[RunResult]) -> Table:
     table.add_column("forward ms", justify="right")
     for index, result in enumerate(results):
         first_row = result.output[0].tolist() if result.output.shape[0] else []
-        spec = _number_spec(first_row[:HEAD_COLUMNS])
-        values = ", ".join(format(v, spec) for v in first_row[:HEAD_COLUMNS])
+        spec = _number_spec(first_row[:SWEEP_VALUES])
+        values = ", ".join(format(v, spec) for v in first_row[:SWEEP_VALUES])
         table.add_row(
             str(index),
             Text(result.config.name),
             Text(" ".join(result.overrides)),
             shape_text(result.output.shape),
-            values + (", …" if len(first_row) > HEAD_COLUMNS else ""),
+            values + (", …" if len(first_row) > SWEEP_VALUES else ""),
             f"{result.forward_ms:.2f}",
         )
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -61,7 +62,8 @@ def run(
     paths, overrides = split(arguments)
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     jobs = [(load(path, combo), combo) for path in paths for combo in combinations]
-    output_kind = check_output(output, (".json", ".csv", ".npy"), paths)
+    inputs = [*paths, Path(expect) if expect is not None else None]
+    output_kind = check_output(output, (".json", ".csv", ".npy"), inputs)
     if output_kind == "npy" and len(jobs) > 1:
         raise UsageError(f"--output {output}: a .npy file holds one output; use .json or .csv")
     from mlpcli import expect as expectations  # NumPy and torch: only once the input is valid

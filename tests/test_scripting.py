@@ -1,0 +1,471 @@
+"""Scripting and CI: --expect, --output, --field, sweeps, config, compare, env, MLPCLI_DEVICE."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from mlpcli import files, network, schema
+from mlpcli.cli import app
+from mlpcli.closeness import Difference, Tolerance
+from mlpcli.config import load
+from mlpcli.results import CompareReport, TensorDiff
+
+from .conftest import CONFIGS, ROOT
+
+runner = CliRunner()
+TWO_LAYER = str(CONFIGS / "two_layer.yaml")
+NOTEBOOK = 0.3170831501483917
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "100", **(env or {})})
+    return result.exit_code, result.stdout, result.stderr
+
+
+# --- --expect --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--expect", str(NOTEBOOK)], 0),
+        (["--expect", "[[0.3170831501483917]]"], 0),
+        (["--expect", "0.3171", "--atol", "1e-4"], 0),
+        (["--expect", "0.3171"], 1),
+        (["--expect", "0.3171", "--rtol", "1e-3"], 0),
+        (["--expect", "0.32", "--atol", "1e-4"], 1),
+    ],
+)
+def test_expect_values(args: list[str], code: int) -> None:
+    assert invoke("run", TWO_LAYER, "-f", "json", *args)[0] == code
+
+
+def test_expect_mismatch_names_the_worst_element() -> None:
+    code, out, err = invoke(
+        "run", "layers=[3, 2]", "batch=2", "-f", "json", "--expect", "[[0.5, 0.5], [0.5, 0.5]]"
+    )
+    assert code == 1
+    assert json.loads(out)["name"] == "default"  # the results are still printed
+    got = json.loads(out)["output"]
+    worst = max(
+        ((r, c) for r in range(2) for c in range(2)), key=lambda rc: abs(got[rc[0]][rc[1]] - 0.5)
+    )
+    assert err.count("\n") == 1
+    row, column = worst
+    assert err.startswith(
+        "mlpcli: error: default: output differs from --expect [[0.5, 0.5], [0.5, 0.5]] "
+        f"at row {row}, column {column}: got {got[row][column]!r}, expected 0.5, difference "
+    )
+
+
+def test_expect_shape_mismatch_says_both_shapes() -> None:
+    code, _, err = invoke("run", "--expect", "[0.1, 0.2]", "-f", "json")
+    assert code == 1
+    assert (
+        err
+        == "mlpcli: error: default: output has shape (1, 1), --expect [0.1, 0.2] has shape (1, 2)\n"
+    )
+
+
+def test_expect_a_json_file_from_an_earlier_run(tmp_path: Path) -> None:
+    golden = tmp_path / "golden.json"
+    golden.write_text(invoke("run", TWO_LAYER, "batch=5", "-f", "json")[1])
+    assert invoke("run", TWO_LAYER, "batch=5", "--expect", str(golden))[0] == 0
+    code, _, err = invoke(
+        "run", TWO_LAYER, "batch=5", "seed=8", "--expect", str(golden), "-f", "json"
+    )
+    assert code == 1
+    assert f"two_layer: output differs from {golden} at row " in err
+
+
+def test_expect_a_csv_file_from_an_earlier_run(tmp_path: Path) -> None:
+    golden = tmp_path / "golden.csv"
+    golden.write_text(invoke("run", "layers=[3, 4]", "batch=3", "-f", "csv")[1])
+    assert invoke("run", "layers=[3, 4]", "batch=3", "--expect", str(golden))[0] == 0
+    assert invoke("run", "layers=[3, 4]", "batch=3", "seed=1", "--expect", str(golden))[0] == 1
+
+
+def test_expect_checks_each_of_several_configs_by_name(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    other = write_config("name: other\nlayers: [3, 4]\n", name="other.yaml")
+    golden = tmp_path / "both.json"
+    golden.write_text(invoke("run", TWO_LAYER, str(other), "-f", "json")[1])
+    assert invoke("run", TWO_LAYER, str(other), "--expect", str(golden), "-f", "json")[0] == 0
+    code, _, err = invoke(
+        "run", TWO_LAYER, str(other), "seed=3", "--expect", str(golden), "-f", "json"
+    )
+    assert code == 1
+    assert [line.split(":")[2].strip() for line in err.splitlines()] == ["two_layer", "other"]
+    code, out, err = invoke("run", "--expect", str(golden), "-f", "json")
+    assert (code, out) == (2, "")
+    assert "no expected output for network 'default'; it has two_layer, other" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "expected numbers, got 'abc'"),
+        ("[[1, 2], [3]]", "rows of different lengths"),
+        ("missing.json", "--expect missing.json: no such file"),
+        ("[1, [2]]", "mixes numbers and rows"),
+    ],
+)
+def test_bad_expectation_is_a_usage_error_before_running(value: str, message: str) -> None:
+    code, out, err = invoke("run", "--expect", value)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_expected_nan_matches_nan() -> None:
+    # float16 overflows to inf in h1, and inf - inf in the next layer is NaN
+    args = ["layers=[1, 1, 1]", "dtype=float16", "activation=identity", "bias=false"]
+    result = network.run(load(None, [*args, "seed=0"]))
+    assert (
+        invoke(
+            "run", *args, "seed=0", "--expect", json.dumps(result.output.tolist()), "-f", "json"
+        )[0]
+        == 0
+    )
+
+
+# --- --output --------------------------------------------------------------------------------
+
+
+def test_output_files_match_stdout(tmp_path: Path) -> None:
+    stdout_json = invoke("run", TWO_LAYER, "batch=3", "-f", "json")[1]
+    for suffix in ("json", "csv"):
+        path = tmp_path / f"out.{suffix}"
+        code, out, _ = invoke("run", TWO_LAYER, "batch=3", "-o", str(path), "-f", suffix)
+        assert code == 0
+        content = path.read_text()
+        if suffix == "csv":
+            assert content == out
+        else:  # timings differ from run to run; everything else is the same
+            assert {k: v for k, v in json.loads(content).items() if k != "timing_ms"} == {
+                k: v for k, v in json.loads(stdout_json).items() if k != "timing_ms"
+            }
+    npy = tmp_path / "out.npy"
+    assert invoke("run", TWO_LAYER, "batch=3", "-o", str(npy))[0] == 0
+    array = np.load(npy)
+    assert array.dtype == np.float32
+    assert array.tolist() == json.loads(stdout_json)["output"]
+
+
+def test_shapes_output_files(tmp_path: Path) -> None:
+    csv_path, json_path = tmp_path / "s.csv", tmp_path / "s.json"
+    assert invoke("shapes", "-o", str(csv_path))[0] == 0
+    assert (
+        csv_path.read_text()
+        == "layer,in,out,activation,params,flops\n1,3,2,sigmoid,8,16\n2,2,1,sigmoid,3,6\n"
+    )
+    assert invoke("shapes", "-o", str(json_path))[0] == 0
+    assert json.loads(json_path.read_text())["total_params"] == 11
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("out.txt", "the suffix names the format; use one of .json, .csv, .npy"),
+        ("nowhere/out.json", "no such directory"),
+        ("folder.json", "is a directory"),
+    ],
+)
+def test_bad_output_path_fails_before_running(tmp_path: Path, output: str, message: str) -> None:
+    (tmp_path / "folder.json").mkdir()
+    code, out, err = invoke("run", "-o", str(tmp_path / output))
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_output_equal_to_an_input_is_refused(tmp_path: Path) -> None:
+    golden = tmp_path / "golden.json"
+    golden.write_text(invoke("run", "-f", "json")[1])
+    before = golden.read_bytes()
+    code, _, err = invoke("run", "--expect", str(golden), "-o", str(golden))
+    assert code == 2
+    assert "is also an input; refusing to overwrite it" in err
+    assert golden.read_bytes() == before
+
+
+def test_failed_run_leaves_an_existing_output_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.json"
+    path.write_bytes(b"precious")
+
+    def broken(*_: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(network, "run", broken)
+    assert invoke("run", "-o", str(path))[0] == 4
+    assert path.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+@pytest.mark.parametrize(
+    "interruption", [KeyboardInterrupt(), OSError(28, "No space left on device")]
+)
+def test_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interruption: BaseException
+) -> None:
+    path = tmp_path / "out.json"
+    path.write_bytes(b"precious")
+
+    def fail(*_: object) -> None:
+        raise interruption
+
+    monkeypatch.setattr(os, "fsync", fail)
+    code, _, err = invoke("run", "-o", str(path), "-f", "json")
+    assert code == (130 if isinstance(interruption, KeyboardInterrupt) else 3)
+    assert err.count("\n") == 1
+    assert path.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_write_atomic_replaces_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text("old and longer than the new content")
+    files.write_atomic(path, b"new")
+    assert path.read_bytes() == b"new"
+
+
+# --- --field ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "path", "printed"),
+    [
+        ("run", "output.0.0", f"{NOTEBOOK}\n"),
+        ("run", "tensors.1.shape", "[3,2]\n"),
+        ("run", "name", "two_layer\n"),
+        ("run", "config.bias", "true\n"),
+        ("run", "output", f"[[{NOTEBOOK}]]\n"),
+        ("shapes", "total_params", "11\n"),
+        ("shapes", "layers.1.activation", "sigmoid\n"),
+    ],
+)
+def test_field_prints_one_value(command: str, path: str, printed: str) -> None:
+    assert invoke(command, TWO_LAYER, "--field", path)[:2] == (0, printed)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("outputs", "no key 'outputs' in the result; keys there: schema, name, config, overrides,"),
+        ("output.3", "output is a list; indices there: 0..0"),
+        ("output.x", "output is a list; indices there: 0..0"),
+        ("name.first", 'name is "two_layer", with no fields'),
+        ("config.layer", "no key 'layer' in config; keys there: name, seed, layers,"),
+    ],
+)
+def test_bad_field_names_what_exists(path: str, message: str) -> None:
+    code, out, err = invoke("run", TWO_LAYER, "--field", path)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+def test_field_with_several_configs_prints_a_line_each() -> None:
+    code, out, _ = invoke("run", TWO_LAYER, TWO_LAYER, "seed=1", "--field", "config.seed")
+    assert (code, out) == (0, "1\n1\n")
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def test_multirun_is_the_cartesian_product() -> None:
+    code, out, _ = invoke("run", "-m", "seed=1,2,3", "activation=relu,tanh", "-f", "json")
+    assert code == 0
+    runs = [json.loads(line) for line in out.splitlines()]
+    assert [r["overrides"] for r in runs] == [
+        [f"seed={s}", f"activation={a}"] for s in (1, 2, 3) for a in ("relu", "tanh")
+    ]
+    assert [(r["config"]["seed"], r["config"]["activation"]) for r in runs] == [
+        (s, a) for s in (1, 2, 3) for a in ("relu", "tanh")
+    ]
+    single = json.loads(invoke("run", "seed=2", "activation=tanh", "-f", "json")[1])
+    assert runs[3]["output"] == single["output"]
+
+
+def test_multirun_keeps_brackets_together_and_shows_one_table() -> None:
+    code, out, _ = invoke("run", "--multirun", "layers=[3,4],[3,5,2]", "seed=0,1")
+    assert code == 0
+    assert out.count("┏") == 1
+    assert "4 runs" in out
+    assert "layers=[3,5,2] seed=1" in out
+
+
+def test_without_multirun_a_comma_is_plain_yaml() -> None:
+    code, _, err = invoke("run", "seed=1,2")
+    assert code == 2
+    assert "seed: expected an integer, got string '1,2'" in err
+
+
+# --- config show, schema, init ---------------------------------------------------------------
+
+
+def test_config_show_round_trips(write_config: Callable[..., Path]) -> None:
+    code, out, _ = invoke("config", "show", str(CONFIGS / "deep_relu.yaml"), "seed=3", "batch=2")
+    assert code == 0
+    assert out.splitlines()[:3] == ["name: deep_relu", "seed: 3", "layers: [784, 256, 128, 64, 10]"]
+    assert yaml.safe_load(out).keys() == {
+        "name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias"
+    }  # fmt: skip
+    again = load(write_config(out, name="deep_relu.yaml"))
+    assert again == load(CONFIGS / "deep_relu.yaml", ["seed=3", "batch=2"])
+
+
+def test_config_schema_is_the_committed_file_and_checks_configs() -> None:
+    code, out, _ = invoke("config", "schema")
+    assert code == 0
+    assert out == (ROOT / "schema" / "config.schema.json").read_text()
+    checker = jsonschema.Draft202012Validator(json.loads(out))
+    checker.check_schema(json.loads(out))
+    for path in CONFIGS.glob("*.yaml"):
+        assert "# yaml-language-server: $schema=../schema/config.schema.json" in path.read_text()
+        checker.validate(yaml.safe_load(path.read_text()))
+    for bad in ({"layers": [3]}, {"layers": [3, 0]}, {"layers": [3, 2], "layer": 1},
+                {"layers": [3, 2], "device": "gpu"}, {"layers": [3, 2], "activation": "sigmod"},
+                {"seed": 1}):  # fmt: skip
+        assert not checker.is_valid(bad), bad
+
+
+def test_config_init(tmp_path: Path) -> None:
+    code, out, _ = invoke("config", "init")
+    assert (code, out) == (0, schema.STARTER_YAML)
+    path = tmp_path / "net.yaml"
+    assert invoke("config", "init", str(path))[0] == 0
+    assert path.read_text() == schema.STARTER_YAML
+    config = load(path)
+    assert (config.name, config.layers) == ("my_network", (4, 16, 3))
+    path.write_text("mine")
+    code, _, err = invoke("config", "init", str(path))
+    assert code == 2
+    assert "exists; --force replaces it" in err
+    assert path.read_text() == "mine"
+    assert invoke("config", "init", str(path), "--force")[0] == 0
+    assert path.read_text() == schema.STARTER_YAML
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def test_compare_a_device_with_itself() -> None:
+    code, out, _ = invoke("compare", TWO_LAYER, "--devices", "cpu,cpu", "-f", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["schema"] == "mlpcli.compare/1"
+    assert report["within"] is True
+    assert [t["name"] for t in report["tensors"]] == [
+        "features",
+        "W1",
+        "W2",
+        "B1",
+        "B2",
+        "h1",
+        "output",
+    ]
+    assert {t["max_abs"] for t in report["tensors"]} == {0.0}
+
+
+def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def compare(config: object, specs: list[str], tolerance: Tolerance) -> CompareReport:
+        off = Difference(3e-4, 1e-3, (0, 0), 0.3003, 0.3, within=False)
+        same = Difference(0.0, 0.0, (0, 0), 1.0, 1.0, within=True)
+        diffs = (
+            TensorDiff("W1", (3, 2), "cuda:0", same),
+            TensorDiff("output", (1, 1), "cuda:0", off),
+        )
+        return CompareReport(load(None), ("cpu", "cuda:0"), tolerance, diffs)
+
+    monkeypatch.setattr(network, "compare", compare)
+    code, out, err = invoke("compare")
+    assert code == 1
+    assert "NO" in out
+    assert err == (
+        "mlpcli: error: default: 1 of 2 tensors differ from cpu beyond tolerance; "
+        "the largest: output on cuda:0, max abs 0.0003\n"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_compare_with_a_missing_device_exits_3() -> None:
+    code, out, err = invoke("compare", "--devices", "cpu,cuda")
+    assert (code, out) == (3, "")
+    assert err.startswith("mlpcli: error: --devices: device: cuda is not available here")
+
+
+@pytest.mark.parametrize(
+    ("devices", "message"),
+    [("cpu", "name two or more devices"), ("cpu,tpu", "--devices: device: expected cpu, cuda")],
+)
+def test_compare_bad_devices(devices: str, message: str) -> None:
+    code, _, err = invoke("compare", "--devices", devices)
+    assert code == 2
+    assert message in err
+
+
+# --- env -------------------------------------------------------------------------------------
+
+
+def test_env() -> None:
+    code, out, _ = invoke("env", "--format", "json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["schema"] == "mlpcli.env/1"
+    assert info["torch"] == torch.__version__
+    assert info["torch_threads"] == torch.get_num_threads()
+    assert len(info["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    code, out, _ = invoke("env")
+    assert code == 0
+    assert f"torch          {torch.__version__}" in out
+
+
+# --- MLPCLI_DEVICE ---------------------------------------------------------------------------
+
+
+def test_device_precedence(write_config: Callable[..., Path]) -> None:
+    path = str(write_config("layers: [3, 2]\ndevice: cuda\n"))
+
+    def device(*args: str, env: str | None = None) -> str:
+        code, out, err = invoke("config", "show", path, *args, env={"MLPCLI_DEVICE": env or ""})
+        assert code == 0, err
+        return str(yaml.safe_load(out)["device"])
+
+    assert device() == "cuda"  # the file
+    assert device(env="cpu") == "cpu"  # the environment beats the file
+    assert device("device=auto", env="cpu") == "auto"  # KEY=VALUE beats the environment
+    assert (
+        json.loads(invoke("run", path, "-f", "json", env={"MLPCLI_DEVICE": "cpu"})[1])["device"]
+        == "cpu"
+    )
+
+
+def test_bad_environment_device_names_the_variable() -> None:
+    code, _, err = invoke("run", env={"MLPCLI_DEVICE": "gpu"})
+    assert code == 2
+    assert err == (
+        "mlpcli: error: environment MLPCLI_DEVICE=gpu: device: expected cpu, cuda, cuda:N or auto, "
+        "got 'gpu' (did you mean 'cuda'?)\n"
+    )
+
+
+# --- terminals -------------------------------------------------------------------------------
+
+
+def test_columns_sets_the_table_width() -> None:
+    wide = invoke("run", "layers=[3, 12]", env={"COLUMNS": "200"})[1]
+    narrow = invoke("run", "layers=[3, 12]", env={"COLUMNS": "50"})[1]
+    assert max(map(len, narrow.splitlines())) <= 50
+    assert "…" in narrow
+    assert "…" not in wide
