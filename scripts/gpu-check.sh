@@ -5,7 +5,7 @@
 #   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 bash scripts/gpu-check.sh  # dry run here
 # 1. the CUDA tests (tests/test_cuda.py), which cannot skip once a GPU is seen;
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
-# 3. the notebook network's table on $DEVICE.
+# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, and `env`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -34,3 +34,5 @@ for config in configs/*.yaml; do
   "$PYTHON" -m mlpcli run "$config" "device=$DEVICE" ${OVERRIDES:-} --format json | "$PYTHON" "$summary"
 done
 "$PYTHON" -m mlpcli run configs/two_layer.yaml "device=$DEVICE"
+"$PYTHON" -m mlpcli compare configs/deep_relu.yaml --devices "cpu,$DEVICE"
+"$PYTHON" -m mlpcli env

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,19 @@ def test_closed_pipe_ends_quietly(mlpcli_script: str) -> None:
     done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
     assert done.stdout == "output_0\n"
     assert done.stderr == ""
+
+
+def test_readme_scripting_example_runs(tmp_path: Path, mlpcli_script: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Scripting and CI", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    path = f"{Path(mlpcli_script).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PATH": path},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "large_bf16 has 268468224 parameters" in done.stdout
+    assert "[3,2]" in done.stdout
+    assert json.loads((tmp_path / "environment.json").read_text())["schema"] == "mlpcli.env/1"
