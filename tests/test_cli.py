@@ -11,19 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mlpcli.cli import app
-
-from .conftest import CONFIGS
-
-runner = CliRunner()
-TWO_LAYER = str(CONFIGS / "two_layer.yaml")
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "100", **(env or {})})
-    return result.exit_code, result.stdout, result.stderr
+from .conftest import NOTEBOOK_TENSORS, TWO_LAYER, invoke
 
 
 def test_run_table_shows_the_notebook_value() -> None:
@@ -53,15 +42,7 @@ def test_run_json_carries_the_schema_and_full_precision() -> None:
         "name": "two_layer", "seed": 7, "layers": [3, 2, 1], "activation": "sigmoid",
         "device": "cpu", "dtype": "float32", "batch": 1, "init": "normal", "bias": True,
     }  # fmt: skip
-    assert [t["name"] for t in result["tensors"]] == [
-        "features",
-        "W1",
-        "W2",
-        "B1",
-        "B2",
-        "h1",
-        "output",
-    ]
+    assert [t["name"] for t in result["tensors"]] == NOTEBOOK_TENSORS
     assert result["tensors"][1] == {
         "name": "W1",
         "shape": [3, 2],

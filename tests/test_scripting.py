@@ -12,24 +12,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
 from mlpcli import files, network, schema
-from mlpcli.cli import app
 from mlpcli.closeness import Difference, Tolerance
 from mlpcli.config import load
 from mlpcli.results import CompareReport, TensorDiff
 
-from .conftest import CONFIGS, ROOT
+from .conftest import CONFIGS, NOTEBOOK_TENSORS, ROOT, TWO_LAYER, invoke
 
-runner = CliRunner()
-TWO_LAYER = str(CONFIGS / "two_layer.yaml")
 NOTEBOOK = 0.3170831501483917
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "100", **(env or {})})
-    return result.exit_code, result.stdout, result.stderr
 
 
 # --- --expect --------------------------------------------------------------------------------
@@ -366,15 +357,7 @@ def test_compare_a_device_with_itself() -> None:
     report = json.loads(out)
     assert report["schema"] == "mlpcli.compare/1"
     assert report["within"] is True
-    assert [t["name"] for t in report["tensors"]] == [
-        "features",
-        "W1",
-        "W2",
-        "B1",
-        "B2",
-        "h1",
-        "output",
-    ]
+    assert [t["name"] for t in report["tensors"]] == NOTEBOOK_TENSORS
     assert {t["max_abs"] for t in report["tensors"]} == {0.0}
 
 

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CONFIGS, ROOT
-
-TWO_LAYER = str(CONFIGS / "two_layer.yaml")
+from .conftest import CONFIGS, ROOT, TWO_LAYER
 
 
 def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
