@@ -95,7 +95,7 @@ def test_to_dict_round_trips_through_yaml(write_config: Callable[..., Path]) -> 
 BAD_CONFIGS = [
     ("layer: [3, 2, 1]\n", r":1:1: layer: unknown key 'layer' \(did you mean 'layers'\?\)"),
     ("layers: [3, 2, 0]\n", r":1:16: layers\[2\]: must be >= 1, got 0"),
-    ("layers: [3]\n", r":1:9: layers: needs at least 2 sizes"),
+    ("layers: [3]\n", r":1:9: layers: needs 2 to 1025 sizes \(input, ..., output\), got 1"),
     ("layers: 3\n", r":1:9: layers: expected a list, got integer '3'"),
     ("layers: [3, 2.5]\n", r":1:13: layers\[1\]: expected an integer, got float '2.5'"),
     ("layers: [3, true]\n", r":1:13: layers\[1\]: expected an integer, got boolean 'true'"),
@@ -105,8 +105,18 @@ BAD_CONFIGS = [
     ("layers: [3, 2]\nseed: -1\n", r":2:7: seed: must be >= 0, got -1"),
     ("layers: [3, 2]\nseed: 9223372036854775808\n", r":2:7: seed: must be <= 9223372036854775807"),
     ("layers: [3, 2]\nseed: " + "9" * 5000 + "\n", r":2:7: seed: must be <= \d+, got a 5000-digit"),
-    ("layers: [3, 2]\nseed: 010\n", r":2:7: seed: '010' is octal, hex or sexagesimal"),
-    ("layers: [3, 2]\nseed: 1e3\n", r":2:7: seed: expected an integer, got string '1e3'"),
+    ("layers: [3, 2]\nseed: 010\n", r":2:7: seed: '010' is YAML 1.1 notation .* for 8; write 8"),
+    ("layers: [3, 2]\nseed: 1_000\n", r":2:7: seed: '1_000' is YAML 1.1 notation .* write 1000"),
+    ("layers: [3, 2]\nseed: !!int abc\n", r":2:7: seed: 'abc' is not a plain decimal integer"),
+    ("layers: [3, 2]\nseed: 7.0\n", r":2:7: seed: expected an integer, got float '7.0'; write 7"),
+    (
+        "layers: [3, 2]\nseed: !!seq x\n",
+        r":2:7: seed: expected an integer, got a value tagged '!!seq'",
+    ),
+    (
+        "layers: [3, 2]\nseed: 1e3\n",
+        r":2:7: seed: expected an integer, got string '1e3'; write 1000",
+    ),
     (
         "layers: [3, 2]\nbias: yes\n",
         r":2:7: bias: expected true or false, got 'yes', which YAML 1.1",

@@ -53,6 +53,10 @@ def _exit_code(invoke: Callable[[], Any]) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): end quietly, as `cat` would
         _silence_stdout()
         return int(ExitCode.OK)
+    except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal
+        _silence_stdout()
+        _error(f"cannot write the results: {error.strerror or error}")
+        return int(ExitCode.UNAVAILABLE)
     except KeyboardInterrupt:
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,6 +62,7 @@ class Init(StrEnum):
 FIELDS = ("name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias")
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
+MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
 DEFAULT_SOURCE = "<built-in default>"
@@ -78,7 +80,6 @@ _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _TAG = "tag:yaml.org,2002:"
 _T = TypeVar("_T")
-_STANDARD_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 _ALIASES = {
     "fp32": "float32",
     "float": "float32",
@@ -295,7 +296,7 @@ def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
 
 
 def _unknown_key(key: str) -> str:
-    return f"unknown key {key!r}{_suggest(key, FIELDS)}; known keys: {', '.join(FIELDS)}"
+    return f"unknown key {_quote(key)}{_suggest(key, FIELDS)}; known keys: {', '.join(FIELDS)}"
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
@@ -308,19 +309,26 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
 
 def _kind(node: yaml.Node) -> str:
     """How a node reads to a user in an error: `string '7'`, `a list`, `null`."""
-    if node.tag not in _STANDARD_TAGS:
-        return f"a value tagged {node.tag.replace(_TAG, '!!')!r}"
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    kind = node.tag.removeprefix(_TAG)
-    if kind == "null":
-        return "null"
-    if kind == "bool" and node.value.lower() not in ("true", "false"):
-        return f"{node.value!r}, which YAML 1.1 reads as a boolean (quote it for a string)"
+    tag = node.tag.removeprefix(_TAG)
     names = {"str": "string", "int": "integer", "bool": "boolean", "float": "float"}
-    return f"{names[kind]} {node.value!r}"
+    if isinstance(node, yaml.MappingNode) and tag == "map":
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode) and tag == "seq":
+        return "a list"
+    if isinstance(node, yaml.ScalarNode) and tag == "null":
+        return "null"
+    if isinstance(node, yaml.ScalarNode) and tag in names:
+        if tag == "bool" and node.value.lower() not in ("true", "false"):
+            return (
+                f"{_quote(node.value)}, which YAML 1.1 reads as a boolean (quote it for a string)"
+            )
+        return f"{names[tag]} {_quote(node.value)}"
+    return f"a value tagged {_quote(node.tag.replace(_TAG, '!!'))}"
+
+
+def _quote(text: str) -> str:
+    """`'text'` for an error message, cut to 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
 
 
 def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
@@ -329,8 +337,8 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
         raise ConfigError(Location(source), "layers", "required field is missing")
     layers_entry = entries["layers"]
     nodes = _sequence(layers_entry, "layers")
-    if len(nodes) < 2:
-        message = f"needs at least 2 sizes (input, ..., output), got {len(nodes)}"
+    if not 2 <= len(nodes) <= MAX_LAYERS:
+        message = f"needs 2 to {MAX_LAYERS} sizes (input, ..., output), got {len(nodes)}"
         raise ConfigError(layers_entry.at(layers_entry.node), "layers", message)
     layers = tuple(
         _integer(layers_entry, node, f"layers[{i}]", 1, MAX_SIZE) for i, node in enumerate(nodes)
@@ -366,14 +374,18 @@ def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
 
 def _integer(entry: _Entry, node: yaml.Node, path: str, low: int, high: int) -> int:
     if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
-        raise ConfigError(entry.at(node), path, f"expected an integer, got {_kind(node)}")
+        message = f"expected an integer, got {_kind(node)}{_integer_hint(node)}"
+        raise ConfigError(entry.at(node), path, message)
     text = str(node.value)
     if not _DECIMAL.fullmatch(text):
-        raise ConfigError(
-            entry.at(node),
-            path,
-            f"{text!r} is octal, hex or sexagesimal in YAML 1.1; write it in decimal",
+        read = _yaml11_integer(text)
+        message = (
+            f"{_quote(text)} is not a plain decimal integer"
+            if read is None
+            else f"{text!r} is YAML 1.1 notation (octal, hex, binary, sexagesimal or with '_') "
+            f"for {read}; write {read}"
         )
+        raise ConfigError(entry.at(node), path, message)
     if len(text.lstrip("+-")) > len(str(high)):
         raise ConfigError(
             entry.at(node), path, f"must be <= {high}, got a {len(text)}-digit number"
@@ -384,6 +396,30 @@ def _integer(entry: _Entry, node: yaml.Node, path: str, low: int, high: int) -> 
     if value > high:
         raise ConfigError(entry.at(node), path, f"must be <= {high}, got {value}")
     return value
+
+
+def _yaml11_integer(text: str) -> int | None:
+    """What YAML 1.1 makes of an integer written other than in plain decimal (None if huge)."""
+    if len(text) > 40:
+        return None
+    try:
+        node = yaml.ScalarNode(_TAG + "int", text)
+        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+    except ValueError:  # an explicit `!!int` on text that is no integer at all
+        return None
+
+
+def _integer_hint(node: yaml.Node) -> str:
+    """`; write 1000` for a scalar that means a whole number but is not one to YAML (`1e3`)."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag not in (_TAG + "str", _TAG + "float"):
+        return ""
+    try:
+        number = float(node.value) if len(node.value) <= 40 else math.nan
+    except ValueError:
+        return ""
+    if not number.is_integer() or abs(number) >= 2**63:
+        return ""
+    return f"; write {int(number)}"
 
 
 def _boolean(entry: _Entry) -> bool:
@@ -416,7 +452,9 @@ def _device(entry: _Entry) -> str:
     expected = "cpu, cuda, cuda:N or auto"
     text = _scalar(entry, entry.node, "device", expected)
     if not _DEVICE.fullmatch(text):
-        message = f"expected {expected}, got {text!r}{_suggest(text, ('cpu', 'cuda', 'auto'))}"
+        message = (
+            f"expected {expected}, got {_quote(text)}{_suggest(text, ('cpu', 'cuda', 'auto'))}"
+        )
         raise ConfigError(entry.at(entry.node), "device", message)
     return text
 
@@ -426,10 +464,8 @@ def _enum(entry: _Entry, path: str, kind: type[StrEnum], node: yaml.Node | None 
     names = [member.value for member in kind]
     text = _scalar(entry, node, path, "one of " + ", ".join(names))
     if text not in names:
-        choices = ", ".join(names)
-        message = (
-            f"unknown {kind.__name__.lower()} {text!r}{_suggest(text, names)}; one of: {choices}"
-        )
+        hint, choices = _suggest(text, names), ", ".join(names)
+        message = f"unknown {kind.__name__.lower()} {_quote(text)}{hint}; one of: {choices}"
         raise ConfigError(entry.at(node), path, message)
     return text
 

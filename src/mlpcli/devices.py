@@ -9,10 +9,11 @@ from importlib import metadata
 
 import torch
 
-from mlpcli import __version__
+from mlpcli import __version__, memory
 from mlpcli.config import Config
 from mlpcli.errors import UnavailableError
 from mlpcli.results import Environment, Gpu
+from mlpcli.units import byte_size
 
 
 def resolve(config: Config) -> torch.device:
@@ -35,6 +36,19 @@ def resolve(config: Config) -> torch.device:
             f"{where}: this machine has {count} CUDA device(s), cuda:0..{count - 1}"
         )
     return torch.device("cuda", index)
+
+
+def check_memory(config: Config, device: torch.device) -> None:
+    """UnavailableError, at once, when a run of `config` cannot fit on `device`."""
+    memory.check_host(config, on_cpu=device.type == "cpu")
+    if device.type == "cuda":
+        needed = memory.device_bytes(config, on_cpu=False)
+        free, _ = torch.cuda.mem_get_info(device)
+        if needed > free:
+            raise UnavailableError(
+                f"{config.name}: needs about {byte_size(needed)} on {device}, "
+                f"{byte_size(free)} is free"
+            )
 
 
 def synchronize(device: torch.device) -> None:

@@ -106,6 +106,7 @@ def run(config: Config) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError."""
     torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
     device = devices.resolve(config)
+    devices.check_memory(config, device)
     with _memory_errors(device):
         start = time.perf_counter()
         network = build(config, device)
@@ -133,6 +134,8 @@ def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> Compa
     """Run `config` on each device; every tensor against the first device's."""
     torch.set_float32_matmul_precision("highest")
     placed = [devices.resolve(config.on_device(spec, "--devices")) for spec in specs]
+    for device in placed:
+        devices.check_memory(config, device)
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
         TensorDiff(

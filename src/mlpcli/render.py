@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.config import Config
+from mlpcli.units import byte_size, count_text
 
 if TYPE_CHECKING:
     from mlpcli.results import CompareReport, Environment, RunResult
@@ -42,24 +43,6 @@ def note(message: str) -> None:
 def shape_text(shape: Sequence[int]) -> str:
     """`(1, 3)`: a shape as Python writes a tuple."""
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def byte_size(count: int) -> str:
-    """`44 B`, `1.5 KiB`, `2.0 GiB`: binary units, one decimal."""
-    if count < 1024:
-        return f"{count} B"
-    power = min(4, (count.bit_length() - 1) // 10)  # 1 KiB, 2 MiB, 3 GiB, 4 TiB
-    return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[power - 1]}"
-
-
-def count_text(count: int) -> str:
-    """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
-    if count < 10**6:
-        return f"{count:,}"
-    power, unit = next(
-        (p, u) for p, u in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M")) if count >= 10**p
-    )
-    return f"{count / 10**power:.2f} {unit}"
 
 
 # --- run -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlpcli.config import (
     DEVICE_PATTERN,
+    MAX_LAYERS,
     MAX_SEED,
     MAX_SIZE,
     Activation,
@@ -61,6 +62,7 @@ def json_schema() -> dict[str, object]:
                 "type": "array",
                 "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
                 "minItems": 2,
+                "maxItems": MAX_LAYERS,
                 "description": "Input size, hidden sizes..., output size.",
             },
             "activation": {

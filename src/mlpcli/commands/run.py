@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlpcli import files, records, render, sweep
+from mlpcli import files, memory, records, render, sweep
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
@@ -62,6 +62,8 @@ def run(
     paths, overrides = split(arguments)
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     jobs = [(load(path, combo), combo) for path in paths for combo in combinations]
+    for job_config, _ in jobs:  # before torch is imported: what cannot fit fails at once
+        memory.check_host(job_config, on_cpu=job_config.device == "cpu")
     inputs = [*paths, Path(expect) if expect is not None else None]
     output_kind = check_output(output, (".json", ".csv", ".npy"), inputs)
     if output_kind == "npy" and len(jobs) > 1:

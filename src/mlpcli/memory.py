@@ -1,0 +1,70 @@
+"""Will a run fit? Its memory from the shapes alone, against what the machine has; no torch.
+
+`run` asks before importing torch, so that what cannot fit ends in well under a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+from mlpcli.config import Config, DType
+from mlpcli.errors import UnavailableError
+from mlpcli.units import byte_size
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a run holds at its peak, in bytes."""
+
+    draw: int  # features, weights and biases as drawn: float32, on the CPU
+    placed: int  # the same in the config's dtype, on the device
+    activations: int  # two activation buffers at the widest layer: h(i-1) and hi
+
+
+def estimate(config: Config) -> MemoryEstimate:
+    """The memory a run of `config` needs."""
+    values = config.batch * config.layers[0] + sum(
+        n_in * n_out + (n_out if config.bias else 0)
+        for n_in, n_out in itertools.pairwise(config.layers)
+    )
+    itemsize = config.dtype.itemsize
+    return MemoryEstimate(
+        draw=4 * values,
+        placed=itemsize * values,
+        activations=2 * config.batch * max(config.layers) * itemsize,
+    )
+
+
+def device_bytes(config: Config, *, on_cpu: bool) -> int:
+    """Bytes on the compute device: placed tensors (unless the cast is a no-op), activations."""
+    needs = estimate(config)
+    same_tensors = on_cpu and config.dtype is DType.FLOAT32
+    return (0 if same_tensors else needs.placed) + needs.activations
+
+
+def check_host(config: Config, *, on_cpu: bool) -> None:
+    """UnavailableError when the CPU's part of a run cannot fit in available memory."""
+    host = estimate(config).draw + (device_bytes(config, on_cpu=True) if on_cpu else 0)
+    available = available_ram()
+    if available is not None and host > available:
+        raise UnavailableError(
+            f"{config.name}: needs about {byte_size(host)} of memory, "
+            f"{byte_size(available)} is available"
+        )
+
+
+def available_ram() -> int | None:
+    """Bytes the system can give without swapping (Linux's MemAvailable), else free pages."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None

@@ -1,0 +1,20 @@
+"""Numbers for people: byte sizes and large counts."""
+
+from __future__ import annotations
+
+
+def byte_size(count: int) -> str:
+    """`44 B`, `1.5 KiB`, `2.0 GiB`: binary units, one decimal."""
+    if count < 1024:
+        return f"{count} B"
+    power = min(6, (count.bit_length() - 1) // 10)
+    return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')[power - 1]}"
+
+
+def count_text(count: int) -> str:
+    """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
+    if count < 10**6:
+        return f"{count:,}"
+    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"))
+    power, unit = next((p, u) for p, u in prefixes if count >= 10**p)
+    return f"{count / 10**power:.2f} {unit}"
