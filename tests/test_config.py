@@ -93,7 +93,7 @@ def test_to_dict_round_trips_through_yaml(write_config: Callable[..., Path]) -> 
 
 # One row per bad input: the file's text, the exit code, the error line after "path".
 BAD_CONFIGS = [
-    ("layer: [3, 2, 1]\n", r":1:1: layer: unknown key 'layer' \(did you mean 'layers'\?\)"),
+    ("layer: [3, 2, 1]\n", r":1:1: unknown key 'layer' \(did you mean 'layers'\?\)"),
     ("layers: [3, 2, 0]\n", r":1:16: layers\[2\]: must be >= 1, got 0"),
     ("layers: [3]\n", r":1:9: layers: needs 2 to 1025 sizes \(input, ..., output\), got 1"),
     ("layers: 3\n", r":1:9: layers: expected a list, got integer '3'"),

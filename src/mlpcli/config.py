@@ -285,7 +285,7 @@ def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
             )
         key = key_node.value
         if key not in FIELDS:
-            raise ConfigError(in_file.at(key_node), key, _unknown_key(key))
+            raise ConfigError(in_file.at(key_node), None, _unknown_key(key))
         if key in entries:
             first = entries[key].at(entries[key].node).line
             raise ConfigError(

@@ -1,0 +1,123 @@
+"""Property tests: the config loader is total, and valid configs survive a trip through YAML."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlpcli.config import FIELDS, MAX_SEED, Activation, Config, DType, Init, load, to_yaml
+from mlpcli.errors import ConfigError, MlpcliError
+
+SETTINGS = settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+# Characters that steer YAML's scanner, so that random text reaches deep into it.
+YAML_ALPHABET = (
+    string.ascii_letters[:8] + string.digits + " \t\n:-,[]{}#&*!|>'\"%@`?~._+=\x00\xa0\u2028é"
+)
+YAML_WORDS = [
+    *FIELDS, *(a.value for a in Activation), *(d.value for d in DType), "cuda:0", "yes", "no",
+    "~", "null", "true", "0x1F", "010", "1e3", ".inf", "-.nan", "1:30", "2024-02-30", "<<", "&a",
+    "*a", "!!int", "!!python/object:os.system", "!!binary", "---", "...", "%YAML 1.1", "? ",
+]  # fmt: skip
+yaml_like_text = st.lists(
+    st.one_of(st.sampled_from(YAML_WORDS), st.text(YAML_ALPHABET, max_size=6)), max_size=40
+).map(lambda parts: "".join(parts))
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(YAML_WORDS),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+config_like = st.dictionaries(
+    st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), values, max_size=len(FIELDS) + 2
+)
+
+
+def loads_or_refuses(tmp_path: Path, data: bytes) -> None:
+    """The one property: a valid config, or one MlpcliError with a one-line message."""
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(data)
+    try:
+        config = load(path)
+    except MlpcliError as error:
+        assert "\n" not in str(error)
+        if isinstance(error, ConfigError):
+            assert str(error).startswith(str(path))
+    else:
+        assert isinstance(config, Config)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes(tmp_path: Path, data: bytes) -> None:
+    loads_or_refuses(tmp_path, data)
+
+
+@SETTINGS
+@given(text=yaml_like_text)
+def test_yaml_like_text(tmp_path: Path, text: str) -> None:
+    loads_or_refuses(tmp_path, text.encode("utf-8", "surrogatepass"))
+
+
+@SETTINGS
+@given(document=config_like, flow=st.booleans())
+def test_config_shaped_documents(tmp_path: Path, document: dict[str, object], flow: bool) -> None:
+    text = yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True)
+    loads_or_refuses(tmp_path, text.encode())
+
+
+valid_configs = st.builds(
+    lambda name, seed, layers, activation, per_layer, device, dtype, batch, init, bias: {
+        "name": name,
+        "seed": seed,
+        "layers": layers,
+        "activation": [activation] * (len(layers) - 1) if per_layer else activation,
+        "device": device,
+        "dtype": dtype,
+        "batch": batch,
+        "init": init,
+        "bias": bias,
+    },
+    name=st.text(
+        string.ascii_letters + string.digits + " _-[]/:#'\"é", min_size=1, max_size=30
+    ).filter(lambda s: s.strip() != ""),
+    seed=st.integers(0, MAX_SEED),
+    layers=st.lists(st.integers(1, 2**31 - 1), min_size=2, max_size=6),
+    activation=st.sampled_from([a.value for a in Activation]),
+    per_layer=st.booleans(),
+    device=st.sampled_from(["cpu", "cuda", "cuda:3", "auto"]),
+    dtype=st.sampled_from([d.value for d in DType]),
+    batch=st.integers(1, 2**31 - 1),
+    init=st.sampled_from([i.value for i in Init]),
+    bias=st.booleans(),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=valid_configs)
+def test_valid_configs_round_trip(tmp_path: Path, document: dict[str, object]) -> None:
+    path = tmp_path / "valid.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    config = load(path)
+    again = tmp_path / "again.yaml"
+    again.write_text(to_yaml(config))
+    assert load(again) == config
+    assert config.to_dict()["layers"] == document["layers"]
