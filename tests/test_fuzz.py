@@ -56,11 +56,13 @@ def loads_or_refuses(tmp_path: Path, data: bytes) -> None:
     try:
         config = load(path)
     except MlpcliError as error:
-        assert "\n" not in str(error)
-        if isinstance(error, ConfigError):
-            assert str(error).startswith(str(path))
+        refusal = error
     else:
         assert isinstance(config, Config)
+        return
+    assert "\n" not in str(refusal)
+    if isinstance(refusal, ConfigError):
+        assert str(refusal).startswith(str(path))
 
 
 @SETTINGS

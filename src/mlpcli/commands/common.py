@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -80,7 +79,6 @@ def check_output(
     return None if output is None else files.check_output(output, suffixes, inputs)
 
 
-def print_fields(records: Sequence[Record], path: str) -> None:
-    """One line per result: the value at `path`, all looked up before any is printed."""
-    values = [fields.text(fields.select(record, path)) for record in records]
-    sys.stdout.write("".join(f"{value}\n" for value in values))
+def field_lines(records: Sequence[Record], path: str) -> str:
+    """One line per result: the value at `path` (UsageError for a path that is not there)."""
+    return "".join(f"{fields.text(fields.select(record, path))}\n" for record in records)

@@ -18,8 +18,8 @@ from mlpcli.commands.common import (
     OutputOption,
     RtolOption,
     check_output,
+    field_lines,
     load,
-    print_fields,
     split,
 )
 from mlpcli.errors import CheckFailedError, UsageError
@@ -78,10 +78,11 @@ def run(
             expected.for_network(job_config.name)
     results = [dataclasses.replace(network.run(c), overrides=combo) for c, combo in jobs]
 
+    chosen = field_lines([records.run_record(r) for r in results], field) if field else None
     if output is not None:
         files.write_atomic(output, _file_bytes(results, output_kind))
-    if field is not None:
-        print_fields([records.run_record(r) for r in results], field)
+    if chosen is not None:
+        sys.stdout.write(chosen)
     elif output_format is Format.JSON:
         sys.stdout.write("".join(records.json_line(records.run_record(r)) for r in results))
     elif output_format is Format.CSV:

@@ -14,8 +14,8 @@ from mlpcli.commands.common import (
     OutputOption,
     TableOrJson,
     check_output,
+    field_lines,
     load,
-    print_fields,
     split,
 )
 from mlpcli.errors import UsageError
@@ -37,11 +37,12 @@ def shapes(
     output_kind = check_output(output, (".json", ".csv"), paths)
     report = compute(load(paths[0], overrides))
     record = records.shapes_record(report)
+    chosen = field_lines([record], field) if field is not None else None
     if output is not None:
         data = records.shapes_csv(report) if output_kind == "csv" else records.json_line(record)
         files.write_atomic(output, data.encode())
-    if field is not None:
-        print_fields([record], field)
+    if chosen is not None:
+        sys.stdout.write(chosen)
     elif output_format is TableOrJson.JSON:
         sys.stdout.write(records.json_line(record))
     else:

@@ -1,0 +1,172 @@
+"""The catalogue of bad inputs and faults, through the whole command line.
+
+Each row: the exit code, exactly one stderr line `mlpcli: error: ...` naming the file and field
+where there is one, nothing on stdout, and `results.json`, a file that was there before, untouched.
+docs/reliability.md counts the rows by category (`test_the_documented_counts_are_true`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlpcli import devices, network
+
+from .catalogue import BAD_CONFIG_FILES, Case
+from .conftest import ROOT, TWO_LAYER, invoke
+
+Setup = Callable[[Path, pytest.MonkeyPatch], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A command line (with {dir}, {out} placeholders) that must fail in one documented way."""
+
+    category: str
+    args: list[str]
+    code: int
+    message: str  # a regex for the error line after "mlpcli: error: "
+    setup: Setup | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def raising(target: object, name: str, error: BaseException) -> Setup:
+    def setup(_: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        def fail(*_: object, **__: object) -> None:
+            raise error
+
+        monkeypatch.setattr(target, name, fail)
+
+    return setup
+
+
+def making(name: str, make: Callable[[Path], object]) -> Setup:
+    def setup(directory: Path, _: pytest.MonkeyPatch) -> None:
+        make(directory / name)
+
+    return setup
+
+
+NO_CUDA = not torch.cuda.is_available()
+FAULTS = [
+    # the command line
+    Fault("command line", ["run", "--bogus"], 2, r"No such option: --bogus \(see 'mlpcli run --help'\)"),
+    Fault("command line", ["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),
+    Fault("command line", ["run", "-f", "xml"], 2, r"Invalid value for '--format'"),
+    Fault("command line", ["run", "--atol", "-1"], 2, r"Invalid value for '--atol'"),
+    Fault("command line", ["shapes", "-f", "csv"], 2, r"Invalid value for '--format'"),
+    Fault("command line", ["validate"], 2, r"Missing argument 'CONFIG\.\.\.'"),
+    Fault("command line", ["run", "seed=x", "-o", "{out}"], 2, r"^override 'seed=x': seed: expected an integer"),
+    Fault("command line", ["run", "layer=[3]", "-o", "{out}"], 2, r"^override 'layer=\[3\]': unknown key 'layer' \(did you mean 'layers'\?\)"),
+    Fault("command line", ["run", "-m", "seed=1,,2", "-o", "{out}"], 2, r"^override 'seed=1,,2': an empty value"),
+    Fault("command line", ["shapes", TWO_LAYER, TWO_LAYER, "-o", "{out}"], 2, r"shapes takes one CONFIG"),
+    Fault("command line", ["run", "--expect", "abc", "-o", "{out}"], 2, r"^--expect abc: expected numbers, got 'abc'"),
+    Fault("command line", ["run", "--field", "nope", "-o", "{out}"], 2, r"^--field nope: no key 'nope' in the result; keys there: schema,"),
+    Fault("command line", ["compare", "--devices", "cpu"], 2, r"^--devices cpu: name two or more devices"),
+    Fault("command line", ["compare", "--devices", "cpu,tpu"], 2, r"^--devices: device: expected cpu, cuda, cuda:N or auto, got 'tpu'"),
+    Fault("command line", ["run", "-o", "{out}"], 2, r"^environment MLPCLI_DEVICE=gpu: device: expected .* \(did you mean 'cuda'\?\)", env={"MLPCLI_DEVICE": "gpu"}),
+    # files and paths
+    Fault("files and paths", ["run", "{dir}/missing.yaml", "-o", "{out}"], 2, r"/missing\.yaml: no such file$"),
+    Fault("files and paths", ["run", "{dir}/folder", "-o", "{out}"], 2, r"/folder: is a directory, not a config file$", making("folder", Path.mkdir)),
+    Fault("files and paths", ["run", "{dir}/pipe", "-o", "{out}"], 2, r"/pipe: not a regular file$", making("pipe", os.mkfifo)),
+    Fault("files and paths", ["run", "{dir}/big.yaml", "-o", "{out}"], 2, r"/big\.yaml: larger than 1 MiB", making("big.yaml", lambda p: p.write_bytes(b"#" * (1 << 20 + 1)))),
+    Fault("files and paths", ["run", "-o", "{dir}/results.txt"], 2, r"results\.txt: the suffix names the format; use one of \.json, \.csv, \.npy"),
+    Fault("files and paths", ["run", "-o", "{dir}/nowhere/x.json"], 2, r"x\.json: no such directory"),
+    Fault("files and paths", ["run", "--expect", "{out}", "-o", "{out}"], 2, r"results\.json: is also an input; refusing to overwrite it"),
+    Fault("files and paths", ["run", "--expect", "{dir}/missing.json", "-o", "{out}"], 2, r"^--expect .*missing\.json: no such file"),
+    Fault("files and paths", ["run", TWO_LAYER, TWO_LAYER, "-o", "{dir}/two.npy"], 2, r"two\.npy: a \.npy file holds one output"),
+    Fault("files and paths", ["config", "init", "{out}"], 2, r"results\.json: exists; --force replaces it"),
+    # the machine
+    Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
+    Fault("machine", ["run", "layers=[2147483647, 2147483647]", "-o", "{out}"], 3, r"^default: needs about 16\.0 EiB of memory, .* is available$"),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^default: needs about .* of memory, 1 B is available$", lambda _, patch: patch.setattr("mlpcli.memory.available_ram", lambda: 1)),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 2\.00 GiB$", raising(network, "build", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line"))),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: DefaultCPUAllocator: can't allocate memory", raising(network, "build", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."))),
+    Fault("machine", ["run", "-o", "{out}", "-f", "json"], 3, r"results\.json: cannot write: No space left on device$", raising(os, "fsync", OSError(errno.ENOSPC, "No space left on device"))),
+    Fault("machine", ["run", "-o", "{out}", "-f", "json"], 130, r"^interrupted$", raising(os, "fsync", KeyboardInterrupt())),
+    Fault("machine", ["run", "-o", "{out}"], 130, r"^interrupted$", raising(network, "run", KeyboardInterrupt())),
+    Fault("machine", ["env"], 4, r"^internal error \(ZeroDivisionError: boom\); rerun with MLPCLI_DEBUG=1 and report the traceback$", raising(devices, "environment", ZeroDivisionError("boom"))),
+]  # fmt: skip
+if NO_CUDA:
+    FAULTS.append(
+        Fault("machine", ["run", "device=cuda", "-o", "{out}"], 3, r"device: cuda is not available here: torch .* was built without CUDA")
+    )  # fmt: skip
+
+# Faults that only a real process shows: a full disk behind stdout, a reader that goes away.
+PROCESS_FAULTS = [
+    ("process", f"'{{mlpcli}}' run '{TWO_LAYER}' > /dev/full", 3, "mlpcli: error: cannot write the results: No space left on device\n"),
+    ("process", "'{mlpcli}' shapes --format json > /dev/full", 3, "mlpcli: error: cannot write the results: No space left on device\n"),
+    ("process", "'{mlpcli}' run batch=100000 --format csv | head -1 > /dev/null", 0, ""),
+]  # fmt: skip
+
+SENTINEL = b'{"schema": "mlpcli.run/1", "precious": true}\n'
+
+
+def run_and_check(
+    directory: Path, args: list[str], env: dict[str, str], code: int, message: str
+) -> None:
+    out = directory / "results.json"
+    out.write_bytes(SENTINEL)
+    before = sorted(p.name for p in directory.iterdir())
+    arguments = [a.replace("{dir}", str(directory)).replace("{out}", str(out)) for a in args]
+    exit_code, stdout, stderr = invoke(*arguments, env=env)
+    assert exit_code == code, stderr
+    assert stdout == ""
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith("mlpcli: error: ")
+    assert re.search(message, stderr.removeprefix("mlpcli: error: ").rstrip("\n")), stderr
+    assert out.read_bytes() == SENTINEL
+    assert sorted(p.name for p in directory.iterdir()) == before
+
+
+@pytest.mark.parametrize("case", BAD_CONFIG_FILES, ids=lambda case: case.message[:40])
+def test_bad_config_file(tmp_path: Path, case: Case) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_bytes(case.text if isinstance(case.text, bytes) else case.text.encode())
+    message = "^" + re.escape(str(path)) + case.message
+    run_and_check(tmp_path, ["run", str(path), "-o", "{out}"], {}, 2, message)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: " ".join(fault.args)[:50])
+def test_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: Fault) -> None:
+    if fault.setup is not None:
+        fault.setup(tmp_path, monkeypatch)
+    run_and_check(tmp_path, fault.args, fault.env, fault.code, fault.message)
+
+
+@pytest.mark.parametrize(("category", "shell", "code", "stderr"), PROCESS_FAULTS)
+def test_process_fault(
+    mlpcli_script: str, category: str, shell: str, code: int, stderr: str
+) -> None:
+    done = subprocess.run(
+        ["bash", "-c", shell.format(mlpcli=mlpcli_script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (code, stderr)
+
+
+def test_the_documented_counts_are_true() -> None:
+    counts = Counter(case.category for case in BAD_CONFIG_FILES)
+    counts.update(fault.category for fault in FAULTS)
+    counts.update(row[0] for row in PROCESS_FAULTS)
+    if NO_CUDA:  # the row for a missing CUDA runs only where CUDA is missing
+        counts["machine"] -= 1
+    documented = dict(
+        (name, int(count))
+        for name, count in re.findall(
+            r"^\| (.+?) \| (\d+) \|", (ROOT / "docs" / "reliability.md").read_text(), re.M
+        )
+    )
+    assert documented == dict(counts)
+    assert sum(counts.values()) >= 40
