@@ -180,6 +180,11 @@ BAD_CONFIG_FILES = [
         r":1:16: nested deeper than 8 levels",
     ),
     Case(
+        "YAML and encoding",
+        "layers: [" + "1, " * 6000 + "1]\n",
+        r":1:14998: more than 5000 YAML values; not a config",
+    ),
+    Case(
         "fields and values",
         "layers: [3, 2]\nseed: 2024-02-30\n",
         r":2:7: seed: expected an integer, got a value tagged '!!timestamp'",

@@ -192,3 +192,24 @@ def test_bare_command_shows_help_and_no_error_line() -> None:
     assert code == 2
     assert "Usage: mlpcli" in out + err
     assert "error" not in err
+
+
+def test_nonfinite_outputs_are_null_in_json_and_noted_on_stderr() -> None:
+    # float16 overflows: each identity layer of 1024 multiplies the scale by about 32
+    layers = "layers=[1024, 1024, 1024, 1024, 1024, 1024]"
+    code, out, err = invoke("run", layers, "dtype=float16", "activation=identity", "-f", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["nonfinite"] > 0
+    assert result["nonfinite"] == sum(v is None for v in result["output"][0])
+    assert (
+        err == f"mlpcli: note: default: output has {result['nonfinite']} NaN or infinite values\n"
+    )
+
+
+def test_markup_in_names_and_overrides_prints_literally() -> None:
+    code, out, _ = invoke("run", "name='[bold]n[/]'", "-m", "seed=1,2", env={"COLUMNS": "200"})
+    assert code == 0
+    assert out.count("[bold]n[/]") == 4  # the name column and the overrides column, twice
+    code, out, _ = invoke("run", "name='[red]x'", env={"COLUMNS": "200"})
+    assert out.startswith("[red]x  seed 7")

@@ -65,6 +65,7 @@ MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
+MAX_EVENTS = 5000  # YAML values, keys and collections; a config needs at most about 2,100
 DEFAULT_SOURCE = "<built-in default>"
 DEFAULT_YAML = """\
 name: default
@@ -243,7 +244,9 @@ def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | Non
 
     try:
         depth = documents = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+            if count > MAX_EVENTS:
+                raise fail(event.start_mark, f"more than {MAX_EVENTS} YAML values; not a config")
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
