@@ -78,13 +78,16 @@ def run(
             expected.for_network(job_config.name)
     results = [dataclasses.replace(network.run(c), overrides=combo) for c, combo in jobs]
 
-    chosen = field_lines([records.run_record(r) for r in results], field) if field else None
+    needs_json = field or output_format is Format.JSON or output_kind == "json"
+    run_records = [records.run_record(r) for r in results] if needs_json else []
+    json_lines = "".join(map(records.json_line, run_records))
+    chosen = field_lines(run_records, field) if field else None  # a bad path: nothing written
     if output is not None:
-        files.write_atomic(output, _file_bytes(results, output_kind))
+        files.write_atomic(output, _file_bytes(results, output_kind, json_lines))
     if chosen is not None:
         sys.stdout.write(chosen)
     elif output_format is Format.JSON:
-        sys.stdout.write("".join(records.json_line(records.run_record(r)) for r in results))
+        sys.stdout.write(json_lines)
     elif output_format is Format.CSV:
         sys.stdout.write(records.run_csv(results))
     elif multirun:
@@ -115,9 +118,9 @@ def _print_tables(results: list[RunResult], *, full: bool) -> None:
             render.note(cut)
 
 
-def _file_bytes(results: list[RunResult], kind: str | None) -> bytes:
+def _file_bytes(results: list[RunResult], kind: str | None, json_lines: str) -> bytes:
     if kind == "npy":
         return records.run_npy(results[0])
     if kind == "csv":
         return records.run_csv(results).encode()
-    return "".join(records.json_line(records.run_record(r)) for r in results).encode()
+    return json_lines.encode()
