@@ -2,10 +2,12 @@
 # The CUDA checks in one command, for a machine with an NVIDIA GPU; about a minute on an H200.
 # Runs from source (PYTHONPATH=src) with the machine's own Python, torch and pytest:
 #   bash scripts/gpu-check.sh                 # on the GPU machine
-#   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 bash scripts/gpu-check.sh  # dry run here
+#   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 BENCH_ARGS=--quick \
+#     bash scripts/gpu-check.sh   # a dry run here
 # 1. the CUDA tests (tests/test_cuda.py), which cannot skip once a GPU is seen;
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
-# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, and `env`.
+# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, and `env`;
+# 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, and start-up times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -36,3 +38,6 @@ done
 "$PYTHON" -m mlpcli run configs/two_layer.yaml "device=$DEVICE"
 "$PYTHON" -m mlpcli compare configs/deep_relu.yaml --devices "cpu,$DEVICE"
 "$PYTHON" -m mlpcli env
+# The benchmark ladder, GPU rung included (--quick: a minute or two on an H200): figures for
+# docs/performance.md.
+"$PYTHON" benchmarks/bench.py ${BENCH_ARGS:---quick}

@@ -62,3 +62,20 @@ def test_no_tf32() -> None:
     network.run(load(None, ["device=cuda"]))
     assert torch.get_float32_matmul_precision() == "highest"
     assert not torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "softmax"])
+def test_forward_holds_at_most_two_activation_buffers(activation: str) -> None:
+    config = load(
+        None,
+        [
+            "layers=[2048, 2048, 2048, 2048]",
+            "batch=2048",
+            f"activation={activation}",
+            "device=cuda",
+        ],
+    )
+    result = network.bench(config, warmup=1, repeat=2)
+    buffer = 2048 * 2048 * 4
+    assert result.peak_bytes is not None
+    assert result.peak_bytes <= 2.05 * buffer, result.peak_bytes / buffer

@@ -431,3 +431,30 @@ def test_columns_sets_the_table_width() -> None:
     assert max(map(len, narrow.splitlines())) <= 50
     assert "…" in narrow
     assert "…" not in wide
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+
+def test_bench_times_the_forward_apart_from_the_build() -> None:
+    code, out, err = invoke("bench", TWO_LAYER, "--repeat", "5", "--warmup", "1", "-f", "json")
+    assert (code, err) == (0, "")
+    record = json.loads(out)
+    assert record["schema"] == "mlpcli.bench/1"
+    times = record["forward_ms"]
+    assert len(times["all"]) == 5
+    assert times["min"] <= times["median"] <= times["max"]
+    assert record["build_ms"] > 0
+    assert record["flops"] == 22
+    assert record["tflops_per_s"] == pytest.approx(22 / (times["median"] / 1e3) / 1e12)
+    assert record["samples_per_s"] == pytest.approx(1 / (times["median"] / 1e3))
+    assert record["peak_bytes"] is None  # measured on a GPU only
+    code, out, _ = invoke("bench", "--repeat", "2")
+    assert code == 0
+    assert "forward, median of 2" in out
+
+
+def test_bench_refuses_what_cannot_fit_before_trying() -> None:
+    code, out, err = invoke("bench", "layers=[2147483647, 2147483647]")
+    assert (code, out) == (3, "")
+    assert "needs about 16.0 EiB of memory" in err

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlpcli import __version__
-from mlpcli.commands import compare, config, env, run, shapes, validate
+from mlpcli.commands import bench, compare, config, env, run, shapes, validate
 from mlpcli.errors import ExitCode, MlpcliError
 
 
@@ -97,6 +97,7 @@ app.command()(run.run)
 app.command()(shapes.shapes)
 app.command()(validate.validate)
 app.add_typer(config.app)
+app.command()(bench.bench)
 app.command()(compare.compare)
 app.command()(env.env)
 

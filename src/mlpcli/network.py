@@ -20,7 +20,7 @@ from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Activation, Config, DType, Init
 from mlpcli.errors import UnavailableError
-from mlpcli.results import CompareReport, RunResult, TensorDiff, TensorInfo
+from mlpcli.results import BenchResult, CompareReport, RunResult, TensorDiff, TensorInfo
 
 TORCH_DTYPES = {
     DType.FLOAT32: torch.float32,
@@ -93,13 +93,24 @@ def build(config: Config, device: torch.device) -> Network:
     )
 
 
-def forward(network: Network) -> Iterator[torch.Tensor]:
-    """Yield h1 … hL (the last is the output): `hi = fi(h(i-1) · Wi + Bi)`."""
+Observer = Callable[[str, torch.Tensor], None]
+
+
+def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
+    """The output, `hL`, where `hi = fi(h(i-1) · Wi + Bi)`; `observe` sees each of h1 … h(L-1).
+
+    At most two activations are alive at once: a layer's input and its output (an out-of-place
+    activation function replaces the pre-activation, it does not add to it).
+    """
     h = network.features  # (batch, n0)
-    for i, (W, activation) in enumerate(zip(network.weights, network.activations, strict=True)):
-        z = torch.addmm(network.biases[i], h, W) if network.biases else h @ W  # (batch, ni)
+    for i, (W, activation) in enumerate(zip(network.weights, network.activations, strict=True), 1):
+        z = torch.addmm(network.biases[i - 1], h, W) if network.biases else h @ W  # (batch, ni)
+        del h  # free h(i-1) before an out-of-place activation allocates hi
         h = ACTIVATIONS[activation](z)
-        yield h
+        del z
+        if observe is not None and i < len(network.weights):
+            observe(f"h{i}", h)
+    return h  # (batch, nL)
 
 
 def run(config: Config) -> RunResult:
@@ -112,13 +123,11 @@ def run(config: Config) -> RunResult:
         network = build(config, device)
         devices.synchronize(device)
         built = time.perf_counter()
-        layers: list[TensorInfo] = []
-        output = network.features
-        for i, output in enumerate(forward(network), 1):
-            layers.append(_info(f"h{i}", output))
+        hidden: list[TensorInfo] = []
+        output = forward(network, lambda name, h: hidden.append(_info(name, h)))
         devices.synchronize(device)
         done = time.perf_counter()
-        tensors = (*(_info(name, t) for name, t in network.named()), *layers[:-1])
+        tensors = (*(_info(name, t) for name, t in network.named()), *hidden)
         return RunResult(
             config=config,
             device=str(device),
@@ -128,6 +137,58 @@ def run(config: Config) -> RunResult:
             build_ms=(built - start) * 1e3,
             forward_ms=(done - built) * 1e3,
         )
+
+
+def bench(
+    config: Config, warmup: int, repeat: int, progress: Callable[[int], None] | None = None
+) -> BenchResult:
+    """Time `repeat` forward passes after `warmup` untimed ones; the build is timed apart.
+
+    On a GPU each pass is timed with CUDA events and the peak is what the passes allocated
+    beyond the network; on the CPU the clock is `perf_counter` after the pass returns.
+    """
+    torch.set_float32_matmul_precision("highest")
+    device = devices.resolve(config)
+    devices.check_memory(config, device)
+    with _memory_errors(device):
+        start = time.perf_counter()
+        network = build(config, device)
+        devices.synchronize(device)
+        build_ms = (time.perf_counter() - start) * 1e3
+        for _ in range(warmup):
+            forward(network)
+        devices.synchronize(device)
+        baseline = _reset_peak(device)
+        times = []
+        for index in range(repeat):
+            times.append(_timed_forward(network, device))
+            if progress is not None:
+                progress(index + 1)
+        peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
+    return BenchResult(config, str(device), build_ms, tuple(times), peak)
+
+
+def _reset_peak(device: torch.device) -> int:
+    """Start counting peak GPU memory; what is allocated now (the network) is the baseline."""
+    if device.type != "cuda":
+        return 0
+    torch.cuda.reset_peak_memory_stats(device)
+    return int(torch.cuda.memory_allocated(device))
+
+
+def _timed_forward(network: Network, device: torch.device) -> float:
+    """Milliseconds for one forward pass, from the device's own clock on a GPU."""
+    if device.type == "cuda":
+        begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        begin.record()
+        forward(network)
+        end.record()
+        end.synchronize()
+        return float(begin.elapsed_time(end))
+    start = time.perf_counter()
+    forward(network)
+    return (time.perf_counter() - start) * 1e3
 
 
 def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
@@ -152,9 +213,8 @@ def _all_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
     with _memory_errors(device):
         network = build(config, device)
         tensors = {name: _numpy(t, np.float64) for name, t in network.named()}
-        outputs = [_numpy(h, np.float64) for h in forward(network)]
-    tensors.update((f"h{i}", h) for i, h in enumerate(outputs[:-1], 1))
-    tensors["output"] = outputs[-1]
+        output = forward(network, lambda name, h: tensors.update({name: _numpy(h, np.float64)}))
+    tensors["output"] = _numpy(output, np.float64)
     return tensors
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlpcli.results import CompareReport, Environment, RunResult
+    from mlpcli.results import BenchResult, CompareReport, Environment, RunResult
     from mlpcli.shapes import ShapesReport
 
 Record = dict[str, object]
@@ -110,6 +110,28 @@ def shapes_csv(report: ShapesReport) -> str:
             ]
         )
     return buffer.getvalue()
+
+
+def bench_record(result: BenchResult, flops: int) -> Record:
+    """Schema `mlpcli.bench/1`: build time apart from the forward passes' times and rates."""
+    median = result.median_ms
+    return {
+        "schema": "mlpcli.bench/1",
+        "name": result.config.name,
+        "config": result.config.to_dict(),
+        "device": result.device,
+        "build_ms": result.build_ms,
+        "forward_ms": {
+            "median": median,
+            "min": min(result.forward_ms),
+            "max": max(result.forward_ms),
+            "all": list(result.forward_ms),
+        },
+        "samples_per_s": result.config.batch / (median / 1e3) if median else None,
+        "flops": flops,
+        "tflops_per_s": flops / (median / 1e3) / 1e12 if median else None,
+        "peak_bytes": result.peak_bytes,
+    }
 
 
 def compare_record(report: CompareReport) -> Record:

@@ -206,6 +206,38 @@ def sweep_table(results: Sequence[RunResult]) -> Table:
     return table
 
 
+# --- bench -----------------------------------------------------------------------------------
+
+
+def bench_table(record: dict[str, object]) -> RenderableType:
+    """A bench record (`records.bench_record`) as a two-column grid."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    times = record["forward_ms"]
+    assert isinstance(times, dict)
+    rows = [
+        ("device", str(record["device"])),
+        ("build (weights drawn, cast, moved)", f"{record['build_ms']:.2f} ms"),
+        (f"forward, median of {len(times['all'])}", f"{times['median']:.3f} ms"),
+        ("forward, min … max", f"{times['min']:.3f} … {times['max']:.3f} ms"),
+        ("samples/s", _number(record["samples_per_s"], ",.0f")),
+        ("TFLOP/s (from the shapes' FLOPs)", _number(record["tflops_per_s"], ".3g")),
+        ("peak memory of the passes", _peak(record["peak_bytes"])),
+    ]
+    for label, value in rows:
+        grid.add_row(label, value)
+    return Group(Text(str(record["name"]), style="bold"), grid)
+
+
+def _number(value: object, spec: str) -> str:
+    return "-" if not isinstance(value, float) else format(value, spec)
+
+
+def _peak(value: object) -> str:
+    return "not measured on the CPU" if not isinstance(value, int) else byte_size(value)
+
+
 # --- compare ---------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,22 @@ class RunResult:
     build_ms: float
     forward_ms: float
     overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this run was given
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """`mlpcli bench`: the build time, and each timed forward pass."""
+
+    config: Config
+    device: str
+    build_ms: float  # drawing the weights, casting them and moving them to the device
+    forward_ms: tuple[float, ...]
+    peak_bytes: int | None  # GPU memory the passes allocated beyond the network; None on the CPU
+
+    @property
+    def median_ms(self) -> float:
+        """The median forward time."""
+        return statistics.median(self.forward_ms)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,188 @@
+"""mlpcli against plain PyTorch, measured side by side in one process and one run.
+
+    python benchmarks/bench.py            # the CPU ladder here; the GPU ladder too on a GPU
+    python benchmarks/bench.py --quick    # fewer repeats and sizes, for a smoke test
+
+Prints Markdown tables (paste them into docs/performance.md):
+- forward: mlpcli's `network.forward` against two raw eager loops on the same tensors (the
+  notebook's spelling, `1/(1+exp(-x))` after `mm` + `B`, and the best of the plain spellings),
+  timed round-robin so that machine noise hits all three alike; ratio = mlpcli / best raw;
+- start-up: whole processes (`python -c pass`, `import torch`, `mlpcli --help`, `shapes`,
+  `run`, and a bare script doing the notebook's work), median wall time of several runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mlpcli import devices, network
+from mlpcli.config import load
+from mlpcli.shapes import shapes
+
+Loop = Callable[[network.Network], torch.Tensor]
+
+
+def notebook_spelling(net: network.Network) -> torch.Tensor:
+    h = net.features
+    for W, B in zip(net.weights, net.biases, strict=True):
+        h = 1 / (1 + torch.exp(-(torch.mm(h, W) + B)))
+    return h
+
+
+def addmm_inplace(net: network.Network) -> torch.Tensor:
+    h = net.features
+    for W, B in zip(net.weights, net.biases, strict=True):
+        h = torch.addmm(B, h, W).sigmoid_()
+    return h
+
+
+def matmul_sigmoid(net: network.Network) -> torch.Tensor:
+    h = net.features
+    for W, B in zip(net.weights, net.biases, strict=True):
+        h = torch.sigmoid(h @ W + B)
+    return h
+
+
+def linear_sigmoid(net: network.Network) -> torch.Tensor:
+    h = net.features
+    for W, B in zip(net.weights, net.biases, strict=True):
+        h = torch.sigmoid(torch.nn.functional.linear(h, W.T, B[0]))
+    return h
+
+
+RAW: dict[str, Loop] = {
+    "addmm + sigmoid_": addmm_inplace,
+    "h @ W + B": matmul_sigmoid,
+    "linear": linear_sigmoid,
+}
+
+
+def time_loops(
+    net: network.Network, device: torch.device, loops: dict[str, Loop], repeat: int
+) -> dict[str, float]:
+    """Median ms of each loop, run round-robin after one warm-up each."""
+    for loop in loops.values():
+        loop(net)
+    devices.synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(repeat):
+        for name, loop in loops.items():
+            devices.synchronize(device)
+            start = time.perf_counter()
+            loop(net)
+            devices.synchronize(device)
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def forward_ladder(quick: bool) -> None:
+    rungs = [("notebook [3,2,1] b1", ["layers=[3,2,1]", "batch=1"], 200)]
+    rungs.append(
+        ("[1024]*4 b1024", ["layers=[1024,1024,1024,1024]", "batch=1024"], 20 if quick else 50)
+    )
+    if not quick:
+        rungs.append(("[4096]*5 b4096", ["layers=[4096,4096,4096,4096,4096]", "batch=4096"], 5))
+    if torch.cuda.is_available():
+        rungs.append(
+            (
+                "GPU [8192]*9 b16384 bf16",
+                [
+                    "layers=[8192,8192,8192,8192,8192,8192,8192,8192,8192]",
+                    "batch=16384",
+                    "dtype=bfloat16",
+                    "init=xavier",
+                ],
+                20,
+            )
+        )
+    columns = ["network", "device", "mlpcli ms", "notebook spelling ms", "best raw ms (which)"]
+    print("| " + " | ".join([*columns, "mlpcli / best raw", "mlpcli TFLOP/s"]) + " |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, overrides, repeat in rungs:
+        device_name = "cuda" if label.startswith("GPU") else "cpu"
+        config = load(None, [*overrides, "activation=sigmoid", "seed=0", f"device={device_name}"])
+        device = devices.resolve(config)
+        torch.set_float32_matmul_precision("highest")
+        net = network.build(config, device)
+        loops: dict[str, Loop] = {"mlpcli": network.forward, "notebook": notebook_spelling, **RAW}
+        medians = time_loops(net, device, loops, repeat)
+        best = min(RAW, key=lambda name: medians[name])
+        flops = shapes(config).total_flops
+        print(
+            f"| {label} | {device} | {medians['mlpcli']:.4f} | {medians['notebook']:.4f} | "
+            f"{medians[best]:.4f} ({best}) | {medians['mlpcli'] / medians[best]:.3f} | "
+            f"{flops / (medians['mlpcli'] / 1e3) / 1e12:.4g} |"
+        )
+        del net
+
+
+NOTEBOOK_SCRIPT = (
+    "import torch\n"
+    "torch.manual_seed(7)\n"
+    "features = torch.randn((1, 3))\n"
+    "W1 = torch.randn(3, 2); W2 = torch.randn(2, 1)\n"
+    "B1 = torch.randn((1, 2)); B2 = torch.randn((1, 1))\n"
+    "activation = lambda x: 1 / (1 + torch.exp(-x))\n"
+    "h = activation(torch.mm(features, W1) + B1)\n"
+    "print(activation(torch.mm(h, W2) + B2))\n"
+)
+
+
+def wall(command: list[str], repeat: int) -> float:
+    """Median seconds for a whole process, after one untimed run to warm the file cache."""
+    subprocess.run(command, capture_output=True, check=True)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def startup_ladder(quick: bool) -> None:
+    python = sys.executable
+    script = shutil.which("mlpcli", path=str(Path(python).parent))
+    mlpcli = [script] if script else [python, "-m", "mlpcli"]  # run from source: python -m
+    repeat = 3 if quick else 7
+    rows = [
+        ("python -c pass", [python, "-c", "pass"]),
+        ('python -c "import torch"', [python, "-c", "import torch"]),
+        ("bare notebook script", [python, "-c", NOTEBOOK_SCRIPT]),
+        ("mlpcli --help", [*mlpcli, "--help"]),
+        ("mlpcli shapes", [*mlpcli, "shapes"]),
+        ("mlpcli validate configs/two_layer.yaml", [*mlpcli, "validate", "configs/two_layer.yaml"]),
+        ("mlpcli run", [*mlpcli, "run"]),
+    ]
+    seconds = {label: wall(command, repeat) for label, command in rows}
+    bare = seconds["bare notebook script"]
+    print(f"| command | median wall s (of {repeat}) | / bare notebook script |")
+    print("|---|---:|---:|")
+    for label, value in seconds.items():
+        print(f"| {label} | {value:.3f} | {value / bare:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    quick = parser.parse_args().quick
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
+    )
+    print()
+    forward_ladder(quick)
+    print()
+    startup_ladder(quick)
+
+
+if __name__ == "__main__":
+    main()

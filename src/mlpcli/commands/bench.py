@@ -1,0 +1,70 @@
+"""`mlpcli bench`: time the forward pass of a network, apart from building it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from mlpcli import records, render
+from mlpcli.commands.common import Arguments, TableOrJson, load, split
+from mlpcli.errors import UsageError
+from mlpcli.shapes import shapes
+
+PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
+
+
+def bench(
+    arguments: Arguments = None,
+    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, help="Timed passes.")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed passes first.")] = 3,
+    output_format: Annotated[
+        TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
+    ] = TableOrJson.TABLE,
+) -> None:
+    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""
+    paths, overrides = split(arguments)
+    if len(paths) > 1:
+        raise UsageError("bench takes one CONFIG")
+    config = load(paths[0], overrides)
+    from mlpcli import memory, network  # torch: only once the input is valid
+
+    memory.check_host(config, on_cpu=config.device == "cpu")
+    with _LateProgress(repeat) as progress:
+        result = network.bench(config, warmup, repeat, progress.advance)
+    record = records.bench_record(result, shapes(config).total_flops)
+    if output_format is TableOrJson.JSON:
+        sys.stdout.write(records.json_line(record))
+    else:
+        render.stdout_console().print(render.bench_table(record))
+
+
+class _LateProgress:
+    """A progress bar on stderr, shown only on a terminal and once a second has passed."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        self.bar: Progress | None = None
+        self.task = 0
+
+    def __enter__(self) -> _LateProgress:
+        return self
+
+    def advance(self, done: int) -> None:
+        console = Console(stderr=True)
+        late = time.perf_counter() - self.started > PROGRESS_AFTER_S
+        if self.bar is None and late and console.is_terminal:
+            self.bar = Progress(console=console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("timing forward passes", total=self.total)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)  # type: ignore[arg-type]
+
+    def __exit__(self, *_: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
