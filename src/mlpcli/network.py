@@ -115,13 +115,9 @@ def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
 
 def run(config: Config) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError."""
-    torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
-    device = devices.resolve(config)
-    devices.check_memory(config, device)
+    device = _prepare(config)
     with _memory_errors(device):
-        start = time.perf_counter()
-        network = build(config, device)
-        devices.synchronize(device)
+        network, build_ms = _timed_build(config, device)
         built = time.perf_counter()
         hidden: list[TensorInfo] = []
         output = forward(network, lambda name, h: hidden.append(_info(name, h)))
@@ -134,7 +130,7 @@ def run(config: Config) -> RunResult:
             tensors=(*tensors, _info("output", output)),
             output=_numpy(output),
             nonfinite=int((~torch.isfinite(output)).sum()),
-            build_ms=(built - start) * 1e3,
+            build_ms=build_ms,
             forward_ms=(done - built) * 1e3,
         )
 
@@ -147,14 +143,9 @@ def bench(
     On a GPU each pass is timed with CUDA events and the peak is what the passes allocated
     beyond the network; on the CPU the clock is `perf_counter` after the pass returns.
     """
-    torch.set_float32_matmul_precision("highest")
-    device = devices.resolve(config)
-    devices.check_memory(config, device)
+    device = _prepare(config)
     with _memory_errors(device):
-        start = time.perf_counter()
-        network = build(config, device)
-        devices.synchronize(device)
-        build_ms = (time.perf_counter() - start) * 1e3
+        network, build_ms = _timed_build(config, device)
         for _ in range(warmup):
             forward(network)
         devices.synchronize(device)
@@ -166,6 +157,22 @@ def bench(
                 progress(index + 1)
         peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
     return BenchResult(config, str(device), build_ms, tuple(times), peak)
+
+
+def _prepare(config: Config) -> torch.device:
+    """The device for `config`, once it is known to be there and to have room."""
+    torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
+    device = devices.resolve(config)
+    devices.check_memory(config, device)
+    return device
+
+
+def _timed_build(config: Config, device: torch.device) -> tuple[Network, float]:
+    """The built network and the milliseconds it took (drawing, casting, moving)."""
+    start = time.perf_counter()
+    network = build(config, device)
+    devices.synchronize(device)
+    return network, (time.perf_counter() - start) * 1e3
 
 
 def _reset_peak(device: torch.device) -> int:
@@ -193,10 +200,7 @@ def _timed_forward(network: Network, device: torch.device) -> float:
 
 def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
     """Run `config` on each device; every tensor against the first device's."""
-    torch.set_float32_matmul_precision("highest")
-    placed = [devices.resolve(config.on_device(spec, "--devices")) for spec in specs]
-    for device in placed:
-        devices.check_memory(config, device)
+    placed = [_prepare(config.on_device(spec, "--devices")) for spec in specs]
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
         TensorDiff(

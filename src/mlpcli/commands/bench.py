@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from mlpcli import records, render
-from mlpcli.commands.common import Arguments, TableOrJson, load, split
-from mlpcli.errors import UsageError
+from mlpcli.commands.common import Arguments, TableOrJson, load, split_one
 from mlpcli.shapes import shapes
 
 PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
@@ -27,10 +26,8 @@ def bench(
     ] = TableOrJson.TABLE,
 ) -> None:
     """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""
-    paths, overrides = split(arguments)
-    if len(paths) > 1:
-        raise UsageError("bench takes one CONFIG")
-    config = load(paths[0], overrides)
+    path, overrides = split_one(arguments, "bench")
+    config = load(path, overrides)
     from mlpcli import memory, network  # torch: only once the input is valid
 
     memory.check_host(config, on_cpu=config.device == "cpu")

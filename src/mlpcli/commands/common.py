@@ -12,6 +12,7 @@ import typer
 
 from mlpcli import config, fields, files
 from mlpcli.config import Config
+from mlpcli.errors import UsageError
 from mlpcli.records import Record
 
 
@@ -65,6 +66,14 @@ def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]
     overrides = [a for a in arguments if config.is_override(a)]
     paths: list[Path | None] = [Path(a) for a in arguments if not config.is_override(a)]
     return paths or [None], overrides
+
+
+def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | None, list[str]]:
+    """The one config path (None: the built-in default) and the overrides of `command`."""
+    paths, overrides = split(arguments)
+    if len(paths) > 1:
+        raise UsageError(f"{command} takes one CONFIG; run it once per file")
+    return paths[0], overrides
 
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:

@@ -14,7 +14,7 @@ from mlpcli.commands.common import (
     RtolOption,
     TableOrJson,
     load,
-    split,
+    split_one,
 )
 from mlpcli.errors import CheckFailedError, UsageError
 
@@ -37,13 +37,11 @@ def compare(
     ] = TableOrJson.TABLE,
 ) -> None:
     """Run one network on several devices; exit 1 when a tensor differs beyond tolerance."""
-    paths, overrides = split(arguments)
-    if len(paths) > 1:
-        raise UsageError("compare takes one CONFIG")
+    path, overrides = split_one(arguments, "compare")
     specs = [config.parse_device(d.strip(), "--devices") for d in device_list.split(",")]
     if len(specs) < 2:
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
-    the_config = load(paths[0], overrides)
+    the_config = load(path, overrides)
     from mlpcli import network  # torch: only once the input is valid
     from mlpcli.closeness import Tolerance
 

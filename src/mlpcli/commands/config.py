@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlpcli import config, files, schema
-from mlpcli.commands.common import Arguments, load, split
+from mlpcli.commands.common import Arguments, load, split_one
 from mlpcli.errors import UsageError
 
 app = typer.Typer(
@@ -23,10 +23,8 @@ app = typer.Typer(
 @app.command()
 def show(arguments: Arguments = None) -> None:
     """The resolved config, every field with its value, as YAML that `run` accepts."""
-    paths, overrides = split(arguments)
-    if len(paths) > 1:
-        raise UsageError("config show takes one CONFIG")
-    sys.stdout.write(config.to_yaml(load(paths[0], overrides)))
+    path, overrides = split_one(arguments, "config show")
+    sys.stdout.write(config.to_yaml(load(path, overrides)))
 
 
 @app.command("schema")

@@ -16,9 +16,8 @@ from mlpcli.commands.common import (
     check_output,
     field_lines,
     load,
-    split,
+    split_one,
 )
-from mlpcli.errors import UsageError
 from mlpcli.shapes import shapes as compute
 
 
@@ -31,11 +30,9 @@ def shapes(
     field: FieldOption = None,
 ) -> None:
     """Per-layer shapes, parameters, memory and FLOPs, computed without building anything."""
-    paths, overrides = split(arguments)
-    if len(paths) > 1:
-        raise UsageError("shapes takes one CONFIG; run it once per file")
-    output_kind = check_output(output, (".json", ".csv"), paths)
-    report = compute(load(paths[0], overrides))
+    path, overrides = split_one(arguments, "shapes")
+    output_kind = check_output(output, (".json", ".csv"), [path])
+    report = compute(load(path, overrides))
     record = records.shapes_record(report)
     chosen = field_lines([record], field) if field is not None else None
     if output is not None:
