@@ -104,6 +104,7 @@ BAD_CONFIG_FILES = [
         r":2:7: bias: expected true or false, got string 'true'",
     ),
     Case("fields and values", "layers: [3, 2]\nbatch: 0\n", r":2:8: batch: must be >= 1, got 0"),
+    Case("fields and values", "layers: [3, 2]\nchunk: 0\n", r":2:8: chunk: must be >= 1, got 0"),
     Case(
         "fields and values",
         "layers: [3, 2]\nactivation: sigmod\n",

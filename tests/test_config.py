@@ -30,7 +30,7 @@ def test_builtin_default_is_the_notebook_network() -> None:
 def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
     path = write_config(
         "name: wide\nseed: 12\nlayers: [4, 8, 2]\nactivation: [relu, softmax]\n"
-        "device: auto\ndtype: bfloat16\nbatch: 5\ninit: xavier\nbias: false\n"
+        "device: auto\ndtype: bfloat16\nbatch: 5\ninit: xavier\nbias: false\nchunk: 2\n"
     )
     config = load(path)
     assert config.name == "wide"
@@ -42,6 +42,7 @@ def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
     assert config.batch == 5
     assert config.init is Init.XAVIER
     assert config.bias is False
+    assert config.chunk == 2
 
 
 def test_defaults_and_name_from_file_stem(write_config: Callable[..., Path]) -> None:
@@ -52,7 +53,7 @@ def test_defaults_and_name_from_file_stem(write_config: Callable[..., Path]) -> 
         "cpu",
         DType.FLOAT32,
     )
-    assert (config.batch, config.init, config.bias) == (1, Init.NORMAL, True)
+    assert (config.batch, config.init, config.bias, config.chunk) == (1, Init.NORMAL, True, None)
     assert config.activations == (Activation.SIGMOID,)
 
 

@@ -85,7 +85,7 @@ def test_config_shaped_documents(tmp_path: Path, document: dict[str, object], fl
 
 
 valid_configs = st.builds(
-    lambda name, seed, layers, activation, per_layer, device, dtype, batch, init, bias: {
+    lambda name, seed, layers, activation, per_layer, device, dtype, batch, init, bias, chunk: {
         "name": name,
         "seed": seed,
         "layers": layers,
@@ -95,6 +95,7 @@ valid_configs = st.builds(
         "batch": batch,
         "init": init,
         "bias": bias,
+        "chunk": chunk,
     },
     name=st.text(
         string.ascii_letters + string.digits + " _-[]/:#'\"é", min_size=1, max_size=30
@@ -108,6 +109,7 @@ valid_configs = st.builds(
     batch=st.integers(1, 2**31 - 1),
     init=st.sampled_from([i.value for i in Init]),
     bias=st.booleans(),
+    chunk=st.none() | st.integers(1, 2**31 - 1),
 )
 
 

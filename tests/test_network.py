@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlpcli import devices, network
+from mlpcli import devices, memory, network
 from mlpcli.config import Activation, Config, load
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.shapes import tensor_shapes
@@ -184,3 +184,37 @@ def test_out_of_memory_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
         match=r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 40\.00 GiB$",
     ):
         network.run(load(None))
+
+
+@pytest.mark.parametrize(
+    ("layers", "batch", "chunk", "activation"),
+    [
+        ([3, 2, 1], 7, 3, "sigmoid"),
+        ([64, 128, 10], 1000, 100, "gelu"),
+        ([16, 8, 4], 10, 1, "softmax"),
+    ],
+)
+def test_chunks_give_the_whole_batch_result(
+    layers: list[int], batch: int, chunk: int, activation: str
+) -> None:
+    overrides = [f"layers={layers}", f"batch={batch}", f"activation={activation}"]
+    whole = network.run(load(None, overrides))
+    chunked = network.run(load(None, [*overrides, f"chunk={chunk}"]))
+    torch.testing.assert_close(torch.from_numpy(chunked.output), torch.from_numpy(whole.output))
+    assert [(t.name, t.shape) for t in chunked.tensors] == [
+        (t.name, t.shape) for t in whole.tensors
+    ]
+
+
+def test_a_chunk_fits_what_the_whole_batch_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load(None, ["layers=[1, 100000, 1]", "batch=100000"])
+    # two activations of 100000 x 100000 float32, against a chunk of 10 rows and the output
+    assert memory.estimate(config).activations == 2 * 100000 * 100000 * 4
+    chunked = load(None, ["layers=[1, 100000, 1]", "batch=100000", "chunk=10"])
+    assert memory.estimate(chunked).activations == (2 * 10 * 100000 + 100000) * 4
+    monkeypatch.setattr(memory, "available_ram", lambda: 2**33)
+    with pytest.raises(
+        UnavailableError, match=r"needs about 74\.5 GiB of memory, 8\.0 GiB is available"
+    ):
+        memory.check_host(config, on_cpu=True)
+    memory.check_host(chunked, on_cpu=True)

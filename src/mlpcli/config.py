@@ -59,7 +59,9 @@ class Init(StrEnum):
     KAIMING = "kaiming"
 
 
-FIELDS = ("name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias")
+FIELDS = (
+    "name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias", "chunk"
+)  # fmt: skip
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
@@ -110,6 +112,7 @@ class Config:
     batch: int = 1
     init: Init = Init.NORMAL
     bias: bool = True
+    chunk: int | None = None  # rows per forward pass; None: the whole batch at once
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def on_device(self, device: str, source: str) -> Config:
@@ -135,6 +138,7 @@ class Config:
             "batch": self.batch,
             "init": self.init.value,
             "bias": self.bias,
+            "chunk": self.chunk,
         }
 
 
@@ -364,6 +368,7 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
         batch=get("batch", lambda e: _integer(e, e.node, "batch", 1, MAX_SIZE), 1),
         init=get("init", lambda e: Init(_enum(e, "init", Init)), Init.NORMAL),
         bias=get("bias", _boolean, True),
+        chunk=get("chunk", _chunk, None),
         locations={key: entry.at(entry.node) for key, entry in entries.items()},
     )
 
@@ -423,6 +428,13 @@ def _integer_hint(node: yaml.Node) -> str:
     if not number.is_integer() or abs(number) >= 2**63:
         return ""
     return f"; write {int(number)}"
+
+
+def _chunk(entry: _Entry) -> int | None:
+    """Rows per forward pass, or null for the whole batch."""
+    if isinstance(entry.node, yaml.ScalarNode) and entry.node.tag == _TAG + "null":
+        return None
+    return _integer(entry, entry.node, "chunk", 1, MAX_SIZE)
 
 
 def _boolean(entry: _Entry) -> bool:

@@ -20,7 +20,7 @@ class MemoryEstimate:
 
     draw: int  # features, weights and biases as drawn: float32, on the CPU
     placed: int  # the same in the config's dtype, on the device
-    activations: int  # two activation buffers at the widest layer: h(i-1) and hi
+    activations: int  # two activation buffers of a chunk at the widest layer, and the output
 
 
 def estimate(config: Config) -> MemoryEstimate:
@@ -30,10 +30,12 @@ def estimate(config: Config) -> MemoryEstimate:
         for n_in, n_out in itertools.pairwise(config.layers)
     )
     itemsize = config.dtype.itemsize
+    rows = min(config.batch, config.chunk or config.batch)
+    collected = config.batch * config.layers[-1] if rows < config.batch else 0  # the output
     return MemoryEstimate(
         draw=4 * values,
         placed=itemsize * values,
-        activations=2 * config.batch * max(config.layers) * itemsize,
+        activations=(2 * rows * max(config.layers) + collected) * itemsize,
     )
 
 

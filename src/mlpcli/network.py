@@ -6,6 +6,7 @@ SPEC section 2 is the contract: one CPU generator, one draw order, then cast and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import time
@@ -113,6 +114,28 @@ def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
     return h  # (batch, nL)
 
 
+def forward_in_chunks(
+    network: Network, chunk: int | None, observe: Observer | None = None
+) -> torch.Tensor:
+    """`forward` over `chunk` rows of features at a time (all at once for None).
+
+    Each row's output is computed from that row alone, so chunks change only the rounding of
+    some BLAS kernels, not the result; `observe` sees the first chunk's activations.
+    """
+    batch = network.features.shape[0]
+    if chunk is None or chunk >= batch:
+        return forward(network, observe)
+    output: torch.Tensor | None = None
+    for start in range(0, batch, chunk):
+        rows = dataclasses.replace(network, features=network.features[start : start + chunk])
+        part = forward(rows, observe if start == 0 else None)  # (rows, nL)
+        if output is None:
+            output = part.new_empty((batch, part.shape[1]))
+        output[start : start + part.shape[0]] = part
+    assert output is not None
+    return output
+
+
 def run(config: Config) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError."""
     device = _prepare(config)
@@ -120,7 +143,9 @@ def run(config: Config) -> RunResult:
         network, build_ms = _timed_build(config, device)
         built = time.perf_counter()
         hidden: list[TensorInfo] = []
-        output = forward(network, lambda name, h: hidden.append(_info(name, h)))
+        output = forward_in_chunks(
+            network, config.chunk, lambda name, h: hidden.append(_info(name, h, config.batch))
+        )
         devices.synchronize(device)
         done = time.perf_counter()
         tensors = (*(_info(name, t) for name, t in network.named()), *hidden)
@@ -147,12 +172,12 @@ def bench(
     with _memory_errors(device):
         network, build_ms = _timed_build(config, device)
         for _ in range(warmup):
-            forward(network)
+            forward_in_chunks(network, config.chunk)
         devices.synchronize(device)
         baseline = _reset_peak(device)
         times = []
         for index in range(repeat):
-            times.append(_timed_forward(network, device))
+            times.append(_timed_forward(network, config.chunk, device))
             if progress is not None:
                 progress(index + 1)
         peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
@@ -183,23 +208,27 @@ def _reset_peak(device: torch.device) -> int:
     return int(torch.cuda.memory_allocated(device))
 
 
-def _timed_forward(network: Network, device: torch.device) -> float:
+def _timed_forward(network: Network, chunk: int | None, device: torch.device) -> float:
     """Milliseconds for one forward pass, from the device's own clock on a GPU."""
     if device.type == "cuda":
         begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         begin.record()
-        forward(network)
+        forward_in_chunks(network, chunk)
         end.record()
         end.synchronize()
         return float(begin.elapsed_time(end))
     start = time.perf_counter()
-    forward(network)
+    forward_in_chunks(network, chunk)
     return (time.perf_counter() - start) * 1e3
 
 
 def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
-    """Run `config` on each device; every tensor against the first device's."""
+    """Run `config` on each device; every tensor against the first device's.
+
+    The whole batch runs at once (`chunk` does not apply), so that every activation is whole.
+    """
+    config = dataclasses.replace(config, chunk=None)
     placed = [_prepare(config.on_device(spec, "--devices")) for spec in specs]
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
@@ -239,9 +268,11 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _info(name: str, tensor: torch.Tensor) -> TensorInfo:
+def _info(name: str, tensor: torch.Tensor, rows: int | None = None) -> TensorInfo:
+    """A tensor's description; `rows` for an activation seen one chunk at a time."""
     dtype = str(tensor.dtype).removeprefix("torch.")
-    return TensorInfo(name, tuple(tensor.shape), dtype, str(tensor.device))
+    shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
+    return TensorInfo(name, shape, dtype, str(tensor.device))
 
 
 def _numpy(tensor: torch.Tensor, dtype: type[np.floating] | None = None) -> np.ndarray:

@@ -37,6 +37,8 @@ batch: 8
 init: kaiming
 # Whether each layer adds a bias B.
 bias: true
+# Rows of the batch per forward pass, for a batch too large for memory at once; null: all.
+chunk: null
 """
 
 
@@ -75,5 +77,12 @@ def json_schema() -> dict[str, object]:
             "batch": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE, "default": 1},
             "init": {"enum": [i.value for i in Init], "default": Init.NORMAL.value},
             "bias": {"type": "boolean", "default": True},
+            "chunk": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_SIZE,
+                "default": None,
+                "description": "Rows per forward pass, to fit a large batch; null: all at once.",
+            },
         },
     }
