@@ -107,6 +107,11 @@ BAD_CONFIG_FILES = [
     Case("fields and values", "layers: [3, 2]\nchunk: 0\n", r":2:8: chunk: must be >= 1, got 0"),
     Case(
         "fields and values",
+        "layers: [3, 2]\nrng: gpu\n",
+        r":2:6: rng: unknown rng 'gpu' \(did you mean 'device'\?\); one of: cpu, device",
+    ),
+    Case(
+        "fields and values",
         "layers: [3, 2]\nactivation: sigmod\n",
         r":2:13: activation: unknown activation 'sigmod' \(did you mean 'sigmoid'\?\)",
     ),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpcli.config import Activation, Config, DType, Init, is_override, load
+from mlpcli.config import Activation, Config, DType, Init, Rng, is_override, load
 from mlpcli.errors import ConfigError, ExitCode, MlpcliError, UsageError
 
 from .catalogue import BAD_CONFIG_FILES, Case
@@ -31,6 +31,7 @@ def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
     path = write_config(
         "name: wide\nseed: 12\nlayers: [4, 8, 2]\nactivation: [relu, softmax]\n"
         "device: auto\ndtype: bfloat16\nbatch: 5\ninit: xavier\nbias: false\nchunk: 2\n"
+        "rng: device\n"
     )
     config = load(path)
     assert config.name == "wide"
@@ -43,6 +44,7 @@ def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
     assert config.init is Init.XAVIER
     assert config.bias is False
     assert config.chunk == 2
+    assert config.rng is Rng.DEVICE
 
 
 def test_defaults_and_name_from_file_stem(write_config: Callable[..., Path]) -> None:

@@ -79,3 +79,12 @@ def test_forward_holds_at_most_two_activation_buffers(activation: str) -> None:
     buffer = 2048 * 2048 * 4
     assert result.peak_bytes is not None
     assert result.peak_bytes <= 2.05 * buffer, result.peak_bytes / buffer
+
+
+def test_rng_device_draws_on_the_gpu_reproducibly() -> None:
+    overrides = ["layers=[64, 32, 8]", "batch=16", "device=cuda", "rng=device"]
+    first = network.run(load(None, overrides)).output
+    again = network.run(load(None, overrides)).output
+    contract = network.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).output
+    assert first.tolist() == again.tolist()
+    assert first.tolist() != contract.tolist()

@@ -85,7 +85,7 @@ def test_config_shaped_documents(tmp_path: Path, document: dict[str, object], fl
 
 
 valid_configs = st.builds(
-    lambda name, seed, layers, activation, per_layer, device, dtype, batch, init, bias, chunk: {
+    lambda name, seed, layers, activation, per_layer, device, dtype, batch, init, bias, chunk, rng: {  # noqa: E501
         "name": name,
         "seed": seed,
         "layers": layers,
@@ -96,6 +96,7 @@ valid_configs = st.builds(
         "init": init,
         "bias": bias,
         "chunk": chunk,
+        "rng": rng,
     },
     name=st.text(
         string.ascii_letters + string.digits + " _-[]/:#'\"é", min_size=1, max_size=30
@@ -110,6 +111,7 @@ valid_configs = st.builds(
     init=st.sampled_from([i.value for i in Init]),
     bias=st.booleans(),
     chunk=st.none() | st.integers(1, 2**31 - 1),
+    rng=st.sampled_from(["cpu", "device"]),
 )
 
 

@@ -218,3 +218,31 @@ def test_a_chunk_fits_what_the_whole_batch_does_not(monkeypatch: pytest.MonkeyPa
     ):
         memory.check_host(config, on_cpu=True)
     memory.check_host(chunked, on_cpu=True)
+
+
+def test_rng_device_on_the_cpu_is_the_cpu_draw() -> None:
+    cpu = network.run(load(None, ["layers=[8, 6, 3]", "batch=4"]))
+    device = network.run(load(None, ["layers=[8, 6, 3]", "batch=4", "rng=device"]))
+    assert device.output.tolist() == cpu.output.tolist()
+
+
+@pytest.mark.parametrize(
+    ("rng", "dtype", "on_cpu", "host", "gpu"),
+    [
+        ("cpu", "float32", True, 124 + 40, None),  # the draw, two activations; the cast is a no-op
+        ("cpu", "bfloat16", False, 124, 62 + 20),  # the draw on the host; cast copies on the GPU
+        ("device", "bfloat16", False, 0, 124 + 62 + 20),  # drawn and cast on the GPU
+        ("device", "float32", False, 0, 124 + 40),  # drawn on the GPU in its dtype already
+    ],
+)
+def test_memory_follows_where_the_draw_happens(
+    rng: str, dtype: str, on_cpu: bool, host: int, gpu: int | None
+) -> None:
+    # 1*4 features + 4*3 + 3*5 weights = 31 values, drawn as 124 bytes of float32; widest layer 5
+    config = load(
+        None, ["layers=[4, 3, 5]", "batch=1", "bias=false", f"rng={rng}", f"dtype={dtype}"]
+    )
+    assert memory.estimate(config).draw == 124
+    assert memory.host_bytes(config, on_cpu=on_cpu) == host
+    if gpu is not None:
+        assert memory.device_bytes(config, on_cpu=False) == gpu

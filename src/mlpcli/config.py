@@ -51,6 +51,13 @@ class DType(StrEnum):
         return {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}[self.value]
 
 
+class Rng(StrEnum):
+    """Where the seeded generator draws: the contract's CPU draw, or the target device."""
+
+    CPU = "cpu"  # the same numbers on every machine (SPEC section 2)
+    DEVICE = "device"  # faster for large networks; the same only on that device type and model
+
+
 class Init(StrEnum):
     """How drawn weights are scaled (biases never are)."""
 
@@ -60,7 +67,8 @@ class Init(StrEnum):
 
 
 FIELDS = (
-    "name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias", "chunk"
+    "name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias", "chunk",
+    "rng",
 )  # fmt: skip
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
@@ -96,6 +104,7 @@ _ALIASES = {
     "swish": "silu",
     "logistic": "sigmoid",
     "gpu": "cuda",
+    "cuda": "device",  # for rng
 }
 
 
@@ -113,6 +122,7 @@ class Config:
     init: Init = Init.NORMAL
     bias: bool = True
     chunk: int | None = None  # rows per forward pass; None: the whole batch at once
+    rng: Rng = Rng.CPU
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def on_device(self, device: str, source: str) -> Config:
@@ -139,6 +149,7 @@ class Config:
             "init": self.init.value,
             "bias": self.bias,
             "chunk": self.chunk,
+            "rng": self.rng.value,
         }
 
 
@@ -310,6 +321,8 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for a near miss or a common alias, else nothing."""
     choices = list(choices)
     alias = _ALIASES.get(word.lower())
+    if alias is not None and alias not in choices:  # gpu -> cuda -> device, for rng
+        alias = _ALIASES.get(alias)
     close = [alias] if alias in choices else difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -369,6 +382,7 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
         init=get("init", lambda e: Init(_enum(e, "init", Init)), Init.NORMAL),
         bias=get("bias", _boolean, True),
         chunk=get("chunk", _chunk, None),
+        rng=get("rng", lambda e: Rng(_enum(e, "rng", Rng)), Rng.CPU),
         locations={key: entry.at(entry.node) for key, entry in entries.items()},
     )
 

@@ -9,7 +9,7 @@ import itertools
 import os
 from dataclasses import dataclass
 
-from mlpcli.config import Config, DType
+from mlpcli.config import Config, DType, Rng
 from mlpcli.errors import UnavailableError
 from mlpcli.units import byte_size
 
@@ -40,15 +40,23 @@ def estimate(config: Config) -> MemoryEstimate:
 
 
 def device_bytes(config: Config, *, on_cpu: bool) -> int:
-    """Bytes on the compute device: placed tensors (unless the cast is a no-op), activations."""
+    """Bytes on a GPU: the draw (with `rng: device`), the cast copies, the activations."""
     needs = estimate(config)
-    same_tensors = on_cpu and config.dtype is DType.FLOAT32
-    return (0 if same_tensors else needs.placed) + needs.activations
+    drawn_here = config.rng is Rng.DEVICE and not on_cpu
+    cast = 0 if config.dtype is DType.FLOAT32 and (on_cpu or drawn_here) else needs.placed
+    return (needs.draw if drawn_here else 0) + cast + needs.activations
+
+
+def host_bytes(config: Config, *, on_cpu: bool) -> int:
+    """Bytes on the CPU: the draw (unless on a GPU), and the whole run when it is on the CPU."""
+    if on_cpu:
+        return estimate(config).draw + device_bytes(config, on_cpu=True)
+    return 0 if config.rng is Rng.DEVICE else estimate(config).draw
 
 
 def check_host(config: Config, *, on_cpu: bool) -> None:
     """UnavailableError when the CPU's part of a run cannot fit in available memory."""
-    host = estimate(config).draw + (device_bytes(config, on_cpu=True) if on_cpu else 0)
+    host = host_bytes(config, on_cpu=on_cpu)
     available = available_ram()
     if available is not None and host > available:
         raise UnavailableError(

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
-from mlpcli.config import Activation, Config, DType, Init
+from mlpcli.config import Activation, Config, DType, Init, Rng
 from mlpcli.errors import UnavailableError
 from mlpcli.results import BenchResult, CompareReport, RunResult, TensorDiff, TensorInfo
 
+CPU = torch.device("cpu")
 TORCH_DTYPES = {
     DType.FLOAT32: torch.float32,
     DType.FLOAT64: torch.float64,
@@ -61,14 +62,24 @@ class Network:
         yield from ((f"B{i}", B) for i, B in enumerate(self.biases, 1))
 
 
-def draw(config: Config) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Features, weights and biases in float32 on the CPU, in the contract's draw order."""
+def draw(
+    config: Config, device: torch.device = CPU
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Features, weights and biases in float32, in the contract's draw order.
+
+    On the CPU, as the contract says, unless `rng: device`: then on `device`, by its generator.
+    """
     sizes = config.layers
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    features = torch.empty(config.batch, sizes[0])
+    where = device if config.rng is Rng.DEVICE else CPU
+    generator = torch.Generator(device=where).manual_seed(config.seed)
+    features = torch.empty(config.batch, sizes[0], device=where)
     torch.randn(1, sizes[0], generator=generator, out=features[:1])
-    weights = [torch.randn(*pair, generator=generator) for pair in itertools.pairwise(sizes)]
-    biases = [torch.randn(1, n, generator=generator) for n in sizes[1:]] if config.bias else []
+    weights = [
+        torch.randn(*pair, generator=generator, device=where) for pair in itertools.pairwise(sizes)
+    ]
+    biases = [
+        torch.randn(1, n, generator=generator, device=where) for n in sizes[1:] if config.bias
+    ]
     torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
     for W, (n_in, n_out) in zip(weights, itertools.pairwise(sizes), strict=True):
         if config.init is Init.XAVIER:
@@ -81,7 +92,7 @@ def draw(config: Config) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.T
 def build(config: Config, device: torch.device) -> Network:
     """Draw the network of `config` and cast and move it to `device`."""
     dtype = TORCH_DTYPES[config.dtype]
-    features, weights, biases = draw(config)
+    features, weights, biases = draw(config, device)
 
     def place(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(device=device, dtype=dtype)

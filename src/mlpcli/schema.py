@@ -10,6 +10,7 @@ from mlpcli.config import (
     Activation,
     DType,
     Init,
+    Rng,
 )
 
 STARTER_YAML = """\
@@ -39,6 +40,9 @@ init: kaiming
 bias: true
 # Rows of the batch per forward pass, for a batch too large for memory at once; null: all.
 chunk: null
+# cpu: every number drawn by one CPU generator, the same on every machine. device: drawn on the
+# target device, much faster for large networks, reproducible only on that device type and model.
+rng: cpu
 """
 
 
@@ -83,6 +87,12 @@ def json_schema() -> dict[str, object]:
                 "maximum": MAX_SIZE,
                 "default": None,
                 "description": "Rows per forward pass, to fit a large batch; null: all at once.",
+            },
+            "rng": {
+                "enum": [r.value for r in Rng],
+                "default": Rng.CPU.value,
+                "description": "cpu: the same numbers everywhere; device: drawn on the device, "
+                "reproducible only on that device type and model.",
             },
         },
     }
