@@ -86,7 +86,7 @@ def test_fast_commands_never_import_torch_or_numpy(args: list[str], imports_torc
 
 def test_package_metadata_names_the_console_script() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'mlpcli = "mlpcli.cli:main"' in text
+    assert 'mlpcli = "mlpcli.__main__:main"' in text
 
 
 def test_ctrl_c_mid_run_exits_130_with_one_line(mlpcli_script: str) -> None:
@@ -114,3 +114,18 @@ def test_readme_scripting_example_runs(tmp_path: Path, mlpcli_script: str) -> No
     assert "large_bf16 has 268468224 parameters" in done.stdout
     assert "[3,2]" in done.stdout
     assert json.loads((tmp_path / "environment.json").read_text())["schema"] == "mlpcli.env/1"
+
+
+def test_ctrl_c_while_importing_is_one_line_too() -> None:
+    probe = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, *_):\n"
+        "        if name == 'mlpcli.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from mlpcli.__main__ import main\n"
+        "main()\n"
+    )
+    done = run(sys.executable, "-c", probe)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "mlpcli: error: interrupted\n")
