@@ -59,8 +59,9 @@ def making(name: str, make: Callable[[Path], object]) -> Setup:
 NO_CUDA = not torch.cuda.is_available()
 FAULTS = [
     # the command line
-    Fault("command line", ["run", "--bogus"], 2, r"No such option: --bogus \(see 'mlpcli run --help'\)"),
+    Fault("command line", ["run", "--bogus"], 2, r"No such option:? '?--bogus'?\.? \(see 'mlpcli run --help'\)"),
     Fault("command line", ["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),
+    Fault("command line", ["config", "shw"], 2, r"No such command 'shw'\. Did you mean 'show'\? \(see 'mlpcli config --help'\)"),
     Fault("command line", ["run", "-f", "xml"], 2, r"Invalid value for '--format'"),
     Fault("command line", ["run", "--atol", "-1"], 2, r"Invalid value for '--atol'"),
     Fault("command line", ["shapes", "-f", "csv"], 2, r"Invalid value for '--format'"),

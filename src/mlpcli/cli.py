@@ -9,15 +9,17 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
 from mlpcli import __version__
 from mlpcli.commands import bench, compare, config, env, run, shapes, validate
+from mlpcli.commands.common import SuggestingGroup
 from mlpcli.errors import ExitCode, MlpcliError
 
 
-class _Group(TyperGroup):
+class _Group(SuggestingGroup):
     """Runs a command and maps whatever it raises to one stderr line and an exit code."""
 
     def main(  # type: ignore[override]
@@ -45,7 +47,7 @@ def _exit_code(invoke: Callable[[], Any]) -> int:
         for line in error.lines():
             _error(line)
         return int(error.exit_code)
-    except typer.TyperException as error:  # Click's usage errors: bad option, missing argument
+    except click.ClickException as error:  # usage errors: a bad option, a missing argument
         hint = getattr(getattr(error, "ctx", None), "command_path", "mlpcli")
         if error.format_message():  # empty when Click showed the help for a bare `mlpcli`
             _error(f"{error.format_message()} (see '{hint} --help')")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 
 from mlpcli import records, render
 from mlpcli.commands.common import Arguments, TableOrJson, load, split_one
@@ -46,7 +45,7 @@ class _LateProgress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.started = time.perf_counter()
-        self.bar: Progress | None = None
+        self.bar: Any = None  # a rich.progress.Progress, imported only when one is shown
         self.task = 0
 
     def __enter__(self) -> _LateProgress:
@@ -56,11 +55,13 @@ class _LateProgress:
         console = Console(stderr=True)
         late = time.perf_counter() - self.started > PROGRESS_AFTER_S
         if self.bar is None and late and console.is_terminal:
+            from rich.progress import Progress
+
             self.bar = Progress(console=console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("timing forward passes", total=self.total)
         if self.bar is not None:
-            self.bar.update(self.task, completed=done)  # type: ignore[arg-type]
+            self.bar.update(self.task, completed=done)
 
     def __exit__(self, *_: object) -> None:
         if self.bar is not None:
