@@ -86,7 +86,7 @@ def test_long_output_is_cut_with_a_note_and_full_shows_all() -> None:
     assert code == 0
     labels = re.findall(r"^│\s*(\S+) │", out, re.MULTILINE)
     assert labels[-11:] == ["0", "1", "2", "3", "4", "…", "25", "26", "27", "28", "29"]
-    assert err.startswith("mlpcli: note: output cut to 10 of 30 rows")
+    assert err.startswith("mlpcli: note: showing 10 of 30 rows")
     assert "--full" in err
     code, out, err = invoke("run", "layers=[3, 20]", "batch=30", "--full", env={"COLUMNS": "300"})
     assert (code, err) == (0, "")

@@ -90,8 +90,8 @@ def _output_table(result: RunResult, *, full: bool, width: int) -> tuple[Table, 
     shown_rows = sum(r is not None for r in row_index)
     shown_columns = sum(j is not None for j in column_index)
     return table, (
-        f"output cut to {shown_rows} of {rows} rows and {shown_columns} of {columns} columns; "
-        "--full shows all, --format json or csv gives every value"
+        f"showing {shown_rows} of {rows} rows, {shown_columns} of {columns} columns "
+        "(--full: all; --format json or csv: every value)"
     )
 
 
