@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mlpcli.config import Config
     from mlpcli.results import BenchResult, CompareReport, Environment, RunResult
     from mlpcli.shapes import ShapesReport
 
@@ -28,9 +29,7 @@ def json_line(record: Record) -> str:
 def run_record(result: RunResult) -> Record:
     """Schema `mlpcli.run/1`."""
     return {
-        "schema": "mlpcli.run/1",
-        "name": result.config.name,
-        "config": result.config.to_dict(),
+        **_header("run", result.config),
         "overrides": list(result.overrides),
         "device": result.device,
         "tensors": [
@@ -66,9 +65,7 @@ def shapes_record(report: ShapesReport) -> Record:
     """Schema `mlpcli.shapes/1`."""
     dtype = report.config.dtype.value
     return {
-        "schema": "mlpcli.shapes/1",
-        "name": report.config.name,
-        "config": report.config.to_dict(),
+        **_header("shapes", report.config),
         "tensors": [
             {"name": t.name, "shape": list(t.shape), "dtype": dtype} for t in report.tensors
         ],
@@ -116,9 +113,7 @@ def bench_record(result: BenchResult, flops: int) -> Record:
     """Schema `mlpcli.bench/1`: build time apart from the forward passes' times and rates."""
     median = result.median_ms
     return {
-        "schema": "mlpcli.bench/1",
-        "name": result.config.name,
-        "config": result.config.to_dict(),
+        **_header("bench", result.config),
         "device": result.device,
         "build_ms": result.build_ms,
         "forward_ms": {
@@ -137,9 +132,7 @@ def bench_record(result: BenchResult, flops: int) -> Record:
 def compare_record(report: CompareReport) -> Record:
     """Schema `mlpcli.compare/1`: per tensor and device, the differences from the first device."""
     return {
-        "schema": "mlpcli.compare/1",
-        "name": report.config.name,
-        "config": report.config.to_dict(),
+        **_header("compare", report.config),
         "devices": list(report.devices),
         "atol": report.tolerance.atol,
         "rtol": report.tolerance.rtol,
@@ -162,6 +155,11 @@ def env_record(environment: Environment) -> Record:
     """Schema `mlpcli.env/1`: the facts, then `gpus` (index, name, memory_bytes, capability)."""
     gpus = [dataclasses.asdict(gpu) for gpu in environment.gpus]
     return {"schema": "mlpcli.env/1", **environment.facts, "gpus": gpus}
+
+
+def _header(kind: str, config: Config) -> Record:
+    """What every record of a network starts with: its schema, name and resolved config."""
+    return {"schema": f"mlpcli.{kind}/1", "name": config.name, "config": config.to_dict()}
 
 
 def _finite_or_none(value: float) -> float | None:
