@@ -14,6 +14,7 @@ Prints Markdown tables (paste them into docs/performance.md):
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mlpcli import devices, network
-from mlpcli.config import load
+from mlpcli.config import Config, load
 from mlpcli.shapes import shapes
 
 Loop = Callable[[network.Network], torch.Tensor]
@@ -84,35 +85,41 @@ def time_loops(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+NOTEBOOK = ["layers=[3,2,1]", "batch=1"]
+SMALL = ["layers=[256,256,256,256]", "batch=64"]
+MEDIUM = ["layers=[1024,1024,1024,1024]", "batch=1024"]
+LARGE = ["layers=[4096,4096,4096,4096,4096]", "batch=4096"]
+BIG_BF16 = ["layers=[8192,8192,8192,8192,8192,8192,8192,8192,8192]", "batch=16384"]
+BIG_BF16 += ["dtype=bfloat16", "init=xavier"]
+
+
+def network_for(overrides: list[str], device_name: str) -> tuple[network.Network, Config]:
+    """A sigmoid network built as mlpcli builds it (seed 0, no TF32), and its config."""
+    config = load(None, [*overrides, "activation=sigmoid", "seed=0", f"device={device_name}"])
+    torch.set_float32_matmul_precision("highest")
+    return network.build(config, devices.resolve(config)), config
+
+
 def forward_ladder(quick: bool) -> None:
-    rungs = [("notebook [3,2,1] b1", ["layers=[3,2,1]", "batch=1"], 200)]
-    rungs.append(
-        ("[1024]*4 b1024", ["layers=[1024,1024,1024,1024]", "batch=1024"], 20 if quick else 50)
-    )
+    rungs = [
+        ("notebook [3,2,1] b1", "cpu", NOTEBOOK, 200),
+        ("[1024]*4 b1024", "cpu", MEDIUM, 20 if quick else 50),
+    ]
     if not quick:
-        rungs.append(("[4096]*5 b4096", ["layers=[4096,4096,4096,4096,4096]", "batch=4096"], 5))
+        rungs.append(("[4096]*5 b4096", "cpu", LARGE, 5))
     if torch.cuda.is_available():
-        rungs.append(
-            (
-                "GPU [8192]*9 b16384 bf16",
-                [
-                    "layers=[8192,8192,8192,8192,8192,8192,8192,8192,8192]",
-                    "batch=16384",
-                    "dtype=bfloat16",
-                    "init=xavier",
-                ],
-                20,
-            )
-        )
+        rungs += [
+            ("notebook [3,2,1] b1", "cuda", NOTEBOOK, 500),
+            ("[1024]*4 b1024", "cuda", MEDIUM, 200),
+            ("[4096]*5 b4096", "cuda", LARGE, 50),
+            ("[8192]*9 b16384 bf16", "cuda", BIG_BF16, 20),
+        ]
     columns = ["network", "device", "mlpcli ms", "notebook spelling ms", "best raw ms (which)"]
     print("| " + " | ".join([*columns, "mlpcli / best raw", "mlpcli TFLOP/s"]) + " |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for label, overrides, repeat in rungs:
-        device_name = "cuda" if label.startswith("GPU") else "cpu"
-        config = load(None, [*overrides, "activation=sigmoid", "seed=0", f"device={device_name}"])
-        device = devices.resolve(config)
-        torch.set_float32_matmul_precision("highest")
-        net = network.build(config, device)
+    for label, device_name, overrides, repeat in rungs:
+        net, config = network_for(overrides, device_name)
+        device = net.features.device
         loops: dict[str, Loop] = {"mlpcli": network.forward, "notebook": notebook_spelling, **RAW}
         medians = time_loops(net, device, loops, repeat)
         best = min(RAW, key=lambda name: medians[name])
@@ -123,6 +130,90 @@ def forward_ladder(quick: bool) -> None:
             f"{flops / (medians['mlpcli'] / 1e3) / 1e12:.4g} |"
         )
         del net
+
+
+def gpu_memory_and_build() -> None:
+    """`mlpcli bench`'s own figures for the big GPU network: peak memory, build per `rng`."""
+    columns = ["rng", "build ms", "forward median ms", "TFLOP/s", "peak extra", "/ activation"]
+    print("| [8192]*9 b16384 bf16, `mlpcli bench` | " + " | ".join(columns) + " |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for rng in ("cpu", "device"):
+        config = load(None, [*BIG_BF16, "activation=sigmoid", "device=cuda", f"rng={rng}"])
+        result = network.bench(config, warmup=2, repeat=10)
+        assert result.peak_bytes is not None
+        activation = config.batch * config.layers[1] * 2  # bytes of one bfloat16 activation
+        tflops = shapes(config).total_flops / (result.median_ms / 1e3) / 1e12
+        print(
+            f"| | {rng} | {result.build_ms:.0f} | {result.median_ms:.3f} | {tflops:.1f} | "
+            f"{result.peak_bytes / 2**20:.0f} MiB | {result.peak_bytes / activation:.3f} |"
+        )
+        del result
+        torch.cuda.empty_cache()
+
+
+Step = Callable[[], torch.Tensor]
+
+
+def per_call_us(step: Step, calls: int = 200, rounds: int = 5) -> float:
+    """Median over `rounds` of the microseconds per call of `calls` back-to-back calls."""
+    values = []
+    for _ in range(rounds):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        torch.cuda.synchronize()
+        values.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(values)
+
+
+def eager(net: network.Network) -> Step:
+    return functools.partial(network.forward, net)
+
+
+def cuda_graph(net: network.Network) -> Step:
+    return network.captured(net, None)
+
+
+def compiled(mode: str) -> Callable[[network.Network], Step]:
+    def make(net: network.Network) -> Step:
+        return functools.partial(torch.compile(network.forward, mode=mode, dynamic=False), net)
+
+    return make
+
+
+def latency_ladder() -> None:
+    """Small networks on a GPU: eager against a CUDA graph and torch.compile, set-up apart."""
+    variants: dict[str, Callable[[network.Network], Step]] = {
+        "eager (mlpcli run)": eager,
+        "CUDA graph (bench --cuda-graph)": cuda_graph,
+    }
+    for mode in ["default", "reduce-overhead"]:
+        variants[f"torch.compile {mode}"] = compiled(mode)
+    rungs = [("notebook [3,2,1] b1", NOTEBOOK), ("[256]*4 b64", SMALL), ("[1024]*4 b1024", MEDIUM)]
+    print("| network | forward | set-up s | µs per forward | / eager | output vs eager |")
+    print("|---|---|---:|---:|---:|---|")
+    for label, overrides in rungs:
+        net, _ = network_for(overrides, "cuda")
+        reference = network.forward(net)
+        eager_us = None
+        for name, make in variants.items():
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            try:
+                step = make(net)
+                output = step()
+                torch.cuda.synchronize()
+            except Exception as error:  # a variant that fails is a row, not the end
+                print(f"| {label} | {name} | failed: {type(error).__name__}: {str(error)[:80]} |||")
+                continue
+            setup = time.perf_counter() - start
+            diff = (output.float() - reference.float()).abs().max().item()
+            same = "identical" if torch.equal(output, reference) else f"max abs diff {diff:.2g}"
+            us = per_call_us(step)
+            eager_us = eager_us or us
+            print(f"| {label} | {name} | {setup:.3f} | {us:.1f} | {us / eager_us:.2f} | {same} |")
+        torch._dynamo.reset()
 
 
 NOTEBOOK_SCRIPT = (
@@ -173,15 +264,23 @@ def startup_ladder(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    quick = parser.parse_args().quick
+    parser.add_argument("--no-startup", action="store_true", help="leave out the start-up ladder")
+    arguments = parser.parse_args()
+    quick = arguments.quick
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
     )
     print()
     forward_ladder(quick)
-    print()
-    startup_ladder(quick)
+    if torch.cuda.is_available():
+        print()
+        gpu_memory_and_build()
+        print()
+        latency_ladder()
+    if not arguments.no_startup:
+        print()
+        startup_ladder(quick)
 
 
 if __name__ == "__main__":

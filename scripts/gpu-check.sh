@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
-# The CUDA checks in one command, for a machine with an NVIDIA GPU; about a minute on an H200.
-# Runs from source (PYTHONPATH=src) with the machine's own Python, torch and pytest:
+# The CUDA checks in one command, for a machine with an NVIDIA GPU; a few minutes on an H200.
+# Runs from source (PYTHONPATH=src, added to any PYTHONPATH given) with the machine's own Python,
+# torch and pytest:
 #   bash scripts/gpu-check.sh                 # on the GPU machine
-#   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 BENCH_ARGS=--quick \
+#   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 BENCH_ARGS="--quick --no-startup" \
 #     bash scripts/gpu-check.sh   # a dry run here
 # 1. the CUDA tests (tests/test_cuda.py), which cannot skip once a GPU is seen;
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
-# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, and `env`;
-# 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, and start-up times.
-set -euo pipefail
+# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, `bench` eager
+#    and with --cuda-graph, and `env`;
+# 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
+# Every step runs even when one before it failed; the exit status says whether all passed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH=src PYTHONUNBUFFERED=1
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
+failed=()
 
-"$PYTHON" - "$DEVICE" <<'PY'
-import sys, torch, typer
-print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| typer", typer.__version__)
-if sys.argv[1] != "cpu":
-    assert torch.cuda.is_available(), "no CUDA device visible: this script is for a GPU machine"
-    print("GPU:", torch.cuda.get_device_name(0))
-PY
-"$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
+step() {
+  echo "== $*"
+  "$@" || failed+=("$*")
+}
+
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 cat >"$summary" <<'PY'
@@ -31,13 +32,35 @@ for line in sys.stdin:
     print(f"{r['name']}: {r['device']} {r['config']['dtype']} output[0][:4]={r['output'][0][:4]} "
           f"build {t['build']:.1f} ms, forward {t['forward']:.2f} ms")
 PY
-for config in configs/*.yaml; do
+run_summarised() {
   # shellcheck disable=SC2086  # OVERRIDES is a list of KEY=VALUE words
-  "$PYTHON" -m mlpcli run "$config" "device=$DEVICE" ${OVERRIDES:-} --format json | "$PYTHON" "$summary"
+  "$PYTHON" -m mlpcli run "$1" "device=$DEVICE" ${OVERRIDES:-} --format json | "$PYTHON" "$summary"
+}
+
+step "$PYTHON" -c '
+import sys, click, torch, typer
+print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| typer", typer.__version__,
+      "| click", click.__version__)
+if sys.argv[1] != "cpu":
+    assert torch.cuda.is_available(), "no CUDA device visible: this script is for a GPU machine"
+    print("GPU:", torch.cuda.get_device_name(0))
+' "$DEVICE"
+step "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
+for config in configs/*.yaml; do
+  step run_summarised "$config"
 done
-"$PYTHON" -m mlpcli run configs/two_layer.yaml "device=$DEVICE"
-"$PYTHON" -m mlpcli compare configs/deep_relu.yaml --devices "cpu,$DEVICE"
-"$PYTHON" -m mlpcli env
-# The benchmark ladder, GPU rung included (--quick: a minute or two on an H200): figures for
-# docs/performance.md.
-"$PYTHON" benchmarks/bench.py ${BENCH_ARGS:---quick}
+step "$PYTHON" -m mlpcli run configs/two_layer.yaml "device=$DEVICE"
+step "$PYTHON" -m mlpcli compare configs/deep_relu.yaml --devices "cpu,$DEVICE"
+step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 50
+if [[ $DEVICE != cpu ]]; then
+  step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 50 --cuda-graph
+fi
+step "$PYTHON" -m mlpcli env
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+step "$PYTHON" benchmarks/bench.py ${BENCH_ARGS:---quick --no-startup}
+
+if ((${#failed[@]})); then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all GPU checks passed"

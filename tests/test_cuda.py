@@ -88,3 +88,30 @@ def test_rng_device_draws_on_the_gpu_reproducibly() -> None:
     contract = network.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).output
     assert first.tolist() == again.tolist()
     assert first.tolist() != contract.tolist()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["layers=[3, 2, 1]"],
+        ["layers=[256, 512, 512, 10]", "batch=64", "activation=[relu, gelu, softmax]"],
+        ["layers=[256, 256, 256]", "batch=96", "chunk=32", "dtype=bfloat16", "activation=tanh"],
+    ],
+)
+def test_cuda_graph_replays_equal_the_eager_forward(overrides: list[str]) -> None:
+    config = load(None, [*overrides, "device=cuda"])
+    built = network.build(config, devices.resolve(config))
+    eager = network.forward_in_chunks(built, config.chunk)
+    replay = network.captured(built, config.chunk)
+    first = replay().clone()
+    assert torch.equal(first, eager)
+    assert torch.equal(replay(), eager)
+
+
+def test_bench_with_cuda_graph() -> None:
+    config = load(None, ["layers=[256, 256, 256]", "batch=64", "device=cuda"])
+    result = network.bench(config, warmup=2, repeat=5, cuda_graph=True)
+    assert result.cuda_graph
+    assert len(result.forward_ms) == 5
+    assert all(ms > 0 for ms in result.forward_ms)
+    assert result.peak_bytes is not None

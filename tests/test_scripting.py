@@ -447,6 +447,7 @@ def test_bench_times_the_forward_apart_from_the_build() -> None:
     assert record["tflops_per_s"] == pytest.approx(22 / (times["median"] / 1e3) / 1e12)
     assert record["samples_per_s"] == pytest.approx(1 / (times["median"] / 1e3))
     assert record["peak_bytes"] is None  # measured on a GPU only
+    assert record["cuda_graph"] is False
     code, out, _ = invoke("bench", "--repeat", "2")
     assert code == 0
     assert "forward, median of 2" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import math
 import time
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Activation, Config, DType, Init, Rng
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.results import BenchResult, CompareReport, RunResult, TensorDiff, TensorInfo
 
 CPU = torch.device("cpu")
@@ -171,28 +172,75 @@ def run(config: Config) -> RunResult:
         )
 
 
+def captured(network: Network, chunk: int | None) -> Callable[[], torch.Tensor]:
+    """A CUDA graph of one `forward_in_chunks` over `network`'s tensors; each call replays it.
+
+    A replay launches the captured kernels on the same buffers, so every call returns the same
+    output tensor, overwritten, equal to an eager pass's.
+    """
+    device = network.features.device
+    side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        forward_in_chunks(network, chunk)  # lazy set-up (cuBLAS handles) outside the capture
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = forward_in_chunks(network, chunk)
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return output
+
+    return replay
+
+
 def bench(
-    config: Config, warmup: int, repeat: int, progress: Callable[[int], None] | None = None
+    config: Config,
+    warmup: int,
+    repeat: int,
+    progress: Callable[[int], None] | None = None,
+    cuda_graph: bool = False,
 ) -> BenchResult:
     """Time `repeat` forward passes after `warmup` untimed ones; the build is timed apart.
 
     On a GPU each pass is timed with CUDA events and the peak is what the passes allocated
     beyond the network; on the CPU the clock is `perf_counter` after the pass returns.
+    With `cuda_graph` each pass is a replay of one captured forward, and the peak counts the
+    capture's memory.
     """
     device = _prepare(config)
+    if cuda_graph:
+        _check_cuda_graph(config, device)
     with _memory_errors(device):
         network, build_ms = _timed_build(config, device)
-        for _ in range(warmup):
-            forward_in_chunks(network, config.chunk)
-        devices.synchronize(device)
         baseline = _reset_peak(device)
+        if cuda_graph:
+            step = captured(network, config.chunk)
+        else:
+            step = functools.partial(forward_in_chunks, network, config.chunk)
+        for _ in range(warmup):
+            step()
+        devices.synchronize(device)
+        if not cuda_graph:
+            baseline = _reset_peak(device)  # after the warm-up: cuBLAS's workspace is not a pass's
         times = []
         for index in range(repeat):
-            times.append(_timed_forward(network, config.chunk, device))
+            times.append(_timed(step, device))
             if progress is not None:
                 progress(index + 1)
         peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
-    return BenchResult(config, str(device), build_ms, tuple(times), peak)
+    return BenchResult(config, str(device), build_ms, tuple(times), peak, cuda_graph)
+
+
+def _check_cuda_graph(config: Config, device: torch.device) -> None:
+    """CUDA graphs need a CUDA device: a usage error for `device: cpu`, else unavailable."""
+    if device.type == "cuda":
+        return
+    message = f"--cuda-graph needs a CUDA device; this config runs on {device}"
+    if config.device == "cpu":
+        raise UsageError(message)
+    raise UnavailableError(message)
 
 
 def _prepare(config: Config) -> torch.device:
@@ -219,18 +267,18 @@ def _reset_peak(device: torch.device) -> int:
     return int(torch.cuda.memory_allocated(device))
 
 
-def _timed_forward(network: Network, chunk: int | None, device: torch.device) -> float:
+def _timed(step: Callable[[], torch.Tensor], device: torch.device) -> float:
     """Milliseconds for one forward pass, from the device's own clock on a GPU."""
     if device.type == "cuda":
         begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         begin.record()
-        forward_in_chunks(network, chunk)
+        step()
         end.record()
         end.synchronize()
         return float(begin.elapsed_time(end))
     start = time.perf_counter()
-    forward_in_chunks(network, chunk)
+    step()
     return (time.perf_counter() - start) * 1e3
 
 

@@ -115,6 +115,7 @@ def bench_record(result: BenchResult, flops: int) -> Record:
     return {
         **_header("bench", result.config),
         "device": result.device,
+        "cuda_graph": result.cuda_graph,
         "build_ms": result.build_ms,
         "forward_ms": {
             "median": median,

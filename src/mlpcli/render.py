@@ -219,6 +219,7 @@ def bench_table(record: dict[str, object]) -> RenderableType:
     rows = [
         ("device", str(record["device"])),
         ("build (weights drawn, cast, moved)", f"{record['build_ms']:.2f} ms"),
+        ("forward pass", "CUDA graph replay" if record["cuda_graph"] else "eager"),
         (f"forward, median of {len(times['all'])}", f"{times['median']:.3f} ms"),
         ("forward, min … max", f"{times['min']:.3f} … {times['max']:.3f} ms"),
         ("samples/s", _number(record["samples_per_s"], ",.0f")),

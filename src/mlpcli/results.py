@@ -46,6 +46,7 @@ class BenchResult:
     build_ms: float  # drawing the weights, casting them and moving them to the device
     forward_ms: tuple[float, ...]
     peak_bytes: int | None  # GPU memory the passes allocated beyond the network; None on the CPU
+    cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
 
     @property
     def median_ms(self) -> float:

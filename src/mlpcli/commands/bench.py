@@ -20,6 +20,13 @@ def bench(
     arguments: Arguments = None,
     repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, help="Timed passes.")] = 20,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed passes first.")] = 3,
+    cuda_graph: Annotated[
+        bool,
+        typer.Option(
+            "--cuda-graph",
+            help="Capture one forward pass as a CUDA graph and time its replays (GPU only).",
+        ),
+    ] = False,
     output_format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
     ] = TableOrJson.TABLE,
@@ -31,7 +38,7 @@ def bench(
 
     memory.check_host(config, on_cpu=config.device == "cpu")
     with _LateProgress(repeat) as progress:
-        result = network.bench(config, warmup, repeat, progress.advance)
+        result = network.bench(config, warmup, repeat, progress.advance, cuda_graph)
     record = records.bench_record(result, shapes(config).total_flops)
     if output_format is TableOrJson.JSON:
         sys.stdout.write(records.json_line(record))
