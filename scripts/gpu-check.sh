@@ -7,7 +7,8 @@
 #     bash scripts/gpu-check.sh   # a dry run here
 # 1. the CUDA tests (tests/test_cuda.py), which cannot skip once a GPU is seen;
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
-# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE, `bench` eager
+# 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE in three dtypes,
+#    `bench` eager
 #    and with --cuda-graph, and `env`;
 # 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
 # Every step runs even when one before it failed; the exit status says whether all passed.
@@ -50,7 +51,9 @@ for config in configs/*.yaml; do
   step run_summarised "$config"
 done
 step "$PYTHON" -m mlpcli run configs/two_layer.yaml "device=$DEVICE"
-step "$PYTHON" -m mlpcli compare configs/deep_relu.yaml --devices "cpu,$DEVICE"
+for dtype in float32 float16 bfloat16; do
+  step "$PYTHON" -m mlpcli compare configs/deep_relu.yaml "dtype=$dtype" --devices "cpu,$DEVICE"
+done
 step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 50
 if [[ $DEVICE != cpu ]]; then
   step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 50 --cuda-graph

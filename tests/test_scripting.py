@@ -32,12 +32,27 @@ NOTEBOOK = 0.3170831501483917
         (["--expect", "[[0.3170831501483917]]"], 0),
         (["--expect", "0.3171", "--atol", "1e-4"], 0),
         (["--expect", "0.3171"], 1),
+        (["--expect", "0.31709"], 0),  # float32: within atol 1e-5 + rtol 1.3e-6 * 0.31709
         (["--expect", "0.3171", "--rtol", "1e-3"], 0),
         (["--expect", "0.32", "--atol", "1e-4"], 1),
     ],
 )
 def test_expect_values(args: list[str], code: int) -> None:
     assert invoke("run", TWO_LAYER, "-f", "json", *args)[0] == code
+
+
+@pytest.mark.parametrize(
+    ("dtype", "atol", "rtol"),
+    [("float64", 1e-7, 1e-7), ("float32", 1e-5, 1.3e-6), ("bfloat16", 1e-5, 1.6e-2)],
+)
+def test_default_tolerances_follow_the_dtype(dtype: str, atol: float, rtol: float) -> None:
+    code, _, err = invoke("run", f"dtype={dtype}", "-f", "json", "--expect", "0.5")
+    assert code == 1
+    assert err.endswith(f"(atol {atol:g} + rtol {rtol:g} × |expected|)\n")
+    code, out, _ = invoke("compare", f"dtype={dtype}", "--devices", "cpu,cpu", "-f", "json")
+    assert (json.loads(out)["atol"], json.loads(out)["rtol"]) == (atol, rtol)
+    code, _, err = invoke("run", f"dtype={dtype}", "--expect", "0.5", "--atol", "0.3")
+    assert code == 0, err  # an option given replaces that part of the default alone
 
 
 def test_expect_mismatch_names_the_worst_element() -> None:

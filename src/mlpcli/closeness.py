@@ -10,19 +10,39 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from mlpcli.config import DType
+
 Array = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Absolute and relative tolerance (the defaults suit float32 rounding)."""
+    """Absolute and relative tolerance."""
 
-    atol: float = 1e-6
-    rtol: float = 1e-5
+    atol: float
+    rtol: float
 
     def allowed(self, expected: float) -> float:
         """The largest difference allowed from `expected`."""
         return self.atol + self.rtol * abs(expected)
+
+
+# torch.testing.assert_close's defaults: the rounding of another device or kernel stays within
+# them (float32 CPU against CUDA: a few 1e-6 where a sum cancels); TF32 or a wrong kernel does not.
+DEFAULT_TOLERANCES = {
+    DType.FLOAT64: Tolerance(atol=1e-7, rtol=1e-7),
+    DType.FLOAT32: Tolerance(atol=1e-5, rtol=1.3e-6),
+    DType.FLOAT16: Tolerance(atol=1e-5, rtol=1e-3),
+    DType.BFLOAT16: Tolerance(atol=1e-5, rtol=1.6e-2),
+}
+
+
+def tolerance_for(dtype: DType, atol: float | None, rtol: float | None) -> Tolerance:
+    """The tolerance given, each part not given being the default for `dtype`."""
+    default = DEFAULT_TOLERANCES[dtype]
+    return Tolerance(
+        atol=default.atol if atol is None else atol, rtol=default.rtol if rtol is None else rtol
+    )
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
     """
     h = network.features  # (batch, n0)
     for i, (W, activation) in enumerate(zip(network.weights, network.activations, strict=True), 1):
-        z = torch.addmm(network.biases[i - 1], h, W) if network.biases else h @ W  # (batch, ni)
+        # a bias vector (B[0]) lets cuBLASLt add it inside the matrix product on a GPU
+        z = torch.addmm(network.biases[i - 1][0], h, W) if network.biases else h @ W  # (batch, ni)
         del h  # free h(i-1) before an out-of-place activation allocates hi
         h = ACTIVATIONS[activation](z)
         del z

@@ -224,7 +224,12 @@ def bench_table(record: dict[str, object]) -> RenderableType:
         ("forward, min … max", f"{times['min']:.3f} … {times['max']:.3f} ms"),
         ("samples/s", _number(record["samples_per_s"], ",.0f")),
         ("TFLOP/s (from the shapes' FLOPs)", _number(record["tflops_per_s"], ".3g")),
-        ("peak memory of the passes", _peak(record["peak_bytes"])),
+        (
+            "peak memory, capture included"
+            if record["cuda_graph"]
+            else "peak memory of the passes",
+            _peak(record["peak_bytes"]),
+        ),
     ]
     for label, value in rows:
         grid.add_row(label, value)

@@ -78,8 +78,24 @@ FieldOption = Annotated[
         show_default=False,
     ),
 ]
-AtolOption = Annotated[float, typer.Option("--atol", min=0.0, help="Absolute tolerance.")]
-RtolOption = Annotated[float, typer.Option("--rtol", min=0.0, help="Relative tolerance.")]
+AtolOption = Annotated[
+    float | None,
+    typer.Option(
+        "--atol",
+        min=0.0,
+        help="Absolute tolerance. [default: by dtype; float32 1e-5]",
+        show_default=False,
+    ),
+]
+RtolOption = Annotated[
+    float | None,
+    typer.Option(
+        "--rtol",
+        min=0.0,
+        help="Relative tolerance. [default: by dtype; float32 1.3e-6]",
+        show_default=False,
+    ),
+]
 
 
 def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:

@@ -30,8 +30,8 @@ def compare(
             help="Two or more; the first is the reference.",
         ),
     ] = "cpu,cuda",
-    atol: AtolOption = 1e-6,
-    rtol: RtolOption = 1e-5,
+    atol: AtolOption = None,
+    rtol: RtolOption = None,
     output_format: Annotated[
         TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
     ] = TableOrJson.TABLE,
@@ -43,9 +43,10 @@ def compare(
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
     the_config = load(path, overrides)
     from mlpcli import network  # torch: only once the input is valid
-    from mlpcli.closeness import Tolerance
+    from mlpcli.closeness import tolerance_for
 
-    report = network.compare(the_config, specs, Tolerance(atol=atol, rtol=rtol))
+    tolerance = tolerance_for(the_config.dtype, atol, rtol)
+    report = network.compare(the_config, specs, tolerance)
     if output_format is TableOrJson.JSON:
         sys.stdout.write(records.json_line(records.compare_record(report)))
     else:

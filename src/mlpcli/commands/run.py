@@ -45,8 +45,8 @@ def run(
             show_default=False,
         ),
     ] = None,
-    atol: AtolOption = 1e-6,
-    rtol: RtolOption = 1e-5,
+    atol: AtolOption = None,
+    rtol: RtolOption = None,
     output: OutputOption = None,
     field: FieldOption = None,
     multirun: Annotated[
@@ -70,7 +70,7 @@ def run(
         raise UsageError(f"--output {output}: a .npy file holds one output; use .json or .csv")
     from mlpcli import expect as expectations  # NumPy and torch: only once the input is valid
     from mlpcli import network
-    from mlpcli.closeness import Tolerance
+    from mlpcli.closeness import tolerance_for
 
     expected = expectations.parse(expect) if expect is not None else None
     if expected is not None:
@@ -100,8 +100,15 @@ def run(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
     if expected is not None:
-        tolerance = Tolerance(atol=atol, rtol=rtol)
-        failures = [f for r in results if (f := expectations.check(r, expected, tolerance))]
+        failures = [
+            failure
+            for r in results
+            if (
+                failure := expectations.check(
+                    r, expected, tolerance_for(r.config.dtype, atol, rtol)
+                )
+            )
+        ]
         if failures:
             raise CheckFailedError(failures)
         render.note(f"every output matches {expected.source}")
