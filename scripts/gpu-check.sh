@@ -8,8 +8,7 @@
 # 1. the CUDA tests (tests/test_cuda.py), which cannot skip once a GPU is seen;
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
 # 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE in three dtypes,
-#    `bench` eager
-#    and with --cuda-graph, and `env`;
+#    `bench` eager and with --cuda-graph, a network too big for $DEVICE refused, and `env`;
 # 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
 # Every step runs even when one before it failed; the exit status says whether all passed.
 set -uo pipefail
@@ -58,6 +57,12 @@ step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 
 if [[ $DEVICE != cpu ]]; then
   step "$PYTHON" -m mlpcli bench configs/deep_relu.yaml "device=$DEVICE" --repeat 50 --cuda-graph
 fi
+refused() {  # 160 GB of weights: exit 3 with both numbers, before anything is allocated
+  local code=0
+  time "$PYTHON" -m mlpcli run "layers=[200000, 200000]" "device=$DEVICE" rng=device || code=$?
+  ((code == 3))
+}
+step refused
 step "$PYTHON" -m mlpcli env
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
 step "$PYTHON" benchmarks/bench.py ${BENCH_ARGS:---quick --no-startup}
