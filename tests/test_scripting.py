@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from mlpcli import files, network, schema
-from mlpcli.closeness import Difference, Tolerance
+from mlpcli.closeness import Difference, Tolerance, difference
 from mlpcli.config import FIELDS, load
 from mlpcli.results import CompareReport, TensorDiff
 
@@ -353,10 +353,22 @@ def test_compare_a_device_with_itself() -> None:
     assert {t["max_abs"] for t in report["tensors"]} == {0.0}
 
 
+def test_compare_allows_each_tensor_its_scale() -> None:
+    # a sum that cancels to about zero keeps the rounding error of its terms, which are about 10
+    reference = np.array([[10.0, 1e-6]])
+    device = np.array([[10.0, 1e-6 + 2e-5]])
+    tolerance = Tolerance(atol=1e-5, rtol=1.3e-6)
+    per_tensor = difference(device, reference, tolerance, per_tensor=True)
+    assert per_tensor.within
+    assert per_tensor.allowed == pytest.approx(1e-5 + 1.3e-5)
+    assert not difference(device, reference, tolerance).within  # --expect: element by element
+    assert not difference(device * 1.001, reference, tolerance, per_tensor=True).within
+
+
 def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     def compare(config: object, specs: list[str], tolerance: Tolerance) -> CompareReport:
-        off = Difference(3e-4, 1e-3, (0, 0), 0.3003, 0.3, within=False)
-        same = Difference(0.0, 0.0, (0, 0), 1.0, 1.0, within=True)
+        off = Difference(3e-4, 1e-3, (0, 0), 0.3003, 0.3, 1e-5, within=False)
+        same = Difference(0.0, 0.0, (0, 0), 1.0, 1.0, 1e-5, within=True)
         diffs = (
             TensorDiff("W1", (3, 2), "cuda:0", same),
             TensorDiff("output", (1, 1), "cuda:0", off),

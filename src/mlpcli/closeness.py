@@ -1,6 +1,9 @@
 """When two arrays count as equal: `|got - expected| <= atol + rtol * |expected|`, NaN equal to NaN.
 
-One rule for `run --expect` and `mlpcli compare`.
+`run --expect` checks each element against its own expected value, as `numpy.allclose` does.
+`mlpcli compare` checks a device's tensor against the reference tensor's largest magnitude
+(`per_tensor`): another device rounds each sum differently, and a sum that cancels keeps the
+absolute error of its terms, so an element near zero is as close as its tensor's scale allows.
 """
 
 from __future__ import annotations
@@ -21,10 +24,6 @@ class Tolerance:
 
     atol: float
     rtol: float
-
-    def allowed(self, expected: float) -> float:
-        """The largest difference allowed from `expected`."""
-        return self.atol + self.rtol * abs(expected)
 
 
 # torch.testing.assert_close's defaults: the rounding of another device or kernel stays within
@@ -50,23 +49,30 @@ class Difference:
     """How far `got` is from `expected`, and the element that is worst against the tolerance."""
 
     max_abs: float
-    max_rel: float
+    max_rel: float  # element by element
     worst: tuple[int, ...]  # index of the element furthest beyond (or nearest to) its allowance
     got: float
     expected: float
+    allowed: float  # the allowance at `worst`
     within: bool
 
 
-def difference(got: Array, expected: Array, tolerance: Tolerance) -> Difference:
-    """Compare two arrays of one shape, element by element."""
+def difference(
+    got: Array, expected: Array, tolerance: Tolerance, *, per_tensor: bool = False
+) -> Difference:
+    """Compare two arrays of one shape; `per_tensor` scales rtol by expected's largest magnitude."""
     if got.size == 0:
-        return Difference(0.0, 0.0, (), 0.0, 0.0, True)
+        return Difference(0.0, 0.0, (), 0.0, 0.0, tolerance.atol, True)
+    magnitude = np.abs(expected)
+    if per_tensor:
+        finite = magnitude[np.isfinite(magnitude)]
+        magnitude = np.full_like(magnitude, finite.max() if finite.size else 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = np.abs(got - expected)
         gap[got == expected] = 0.0  # equal infinities too
         gap[np.isnan(got) & np.isnan(expected)] = 0.0
         gap[np.isnan(gap)] = np.inf  # NaN against a number
-        allowed = tolerance.atol + tolerance.rtol * np.abs(np.nan_to_num(expected))
+        allowed = tolerance.atol + tolerance.rtol * np.nan_to_num(magnitude)
         relative = np.where(gap == 0, 0.0, gap / np.abs(expected))
         excess = np.where(gap == 0, 0.0, gap / allowed)
     relative[np.isnan(relative)] = np.inf  # inf against inf of the other sign
@@ -77,5 +83,6 @@ def difference(got: Array, expected: Array, tolerance: Tolerance) -> Difference:
         worst=worst,
         got=float(got[worst]),
         expected=float(expected[worst]),
+        allowed=float(allowed[worst]),
         within=bool((gap <= allowed).all()),
     )

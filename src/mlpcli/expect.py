@@ -68,11 +68,10 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
         return None
     row, column = found.worst
     gap = abs(found.got - found.expected) if math.isfinite(found.got - found.expected) else math.inf
-    allowed = tolerance.allowed(found.expected)
     return (
         f"{name}: output differs from {expectation.source} at row {row}, column {column}: "
         f"got {found.got!r}, expected {found.expected!r}, difference {gap:.3g} > allowed "
-        f"{allowed:.3g} (atol {tolerance.atol:g} + rtol {tolerance.rtol:g} × |expected|)"
+        f"{found.allowed:.3g} (atol {tolerance.atol:g} + rtol {tolerance.rtol:g} × |expected|)"
     )
 
 

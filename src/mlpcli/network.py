@@ -284,7 +284,7 @@ def _timed(step: Callable[[], torch.Tensor], device: torch.device) -> float:
 
 
 def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> CompareReport:
-    """Run `config` on each device; every tensor against the first device's.
+    """Run `config` on each device; every tensor against the first device's, at its scale.
 
     The whole batch runs at once (`chunk` does not apply), so that every activation is whole.
     """
@@ -293,7 +293,10 @@ def compare(config: Config, specs: Sequence[str], tolerance: Tolerance) -> Compa
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
         TensorDiff(
-            name, tuple(tensor.shape), str(device), difference(tensor, reference[name], tolerance)
+            name,
+            tuple(tensor.shape),
+            str(device),
+            difference(tensor, reference[name], tolerance, per_tensor=True),
         )
         for device, tensors in zip(placed[1:], others, strict=True)
         for name, tensor in tensors.items()

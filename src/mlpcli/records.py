@@ -145,6 +145,7 @@ def compare_record(report: CompareReport) -> Record:
                 "device": diff.device,
                 "max_abs": _finite_or_none(diff.difference.max_abs),
                 "max_rel": _finite_or_none(diff.difference.max_rel),
+                "allowed": diff.difference.allowed,
                 "within": diff.difference.within,
             }
             for diff in report.diffs

@@ -248,12 +248,12 @@ def _peak(value: object) -> str:
 
 
 def compare_table(report: CompareReport) -> RenderableType:
-    """Per tensor and device: the largest absolute and relative differences from the first."""
+    """Per tensor and device: the largest differences from the first, and what is allowed."""
     config = report.config
     header = Text.assemble(
         (config.name, "bold"),
         f"  reference {report.devices[0]}  dtype {config.dtype}  "
-        f"atol {report.tolerance.atol:g}  rtol {report.tolerance.rtol:g}",
+        f"atol {report.tolerance.atol:g}  rtol {report.tolerance.rtol:g} × max|ref|",
     )
     table = Table(title="differences from the reference", title_justify="left")
     for column, justify in COMPARE_COLUMNS:
@@ -265,6 +265,7 @@ def compare_table(report: CompareReport) -> RenderableType:
             shape_text(diff.shape),
             diff.device,
             f"{found.max_abs:.3g}",
+            f"{found.allowed:.3g}",
             f"{found.max_rel:.3g}",
             "yes" if found.within else Text("NO", style="bold red"),
         )
@@ -276,6 +277,7 @@ COMPARE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
     ("shape", "left"),
     ("device", "left"),
     ("max abs", "right"),
+    ("allowed", "right"),
     ("max rel", "right"),
     ("within", "left"),
 )
