@@ -116,9 +116,11 @@ def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
     activation function replaces the pre-activation, it does not add to it).
     """
     h = network.features  # (batch, n0)
+    biases = network.biases
+    if h.is_cuda:  # as vectors, cuBLASLt adds them inside the product; the CPU is faster with rows
+        biases = tuple(B[0] for B in biases)
     for i, (W, activation) in enumerate(zip(network.weights, network.activations, strict=True), 1):
-        # a bias vector (B[0]) lets cuBLASLt add it inside the matrix product on a GPU
-        z = torch.addmm(network.biases[i - 1][0], h, W) if network.biases else h @ W  # (batch, ni)
+        z = torch.addmm(biases[i - 1], h, W) if biases else h @ W  # (batch, ni)
         del h  # free h(i-1) before an out-of-place activation allocates hi
         h = ACTIVATIONS[activation](z)
         del z
