@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import shutil
 import statistics
 import subprocess
@@ -228,32 +229,46 @@ NOTEBOOK_SCRIPT = (
 )
 
 
-def wall(command: list[str], repeat: int) -> float:
-    """Median seconds for a whole process, after one untimed run to warm the file cache."""
-    subprocess.run(command, capture_output=True, check=True)
-    times = []
+def walls(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
+    """Median seconds of each whole process, run round-robin after one untimed run each.
+
+    Round-robin, so that machine noise hits every command alike. Python's default is kept: the
+    untimed run writes the bytecode cache that the timed runs read, also where
+    PYTHONDONTWRITEBYTECODE is set (it would recompile mlpcli's source on every run).
+    """
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    for command in commands.values():
+        subprocess.run(command, capture_output=True, check=True, env=env)
+    samples: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for label, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True, env=env)
+            samples[label].append(time.perf_counter() - start)
+    return {label: statistics.median(values) for label, values in samples.items()}
 
 
 def startup_ladder(quick: bool) -> None:
     python = sys.executable
     script = shutil.which("mlpcli", path=str(Path(python).parent))
     mlpcli = [script] if script else [python, "-m", "mlpcli"]  # run from source: python -m
-    repeat = 3 if quick else 7
-    rows = [
-        ("python -c pass", [python, "-c", "pass"]),
-        ('python -c "import torch"', [python, "-c", "import torch"]),
-        ("bare notebook script", [python, "-c", NOTEBOOK_SCRIPT]),
-        ("mlpcli --help", [*mlpcli, "--help"]),
-        ("mlpcli shapes", [*mlpcli, "shapes"]),
-        ("mlpcli validate configs/two_layer.yaml", [*mlpcli, "validate", "configs/two_layer.yaml"]),
-        ("mlpcli run", [*mlpcli, "run"]),
-    ]
-    seconds = {label: wall(command, repeat) for label, command in rows}
+    repeat = 3 if quick else 11
+    seconds = walls(
+        {
+            "python -c pass": [python, "-c", "pass"],
+            'python -c "import torch"': [python, "-c", "import torch"],
+            "bare notebook script": [python, "-c", NOTEBOOK_SCRIPT],
+            "mlpcli --help": [*mlpcli, "--help"],
+            "mlpcli shapes": [*mlpcli, "shapes"],
+            "mlpcli validate configs/two_layer.yaml": [
+                *mlpcli,
+                "validate",
+                "configs/two_layer.yaml",
+            ],
+            "mlpcli run": [*mlpcli, "run"],
+        },
+        repeat,
+    )
     bare = seconds["bare notebook script"]
     print(f"| command | median wall s (of {repeat}) | / bare notebook script |")
     print("|---|---:|---:|")
