@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -230,20 +231,24 @@ NOTEBOOK_SCRIPT = (
 
 
 def walls(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
-    """Median seconds of each whole process, run round-robin after one untimed run each.
+    """Median seconds of each whole process, run in rounds after one untimed run each.
 
-    Round-robin, so that machine noise hits every command alike. Python's default is kept: the
-    untimed run writes the bytecode cache that the timed runs read, also where
-    PYTHONDONTWRITEBYTECODE is set (it would recompile mlpcli's source on every run).
+    Each round runs every command once, in a shuffled order, so that machine noise and the
+    command run just before (a torch import leaves the caches cold) hit every command alike.
+    Python's default is kept: the untimed run writes the bytecode cache that the timed runs
+    read, also where PYTHONDONTWRITEBYTECODE is set (it would recompile mlpcli on every run).
     """
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
     for command in commands.values():
         subprocess.run(command, capture_output=True, check=True, env=env)
     samples: dict[str, list[float]] = {label: [] for label in commands}
+    order = list(commands)
+    shuffle = random.Random(0).shuffle
     for _ in range(repeat):
-        for label, command in commands.items():
+        shuffle(order)
+        for label in order:
             start = time.perf_counter()
-            subprocess.run(command, capture_output=True, check=True, env=env)
+            subprocess.run(commands[label], capture_output=True, check=True, env=env)
             samples[label].append(time.perf_counter() - start)
     return {label: statistics.median(values) for label, values in samples.items()}
 
