@@ -1,14 +1,18 @@
 """mlpcli against plain PyTorch, measured side by side in one process and one run.
 
-    python benchmarks/bench.py            # the CPU ladder here; the GPU ladder too on a GPU
-    python benchmarks/bench.py --quick    # fewer repeats and sizes, for a smoke test
+    python benchmarks/bench.py               # the CPU ladder here; the GPU ladders too on a GPU
+    python benchmarks/bench.py --quick       # fewer repeats and sizes, for a smoke test
+    python benchmarks/bench.py --no-startup  # leave out the start-up ladder
 
 Prints Markdown tables (paste them into docs/performance.md):
-- forward: mlpcli's `network.forward` against two raw eager loops on the same tensors (the
+- forward: mlpcli's `network.forward` against raw eager loops on the same tensors (the
   notebook's spelling, `1/(1+exp(-x))` after `mm` + `B`, and the best of the plain spellings),
-  timed round-robin so that machine noise hits all three alike; ratio = mlpcli / best raw;
+  timed round-robin so that machine noise hits all of them alike; ratio = mlpcli / best raw;
+- on a GPU: `mlpcli bench`'s peak memory and build time (per `rng`) for the big network, and
+  small networks eager against a CUDA graph (`bench --cuda-graph`) and torch.compile;
 - start-up: whole processes (`python -c pass`, `import torch`, `mlpcli --help`, `shapes`,
-  `run`, and a bare script doing the notebook's work), median wall time of several runs.
+  `validate`, `run`, and a bare script doing the notebook's work), median wall time;
+- last, every target of docs/performance.md with what this run measured, met or not.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -102,7 +107,16 @@ def network_for(overrides: list[str], device_name: str) -> tuple[network.Network
     return network.build(config, devices.resolve(config)), config
 
 
-def forward_ladder(quick: bool) -> None:
+@dataclass(frozen=True)
+class Target:
+    """One of the performance targets (docs/performance.md) and what this run measured."""
+
+    target: str
+    measured: str
+    met: bool
+
+
+def forward_ladder(quick: bool, targets: list[Target]) -> None:
     rungs = [
         ("notebook [3,2,1] b1", "cpu", NOTEBOOK, 200),
         ("[1024]*4 b1024", "cpu", MEDIUM, 20 if quick else 50),
@@ -126,15 +140,23 @@ def forward_ladder(quick: bool) -> None:
         medians = time_loops(net, device, loops, repeat)
         best = min(RAW, key=lambda name: medians[name])
         flops = shapes(config).total_flops
+        ratio = medians["mlpcli"] / medians[best]
+        tflops = flops / (medians["mlpcli"] / 1e3) / 1e12
         print(
             f"| {label} | {device} | {medians['mlpcli']:.4f} | {medians['notebook']:.4f} | "
-            f"{medians[best]:.4f} ({best}) | {medians['mlpcli'] / medians[best]:.3f} | "
-            f"{flops / (medians['mlpcli'] / 1e3) / 1e12:.4g} |"
+            f"{medians[best]:.4f} ({best}) | {ratio:.3f} | {tflops:.4g} |"
         )
+        targets.append(
+            Target(f"forward {label} {device}: <= 1.02x best raw", f"{ratio:.3f}x", ratio <= 1.02)
+        )
+        if overrides is BIG_BF16:
+            targets.append(
+                Target(f"forward {label} {device}: >= 600 TFLOP/s", f"{tflops:.0f}", tflops >= 600)
+            )
         del net
 
 
-def gpu_memory_and_build() -> None:
+def gpu_memory_and_build(targets: list[Target]) -> None:
     """`mlpcli bench`'s own figures for the big GPU network: peak memory, build per `rng`."""
     columns = ["rng", "build ms", "forward median ms", "TFLOP/s", "peak extra", "/ activation"]
     print("| [8192]*9 b16384 bf16, `mlpcli bench` | " + " | ".join(columns) + " |")
@@ -148,6 +170,14 @@ def gpu_memory_and_build() -> None:
         print(
             f"| | {rng} | {result.build_ms:.0f} | {result.median_ms:.3f} | {tflops:.1f} | "
             f"{result.peak_bytes / 2**20:.0f} MiB | {result.peak_bytes / activation:.3f} |"
+        )
+        buffers = result.peak_bytes / activation
+        targets.append(
+            Target(
+                f"peak extra memory, rng {rng}: <= 2.05 activations",
+                f"{buffers:.3f}",
+                buffers <= 2.05,
+            )
         )
         del result
         torch.cuda.empty_cache()
@@ -253,7 +283,7 @@ def walls(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
     return {label: statistics.median(values) for label, values in samples.items()}
 
 
-def startup_ladder(quick: bool) -> None:
+def startup_ladder(quick: bool, targets: list[Target]) -> None:
     python = sys.executable
     script = shutil.which("mlpcli", path=str(Path(python).parent))
     mlpcli = [script] if script else [python, "-m", "mlpcli"]  # run from source: python -m
@@ -279,6 +309,13 @@ def startup_ladder(quick: bool) -> None:
     print("|---|---:|---:|")
     for label, value in seconds.items():
         print(f"| {label} | {value:.3f} | {value / bare:.2f} |")
+    for label in ("mlpcli --help", "mlpcli shapes", "mlpcli validate configs/two_layer.yaml"):
+        value = seconds[label]
+        targets.append(Target(f"{label}: <= 0.3 s", f"{value:.3f} s", value <= 0.3))
+    ratio = seconds["mlpcli run"] / bare
+    targets.append(
+        Target("mlpcli run: <= 1.1x the bare notebook script", f"{ratio:.3f}x", ratio <= 1.1)
+    )
 
 
 def main() -> None:
@@ -291,16 +328,22 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
     )
+    targets: list[Target] = []
     print()
-    forward_ladder(quick)
+    forward_ladder(quick, targets)
     if torch.cuda.is_available():
         print()
-        gpu_memory_and_build()
+        gpu_memory_and_build(targets)
         print()
         latency_ladder()
     if not arguments.no_startup:
         print()
-        startup_ladder(quick)
+        startup_ladder(quick, targets)
+    print()
+    print("| target | measured | met |")
+    print("|---|---:|---|")
+    for target in targets:
+        print(f"| {target.target} | {target.measured} | {'yes' if target.met else '**no**'} |")
 
 
 if __name__ == "__main__":
