@@ -10,7 +10,7 @@ from mlpcli import network, render
 from mlpcli.config import load
 from mlpcli.shapes import shapes
 
-from .conftest import CONFIGS, rendered
+from .conftest import CONFIGS, invoke, rendered
 
 GOLDEN = Path(__file__).parent / "golden"
 WIDTH = 100
@@ -38,6 +38,12 @@ def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> N
 def test_shapes_table(config: str, overwrite_golden: bool) -> None:
     report = shapes(load(CONFIGS / f"{config}.yaml"))
     check(f"shapes_{config}", rendered(render.shapes_table(report), WIDTH), overwrite_golden)
+
+
+def test_top_level_help(overwrite_golden: bool) -> None:
+    code, out, _ = invoke("--help")
+    assert code == 0
+    check("help", "\n".join(line.rstrip() for line in out.splitlines()) + "\n", overwrite_golden)
 
 
 def test_markup_in_a_name_prints_literally() -> None:

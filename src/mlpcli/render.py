@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -242,6 +244,44 @@ def _number(value: object, spec: str) -> str:
 
 def _peak(value: object) -> str:
     return "not measured on the CPU" if not isinstance(value, int) else byte_size(value)
+
+
+# --- help ------------------------------------------------------------------------------------
+
+
+def help_page(
+    usage: str,
+    description: str,
+    options: Sequence[tuple[str, str, str]],
+    commands: Sequence[tuple[str, str]],
+) -> RenderableType:
+    """A command group's help, laid out as Typer lays it out: usage, description, two panels.
+
+    `options` are (long names, short names, help); `commands` are (name, help).
+    """
+    option_grid = Table.grid(padding=(0, 2))
+    option_grid.add_column(style="bold cyan", no_wrap=True)
+    option_grid.add_column(style="bold green", no_wrap=True)
+    option_grid.add_column()
+    for long_names, short_names, text in options:
+        option_grid.add_row(long_names, short_names, text)
+    command_grid = Table.grid(padding=(0, 2))
+    command_grid.add_column(style="bold cyan", no_wrap=True)
+    command_grid.add_column()
+    for name, text in commands:
+        command_grid.add_row(name, text)
+    paragraphs = [Text(paragraph.replace("\n", " ")) for paragraph in description.split("\n\n")]
+    return Group(
+        Padding(Text.assemble(("Usage: ", "yellow"), (usage, "bold")), (1, 1, 0, 1), expand=False),
+        *(Padding(paragraph, (1, 1, 0, 1), expand=False) for paragraph in paragraphs),
+        Text(),
+        _panel("Options", option_grid),
+        _panel("Commands", command_grid),
+    )
+
+
+def _panel(title: str, body: Table) -> Panel:
+    return Panel(body, title=title, title_align="left", border_style="dim", box=box.ROUNDED)
 
 
 # --- compare ---------------------------------------------------------------------------------
