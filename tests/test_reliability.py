@@ -74,6 +74,7 @@ FAULTS = [
     Fault("command line", ["run", "--field", "nope", "-o", "{out}"], 2, r"^--field nope: no key 'nope' in the result; keys there: schema,"),
     Fault("command line", ["compare", "--devices", "cpu"], 2, r"^--devices cpu: name two or more devices"),
     Fault("command line", ["compare", "--devices", "cpu,tpu"], 2, r"^--devices: device: expected cpu, cuda, cuda:N or auto, got 'tpu'"),
+    Fault("command line", ["compare", "rng=device", "--devices", "cpu,cuda"], 2, r"^--devices cpu,cuda: with rng: device each device draws its own weights"),
     Fault("command line", ["bench", "--cuda-graph", "device=cpu"], 2, r"^--cuda-graph needs a CUDA device; this config runs on cpu$"),
     Fault("command line", ["run", "-o", "{out}"], 2, r"^environment MLPCLI_DEVICE=gpu: device: expected .* \(did you mean 'cuda'\?\)", env={"MLPCLI_DEVICE": "gpu"}),
     # files and paths

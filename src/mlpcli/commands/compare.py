@@ -42,6 +42,11 @@ def compare(
     if len(specs) < 2:
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
     the_config = load(path, overrides)
+    if the_config.rng is config.Rng.DEVICE and len({spec.split(":")[0] for spec in specs}) > 1:
+        raise UsageError(
+            f"--devices {device_list}: with rng: device each device draws its own weights, so "
+            "they differ; compare with rng=cpu (the default), or devices of one type"
+        )
     from mlpcli import network  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for
 
