@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Activation, Config, DType, Init, Rng
-from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.errors import UnavailableError
 from mlpcli.results import BenchResult, CompareReport, RunResult, TensorDiff, TensorInfo
 
 CPU = torch.device("cpu")
@@ -213,8 +213,8 @@ def bench(
     capture's memory.
     """
     device = _prepare(config)
-    if cuda_graph:
-        _check_cuda_graph(config, device)
+    if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
+        raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with _memory_errors(device):
         network, build_ms = _timed_build(config, device)
         baseline = _reset_peak(device)
@@ -234,16 +234,6 @@ def bench(
                 progress(index + 1)
         peak = torch.cuda.max_memory_allocated(device) - baseline if device.type == "cuda" else None
     return BenchResult(config, str(device), build_ms, tuple(times), peak, cuda_graph)
-
-
-def _check_cuda_graph(config: Config, device: torch.device) -> None:
-    """CUDA graphs need a CUDA device: a usage error for `device: cpu`, else unavailable."""
-    if device.type == "cuda":
-        return
-    message = f"--cuda-graph needs a CUDA device; this config runs on {device}"
-    if config.device == "cpu":
-        raise UsageError(message)
-    raise UnavailableError(message)
 
 
 def _prepare(config: Config) -> torch.device:

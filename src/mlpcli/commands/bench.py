@@ -11,6 +11,7 @@ from rich.console import Console
 
 from mlpcli import records, render
 from mlpcli.commands.common import Arguments, TableOrJson, load, split_one
+from mlpcli.errors import UsageError
 from mlpcli.shapes import shapes
 
 PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
@@ -34,6 +35,8 @@ def bench(
     """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""
     path, overrides = split_one(arguments, "bench")
     config = load(path, overrides)
+    if cuda_graph and config.device == "cpu":
+        raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
     from mlpcli import memory, network  # torch: only once the input is valid
 
     memory.check_host(config, on_cpu=config.device == "cpu")
