@@ -217,8 +217,8 @@ def bench(
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with _memory_errors(device):
         network, build_ms = _timed_build(config, device)
-        baseline = _reset_peak(device)
         if cuda_graph:
+            baseline = _reset_peak(device)  # before the capture, so that its memory counts
             step = captured(network, config.chunk)
         else:
             step = functools.partial(forward_in_chunks, network, config.chunk)

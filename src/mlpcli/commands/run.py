@@ -100,15 +100,11 @@ def run(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
     if expected is not None:
-        failures = [
-            failure
-            for r in results
-            if (
-                failure := expectations.check(
-                    r, expected, tolerance_for(r.config.dtype, atol, rtol)
-                )
-            )
-        ]
+        failures = []
+        for result in results:
+            tolerance = tolerance_for(result.config.dtype, atol, rtol)
+            if failure := expectations.check(result, expected, tolerance):
+                failures.append(failure)
         if failures:
             raise CheckFailedError(failures)
         render.note(f"every output matches {expected.source}")
