@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -10,21 +12,27 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console, RenderableType
-from typer.testing import CliRunner
 
-from mlpcli.cli import app
+from mlpcli.cli import run_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 TWO_LAYER = str(CONFIGS / "two_layer.yaml")
 NOTEBOOK_TENSORS = ["features", "W1", "W2", "B1", "B2", "h1", "output"]
-_runner = CliRunner()
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """`mlpcli ARGS` in this process, 100 columns wide: exit code, stdout, stderr."""
-    result = _runner.invoke(app, list(args), env={"COLUMNS": "100", **(env or {})})
-    return result.exit_code, result.stdout, result.stderr
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update({"COLUMNS": "100", **(env or {})})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run_app(args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, out.getvalue(), err.getvalue()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

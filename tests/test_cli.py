@@ -1,4 +1,4 @@
-"""The command line through Typer's CliRunner: formats, several configs, exit codes, error lines."""
+"""The command line, in this process: formats, several configs, exit codes, error lines."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def test_bare_command_shows_help_and_no_error_line() -> None:
     code, out, err = invoke()
     assert code == 2
     assert "Usage: mlpcli" in out + err
-    assert "error" not in err
+    assert "mlpcli: error" not in err
 
 
 def test_nonfinite_outputs_are_null_in_json_and_noted_on_stderr() -> None:

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from mlpcli import config, fields, files
 from mlpcli.config import Config
 from mlpcli.errors import UsageError
 from mlpcli.records import Record
-
-
-class SuggestingGroup(TyperGroup):
-    """A command group whose "no such command" error suggests the nearest command."""
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        """The command named first in `args`; for a typo, an error that suggests the right one."""
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError:
-            name = args[0] if args else ""
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
-            if not close:
-                raise
-            raise click.UsageError(
-                f"No such command '{name}'. Did you mean '{close[0]}'?", ctx
-            ) from None
 
 
 class Format(StrEnum):

@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 
 from mlpcli import config, files, schema
-from mlpcli.commands.common import Arguments, SuggestingGroup, load, split_one
+from mlpcli.commands.common import Arguments, load, split_one
 from mlpcli.errors import UsageError
 
 app = typer.Typer(
     name="config",
-    cls=SuggestingGroup,
     help="Show the resolved config, print the config file's JSON Schema, or start a new config.",
     no_args_is_help=True,
 )
