@@ -32,8 +32,9 @@ from pathlib import Path
 
 import torch
 
-from mlpcli import devices, network
-from mlpcli.config import Config, load
+from mlpcli import devices, network, runners
+from mlpcli.config import Config
+from mlpcli.loader import load
 from mlpcli.shapes import shapes
 
 Loop = Callable[[network.Network], torch.Tensor]
@@ -163,7 +164,7 @@ def gpu_memory_and_build(targets: list[Target]) -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for rng in ("cpu", "device"):
         config = load(None, [*BIG_BF16, "activation=sigmoid", "device=cuda", f"rng={rng}"])
-        result = network.bench(config, warmup=2, repeat=10)
+        result = runners.bench(config, warmup=2, repeat=10)
         assert result.peak_bytes is not None
         activation = config.batch * config.layers[1] * 2  # bytes of one bfloat16 activation
         tflops = shapes(config).total_flops / (result.median_ms / 1e3) / 1e12
@@ -204,7 +205,7 @@ def eager(net: network.Network) -> Step:
 
 
 def cuda_graph(net: network.Network) -> Step:
-    return network.captured(net, None)
+    return runners.captured(net, None)
 
 
 def compiled(mode: str) -> Callable[[network.Network], Step]:

@@ -160,12 +160,12 @@ def test_one_bad_config_stops_every_run_before_any_output(
 
 
 def test_internal_error_asks_for_a_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlpcli import network
+    from mlpcli import runners
 
     def broken(*_: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(network, "run", broken)
+    monkeypatch.setattr(runners, "run", broken)
     code, out, err = invoke("run")
     assert (code, out) == (4, "")
     assert err == (
@@ -178,12 +178,12 @@ def test_internal_error_asks_for_a_report(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_interrupt_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlpcli import network
+    from mlpcli import runners
 
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(network, "run", interrupted)
+    monkeypatch.setattr(runners, "run", interrupted)
     code, out, err = invoke("run")
     assert (code, out, err) == (130, "", "mlpcli: error: interrupted\n")
 

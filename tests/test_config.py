@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpcli.config import Activation, Config, DType, Init, Rng, is_override, load
+from mlpcli.config import Activation, Config, Device, DType, Init, Rng
 from mlpcli.errors import ConfigError, ExitCode, MlpcliError, UsageError
+from mlpcli.loader import is_override, load
 
 from .catalogue import BAD_CONFIG_FILES, Case
 from .conftest import CONFIGS
@@ -23,7 +24,7 @@ def test_builtin_default_is_the_notebook_network() -> None:
         seed=7,
         layers=(3, 2, 1),
         activations=(Activation.SIGMOID, Activation.SIGMOID),
-        device="cpu",
+        device=Device("cpu"),
     )
 
 
@@ -38,7 +39,7 @@ def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
     assert config.seed == 12
     assert config.layers == (4, 8, 2)
     assert config.activations == (Activation.RELU, Activation.SOFTMAX)
-    assert config.device == "auto"
+    assert config.device == Device("auto")
     assert config.dtype is DType.BFLOAT16
     assert config.batch == 5
     assert config.init is Init.XAVIER
@@ -49,7 +50,7 @@ def test_every_field_read_and_typed(write_config: Callable[..., Path]) -> None:
 
 def test_defaults_and_name_from_file_stem(write_config: Callable[..., Path]) -> None:
     config = load(write_config("layers: [2, 3]\n", name="tiny.yaml"))
-    assert (config.name, config.seed, config.device, config.dtype) == (
+    assert (config.name, config.seed, str(config.device), config.dtype) == (
         "tiny",
         0,
         "cpu",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlpcli import devices, network
-from mlpcli.config import load
+from mlpcli import devices, network, runners
 from mlpcli.errors import UnavailableError
+from mlpcli.loader import load
 
 from .conftest import CONFIGS, invoke
 
@@ -26,8 +26,8 @@ FLOAT32_NETWORKS = [
 
 @pytest.mark.parametrize(("path", "overrides"), FLOAT32_NETWORKS)
 def test_cpu_and_cuda_agree_to_float32_rounding(path: object, overrides: list[str]) -> None:
-    cpu = network.run(load(path, [*overrides, "device=cpu"]))  # type: ignore[arg-type]
-    cuda = network.run(load(path, [*overrides, "device=cuda"]))  # type: ignore[arg-type]
+    cpu = runners.run(load(path, [*overrides, "device=cpu"]))  # type: ignore[arg-type]
+    cuda = runners.run(load(path, [*overrides, "device=cuda"]))  # type: ignore[arg-type]
     assert cuda.device.startswith("cuda")
     assert {t.device for t in cuda.tensors} == {cuda.device}
     # torch's float32 defaults, which mlpcli compare uses: a sum that cancels differs by a few 1e-6
@@ -42,7 +42,7 @@ def test_compare_cpu_and_cuda_within_the_default_tolerance(dtype: str) -> None:
 
 
 def test_the_notebook_value_on_cuda() -> None:
-    output = network.run(load(None, ["device=cuda"])).output
+    output = runners.run(load(None, ["device=cuda"])).output
     assert output.item() == pytest.approx(0.3170831501483917, abs=1e-7)
 
 
@@ -65,7 +65,7 @@ def test_device_beyond_the_count_is_unavailable() -> None:
 
 
 def test_no_tf32() -> None:
-    network.run(load(None, ["device=cuda"]))
+    runners.run(load(None, ["device=cuda"]))
     assert torch.get_float32_matmul_precision() == "highest"
     assert not torch.backends.cuda.matmul.allow_tf32
 
@@ -81,7 +81,7 @@ def test_forward_holds_at_most_two_activation_buffers(activation: str) -> None:
             "device=cuda",
         ],
     )
-    result = network.bench(config, warmup=1, repeat=2)
+    result = runners.bench(config, warmup=1, repeat=2)
     buffer = 2048 * 2048 * 4
     assert result.peak_bytes is not None
     assert result.peak_bytes <= 2.05 * buffer, result.peak_bytes / buffer
@@ -89,9 +89,9 @@ def test_forward_holds_at_most_two_activation_buffers(activation: str) -> None:
 
 def test_rng_device_draws_on_the_gpu_reproducibly() -> None:
     overrides = ["layers=[64, 32, 8]", "batch=16", "device=cuda", "rng=device"]
-    first = network.run(load(None, overrides)).output
-    again = network.run(load(None, overrides)).output
-    contract = network.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).output
+    first = runners.run(load(None, overrides)).output
+    again = runners.run(load(None, overrides)).output
+    contract = runners.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).output
     assert first.tolist() == again.tolist()
     assert first.tolist() != contract.tolist()
 
@@ -108,7 +108,7 @@ def test_cuda_graph_replays_equal_the_eager_forward(overrides: list[str]) -> Non
     config = load(None, [*overrides, "device=cuda"])
     built = network.build(config, devices.resolve(config))
     eager = network.forward_in_chunks(built, config.chunk)
-    replay = network.captured(built, config.chunk)
+    replay = runners.captured(built, config.chunk)
     first = replay().clone()
     assert torch.equal(first, eager)
     assert torch.equal(replay(), eager)
@@ -116,7 +116,7 @@ def test_cuda_graph_replays_equal_the_eager_forward(overrides: list[str]) -> Non
 
 def test_bench_with_cuda_graph() -> None:
     config = load(None, ["layers=[256, 256, 256]", "batch=64", "device=cuda"])
-    result = network.bench(config, warmup=2, repeat=5, cuda_graph=True)
+    result = runners.bench(config, warmup=2, repeat=5, cuda_graph=True)
     assert result.cuda_graph
     assert len(result.forward_ms) == 5
     assert all(ms > 0 for ms in result.forward_ms)

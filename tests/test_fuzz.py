@@ -9,8 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpcli.config import FIELDS, MAX_SEED, Activation, Config, DType, Init, load, to_yaml
+from mlpcli.config import KNOWN_KEYS, MAX_SEED, Activation, Config, DType, Init
 from mlpcli.errors import ConfigError, MlpcliError
+from mlpcli.loader import load, to_yaml
 
 SETTINGS = settings(
     max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -21,7 +22,7 @@ YAML_ALPHABET = (
     string.ascii_letters[:8] + string.digits + " \t\n:-,[]{}#&*!|>'\"%@`?~._+=\x00\xa0\u2028é"
 )
 YAML_WORDS = [
-    *FIELDS, *(a.value for a in Activation), *(d.value for d in DType), "cuda:0", "yes", "no",
+    *KNOWN_KEYS, *(a.value for a in Activation), *(d.value for d in DType), "cuda:0", "yes", "no",
     "~", "null", "true", "0x1F", "010", "1e3", ".inf", "-.nan", "1:30", "2024-02-30", "<<", "&a",
     "*a", "!!int", "!!python/object:os.system", "!!binary", "---", "...", "%YAML 1.1", "? ",
 ]  # fmt: skip
@@ -45,7 +46,9 @@ values = st.recursive(
     max_leaves=12,
 )
 config_like = st.dictionaries(
-    st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), values, max_size=len(FIELDS) + 2
+    st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=8)),
+    values,
+    max_size=len(KNOWN_KEYS) + 2,
 )
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpcli import network, render
-from mlpcli.config import load
+from mlpcli import render, runners
+from mlpcli.loader import load
 from mlpcli.shapes import shapes
 
 from .conftest import CONFIGS, invoke, rendered
@@ -30,7 +30,7 @@ def check(name: str, text: str, overwrite: bool) -> None:
 )
 def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> None:
     path = CONFIGS / ("two_layer.yaml" if "two_layer" in name else "deep_relu.yaml")
-    table, cut = render.run_table(network.run(load(path, overrides)), full=False, width=WIDTH)
+    table, cut = render.run_table(runners.run(load(path, overrides)), full=False, width=WIDTH)
     check(name, rendered(table, WIDTH) + (f"note: {cut}\n" if cut else ""), overwrite_golden)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlpcli import devices, memory, network
-from mlpcli.config import Activation, Config, load
+from mlpcli import devices, memory, network, runners
+from mlpcli.config import Activation, Config
 from mlpcli.errors import ExitCode, UnavailableError
+from mlpcli.loader import load
 from mlpcli.shapes import tensor_shapes
 
 from . import reference
@@ -15,11 +16,11 @@ from . import reference
 
 def output_of(config: Config) -> torch.Tensor:
     """The output of a run, as a tensor for torch.testing."""
-    return torch.from_numpy(network.run(config).output)
+    return torch.from_numpy(runners.run(config).output)
 
 
 def test_notebook_output_exactly() -> None:
-    result = network.run(load(None))
+    result = runners.run(load(None))
     assert result.output.tolist() == [[0.3170831501483917]]
     assert round(result.output.tolist()[0][0], 4) == 0.3171  # what the notebook prints
 
@@ -116,7 +117,7 @@ def test_row_zero_of_the_output_does_not_depend_on_batch() -> None:
 )
 def test_dtypes_cast_after_the_float32_draw(dtype: str, tolerance: float) -> None:
     config = load(None, ["layers=[8, 6, 3]", "batch=4", f"dtype={dtype}", "seed=0"])
-    result = network.run(config)
+    result = runners.run(config)
     assert {t.dtype for t in result.tensors} == {dtype}
     expected = reference.forward(*reference.draw(0, [8, 6, 3], 4), ["sigmoid"] * 2)
     output = torch.from_numpy(result.output).double()
@@ -125,7 +126,7 @@ def test_dtypes_cast_after_the_float32_draw(dtype: str, tolerance: float) -> Non
 
 def test_built_tensors_have_the_predicted_names_and_shapes() -> None:
     config = load(None, ["layers=[5, 4, 3, 2]", "batch=6"])
-    result = network.run(config)
+    result = runners.run(config)
     assert [(t.name, t.shape) for t in result.tensors] == [
         (t.name, t.shape) for t in tensor_shapes(config)
     ]
@@ -134,7 +135,7 @@ def test_built_tensors_have_the_predicted_names_and_shapes() -> None:
 
 def test_nonfinite_outputs_are_counted() -> None:
     config = load(None, ["layers=[4, 3]", "activation=identity", "dtype=float16", "init=normal"])
-    assert network.run(config).nonfinite == 0
+    assert runners.run(config).nonfinite == 0
     huge = network.Network(
         features=torch.full((1, 2), 6e4, dtype=torch.float16),
         weights=(torch.full((2, 1), 10.0, dtype=torch.float16),),
@@ -178,12 +179,12 @@ def test_out_of_memory_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     def build(*_: object) -> network.Network:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB\nmore detail")
 
-    monkeypatch.setattr(network, "build", build)
+    monkeypatch.setattr(runners, "build", build)
     with pytest.raises(
         UnavailableError,
         match=r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 40\.00 GiB$",
     ):
-        network.run(load(None))
+        runners.run(load(None))
 
 
 @pytest.mark.parametrize(
@@ -198,8 +199,8 @@ def test_chunks_give_the_whole_batch_result(
     layers: list[int], batch: int, chunk: int, activation: str
 ) -> None:
     overrides = [f"layers={layers}", f"batch={batch}", f"activation={activation}"]
-    whole = network.run(load(None, overrides))
-    chunked = network.run(load(None, [*overrides, f"chunk={chunk}"]))
+    whole = runners.run(load(None, overrides))
+    chunked = runners.run(load(None, [*overrides, f"chunk={chunk}"]))
     torch.testing.assert_close(torch.from_numpy(chunked.output), torch.from_numpy(whole.output))
     assert [(t.name, t.shape) for t in chunked.tensors] == [
         (t.name, t.shape) for t in whole.tensors
@@ -221,8 +222,8 @@ def test_a_chunk_fits_what_the_whole_batch_does_not(monkeypatch: pytest.MonkeyPa
 
 
 def test_rng_device_on_the_cpu_is_the_cpu_draw() -> None:
-    cpu = network.run(load(None, ["layers=[8, 6, 3]", "batch=4"]))
-    device = network.run(load(None, ["layers=[8, 6, 3]", "batch=4", "rng=device"]))
+    cpu = runners.run(load(None, ["layers=[8, 6, 3]", "batch=4"]))
+    device = runners.run(load(None, ["layers=[8, 6, 3]", "batch=4", "rng=device"]))
     assert device.output.tolist() == cpu.output.tolist()
 
 

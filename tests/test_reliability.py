@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlpcli import devices, network
+from mlpcli import environment, runners
 
 from .catalogue import BAD_CONFIG_FILES, Case
 from .conftest import ROOT, TWO_LAYER, invoke
@@ -64,7 +64,7 @@ FAULTS = [
     Fault("command line", ["config", "shw"], 2, r"No such command 'shw'\. Did you mean 'show'\? \(see 'mlpcli config --help'\)"),
     Fault("command line", ["run", "-f", "xml"], 2, r"Invalid value for '--format'"),
     Fault("command line", ["run", "--atol", "-1"], 2, r"Invalid value for '--atol'"),
-    Fault("command line", ["shapes", "-f", "csv"], 2, r"Invalid value for '--format'"),
+    Fault("command line", ["shapes", "-f", "xml"], 2, r"Invalid value for '--format'"),
     Fault("command line", ["validate"], 2, r"Missing argument 'CONFIG\.\.\.'"),
     Fault("command line", ["run", "seed=x", "-o", "{out}"], 2, r"^override 'seed=x': seed: expected an integer"),
     Fault("command line", ["run", "layer=[3]", "-o", "{out}"], 2, r"^override 'layer=\[3\]': unknown key 'layer' \(did you mean 'layers'\?\)"),
@@ -92,12 +92,12 @@ FAULTS = [
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
     Fault("machine", ["run", "layers=[2147483647, 2147483647]", "-o", "{out}"], 3, r"^default: needs about 16\.0 EiB of memory, .* is available$"),
     Fault("machine", ["run", "-o", "{out}"], 3, r"^default: needs about .* of memory, 1 B is available$", lambda _, patch: patch.setattr("mlpcli.memory.available_ram", lambda: 1)),
-    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 2\.00 GiB$", raising(network, "build", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line"))),
-    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: DefaultCPUAllocator: can't allocate memory", raising(network, "build", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."))),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 2\.00 GiB$", raising(runners, "build", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line"))),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: DefaultCPUAllocator: can't allocate memory", raising(runners, "build", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."))),
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 3, r"results\.json: cannot write: No space left on device$", raising(os, "fsync", OSError(errno.ENOSPC, "No space left on device"))),
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 130, r"^interrupted$", raising(os, "fsync", KeyboardInterrupt())),
-    Fault("machine", ["run", "-o", "{out}"], 130, r"^interrupted$", raising(network, "run", KeyboardInterrupt())),
-    Fault("machine", ["env"], 4, r"^internal error \(ZeroDivisionError: boom\); rerun with MLPCLI_DEBUG=1 and report the traceback$", raising(devices, "environment", ZeroDivisionError("boom"))),
+    Fault("machine", ["run", "-o", "{out}"], 130, r"^interrupted$", raising(runners, "run", KeyboardInterrupt())),
+    Fault("machine", ["env"], 4, r"^internal error \(ZeroDivisionError: boom\); rerun with MLPCLI_DEBUG=1 and report the traceback$", raising(environment, "environment", ZeroDivisionError("boom"))),
 ]  # fmt: skip
 # Cases that only a machine without CUDA shows; not counted in docs/reliability.md.
 NO_CUDA_FAULTS = [

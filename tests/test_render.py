@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlpcli import records, render, units
-from mlpcli.config import load
+from mlpcli.loader import load
 from mlpcli.results import RunResult, TensorInfo
 
 from .conftest import rendered
@@ -62,7 +62,7 @@ def test_json_is_strict_with_nonfinite_values_as_null() -> None:
 
 
 def test_csv_is_full_precision() -> None:
-    text = records.run_csv([result_with(np.array([[0.1, 1e-30]]))])
+    text = records.csv_text([records.run_rows(result_with(np.array([[0.1, 1e-30]])))])
     assert text == "output_0,output_1\n0.1,1e-30\n"
 
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 import yaml
 
-from mlpcli import files, network, schema
+from mlpcli import files, runners, schema
 from mlpcli.closeness import Difference, Tolerance, difference
-from mlpcli.config import FIELDS, load
-from mlpcli.results import CompareReport, TensorDiff
+from mlpcli.config import KNOWN_KEYS
+from mlpcli.loader import load
+from mlpcli.results import CompareResult, TensorDiff
 
 from .conftest import CONFIGS, NOTEBOOK_TENSORS, ROOT, TWO_LAYER, invoke
 
@@ -135,7 +136,7 @@ def test_bad_expectation_is_a_usage_error_before_running(value: str, message: st
 def test_expected_nan_matches_nan() -> None:
     # float16 overflows to inf in h1, and inf - inf in the next layer is NaN
     args = ["layers=[1, 1, 1]", "dtype=float16", "activation=identity", "bias=false"]
-    result = network.run(load(None, [*args, "seed=0"]))
+    result = runners.run(load(None, [*args, "seed=0"]))
     assert (
         invoke(
             "run", *args, "seed=0", "--expect", json.dumps(result.output.tolist()), "-f", "json"
@@ -212,7 +213,7 @@ def test_failed_run_leaves_an_existing_output_untouched(
     def broken(*_: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(network, "run", broken)
+    monkeypatch.setattr(runners, "run", broken)
     assert invoke("run", "-o", str(path))[0] == 4
     assert path.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
@@ -303,7 +304,7 @@ def test_config_show_round_trips(write_config: Callable[..., Path]) -> None:
     code, out, _ = invoke("config", "show", str(CONFIGS / "deep_relu.yaml"), "seed=3", "batch=2")
     assert code == 0
     assert out.splitlines()[:3] == ["name: deep_relu", "seed: 3", "layers: [784, 256, 128, 64, 10]"]
-    assert list(yaml.safe_load(out)) == list(FIELDS)
+    assert list(yaml.safe_load(out)) == list(KNOWN_KEYS)
     again = load(write_config(out, name="deep_relu.yaml"))
     assert again == load(CONFIGS / "deep_relu.yaml", ["seed=3", "batch=2"])
 
@@ -325,10 +326,10 @@ def test_config_schema_is_the_committed_file_and_checks_configs() -> None:
 
 def test_config_init(tmp_path: Path) -> None:
     code, out, _ = invoke("config", "init")
-    assert (code, out) == (0, schema.STARTER_YAML)
+    assert (code, out) == (0, schema.starter_yaml())
     path = tmp_path / "net.yaml"
     assert invoke("config", "init", str(path))[0] == 0
-    assert path.read_text() == schema.STARTER_YAML
+    assert path.read_text() == schema.starter_yaml()
     config = load(path)
     assert (config.name, config.layers) == ("my_network", (4, 16, 3))
     path.write_text("mine")
@@ -337,7 +338,7 @@ def test_config_init(tmp_path: Path) -> None:
     assert "exists; --force replaces it" in err
     assert path.read_text() == "mine"
     assert invoke("config", "init", str(path), "--force")[0] == 0
-    assert path.read_text() == schema.STARTER_YAML
+    assert path.read_text() == schema.starter_yaml()
 
 
 # --- compare ---------------------------------------------------------------------------------
@@ -366,16 +367,16 @@ def test_compare_allows_each_tensor_its_scale() -> None:
 
 
 def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    def compare(config: object, specs: list[str], tolerance: Tolerance) -> CompareReport:
+    def compare(config: object, specs: list[str], tolerance: Tolerance) -> CompareResult:
         off = Difference(3e-4, 1e-3, (0, 0), 0.3003, 0.3, 1e-5, within=False)
         same = Difference(0.0, 0.0, (0, 0), 1.0, 1.0, 1e-5, within=True)
         diffs = (
             TensorDiff("W1", (3, 2), "cuda:0", same),
             TensorDiff("output", (1, 1), "cuda:0", off),
         )
-        return CompareReport(load(None), ("cpu", "cuda:0"), tolerance, diffs)
+        return CompareResult(load(None), ("cpu", "cuda:0"), tolerance, diffs)
 
-    monkeypatch.setattr(network, "compare", compare)
+    monkeypatch.setattr(runners, "compare", compare)
     code, out, err = invoke("compare")
     assert code == 1
     assert "NO" in out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from mlpcli.config import Activation, load
+from mlpcli.config import Activation
+from mlpcli.loader import load
 from mlpcli.shapes import layer_flops, shapes, tensor_shapes
 
 

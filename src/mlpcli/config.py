@@ -1,25 +1,17 @@
-"""Config files: YAML text to a frozen, validated `Config`, with located error messages.
+"""The config as data: the validated `Config`, its enums and limits; no YAML here (`loader`).
 
-PyYAML is used only to tokenise and compose nodes; every value is typed here, strictly, so that
-`seed: "7"`, `bias: yes` or `seed: 010` are errors that say where they are, never surprises.
+docs/contract.md section 1 is the contract for every field.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import re
-import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from pathlib import Path
-from typing import Any, TypeVar
+from enum import Enum, StrEnum
 
-import yaml
-
-from mlpcli.errors import ConfigError, Location, UsageError
+from mlpcli.errors import Location
 
 
 class Activation(StrEnum):
@@ -54,7 +46,7 @@ class DType(StrEnum):
 class Rng(StrEnum):
     """Where the seeded generator draws: the contract's CPU draw, or the target device."""
 
-    CPU = "cpu"  # the same numbers on every machine (SPEC section 2)
+    CPU = "cpu"  # the same numbers on every machine (docs/contract.md section 2)
     DEVICE = "device"  # faster for large networks; the same only on that device type and model
 
 
@@ -66,57 +58,45 @@ class Init(StrEnum):
     KAIMING = "kaiming"
 
 
-FIELDS = (
-    "name", "seed", "layers", "activation", "device", "dtype", "batch", "init", "bias", "chunk",
-    "rng",
-)  # fmt: skip
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
-MAX_FILE_BYTES = 1 << 20
-MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
-MAX_EVENTS = 5000  # YAML values, keys and collections; a config needs at most about 2,100
 DEFAULT_SOURCE = "<built-in default>"
-DEFAULT_YAML = """\
-name: default
-seed: 7
-layers: [3, 2, 1]
-activation: sigmoid
-device: cpu
-"""
-DEVICE_PATTERN = r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?"
-ENV_DEVICE = "MLPCLI_DEVICE"  # the environment variable that overrides every config's device
-_DEVICE = re.compile(DEVICE_PATTERN)
-_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-_OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
-_TAG = "tag:yaml.org,2002:"
-_T = TypeVar("_T")
-_ALIASES = {
-    "fp32": "float32",
-    "float": "float32",
-    "fp64": "float64",
-    "double": "float64",
-    "fp16": "float16",
-    "half": "float16",
-    "bf16": "bfloat16",
-    "linear": "identity",
-    "none": "identity",
-    "swish": "silu",
-    "logistic": "sigmoid",
-    "gpu": "cuda",
-    "cuda": "device",  # for rng
-}
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a network runs: `cpu`, `cuda` (the current GPU), `cuda:N`, or `auto`."""
+
+    type: str  # cpu | cuda | auto
+    index: int | None = None
+
+    PATTERN = r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?"  # ClassVar: not a field (no annotation)
+
+    @classmethod
+    def parse(cls, text: str) -> Device | None:
+        """The device `text` names, or None when it names none."""
+        if not re.fullmatch(cls.PATTERN, text):
+            return None
+        kind, _, index = text.partition(":")
+        return cls(kind, int(index) if index else None)
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = Device("cpu")
 
 
 @dataclass(frozen=True)
 class Config:
-    """A validated network description (SPEC section 1); `activations` has one entry per layer."""
+    """A validated network description; `activations` has one entry per weight layer."""
 
     name: str
     seed: int
     layers: tuple[int, ...]
     activations: tuple[Activation, ...]
-    device: str = "cpu"
+    device: Device = CPU
     dtype: DType = DType.FLOAT32
     batch: int = 1
     init: Init = Init.NORMAL
@@ -125,7 +105,7 @@ class Config:
     rng: Rng = Rng.CPU
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
-    def on_device(self, device: str, source: str) -> Config:
+    def on_device(self, device: Device, source: str) -> Config:
         """This config on another device, named as set by `source` (such as `--devices`)."""
         locations = {**self.locations, "device": Location(source)}
         return dataclasses.replace(self, device=device, locations=locations)
@@ -136,381 +116,112 @@ class Config:
 
     def to_dict(self) -> dict[str, object]:
         """The resolved config as plain data, in the file's field order."""
-        first = self.activations[0]
-        uniform = all(a is first for a in self.activations)
-        return {
-            "name": self.name,
-            "seed": self.seed,
-            "layers": list(self.layers),
-            "activation": first.value if uniform else [a.value for a in self.activations],
-            "device": self.device,
-            "dtype": self.dtype.value,
-            "batch": self.batch,
-            "init": self.init.value,
-            "bias": self.bias,
-            "chunk": self.chunk,
-            "rng": self.rng.value,
-        }
+        data: dict[str, object] = {}
+        for spec in FIELDS:
+            value = getattr(self, spec.attribute)
+            uniform = spec.kind is Kind.ACTIVATIONS and len(set(value)) == 1
+            data[spec.name] = plain(value[0] if uniform else value)
+        return data
+
+
+class Kind(StrEnum):
+    """What a field's value is; `loader` parses and `schema` describes each kind."""
+
+    NAME = "name"  # a string of 1-200 printable characters on one line
+    INTEGER = "integer"
+    SIZES = "sizes"  # a list of integers
+    ACTIVATIONS = "activations"  # one activation, or a list of one per weight layer
+    DEVICE = "device"
+    CHOICE = "choice"  # one of an enum's values
+    BOOLEAN = "boolean"
+    INTEGER_OR_NULL = "integer or null"
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """One config field's YAML node and where it came from."""
+class FieldSpec:
+    """One config field: its rules, default and documentation, from which everything is made."""
 
-    node: yaml.Node
-    source: str
-    in_file: bool  # False for a command-line override, whose positions mean nothing to a user
+    name: str
+    kind: Kind
+    help: str  # one or two sentences: the README's field table, the starter config, the schema
+    example: str  # the starter config's value, as YAML
+    default: object = None  # the typed value taken when the field is absent
+    default_text: str = ""  # the default for people, where `default` cannot say it
+    required: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: type[StrEnum] | None = None
+    attribute: str = ""  # the `Config` attribute; the name when empty
 
-    def at(self, node: yaml.Node) -> Location:
-        if not self.in_file:
-            return Location(self.source)
-        mark = node.start_mark
-        return Location(self.source, mark.line + 1, mark.column + 1)
-
-
-def load(
-    path: Path | None, overrides: Sequence[str] = (), *, env_device: str | None = None
-) -> Config:
-    """Read and validate the config at `path` (the built-in default when None).
-
-    Precedence, highest first: `overrides` (KEY=VALUE), `env_device` (the value of
-    MLPCLI_DEVICE, when set and not empty), the file, the defaults.
-    """
-    if path is None:
-        source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
-    else:
-        source, text, stem = str(path), read_text(path), path.stem
-    entries = _entries(_compose(text, source), source)
-    if env_device:
-        entries["device"] = _string_entry(env_device, f"environment {ENV_DEVICE}={env_device}")
-    entries.update(parse_overrides(overrides))
-    return _validate(entries, source, stem)
+    def __post_init__(self) -> None:
+        if not self.attribute:
+            object.__setattr__(self, "attribute", self.name)
 
 
-def parse_device(text: str, source: str) -> str:
-    """A device name (`cpu`, `cuda`, `cuda:N`, `auto`) given outside a config file."""
-    return _device(_string_entry(text, source))
+FIELDS = (
+    FieldSpec(
+        "name", Kind.NAME, "Shown in results and used to match `--expect` files.", "my_network",
+        default_text="the file's name without its suffix (`default` for the built-in config)",
+    ),
+    FieldSpec(
+        "seed", Kind.INTEGER, "Seeds the one generator that draws every feature, weight and bias.",
+        "0", default=0, minimum=0, maximum=MAX_SEED,
+    ),
+    FieldSpec(
+        "layers", Kind.SIZES,
+        "Input size, hidden sizes..., output size (2 to 1025 sizes).",
+        "[4, 16, 3]", required=True, minimum=1, maximum=MAX_SIZE,
+    ),
+    FieldSpec(
+        "activation", Kind.ACTIVATIONS,
+        "One name for every layer, or a list with one name per weight layer; softmax is over "
+        "the last dimension, identity is no activation.",
+        "[relu, softmax]", default=Activation.SIGMOID, choices=Activation,
+        attribute="activations",
+    ),
+    FieldSpec(
+        "device", Kind.DEVICE,
+        "cpu, cuda, cuda:N, or auto (cuda when there is one, else cpu).", "cpu", default=CPU,
+    ),
+    FieldSpec(
+        "dtype", Kind.CHOICE, "The tensors' type; weights are drawn in float32, then cast.",
+        "float32", default=DType.FLOAT32, choices=DType,
+    ),
+    FieldSpec(
+        "batch", Kind.INTEGER, "Rows of input features.", "8", default=1, minimum=1,
+        maximum=MAX_SIZE,
+    ),
+    FieldSpec(
+        "init", Kind.CHOICE,
+        "normal (as drawn), xavier (scaled by sqrt(2 / (n_in + n_out))) or kaiming "
+        "(sqrt(2 / n_in)); biases are never scaled.",
+        "kaiming", default=Init.NORMAL, choices=Init,
+    ),
+    FieldSpec("bias", Kind.BOOLEAN, "Whether each layer adds a bias B.", "true", default=True),
+    FieldSpec(
+        "chunk", Kind.INTEGER_OR_NULL,
+        "Rows of the batch per forward pass, for a batch too large for memory at once; "
+        "null: all at once.",
+        "null", minimum=1, maximum=MAX_SIZE,
+    ),
+    FieldSpec(
+        "rng", Kind.CHOICE,
+        "cpu: every number drawn by one CPU generator, the same on every machine. device: drawn "
+        "on the target device, much faster for large networks, reproducible only on that device "
+        "type and model.",
+        "cpu", default=Rng.CPU, choices=Rng,
+    ),
+)  # fmt: skip
+KNOWN_KEYS = tuple(spec.name for spec in FIELDS)
+SPECS = {spec.name: spec for spec in FIELDS}
 
 
-def to_yaml(config: Config) -> str:
-    """The resolved config as YAML that `load` reads back to an equal config."""
-    return yaml.safe_dump(
-        config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True
-    )
-
-
-def _string_entry(text: str, source: str) -> _Entry:
-    return _Entry(yaml.ScalarNode(_TAG + "str", text), source, in_file=False)
-
-
-def read_text(path: Path) -> str:
-    """The UTF-8 text of a regular file of at most 1 MiB; UsageError or ConfigError otherwise."""
-    try:
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise UsageError(f"{path}: is a directory, not a config file")
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"{path}: not a regular file")
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(Location(str(path)), None, "larger than 1 MiB; not a config file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
-        raise ConfigError(Location(str(path)), None, message) from None
-
-
-def parse_overrides(overrides: Iterable[str]) -> dict[str, _Entry]:
-    """`KEY=VALUE` arguments as entries; each VALUE is read as YAML."""
-    entries: dict[str, _Entry] = {}
-    for argument in overrides:
-        match = _OVERRIDE.fullmatch(argument)
-        source = f"override '{argument}'"
-        if match is None:
-            raise UsageError(f"{source}: expected KEY=VALUE")
-        key, value = match.groups()
-        if key not in FIELDS:
-            raise ConfigError(Location(source), None, _unknown_key(key))
-        node = _compose(value, source, in_file=False) if value.strip() else None
-        if node is None:
-            node = yaml.ScalarNode(_TAG + "null", "")
-        entries[key] = _Entry(node, source, in_file=False)
-    return entries
-
-
-def is_override(argument: str) -> bool:
-    """Whether a command-line argument is `KEY=VALUE` rather than a config path."""
-    return _OVERRIDE.fullmatch(argument) is not None
-
-
-def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | None:
-    """One YAML document as a node tree; rejects aliases, deep nesting and several documents."""
-
-    def fail(mark: Any, message: str) -> ConfigError:  # a yaml.Mark (pure or C), or None
-        if mark is None or not in_file:
-            return ConfigError(Location(source), None, message)
-        return ConfigError(Location(source, mark.line + 1, mark.column + 1), None, message)
-
-    try:
-        depth = documents = 0
-        for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
-            if count > MAX_EVENTS:
-                raise fail(event.start_mark, f"more than {MAX_EVENTS} YAML values; not a config")
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise fail(event.start_mark, "several YAML documents; a config is one")
-            elif isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise fail(event.start_mark, "YAML anchors and aliases are not supported")
-            elif isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        raise fail(error.problem_mark, f"invalid YAML: {error.problem}") from None
-    except yaml.reader.ReaderError as error:  # a character YAML does not allow
-        line = text.count("\n", 0, error.position)
-        column = error.position - (text.rfind("\n", 0, error.position) + 1)
-        raise fail(
-            yaml.Mark(source, error.position, line, column, "", 0),
-            f"invalid YAML: character U+{error.character:04X} is not allowed",
-        ) from None
-
-
-def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
-    """The top-level mapping's fields; unknown and duplicate keys are errors."""
-    if root is None:
-        raise ConfigError(Location(source), None, "empty file; a config needs at least `layers`")
-    in_file = _Entry(root, source, in_file=True)
-    if not isinstance(root, yaml.MappingNode) or root.tag != _TAG + "map":
-        raise ConfigError(
-            in_file.at(root), None, f"expected a mapping of fields, got {_kind(root)}"
-        )
-    entries: dict[str, _Entry] = {}
-    for key_node, value_node in root.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _TAG + "str":
-            raise ConfigError(
-                in_file.at(key_node), None, f"expected a field name, got {_kind(key_node)}"
-            )
-        key = key_node.value
-        if key not in FIELDS:
-            raise ConfigError(in_file.at(key_node), None, _unknown_key(key))
-        if key in entries:
-            first = entries[key].at(entries[key].node).line
-            raise ConfigError(
-                in_file.at(key_node), key, f"duplicate key (first set on line {first})"
-            )
-        entries[key] = _Entry(value_node, source, in_file=True)
-    return entries
-
-
-def _unknown_key(key: str) -> str:
-    return f"unknown key {_quote(key)}{_suggest(key, FIELDS)}; known keys: {', '.join(FIELDS)}"
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for a near miss or a common alias, else nothing."""
-    choices = list(choices)
-    alias = _ALIASES.get(word.lower())
-    if alias is not None and alias not in choices:  # gpu -> cuda -> device, for rng
-        alias = _ALIASES.get(alias)
-    close = [alias] if alias in choices else difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _kind(node: yaml.Node) -> str:
-    """How a node reads to a user in an error: `string '7'`, `a list`, `null`."""
-    tag = node.tag.removeprefix(_TAG)
-    names = {"str": "string", "int": "integer", "bool": "boolean", "float": "float"}
-    if isinstance(node, yaml.MappingNode) and tag == "map":
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode) and tag == "seq":
-        return "a list"
-    if isinstance(node, yaml.ScalarNode) and tag == "null":
-        return "null"
-    if isinstance(node, yaml.ScalarNode) and tag in names:
-        if tag == "bool" and node.value.lower() not in ("true", "false"):
-            return (
-                f"{_quote(node.value)}, which YAML 1.1 reads as a boolean (quote it for a string)"
-            )
-        return f"{names[tag]} {_quote(node.value)}"
-    return f"a value tagged {_quote(node.tag.replace(_TAG, '!!'))}"
-
-
-def _quote(text: str) -> str:
-    """`'text'` for an error message, cut to 40 characters."""
-    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
-
-
-def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
-    """Type and range checks, field by field, then the checks that span fields."""
-    if "layers" not in entries:
-        raise ConfigError(Location(source), "layers", "required field is missing")
-    layers_entry = entries["layers"]
-    nodes = _sequence(layers_entry, "layers")
-    if not 2 <= len(nodes) <= MAX_LAYERS:
-        message = f"needs 2 to {MAX_LAYERS} sizes (input, ..., output), got {len(nodes)}"
-        raise ConfigError(layers_entry.at(layers_entry.node), "layers", message)
-    layers = tuple(
-        _integer(layers_entry, node, f"layers[{i}]", 1, MAX_SIZE) for i, node in enumerate(nodes)
-    )
-
-    def get(key: str, parse: Callable[[_Entry], _T], default: _T) -> _T:
-        return parse(entries[key]) if key in entries else default
-
-    return Config(
-        name=get("name", _name, stem),
-        seed=get("seed", lambda e: _integer(e, e.node, "seed", 0, MAX_SEED), 0),
-        layers=layers,
-        activations=get(
-            "activation",
-            lambda e: _activations(e, len(layers) - 1),
-            (Activation.SIGMOID,) * (len(layers) - 1),
-        ),
-        device=get("device", _device, "cpu"),
-        dtype=get("dtype", lambda e: DType(_enum(e, "dtype", DType)), DType.FLOAT32),
-        batch=get("batch", lambda e: _integer(e, e.node, "batch", 1, MAX_SIZE), 1),
-        init=get("init", lambda e: Init(_enum(e, "init", Init)), Init.NORMAL),
-        bias=get("bias", _boolean, True),
-        chunk=get("chunk", _chunk, None),
-        rng=get("rng", lambda e: Rng(_enum(e, "rng", Rng)), Rng.CPU),
-        locations={key: entry.at(entry.node) for key, entry in entries.items()},
-    )
-
-
-def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
-    """A plain string scalar's text, or an error that says what was read instead."""
-    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str":
-        return str(node.value)
-    raise ConfigError(entry.at(node), path, f"expected {expected}, got {_kind(node)}")
-
-
-def _integer(entry: _Entry, node: yaml.Node, path: str, low: int, high: int) -> int:
-    if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
-        message = f"expected an integer, got {_kind(node)}{_integer_hint(node)}"
-        raise ConfigError(entry.at(node), path, message)
-    text = str(node.value)
-    if not _DECIMAL.fullmatch(text):
-        read = _yaml11_integer(text)
-        message = (
-            f"{_quote(text)} is not a plain decimal integer"
-            if read is None
-            else f"{text!r} is YAML 1.1 notation (octal, hex, binary, sexagesimal or with '_') "
-            f"for {read}; write {read}"
-        )
-        raise ConfigError(entry.at(node), path, message)
-    if len(text.lstrip("+-")) > len(str(high)):
-        raise ConfigError(
-            entry.at(node), path, f"must be <= {high}, got a {len(text)}-digit number"
-        )
-    value = int(text)
-    if value < low:
-        raise ConfigError(entry.at(node), path, f"must be >= {low}, got {value}")
-    if value > high:
-        raise ConfigError(entry.at(node), path, f"must be <= {high}, got {value}")
+def plain(value: object) -> object:
+    """A field's value as JSON-ready data: enums by value, tuples as lists, devices as text."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, Device):
+        return str(value)
     return value
-
-
-def _yaml11_integer(text: str) -> int | None:
-    """What YAML 1.1 makes of an integer written other than in plain decimal (None if huge)."""
-    if len(text) > 40:
-        return None
-    try:
-        node = yaml.ScalarNode(_TAG + "int", text)
-        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
-    except ValueError:  # an explicit `!!int` on text that is no integer at all
-        return None
-
-
-def _integer_hint(node: yaml.Node) -> str:
-    """`; write 1000` for a scalar that means a whole number but is not one to YAML (`1e3`)."""
-    if not isinstance(node, yaml.ScalarNode) or node.tag not in (_TAG + "str", _TAG + "float"):
-        return ""
-    try:
-        number = float(node.value) if len(node.value) <= 40 else math.nan
-    except ValueError:
-        return ""
-    if not number.is_integer() or abs(number) >= 2**63:
-        return ""
-    return f"; write {int(number)}"
-
-
-def _chunk(entry: _Entry) -> int | None:
-    """Rows per forward pass, or null for the whole batch."""
-    if isinstance(entry.node, yaml.ScalarNode) and entry.node.tag == _TAG + "null":
-        return None
-    return _integer(entry, entry.node, "chunk", 1, MAX_SIZE)
-
-
-def _boolean(entry: _Entry) -> bool:
-    node = entry.node
-    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool":
-        if node.value.lower() in ("true", "false"):
-            return bool(node.value.lower() == "true")
-        message = f"expected true or false, got {_kind(node)}"
-        raise ConfigError(entry.at(node), "bias", message)
-    raise ConfigError(entry.at(node), "bias", f"expected true or false, got {_kind(node)}")
-
-
-def _name(entry: _Entry) -> str:
-    name = _scalar(entry, entry.node, "name", "a string")
-    if not name.strip() or not name.isprintable() or len(name) > 200:
-        raise ConfigError(
-            entry.at(entry.node), "name", "must be 1-200 printable characters on one line"
-        )
-    return name
-
-
-def _sequence(entry: _Entry, path: str) -> list[yaml.Node]:
-    node = entry.node
-    if not isinstance(node, yaml.SequenceNode) or node.tag != _TAG + "seq":
-        raise ConfigError(entry.at(node), path, f"expected a list, got {_kind(node)}")
-    return list(node.value)
-
-
-def _device(entry: _Entry) -> str:
-    expected = "cpu, cuda, cuda:N or auto"
-    text = _scalar(entry, entry.node, "device", expected)
-    if not _DEVICE.fullmatch(text):
-        message = (
-            f"expected {expected}, got {_quote(text)}{_suggest(text, ('cpu', 'cuda', 'auto'))}"
-        )
-        raise ConfigError(entry.at(entry.node), "device", message)
-    return text
-
-
-def _enum(entry: _Entry, path: str, kind: type[StrEnum], node: yaml.Node | None = None) -> str:
-    node = entry.node if node is None else node
-    names = [member.value for member in kind]
-    text = _scalar(entry, node, path, "one of " + ", ".join(names))
-    if text not in names:
-        hint, choices = _suggest(text, names), ", ".join(names)
-        message = f"unknown {kind.__name__.lower()} {_quote(text)}{hint}; one of: {choices}"
-        raise ConfigError(entry.at(node), path, message)
-    return text
-
-
-def _activations(entry: _Entry, weight_layers: int) -> tuple[Activation, ...]:
-    """One name for every layer, or a list with one name per weight layer."""
-    if not isinstance(entry.node, yaml.SequenceNode):
-        return (Activation(_enum(entry, "activation", Activation)),) * weight_layers
-    nodes = _sequence(entry, "activation")
-    if len(nodes) != weight_layers:
-        message = (
-            f"lists {len(nodes)} names, but layers has {weight_layers} weight layers; "
-            "give one name per weight layer, or a single name for all"
-        )
-        raise ConfigError(entry.at(entry.node), "activation", message)
-    return tuple(
-        Activation(_enum(entry, f"activation[{i}]", Activation, node))
-        for i, node in enumerate(nodes)
-    )

@@ -1,46 +1,28 @@
-"""Devices, with torch: resolving a config's device, waiting for it, and describing the machine."""
+"""Devices, with torch: resolving a config's device, whether a run fits there, waiting for it,
+timing on its clock, counting its peak memory, and turning its out-of-memory errors into ours.
+"""
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
-from importlib import metadata
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 
-from mlpcli import __version__, memory
+from mlpcli import memory
 from mlpcli.config import Config
 from mlpcli.errors import UnavailableError
-from mlpcli.results import Environment, Gpu
 from mlpcli.units import byte_size
 
 
-def resolve(config: Config) -> torch.device:
-    """The torch device for `config.device`; UnavailableError when it is not on this machine."""
-    spec = config.device
-    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if spec == "auto":
-        return torch.device("cuda", torch.cuda.current_device())
-    where = f"{config.where('device')}: device: {spec} is not available here"
-    if torch.version.cuda is None:
-        raise UnavailableError(f"{where}: torch {torch.__version__} was built without CUDA")
-    count = torch.cuda.device_count()
-    if count == 0:
-        raise UnavailableError(f"{where}: no CUDA device is visible")
-    device = torch.device(spec)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index >= count:
-        raise UnavailableError(
-            f"{where}: this machine has {count} CUDA device(s), cuda:0..{count - 1}"
-        )
-    return torch.device("cuda", index)
+def prepare(config: Config) -> torch.device:
+    """The device for `config`, once it is known to be there and to have room on a GPU.
 
-
-def check_memory(config: Config, device: torch.device) -> None:
-    """UnavailableError, at once, when a run of `config` cannot fit on `device`."""
-    memory.check_host(config, on_cpu=device.type == "cpu")
+    The CPU's memory is checked before torch is imported (`memory.check_host`), once per run.
+    """
+    torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
+    device = resolve(config)
     if device.type == "cuda":
         needed = memory.device_bytes(config, on_cpu=False)
         free, _ = torch.cuda.mem_get_info(device)
@@ -49,6 +31,28 @@ def check_memory(config: Config, device: torch.device) -> None:
                 f"{config.name}: needs about {byte_size(needed)} on {device}, "
                 f"{byte_size(free)} is free"
             )
+    return device
+
+
+def resolve(config: Config) -> torch.device:
+    """The torch device for `config.device`; UnavailableError when it is not on this machine."""
+    spec = config.device
+    if spec.type == "cpu" or (spec.type == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if spec.type == "auto":
+        return torch.device("cuda", torch.cuda.current_device())
+    where = f"{config.where('device')}: device: {spec} is not available here"
+    if torch.version.cuda is None:
+        raise UnavailableError(f"{where}: torch {torch.__version__} was built without CUDA")
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise UnavailableError(f"{where}: no CUDA device is visible")
+    index = spec.index if spec.index is not None else torch.cuda.current_device()
+    if index >= count:
+        raise UnavailableError(
+            f"{where}: this machine has {count} CUDA device(s), cuda:0..{count - 1}"
+        )
+    return torch.device("cuda", index)
 
 
 def synchronize(device: torch.device) -> None:
@@ -57,32 +61,49 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def environment() -> Environment:
-    """Versions, CPU threads and each GPU (`mlpcli env`)."""
-    gpus = []
-    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-        properties = torch.cuda.get_device_properties(index)
-        capability = f"{properties.major}.{properties.minor}"
-        gpus.append(Gpu(index, properties.name, properties.total_memory, capability))
-    facts: dict[str, str | int | None] = {
-        "mlpcli": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,  # type: ignore[no-untyped-call]
-        "numpy": _version("numpy"),
-        "typer": _version("typer"),
-        "rich": _version("rich"),
-        "pyyaml": _version("pyyaml"),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    return Environment(facts, tuple(gpus))
+def timed_ms(step: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds `step` took on `device`: CUDA events on a GPU, `perf_counter` on the CPU."""
+    if device.type == "cuda":
+        begin = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        begin.record()
+        step()
+        end.record()
+        end.synchronize()
+        return float(begin.elapsed_time(end))
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return (time.perf_counter() - start) * 1e3
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
+def reset_peak(device: torch.device) -> int:
+    """Start counting peak GPU memory; what is allocated now (the network) is the baseline."""
+    if device.type != "cuda":
+        return 0
+    torch.cuda.reset_peak_memory_stats(device)
+    return int(torch.cuda.memory_allocated(device))
+
+
+def peak_since(device: torch.device, baseline: int) -> int | None:
+    """GPU memory allocated at the peak beyond `baseline`; None on the CPU (not measured)."""
+    if device.type != "cuda":
         return None
+    return int(torch.cuda.max_memory_allocated(device)) - baseline
+
+
+@contextlib.contextmanager
+def memory_errors(device: torch.device) -> Iterator[None]:
+    """Turn running out of memory into UnavailableError naming the device."""
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error):
+            raise
+        raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,6 +1,7 @@
-"""Results as plain data for scripts: JSON records and lines, CSV, NumPy's .npy.
+"""Results as plain data for scripts: a JSON record and CSV rows per result, JSON lines, .npy.
 
-Floats keep full precision; JSON is strict (NaN and infinities become null).
+Floats keep full precision; JSON is strict (NaN and infinities become null). Everything here
+lays results out; what they mean (rates, totals) are the results' own properties.
 """
 
 from __future__ import annotations
@@ -10,20 +11,40 @@ import dataclasses
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlpcli.config import Config
-    from mlpcli.results import BenchResult, CompareReport, Environment, RunResult
-    from mlpcli.shapes import ShapesReport
+    from mlpcli.results import (
+        BenchResult,
+        CompareResult,
+        EnvResult,
+        RunResult,
+        ShapesResult,
+        ValidateResult,
+    )
 
 Record = dict[str, object]
+Rows = tuple[list[str], list[list[object]]]  # a CSV header and its rows
 
 
 def json_line(record: Record) -> str:
     """One line of strict JSON, newline-terminated."""
     return json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def csv_text(tables: Iterable[Rows]) -> str:
+    """CSV of several tables, each with its header."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for header, rows in tables:
+        writer.writerow(header)
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# --- run -------------------------------------------------------------------------------------
 
 
 def run_record(result: RunResult) -> Record:
@@ -42,32 +63,31 @@ def run_record(result: RunResult) -> Record:
     }
 
 
-def run_csv(results: Iterable[RunResult]) -> str:
-    """Per network: a header naming the output units (`output_0`, ...), one line per sample."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for result in results:
-        writer.writerow(f"output_{j}" for j in range(result.output.shape[1]))
-        writer.writerows(result.output.tolist())
-    return buffer.getvalue()
+def run_rows(result: RunResult) -> Rows:
+    """A header naming the output units (`output_0`, ...), one row per sample."""
+    header = [f"output_{j}" for j in range(result.output.shape[1])]
+    return header, result.output.tolist()
 
 
-def run_npy(result: RunResult) -> bytes:
-    """The output array in NumPy's .npy format (bfloat16 runs as float32)."""
+def run_npy(results: Sequence[RunResult]) -> bytes:
+    """The one output array in NumPy's .npy format (bfloat16 runs as float32)."""
     import numpy as np  # only runs that computed something, and so loaded NumPy, get here
 
     buffer = io.BytesIO()
-    np.save(buffer, result.output, allow_pickle=False)
+    np.save(buffer, results[0].output, allow_pickle=False)
     return buffer.getvalue()
 
 
-def shapes_record(report: ShapesReport) -> Record:
+# --- shapes ----------------------------------------------------------------------------------
+
+
+def shapes_record(result: ShapesResult) -> Record:
     """Schema `mlpcli.shapes/1`."""
-    dtype = report.config.dtype.value
+    dtype = result.config.dtype.value
     return {
-        **_header("shapes", report.config),
+        **_header("shapes", result.config),
         "tensors": [
-            {"name": t.name, "shape": list(t.shape), "dtype": dtype} for t in report.tensors
+            {"name": t.name, "shape": list(t.shape), "dtype": dtype} for t in result.tensors
         ],
         "layers": [
             {
@@ -81,63 +101,71 @@ def shapes_record(report: ShapesReport) -> Record:
                 "params": layer.params,
                 "flops": layer.flops,
             }
-            for layer in report.layers
+            for layer in result.layers
         ],
-        "total_params": report.total_params,
-        "total_flops": report.total_flops,
-        "param_bytes": report.param_bytes,
-        "largest_activation_bytes": report.largest_activation_bytes,
+        "total_params": result.total_params,
+        "total_flops": result.total_flops,
+        "param_bytes": result.param_bytes,
+        "largest_activation_bytes": result.largest_activation_bytes,
     }
 
 
-def shapes_csv(report: ShapesReport) -> str:
-    """One line per layer: index, in, out, activation, params, flops."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["layer", "in", "out", "activation", "params", "flops"])
-    for layer in report.layers:
-        writer.writerow(
-            [
-                layer.index,
-                layer.n_in,
-                layer.n_out,
-                layer.activation.value,
-                layer.params,
-                layer.flops,
-            ]
-        )
-    return buffer.getvalue()
+def shapes_rows(result: ShapesResult) -> Rows:
+    """One row per layer: index, in, out, activation, params, flops."""
+    header = ["layer", "in", "out", "activation", "params", "flops"]
+    rows: list[list[object]] = [
+        [layer.index, layer.n_in, layer.n_out, layer.activation.value, layer.params, layer.flops]
+        for layer in result.layers
+    ]
+    return header, rows
 
 
-def bench_record(result: BenchResult, flops: int) -> Record:
+# --- bench -----------------------------------------------------------------------------------
+
+
+def bench_record(result: BenchResult) -> Record:
     """Schema `mlpcli.bench/1`: build time apart from the forward passes' times and rates."""
-    median = result.median_ms
     return {
         **_header("bench", result.config),
         "device": result.device,
         "cuda_graph": result.cuda_graph,
         "build_ms": result.build_ms,
         "forward_ms": {
-            "median": median,
+            "median": result.median_ms,
             "min": min(result.forward_ms),
             "max": max(result.forward_ms),
             "all": list(result.forward_ms),
         },
-        "samples_per_s": result.config.batch / (median / 1e3) if median else None,
-        "flops": flops,
-        "tflops_per_s": flops / (median / 1e3) / 1e12 if median else None,
+        "samples_per_s": result.samples_per_s,
+        "flops": result.flops,
+        "tflops_per_s": result.tflops_per_s,
         "peak_bytes": result.peak_bytes,
     }
 
 
-def compare_record(report: CompareReport) -> Record:
+def bench_rows(result: BenchResult) -> Rows:
+    """One row: the network, where, and its figures."""
+    header = ["name", "device", "cuda_graph", "build_ms", "median_ms", "min_ms", "max_ms"]
+    header += ["samples_per_s", "tflops_per_s", "peak_bytes"]
+    row: list[object] = [
+        result.config.name, result.device, result.cuda_graph, result.build_ms, result.median_ms,
+        min(result.forward_ms), max(result.forward_ms), result.samples_per_s,
+        result.tflops_per_s, result.peak_bytes,
+    ]  # fmt: skip
+    return header, [row]
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def compare_record(result: CompareResult) -> Record:
     """Schema `mlpcli.compare/1`: per tensor and device, the differences from the first device."""
     return {
-        **_header("compare", report.config),
-        "devices": list(report.devices),
-        "atol": report.tolerance.atol,
-        "rtol": report.tolerance.rtol,
-        "within": report.within,
+        **_header("compare", result.config),
+        "devices": list(result.devices),
+        "atol": result.tolerance.atol,
+        "rtol": result.tolerance.rtol,
+        "within": result.within,
         "tensors": [
             {
                 "name": diff.name,
@@ -148,15 +176,72 @@ def compare_record(report: CompareReport) -> Record:
                 "allowed": diff.difference.allowed,
                 "within": diff.difference.within,
             }
-            for diff in report.diffs
+            for diff in result.diffs
         ],
     }
 
 
-def env_record(environment: Environment) -> Record:
+def compare_rows(result: CompareResult) -> Rows:
+    """One row per tensor and device."""
+    header = ["tensor", "device", "max_abs", "max_rel", "allowed", "within"]
+    rows: list[list[object]] = [
+        [d.name, d.device, d.difference.max_abs, d.difference.max_rel, d.difference.allowed,
+         d.difference.within]
+        for d in result.diffs
+    ]  # fmt: skip
+    return header, rows
+
+
+# --- env, validate, config show --------------------------------------------------------------
+
+
+def env_record(result: EnvResult) -> Record:
     """Schema `mlpcli.env/1`: the facts, then `gpus` (index, name, memory_bytes, capability)."""
-    gpus = [dataclasses.asdict(gpu) for gpu in environment.gpus]
-    return {"schema": "mlpcli.env/1", **environment.facts, "gpus": gpus}
+    gpus = [dataclasses.asdict(gpu) for gpu in result.gpus]
+    return {"schema": "mlpcli.env/1", **result.facts, "gpus": gpus}
+
+
+def env_rows(result: EnvResult) -> Rows:
+    """One row per fact, then one per GPU (`gpu0`: name, memory, capability)."""
+    rows: list[list[object]] = [[key, value] for key, value in result.facts.items()]
+    rows += [
+        [f"gpu{gpu.index}", f"{gpu.name}, {gpu.memory_bytes} bytes, {gpu.capability}"]
+        for gpu in result.gpus
+    ]
+    return ["key", "value"], rows
+
+
+def validate_record(result: ValidateResult) -> Record:
+    """Schema `mlpcli.validate/1`: one file, whether it is valid, and what is wrong where."""
+    return {
+        "schema": "mlpcli.validate/1",
+        "path": result.path,
+        "ok": result.ok,
+        "name": None if result.config is None else result.config.name,
+        "error": result.error,
+        "location": result.location,
+    }
+
+
+def validate_rows(result: ValidateResult) -> Rows:
+    """One row per file."""
+    record = validate_record(result)
+    header = ["path", "ok", "name", "error", "location"]
+    return header, [[record[key] for key in header]]
+
+
+def config_record(config: Config) -> Record:
+    """Schema `mlpcli.config/1`: the resolved config."""
+    return {"schema": "mlpcli.config/1", **config.to_dict()}
+
+
+def config_rows(config: Config) -> Rows:
+    """One row per field; lists as JSON."""
+    rows: list[list[object]] = [
+        [key, json.dumps(value) if isinstance(value, list) else value]
+        for key, value in config.to_dict().items()
+    ]
+    return ["field", "value"], rows
 
 
 def _header(kind: str, config: Config) -> Record:

@@ -19,12 +19,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.config import Config
 from mlpcli.units import byte_size, count_text
 
 if TYPE_CHECKING:
-    from mlpcli.results import CompareReport, Environment, RunResult
-    from mlpcli.shapes import ShapesReport
+    from mlpcli.results import (
+        BenchResult,
+        CompareResult,
+        EnvResult,
+        RunResult,
+        ShapesResult,
+        ValidateResult,
+    )
 
 HEAD_ROWS = 5  # output rows shown from each end when the table is cut
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
@@ -42,12 +47,30 @@ def note(message: str) -> None:
     print(f"mlpcli: note: {message}", file=sys.stderr)
 
 
+def stacked(views: Sequence[RenderableType]) -> RenderableType:
+    """Several results' views, one under the other, a blank line apart."""
+    spaced: list[RenderableType] = []
+    for view in views:
+        spaced += [Text(), view] if spaced else [view]
+    return Group(*spaced)
+
+
 def shape_text(shape: Sequence[int]) -> str:
     """`(1, 3)`: a shape as Python writes a tuple."""
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 # --- run -------------------------------------------------------------------------------------
+
+
+def run_tables(
+    results: Sequence[RunResult], *, full: bool, width: int
+) -> tuple[RenderableType, list[str]]:
+    """Each network's tables, a blank line apart, and the notes on what was left out."""
+    views, cuts = zip(
+        *(run_table(result, full=full, width=width) for result in results), strict=True
+    )
+    return stacked(views), [cut for cut in cuts if cut]
 
 
 def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableType, str | None]:
@@ -114,7 +137,7 @@ def _number_spec(values: Sequence[float]) -> str:
 # --- shapes ----------------------------------------------------------------------------------
 
 
-def shapes_table(report: ShapesReport) -> RenderableType:
+def shapes_table(report: ShapesResult) -> RenderableType:
     """Header, one row per layer, totals, and the tensors list."""
     config = report.config
     header = Text.assemble(
@@ -173,9 +196,16 @@ LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
 # --- validate --------------------------------------------------------------------------------
 
 
-def valid_line(path: str, config: Config) -> str:
-    """`configs/x.yaml: ok (name, layers 3 → 2 → 1)`."""
-    return f"{path}: ok ({config.name}, layers {_arrows(config.layers)})"
+def validate_lines(results: Sequence[ValidateResult]) -> str:
+    """Per file `configs/x.yaml: ok (name, layers 3 → 2 → 1)`, or its error line; plain text."""
+    lines = []
+    for result in results:
+        if result.config is None:
+            lines.append(f"{result.location or result.path}: {result.error}\n")
+        else:
+            layers = _arrows(result.config.layers)
+            lines.append(f"{result.path}: ok ({result.config.name}, layers {layers})\n")
+    return "".join(lines)
 
 
 def _arrows(sizes: Sequence[int]) -> str:
@@ -211,39 +241,33 @@ def sweep_table(results: Sequence[RunResult]) -> Table:
 # --- bench -----------------------------------------------------------------------------------
 
 
-def bench_table(record: dict[str, object]) -> RenderableType:
-    """A bench record (`records.bench_record`) as a two-column grid."""
+def bench_table(result: BenchResult) -> RenderableType:
+    """A bench result as a two-column grid."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(justify="right")
-    times = record["forward_ms"]
-    assert isinstance(times, dict)
+    times = result.forward_ms
+    peak = "not measured on the CPU" if result.peak_bytes is None else byte_size(result.peak_bytes)
     rows = [
-        ("device", str(record["device"])),
-        ("build (weights drawn, cast, moved)", f"{record['build_ms']:.2f} ms"),
-        ("forward pass", "CUDA graph replay" if record["cuda_graph"] else "eager"),
-        (f"forward, median of {len(times['all'])}", f"{times['median']:.3f} ms"),
-        ("forward, min … max", f"{times['min']:.3f} … {times['max']:.3f} ms"),
-        ("samples/s", _number(record["samples_per_s"], ",.0f")),
-        ("TFLOP/s (from the shapes' FLOPs)", _number(record["tflops_per_s"], ".3g")),
+        ("device", result.device),
+        ("build (weights drawn, cast, moved)", f"{result.build_ms:.2f} ms"),
+        ("forward pass", "CUDA graph replay" if result.cuda_graph else "eager"),
+        (f"forward, median of {len(times)}", f"{result.median_ms:.3f} ms"),
+        ("forward, min … max", f"{min(times):.3f} … {max(times):.3f} ms"),
+        ("samples/s", _number(result.samples_per_s, ",.0f")),
+        ("TFLOP/s (from the shapes' FLOPs)", _number(result.tflops_per_s, ".3g")),
         (
-            "peak memory, capture included"
-            if record["cuda_graph"]
-            else "peak memory of the passes",
-            _peak(record["peak_bytes"]),
+            "peak memory, capture included" if result.cuda_graph else "peak memory of the passes",
+            peak,
         ),
     ]
     for label, value in rows:
         grid.add_row(label, value)
-    return Group(Text(str(record["name"]), style="bold"), grid)
+    return Group(Text(result.config.name, style="bold"), grid)
 
 
-def _number(value: object, spec: str) -> str:
-    return "-" if not isinstance(value, float) else format(value, spec)
-
-
-def _peak(value: object) -> str:
-    return "not measured on the CPU" if not isinstance(value, int) else byte_size(value)
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 # --- help ------------------------------------------------------------------------------------
@@ -287,7 +311,7 @@ def _panel(title: str, body: Table) -> Panel:
 # --- compare ---------------------------------------------------------------------------------
 
 
-def compare_table(report: CompareReport) -> RenderableType:
+def compare_table(report: CompareResult) -> RenderableType:
     """Per tensor and device: the largest differences from the first, and what is allowed."""
     config = report.config
     header = Text.assemble(
@@ -326,7 +350,7 @@ COMPARE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
 # --- env -------------------------------------------------------------------------------------
 
 
-def env_table(environment: Environment) -> RenderableType:
+def env_table(environment: EnvResult) -> RenderableType:
     """Versions and threads as a two-column grid, then one row per GPU."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")

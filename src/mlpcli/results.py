@@ -1,4 +1,9 @@
-"""Plain result objects passed from the computing modules to `render`; no torch here."""
+"""Every result a command shows, typed, with its derived figures as properties; no torch here.
+
+One naming rule: what a command returns is a `...Result`; its parts are named for what they
+describe (`TensorInfo`, `LayerShape`, `TensorDiff`, `Gpu`). `records` and `render` lay these out
+and compute nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,14 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.closeness import Difference, Tolerance
-from mlpcli.config import Config
+from mlpcli.config import Activation, Config
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from mlpcli.closeness import Difference, Tolerance
+
+Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -18,14 +26,14 @@ class TensorInfo:
     """A tensor as it was built: name, shape, dtype and device."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: Shape
     dtype: str
     device: str
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """One network's run: what was built, where, the output and how long it took."""
+    """`mlpcli run`, one network: what was built, where, the output and how long it took."""
 
     config: Config
     device: str
@@ -38,6 +46,58 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class TensorShape:
+    """A named tensor of the network and its shape."""
+
+    name: str
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Weight layer `index` (1-based): `h(index) = activation(h(index-1) · W + B)`."""
+
+    index: int
+    n_in: int
+    n_out: int
+    weight: Shape
+    bias: Shape | None
+    output: Shape
+    activation: Activation
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class ShapesResult:
+    """`mlpcli shapes`: per-layer and total figures of one config, from arithmetic alone."""
+
+    config: Config
+    layers: tuple[LayerShape, ...]
+    tensors: tuple[TensorShape, ...]
+
+    @property
+    def total_params(self) -> int:
+        """Weights and biases, counted."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_flops(self) -> int:
+        """FLOPs of one forward pass at the config's batch."""
+        return sum(layer.flops for layer in self.layers)
+
+    @property
+    def param_bytes(self) -> int:
+        """Weights and biases in the config's dtype."""
+        return self.total_params * self.config.dtype.itemsize
+
+    @property
+    def largest_activation_bytes(self) -> int:
+        """The largest of features, h1.., output at the config's batch."""
+        return self.config.batch * max(self.config.layers) * self.config.dtype.itemsize
+
+
+@dataclass(frozen=True)
 class BenchResult:
     """`mlpcli bench`: the build time, and each timed forward pass."""
 
@@ -46,12 +106,69 @@ class BenchResult:
     build_ms: float  # drawing the weights, casting them and moving them to the device
     forward_ms: tuple[float, ...]
     peak_bytes: int | None  # GPU memory the passes allocated beyond the network; None on the CPU
+    flops: int  # of one forward pass, from the shapes
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
 
     @property
     def median_ms(self) -> float:
         """The median forward time."""
         return statistics.median(self.forward_ms)
+
+    @property
+    def samples_per_s(self) -> float | None:
+        """Rows of features per second at the median time; None when too fast to time."""
+        return self.config.batch / (self.median_ms / 1e3) if self.median_ms else None
+
+    @property
+    def tflops_per_s(self) -> float | None:
+        """The shapes' FLOPs per second at the median time, in TFLOP/s."""
+        return self.flops / (self.median_ms / 1e3) / 1e12 if self.median_ms else None
+
+
+@dataclass(frozen=True)
+class TensorDiff:
+    """One tensor on `device` against the same tensor on the reference device."""
+
+    name: str
+    shape: Shape
+    device: str
+    difference: Difference
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """`mlpcli compare`: one config on several devices, the first being the reference."""
+
+    config: Config
+    devices: tuple[str, ...]
+    tolerance: Tolerance
+    diffs: tuple[TensorDiff, ...]
+
+    @property
+    def within(self) -> bool:
+        """Whether every tensor on every device is within tolerance of the reference."""
+        return all(diff.difference.within for diff in self.diffs)
+
+    @property
+    def beyond(self) -> tuple[TensorDiff, ...]:
+        """The tensors beyond tolerance."""
+        return tuple(diff for diff in self.diffs if not diff.difference.within)
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """`mlpcli validate`, one file: its config, or the error and where it is."""
+
+    path: str
+    config: Config | None
+    error: str | None = None  # the message, without the location
+    location: str | None = None  # file:line:column, where the error has one
+    readable: bool = True  # False: the file could not be read at all (exit 2, not 1)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file holds a valid config."""
+        return self.config is not None
 
 
 @dataclass(frozen=True)
@@ -65,33 +182,8 @@ class Gpu:
 
 
 @dataclass(frozen=True)
-class Environment:
+class EnvResult:
     """`mlpcli env`: versions and threads (`facts`), and the GPUs."""
 
     facts: dict[str, str | int | None]
     gpus: tuple[Gpu, ...]
-
-
-@dataclass(frozen=True)
-class TensorDiff:
-    """One tensor on `device` against the same tensor on the reference device."""
-
-    name: str
-    shape: tuple[int, ...]
-    device: str
-    difference: Difference
-
-
-@dataclass(frozen=True)
-class CompareReport:
-    """`mlpcli compare`: one config on several devices, the first being the reference."""
-
-    config: Config
-    devices: tuple[str, ...]
-    tolerance: Tolerance
-    diffs: tuple[TensorDiff, ...]
-
-    @property
-    def within(self) -> bool:
-        """Whether every tensor on every device is within tolerance of the reference."""
-        return all(diff.difference.within for diff in self.diffs)

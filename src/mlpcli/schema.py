@@ -1,98 +1,110 @@
-"""The config file's JSON Schema and the starter config, both from `config`'s definitions."""
+"""What `config.FIELDS` produces for people and tools: the JSON Schema, the starter config and
+the README's field table. A test keeps `schema/config.schema.json` and the README equal to these.
+"""
 
 from __future__ import annotations
 
-from mlpcli.config import (
-    DEVICE_PATTERN,
-    MAX_LAYERS,
-    MAX_SEED,
-    MAX_SIZE,
-    Activation,
-    DType,
-    Init,
-    Rng,
-)
+import json
+import textwrap
+from collections.abc import Callable
 
-STARTER_YAML = """\
+from mlpcli.config import FIELDS, MAX_LAYERS, Activation, Device, FieldSpec, Kind, plain
+
+STARTER_HEADER = """\
 # An mlpcli config: `mlpcli run THIS_FILE` builds and runs it, `mlpcli shapes THIS_FILE` sizes it.
 # Save the schema beside it (`mlpcli config schema > mlpcli.schema.json`) and editors with the
 # YAML language server check it as you type, through the next line.
 # yaml-language-server: $schema=mlpcli.schema.json
-
-# Shown in results; defaults to the file's name without .yaml.
-name: my_network
-# Seeds the one generator that draws every feature, weight and bias (0 <= seed < 2**63).
-seed: 0
-# Input size, hidden sizes..., output size: here 4 features, 16 hidden units, 3 outputs.
-layers: [4, 16, 3]
-# One name for every layer, or a list with one per weight layer: sigmoid, relu, tanh, gelu,
-# silu, leaky_relu, elu, softplus, softmax (over the last dimension) or identity.
-activation: [relu, softmax]
-# cpu, cuda, cuda:N, or auto (cuda when there is one, else cpu).
-device: cpu
-# float32, float64, float16 or bfloat16. Weights are drawn in float32, then cast.
-dtype: float32
-# Rows of input features.
-batch: 8
-# normal (as drawn), xavier (scaled by sqrt(2 / (n_in + n_out))) or kaiming (sqrt(2 / n_in)).
-init: kaiming
-# Whether each layer adds a bias B.
-bias: true
-# Rows of the batch per forward pass, for a batch too large for memory at once; null: all.
-chunk: null
-# cpu: every number drawn by one CPU generator, the same on every machine. device: drawn on the
-# target device, much faster for large networks, reproducible only on that device type and model.
-rng: cpu
 """
 
 
 def json_schema() -> dict[str, object]:
     """JSON Schema (draft 2020-12) of a config file, for editors and other tools."""
-    activation = {"enum": [a.value for a in Activation]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mlpcli config",
         "description": "A feed-forward network for mlpcli: sizes, seed, activation, device.",
         "type": "object",
         "additionalProperties": False,
-        "required": ["layers"],
-        "properties": {
-            "name": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "description": "Shown in results; defaults to the file's stem.",
-            },
-            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "default": 0},
-            "layers": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
-                "minItems": 2,
-                "maxItems": MAX_LAYERS,
-                "description": "Input size, hidden sizes..., output size.",
-            },
-            "activation": {
-                "oneOf": [activation, {"type": "array", "items": activation, "minItems": 1}],
-                "default": Activation.SIGMOID.value,
-                "description": "One name for every layer, or one per weight layer.",
-            },
-            "device": {"type": "string", "pattern": f"^({DEVICE_PATTERN})$", "default": "cpu"},
-            "dtype": {"enum": [d.value for d in DType], "default": DType.FLOAT32.value},
-            "batch": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE, "default": 1},
-            "init": {"enum": [i.value for i in Init], "default": Init.NORMAL.value},
-            "bias": {"type": "boolean", "default": True},
-            "chunk": {
-                "type": ["integer", "null"],
-                "minimum": 1,
-                "maximum": MAX_SIZE,
-                "default": None,
-                "description": "Rows per forward pass, to fit a large batch; null: all at once.",
-            },
-            "rng": {
-                "enum": [r.value for r in Rng],
-                "default": Rng.CPU.value,
-                "description": "cpu: the same numbers everywhere; device: drawn on the device, "
-                "reproducible only on that device type and model.",
-            },
-        },
+        "required": [spec.name for spec in FIELDS if spec.required],
+        "properties": {spec.name: _property(spec) for spec in FIELDS},
     }
+
+
+def schema_text() -> str:
+    """The JSON Schema as `mlpcli config schema` prints it and `schema/` keeps it."""
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def _property(spec: FieldSpec) -> dict[str, object]:
+    schema = dict(_KIND_SCHEMAS[spec.kind](spec))
+    if not spec.required and spec.name != "name":
+        schema["default"] = plain(spec.default)
+    schema["description"] = spec.help
+    return schema
+
+
+def _integer(spec: FieldSpec) -> dict[str, object]:
+    return {"type": "integer", "minimum": spec.minimum, "maximum": spec.maximum}
+
+
+def _choice(spec: FieldSpec) -> dict[str, object]:
+    assert spec.choices is not None
+    return {"enum": [member.value for member in spec.choices]}
+
+
+_KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
+    Kind.NAME: lambda spec: {"type": "string", "minLength": 1, "maxLength": 200},
+    Kind.INTEGER: _integer,
+    Kind.SIZES: lambda spec: {
+        "type": "array", "items": _integer(spec), "minItems": 2, "maxItems": MAX_LAYERS,
+    },
+    Kind.ACTIVATIONS: lambda spec: {
+        "oneOf": [_choice(spec), {"type": "array", "items": _choice(spec), "minItems": 1}]
+    },
+    Kind.DEVICE: lambda spec: {"type": "string", "pattern": f"^({Device.PATTERN})$"},
+    Kind.CHOICE: _choice,
+    Kind.BOOLEAN: lambda spec: {"type": "boolean"},
+    Kind.INTEGER_OR_NULL: lambda spec: {**_integer(spec), "type": ["integer", "null"]},
+}  # fmt: skip
+
+
+def starter_yaml() -> str:
+    """A commented starter config: each field's help above its example value."""
+    lines = [STARTER_HEADER]
+    for spec in FIELDS:
+        text = spec.help
+        if spec.kind is Kind.ACTIVATIONS:
+            text += f" Names: {', '.join(a.value for a in Activation)}."
+        lines += textwrap.wrap(text, width=98, initial_indent="# ", subsequent_indent="# ")
+        lines.append(f"{spec.name}: {spec.example}")
+    return "\n".join(lines) + "\n"
+
+
+def field_table() -> str:
+    """The README's table of fields: name, values, default, meaning (Markdown)."""
+    rows = ["| field | values | default | meaning |", "|---|---|---|---|"]
+    for spec in FIELDS:
+        default = "required" if spec.required else spec.default_text or _yaml(spec.default)
+        rows.append(f"| `{spec.name}` | {_values(spec)} | {default} | {spec.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def _values(spec: FieldSpec) -> str:
+    """The values a field takes, for people."""
+    if spec.choices is not None:
+        names = " \\| ".join(f"`{member.value}`" for member in spec.choices)
+        return names if spec.kind is Kind.CHOICE else f"{names}, or a list of them"
+    return {
+        Kind.NAME: "text, 1-200 printable characters",
+        Kind.INTEGER: f"integer, {spec.minimum} to {spec.maximum}",
+        Kind.SIZES: f"list of integers, {spec.minimum} to {spec.maximum}",
+        Kind.DEVICE: "`cpu` \\| `cuda` \\| `cuda:N` \\| `auto`",
+        Kind.BOOLEAN: "`true` \\| `false`",
+        Kind.INTEGER_OR_NULL: f"integer, {spec.minimum} to {spec.maximum}, or `null`",
+    }[spec.kind]
+
+
+def _yaml(value: object) -> str:
+    """A default as it is written in a config file."""
+    return f"`{json.dumps(plain(value)).strip(chr(34))}`"

@@ -3,47 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 from mlpcli.config import Activation, Config
-
-Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TensorShape:
-    """A named tensor of the network and its shape."""
-
-    name: str
-    shape: Shape
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """Weight layer `index` (1-based): `h(index) = activation(h(index-1) · W + B)`."""
-
-    index: int
-    n_in: int
-    n_out: int
-    weight: Shape
-    bias: Shape | None
-    output: Shape
-    activation: Activation
-    params: int
-    flops: int
-
-
-@dataclass(frozen=True)
-class ShapesReport:
-    """Everything `mlpcli shapes` shows for one config."""
-
-    config: Config
-    layers: tuple[LayerShape, ...]
-    tensors: tuple[TensorShape, ...]
-    total_params: int
-    total_flops: int
-    param_bytes: int
-    largest_activation_bytes: int
+from mlpcli.results import LayerShape, ShapesResult, TensorShape
 
 
 def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias: bool) -> int:
@@ -67,7 +29,7 @@ def tensor_shapes(config: Config) -> tuple[TensorShape, ...]:
     )
 
 
-def shapes(config: Config) -> ShapesReport:
+def shapes(config: Config) -> ShapesResult:
     """Per-layer and total figures for `config`, computed without building anything."""
     batch, bias = config.batch, config.bias
     layers = tuple(
@@ -86,14 +48,4 @@ def shapes(config: Config) -> ShapesReport:
             zip(config.layers, config.layers[1:], config.activations, strict=False), 1
         )
     )
-    total_params = sum(layer.params for layer in layers)
-    itemsize = config.dtype.itemsize
-    return ShapesReport(
-        config=config,
-        layers=layers,
-        tensors=tensor_shapes(config),
-        total_params=total_params,
-        total_flops=sum(layer.flops for layer in layers),
-        param_bytes=total_params * itemsize,
-        largest_activation_bytes=batch * max(config.layers) * itemsize,
-    )
+    return ShapesResult(config=config, layers=layers, tensors=tensor_shapes(config))

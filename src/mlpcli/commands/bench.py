@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from mlpcli import records, render
-from mlpcli.commands.common import Arguments, TableOrJson, load, split_one
+from mlpcli import memory, records, render
+from mlpcli.commands.common import (
+    Arguments,
+    FormatOption,
+    OutputOption,
+    QuietOption,
+    field_option,
+    load,
+    split_one,
+)
 from mlpcli.errors import UsageError
-from mlpcli.shapes import shapes
+from mlpcli.output import Format, Layout, Output
 
 PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
+LAYOUT = Layout(
+    records.bench_record,
+    records.bench_rows,
+    lambda results, _: (render.stacked([render.bench_table(r) for r in results]), []),
+)
 
 
 def bench(
@@ -28,25 +40,24 @@ def bench(
             help="Capture one forward pass as a CUDA graph and time its replays (GPU only).",
         ),
     ] = False,
-    output_format: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
-    ] = TableOrJson.TABLE,
+    output_format: FormatOption = Format.TABLE,
+    output: OutputOption = None,
+    field: Annotated[str | None, field_option("forward_ms.median, tflops_per_s")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""
     path, overrides = split_one(arguments, "bench")
     config = load(path, overrides)
-    if cuda_graph and config.device == "cpu":
+    out = Output(output_format, output, field, quiet)
+    out.check(LAYOUT, [path])
+    if cuda_graph and config.device.type == "cpu":
         raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
-    from mlpcli import memory, network  # torch: only once the input is valid
+    memory.check_host(config, on_cpu=config.device.type == "cpu")
+    from mlpcli import runners  # torch: only once the input is valid
 
-    memory.check_host(config, on_cpu=config.device == "cpu")
     with _LateProgress(repeat) as progress:
-        result = network.bench(config, warmup, repeat, progress.advance, cuda_graph)
-    record = records.bench_record(result, shapes(config).total_flops)
-    if output_format is TableOrJson.JSON:
-        sys.stdout.write(records.json_line(record))
-    else:
-        render.stdout_console().print(render.bench_table(record))
+        result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
+    out.emit(LAYOUT, [result])
 
 
 class _LateProgress:

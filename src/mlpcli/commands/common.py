@@ -1,35 +1,18 @@
-"""What several commands share: the CONFIG|KEY=VALUE arguments, formats, --output, --field."""
+"""What several commands share: the CONFIG|KEY=VALUE arguments, and every option declared once."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from mlpcli import config, fields, files
+from mlpcli import loader
 from mlpcli.config import Config
 from mlpcli.errors import UsageError
-from mlpcli.records import Record
-
-
-class Format(StrEnum):
-    """`run`'s output formats."""
-
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-
-
-class TableOrJson(StrEnum):
-    """The output formats of the other commands."""
-
-    TABLE = "table"
-    JSON = "json"
-
+from mlpcli.output import Format
 
 Arguments = Annotated[
     list[str] | None,
@@ -39,22 +22,22 @@ Arguments = Annotated[
         show_default=False,
     ),
 ]
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", "-f", help="table (for people), json (one line per result) or csv."),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option(
         "--output",
         "-o",
-        help="Also write the results to this file, in the format its suffix names.",
+        help="Also write the results to this file, in the format its suffix names (.json, .csv).",
         show_default=False,
     ),
 ]
-FieldOption = Annotated[
-    str | None,
-    typer.Option(
-        "--field",
-        help="Print one value of the JSON result instead (total_params, output.0.0, ...).",
-        show_default=False,
-    ),
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print no results; only --output gets them."),
 ]
 AtolOption = Annotated[
     float | None,
@@ -76,11 +59,20 @@ RtolOption = Annotated[
 ]
 
 
+def field_option(examples: str) -> Any:
+    """`--field PATH`, with examples of the keys this command's results have."""
+    return typer.Option(
+        "--field",
+        help=f"Print one value of the JSON result instead ({examples}).",
+        show_default=False,
+    )
+
+
 def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:
     """Config paths (or [None], the built-in default) and KEY=VALUE overrides."""
     arguments = arguments or []
-    overrides = [a for a in arguments if config.is_override(a)]
-    paths: list[Path | None] = [Path(a) for a in arguments if not config.is_override(a)]
+    overrides = [a for a in arguments if loader.is_override(a)]
+    paths: list[Path | None] = [Path(a) for a in arguments if not loader.is_override(a)]
     return paths or [None], overrides
 
 
@@ -94,16 +86,4 @@ def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | Non
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
     """A config with MLPCLI_DEVICE applied between the file and the overrides."""
-    return config.load(path, overrides, env_device=os.environ.get(config.ENV_DEVICE))
-
-
-def check_output(
-    output: Path | None, suffixes: Sequence[str], inputs: Sequence[Path | None]
-) -> str | None:
-    """The --output format, checked before any work is done."""
-    return None if output is None else files.check_output(output, suffixes, inputs)
-
-
-def field_lines(records: Sequence[Record], path: str) -> str:
-    """One line per result: the value at `path` (UsageError for a path that is not there)."""
-    return "".join(f"{fields.text(fields.select(record, path))}\n" for record in records)
+    return loader.load(path, overrides, env_device=os.environ.get(loader.ENV_DEVICE))

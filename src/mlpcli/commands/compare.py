@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from mlpcli import config, records, render
+from mlpcli import loader, memory, records, render
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
+    FormatOption,
+    OutputOption,
+    QuietOption,
     RtolOption,
-    TableOrJson,
+    field_option,
     load,
     split_one,
 )
+from mlpcli.config import Rng
 from mlpcli.errors import CheckFailedError, UsageError
+from mlpcli.output import Format, Layout, Output
+
+LAYOUT = Layout(
+    records.compare_record,
+    records.compare_rows,
+    lambda results, _: (render.stacked([render.compare_table(r) for r in results]), []),
+)
 
 
 def compare(
@@ -32,37 +42,36 @@ def compare(
     ] = "cpu,cuda",
     atol: AtolOption = None,
     rtol: RtolOption = None,
-    output_format: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
-    ] = TableOrJson.TABLE,
+    output_format: FormatOption = Format.TABLE,
+    output: OutputOption = None,
+    field: Annotated[str | None, field_option("within, tensors.0.max_abs")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Run one network on several devices; exit 1 when a tensor differs beyond tolerance."""
     path, overrides = split_one(arguments, "compare")
-    specs = [config.parse_device(d.strip(), "--devices") for d in device_list.split(",")]
+    specs = [loader.parse_device(d.strip(), "--devices") for d in device_list.split(",")]
     if len(specs) < 2:
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
-    the_config = load(path, overrides)
-    if the_config.rng is config.Rng.DEVICE and len({spec.split(":")[0] for spec in specs}) > 1:
+    config = load(path, overrides)
+    if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
         raise UsageError(
             f"--devices {device_list}: with rng: device each device draws its own weights, so "
             "they differ; compare with rng=cpu (the default), or devices of one type"
         )
-    from mlpcli import network  # torch: only once the input is valid
+    out = Output(output_format, output, field, quiet)
+    out.check(LAYOUT, [path])
+    memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
+    from mlpcli import runners  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for
 
-    tolerance = tolerance_for(the_config.dtype, atol, rtol)
-    report = network.compare(the_config, specs, tolerance)
-    if output_format is TableOrJson.JSON:
-        sys.stdout.write(records.json_line(records.compare_record(report)))
-    else:
-        render.stdout_console().print(render.compare_table(report))
-    beyond = [diff for diff in report.diffs if not diff.difference.within]
-    if beyond:
-        worst = max(beyond, key=lambda diff: diff.difference.max_abs)
+    result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol))
+    out.emit(LAYOUT, [result])
+    if result.beyond:
+        worst = max(result.beyond, key=lambda diff: diff.difference.max_abs)
         raise CheckFailedError(
             [
-                f"{the_config.name}: {len(beyond)} of {len(report.diffs)} tensors differ from "
-                f"{report.devices[0]} beyond tolerance; the largest: {worst.name} "
+                f"{config.name}: {len(result.beyond)} of {len(result.diffs)} tensors differ from "
+                f"{result.devices[0]} beyond tolerance; the largest: {worst.name} "
                 f"on {worst.device}, max abs {worst.difference.max_abs:.3g}"
             ]
         )

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlpcli import config, files, schema
-from mlpcli.commands.common import Arguments, load, split_one
+from mlpcli import files, loader, records, schema
+from mlpcli.commands.common import Arguments, FormatOption, load, split_one
 from mlpcli.errors import UsageError
+from mlpcli.output import Format, Layout, Output
+
+SHOW_LAYOUT = Layout(
+    records.config_record,
+    records.config_rows,
+    lambda configs, _: ("---\n".join(map(loader.to_yaml, configs)), []),
+)
 
 app = typer.Typer(
     name="config",
     help="Show the resolved config, print the config file's JSON Schema, or start a new config.",
     no_args_is_help=True,
+    rich_markup_mode=None,
+    suggest_commands=True,
 )
 
 
 @app.command()
-def show(arguments: Arguments = None) -> None:
+def show(arguments: Arguments = None, output_format: FormatOption = Format.TABLE) -> None:
     """The resolved config, every field with its value, as YAML that `run` accepts."""
     path, overrides = split_one(arguments, "config show")
-    sys.stdout.write(config.to_yaml(load(path, overrides)))
+    Output(output_format).emit(SHOW_LAYOUT, [load(path, overrides)])
 
 
 @app.command("schema")
 def schema_command() -> None:
     """The JSON Schema (draft 2020-12) of the config file, for editors and other tools."""
-    sys.stdout.write(json.dumps(schema.json_schema(), indent=2) + "\n")
+    sys.stdout.write(schema.schema_text())
 
 
 @app.command()
@@ -43,10 +51,10 @@ def init(
 ) -> None:
     """A commented starter config."""
     if path is None:
-        sys.stdout.write(schema.STARTER_YAML)
+        sys.stdout.write(schema.starter_yaml())
         return
     if path.exists() and not force:
         raise UsageError(f"{path}: exists; --force replaces it")
     files.check_output(path, (".yaml", ".yml"))
-    files.write_atomic(path, schema.STARTER_YAML.encode())
+    files.write_atomic(path, schema.starter_yaml().encode())
     print(f"wrote {path}", file=sys.stderr)

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
-import typer
-
 from mlpcli import records, render
-from mlpcli.commands.common import TableOrJson
+from mlpcli.commands.common import FormatOption, OutputOption, QuietOption, field_option
+from mlpcli.output import Format, Layout, Output
+
+LAYOUT = Layout(
+    records.env_record,
+    records.env_rows,
+    lambda results, _: (render.stacked([render.env_table(r) for r in results]), []),
+)
 
 
 def env(
-    output_format: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
-    ] = TableOrJson.TABLE,
+    output_format: FormatOption = Format.TABLE,
+    output: OutputOption = None,
+    field: Annotated[str | None, field_option("torch, torch_threads, gpus")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """mlpcli, Python, torch and CUDA versions, CPU threads, and each GPU's name and memory."""
-    from mlpcli import devices  # torch
+    out = Output(output_format, output, field, quiet)
+    out.check(LAYOUT)
+    from mlpcli import environment  # torch
 
-    environment = devices.environment()
-    if output_format is TableOrJson.JSON:
-        sys.stdout.write(records.json_line(records.env_record(environment)))
-    else:
-        render.stdout_console().print(render.env_table(environment))
+    out.emit(LAYOUT, [environment.environment()])

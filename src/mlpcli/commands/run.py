@@ -1,39 +1,45 @@
-"""`mlpcli run`: build and run networks; check them against expected outputs."""
+"""`mlpcli run`: build and run networks; check them against expected outputs.
+
+In stages: plan (configs and sweeps), pre-check (memory, output path, expectations, before
+torch is imported), run, report (the one output path), check (`--expect`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import RenderableType
 
-from mlpcli import files, memory, records, render, sweep
+from mlpcli import memory, records, render, sweep
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
-    FieldOption,
-    Format,
+    FormatOption,
     OutputOption,
+    QuietOption,
     RtolOption,
-    check_output,
-    field_lines,
+    field_option,
     load,
     split,
 )
-from mlpcli.errors import CheckFailedError, UsageError
+from mlpcli.config import Config
+from mlpcli.errors import CheckFailedError
+from mlpcli.output import Format, Layout, Output, refuse_several
 
 if TYPE_CHECKING:
+    from mlpcli.expect import Expectation
     from mlpcli.results import RunResult
+
+Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
 
 
 def run(
     arguments: Arguments = None,
-    output_format: Annotated[
-        Format,
-        typer.Option("--format", "-f", help="table (Rich), json (one line per network), csv."),
-    ] = Format.TABLE,
+    output_format: FormatOption = Format.TABLE,
     full: Annotated[bool, typer.Option("--full", help="Show every output value.")] = False,
     expect: Annotated[
         str | None,
@@ -48,7 +54,8 @@ def run(
     atol: AtolOption = None,
     rtol: RtolOption = None,
     output: OutputOption = None,
-    field: FieldOption = None,
+    field: Annotated[str | None, field_option("output.0.0, tensors.1.shape, config.seed")] = None,
+    quiet: QuietOption = False,
     multirun: Annotated[
         bool,
         typer.Option(
@@ -60,70 +67,68 @@ def run(
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
-    combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
-    jobs = [(load(path, combo), combo) for path in paths for combo in combinations]
-    for job_config, _ in jobs:  # before torch is imported: what cannot fit fails at once
-        memory.check_host(job_config, on_cpu=job_config.device == "cpu")
-    inputs = [*paths, Path(expect) if expect is not None else None]
-    output_kind = check_output(output, (".json", ".csv", ".npy"), inputs)
-    if output_kind == "npy" and len(jobs) > 1:
-        raise UsageError(f"--output {output}: a .npy file holds one output; use .json or .csv")
-    from mlpcli import expect as expectations  # NumPy and torch: only once the input is valid
-    from mlpcli import network
-    from mlpcli.closeness import tolerance_for
+    jobs = _plan(paths, overrides, multirun=multirun)
+    out = Output(output_format, output, field, quiet)
+    layout = _layout(full=full, multirun=multirun)
+    out.check(layout, [*paths, Path(expect) if expect is not None else None])
+    refuse_several(out, ".npy", len(jobs))
+    for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
+        memory.check_host(config, on_cpu=config.device.type == "cpu")
+    expected = _expectation(expect, jobs)
+    from mlpcli import runners  # torch: only once the input is valid
 
-    expected = expectations.parse(expect) if expect is not None else None
-    if expected is not None:
-        for job_config, _ in jobs:
-            expected.for_network(job_config.name)
-    results = [dataclasses.replace(network.run(c), overrides=combo) for c, combo in jobs]
-
-    needs_json = field or output_format is Format.JSON or output_kind == "json"
-    run_records = [records.run_record(r) for r in results] if needs_json else []
-    json_lines = "".join(map(records.json_line, run_records))
-    chosen = field_lines(run_records, field) if field else None  # a bad path: nothing written
-    if output is not None:
-        files.write_atomic(output, _file_bytes(results, output_kind, json_lines))
-    if chosen is not None:
-        sys.stdout.write(chosen)
-    elif output_format is Format.JSON:
-        sys.stdout.write(json_lines)
-    elif output_format is Format.CSV:
-        sys.stdout.write(records.run_csv(results))
-    elif multirun:
-        render.stdout_console().print(render.sweep_table(results))
-    else:
-        _print_tables(results, full=full)
+    results = [dataclasses.replace(runners.run(config), overrides=combo) for config, combo in jobs]
+    out.emit(layout, results)
     for result in results:
         if result.nonfinite:
             render.note(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
     if expected is not None:
-        failures = []
-        for result in results:
-            tolerance = tolerance_for(result.config.dtype, atol, rtol)
-            if failure := expectations.check(result, expected, tolerance):
-                failures.append(failure)
-        if failures:
-            raise CheckFailedError(failures)
-        render.note(f"every output matches {expected.source}")
+        _check(results, expected, atol, rtol)
 
 
-def _print_tables(results: list[RunResult], *, full: bool) -> None:
-    console = render.stdout_console()
-    for index, result in enumerate(results):
-        table, cut = render.run_table(result, full=full, width=console.width)
-        if index:
-            console.print()
-        console.print(table)
-        if cut:
-            render.note(cut)
+def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
+    """Every config to run, read and checked before the first one runs."""
+    combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
+    return [(load(path, combo), combo) for path in paths for combo in combinations]
 
 
-def _file_bytes(results: list[RunResult], kind: str | None, json_lines: str) -> bytes:
-    if kind == "npy":
-        return records.run_npy(results[0])
-    if kind == "csv":
-        return records.run_csv(results).encode()
-    return json_lines.encode()
+def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
+    """A run's results: tables per network (one summary table for a sweep), JSON, CSV, .npy."""
+
+    def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
+        if multirun:
+            return render.sweep_table(results), []
+        return render.run_tables(results, full=full, width=width)
+
+    return Layout(records.run_record, records.run_rows, tables, {".npy": records.run_npy})
+
+
+def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
+    """The expected outputs, read and matched to every network before anything runs."""
+    if expect is None:
+        return None
+    from mlpcli import expect as expectations  # NumPy
+
+    expected = expectations.parse(expect)
+    for config, _ in jobs:
+        expected.for_network(config.name)
+    return expected
+
+
+def _check(
+    results: Sequence[RunResult], expected: Expectation, atol: float | None, rtol: float | None
+) -> None:
+    """CheckFailedError naming each network whose output differs beyond tolerance."""
+    from mlpcli import expect as expectations
+    from mlpcli.closeness import tolerance_for
+
+    failures = []
+    for result in results:
+        tolerance = tolerance_for(result.config.dtype, atol, rtol)
+        if failure := expectations.check(result, expected, tolerance):
+            failures.append(failure)
+    if failures:
+        raise CheckFailedError(failures)
+    render.note(f"every output matches {expected.source}")

@@ -2,45 +2,37 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
-import typer
-
-from mlpcli import files, records, render
+from mlpcli import records, render
 from mlpcli.commands.common import (
     Arguments,
-    FieldOption,
+    FormatOption,
     OutputOption,
-    TableOrJson,
-    check_output,
-    field_lines,
+    QuietOption,
+    field_option,
     load,
     split_one,
 )
+from mlpcli.output import Format, Layout, Output
 from mlpcli.shapes import shapes as compute
+
+LAYOUT = Layout(
+    records.shapes_record,
+    records.shapes_rows,
+    lambda results, _: (render.stacked([render.shapes_table(r) for r in results]), []),
+)
 
 
 def shapes(
     arguments: Arguments = None,
-    output_format: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table (Rich) or json (one line).")
-    ] = TableOrJson.TABLE,
+    output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
-    field: FieldOption = None,
+    field: Annotated[str | None, field_option("total_params, layers.0.params, param_bytes")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Per-layer shapes, parameters, memory and FLOPs, computed without building anything."""
     path, overrides = split_one(arguments, "shapes")
-    output_kind = check_output(output, (".json", ".csv"), [path])
-    report = compute(load(path, overrides))
-    record = records.shapes_record(report)
-    chosen = field_lines([record], field) if field is not None else None
-    if output is not None:
-        data = records.shapes_csv(report) if output_kind == "csv" else records.json_line(record)
-        files.write_atomic(output, data.encode())
-    if chosen is not None:
-        sys.stdout.write(chosen)
-    elif output_format is TableOrJson.JSON:
-        sys.stdout.write(records.json_line(record))
-    else:
-        render.stdout_console().print(render.shapes_table(report))
+    out = Output(output_format, output, field, quiet)
+    out.check(LAYOUT, [path])
+    out.emit(LAYOUT, [compute(load(path, overrides))])

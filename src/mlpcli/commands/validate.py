@@ -1,4 +1,4 @@
-"""`mlpcli validate`: check config files, one line each."""
+"""`mlpcli validate`: check config files, one line (or record) each."""
 
 from __future__ import annotations
 
@@ -7,23 +7,40 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import config, render
-from mlpcli.errors import ExitCode, MlpcliError, UsageError
+from mlpcli import loader, records, render
+from mlpcli.commands.common import FormatOption
+from mlpcli.errors import ConfigError, ExitCode, UsageError
+from mlpcli.output import Format, Layout, Output
+from mlpcli.results import ValidateResult
+
+LAYOUT = Layout(
+    records.validate_record,
+    records.validate_rows,
+    lambda results, _: (render.validate_lines(results), []),
+)
 
 
 def validate(
     paths: Annotated[
         list[Path], typer.Argument(metavar="CONFIG...", help="Config files to check.")
     ],
+    output_format: FormatOption = Format.TABLE,
 ) -> None:
     """Check config files: one line per file, exit 1 if any is invalid (2 if one is unreadable)."""
-    worst = ExitCode.OK
-    for path in paths:
-        try:
-            print(render.valid_line(str(path), config.load(path)))
-        except MlpcliError as error:
-            print(error)
-            failed = ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.CHECK_FAILED
-            worst = max(worst, failed)
-    if worst:
-        raise typer.Exit(worst)
+    results = [_check(path) for path in paths]
+    Output(output_format).emit(LAYOUT, results)
+    if not all(result.readable for result in results):
+        raise typer.Exit(ExitCode.USAGE)
+    if not all(result.ok for result in results):
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _check(path: Path) -> ValidateResult:
+    try:
+        return ValidateResult(str(path), loader.load(path))
+    except ConfigError as error:
+        message = f"{error.field}: {error.message}" if error.field else error.message
+        return ValidateResult(str(path), None, message, str(error.location))
+    except UsageError as error:
+        message = str(error).removeprefix(f"{path}: ")
+        return ValidateResult(str(path), None, message, readable=False)

@@ -1,0 +1,44 @@
+"""The version report of `mlpcli env`, with torch: versions, CPU threads and each GPU."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+import torch
+
+from mlpcli import __version__
+from mlpcli.results import EnvResult, Gpu
+
+
+def environment() -> EnvResult:
+    """Versions, CPU threads and each GPU."""
+    gpus = []
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        properties = torch.cuda.get_device_properties(index)
+        capability = f"{properties.major}.{properties.minor}"
+        gpus.append(Gpu(index, properties.name, properties.total_memory, capability))
+    facts: dict[str, str | int | None] = {
+        "mlpcli": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,  # type: ignore[no-untyped-call]
+        "numpy": _version("numpy"),
+        "typer": _version("typer"),
+        "rich": _version("rich"),
+        "pyyaml": _version("pyyaml"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    return EnvResult(facts, tuple(gpus))
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

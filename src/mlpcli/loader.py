@@ -1,0 +1,443 @@
+"""Config files: YAML text to a frozen, validated `Config`, with located error messages.
+
+Every field's rules come from `config.FIELDS`; this module applies them to YAML nodes.
+
+PyYAML is used only to tokenise and compose nodes; every value is typed here, strictly, so that
+`seed: "7"`, `bias: yes` or `seed: 010` are errors that say where they are, never surprises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlpcli.config import (
+    DEFAULT_SOURCE,
+    FIELDS,
+    KNOWN_KEYS,
+    MAX_LAYERS,
+    SPECS,
+    Activation,
+    Config,
+    Device,
+    FieldSpec,
+    Kind,
+)
+from mlpcli.errors import ConfigError, Location, UsageError
+
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
+MAX_EVENTS = 5000  # YAML values, keys and collections; a config needs at most about 2,100
+DEFAULT_YAML = """\
+name: default
+seed: 7
+layers: [3, 2, 1]
+activation: sigmoid
+device: cpu
+"""
+ENV_DEVICE = "MLPCLI_DEVICE"  # the environment variable that overrides every config's device
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_TAG = "tag:yaml.org,2002:"
+_ALIASES = {
+    "fp32": "float32",
+    "float": "float32",
+    "fp64": "float64",
+    "double": "float64",
+    "fp16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "linear": "identity",
+    "none": "identity",
+    "swish": "silu",
+    "logistic": "sigmoid",
+    "gpu": "cuda",
+    "cuda": "device",  # for rng
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One config field's YAML node and where it came from."""
+
+    node: yaml.Node
+    source: str
+    in_file: bool  # False for a command-line override, whose positions mean nothing to a user
+
+    def at(self, node: yaml.Node) -> Location:
+        if not self.in_file:
+            return Location(self.source)
+        mark = node.start_mark
+        return Location(self.source, mark.line + 1, mark.column + 1)
+
+
+def load(
+    path: Path | None, overrides: Sequence[str] = (), *, env_device: str | None = None
+) -> Config:
+    """Read and validate the config at `path` (the built-in default when None).
+
+    Precedence, highest first: `overrides` (KEY=VALUE), `env_device` (the value of
+    MLPCLI_DEVICE, when set and not empty), the file, the defaults.
+    """
+    if path is None:
+        source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
+    else:
+        source, text, stem = str(path), read_text(path), path.stem
+    entries = _entries(_compose(text, source), source)
+    if env_device:
+        entries["device"] = _string_entry(env_device, f"environment {ENV_DEVICE}={env_device}")
+    entries.update(parse_overrides(overrides))
+    return _validate(entries, source, stem)
+
+
+def parse_device(text: str, source: str) -> Device:
+    """A device name (`cpu`, `cuda`, `cuda:N`, `auto`) given outside a config file."""
+    return _device(_string_entry(text, source), SPECS["device"], {})
+
+
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML that `load` reads back to an equal config."""
+    return yaml.safe_dump(
+        config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True
+    )
+
+
+def _string_entry(text: str, source: str) -> _Entry:
+    return _Entry(yaml.ScalarNode(_TAG + "str", text), source, in_file=False)
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most 1 MiB; UsageError or ConfigError otherwise."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"{path}: is a directory, not a config file")
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"{path}: not a regular file")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(Location(str(path)), None, "larger than 1 MiB; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        raise ConfigError(Location(str(path)), None, message) from None
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, _Entry]:
+    """`KEY=VALUE` arguments as entries; each VALUE is read as YAML."""
+    entries: dict[str, _Entry] = {}
+    for argument in overrides:
+        match = _OVERRIDE.fullmatch(argument)
+        source = f"override '{argument}'"
+        if match is None:
+            raise UsageError(f"{source}: expected KEY=VALUE")
+        key, value = match.groups()
+        if key not in KNOWN_KEYS:
+            raise ConfigError(Location(source), None, _unknown_key(key))
+        node = _compose(value, source, in_file=False) if value.strip() else None
+        if node is None:
+            node = yaml.ScalarNode(_TAG + "null", "")
+        entries[key] = _Entry(node, source, in_file=False)
+    return entries
+
+
+def is_override(argument: str) -> bool:
+    """Whether a command-line argument is `KEY=VALUE` rather than a config path."""
+    return _OVERRIDE.fullmatch(argument) is not None
+
+
+def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | None:
+    """One YAML document as a node tree; rejects aliases, deep nesting and several documents."""
+
+    def fail(mark: Any, message: str) -> ConfigError:  # a yaml.Mark (pure or C), or None
+        if mark is None or not in_file:
+            return ConfigError(Location(source), None, message)
+        return ConfigError(Location(source, mark.line + 1, mark.column + 1), None, message)
+
+    try:
+        depth = documents = 0
+        for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+            if count > MAX_EVENTS:
+                raise fail(event.start_mark, f"more than {MAX_EVENTS} YAML values; not a config")
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise fail(event.start_mark, "several YAML documents; a config is one")
+            elif isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise fail(event.start_mark, "YAML anchors and aliases are not supported")
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        raise fail(error.problem_mark, f"invalid YAML: {error.problem}") from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow
+        line = text.count("\n", 0, error.position)
+        column = error.position - (text.rfind("\n", 0, error.position) + 1)
+        raise fail(
+            yaml.Mark(source, error.position, line, column, "", 0),
+            f"invalid YAML: character U+{error.character:04X} is not allowed",
+        ) from None
+
+
+def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
+    """The top-level mapping's fields; unknown and duplicate keys are errors."""
+    if root is None:
+        raise ConfigError(Location(source), None, "empty file; a config needs at least `layers`")
+    in_file = _Entry(root, source, in_file=True)
+    if not isinstance(root, yaml.MappingNode) or root.tag != _TAG + "map":
+        raise ConfigError(
+            in_file.at(root), None, f"expected a mapping of fields, got {_kind(root)}"
+        )
+    entries: dict[str, _Entry] = {}
+    for key_node, value_node in root.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _TAG + "str":
+            raise ConfigError(
+                in_file.at(key_node), None, f"expected a field name, got {_kind(key_node)}"
+            )
+        key = key_node.value
+        if key not in KNOWN_KEYS:
+            raise ConfigError(in_file.at(key_node), None, _unknown_key(key))
+        if key in entries:
+            first = entries[key].at(entries[key].node).line
+            raise ConfigError(
+                in_file.at(key_node), key, f"duplicate key (first set on line {first})"
+            )
+        entries[key] = _Entry(value_node, source, in_file=True)
+    return entries
+
+
+def _unknown_key(key: str) -> str:
+    known = ", ".join(KNOWN_KEYS)
+    return f"unknown key {_quote(key)}{_suggest(key, KNOWN_KEYS)}; known keys: {known}"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for a near miss or a common alias, else nothing."""
+    choices = list(choices)
+    alias = _ALIASES.get(word.lower())
+    if alias is not None and alias not in choices:  # gpu -> cuda -> device, for rng
+        alias = _ALIASES.get(alias)
+    close = [alias] if alias in choices else difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind(node: yaml.Node) -> str:
+    """How a node reads to a user in an error: `string '7'`, `a list`, `null`."""
+    tag = node.tag.removeprefix(_TAG)
+    names = {"str": "string", "int": "integer", "bool": "boolean", "float": "float"}
+    if isinstance(node, yaml.MappingNode) and tag == "map":
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode) and tag == "seq":
+        return "a list"
+    if isinstance(node, yaml.ScalarNode) and tag == "null":
+        return "null"
+    if isinstance(node, yaml.ScalarNode) and tag in names:
+        if tag == "bool" and node.value.lower() not in ("true", "false"):
+            return (
+                f"{_quote(node.value)}, which YAML 1.1 reads as a boolean (quote it for a string)"
+            )
+        return f"{names[tag]} {_quote(node.value)}"
+    return f"a value tagged {_quote(node.tag.replace(_TAG, '!!'))}"
+
+
+def _quote(text: str) -> str:
+    """`'text'` for an error message, cut to 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+
+
+def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
+    """Each field by the rules of its `FieldSpec`; absent fields take their defaults."""
+    values: dict[str, object] = {}
+    for spec in FIELDS:  # `layers` comes before `activation`, which needs its length
+        entry = entries.get(spec.name)
+        if entry is not None:
+            values[spec.attribute] = _PARSERS[spec.kind](entry, spec, values)
+        elif spec.required:
+            raise ConfigError(Location(source), spec.name, "required field is missing")
+        else:
+            values[spec.attribute] = stem if spec.name == "name" else spec.default
+    weight_layers = len(values["layers"]) - 1  # type: ignore[arg-type]
+    if isinstance(values["activations"], Activation):
+        values["activations"] = (values["activations"],) * weight_layers
+    locations = {key: entry.at(entry.node) for key, entry in entries.items()}
+    return Config(**values, locations=locations)  # type: ignore[arg-type]
+
+
+def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
+    """A plain string scalar's text, or an error that says what was read instead."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str":
+        return str(node.value)
+    raise ConfigError(entry.at(node), path, f"expected {expected}, got {_kind(node)}")
+
+
+def _integer(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> int:
+    """An integer within the spec's range; YAML 1.1 notations are errors that say the number."""
+    low, high = spec.minimum or 0, spec.maximum or 0
+    if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
+        message = f"expected an integer, got {_kind(node)}{_integer_hint(node)}"
+        raise ConfigError(entry.at(node), path, message)
+    text = str(node.value)
+    if not _DECIMAL.fullmatch(text):
+        read = _yaml11_integer(text)
+        message = (
+            f"{_quote(text)} is not a plain decimal integer"
+            if read is None
+            else f"{text!r} is YAML 1.1 notation (octal, hex, binary, sexagesimal or with '_') "
+            f"for {read}; write {read}"
+        )
+        raise ConfigError(entry.at(node), path, message)
+    if len(text.lstrip("+-")) > len(str(high)):
+        raise ConfigError(
+            entry.at(node), path, f"must be <= {high}, got a {len(text)}-digit number"
+        )
+    value = int(text)
+    if value < low:
+        raise ConfigError(entry.at(node), path, f"must be >= {low}, got {value}")
+    if value > high:
+        raise ConfigError(entry.at(node), path, f"must be <= {high}, got {value}")
+    return value
+
+
+def _yaml11_integer(text: str) -> int | None:
+    """What YAML 1.1 makes of an integer written other than in plain decimal (None if huge)."""
+    if len(text) > 40:
+        return None
+    try:
+        node = yaml.ScalarNode(_TAG + "int", text)
+        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+    except ValueError:  # an explicit `!!int` on text that is no integer at all
+        return None
+
+
+def _integer_hint(node: yaml.Node) -> str:
+    """`; write 1000` for a scalar that means a whole number but is not one to YAML (`1e3`)."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag not in (_TAG + "str", _TAG + "float"):
+        return ""
+    try:
+        number = float(node.value) if len(node.value) <= 40 else math.nan
+    except ValueError:
+        return ""
+    if not number.is_integer() or abs(number) >= 2**63:
+        return ""
+    return f"; write {int(number)}"
+
+
+def _whole_number(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> int:
+    return _integer(entry, entry.node, spec.name, spec)
+
+
+def _whole_number_or_null(
+    entry: _Entry, spec: FieldSpec, values: Mapping[str, object]
+) -> int | None:
+    if isinstance(entry.node, yaml.ScalarNode) and entry.node.tag == _TAG + "null":
+        return None
+    return _whole_number(entry, spec, values)
+
+
+def _sizes(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> tuple[int, ...]:
+    nodes = _sequence(entry, spec.name)
+    if not 2 <= len(nodes) <= MAX_LAYERS:
+        message = f"needs 2 to {MAX_LAYERS} sizes (input, ..., output), got {len(nodes)}"
+        raise ConfigError(entry.at(entry.node), spec.name, message)
+    return tuple(_integer(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
+
+
+def _boolean(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> bool:
+    node = entry.node
+    plain = isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool"
+    if plain and node.value.lower() in ("true", "false"):
+        return bool(node.value.lower() == "true")
+    raise ConfigError(entry.at(node), spec.name, f"expected true or false, got {_kind(node)}")
+
+
+def _name(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> str:
+    name = _scalar(entry, entry.node, spec.name, "a string")
+    if not name.strip() or not name.isprintable() or len(name) > 200:
+        raise ConfigError(
+            entry.at(entry.node), spec.name, "must be 1-200 printable characters on one line"
+        )
+    return name
+
+
+def _sequence(entry: _Entry, path: str) -> list[yaml.Node]:
+    node = entry.node
+    if not isinstance(node, yaml.SequenceNode) or node.tag != _TAG + "seq":
+        raise ConfigError(entry.at(node), path, f"expected a list, got {_kind(node)}")
+    return list(node.value)
+
+
+def _device(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> Device:
+    expected = "cpu, cuda, cuda:N or auto"
+    text = _scalar(entry, entry.node, spec.name, expected)
+    device = Device.parse(text)
+    if device is None:
+        message = (
+            f"expected {expected}, got {_quote(text)}{_suggest(text, ('cpu', 'cuda', 'auto'))}"
+        )
+        raise ConfigError(entry.at(entry.node), spec.name, message)
+    return device
+
+
+def _choice(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> StrEnum:
+    return _member(entry, entry.node, spec.name, spec)
+
+
+def _member(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> StrEnum:
+    """The member of `spec.choices` that `node` names."""
+    assert spec.choices is not None
+    names = [member.value for member in spec.choices]
+    text = _scalar(entry, node, path, "one of " + ", ".join(names))
+    if text not in names:
+        hint, choices = _suggest(text, names), ", ".join(names)
+        message = f"unknown {spec.name} {_quote(text)}{hint}; one of: {choices}"
+        raise ConfigError(entry.at(node), path, message)
+    return spec.choices(text)
+
+
+def _activations(
+    entry: _Entry, spec: FieldSpec, values: Mapping[str, object]
+) -> StrEnum | tuple[StrEnum, ...]:
+    """One name for every layer, or a list with one name per weight layer."""
+    if not isinstance(entry.node, yaml.SequenceNode):
+        return _choice(entry, spec, values)
+    weight_layers = len(values["layers"]) - 1  # type: ignore[arg-type]
+    nodes = _sequence(entry, spec.name)
+    if len(nodes) != weight_layers:
+        message = (
+            f"lists {len(nodes)} names, but layers has {weight_layers} weight layers; "
+            "give one name per weight layer, or a single name for all"
+        )
+        raise ConfigError(entry.at(entry.node), spec.name, message)
+    return tuple(_member(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
+
+
+_Parser = Callable[[_Entry, FieldSpec, Mapping[str, object]], object]
+_PARSERS: dict[Kind, _Parser] = {
+    Kind.NAME: _name,
+    Kind.INTEGER: _whole_number,
+    Kind.SIZES: _sizes,
+    Kind.ACTIVATIONS: _activations,
+    Kind.DEVICE: _device,
+    Kind.CHOICE: _choice,
+    Kind.BOOLEAN: _boolean,
+    Kind.INTEGER_OR_NULL: _whole_number_or_null,
+}

@@ -1,0 +1,101 @@
+"""The one output path of every command: `--format`, `--output`, `--field` and `--quiet`.
+
+A command describes how its results are laid out (`Layout`); `Output` checks the options before
+any work is done and, after it, writes the file (atomically) and prints the chosen view.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from rich.console import RenderableType
+
+from mlpcli import fields, files, records, render
+from mlpcli.errors import UsageError
+from mlpcli.records import Record, Rows
+
+R = TypeVar("R")
+
+
+class Format(StrEnum):
+    """What a command prints on stdout."""
+
+    TABLE = "table"  # Rich tables, for people
+    JSON = "json"  # one line of JSON per result
+    CSV = "csv"
+
+
+@dataclass(frozen=True)
+class Layout(Generic[R]):
+    """How one command's results look in each format and file."""
+
+    record: Callable[[R], Record]  # JSON, `--field` and .json files
+    rows: Callable[[R], Rows]  # CSV and .csv files
+    # for people: a Rich view (or plain text) of the results at a width, and notes for stderr
+    table: Callable[[Sequence[R], int], tuple[RenderableType | str, list[str]]]
+    files: Mapping[str, Callable[[Sequence[R]], bytes]] = field(default_factory=dict)  # .npy
+
+
+@dataclass(frozen=True)
+class Output:
+    """The output options a user gave one command."""
+
+    format: Format = Format.TABLE
+    path: Path | None = None
+    field: str | None = None
+    quiet: bool = False
+
+    def check(self, layout: Layout[R], inputs: Sequence[Path | None] = ()) -> None:
+        """UsageError, before any work, for an output file that cannot be written."""
+        if self.path is not None:
+            suffixes = (".json", ".csv", *layout.files)
+            files.check_output(self.path, suffixes, inputs)
+
+    def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
+        """Write the file, then print the results in the chosen view (none with `quiet`)."""
+        chosen = None
+        if self.field is not None:  # a bad path fails before anything is written
+            chosen = "".join(
+                f"{fields.text(fields.select(layout.record(r), self.field))}\n" for r in results
+            )
+        if self.path is not None:
+            files.write_atomic(self.path, self._file_bytes(layout, results))
+        if self.quiet:
+            return
+        if chosen is not None:
+            sys.stdout.write(chosen)
+        elif self.format is Format.JSON:
+            sys.stdout.write("".join(records.json_line(layout.record(r)) for r in results))
+        elif self.format is Format.CSV:
+            sys.stdout.write(records.csv_text(layout.rows(r) for r in results))
+        else:
+            console = render.stdout_console()
+            view, notes = layout.table(results, console.width)
+            if isinstance(view, str):
+                sys.stdout.write(view)
+            else:
+                console.print(view)
+            for note in notes:
+                render.note(note)
+
+    def _file_bytes(self, layout: Layout[R], results: Sequence[R]) -> bytes:
+        assert self.path is not None
+        suffix = self.path.suffix.lower()
+        if suffix in layout.files:
+            return layout.files[suffix](results)
+        if suffix == ".csv":
+            return records.csv_text(layout.rows(r) for r in results).encode()
+        return "".join(records.json_line(layout.record(r)) for r in results).encode()
+
+
+def refuse_several(output: Output, suffix: str, count: int) -> None:
+    """UsageError when a file of `suffix`, which holds one result, would get `count`."""
+    if output.path is not None and output.path.suffix.lower() == suffix and count > 1:
+        raise UsageError(
+            f"--output {output.path}: a {suffix} file holds one output; use .json or .csv"
+        )

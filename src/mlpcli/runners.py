@@ -1,0 +1,163 @@
+"""Runs of a network, with torch: one forward pass (`run`), timed passes (`bench`), and one
+network on several devices (`compare`). The network itself is `network`; devices are `devices`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from mlpcli import devices
+from mlpcli.closeness import Tolerance, difference
+from mlpcli.config import Config, Device
+from mlpcli.errors import UnavailableError
+from mlpcli.network import Network, build, forward, forward_in_chunks
+from mlpcli.results import BenchResult, CompareResult, RunResult, TensorDiff, TensorInfo
+from mlpcli.shapes import shapes
+
+
+def run(config: Config) -> RunResult:
+    """Build and run `config`; running out of memory becomes UnavailableError."""
+    device = devices.prepare(config)
+    with devices.memory_errors(device):
+        network, build_ms = _timed_build(config, device)
+        hidden: list[TensorInfo] = []
+
+        def observe(name: str, h: torch.Tensor) -> None:
+            hidden.append(_info(name, h, config.batch))
+
+        start = time.perf_counter()
+        output = forward_in_chunks(network, config.chunk, observe)
+        devices.synchronize(device)
+        forward_ms = (time.perf_counter() - start) * 1e3
+        tensors = (*(_info(name, t) for name, t in network.named()), *hidden)
+        return RunResult(
+            config=config,
+            device=str(device),
+            tensors=(*tensors, _info("output", output)),
+            output=_numpy(output),
+            nonfinite=int((~torch.isfinite(output)).sum()),
+            build_ms=build_ms,
+            forward_ms=forward_ms,
+        )
+
+
+def captured(network: Network, chunk: int | None) -> Callable[[], torch.Tensor]:
+    """A CUDA graph of one `forward_in_chunks` over `network`'s tensors; each call replays it.
+
+    A replay launches the captured kernels on the same buffers, so every call returns the same
+    output tensor, overwritten, equal to an eager pass's.
+    """
+    device = network.features.device
+    side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        forward_in_chunks(network, chunk)  # lazy set-up (cuBLAS handles) outside the capture
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = forward_in_chunks(network, chunk)
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return output
+
+    return replay
+
+
+def bench(
+    config: Config,
+    warmup: int,
+    repeat: int,
+    progress: Callable[[int], None] | None = None,
+    cuda_graph: bool = False,
+) -> BenchResult:
+    """Time `repeat` forward passes after `warmup` untimed ones; the build is timed apart.
+
+    On a GPU each pass is timed with CUDA events and the peak is what the passes allocated
+    beyond the network; on the CPU the clock is `perf_counter` after the pass returns.
+    With `cuda_graph` each pass is a replay of one captured forward, and the peak counts the
+    capture's memory.
+    """
+    device = devices.prepare(config)
+    if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
+        raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
+    with devices.memory_errors(device):
+        network, build_ms = _timed_build(config, device)
+        if cuda_graph:
+            baseline = devices.reset_peak(device)  # before the capture, so that its memory counts
+            step = captured(network, config.chunk)
+        else:
+            step = functools.partial(forward_in_chunks, network, config.chunk)
+        for _ in range(warmup):
+            step()
+        devices.synchronize(device)
+        if not cuda_graph:
+            baseline = devices.reset_peak(device)  # after the warm-up: not a pass's workspace
+        times = []
+        for index in range(repeat):
+            times.append(devices.timed_ms(step, device))
+            if progress is not None:
+                progress(index + 1)
+        peak = devices.peak_since(device, baseline)
+    flops = shapes(config).total_flops
+    return BenchResult(config, str(device), build_ms, tuple(times), peak, flops, cuda_graph)
+
+
+def compare(config: Config, specs: Sequence[Device], tolerance: Tolerance) -> CompareResult:
+    """Run `config` on each device; every tensor against the first device's, at its scale.
+
+    The whole batch runs at once (`chunk` does not apply), so that every activation is whole.
+    """
+    config = dataclasses.replace(config, chunk=None)
+    placed = [devices.prepare(config.on_device(spec, "--devices")) for spec in specs]
+    reference, *others = (_all_tensors(config, device) for device in placed)
+    diffs = [
+        TensorDiff(
+            name,
+            tuple(tensor.shape),
+            str(device),
+            difference(tensor, reference[name], tolerance, per_tensor=True),
+        )
+        for device, tensors in zip(placed[1:], others, strict=True)
+        for name, tensor in tensors.items()
+    ]
+    return CompareResult(config, tuple(map(str, placed)), tolerance, tuple(diffs))
+
+
+def _timed_build(config: Config, device: torch.device) -> tuple[Network, float]:
+    """The built network and the milliseconds it took (drawing, casting, moving)."""
+    start = time.perf_counter()
+    network = build(config, device)
+    devices.synchronize(device)
+    return network, (time.perf_counter() - start) * 1e3
+
+
+def _all_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
+    """Every named tensor of a run on `device`, as float64 arrays on the CPU."""
+    with devices.memory_errors(device):
+        network = build(config, device)
+        tensors = {name: _numpy(t, np.float64) for name, t in network.named()}
+        output = forward(network, lambda name, h: tensors.update({name: _numpy(h, np.float64)}))
+    tensors["output"] = _numpy(output, np.float64)
+    return tensors
+
+
+def _info(name: str, tensor: torch.Tensor, rows: int | None = None) -> TensorInfo:
+    """A tensor's description; `rows` for an activation seen one chunk at a time."""
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
+    return TensorInfo(name, shape, dtype, str(tensor.device))
+
+
+def _numpy(tensor: torch.Tensor, dtype: type[np.floating] | None = None) -> np.ndarray:
+    """A CPU NumPy copy; bfloat16, which NumPy lacks, becomes float32 (exactly)."""
+    if tensor.dtype is torch.bfloat16:
+        tensor = tensor.float()
+    array = tensor.detach().cpu().numpy()
+    return array if dtype is None else array.astype(dtype)
