@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from rich.console import Console, RenderableType
 
 from mlpcli.cli import run_app
@@ -19,6 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 TWO_LAYER = str(CONFIGS / "two_layer.yaml")
 NOTEBOOK_TENSORS = ["features", "W1", "W2", "B1", "B2", "h1", "output"]
+
+# Hypothesis: `ci` (the default) keeps the suite quick on 2 cores; `deep` searches for longer
+# (HYPOTHESIS_PROFILE=deep pytest tests/test_fuzz.py), before a release or after a loader change.
+_FIXTURES_PER_CALL = [HealthCheck.function_scoped_fixture]  # tmp_path is only written to
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=_FIXTURES_PER_CALL
+)
+settings.register_profile(
+    "deep", max_examples=20_000, deadline=None, suppress_health_check=_FIXTURES_PER_CALL
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

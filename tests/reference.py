@@ -1,4 +1,4 @@
-"""An independent reference for SPEC section 2, written the notebook's way.
+"""An independent reference for docs/contract.md section 2, written the notebook's way.
 
 It uses torch's global generator (`torch.manual_seed`), `torch.mm`, `+` and the out-of-place
 functions of `torch.nn.functional`, where mlpcli uses its own generator, `addmm` and in-place

@@ -1,4 +1,4 @@
-"""Config files: fields, defaults, overrides and located errors (SPEC section 1)."""
+"""Config files: fields, defaults, overrides and located errors (docs/contract.md section 1)."""
 
 from __future__ import annotations
 

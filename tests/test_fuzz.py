@@ -1,4 +1,8 @@
-"""Property tests: the config loader is total, and valid configs survive a trip through YAML."""
+"""Property tests: the config loader is total, and valid configs survive a trip through YAML.
+
+How many examples each test tries is the Hypothesis profile's (tests/conftest.py): `ci` by
+default, `HYPOTHESIS_PROFILE=deep` for a long search.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,12 @@ import string
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpcli.config import KNOWN_KEYS, MAX_SEED, Activation, Config, DType, Init
 from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.loader import load, to_yaml
-
-SETTINGS = settings(
-    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
 # Characters that steer YAML's scanner, so that random text reaches deep into it.
 YAML_ALPHABET = (
@@ -68,19 +68,16 @@ def loads_or_refuses(tmp_path: Path, data: bytes) -> None:
         assert str(refusal).startswith(str(path))
 
 
-@SETTINGS
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes(tmp_path: Path, data: bytes) -> None:
     loads_or_refuses(tmp_path, data)
 
 
-@SETTINGS
 @given(text=yaml_like_text)
 def test_yaml_like_text(tmp_path: Path, text: str) -> None:
     loads_or_refuses(tmp_path, text.encode("utf-8", "surrogatepass"))
 
 
-@SETTINGS
 @given(document=config_like, flow=st.booleans())
 def test_config_shaped_documents(tmp_path: Path, document: dict[str, object], flow: bool) -> None:
     text = yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True)
@@ -118,9 +115,6 @@ valid_configs = st.builds(
 )
 
 
-@settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 @given(document=valid_configs)
 def test_valid_configs_round_trip(tmp_path: Path, document: dict[str, object]) -> None:
     path = tmp_path / "valid.yaml"

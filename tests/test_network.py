@@ -1,4 +1,4 @@
-"""The network of SPEC section 2 against the independent reference in `reference.py`."""
+"""The network of docs/contract.md section 2 against the independent reference in `reference.py`."""
 
 from __future__ import annotations
 
