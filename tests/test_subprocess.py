@@ -136,3 +136,22 @@ def test_ctrl_c_while_importing_is_one_line_too() -> None:
     )
     done = run(sys.executable, "-c", probe)
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "mlpcli: error: interrupted\n")
+
+
+@pytest.mark.parametrize(
+    ("env", "printed"),
+    [
+        ({"_MLPCLI_COMPLETE": "complete_bash", "COMP_WORDS": "mlpcli sh", "COMP_CWORD": "1"},
+         "shapes"),
+        ({"_MLPCLI_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "mlpcli run --fu"},
+         '"--full"'),
+    ],
+)  # fmt: skip
+def test_shell_completion_completes_commands_and_options(
+    mlpcli_script: str, env: dict[str, str], printed: str
+) -> None:
+    done = subprocess.run(
+        [mlpcli_script], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert printed in done.stdout
