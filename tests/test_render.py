@@ -49,15 +49,16 @@ def result_with(output: np.ndarray) -> RunResult:
     )
 
 
-def test_json_is_strict_with_nonfinite_values_as_null() -> None:
+def test_json_is_strict_with_nonfinite_values_as_proto3_strings() -> None:
     line = records.json_line(
-        records.run_record(result_with(np.array([[1.5, np.nan], [np.inf, -2.0]])))
+        records.run_record(result_with(np.array([[1.5, np.nan], [np.inf, -np.inf]])))
     )
     assert line.count("\n") == 1
     assert line.endswith("\n")
     data = json.loads(line, parse_constant=lambda token: pytest.fail(f"non-JSON token {token}"))
-    assert data["output"] == [[1.5, None], [None, -2.0]]
-    assert data["nonfinite"] == 2
+    assert data["schema"] == "mlpcli.run/2"
+    assert data["output"] == [[1.5, "NaN"], ["Infinity", "-Infinity"]]
+    assert data["nonfinite"] == 3
     assert data["timing_ms"] == {"build": 1.0, "forward": 2.0}
 
 

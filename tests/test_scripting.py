@@ -145,6 +145,30 @@ def test_expected_nan_matches_nan() -> None:
     )
 
 
+OVERFLOWING = ["dtype=float16", "activation=identity", "layers=[512,512,512,512,4]", "batch=2"]
+
+
+def test_a_golden_file_with_infinities_matches_its_own_rerun(tmp_path: Path) -> None:
+    golden = tmp_path / "golden.json"
+    assert invoke("run", *OVERFLOWING, "-f", "json", "--output", str(golden))[0] == 0
+    output = json.loads(golden.read_text())["output"]
+    assert {"Infinity", "-Infinity"} <= {v for row in output for v in row}  # kept apart
+    code, _, err = invoke("run", *OVERFLOWING, "--expect", str(golden))
+    assert code == 0, err
+
+
+def test_expect_reads_a_schema_1_file_whose_nulls_are_nan(tmp_path: Path) -> None:
+    # softmax of an overflowed float16 row is NaN: here row 0; rows 1 and 2 are one-hot
+    args = ["dtype=float16", "activation=[identity,identity,identity,softmax]", "seed=2"]
+    args += ["layers=[512,512,512,512,4]", "batch=3"]
+    old = tmp_path / "old.json"
+    nan_row = "[null,null,null,null]"
+    old.write_text(
+        f'{{"schema":"mlpcli.run/1","name":"default","output":[{nan_row},[0,0,0,1],[0,1,0,0]]}}\n'
+    )
+    assert invoke("run", *args, "--expect", str(old))[0] == 0
+
+
 # --- --output --------------------------------------------------------------------------------
 
 
@@ -348,7 +372,7 @@ def test_compare_a_device_with_itself() -> None:
     code, out, _ = invoke("compare", TWO_LAYER, "--devices", "cpu,cpu", "-f", "json")
     assert code == 0
     report = json.loads(out)
-    assert report["schema"] == "mlpcli.compare/1"
+    assert report["schema"] == "mlpcli.compare/2"
     assert report["within"] is True
     assert [t["name"] for t in report["tensors"]] == NOTEBOOK_TENSORS
     assert {t["max_abs"] for t in report["tensors"]} == {0.0}

@@ -1,6 +1,7 @@
 """Results as plain data for scripts: a JSON record and CSV rows per result, JSON lines, .npy.
 
-Floats keep full precision; JSON is strict (NaN and infinities become null). Everything here
+Floats keep full precision; JSON is strict: NaN and infinities are the strings "NaN",
+"Infinity" and "-Infinity" (proto3's JSON convention), so the three stay apart. Everything here
 lays results out; what they mean (rates, totals) are the results' own properties.
 """
 
@@ -48,16 +49,16 @@ def csv_text(tables: Iterable[Rows]) -> str:
 
 
 def run_record(result: RunResult) -> Record:
-    """Schema `mlpcli.run/1`."""
+    """Schema `mlpcli.run/2` (/1 wrote every non-finite value as null)."""
     return {
-        **_header("run", result.config),
+        **_header("run", result.config, version=2),
         "overrides": list(result.overrides),
         "device": result.device,
         "tensors": [
             {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "device": t.device}
             for t in result.tensors
         ],
-        "output": [[_finite_or_none(v) for v in row] for row in result.output.tolist()],
+        "output": [[json_number(v) for v in row] for row in result.output.tolist()],
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
     }
@@ -159,9 +160,9 @@ def bench_rows(result: BenchResult) -> Rows:
 
 
 def compare_record(result: CompareResult) -> Record:
-    """Schema `mlpcli.compare/1`: per tensor and device, the differences from the first device."""
+    """Schema `mlpcli.compare/2`: per tensor and device, the differences from the first device."""
     return {
-        **_header("compare", result.config),
+        **_header("compare", result.config, version=2),
         "devices": list(result.devices),
         "atol": result.tolerance.atol,
         "rtol": result.tolerance.rtol,
@@ -171,8 +172,8 @@ def compare_record(result: CompareResult) -> Record:
                 "name": diff.name,
                 "shape": list(diff.shape),
                 "device": diff.device,
-                "max_abs": _finite_or_none(diff.difference.max_abs),
-                "max_rel": _finite_or_none(diff.difference.max_rel),
+                "max_abs": json_number(diff.difference.max_abs),
+                "max_rel": json_number(diff.difference.max_rel),
                 "allowed": diff.difference.allowed,
                 "within": diff.difference.within,
             }
@@ -244,10 +245,13 @@ def config_rows(config: Config) -> Rows:
     return ["field", "value"], rows
 
 
-def _header(kind: str, config: Config) -> Record:
+def json_number(value: float) -> float | str:
+    """A float for strict JSON: itself when finite, else "NaN", "Infinity" or "-Infinity"."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _header(kind: str, config: Config, version: int = 1) -> Record:
     """What every record of a network starts with: its schema, name and resolved config."""
-    return {"schema": f"mlpcli.{kind}/1", "name": config.name, "config": config.to_dict()}
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    return {"schema": f"mlpcli.{kind}/{version}", "name": config.name, "config": config.to_dict()}
