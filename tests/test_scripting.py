@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -509,3 +511,34 @@ def test_bench_refuses_what_cannot_fit_before_trying() -> None:
     code, out, err = invoke("bench", "layers=[2147483647, 2147483647]")
     assert (code, out) == (3, "")
     assert "needs about 16.0 EiB of memory" in err
+
+
+# --- files written -----------------------------------------------------------------------------
+
+
+def test_output_files_get_the_umask_mode_and_replaced_files_keep_theirs(tmp_path: Path) -> None:
+    fresh, kept = tmp_path / "fresh.json", tmp_path / "kept.json"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    old_umask = os.umask(0o022)
+    try:
+        assert invoke("run", "-o", str(fresh), "-q")[0] == 0
+        assert invoke("run", "-o", str(kept), "-q")[0] == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    assert json.loads(kept.read_text())["name"] == "default"
+
+
+def test_a_write_removes_temporaries_of_killed_runs_and_no_others(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    stale = tmp_path / f".out.json.{2**22 + 17}.abcd1234.tmp"  # above Linux's pid_max default
+    live = tmp_path / f".out.json.{os.getpid()}.abcd1234.tmp"
+    other = tmp_path / ".other.json.1.abcd1234.tmp"
+    for path in (stale, live, other):
+        path.write_text("partial")
+    assert invoke("run", "-o", str(target), "-q")[0] == 0
+    assert not stale.exists()
+    assert live.exists()
+    assert other.exists()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,12 +37,19 @@ def check_output(path: Path, suffixes: Iterable[str], inputs: Iterable[Path | No
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`, all or nothing."""
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    """Replace `path` with `data`, all or nothing.
+
+    A new file gets the mode the umask gives (0644 under umask 022); a replaced file keeps its
+    mode. Temporaries that a killed mlpcli left for this path are removed first.
+    """
+    _remove_stale_temporaries(path)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "wb") as file:
+            if mode is not None:
+                os.fchmod(file.fileno(), mode)
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
@@ -55,3 +64,22 @@ def write_atomic(path: Path, data: bytes) -> None:
             kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
             raise kind(f"{path}: cannot write: {reason}") from None
         raise
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete `.NAME.PID.*.tmp` beside `path` whose process is gone (killed with -9)."""
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = temporary.name.removeprefix(f".{path.name}.").split(".", 1)[0]
+        if pid.isdecimal() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
