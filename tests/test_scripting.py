@@ -135,6 +135,17 @@ def test_bad_expectation_is_a_usage_error_before_running(value: str, message: st
     assert message in err
 
 
+def test_expect_a_json_file_of_another_network_is_refused(tmp_path: Path) -> None:
+    golden = tmp_path / "golden.json"
+    assert invoke("run", TWO_LAYER, "-o", str(golden), "-q")[0] == 0
+    code, out, err = invoke("run", "--expect", str(golden))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mlpcli: error: {golden} holds the output of network 'two_layer', not of 'default'; "
+        "check the network against its own golden file\n"
+    )
+
+
 def test_expected_nan_matches_nan() -> None:
     # float16 overflows to inf in h1, and inf - inf in the next layer is NaN
     args = ["layers=[1, 1, 1]", "dtype=float16", "activation=identity", "bias=false"]
@@ -307,6 +318,24 @@ def test_multirun_is_the_cartesian_product() -> None:
     ]
     single = json.loads(invoke("run", "seed=2", "activation=tanh", "-f", "json")[1])
     assert runs[3]["output"] == single["output"]
+
+
+@pytest.mark.parametrize(
+    ("args", "labels", "seeds"),
+    [
+        (["-m", "seed=1,2", "seed=3"], [["seed=3"]], [3]),
+        (["-m", "seed=3", "seed=1,2"], [["seed=1"], ["seed=2"]], [1, 2]),
+        (["seed=1", "batch=2", "seed=3"], [["batch=2", "seed=3"]], [3]),
+    ],
+)
+def test_a_key_given_twice_the_last_wins_labels_included(
+    args: list[str], labels: list[list[str]], seeds: list[int]
+) -> None:
+    code, out, _ = invoke("run", *args, "-f", "json")
+    assert code == 0
+    runs = [json.loads(line) for line in out.splitlines()]
+    assert [r["overrides"] for r in runs] == labels
+    assert [r["config"]["seed"] for r in runs] == seeds
 
 
 def test_multirun_keeps_brackets_together_and_shows_one_table() -> None:

@@ -22,17 +22,23 @@ FILE_SUFFIXES = (".json", ".csv")
 
 @dataclass(frozen=True)
 class Expectation:
-    """Expected outputs: one matrix for every network, or one per network name (a JSON file)."""
+    """Expected outputs: one matrix for every network (YAML values, a CSV file), or one per
+    network name (a JSON file, which names each network it holds)."""
 
     source: str
     values: Array | None = None
     by_name: dict[str, Array] | None = None
 
     def for_network(self, name: str) -> Array:
-        """The expected output of network `name`."""
+        """The expected output of network `name`; UsageError when the file names others only."""
         if self.values is not None:
             return self.values
         assert self.by_name is not None
+        if name not in self.by_name and len(self.by_name) == 1:
+            raise UsageError(
+                f"{self.source} holds the output of network {next(iter(self.by_name))!r}, "
+                f"not of {name!r}; check the network against its own golden file"
+            )
         if name not in self.by_name:
             known = ", ".join(self.by_name)
             raise UsageError(
@@ -105,8 +111,6 @@ def _read_file(path: Path) -> Expectation:
         outputs[name] = _matrix(record["output"], f"{source}:{number}: output")
     if not outputs:
         raise UsageError(f"{source}: holds no results")
-    if len(outputs) == 1:
-        return Expectation(source, values=next(iter(outputs.values())))
     return Expectation(source, by_name=outputs)
 
 

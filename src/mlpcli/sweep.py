@@ -34,6 +34,16 @@ def split_values(value: str) -> list[str]:
     return values
 
 
+def last_of_each_key(overrides: Sequence[str]) -> list[str]:
+    """The overrides, a key given twice kept only where it was given last: the one that wins."""
+    last = {override.partition("=")[0]: index for index, override in enumerate(overrides)}
+    return [
+        override
+        for index, override in enumerate(overrides)
+        if last[override.partition("=")[0]] == index
+    ]
+
+
 def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
     """Every combination of the overrides' values, the last override varying fastest."""
     choices = []

@@ -89,7 +89,11 @@ def run(
 
 
 def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
-    """Every config to run, read and checked before the first one runs."""
+    """Every config to run, read and checked before the first one runs.
+
+    A key given twice: the last one wins, in the config and in the run's label alike.
+    """
+    overrides = sweep.last_of_each_key(overrides)
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     return [(load(path, combo), combo) for path in paths for combo in combinations]
 
