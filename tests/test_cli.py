@@ -214,3 +214,58 @@ def test_markup_in_names_and_overrides_prints_literally() -> None:
     assert out.count("[bold]n[/]") == 4  # the name column and the overrides column, twice
     code, out, _ = invoke("run", "name='[red]x'", env={"COLUMNS": "200"})
     assert out.startswith("[red]x  seed 7")
+
+
+def test_short_version_and_quiet() -> None:
+    assert invoke("-V")[:2] == invoke("--version")[:2]
+    code, out, err = invoke("run", "--quiet", "--expect", "0.3170831501483917")
+    assert (code, out) == (0, "")
+    assert err == "mlpcli: note: every output matches --expect 0.3170831501483917\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "schema"),
+    [
+        (["validate", TWO_LAYER], "mlpcli.validate/1"),
+        (["config", "show", TWO_LAYER], "mlpcli.config/1"),
+    ],
+)
+def test_every_command_that_prints_results_takes_format_json(args: list[str], schema: str) -> None:
+    for spelling in ("--format", "-f"):
+        code, out, _ = invoke(*args, spelling, "json")
+        assert code == 0
+        assert json.loads(out)["schema"] == schema
+
+
+def test_validate_json_has_path_ok_error_and_location(write_config: Callable[..., Path]) -> None:
+    bad = write_config("layers: [3, 0]\n")
+    code, out, _ = invoke(
+        "validate", TWO_LAYER, str(bad), str(bad.parent / "missing.yaml"), "-f", "json"
+    )
+    assert code == 2
+    good, invalid, missing = map(json.loads, out.splitlines())
+    assert (good["ok"], good["name"], good["error"]) == (True, "two_layer", None)
+    assert invalid == {
+        "schema": "mlpcli.validate/1", "path": str(bad), "ok": False, "name": None,
+        "error": "layers[1]: must be >= 1, got 0", "location": f"{bad}:1:13",
+    }  # fmt: skip
+    assert (missing["ok"], missing["error"], missing["location"]) == (False, "no such file", None)
+
+
+FAST = {"compare": ["--devices", "cpu,cpu"], "bench": ["-n", "1", "--warmup", "0"]}
+
+
+@pytest.mark.parametrize("command", ["run", "shapes", "bench", "compare", "env"])
+def test_field_help_names_keys_the_command_has(command: str) -> None:
+    code, out, _ = invoke(command, "--help")
+    assert code == 0
+    text = " ".join(out.split())  # Click wraps and names the metavar as it likes
+    examples = re.search(
+        r"--field \S+ Print one value of the JSON result instead \(([^)]*)\)", text
+    )
+    assert examples is not None, out
+    record = json.loads(invoke(command, "-f", "json", *FAST.get(command, []))[1])
+    for key in examples[1].split(", "):
+        current = record
+        for part in key.split("."):
+            current = current[int(part)] if isinstance(current, list) else current[part]
