@@ -96,12 +96,37 @@ BAD_CONFIG_FILES = [
     Case(
         "fields and values",
         "layers: [3, 2]\nbias: yes\n",
-        r":2:7: bias: expected true or false, got 'yes', which YAML 1.1",
+        r":2:7: bias: expected true or false, got 'yes'; write true$",
     ),
     Case(
         "fields and values",
         'layers: [3, 2]\nbias: "true"\n',
         r":2:7: bias: expected true or false, got string 'true'",
+    ),
+    Case(
+        "fields and values",
+        "layers: [3, 2]\nbias: off\n",
+        r":2:7: bias: expected true or false, got 'off'; write false$",
+    ),
+    Case(
+        "fields and values",
+        "layers: [3, 2, 1]\nactivation: Relu\n",
+        r":2:13: activation: unknown activation 'Relu' \(did you mean 'relu'\?\)",
+    ),
+    Case(
+        "fields and values",
+        "layers: [3 2 1]\n",
+        r":1:10: layers: read '3 2 1' as one string: separate the sizes with commas, \[3, 2, 1\]$",
+    ),
+    Case(
+        "fields and values",
+        "# a config\n# with only comments\n",
+        r": holds no keys, only comments; a config needs at least `layers`$",
+    ),
+    Case(
+        "YAML and encoding",
+        "layers: [3, 2]\n\tseed: 1\n",
+        r":2:1: invalid YAML: found character '\\t' that cannot start any token; indent with spaces",
     ),
     Case("fields and values", "layers: [3, 2]\nbatch: 0\n", r":2:8: batch: must be >= 1, got 0"),
     Case("fields and values", "layers: [3, 2]\nchunk: 0\n", r":2:8: chunk: must be >= 1, got 0"),

@@ -64,7 +64,11 @@ FAULTS = [
     Fault("command line", ["config", "shw"], 2, r"No such command 'shw'\. Did you mean 'show'\? \(see 'mlpcli config --help'\)"),
     Fault("command line", ["run", "-f", "xml"], 2, r"Invalid value for '--format'"),
     Fault("command line", ["run", "--atol", "-1"], 2, r"Invalid value for '--atol'"),
-    Fault("command line", ["shapes", "-f", "xml"], 2, r"Invalid value for '--format'"),
+    Fault("command line", ["shapes", "-f", "xml"], 2, r"^Invalid value for '--format' / '-f': (?!.*env var).*'xml'"),
+    Fault("command line", ["run", "seed=1,2", "-o", "{out}"], 2, r"^override 'seed=1,2': seed: expected an integer, got string '1,2' \(to sweep several values, use -m\)$"),
+    Fault("command line", ["run", str(ROOT / "configs" / "large_bf16.yaml"), "layers=[64,64]", "-o", "{out}"], 2, r"^override 'layers=\[64,64\]': layers has 1 weight layers, but activation lists 4 names \(.*large_bf16\.yaml:8:13\); override activation too"),
+    Fault("command line", ["run", "seed", "-o", "{out}"], 2, r"^seed: no such file \(seed is a config key: to set it, write seed=VALUE\)$"),
+    Fault("command line", ["--install-completion", "zsh"], 2, r"^--install-completion takes no shell name: it is for the shell it runs in; to set up zsh"),
     Fault("command line", ["validate"], 2, r"Missing argument 'CONFIG\.\.\.'"),
     Fault("command line", ["run", "seed=x", "-o", "{out}"], 2, r"^override 'seed=x': seed: expected an integer"),
     Fault("command line", ["run", "layer=[3]", "-o", "{out}"], 2, r"^override 'layer=\[3\]': unknown key 'layer' \(did you mean 'layers'\?\)"),
@@ -103,6 +107,8 @@ FAULTS = [
 NO_CUDA_FAULTS = [
     Fault("machine", ["run", "device=cuda", "-o", "{out}"], 3, r"device: cuda is not available here: torch .* was built without CUDA"),
     Fault("machine", ["bench", "--cuda-graph", "device=auto"], 3, r"^--cuda-graph needs a CUDA device; this config runs on cpu$"),
+    Fault("machine", ["compare"], 3, r"^compare's default devices cpu,cuda \(--devices chooses others\): device: cuda is not available here"),
+    Fault("machine", ["compare", "--devices", "cpu,cuda"], 3, r"^--devices: device: cuda is not available here"),
 ]  # fmt: skip
 if NO_CUDA:
     FAULTS.extend(NO_CUDA_FAULTS)

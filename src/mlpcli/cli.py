@@ -56,6 +56,12 @@ def _main(
 def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
+    if len(args) > 1 and args[0] in ("--install-completion", "--show-completion"):
+        _error(
+            f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
+            f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
+        )
+        return int(ExitCode.USAGE)
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit

@@ -92,7 +92,7 @@ def load(
         source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
     else:
         source, text, stem = str(path), read_text(path), path.stem
-    entries = _entries(_compose(text, source), source)
+    entries = _entries(_compose(text, source), source, text)
     if env_device:
         entries["device"] = _string_entry(env_device, f"environment {ENV_DEVICE}={env_device}")
     entries.update(parse_overrides(overrides))
@@ -101,7 +101,7 @@ def load(
 
 def parse_device(text: str, source: str) -> Device:
     """A device name (`cpu`, `cuda`, `cuda:N`, `auto`) given outside a config file."""
-    return _device(_string_entry(text, source), SPECS["device"], {})
+    return _device(_string_entry(text, source), SPECS["device"], _Parsed({}, {}))
 
 
 def to_yaml(config: Config) -> str:
@@ -126,7 +126,12 @@ def read_text(path: Path) -> str:
         with path.open("rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        hint = (
+            f" ({path} is a config key: to set it, write {path}=VALUE)"
+            if str(path) in KNOWN_KEYS
+            else ""
+        )
+        raise UsageError(f"{path}: no such file{hint}") from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
     if len(data) > MAX_FILE_BYTES:
@@ -188,7 +193,10 @@ def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | Non
                 depth -= 1
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
-        raise fail(error.problem_mark, f"invalid YAML: {error.problem}") from None
+        problem = str(error.problem)
+        if "'\\t'" in problem:  # PyYAML names the tab as '\t'
+            problem += "; indent with spaces, YAML does not allow tabs there"
+        raise fail(error.problem_mark, f"invalid YAML: {problem}") from None
     except yaml.reader.ReaderError as error:  # a character YAML does not allow
         line = text.count("\n", 0, error.position)
         column = error.position - (text.rfind("\n", 0, error.position) + 1)
@@ -198,10 +206,11 @@ def _compose(text: str, source: str, *, in_file: bool = True) -> yaml.Node | Non
         ) from None
 
 
-def _entries(root: yaml.Node | None, source: str) -> dict[str, _Entry]:
+def _entries(root: yaml.Node | None, source: str, text: str) -> dict[str, _Entry]:
     """The top-level mapping's fields; unknown and duplicate keys are errors."""
     if root is None:
-        raise ConfigError(Location(source), None, "empty file; a config needs at least `layers`")
+        what = "holds no keys, only comments" if text.strip() else "empty file"
+        raise ConfigError(Location(source), None, f"{what}; a config needs at least `layers`")
     in_file = _Entry(root, source, in_file=True)
     if not isinstance(root, yaml.MappingNode) or root.tag != _TAG + "map":
         raise ConfigError(
@@ -236,6 +245,8 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     alias = _ALIASES.get(word.lower())
     if alias is not None and alias not in choices:  # gpu -> cuda -> device, for rng
         alias = _ALIASES.get(alias)
+    if word.lower() in choices:  # names are lower case: `Relu` means relu, not elu
+        alias = word.lower()
     close = [alias] if alias in choices else difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -270,7 +281,7 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
     for spec in FIELDS:  # `layers` comes before `activation`, which needs its length
         entry = entries.get(spec.name)
         if entry is not None:
-            values[spec.attribute] = _PARSERS[spec.kind](entry, spec, values)
+            values[spec.attribute] = _PARSERS[spec.kind](entry, spec, _Parsed(values, entries))
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:
@@ -294,6 +305,8 @@ def _integer(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> int:
     low, high = spec.minimum or 0, spec.maximum or 0
     if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
         message = f"expected an integer, got {_kind(node)}{_integer_hint(node)}"
+        if not entry.in_file and isinstance(node, yaml.ScalarNode) and "," in node.value:
+            message += " (to sweep several values, use -m)"
         raise ConfigError(entry.at(node), path, message)
     text = str(node.value)
     if not _DECIMAL.fullmatch(text):
@@ -341,35 +354,55 @@ def _integer_hint(node: yaml.Node) -> str:
     return f"; write {int(number)}"
 
 
-def _whole_number(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> int:
+@dataclass(frozen=True)
+class _Parsed:
+    """What a field's parser may look at: the fields parsed so far, and every field's entry."""
+
+    values: Mapping[str, object]
+    entries: Mapping[str, _Entry]
+
+
+def _whole_number(entry: _Entry, spec: FieldSpec, _: _Parsed) -> int:
     return _integer(entry, entry.node, spec.name, spec)
 
 
-def _whole_number_or_null(
-    entry: _Entry, spec: FieldSpec, values: Mapping[str, object]
-) -> int | None:
+def _whole_number_or_null(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> int | None:
     if isinstance(entry.node, yaml.ScalarNode) and entry.node.tag == _TAG + "null":
         return None
-    return _whole_number(entry, spec, values)
+    return _whole_number(entry, spec, parsed)
 
 
-def _sizes(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> tuple[int, ...]:
+def _sizes(entry: _Entry, spec: FieldSpec, _: _Parsed) -> tuple[int, ...]:
     nodes = _sequence(entry, spec.name)
+    for node in nodes:
+        if isinstance(node, yaml.ScalarNode) and re.fullmatch(
+            r"[-+0-9]+(\s+[-+0-9]+)+", node.value
+        ):
+            sizes = ", ".join(node.value.split())
+            message = (
+                f"read {_quote(node.value)} as one string: separate the sizes with commas, "
+                f"[{sizes}]"
+            )
+            raise ConfigError(entry.at(node), spec.name, message)
     if not 2 <= len(nodes) <= MAX_LAYERS:
         message = f"needs 2 to {MAX_LAYERS} sizes (input, ..., output), got {len(nodes)}"
         raise ConfigError(entry.at(entry.node), spec.name, message)
     return tuple(_integer(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
 
 
-def _boolean(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> bool:
+def _boolean(entry: _Entry, spec: FieldSpec, _: _Parsed) -> bool:
     node = entry.node
-    plain = isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool"
-    if plain and node.value.lower() in ("true", "false"):
+    boolean = isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "bool"
+    if boolean and node.value.lower() in ("true", "false"):
         return bool(node.value.lower() == "true")
+    if boolean:  # yes, no, on, off: YAML 1.1 spellings
+        meant = "true" if node.value.lower() in ("yes", "y", "on") else "false"
+        message = f"expected true or false, got {_quote(node.value)}; write {meant}"
+        raise ConfigError(entry.at(node), spec.name, message)
     raise ConfigError(entry.at(node), spec.name, f"expected true or false, got {_kind(node)}")
 
 
-def _name(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> str:
+def _name(entry: _Entry, spec: FieldSpec, _: _Parsed) -> str:
     name = _scalar(entry, entry.node, spec.name, "a string")
     if not name.strip() or not name.isprintable() or len(name) > 200:
         raise ConfigError(
@@ -385,7 +418,7 @@ def _sequence(entry: _Entry, path: str) -> list[yaml.Node]:
     return list(node.value)
 
 
-def _device(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> Device:
+def _device(entry: _Entry, spec: FieldSpec, _: _Parsed) -> Device:
     expected = "cpu, cuda, cuda:N or auto"
     text = _scalar(entry, entry.node, spec.name, expected)
     device = Device.parse(text)
@@ -397,7 +430,7 @@ def _device(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> Device:
     return device
 
 
-def _choice(entry: _Entry, spec: FieldSpec, _: Mapping[str, object]) -> StrEnum:
+def _choice(entry: _Entry, spec: FieldSpec, _: _Parsed) -> StrEnum:
     return _member(entry, entry.node, spec.name, spec)
 
 
@@ -413,15 +446,21 @@ def _member(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> StrEn
     return spec.choices(text)
 
 
-def _activations(
-    entry: _Entry, spec: FieldSpec, values: Mapping[str, object]
-) -> StrEnum | tuple[StrEnum, ...]:
+def _activations(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> StrEnum | tuple[StrEnum, ...]:
     """One name for every layer, or a list with one name per weight layer."""
     if not isinstance(entry.node, yaml.SequenceNode):
-        return _choice(entry, spec, values)
-    weight_layers = len(values["layers"]) - 1  # type: ignore[arg-type]
+        return _choice(entry, spec, parsed)
+    weight_layers = len(parsed.values["layers"]) - 1  # type: ignore[arg-type]
     nodes = _sequence(entry, spec.name)
     if len(nodes) != weight_layers:
+        layers = parsed.entries["layers"]
+        if entry.in_file and not layers.in_file:  # the override changed layers: name it
+            message = (
+                f"layers has {weight_layers} weight layers, but activation lists {len(nodes)} "
+                f"names ({entry.at(entry.node)}); override activation too, with one name for "
+                "every layer (activation=relu) or one per weight layer"
+            )
+            raise ConfigError(Location(layers.source), None, message)
         message = (
             f"lists {len(nodes)} names, but layers has {weight_layers} weight layers; "
             "give one name per weight layer, or a single name for all"
@@ -430,7 +469,7 @@ def _activations(
     return tuple(_member(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
 
 
-_Parser = Callable[[_Entry, FieldSpec, Mapping[str, object]], object]
+_Parser = Callable[[_Entry, FieldSpec, _Parsed], object]
 _PARSERS: dict[Kind, _Parser] = {
     Kind.NAME: _name,
     Kind.INTEGER: _whole_number,

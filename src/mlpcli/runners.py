@@ -109,13 +109,17 @@ def bench(
     return BenchResult(config, str(device), build_ms, tuple(times), peak, flops, cuda_graph)
 
 
-def compare(config: Config, specs: Sequence[Device], tolerance: Tolerance) -> CompareResult:
+def compare(
+    config: Config, specs: Sequence[Device], tolerance: Tolerance, source: str = "--devices"
+) -> CompareResult:
     """Run `config` on each device; every tensor against the first device's, at its scale.
+
+    `source` says where the devices were named, for the error when one is missing.
 
     The whole batch runs at once (`chunk` does not apply), so that every activation is whole.
     """
     config = dataclasses.replace(config, chunk=None)
-    placed = [devices.prepare(config.on_device(spec, "--devices")) for spec in specs]
+    placed = [devices.prepare(config.on_device(spec, source)) for spec in specs]
     reference, *others = (_all_tensors(config, device) for device in placed)
     diffs = [
         TensorDiff(

@@ -22,6 +22,7 @@ from mlpcli.config import Rng
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.output import Format, Layout, Output
 
+DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
 LAYOUT = Layout(
     records.compare_record,
     records.compare_rows,
@@ -32,14 +33,15 @@ LAYOUT = Layout(
 def compare(
     arguments: Arguments = None,
     device_list: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--devices",
             "-d",
             metavar="DEVICE,DEVICE...",
-            help="Two or more; the first is the reference.",
+            help="Two or more; the first is the reference. [default: cpu,cuda]",
+            show_default=False,
         ),
-    ] = "cpu,cuda",
+    ] = None,
     atol: AtolOption = None,
     rtol: RtolOption = None,
     output_format: FormatOption = Format.TABLE,
@@ -49,7 +51,11 @@ def compare(
 ) -> None:
     """Run one network on several devices; exit 1 when a tensor differs beyond tolerance."""
     path, overrides = split_one(arguments, "compare")
-    specs = [loader.parse_device(d.strip(), "--devices") for d in device_list.split(",")]
+    source = "--devices"
+    if device_list is None:  # name the option only when the user typed it
+        source = f"compare's default devices {DEFAULT} (--devices chooses others)"
+        device_list = DEFAULT
+    specs = [loader.parse_device(d.strip(), source) for d in device_list.split(",")]
     if len(specs) < 2:
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
     config = load(path, overrides)
@@ -64,7 +70,7 @@ def compare(
     from mlpcli import runners  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for
 
-    result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol))
+    result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
     out.emit(LAYOUT, [result])
     if result.beyond:
         worst = max(result.beyond, key=lambda diff: diff.difference.max_abs)
