@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA checks in one command, for a machine with an NVIDIA GPU; a few minutes on an H200.
-# Runs from source (PYTHONPATH=src, added to any PYTHONPATH given) with the machine's own Python,
-# torch and pytest:
+# Runs from source (PYTHONPATH=src, added to any PYTHONPATH given) with .venv/bin/python when the
+# quick start made one, else the machine's own python3 with its torch and pytest:
 #   bash scripts/gpu-check.sh                 # on the GPU machine
 #   PYTHON=.venv/bin/python DEVICE=cpu OVERRIDES=batch=2 BENCH_ARGS="--quick --no-startup" \
 #     bash scripts/gpu-check.sh   # a dry run here
@@ -14,7 +14,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PYTHON=${PYTHON:-python3}
+# The quick start's environment when there is one (torch, typer, rich, pyyaml), else python3.
+if [ -x .venv/bin/python ]; then PYTHON=${PYTHON:-.venv/bin/python}; else PYTHON=${PYTHON:-python3}; fi
 DEVICE=${DEVICE:-cuda}
 failed=()
 
@@ -38,14 +39,20 @@ run_summarised() {
 }
 
 step "$PYTHON" -c '
-import sys, click, torch, typer
-print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| typer", typer.__version__,
-      "| click", click.__version__)
+import sys, torch, typer
+print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| typer", typer.__version__)
 if sys.argv[1] != "cpu":
     assert torch.cuda.is_available(), "no CUDA device visible: this script is for a GPU machine"
     print("GPU:", torch.cuda.get_device_name(0))
 ' "$DEVICE"
-step "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
+cuda_tests() {
+  if ! "$PYTHON" -m pytest --version >/dev/null 2>&1; then
+    echo "no pytest beside $PYTHON: install the dev tools (the README's test command) for the CUDA tests"
+    return 1
+  fi
+  "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py
+}
+step cuda_tests
 for config in configs/*.yaml; do
   step run_summarised "$config"
 done

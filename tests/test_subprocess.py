@@ -155,3 +155,27 @@ def test_shell_completion_completes_commands_and_options(
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert printed in done.stdout
+
+
+def test_readme_error_example_runs_as_written(tmp_path: Path, mlpcli_script: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ printf", 1)[1].split("\n$ mlpcli run layer", 1)[0]
+    lines = ("$ printf" + block).splitlines()
+    commands = [line[2:] for line in lines if line.startswith("$ ")]
+    expected = [line for line in lines if not line.startswith("$ ")]
+    path = f"{Path(mlpcli_script).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", "\n".join(commands)], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PATH": path}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).splitlines() == expected
+
+
+@pytest.mark.parametrize("args", [["--help"], ["shapes"], ["run"], ["config", "--help"]])
+def test_no_deprecation_warnings_from_the_framework(mlpcli_script: str, args: list[str]) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning"}
+    done = subprocess.run(
+        [mlpcli_script, *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
