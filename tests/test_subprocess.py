@@ -179,3 +179,29 @@ def test_no_deprecation_warnings_from_the_framework(mlpcli_script: str, args: li
         [mlpcli_script, *args], capture_output=True, text=True, env=env, timeout=60
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "columns"),
+    [(["layers=[3,40]"], 120), ([str(CONFIGS / "deep_relu.yaml"), "device=cpu"], 80)],
+)
+def test_full_shows_every_value_whole(mlpcli_script: str, args: list[str], columns: int) -> None:
+    env = {**os.environ, "COLUMNS": str(columns)}
+    table = subprocess.run(
+        [mlpcli_script, "run", *args, "--full"], capture_output=True, text=True, env=env, timeout=60
+    ).stdout
+    output = json.loads(
+        subprocess.run(
+            [mlpcli_script, "run", *args, "-f", "json"], capture_output=True, text=True
+        ).stdout
+    )["output"]
+    assert all(len(line) <= columns for line in table.splitlines())
+    body = table.split("output (", 1)[1]
+    cells = [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in body.splitlines()
+        if line.startswith("│")
+    ]
+    assert all(cell for row in cells for cell in row), "an empty or split cell"
+    shown = [float(cell) for row in cells for cell in row[1:]]
+    assert sorted(shown) == sorted(float(f"{v:.4f}") for row in output for v in row)

@@ -92,24 +92,35 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     return Group(header, tensors, output), cut
 
 
-def _output_table(result: RunResult, *, full: bool, width: int) -> tuple[Table, str | None]:
-    """Rows and columns of the output; when not `full`, head and tail that fit `width`."""
+def _output_table(
+    result: RunResult, *, full: bool, width: int
+) -> tuple[RenderableType, str | None]:
+    """Rows and columns of the output, every value whole.
+
+    When not `full`: the head and tail rows and as many columns as fit `width`. When `full`:
+    every value, the columns in as many blocks, one under the other, as `width` needs.
+    """
     rows, columns = result.output.shape
     row_index = _shown(rows, rows if full else HEAD_ROWS)
     values = {r: result.output[r].tolist() for r in row_index if r is not None}
     spec = _number_spec([v for row in values.values() for v in row])
     cell = max([len(format(v, spec)) for row in values.values() for v in row] + [len(str(columns))])
-    # As many columns as fit beside the row labels; each takes 3 characters of padding and rule.
-    fit = (width - 1 - max(3, len(str(rows))) - 3) // (cell + 3)
-    column_index = _shown(columns, columns if full or fit >= columns else max(1, (fit - 1) // 2))
-    table = Table(title=f"output {shape_text((rows, columns))}", title_justify="left")
-    table.add_column("row", justify="right", style="dim", no_wrap=True)
-    for j in column_index:
-        table.add_column("…" if j is None else str(j), justify="right", overflow="fold")
-    for r in row_index:
-        row = values.get(r) if r is not None else None
-        cells = ("…" if row is None or j is None else format(row[j], spec) for j in column_index)
-        table.add_row("…" if r is None else str(r), *cells)
+    label = max(3, len(str(rows)))
+    # Columns beside the row labels; each takes its cell and 3 characters of padding and rule.
+    fit = max(1, (width - 1 - (label + 3)) // (cell + 3))
+    title = f"output {shape_text((rows, columns))}"
+    if full:
+        blocks = [list(range(start, min(start + fit, columns))) for start in range(0, columns, fit)]
+        tables = [
+            _values_table(
+                title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
+                values, row_index, list(block), spec,
+            )
+            for block in blocks
+        ]  # fmt: skip
+        return stacked(tables), None
+    column_index = _shown(columns, columns if fit >= columns else max(1, (fit - 1) // 2))
+    table = _values_table(title, values, row_index, column_index, spec)
     if len(row_index) == rows and len(column_index) == columns:
         return table, None
     shown_rows = sum(r is not None for r in row_index)
@@ -118,6 +129,25 @@ def _output_table(result: RunResult, *, full: bool, width: int) -> tuple[Table, 
         f"showing {shown_rows} of {rows} rows, {shown_columns} of {columns} columns "
         "(--full: all; --format json or csv: every value)"
     )
+
+
+def _values_table(
+    title: str,
+    values: dict[int, list[float]],
+    row_index: Sequence[int | None],
+    column_index: Sequence[int | None],
+    spec: str,
+) -> Table:
+    """One table of output values; None in an index is an ellipsis row or column."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("row", justify="right", style="dim", no_wrap=True)
+    for j in column_index:
+        table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
+    for r in row_index:
+        row = values.get(r) if r is not None else None
+        cells = ("…" if row is None or j is None else format(row[j], spec) for j in column_index)
+        table.add_row("…" if r is None else str(r), *cells)
+    return table
 
 
 def _shown(count: int, side: int) -> list[int | None]:
