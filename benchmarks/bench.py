@@ -278,6 +278,7 @@ TYPER_FLOOR_SCRIPT = (
     "app()\n"
 )
 STARTUP_OVER_FLOOR_S = 0.1
+DEEP_LAYERS = "layers=[" + ",".join(str(64 + i % 7) for i in range(1025)) + "]"  # no two alike
 
 
 def walls(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
@@ -322,6 +323,7 @@ def startup_ladder(quick: bool, targets: list[Target]) -> None:
                 "configs/two_layer.yaml",
             ],
             "mlpcli run": [*mlpcli, "run"],
+            "mlpcli shapes, 1024 layers": [*mlpcli, "shapes", DEEP_LAYERS],
         },
         repeat,
     )
@@ -343,6 +345,8 @@ def startup_ladder(quick: bool, targets: list[Target]) -> None:
                 over <= STARTUP_OVER_FLOOR_S,
             )
         )
+    deep = seconds["mlpcli shapes, 1024 layers"]
+    targets.append(Target("mlpcli shapes, 1024 layers: <= 0.5 s", f"{deep:.3f} s", deep <= 0.5))
     ratio = seconds["mlpcli run"] / bare
     targets.append(
         Target("mlpcli run: <= 1.1x the bare notebook script", f"{ratio:.3f}x", ratio <= 1.1)

@@ -37,7 +37,9 @@ def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> N
 @pytest.mark.parametrize("config", ["two_layer", "large_bf16"])
 def test_shapes_table(config: str, overwrite_golden: bool) -> None:
     report = shapes(load(CONFIGS / f"{config}.yaml"))
-    check(f"shapes_{config}", rendered(render.shapes_table(report), WIDTH), overwrite_golden)
+    check(
+        f"shapes_{config}", rendered(render.shapes_table(report, WIDTH)[0], WIDTH), overwrite_golden
+    )
 
 
 def test_top_level_help(overwrite_golden: bool) -> None:
@@ -48,5 +50,5 @@ def test_top_level_help(overwrite_golden: bool) -> None:
 
 def test_markup_in_a_name_prints_literally() -> None:
     config = load(None, ["name='[red]x[/]'"])
-    text = rendered(render.shapes_table(shapes(config)))
+    text = rendered(render.shapes_table(shapes(config), 100)[0])
     assert text.startswith("[red]x[/]  layers 3 → 2 → 1")

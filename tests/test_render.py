@@ -69,5 +69,5 @@ def test_csv_is_full_precision() -> None:
 
 def test_table_switches_to_scientific_for_tiny_values() -> None:
     table, cut = render.run_table(result_with(np.array([[1e-6, 2e-7]])), full=False, width=80)
-    assert cut is None
+    assert not cut
     assert "1.0000e-06" in rendered(table)

@@ -205,3 +205,35 @@ def test_full_shows_every_value_whole(mlpcli_script: str, args: list[str], colum
     assert all(cell for row in cells for cell in row), "an empty or split cell"
     shown = [float(cell) for row in cells for cell in row[1:]]
     assert sorted(shown) == sorted(float(f"{v:.4f}") for row in output for v in row)
+
+
+def test_shapes_never_cuts_a_number_and_says_what_it_left_out(mlpcli_script: str) -> None:
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [mlpcli_script, "shapes", "layers=[100000,100000,10]"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert all(len(line) <= 80 for line in done.stdout.splitlines())
+    assert "…" not in done.stdout
+    for text in ("100000 → 100000", "100000×100000", "10.00 G", "20.00 G", "1×100000"):
+        assert text in done.stdout
+    assert " # " in done.stdout  # the layer numbers stay
+    assert done.stderr == (
+        "mlpcli: note: left out the layers table's columns output to fit 80 columns "
+        "(a wider COLUMNS, or --format json or csv: everything)\n"
+    )
+
+
+def test_shapes_of_1024_layers_shows_the_ends_and_says_so(mlpcli_script: str) -> None:
+    sizes = ",".join(str(64 + i % 7) for i in range(1025))
+    done = subprocess.run(
+        [mlpcli_script, "shapes", f"layers=[{sizes}]"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert " 1024 " in done.stdout
+    assert "h1023" in done.stdout
+    assert done.stderr == (
+        "mlpcli: note: showing 20 of 1024 rows of layers (--format json: every one)\n"
+        "mlpcli: note: showing 20 of 3073 rows of tensors (--format json: every one)\n"
+    )

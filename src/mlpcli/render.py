@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
         BenchResult,
         CompareResult,
         EnvResult,
+        LayerShape,
         RunResult,
         ShapesResult,
         ValidateResult,
     )
 
 HEAD_ROWS = 5  # output rows shown from each end when the table is cut
+TABLE_ROWS = 10  # rows of a layers or tensors table shown from each end when it is cut
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
 
 
@@ -73,10 +76,10 @@ def run_tables(
     return stacked(views), [cut for cut in cuts if cut]
 
 
-def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableType, str | None]:
+def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableType, str]:
     """The header, tensors table and output table for a console `width` wide.
 
-    Returns the note to show when the output table was cut to fit.
+    Returns the note to show when a table was cut to fit (empty when none was).
     """
     config = result.config
     header = Text.assemble(
@@ -86,10 +89,17 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     tensors = Table(title="tensors", title_justify="left")
     for column in ("name", "shape", "dtype", "device"):
         tensors.add_column(column)
-    for tensor in result.tensors:
-        tensors.add_row(tensor.name, shape_text(tensor.shape), tensor.dtype, tensor.device)
+    rows, tensors_cut = _cut(
+        [
+            (_names(first.name, last.name), shape_text(first.shape), first.dtype, first.device)
+            for first, last in _runs(result.tensors, lambda t: (_family(t.name), t.shape))
+        ],
+        "tensors",
+    )
+    for row in rows:
+        tensors.add_row(*row)
     output, cut = _output_table(result, full=full, width=width)
-    return Group(header, tensors, output), cut
+    return Group(header, tensors, output), "; ".join(note for note in (tensors_cut, cut) if note)
 
 
 def _output_table(
@@ -167,27 +177,29 @@ def _number_spec(values: Sequence[float]) -> str:
 # --- shapes ----------------------------------------------------------------------------------
 
 
-def shapes_table(report: ShapesResult) -> RenderableType:
-    """Header, one row per layer, totals, and the tensors list."""
+def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list[str]]:
+    """Header, the layers (runs of equal layers as one row), totals, and the tensors list.
+
+    Columns of the layers table that do not fit `width` are left out whole, never cut, in the
+    order of DROPPABLE; a note names them.
+    """
     config = report.config
     header = Text.assemble(
         (config.name, "bold"),
         f"  layers {_arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
     )
-    layers = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    for column, justify in LAYER_COLUMNS:
-        layers.add_column(column, justify=justify, no_wrap=True)
-    for layer in report.layers:
-        layers.add_row(
-            str(layer.index),
-            f"{layer.n_in} → {layer.n_out}",
-            _compact(layer.weight),
-            "-" if layer.bias is None else _compact(layer.bias),
-            _compact(layer.output),
-            layer.activation.value,
-            count_text(layer.params),
-            count_text(layer.flops),
-        )
+    runs = _runs(
+        report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
+    )
+    rows, layers_cut = _cut([_layer_row(*run) for run in runs], "layers")
+    columns = [name for name, _ in LAYER_COLUMNS]
+    layers = _layers_table(columns, rows)
+    dropped = []
+    for name in DROPPABLE:
+        if _natural_width(layers) <= width:
+            break
+        dropped.append(name)
+        layers = _layers_table([c for c in columns if c not in dropped], rows)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
@@ -202,9 +214,95 @@ def shapes_table(report: ShapesResult) -> RenderableType:
     tensors = Table(title="tensors", title_justify="left")
     tensors.add_column("name")
     tensors.add_column("shape")
-    for tensor in report.tensors:
-        tensors.add_row(tensor.name, shape_text(tensor.shape))
-    return Group(header, layers, totals, tensors)
+    tensor_rows, tensors_cut = _cut(
+        [
+            (_names(first.name, last.name), shape_text(first.shape))
+            for first, last in _runs(report.tensors, lambda t: (_family(t.name), t.shape))
+        ],
+        "tensors",
+    )
+    for row in tensor_rows:
+        tensors.add_row(*row)
+    notes = [cut for cut in (layers_cut, tensors_cut) if cut]
+    if dropped:
+        notes.append(
+            f"left out the layers table's columns {', '.join(dropped)} to fit {width} columns "
+            "(a wider COLUMNS, or --format json or csv: everything)"
+        )
+    return Group(header, layers, totals, tensors), notes
+
+
+def _cut(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
+    """A long table's first and last TABLE_ROWS rows around a row of "…", and a note."""
+    shown = _shown(len(rows), TABLE_ROWS)
+    if len(shown) == len(rows):
+        return rows, None
+    width = len(rows[0])
+    kept = [("…",) * width if index is None else rows[index] for index in shown]
+    return kept, (
+        f"showing {2 * TABLE_ROWS} of {len(rows)} rows of {what} (--format json: every one)"
+    )
+
+
+def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:
+    """A run of equal layers, `first` to `last`, as one row of the layers table."""
+    return (
+        _span(first.index, last.index),
+        f"{first.n_in} → {first.n_out}",
+        _compact(first.weight),
+        "-" if first.bias is None else _compact(first.bias),
+        _compact(first.output),
+        first.activation.value,
+        count_text(first.params),
+        count_text(first.flops),
+    )
+
+
+def _layers_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """The layers table with only `columns` (of LAYER_COLUMNS)."""
+    table = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    keep = [index for index, (name, _) in enumerate(LAYER_COLUMNS) if name in columns]
+    for index in keep:
+        name, justify = LAYER_COLUMNS[index]
+        table.add_column(name, justify=justify, no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[index] for index in keep))
+    return table
+
+
+def _natural_width(table: Table) -> int:
+    """The width `table` takes when nothing in it is wrapped or cut."""
+    console = Console(width=1_000_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+_T = TypeVar("_T")
+
+
+def _runs(items: Sequence[_T], key: Callable[[_T], object]) -> list[tuple[_T, _T]]:
+    """For a long table, runs of consecutive items with equal keys, as (first, last) of each
+    run; a table short enough to show whole keeps one row per item."""
+    runs: list[tuple[_T, _T]] = []
+    long = len(items) > 2 * TABLE_ROWS
+    for item in items:
+        if long and runs and key(runs[-1][1]) == key(item):
+            runs[-1] = (runs[-1][0], item)
+        else:
+            runs.append((item, item))
+    return runs
+
+
+def _family(name: str) -> str:
+    """`W` for W1, W2...: tensors of one family and one shape share a row."""
+    return name.rstrip("0123456789")
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _names(first: str, last: str) -> str:
+    return first if first == last else f"{first} … {last}"
 
 
 def _compact(shape: Sequence[int]) -> str:
@@ -221,6 +319,7 @@ LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
     ("params", "right"),
     ("FLOPs", "right"),
 )
+DROPPABLE = ("output", "B", "W", "in → out")  # the layers table's columns to leave out first
 
 
 # --- validate --------------------------------------------------------------------------------
@@ -239,7 +338,11 @@ def validate_lines(results: Sequence[ValidateResult]) -> str:
 
 
 def _arrows(sizes: Sequence[int]) -> str:
-    return " → ".join(map(str, sizes))
+    """`3 → 2 → 1`; a long list as its ends around the count: `64 → 64 → … (1025 sizes) … → 10`."""
+    if len(sizes) <= 8:
+        return " → ".join(map(str, sizes))
+    head, tail = " → ".join(map(str, sizes[:3])), " → ".join(map(str, sizes[-2:]))
+    return f"{head} → … ({len(sizes)} sizes) … → {tail}"
 
 
 # --- sweeps ----------------------------------------------------------------------------------

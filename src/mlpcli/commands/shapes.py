@@ -20,7 +20,7 @@ from mlpcli.shapes import shapes as compute
 LAYOUT = Layout(
     records.shapes_record,
     records.shapes_rows,
-    lambda results, _: (render.stacked([render.shapes_table(r) for r in results]), []),
+    lambda results, width: render.shapes_table(results[0], width),
 )
 
 
