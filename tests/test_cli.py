@@ -57,10 +57,41 @@ def test_run_csv_has_a_header_and_one_line_per_sample() -> None:
     code, out, _ = invoke("run", TWO_LAYER, "--format", "csv", "batch=3", "layers=[3, 2, 2]")
     assert code == 0
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["output_0", "output_1"]
+    assert rows[0] == ["name", "output_0", "output_1"]
     assert len(rows) == 4
     expected = json.loads(invoke("run", TWO_LAYER, "-f", "json", "batch=3", "layers=[3,2,2]")[1])
-    assert [[float(v) for v in row] for row in rows[1:]] == expected["output"]
+    assert [row[0] for row in rows[1:]] == ["two_layer"] * 3
+    assert [[float(v) for v in row[1:]] for row in rows[1:]] == expected["output"]
+
+
+def test_csv_of_several_networks_labels_every_line_under_one_header(
+    write_config: Callable[..., Path],
+) -> None:
+    other = write_config("name: other\nlayers: [3, 4, 1]\n")
+    code, out, _ = invoke("run", TWO_LAYER, str(other), "batch=2", "-f", "csv")
+    assert code == 0
+    assert out.splitlines()[0] == "name,output_0"
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == ["two_layer"] * 2 + [
+        "other"
+    ] * 2
+    wider = write_config("name: wide\nlayers: [3, 2]\n", name="wide.yaml")
+    out = invoke("run", TWO_LAYER, str(wider), "-f", "csv")[1]
+    assert [line.split(",")[0] for line in out.splitlines()] == [
+        "name",
+        "two_layer",
+        "name",
+        "wide",
+    ]
+
+
+def test_csv_of_a_sweep_has_a_column_per_swept_key() -> None:
+    code, out, _ = invoke("run", "-m", "seed=1,2", "activation=relu,tanh", "batch=1", "-f", "csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["name", "seed", "activation", "output_0"]
+    assert [row[:3] for row in rows[1:]] == [
+        ["default", s, a] for s in ("1", "2") for a in ("relu", "tanh")
+    ]
 
 
 def test_several_configs_run_in_order_with_shared_overrides(

@@ -63,8 +63,8 @@ def test_json_is_strict_with_nonfinite_values_as_proto3_strings() -> None:
 
 
 def test_csv_is_full_precision() -> None:
-    text = records.csv_text([records.run_rows(result_with(np.array([[0.1, 1e-30]])))])
-    assert text == "output_0,output_1\n0.1,1e-30\n"
+    text = records.csv_text(records.run_rows([result_with(np.array([[0.1, 1e-30]]))]))
+    assert text == "name,output_0,output_1\ndefault,0.1,1e-30\n"
 
 
 def test_table_switches_to_scientific_for_tiny_values() -> None:

@@ -96,6 +96,26 @@ def test_expect_a_json_file_from_an_earlier_run(tmp_path: Path) -> None:
     assert f"two_layer: output differs from {golden} at row " in err
 
 
+def test_expect_a_csv_file_of_several_networks_checks_each_by_name(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    other = write_config("name: other\nlayers: [3, 4, 1]\n")
+    golden = tmp_path / "golden.csv"
+    assert invoke("run", TWO_LAYER, str(other), "batch=2", "-o", str(golden), "-q")[0] == 0
+    assert invoke("run", TWO_LAYER, str(other), "batch=2", "--expect", str(golden))[0] == 0
+    code, _, err = invoke(
+        "run", TWO_LAYER, str(other), "batch=2", "seed=3", "--expect", str(golden)
+    )
+    assert code == 1
+    assert err.count("differs from") == 2
+
+
+def test_expect_a_csv_file_without_names_from_an_older_run(tmp_path: Path) -> None:
+    golden = tmp_path / "old.csv"
+    golden.write_text("output_0\n0.3170831501483917\n")
+    assert invoke("run", TWO_LAYER, "--expect", str(golden))[0] == 0
+
+
 def test_expect_a_csv_file_from_an_earlier_run(tmp_path: Path) -> None:
     golden = tmp_path / "golden.csv"
     golden.write_text(invoke("run", "layers=[3, 4]", "batch=3", "-f", "csv")[1])
@@ -296,6 +316,17 @@ def test_bad_field_names_what_exists(path: str, message: str) -> None:
     code, out, err = invoke("run", TWO_LAYER, "--field", path)
     assert (code, out) == (2, "")
     assert message in err
+
+
+def test_several_fields_label_each_line_of_a_sweep() -> None:
+    code, out, _ = invoke(
+        "run", "-m", "seed=1,2", "--field", "overrides.0", "--field", "output.0.0"
+    )
+    assert code == 0
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [label for label, _ in lines] == ["seed=1", "seed=2"]
+    single = invoke("run", "seed=2", "--field", "output.0.0")[1].strip()
+    assert lines[1][1] == single
 
 
 def test_field_with_several_configs_prints_a_line_each() -> None:

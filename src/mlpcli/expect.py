@@ -94,7 +94,7 @@ def _read_file(path: Path) -> Expectation:
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"--expect {path}: cannot read: {error}") from None
     if path.suffix.lower() == ".csv":
-        return Expectation(source, values=_csv_matrix(text, source))
+        return _csv_expectation(text, source)
     outputs: dict[str, Array] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -114,14 +114,32 @@ def _read_file(path: Path) -> Expectation:
     return Expectation(source, by_name=outputs)
 
 
-def _csv_matrix(text: str, source: str) -> Array:
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or not all(cell.startswith("output_") for cell in rows[0]):
+def _csv_expectation(text: str, source: str) -> Expectation:
+    """A `run --format csv` file: `name` (and swept keys) then `output_0...`, or outputs alone."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    header = rows[0] if rows else []
+    outputs = [i for i, cell in enumerate(header) if cell.startswith("output_")]
+    if not outputs or outputs != list(range(len(header) - len(outputs), len(header))):
         raise UsageError(f"{source}: expected the header line of `mlpcli run --format csv`")
     body = rows[1:]
-    if any(row and row[0].startswith("output_") for row in body):
-        raise UsageError(f"{source}: holds several networks' outputs; use a .json file for those")
-    return _matrix([[_number(cell, source) for cell in row] for row in body if row], source)
+    if any(row == header or row[outputs[0]].startswith("output_") for row in body):
+        raise UsageError(f"{source}: holds networks of several widths; use a .json file for those")
+    if "name" not in header:  # written before the name column: one network
+        return Expectation(source, values=_csv_matrix(body, outputs, source))
+    by_name: dict[str, list[list[str]]] = {}
+    labels: dict[str, tuple[str, ...]] = {}
+    for row in body:
+        name, label = row[header.index("name")], tuple(row[: outputs[0]])
+        if labels.setdefault(name, label) != label:
+            raise UsageError(f"{source}: several networks named {name!r}; use a .json file")
+        by_name.setdefault(name, []).append(row)
+    return Expectation(
+        source, by_name={name: _csv_matrix(r, outputs, source) for name, r in by_name.items()}
+    )
+
+
+def _csv_matrix(rows: list[list[str]], columns: list[int], source: str) -> Array:
+    return _matrix([[_number(row[i], source) for i in columns] for row in rows], source)
 
 
 def _number(value: object, source: str) -> float:

@@ -35,7 +35,7 @@ class Layout(Generic[R]):
     """How one command's results look in each format and file."""
 
     record: Callable[[R], Record]  # JSON, `--field` and .json files
-    rows: Callable[[R], Rows]  # CSV and .csv files
+    rows: Callable[[Sequence[R]], list[Rows]]  # CSV and .csv files: the tables of all results
     # for people: a Rich view (or plain text) of the results at a width, and notes for stderr
     table: Callable[[Sequence[R], int], tuple[RenderableType | str, list[str]]]
     files: Mapping[str, Callable[[Sequence[R]], bytes]] = field(default_factory=dict)  # .npy
@@ -47,7 +47,7 @@ class Output:
 
     format: Format = Format.TABLE
     path: Path | None = None
-    field: str | None = None
+    fields: Sequence[str] | None = None  # --field paths; several give tab-separated values
     quiet: bool = False
 
     def check(self, layout: Layout[R], inputs: Sequence[Path | None] = ()) -> None:
@@ -59,9 +59,13 @@ class Output:
     def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
         """Write the file, then print the results in the chosen view (none with `quiet`)."""
         chosen = None
-        if self.field is not None:  # a bad path fails before anything is written
+        if self.fields:  # a bad path fails before anything is written
             chosen = "".join(
-                f"{fields.text(fields.select(layout.record(r), self.field))}\n" for r in results
+                "\t".join(
+                    fields.text(fields.select(layout.record(r), path)) for path in self.fields
+                )
+                + "\n"
+                for r in results
             )
         if self.path is not None:
             files.write_atomic(self.path, self._file_bytes(layout, results))
@@ -72,7 +76,7 @@ class Output:
         elif self.format is Format.JSON:
             sys.stdout.write("".join(records.json_line(layout.record(r)) for r in results))
         elif self.format is Format.CSV:
-            sys.stdout.write(records.csv_text(layout.rows(r) for r in results))
+            sys.stdout.write(records.csv_text(layout.rows(results)))
         else:
             console = render.stdout_console()
             view, notes = layout.table(results, console.width)
@@ -89,7 +93,7 @@ class Output:
         if suffix in layout.files:
             return layout.files[suffix](results)
         if suffix == ".csv":
-            return records.csv_text(layout.rows(r) for r in results).encode()
+            return records.csv_text(layout.rows(results)).encode()
         return "".join(records.json_line(layout.record(r)) for r in results).encode()
 
 

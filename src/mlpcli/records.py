@@ -12,8 +12,8 @@ import dataclasses
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from mlpcli.config import Config
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Record = dict[str, object]
 Rows = tuple[list[str], list[list[object]]]  # a CSV header and its rows
+R = TypeVar("R")
 
 
 def json_line(record: Record) -> str:
@@ -36,13 +37,21 @@ def json_line(record: Record) -> str:
 
 
 def csv_text(tables: Iterable[Rows]) -> str:
-    """CSV of several tables, each with its header."""
+    """CSV of several tables; a table with the header of the one before goes on under it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    last: list[str] | None = None
     for header, rows in tables:
-        writer.writerow(header)
+        if header != last:
+            writer.writerow(header)
         writer.writerows(rows)
+        last = header
     return buffer.getvalue()
+
+
+def each(rows: Callable[[R], Rows]) -> Callable[[Sequence[R]], list[Rows]]:
+    """A CSV table per result."""
+    return lambda results: [rows(result) for result in results]
 
 
 # --- run -------------------------------------------------------------------------------------
@@ -64,10 +73,27 @@ def run_record(result: RunResult) -> Record:
     }
 
 
-def run_rows(result: RunResult) -> Rows:
-    """A header naming the output units (`output_0`, ...), one row per sample."""
-    header = [f"output_{j}" for j in range(result.output.shape[1])]
-    return header, result.output.tolist()
+def run_rows(results: Sequence[RunResult]) -> list[Rows]:
+    """Per network: `name`, a column per swept key, the output units (`output_0`, ...); a row
+    per sample, so that every line says which network it belongs to."""
+    swept = _swept_keys(results)
+    tables: list[Rows] = []
+    for result in results:
+        given = dict(override.split("=", 1) for override in result.overrides)
+        label: list[object] = [result.config.name, *(given[key] for key in swept)]
+        header = ["name", *swept, *(f"output_{j}" for j in range(result.output.shape[1]))]
+        tables.append((header, [label + row for row in result.output.tolist()]))
+    return tables
+
+
+def _swept_keys(results: Sequence[RunResult]) -> list[str]:
+    """The override keys whose values differ between runs, in the order given."""
+    values: dict[str, set[str]] = {}
+    for result in results:
+        for override in result.overrides:
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [key for key, seen in values.items() if len(seen) > 1]
 
 
 def run_npy(results: Sequence[RunResult]) -> bytes:

@@ -24,7 +24,7 @@ from mlpcli.output import Format, Layout, Output
 PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
 LAYOUT = Layout(
     records.bench_record,
-    records.bench_rows,
+    records.each(records.bench_rows),
     lambda results, _: (render.stacked([render.bench_table(r) for r in results]), []),
 )
 
@@ -42,7 +42,7 @@ def bench(
     ] = False,
     output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
-    field: Annotated[str | None, field_option("forward_ms.median, tflops_per_s")] = None,
+    field: Annotated[list[str] | None, field_option("forward_ms.median, tflops_per_s")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""

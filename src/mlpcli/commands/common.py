@@ -63,7 +63,9 @@ def field_option(examples: str) -> Any:
     """`--field PATH`, with examples of the keys this command's results have."""
     return typer.Option(
         "--field",
-        help=f"Print one value of the JSON result instead ({examples}).",
+        metavar="PATH",
+        help=f"Print one value of the JSON result instead ({examples}); a line per result, "
+        "several --field tab-separated (--field name labels each line).",
         show_default=False,
     )
 

@@ -25,7 +25,7 @@ from mlpcli.output import Format, Layout, Output
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
 LAYOUT = Layout(
     records.compare_record,
-    records.compare_rows,
+    records.each(records.compare_rows),
     lambda results, _: (render.stacked([render.compare_table(r) for r in results]), []),
 )
 
@@ -46,7 +46,7 @@ def compare(
     rtol: RtolOption = None,
     output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
-    field: Annotated[str | None, field_option("within, tensors.0.max_abs")] = None,
+    field: Annotated[list[str] | None, field_option("within, tensors.0.max_abs")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run one network on several devices; exit 1 when a tensor differs beyond tolerance."""

@@ -15,7 +15,7 @@ from mlpcli.output import Format, Layout, Output
 
 SHOW_LAYOUT = Layout(
     records.config_record,
-    records.config_rows,
+    records.each(records.config_rows),
     lambda configs, _: ("---\n".join(map(loader.to_yaml, configs)), []),
 )
 

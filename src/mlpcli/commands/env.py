@@ -10,7 +10,7 @@ from mlpcli.output import Format, Layout, Output
 
 LAYOUT = Layout(
     records.env_record,
-    records.env_rows,
+    records.each(records.env_rows),
     lambda results, _: (render.stacked([render.env_table(r) for r in results]), []),
 )
 
@@ -18,7 +18,7 @@ LAYOUT = Layout(
 def env(
     output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
-    field: Annotated[str | None, field_option("torch, torch_threads, gpus")] = None,
+    field: Annotated[list[str] | None, field_option("torch, torch_threads, gpus")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """mlpcli, Python, torch and CUDA versions, CPU threads, and each GPU's name and memory."""

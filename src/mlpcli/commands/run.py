@@ -54,7 +54,9 @@ def run(
     atol: AtolOption = None,
     rtol: RtolOption = None,
     output: OutputOption = None,
-    field: Annotated[str | None, field_option("output.0.0, tensors.1.shape, config.seed")] = None,
+    field: Annotated[
+        list[str] | None, field_option("output.0.0, tensors.1.shape, config.seed")
+    ] = None,
     quiet: QuietOption = False,
     multirun: Annotated[
         bool,

@@ -19,7 +19,7 @@ from mlpcli.shapes import shapes as compute
 
 LAYOUT = Layout(
     records.shapes_record,
-    records.shapes_rows,
+    records.each(records.shapes_rows),
     lambda results, width: render.shapes_table(results[0], width),
 )
 
@@ -28,7 +28,9 @@ def shapes(
     arguments: Arguments = None,
     output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
-    field: Annotated[str | None, field_option("total_params, layers.0.params, param_bytes")] = None,
+    field: Annotated[
+        list[str] | None, field_option("total_params, layers.0.params, param_bytes")
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Per-layer shapes, parameters, memory and FLOPs, computed without building anything."""

@@ -15,7 +15,7 @@ from mlpcli.results import ValidateResult
 
 LAYOUT = Layout(
     records.validate_record,
-    records.validate_rows,
+    records.each(records.validate_rows),
     lambda results, _: (render.validate_lines(results), []),
 )
 
