@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -502,7 +503,7 @@ def test_env() -> None:
     assert len(info["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
     code, out, _ = invoke("env")
     assert code == 0
-    assert f"torch          {torch.__version__}" in out
+    assert re.search(rf"^torch +{re.escape(torch.__version__)} *$", out, re.MULTILINE)
 
 
 # --- MLPCLI_DEVICE ---------------------------------------------------------------------------

@@ -237,3 +237,37 @@ def test_shapes_of_1024_layers_shows_the_ends_and_says_so(mlpcli_script: str) ->
         "mlpcli: note: showing 20 of 1024 rows of layers (--format json: every one)\n"
         "mlpcli: note: showing 20 of 3073 rows of tensors (--format json: every one)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "threads"),
+    [
+        (["threads=1"], {}, 1),
+        ([], {"MLPCLI_THREADS": "1"}, 1),
+        (["threads=2"], {"MLPCLI_THREADS": "1"}, 2),
+    ],
+)
+def test_threads_from_the_config_or_the_environment(
+    mlpcli_script: str, args: list[str], env: dict[str, str], threads: int
+) -> None:
+    command = [mlpcli_script, "bench", "-n", "1", "--warmup", "0", "-f", "json", *args]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["threads"] == threads
+
+
+def test_a_bad_thread_count_names_the_variable(mlpcli_script: str) -> None:
+    env = {**os.environ, "MLPCLI_THREADS": "0"}
+    done = subprocess.run(
+        [mlpcli_script, "run"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert (
+        done.stderr == "mlpcli: error: environment MLPCLI_THREADS=0: threads: must be >= 1, got 0\n"
+    )
+    shown = subprocess.run(
+        [mlpcli_script, "env", "--field", "MLPCLI_THREADS"], capture_output=True, text=True, env=env
+    )
+    assert shown.stdout == "0\n"

@@ -61,6 +61,7 @@ class Init(StrEnum):
 MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
+MAX_THREADS = 4096
 DEFAULT_SOURCE = "<built-in default>"
 
 
@@ -103,6 +104,7 @@ class Config:
     bias: bool = True
     chunk: int | None = None  # rows per forward pass; None: the whole batch at once
     rng: Rng = Rng.CPU
+    threads: int | None = None  # torch's CPU threads; None: torch's default
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def on_device(self, device: Device, source: str) -> Config:
@@ -210,6 +212,12 @@ FIELDS = (
         "on the target device, much faster for large networks, reproducible only on that device "
         "type and model.",
         "cpu", default=Rng.CPU, choices=Rng,
+    ),
+    FieldSpec(
+        "threads", Kind.INTEGER_OR_NULL,
+        "CPU threads for torch's kernels; null: torch's default, one per core. On a machine "
+        "that runs other jobs, 1 or 2 can be many times faster.",
+        "null", minimum=1, maximum=MAX_THREADS,
     ),
 )  # fmt: skip
 KNOWN_KEYS = tuple(spec.name for spec in FIELDS)

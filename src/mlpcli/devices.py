@@ -22,6 +22,8 @@ def prepare(config: Config) -> torch.device:
     The CPU's memory is checked before torch is imported (`memory.check_host`), once per run.
     """
     torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     device = resolve(config)
     if device.type == "cuda":
         needed = memory.device_bytes(config, on_cpu=False)

@@ -14,7 +14,7 @@ from mlpcli.results import EnvResult, Gpu
 
 
 def environment() -> EnvResult:
-    """Versions, CPU threads and each GPU."""
+    """Versions, CPU threads (torch's default, and MLPCLI_THREADS when set) and each GPU."""
     gpus = []
     for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
         properties = torch.cuda.get_device_properties(index)
@@ -33,6 +33,7 @@ def environment() -> EnvResult:
         "pyyaml": _version("pyyaml"),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "MLPCLI_THREADS": os.environ.get("MLPCLI_THREADS") or None,
     }
     return EnvResult(facts, tuple(gpus))
 

@@ -44,7 +44,8 @@ layers: [3, 2, 1]
 activation: sigmoid
 device: cpu
 """
-ENV_DEVICE = "MLPCLI_DEVICE"  # the environment variable that overrides every config's device
+# Environment variables that override a field of every config, for machines that must force one.
+ENVIRONMENT = {"MLPCLI_DEVICE": "device", "MLPCLI_THREADS": "threads"}
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _TAG = "tag:yaml.org,2002:"
@@ -81,20 +82,21 @@ class _Entry:
 
 
 def load(
-    path: Path | None, overrides: Sequence[str] = (), *, env_device: str | None = None
+    path: Path | None, overrides: Sequence[str] = (), environment: Mapping[str, str] = {}
 ) -> Config:
     """Read and validate the config at `path` (the built-in default when None).
 
-    Precedence, highest first: `overrides` (KEY=VALUE), `env_device` (the value of
-    MLPCLI_DEVICE, when set and not empty), the file, the defaults.
+    Precedence, highest first: `overrides` (KEY=VALUE), the variables of ENVIRONMENT that are
+    set and not empty in `environment` (the process's, from the commands), the file, defaults.
     """
     if path is None:
         source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
     else:
         source, text, stem = str(path), read_text(path), path.stem
     entries = _entries(_compose(text, source), source, text)
-    if env_device:
-        entries["device"] = _string_entry(env_device, f"environment {ENV_DEVICE}={env_device}")
+    for variable, key in ENVIRONMENT.items():
+        if value := environment.get(variable):
+            entries[key] = _value_entry(value, f"environment {variable}={value}")
     entries.update(parse_overrides(overrides))
     return _validate(entries, source, stem)
 
@@ -154,11 +156,14 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, _Entry]:
         key, value = match.groups()
         if key not in KNOWN_KEYS:
             raise ConfigError(Location(source), None, _unknown_key(key))
-        node = _compose(value, source, in_file=False) if value.strip() else None
-        if node is None:
-            node = yaml.ScalarNode(_TAG + "null", "")
-        entries[key] = _Entry(node, source, in_file=False)
+        entries[key] = _value_entry(value, source)
     return entries
+
+
+def _value_entry(value: str, source: str) -> _Entry:
+    """A value given outside a file (an override, a variable), read as YAML; empty is null."""
+    node = _compose(value, source, in_file=False) if value.strip() else None
+    return _Entry(node or yaml.ScalarNode(_TAG + "null", ""), source, in_file=False)
 
 
 def is_override(argument: str) -> bool:

@@ -166,6 +166,7 @@ def bench_record(result: BenchResult) -> Record:
         "samples_per_s": result.samples_per_s,
         "flops": result.flops,
         "tflops_per_s": result.tflops_per_s,
+        "threads": result.threads,
         "peak_bytes": result.peak_bytes,
     }
 
@@ -173,11 +174,11 @@ def bench_record(result: BenchResult) -> Record:
 def bench_rows(result: BenchResult) -> Rows:
     """One row: the network, where, and its figures."""
     header = ["name", "device", "cuda_graph", "build_ms", "median_ms", "min_ms", "max_ms"]
-    header += ["samples_per_s", "tflops_per_s", "peak_bytes"]
+    header += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
     row: list[object] = [
         result.config.name, result.device, result.cuda_graph, result.build_ms, result.median_ms,
         min(result.forward_ms), max(result.forward_ms), result.samples_per_s,
-        result.tflops_per_s, result.peak_bytes,
+        result.tflops_per_s, result.peak_bytes, result.threads,
     ]  # fmt: skip
     return header, [row]
 

@@ -389,6 +389,7 @@ def bench_table(result: BenchResult) -> RenderableType:
         ("forward, min … max", f"{min(times):.3f} … {max(times):.3f} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
         ("TFLOP/s (from the shapes' FLOPs)", _number(result.tflops_per_s, ".3g")),
+        ("CPU threads", str(result.threads)),
         (
             "peak memory, capture included" if result.cuda_graph else "peak memory of the passes",
             peak,

@@ -107,6 +107,7 @@ class BenchResult:
     forward_ms: tuple[float, ...]
     peak_bytes: int | None  # GPU memory the passes allocated beyond the network; None on the CPU
     flops: int  # of one forward pass, from the shapes
+    threads: int  # torch's CPU threads during the passes
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
 
     @property

@@ -106,7 +106,10 @@ def bench(
                 progress(index + 1)
         peak = devices.peak_since(device, baseline)
     flops = shapes(config).total_flops
-    return BenchResult(config, str(device), build_ms, tuple(times), peak, flops, cuda_graph)
+    threads = torch.get_num_threads()
+    return BenchResult(
+        config, str(device), build_ms, tuple(times), peak, flops, threads, cuda_graph
+    )
 
 
 def compare(

@@ -87,5 +87,5 @@ def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | Non
 
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
-    """A config with MLPCLI_DEVICE applied between the file and the overrides."""
-    return loader.load(path, overrides, env_device=os.environ.get(loader.ENV_DEVICE))
+    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides."""
+    return loader.load(path, overrides, os.environ)
