@@ -96,15 +96,35 @@ def test_package_metadata_names_the_console_script() -> None:
     assert 'mlpcli = "mlpcli.__main__:main"' in text
 
 
-def test_ctrl_c_mid_run_exits_130_with_one_line(mlpcli_script: str) -> None:
-    big = ["layers=[4096, 4096, 4096, 4096, 4096]", "batch=20000", "--format", "json"]
+# A bfloat16 product of this size runs for tens of seconds on 2 cores, inside one torch call.
+LONG_RUN = ["layers=[16384, 16384]", "batch=16384", "dtype=bfloat16"]
+
+
+@pytest.mark.parametrize(
+    ("signum", "after", "code", "line"),
+    [
+        (signal.SIGINT, 8.0, 130, "interrupted"),  # inside the product: the draw takes ~5 s here
+        (signal.SIGTERM, 3.0, 143, "terminated"),
+    ],
+)
+def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
+    tmp_path: Path, mlpcli_script: str, signum: signal.Signals, after: float, code: int, line: str
+) -> None:
+    out = tmp_path / "results.json"
+    out.write_text("old")
     process = subprocess.Popen(
-        [mlpcli_script, "run", *big], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    time.sleep(3)  # well into drawing or multiplying: either takes longer than this here
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert (process.returncode, err) == (130, "mlpcli: error: interrupted\n")
+        [mlpcli_script, "run", *LONG_RUN, "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(after)
+    sent = time.perf_counter()
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    took = time.perf_counter() - sent
+    assert (process.returncode, err) == (code, f"mlpcli: error: {line}\n")
+    assert took < 2, f"{took:.1f} s after the signal"  # it was minutes; mlpcli allows 0.5 s
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
+    assert out.read_text() == "old"
 
 
 def test_readme_scripting_example_runs(tmp_path: Path, mlpcli_script: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from mlpcli import __version__, compat
+from mlpcli import __version__, compat, files, interrupts
 from mlpcli.commands import bench, compare, config, env, run, shapes, validate
 from mlpcli.errors import ExitCode, MlpcliError
 
@@ -49,7 +50,7 @@ def _main(
     """Build and run feed-forward networks declared in YAML, on the CPU or a CUDA GPU.
 
     Exit codes: 0 success, 1 a check said no, 2 invalid input, 3 not possible here
-    (device, memory), 4 internal error, 130 interrupted.
+    (device, memory), 4 internal error, 130 interrupted, 143 terminated.
     """
 
 
@@ -77,8 +78,9 @@ def run_app(args: Sequence[str]) -> int:
         _error(f"cannot write the results: {error.strerror or error}")
         return int(ExitCode.UNAVAILABLE)
     except KeyboardInterrupt:
-        _error("interrupted")
-        return int(ExitCode.INTERRUPTED)
+        return _interrupted(ExitCode.INTERRUPTED, "interrupted")
+    except interrupts.Terminated:
+        return _interrupted(ExitCode.TERMINATED, "terminated")
     except Exception as error:
         if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
             return _usage(error, *usage)
@@ -91,8 +93,17 @@ def run_app(args: Sequence[str]) -> int:
             )
         return int(ExitCode.INTERNAL)
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
-        _error("interrupted")
+        return _interrupted(ExitCode.INTERRUPTED, "interrupted")
     return returned if isinstance(returned, int) else int(ExitCode.OK)
+
+
+def _interrupted(code: ExitCode, what: str) -> int:
+    """One line for Ctrl-C or SIGTERM, naming the files already written in full."""
+    if not interrupts.claim():  # the signal watcher is ending the process itself
+        threading.Event().wait()
+    written = ", ".join(map(str, files.WRITTEN))
+    _error(f"{what}; {written} was written in full before" if written else what)
+    return int(code)
 
 
 def _usage(error: Exception, message: str, command_path: str) -> int:
@@ -118,4 +129,5 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    interrupts.watch()
     sys.exit(run_app(sys.argv[1:]))

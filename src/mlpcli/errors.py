@@ -14,7 +14,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     UNAVAILABLE = 3
     INTERNAL = 4
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM: `timeout`, a cancelled CI job
 
 
 @dataclass(frozen=True)

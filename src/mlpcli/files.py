@@ -15,7 +15,10 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from mlpcli import interrupts
 from mlpcli.errors import UnavailableError, UsageError
+
+WRITTEN: list[Path] = []  # files this process has put in place, for the line of an interrupt
 
 
 def check_output(path: Path, suffixes: Iterable[str], inputs: Iterable[Path | None] = ()) -> str:
@@ -45,15 +48,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     _remove_stale_temporaries(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            if mode is not None:
-                os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        with interrupts.writing(temporary):
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(descriptor, "wb") as file:
+                if mode is not None:
+                    os.fchmod(file.fileno(), mode)
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            with interrupts.held():  # an interrupt now comes after the file is in place
+                os.replace(temporary, path)
+                WRITTEN.append(path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
