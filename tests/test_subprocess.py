@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -291,3 +294,39 @@ def test_a_bad_thread_count_names_the_variable(mlpcli_script: str) -> None:
         [mlpcli_script, "env", "--field", "MLPCLI_THREADS"], capture_output=True, text=True, env=env
     )
     assert shown.stdout == "0\n"
+
+
+def test_a_long_run_says_how_long_first(mlpcli_script: str) -> None:
+    # 35 TFLOP in bfloat16: a minute or more on a CPU; the note comes before the draw begins
+    huge = ["layers=[16384, 16384, 16384]", "batch=32768", "dtype=bfloat16", "device=cpu"]
+    process = subprocess.Popen(
+        [mlpcli_script, "run", *huge], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    note = process.stderr.readline()
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert re.fullmatch(
+        r"mlpcli: note: default: about [0-9.]+ (s|min|h) on cpu "
+        r"\(35\.19 TFLOP at [0-9.]+ [GMT]?FLOP/s, measured here\); Ctrl-C stops it\n",
+        note,
+    ), note
+    assert (process.returncode, rest) == (130, "mlpcli: error: interrupted\n")
+
+
+def test_a_run_of_more_than_a_second_shows_progress_on_a_terminal(mlpcli_script: str) -> None:
+    controller, terminal = pty.openpty()
+    done = subprocess.run(
+        [mlpcli_script, "run", "layers=[2048, 2048, 2048, 2048, 2048, 2048]", "batch=16384", "-q"],
+        stdin=terminal, stdout=terminal, stderr=terminal, timeout=120,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(terminal)
+    screen = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(controller, 65536):
+            screen += chunk
+    os.close(controller)
+    assert done.returncode == 0
+    assert b"running default" in screen

@@ -100,10 +100,14 @@ def build(config: Config, device: torch.device) -> Network:
 
 
 Observer = Callable[[str, torch.Tensor], None]
+Step = Callable[[], None]
 
 
-def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
-    """The output, `hL`, where `hi = fi(h(i-1) · Wi + Bi)`; `observe` sees each of h1 … h(L-1).
+def forward(
+    network: Network, observe: Observer | None = None, step: Step | None = None
+) -> torch.Tensor:
+    """The output, `hL`, where `hi = fi(h(i-1) · Wi + Bi)`; `observe` sees each of h1 … h(L-1),
+    and `step` is called as each layer is queued (for a progress bar).
 
     At most two activations are alive at once: a layer's input and its output (an out-of-place
     activation function replaces the pre-activation, it does not add to it).
@@ -119,11 +123,13 @@ def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
         del z
         if observe is not None and i < len(network.weights):
             observe(f"h{i}", h)
+        if step is not None:
+            step()
     return h  # (batch, nL)
 
 
 def forward_in_chunks(
-    network: Network, chunk: int | None, observe: Observer | None = None
+    network: Network, chunk: int | None, observe: Observer | None = None, step: Step | None = None
 ) -> torch.Tensor:
     """`forward` over `chunk` rows of features at a time (all at once for None).
 
@@ -132,11 +138,11 @@ def forward_in_chunks(
     """
     batch = network.features.shape[0]
     if chunk is None or chunk >= batch:
-        return forward(network, observe)
+        return forward(network, observe, step)
     output: torch.Tensor | None = None
     for start in range(0, batch, chunk):
         rows = dataclasses.replace(network, features=network.features[start : start + chunk])
-        part = forward(rows, observe if start == 0 else None)  # (rows, nL)
+        part = forward(rows, observe if start == 0 else None, step)  # (rows, nL)
         if output is None:
             output = part.new_empty((batch, part.shape[1]))
         output[start : start + part.shape[0]] = part

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,13 +17,16 @@ from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Config, Device
 from mlpcli.errors import UnavailableError
-from mlpcli.network import Network, build, forward, forward_in_chunks
+from mlpcli.network import TORCH_DTYPES, Network, Step, build, forward, forward_in_chunks
 from mlpcli.results import BenchResult, CompareResult, RunResult, TensorDiff, TensorInfo
 from mlpcli.shapes import shapes
 
 
-def run(config: Config) -> RunResult:
-    """Build and run `config`; running out of memory becomes UnavailableError."""
+def run(config: Config, step: Step | None = None) -> RunResult:
+    """Build and run `config`; `step` is called after each layer of each chunk (a progress bar).
+
+    Running out of memory becomes UnavailableError.
+    """
     device = devices.prepare(config)
     with devices.memory_errors(device):
         network, build_ms = _timed_build(config, device)
@@ -32,7 +36,7 @@ def run(config: Config) -> RunResult:
             hidden.append(_info(name, h, config.batch))
 
         start = time.perf_counter()
-        output = forward_in_chunks(network, config.chunk, observe)
+        output = forward_in_chunks(network, config.chunk, observe, step)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
         tensors = (*(_info(name, t) for name, t in network.named()), *hidden)
@@ -45,6 +49,29 @@ def run(config: Config) -> RunResult:
             build_ms=build_ms,
             forward_ms=forward_ms,
         )
+
+
+class Estimate(NamedTuple):
+    """How long a forward pass will take: `seconds` at `rate` FLOP/s, measured on `device`."""
+
+    seconds: float
+    rate: float
+    device: str
+
+
+def estimate(config: Config, flops: int) -> Estimate:
+    """About how long `flops` of `config`'s forward take on its device.
+
+    The rate is that of a 512-square matrix product in the config's dtype, timed here: a small
+    product runs below the peak, so the estimate errs long.
+    """
+    device = devices.prepare(config)
+    size = 512
+    a = torch.randn(size, size, device=device).to(TORCH_DTYPES[config.dtype])
+    torch.mm(a, a)  # the first call sets the kernel up
+    seconds = devices.timed_ms(lambda: [torch.mm(a, a) for _ in range(3)], device) / 1e3
+    rate = 3 * 2 * size**3 / max(seconds, 1e-9)
+    return Estimate(flops / rate, rate, str(device))
 
 
 def captured(network: Network, chunk: int | None) -> Callable[[], torch.Tensor]:

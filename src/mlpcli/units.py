@@ -11,6 +11,15 @@ def byte_size(count: int) -> str:
     return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')[power - 1]}"
 
 
+def duration_text(seconds: float) -> str:
+    """`40 s`, `25 min`, `2.5 h`: a duration for people, rounded."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def count_text(count: int) -> str:
     """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
     if count < 10**6:

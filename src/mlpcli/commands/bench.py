@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from mlpcli import memory, records, render
 from mlpcli.commands.common import (
@@ -20,8 +18,8 @@ from mlpcli.commands.common import (
 )
 from mlpcli.errors import UsageError
 from mlpcli.output import Format, Layout, Output
+from mlpcli.progress import LateProgress
 
-PROGRESS_AFTER_S = 1.0  # a bar appears on stderr only for a run that lasts longer than this
 LAYOUT = Layout(
     records.bench_record,
     records.each(records.bench_rows),
@@ -55,35 +53,6 @@ def bench(
     memory.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli import runners  # torch: only once the input is valid
 
-    with _LateProgress(repeat) as progress:
+    with LateProgress("timing forward passes", repeat) as progress:
         result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
     out.emit(LAYOUT, [result])
-
-
-class _LateProgress:
-    """A progress bar on stderr, shown only on a terminal and once a second has passed."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.started = time.perf_counter()
-        self.bar: Any = None  # a rich.progress.Progress, imported only when one is shown
-        self.task = 0
-
-    def __enter__(self) -> _LateProgress:
-        return self
-
-    def advance(self, done: int) -> None:
-        console = Console(stderr=True)
-        late = time.perf_counter() - self.started > PROGRESS_AFTER_S
-        if self.bar is None and late and console.is_terminal:
-            from rich.progress import Progress
-
-            self.bar = Progress(console=console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("timing forward passes", total=self.total)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *_: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
