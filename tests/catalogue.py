@@ -16,6 +16,7 @@ class Case:
     category: str
     text: str | bytes
     message: str
+    schema_cannot: str = ""  # the README's label for why the JSON Schema accepts it, if it does
 
 
 BAD_CONFIG_FILES = [
@@ -67,11 +68,13 @@ BAD_CONFIG_FILES = [
         "fields and values",
         "layers: [3, 2]\nseed: 010\n",
         r":2:7: seed: '010' is YAML 1.1 notation .* for 8; write 8",
+        schema_cannot="YAML 1.1 notation",
     ),
     Case(
         "fields and values",
         "layers: [3, 2]\nseed: 1_000\n",
         r":2:7: seed: '1_000' is YAML 1.1 notation .* write 1000",
+        schema_cannot="YAML 1.1 notation",
     ),
     Case(
         "fields and values",
@@ -82,6 +85,7 @@ BAD_CONFIG_FILES = [
         "fields and values",
         "layers: [3, 2]\nseed: 7.0\n",
         r":2:7: seed: expected an integer, got float '7.0'; write 7",
+        schema_cannot="whole floats",
     ),
     Case(
         "fields and values",
@@ -97,6 +101,7 @@ BAD_CONFIG_FILES = [
         "fields and values",
         "layers: [3, 2]\nbias: yes\n",
         r":2:7: bias: expected true or false, got 'yes'; write true$",
+        schema_cannot="YAML 1.1 notation",
     ),
     Case(
         "fields and values",
@@ -107,6 +112,7 @@ BAD_CONFIG_FILES = [
         "fields and values",
         "layers: [3, 2]\nbias: off\n",
         r":2:7: bias: expected true or false, got 'off'; write false$",
+        schema_cannot="YAML 1.1 notation",
     ),
     Case(
         "fields and values",
@@ -149,6 +155,7 @@ BAD_CONFIG_FILES = [
         "fields and values",
         "layers: [3, 2, 1]\nactivation: [relu]\n",
         r":2:13: activation: lists 1 names, but layers has 2",
+        schema_cannot="activation list length",
     ),
     Case(
         "fields and values",
@@ -178,8 +185,29 @@ BAD_CONFIG_FILES = [
     ),
     Case(
         "fields and values",
+        "layers: [3, 2.0]\n",
+        r":1:13: layers\[1\]: expected an integer, got float '2\.0'; write 2$",
+        schema_cannot="whole floats",
+    ),
+    Case(
+        "fields and values",
+        "layers: [3, 2]\nseed: 0x10\n",
+        r":2:7: seed: '0x10' is YAML 1\.1 notation .* for 16; write 16$",
+        schema_cannot="YAML 1.1 notation",
+    ),
+    *(
+        Case(
+            "fields and values",
+            f"layers: [3, 2]\nname: {name}\n",
+            r":2:7: name: must be 1-200 printable characters on one line",
+        )
+        for name in ("'   '", '"a\\tb"', '"a\\nb"', '"a\\u00a0b"', '"a\\u200bb"')
+    ),
+    Case(
+        "fields and values",
         "layers: [3, 2]\nlayers: [3, 2]\n",
         r":2:1: layers: duplicate key \(first set on line 1\)",
+        schema_cannot="YAML structure",
     ),
     Case("YAML and encoding", "", r": empty file"),
     Case("YAML and encoding", "- 3\n- 2\n", r":1:1: expected a mapping of fields, got a list"),
@@ -189,11 +217,13 @@ BAD_CONFIG_FILES = [
         "YAML and encoding",
         "layers: &sizes [3, 2]\n",
         r":1:9: YAML anchors and aliases are not supported",
+        schema_cannot="YAML structure",
     ),
     Case(
         "YAML and encoding",
         "layers: [3, 2]\n<<: {seed: 1}\n",
         r":2:1: expected a field name, got a value tagged '!!merge'",
+        schema_cannot="YAML structure",
     ),
     Case(
         "YAML and encoding",

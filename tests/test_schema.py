@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
+import yaml
+
 from mlpcli import schema
 from mlpcli.config import FIELDS, KNOWN_KEYS
 from mlpcli.loader import load
 
+from .catalogue import BAD_CONFIG_FILES
 from .conftest import ROOT
 
 SCHEMA_FILE = ROOT / "schema" / "config.schema.json"
@@ -50,3 +54,24 @@ def test_the_starter_config_is_valid_and_uses_every_field(tmp_path: Path) -> Non
     config = load(path)
     assert config.name == "my_network"
     assert config.to_dict().keys() == set(KNOWN_KEYS)
+
+
+CANNOT = re.compile(r"<!-- schema cannot: begin -->\n(.*?)<!-- schema cannot: end -->", re.DOTALL)
+
+
+def test_the_schema_refuses_each_bad_config_but_those_the_readme_lists() -> None:
+    checker = jsonschema.Draft202012Validator(schema.json_schema())
+    accepted: dict[str, list[str]] = {}
+    for case in BAD_CONFIG_FILES:
+        try:
+            data = yaml.safe_load(case.text)
+        except (yaml.YAMLError, ValueError):
+            continue  # not YAML to PyYAML (or a number it will not read): no schema sees it
+        if checker.is_valid(data):
+            assert case.schema_cannot, f"the schema accepts {case.text!r}, and no reason is given"
+            accepted.setdefault(case.schema_cannot, []).append(str(case.text))
+        else:
+            assert not case.schema_cannot, f"the schema refuses {case.text!r} after all"
+    found = CANNOT.search(README.read_text())
+    assert found is not None
+    assert re.findall(r"^- \*\*(.+?)\*\*:", found[1], re.MULTILINE) == list(accepted)

@@ -18,6 +18,16 @@ STARTER_HEADER = """\
 """
 
 
+# Not blank, and none of the characters Python's `str.isprintable` refuses that a regular
+# expression can name: controls, line and paragraph separators, spaces other than " ", and the
+# invisible format characters. (Unassigned and private-use code points it cannot: README.)
+_INVISIBLE = (
+    r"\u0000-\u001f\u007f-\u009f\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u1680\u180e"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff\ufff9-\ufffb"
+)
+PRINTABLE_PATTERN = rf"^(?!\s*$)[^{_INVISIBLE}]*$"
+
+
 def json_schema() -> dict[str, object]:
     """JSON Schema (draft 2020-12) of a config file, for editors and other tools."""
     return {
@@ -54,7 +64,9 @@ def _choice(spec: FieldSpec) -> dict[str, object]:
 
 
 _KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
-    Kind.NAME: lambda spec: {"type": "string", "minLength": 1, "maxLength": 200},
+    Kind.NAME: lambda spec: {
+        "type": "string", "minLength": 1, "maxLength": 200, "pattern": PRINTABLE_PATTERN,
+    },
     Kind.INTEGER: _integer,
     Kind.SIZES: lambda spec: {
         "type": "array", "items": _integer(spec), "minItems": 2, "maxItems": MAX_LAYERS,
