@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -247,3 +248,24 @@ def test_memory_follows_where_the_draw_happens(
     assert memory.host_bytes(config, on_cpu=on_cpu) == host
     if gpu is not None:
         assert memory.device_bytes(config, on_cpu=False) == gpu
+
+
+def test_each_layer_is_exactly_addmm_and_mm_then_add_differs_in_the_last_bits() -> None:
+    config = load(None, ["layers=[784, 256, 128, 64, 10]", "batch=32", "activation=identity"])
+    net = network.build(config, torch.device("cpu"))
+    got = network.forward(net)
+    h, by_addmm = net.features, net.features
+    for W, B in zip(net.weights, net.biases, strict=True):
+        by_addmm = torch.addmm(B, by_addmm, W)
+        h = h @ W + B
+    assert torch.equal(got, by_addmm)  # the README's exact operation
+    assert not torch.equal(got, h)  # the README's warning about `h · W + B`
+
+
+def test_chunk_1_reproduces_a_batch_of_one_bit_for_bit() -> None:
+    sizes = ["layers=[64, 1000, 1000, 8]", "activation=gelu"]
+    one = runners.run(load(None, [*sizes, "batch=1"])).output
+    whole = runners.run(load(None, [*sizes, "batch=64"])).output
+    chunked = runners.run(load(None, [*sizes, "batch=64", "chunk=1"])).output
+    assert (chunked[:1] == one).all()
+    np.testing.assert_allclose(whole[:1], one, rtol=1e-5)  # equal to rounding only
