@@ -40,6 +40,20 @@ class Layout(Generic[R]):
     table: Callable[[Sequence[R], int], tuple[RenderableType | str, list[str]]]
     files: Mapping[str, Callable[[Sequence[R]], bytes]] = field(default_factory=dict)  # .npy
 
+    @classmethod
+    def each(
+        cls,
+        record: Callable[[R], Record],
+        rows: Callable[[R], Rows],
+        view: Callable[[R], RenderableType],
+    ) -> Layout[R]:
+        """A layout of results that are laid out one by one (a table each, a blank line apart)."""
+
+        def table(results: Sequence[R], _: int) -> tuple[RenderableType, list[str]]:
+            return render.stacked([view(result) for result in results]), []
+
+        return cls(record, records.each(rows), table)
+
 
 @dataclass(frozen=True)
 class Output:

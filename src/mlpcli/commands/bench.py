@@ -20,11 +20,7 @@ from mlpcli.errors import UsageError
 from mlpcli.output import Format, Layout, Output
 from mlpcli.progress import LateProgress
 
-LAYOUT = Layout(
-    records.bench_record,
-    records.each(records.bench_rows),
-    lambda results, _: (render.stacked([render.bench_table(r) for r in results]), []),
-)
+LAYOUT = Layout.each(records.bench_record, records.bench_rows, render.bench_table)
 
 
 def bench(

@@ -23,11 +23,7 @@ from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.output import Format, Layout, Output
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
-LAYOUT = Layout(
-    records.compare_record,
-    records.each(records.compare_rows),
-    lambda results, _: (render.stacked([render.compare_table(r) for r in results]), []),
-)
+LAYOUT = Layout.each(records.compare_record, records.compare_rows, render.compare_table)
 
 
 def compare(

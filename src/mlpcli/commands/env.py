@@ -8,11 +8,7 @@ from mlpcli import records, render
 from mlpcli.commands.common import FormatOption, OutputOption, QuietOption, field_option
 from mlpcli.output import Format, Layout, Output
 
-LAYOUT = Layout(
-    records.env_record,
-    records.each(records.env_rows),
-    lambda results, _: (render.stacked([render.env_table(r) for r in results]), []),
-)
+LAYOUT = Layout.each(records.env_record, records.env_rows, render.env_table)
 
 
 def env(
