@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -103,6 +103,7 @@ def test_package_metadata_names_the_console_script() -> None:
 LONG_RUN = ["layers=[16384, 16384]", "batch=16384", "dtype=bfloat16"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "after", "code", "line"),
     [
@@ -298,6 +299,7 @@ def test_a_bad_thread_count_names_the_variable(mlpcli_script: str) -> None:
     assert shown.stdout == "0\n"
 
 
+@pytest.mark.slow
 def test_a_long_run_says_how_long_first(mlpcli_script: str) -> None:
     # 35 TFLOP in bfloat16: a minute or more on a CPU; the note comes before the draw begins
     huge = ["layers=[16384, 16384, 16384]", "batch=32768", "dtype=bfloat16", "device=cpu"]
@@ -317,18 +319,26 @@ def test_a_long_run_says_how_long_first(mlpcli_script: str) -> None:
     assert (process.returncode, rest) == (130, "mlpcli: error: interrupted\n")
 
 
+@pytest.mark.slow
 def test_a_run_of_more_than_a_second_shows_progress_on_a_terminal(mlpcli_script: str) -> None:
+    # 206 GFLOP on one thread: seconds on any CPU, so that the bar (after 1 s) must show
+    args = ["layers=[2048, 2048, 2048, 2048]", "batch=8192", "threads=1", "-q"]
     controller, terminal = pty.openpty()
-    done = subprocess.run(
-        [mlpcli_script, "run", "layers=[2048, 2048, 2048, 2048, 2048, 2048]", "batch=16384", "-q"],
-        stdin=terminal, stdout=terminal, stderr=terminal, timeout=120,
+    process = subprocess.Popen(
+        [mlpcli_script, "run", *args], stdin=terminal, stdout=terminal, stderr=terminal,
         env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
     )  # fmt: skip
     os.close(terminal)
     screen = b""
-    with contextlib.suppress(OSError):
-        while chunk := os.read(controller, 65536):
-            screen += chunk
+    while True:  # read as it runs, so that the terminal never fills up
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                screen += os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+        elif process.poll() is not None:
+            break
     os.close(controller)
-    assert done.returncode == 0
+    assert process.wait(timeout=120) == 0
     assert b"running default" in screen

@@ -14,11 +14,13 @@ import typer
 
 from mlpcli import __version__, compat, files, interrupts
 from mlpcli.commands import bench, compare, config, env, run, shapes, validate
+from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError
 
+COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 app = typer.Typer(
     name="mlpcli",
-    no_args_is_help=True,
+    invoke_without_command=True,  # and then help_without_command: Click versions differ here
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     pretty_exceptions_enable=False,
     # Click's plain help: Typer's Rich help imports Markdown support, 0.1 s of every --help.
@@ -42,6 +44,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
@@ -52,12 +55,14 @@ def _main(
     Exit codes: 0 success, 1 a check said no, 2 invalid input, 3 not possible here
     (device, memory), 4 internal error, 130 interrupted, 143 terminated.
     """
+    help_without_command(ctx)
 
 
 def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
-    if len(args) > 1 and args[0] in ("--install-completion", "--show-completion"):
+    files.WRITTEN.clear()
+    if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         _error(
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
             f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
@@ -83,7 +88,7 @@ def run_app(args: Sequence[str]) -> int:
         return _interrupted(ExitCode.TERMINATED, "terminated")
     except Exception as error:
         if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
-            return _usage(error, *usage)
+            return _usage(*usage)
         if os.environ.get("MLPCLI_DEBUG") == "1":
             traceback.print_exc()
         else:
@@ -106,12 +111,9 @@ def _interrupted(code: ExitCode, what: str) -> int:
     return int(code)
 
 
-def _usage(error: Exception, message: str, command_path: str) -> int:
-    """Exit 2 for a usage error; a bare `mlpcli` shows the help instead of an error line."""
-    if type(error).__name__ == "NoArgsIsHelpError":
-        print(message, file=sys.stderr)
-    else:
-        _error(f"{message} (see '{command_path} --help')")
+def _usage(message: str, command_path: str) -> int:
+    """Exit 2 for a usage error, with where to read about it."""
+    _error(f"{message} (see '{command_path} --help')")
     return int(ExitCode.USAGE)
 
 

@@ -149,6 +149,7 @@ class FieldSpec:
     example: str  # the starter config's value, as YAML
     default: object = None  # the typed value taken when the field is absent
     default_text: str = ""  # the default for people, where `default` cannot say it
+    default_is_stem: bool = False  # absent: the config file's name without its suffix
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
@@ -158,12 +159,16 @@ class FieldSpec:
     def __post_init__(self) -> None:
         if not self.attribute:
             object.__setattr__(self, "attribute", self.name)
+        integers = (Kind.INTEGER, Kind.SIZES, Kind.INTEGER_OR_NULL)
+        if self.kind in integers and (self.minimum is None or self.maximum is None):
+            raise ValueError(f"field {self.name}: an integer field needs a minimum and a maximum")
 
 
 FIELDS = (
     FieldSpec(
         "name", Kind.NAME, "Shown in results and used to match `--expect` files.", "my_network",
         default_text="the file's name without its suffix (`default` for the built-in config)",
+        default_is_stem=True,
     ),
     FieldSpec(
         "seed", Kind.INTEGER, "Seeds the one generator that draws every feature, weight and bias.",

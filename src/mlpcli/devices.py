@@ -5,6 +5,7 @@ timing on its clock, counting its peak memory, and turning its out-of-memory err
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 
@@ -22,8 +23,7 @@ def prepare(config: Config) -> torch.device:
     The CPU's memory is checked before torch is imported (`memory.check_host`), once per run.
     """
     torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads or _default_threads())  # per config: runs come in a row
     device = resolve(config)
     if device.type == "cuda":
         needed = memory.device_bytes(config, on_cpu=False)
@@ -34,6 +34,12 @@ def prepare(config: Config) -> torch.device:
                 f"{byte_size(free)} is free"
             )
     return device
+
+
+@functools.cache
+def _default_threads() -> int:
+    """torch's own thread count, as it was before any config set one."""
+    return torch.get_num_threads()
 
 
 def resolve(config: Config) -> torch.device:

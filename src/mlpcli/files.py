@@ -47,20 +47,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     """
     _remove_stale_temporaries(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    created = False
     try:
         with interrupts.writing(temporary):
             mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            created = True
             with os.fdopen(descriptor, "wb") as file:
                 if mode is not None:
                     os.fchmod(file.fileno(), mode)
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-            with interrupts.held():  # an interrupt now comes after the file is in place
+            with interrupts.held():  # a signal now is dropped: the finished file goes in place
                 os.replace(temporary, path)
-                WRITTEN.append(path)
+        WRITTEN.append(path)
     except BaseException as error:
+        if created and not temporary.exists():  # renamed: an interrupt came just after
+            WRITTEN.append(path)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(error, PermissionError):

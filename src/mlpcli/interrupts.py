@@ -5,9 +5,9 @@ product in torch would hold a Ctrl-C until it returns (minutes, for a big bfloat
 the CPU). `watch` blocks SIGINT and SIGTERM in every thread and waits for them in a thread of
 its own: it raises the interrupt in the main thread, which ends the command the usual way
 (cleaning up, one line); if the main thread does not answer within GRACE_S (it is inside a long
-C call), the watcher removes the temporary file being written, prints the line and ends the
-process itself. The mask is inherited by child processes: a command that starts one must unmask
-these signals in it.
+C call), or a second signal comes, the watcher removes the temporary file being written, prints
+the line and ends the process itself. The mask is inherited by child processes: a command that
+starts one must unmask these signals in it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import _thread
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +26,14 @@ from mlpcli.errors import ExitCode
 GRACE_S = 0.5
 SIGNALS = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 MESSAGES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+_RESTORE_TERMINAL = "\r\x1b[2K\x1b[?25h"  # clear a progress bar's line, show the cursor again
 
 _watching = False  # only the console script watches; in-process callers (tests) do not
 _claimed = threading.Lock()  # whoever takes it prints the one line
-_state = threading.Lock()
+_state = threading.Lock()  # guards the three below
 _temporary: Path | None = None  # the file a write has made and not yet renamed
-_held = 0  # > 0 while a finished write is being put in place: an interrupt then waits
-_pending: signal.Signals | None = None
+_held = 0  # > 0 while a finished file is renamed into place: a signal then is dropped
+_signalled = False  # a signal has been raised in the main thread already
 
 
 class Terminated(BaseException):
@@ -42,8 +44,8 @@ def watch() -> None:
     """Route SIGINT and SIGTERM through the watcher thread (the console script's entry only)."""
     global _watching
     _watching = True
-    signal.signal(signal.SIGTERM, _raise_terminated)
     signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    signal.signal(signal.SIGTERM, _raise_terminated)
     threading.Thread(target=_watcher, name="mlpcli-signals", daemon=True).start()
 
 
@@ -56,18 +58,20 @@ def claim() -> bool:
 def writing(temporary: Path) -> Iterator[None]:
     """While `temporary` is being written: the watcher removes it if it must end the process."""
     global _temporary
-    _temporary = temporary
+    with _state:
+        _temporary = temporary
     try:
         yield
     finally:
-        _temporary = None
+        with _state:
+            _temporary = None
 
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """A step that must not be cut in two (putting a finished file in place): an interrupt that
-    arrives meanwhile is raised as the step ends."""
-    global _held, _pending
+    """Putting a finished file in place: a signal meanwhile is dropped, and the command goes
+    on to complete (an interrupted write leaves the old file, a finished one is kept)."""
+    global _held
     with _state:
         _held += 1
     try:
@@ -75,38 +79,41 @@ def held() -> Iterator[None]:
     finally:
         with _state:
             _held -= 1
-            signum, _pending = (_pending, None) if not _held else (None, _pending)
-        if signum is not None:
-            _interrupt(signum)
 
 
 def _watcher() -> None:
-    global _pending
+    global _signalled
     while True:
         signum = signal.Signals(signal.sigwait(set(SIGNALS)))
-        with _state:
+        with _state:  # decided and raised under the lock: no write can start in between
             if _held:
-                _pending = signum
                 continue
-        _interrupt(signum)
-
-
-def _interrupt(signum: signal.Signals) -> None:
-    """Raise the signal's exception in the main thread, and end the process if it is stuck."""
-    _thread.interrupt_main(signum)
-    threading.Thread(target=_end_when_stuck, args=(signum,), daemon=True).start()
+            again, _signalled = _signalled, True
+            if not again:
+                _thread.interrupt_main(signum)
+        if again:  # a second signal: the user means it
+            _end(signum, line=claim())
+        else:
+            threading.Thread(target=_end_when_stuck, args=(signum,), daemon=True).start()
 
 
 def _end_when_stuck(signum: signal.Signals) -> None:
     """End the process if the main thread has not taken the interrupt within GRACE_S."""
     threading.Event().wait(GRACE_S)
-    if not claim():
-        return  # the main thread took it and is reporting it
-    temporary = _temporary
+    if claim():
+        _end(signum, line=True)
+
+
+def _end(signum: signal.Signals, *, line: bool) -> None:
+    """Remove the temporary file, say so in one `line` (unless the main thread did) and exit."""
+    with _state:
+        temporary = _temporary
     if temporary is not None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-    os.write(2, f"mlpcli: error: {MESSAGES[signum]}\n".encode())
+    if line:
+        prefix = _RESTORE_TERMINAL if sys.stderr.isatty() else ""
+        os.write(2, f"{prefix}mlpcli: error: {MESSAGES[signum]}\n".encode())
     os._exit(SIGNALS[signum])
 
 

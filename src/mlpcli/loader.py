@@ -290,7 +290,7 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:
-            values[spec.attribute] = stem if spec.name == "name" else spec.default
+            values[spec.attribute] = stem if spec.default_is_stem else spec.default
     weight_layers = len(values["layers"]) - 1  # type: ignore[arg-type]
     if isinstance(values["activations"], Activation):
         values["activations"] = (values["activations"],) * weight_layers
@@ -307,7 +307,9 @@ def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
 
 def _integer(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> int:
     """An integer within the spec's range; YAML 1.1 notations are errors that say the number."""
-    low, high = spec.minimum or 0, spec.maximum or 0
+    low, high = spec.minimum, spec.maximum
+    assert low is not None  # FieldSpec insists on both bounds
+    assert high is not None
     if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
         message = f"expected an integer, got {_kind(node)}{_integer_hint(node)}"
         if not entry.in_file and isinstance(node, yaml.ScalarNode) and "," in node.value:

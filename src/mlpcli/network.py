@@ -106,7 +106,7 @@ Step = Callable[[], None]
 def forward(
     network: Network, observe: Observer | None = None, step: Step | None = None
 ) -> torch.Tensor:
-    """The output, `hL`, where `hi = fi(h(i-1) · Wi + Bi)`; `observe` sees each of h1 … h(L-1),
+    """The output, `hL`, where `hi = fi(addmm(Bi, h(i-1), Wi))`; `observe` sees h1 … h(L-1),
     and `step` is called as each layer is queued (for a progress bar).
 
     At most two activations are alive at once: a layer's input and its output (an out-of-place

@@ -6,6 +6,7 @@ any work is done and, after it, writes the file (atomically) and prints the chos
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,25 +73,23 @@ class Output:
 
     def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
         """Write the file, then print the results in the chosen view (none with `quiet`)."""
-        chosen = None
-        if self.fields:  # a bad path fails before anything is written
-            chosen = "".join(
-                "\t".join(
-                    fields.text(fields.select(layout.record(r), path)) for path in self.fields
-                )
-                + "\n"
-                for r in results
-            )
+        texts = _Texts(layout, results)
+        chosen = texts.fields(self.fields) if self.fields else None  # a bad path: nothing written
         if self.path is not None:
-            files.write_atomic(self.path, self._file_bytes(layout, results))
+            suffix = self.path.suffix.lower()
+            if suffix in layout.files:
+                data = layout.files[suffix](results)
+            else:
+                data = (texts.csv if suffix == ".csv" else texts.json).encode()
+            files.write_atomic(self.path, data)
         if self.quiet:
             return
         if chosen is not None:
             sys.stdout.write(chosen)
         elif self.format is Format.JSON:
-            sys.stdout.write("".join(records.json_line(layout.record(r)) for r in results))
+            sys.stdout.write(texts.json)
         elif self.format is Format.CSV:
-            sys.stdout.write(records.csv_text(layout.rows(results)))
+            sys.stdout.write(texts.csv)
         else:
             console = render.stdout_console()
             view, notes = layout.table(results, console.width)
@@ -101,14 +100,32 @@ class Output:
             for note in notes:
                 render.note(note)
 
-    def _file_bytes(self, layout: Layout[R], results: Sequence[R]) -> bytes:
-        assert self.path is not None
-        suffix = self.path.suffix.lower()
-        if suffix in layout.files:
-            return layout.files[suffix](results)
-        if suffix == ".csv":
-            return records.csv_text(layout.rows(results)).encode()
-        return "".join(records.json_line(layout.record(r)) for r in results).encode()
+
+class _Texts(Generic[R]):
+    """The results as JSON records, JSON lines and CSV, each made at most once."""
+
+    def __init__(self, layout: Layout[R], results: Sequence[R]) -> None:
+        self.layout = layout
+        self.results = results
+
+    @functools.cached_property
+    def records(self) -> list[Record]:
+        return [self.layout.record(result) for result in self.results]
+
+    def fields(self, paths: Sequence[str]) -> str:
+        """A line per result: the values at `paths`, tab-separated."""
+        return "".join(
+            "\t".join(fields.text(fields.select(record, path)) for path in paths) + "\n"
+            for record in self.records
+        )
+
+    @functools.cached_property
+    def json(self) -> str:
+        return "".join(map(records.json_line, self.records))
+
+    @functools.cached_property
+    def csv(self) -> str:
+        return records.csv_text(self.layout.rows(self.results))
 
 
 def refuse_several(output: Output, suffix: str, count: int) -> None:

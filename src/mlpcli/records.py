@@ -37,14 +37,14 @@ def json_line(record: Record) -> str:
 
 
 def _json(value: object) -> str:
-    """Compact strict JSON; the items of a dict or a long list one `json.dumps` call each.
+    """Compact strict JSON; a dict's values and a list of rows one `json.dumps` call each.
 
-    One call over millions of outputs holds the interpreter for seconds, where Ctrl-C waits;
-    between the calls it is taken at once. The text is the same as one call's.
+    One call over millions of outputs holds the interpreter, and so the signal watcher
+    (`interrupts`), for seconds; a call per row lets Ctrl-C in between. The text is one call's.
     """
     if isinstance(value, dict):
         return "{" + ",".join(f"{_json(str(k))}:{_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list) and len(value) > 64:
+    if isinstance(value, list) and value and isinstance(value[0], list):
         return "[" + ",".join(map(_json, value)) + "]"
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -175,8 +175,8 @@ def bench_record(result: BenchResult) -> Record:
         "build_ms": result.build_ms,
         "forward_ms": {
             "median": result.median_ms,
-            "min": min(result.forward_ms),
-            "max": max(result.forward_ms),
+            "min": result.min_ms,
+            "max": result.max_ms,
             "all": list(result.forward_ms),
         },
         "samples_per_s": result.samples_per_s,
@@ -193,7 +193,7 @@ def bench_rows(result: BenchResult) -> Rows:
     header += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
     row: list[object] = [
         result.config.name, result.device, result.cuda_graph, result.build_ms, result.median_ms,
-        min(result.forward_ms), max(result.forward_ms), result.samples_per_s,
+        result.min_ms, result.max_ms, result.samples_per_s,
         result.tflops_per_s, result.peak_bytes, result.threads,
     ]  # fmt: skip
     return header, [row]

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
-from rich.padding import Padding
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mlpcli.results import TensorInfo, TensorShape
 from mlpcli.units import byte_size, count_text
 
 if TYPE_CHECKING:
@@ -86,18 +85,7 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
         (config.name, "bold"),
         f"  seed {config.seed}  device {result.device}  dtype {config.dtype}  batch {config.batch}",
     )
-    tensors = Table(title="tensors", title_justify="left")
-    for column in ("name", "shape", "dtype", "device"):
-        tensors.add_column(column)
-    rows, tensors_cut = _cut(
-        [
-            (_names(first.name, last.name), shape_text(first.shape), first.dtype, first.device)
-            for first, last in _runs(result.tensors, lambda t: (_family(t.name), t.shape))
-        ],
-        "tensors",
-    )
-    for row in rows:
-        tensors.add_row(*row)
+    tensors, tensors_cut = _tensors_table(result.tensors)
     output, cut = _output_table(result, full=full, width=width)
     return Group(header, tensors, output), "; ".join(note for note in (tensors_cut, cut) if note)
 
@@ -211,18 +199,7 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     if report.total_flops >= 10**6:
         flops += f" ({count_text(report.total_flops)})"
     totals.add_row("FLOPs per forward", flops)
-    tensors = Table(title="tensors", title_justify="left")
-    tensors.add_column("name")
-    tensors.add_column("shape")
-    tensor_rows, tensors_cut = _cut(
-        [
-            (_names(first.name, last.name), shape_text(first.shape))
-            for first, last in _runs(report.tensors, lambda t: (_family(t.name), t.shape))
-        ],
-        "tensors",
-    )
-    for row in tensor_rows:
-        tensors.add_row(*row)
+    tensors, tensors_cut = _tensors_table(report.tensors)
     notes = [cut for cut in (layers_cut, tensors_cut) if cut]
     if dropped:
         notes.append(
@@ -230,6 +207,28 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
             "(a wider COLUMNS, or --format json or csv: everything)"
         )
     return Group(header, layers, totals, tensors), notes
+
+
+def _tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
+    """Each tensor's name and shape, and its dtype and device once built; a long list cut."""
+    built = isinstance(tensors[0], TensorInfo)
+    table = Table(title="tensors", title_justify="left")
+    for column in ("name", "shape", "dtype", "device") if built else ("name", "shape"):
+        table.add_column(column)
+    rows, cut = _cut(
+        [
+            (
+                _names(first.name, last.name),
+                shape_text(first.shape),
+                *((first.dtype, first.device) if isinstance(first, TensorInfo) else ()),
+            )
+            for first, last in _runs(tensors, lambda t: (_family(t.name), t.shape))
+        ],
+        "tensors",
+    )
+    for row in rows:
+        table.add_row(*row)
+    return table, cut
 
 
 def _cut(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
@@ -386,7 +385,7 @@ def bench_table(result: BenchResult) -> RenderableType:
         ("build (weights drawn, cast, moved)", f"{result.build_ms:.2f} ms"),
         ("forward pass", "CUDA graph replay" if result.cuda_graph else "eager"),
         (f"forward, median of {len(times)}", f"{result.median_ms:.3f} ms"),
-        ("forward, min … max", f"{min(times):.3f} … {max(times):.3f} ms"),
+        ("forward, min … max", f"{result.min_ms:.3f} … {result.max_ms:.3f} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
         ("TFLOP/s (from the shapes' FLOPs)", _number(result.tflops_per_s, ".3g")),
         ("CPU threads", str(result.threads)),
@@ -402,44 +401,6 @@ def bench_table(result: BenchResult) -> RenderableType:
 
 def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-# --- help ------------------------------------------------------------------------------------
-
-
-def help_page(
-    usage: str,
-    description: str,
-    options: Sequence[tuple[str, str, str]],
-    commands: Sequence[tuple[str, str]],
-) -> RenderableType:
-    """A command group's help, laid out as Typer lays it out: usage, description, two panels.
-
-    `options` are (long names, short names, help); `commands` are (name, help).
-    """
-    option_grid = Table.grid(padding=(0, 2))
-    option_grid.add_column(style="bold cyan", no_wrap=True)
-    option_grid.add_column(style="bold green", no_wrap=True)
-    option_grid.add_column()
-    for long_names, short_names, text in options:
-        option_grid.add_row(long_names, short_names, text)
-    command_grid = Table.grid(padding=(0, 2))
-    command_grid.add_column(style="bold cyan", no_wrap=True)
-    command_grid.add_column()
-    for name, text in commands:
-        command_grid.add_row(name, text)
-    paragraphs = [Text(paragraph.replace("\n", " ")) for paragraph in description.split("\n\n")]
-    return Group(
-        Padding(Text.assemble(("Usage: ", "yellow"), (usage, "bold")), (1, 1, 0, 1), expand=False),
-        *(Padding(paragraph, (1, 1, 0, 1), expand=False) for paragraph in paragraphs),
-        Text(),
-        _panel("Options", option_grid),
-        _panel("Commands", command_grid),
-    )
-
-
-def _panel(title: str, body: Table) -> Panel:
-    return Panel(body, title=title, title_align="left", border_style="dim", box=box.ROUNDED)
 
 
 # --- compare ---------------------------------------------------------------------------------

@@ -46,6 +46,16 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """About how long a forward pass will take: `flops` at `rate` FLOP/s measured on `device`."""
+
+    seconds: float
+    rate: float
+    flops: int
+    device: str
+
+
+@dataclass(frozen=True)
 class TensorShape:
     """A named tensor of the network and its shape."""
 
@@ -55,7 +65,7 @@ class TensorShape:
 
 @dataclass(frozen=True)
 class LayerShape:
-    """Weight layer `index` (1-based): `h(index) = activation(h(index-1) · W + B)`."""
+    """Weight layer `index` (1-based): `h(index) = activation(addmm(B, h(index-1), W))`."""
 
     index: int
     n_in: int
@@ -114,6 +124,16 @@ class BenchResult:
     def median_ms(self) -> float:
         """The median forward time."""
         return statistics.median(self.forward_ms)
+
+    @property
+    def min_ms(self) -> float:
+        """The fastest forward pass."""
+        return min(self.forward_ms)
+
+    @property
+    def max_ms(self) -> float:
+        """The slowest forward pass."""
+        return max(self.forward_ms)
 
     @property
     def samples_per_s(self) -> float | None:

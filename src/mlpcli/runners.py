@@ -8,26 +8,41 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
-from mlpcli.config import Config, Device
+from mlpcli.config import Config, Device, DType
 from mlpcli.errors import UnavailableError
 from mlpcli.network import TORCH_DTYPES, Network, Step, build, forward, forward_in_chunks
-from mlpcli.results import BenchResult, CompareResult, RunResult, TensorDiff, TensorInfo
+from mlpcli.results import (
+    BenchResult,
+    CompareResult,
+    Estimate,
+    RunResult,
+    TensorDiff,
+    TensorInfo,
+)
 from mlpcli.shapes import shapes
 
+ESTIMATE_FROM_FLOPS = 10**10  # below this, under 10 s even at 1 GFLOP/s: no estimate
 
-def run(config: Config, step: Step | None = None) -> RunResult:
-    """Build and run `config`; `step` is called after each layer of each chunk (a progress bar).
 
-    Running out of memory becomes UnavailableError.
+def run(
+    config: Config,
+    step: Step | None = None,
+    on_estimate: Callable[[Estimate], None] | None = None,
+) -> RunResult:
+    """Build and run `config`; running out of memory becomes UnavailableError.
+
+    `on_estimate` hears, before anything is built, about how long a large network will take;
+    `step` is called after each layer of each chunk (for a progress bar).
     """
     device = devices.prepare(config)
+    if on_estimate is not None and (estimate := _estimate(config, device)) is not None:
+        on_estimate(estimate)
     with devices.memory_errors(device):
         network, build_ms = _timed_build(config, device)
         hidden: list[TensorInfo] = []
@@ -51,27 +66,27 @@ def run(config: Config, step: Step | None = None) -> RunResult:
         )
 
 
-class Estimate(NamedTuple):
-    """How long a forward pass will take: `seconds` at `rate` FLOP/s, measured on `device`."""
+def _estimate(config: Config, device: torch.device) -> Estimate | None:
+    """About how long the forward of `config` takes on `device`; None for a small network.
 
-    seconds: float
-    rate: float
-    device: str
-
-
-def estimate(config: Config, flops: int) -> Estimate:
-    """About how long `flops` of `config`'s forward take on its device.
-
-    The rate is that of a 512-square matrix product in the config's dtype, timed here: a small
-    product runs below the peak, so the estimate errs long.
+    The rate is that of a 256-square matrix product in the config's dtype, timed here once per
+    device and dtype: a small product runs below the peak, so the estimate errs long.
     """
-    device = devices.prepare(config)
-    size = 512
-    a = torch.randn(size, size, device=device).to(TORCH_DTYPES[config.dtype])
+    flops = shapes(config).total_flops
+    if flops < ESTIMATE_FROM_FLOPS:
+        return None
+    rate = _rate(device, config.dtype)
+    return Estimate(flops / rate, rate, flops, str(device))
+
+
+@functools.cache
+def _rate(device: torch.device, dtype: DType) -> float:
+    """FLOP/s of a 256-square matrix product in `dtype` on `device`."""
+    size = 256
+    a = torch.randn(size, size, device=device).to(TORCH_DTYPES[dtype])
     torch.mm(a, a)  # the first call sets the kernel up
-    seconds = devices.timed_ms(lambda: [torch.mm(a, a) for _ in range(3)], device) / 1e3
-    rate = 3 * 2 * size**3 / max(seconds, 1e-9)
-    return Estimate(flops / rate, rate, str(device))
+    seconds = devices.timed_ms(lambda: [torch.mm(a, a) for _ in range(4)], device) / 1e3
+    return 4 * 2 * size**3 / max(seconds, 1e-9)
 
 
 def captured(network: Network, chunk: int | None) -> Callable[[], torch.Tensor]:

@@ -48,7 +48,7 @@ def schema_text() -> str:
 
 def _property(spec: FieldSpec) -> dict[str, object]:
     schema = dict(_KIND_SCHEMAS[spec.kind](spec))
-    if not spec.required and spec.name != "name":
+    if not spec.required and not spec.default_is_stem:
         schema["default"] = plain(spec.default)
     schema["description"] = spec.help
     return schema

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ import typer
 
 from mlpcli import loader
 from mlpcli.config import Config
-from mlpcli.errors import UsageError
+from mlpcli.errors import ExitCode, UsageError
 from mlpcli.output import Format
 
 Arguments = Annotated[
@@ -64,10 +65,17 @@ def field_option(examples: str) -> Any:
     return typer.Option(
         "--field",
         metavar="PATH",
-        help=f"Print one value of the JSON result instead ({examples}); a line per result, "
-        "several --field tab-separated (--field name labels each line).",
+        help=f"Print one value of the JSON result instead ({examples}); a line per result; "
+        "given several times, the values tab-separated.",
         show_default=False,
     )
+
+
+def help_without_command(ctx: typer.Context) -> None:
+    """A group given no command prints its help on stderr and exits 2, on every Click version."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help(), file=sys.stderr)
+        raise typer.Exit(ExitCode.USAGE)
 
 
 def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:

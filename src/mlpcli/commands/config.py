@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mlpcli import files, loader, records, schema
-from mlpcli.commands.common import Arguments, FormatOption, load, split_one
+from mlpcli.commands.common import Arguments, FormatOption, help_without_command, load, split_one
 from mlpcli.errors import UsageError
 from mlpcli.output import Format, Layout, Output
 
@@ -22,10 +22,13 @@ SHOW_LAYOUT = Layout(
 app = typer.Typer(
     name="config",
     help="Show the resolved config, print the config file's JSON Schema, or start a new config.",
-    no_args_is_help=True,
+    invoke_without_command=True,
     rich_markup_mode=None,
     suggest_commands=True,
 )
+
+
+app.callback()(help_without_command)
 
 
 @app.command()

@@ -30,15 +30,13 @@ from mlpcli.config import Config
 from mlpcli.errors import CheckFailedError
 from mlpcli.output import Format, Layout, Output, refuse_several
 from mlpcli.progress import LateProgress
-from mlpcli.shapes import shapes
 from mlpcli.units import count_text, duration_text
 
 if TYPE_CHECKING:
     from mlpcli.expect import Expectation
-    from mlpcli.results import RunResult
+    from mlpcli.results import Estimate, RunResult
 
 Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
-ESTIMATE_FROM_FLOPS = 10**11  # smaller networks take under a second anywhere: no estimate
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
 
 
@@ -97,18 +95,17 @@ def _run_one(config: Config) -> RunResult:
     """Run one network; a long one gets a note with its estimate first, and a progress bar."""
     from mlpcli import runners  # torch: only once the input is valid
 
-    flops = shapes(config).total_flops
-    if flops >= ESTIMATE_FROM_FLOPS:
-        estimate = runners.estimate(config, flops)
+    def note_if_long(estimate: Estimate) -> None:
         if estimate.seconds >= LONG_RUN_S:
             render.note(
                 f"{config.name}: about {duration_text(estimate.seconds)} on {estimate.device} "
-                f"({count_text(flops)}FLOP at {count_text(int(estimate.rate))}FLOP/s, measured "
-                "here); Ctrl-C stops it"
+                f"({count_text(estimate.flops)}FLOP at {count_text(int(estimate.rate))}FLOP/s, "
+                "measured here); Ctrl-C stops it"
             )
+
     chunks = -(-config.batch // (config.chunk or config.batch))
     with LateProgress(f"running {config.name}", chunks * (len(config.layers) - 1)) as bar:
-        return runners.run(config, bar.advance)
+        return runners.run(config, bar.advance, note_if_long)
 
 
 def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
