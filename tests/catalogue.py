@@ -62,7 +62,7 @@ BAD_CONFIG_FILES = [
     Case(
         "fields and values",
         "layers: [3, 2]\nseed: " + "9" * 5000 + "\n",
-        r":2:7: seed: must be <= \d+, got a 5000-digit",
+        r":2:7: seed: must be <= \d+, got a number of 5000 digits",
     ),
     Case(
         "fields and values",
@@ -154,7 +154,7 @@ BAD_CONFIG_FILES = [
     Case(
         "fields and values",
         "layers: [3, 2, 1]\nactivation: [relu]\n",
-        r":2:13: activation: lists 1 names, but layers has 2",
+        r":2:13: activation: lists 1 name, but layers has 2 weight layers",
         schema_cannot="activation list length",
     ),
     Case(

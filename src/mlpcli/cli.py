@@ -15,7 +15,8 @@ import typer
 from mlpcli import __version__, compat, files, interrupts
 from mlpcli.commands import bench, compare, config, env, run, shapes, validate
 from mlpcli.commands.common import help_without_command
-from mlpcli.errors import ExitCode, MlpcliError
+from mlpcli.errors import ExitCode, MlpcliError, ReaderGone
+from mlpcli.output import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 app = typer.Typer(
@@ -38,7 +39,8 @@ app.command()(env.env)
 
 def _version(value: bool) -> None:
     if value:
-        print(f"mlpcli {__version__}")
+        with to_stdout():
+            print(f"mlpcli {__version__}")
         raise typer.Exit()
 
 
@@ -75,7 +77,7 @@ def run_app(args: Sequence[str]) -> int:
         for line in error.lines():
             _error(line)
         return int(error.exit_code)
-    except BrokenPipeError:  # the reader went away (`| head`): end quietly, as `cat` would
+    except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         return int(ExitCode.OK)
     except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal

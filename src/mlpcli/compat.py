@@ -19,4 +19,5 @@ def usage_error(error: BaseException) -> tuple[str, str] | None:
     if not isinstance(error, _CLICK_EXCEPTION):
         return None
     context = getattr(error, "ctx", None)
-    return error.format_message(), getattr(context, "command_path", None) or "mlpcli"  # type: ignore[attr-defined]
+    message = error.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+    return message, getattr(context, "command_path", None) or "mlpcli"

@@ -72,6 +72,13 @@ class CheckFailedError(MlpcliError):
         return self.failures
 
 
+class ReaderGone(Exception):  # noqa: N818 - an event, not a failure
+    """stdout's reader went away (`| head`, `| true`): the command ends quietly, as `cat` does.
+
+    Raised in place of BrokenPipeError so that no framework turns it into an exit code first.
+    """
+
+
 class UnavailableError(MlpcliError):
     """The work cannot be done on this machine: device missing, not enough memory."""
 

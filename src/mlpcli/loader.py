@@ -33,6 +33,7 @@ from mlpcli.config import (
     Kind,
 )
 from mlpcli.errors import ConfigError, Location, UsageError
+from mlpcli.units import counted
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
@@ -327,7 +328,7 @@ def _integer(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> int:
         raise ConfigError(entry.at(node), path, message)
     if len(text.lstrip("+-")) > len(str(high)):
         raise ConfigError(
-            entry.at(node), path, f"must be <= {high}, got a {len(text)}-digit number"
+            entry.at(node), path, f"must be <= {high}, got a number of {len(text)} digits"
         )
     value = int(text)
     if value < low:
@@ -463,13 +464,14 @@ def _activations(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> StrEnum | t
         layers = parsed.entries["layers"]
         if entry.in_file and not layers.in_file:  # the override changed layers: name it
             message = (
-                f"layers has {weight_layers} weight layers, but activation lists {len(nodes)} "
-                f"names ({entry.at(entry.node)}); override activation too, with one name for "
-                "every layer (activation=relu) or one per weight layer"
+                f"layers has {counted(weight_layers, 'weight layer')}, but activation lists "
+                f"{counted(len(nodes), 'name')} ({entry.at(entry.node)}); override activation "
+                "too, with one name for every layer (activation=relu) or one per weight layer"
             )
             raise ConfigError(Location(layers.source), None, message)
         message = (
-            f"lists {len(nodes)} names, but layers has {weight_layers} weight layers; "
+            f"lists {counted(len(nodes), 'name')}, but layers has "
+            f"{counted(weight_layers, 'weight layer')}; "
             "give one name per weight layer, or a single name for all"
         )
         raise ConfigError(entry.at(entry.node), spec.name, message)

@@ -6,9 +6,10 @@ any work is done and, after it, writes the file (atomically) and prints the chos
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,10 +18,19 @@ from typing import Generic, TypeVar
 from rich.console import RenderableType
 
 from mlpcli import fields, files, records, render
-from mlpcli.errors import UsageError
+from mlpcli.errors import ReaderGone, UsageError
 from mlpcli.records import Record, Rows
 
 R = TypeVar("R")
+
+
+@contextlib.contextmanager
+def to_stdout() -> Iterator[None]:
+    """Around writing results: a reader that went away becomes ReaderGone (exit 0, quietly)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise ReaderGone from None
 
 
 class Format(StrEnum):
@@ -82,8 +92,13 @@ class Output:
             else:
                 data = (texts.csv if suffix == ".csv" else texts.json).encode()
             files.write_atomic(self.path, data)
-        if self.quiet:
-            return
+        if not self.quiet:
+            with to_stdout():
+                self._print(layout, results, texts, chosen)
+
+    def _print(
+        self, layout: Layout[R], results: Sequence[R], texts: _Texts[R], chosen: str | None
+    ) -> None:
         if chosen is not None:
             sys.stdout.write(chosen)
         elif self.format is Format.JSON:

@@ -57,9 +57,14 @@ def csv_text(tables: Iterable[Rows]) -> str:
     for header, rows in tables:
         if header != last:
             writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
         last = header
     return buffer.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    """Booleans as JSON writes them (`true`, `false`); None is an empty cell."""
+    return str(value).lower() if isinstance(value, bool) else value
 
 
 def each(rows: Callable[[R], Rows]) -> Callable[[Sequence[R]], list[Rows]]:

@@ -18,8 +18,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from mlpcli.errors import ReaderGone
 from mlpcli.results import TensorInfo, TensorShape
-from mlpcli.units import byte_size, count_text
+from mlpcli.units import byte_size, count_text, counted
 
 if TYPE_CHECKING:
     from mlpcli.results import (
@@ -37,11 +38,19 @@ TABLE_ROWS = 10  # rows of a layers or tensors table shown from each end when it
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
 
 
+class _ResultsConsole(Console):
+    """stdout for results: a reader that goes away ends the command quietly (ReaderGone)."""
+
+    def on_broken_pipe(self) -> None:  # Rich's hook (13.8+); its default exits with 1
+        self.quiet = True
+        raise ReaderGone
+
+
 def stdout_console() -> Console:
     """Results: styled only on a terminal; no escape codes at all when piped or with NO_COLOR."""
     if os.environ.get("NO_COLOR"):
-        return Console(highlight=False, soft_wrap=False, color_system=None)
-    return Console(highlight=False, soft_wrap=False)
+        return _ResultsConsole(highlight=False, soft_wrap=False, color_system=None)
+    return _ResultsConsole(highlight=False, soft_wrap=False)
 
 
 def note(message: str) -> None:
@@ -349,7 +358,7 @@ def _arrows(sizes: Sequence[int]) -> str:
 
 def sweep_table(results: Sequence[RunResult]) -> Table:
     """One row per run of a sweep: its overrides, the output's shape and first values."""
-    table = Table(title=f"{len(results)} runs", title_justify="left")
+    table = Table(title=counted(len(results), "run"), title_justify="left")
     for column, justify in (("#", "right"), ("name", "left"), ("overrides", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("output", no_wrap=True)

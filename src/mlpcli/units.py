@@ -20,6 +20,11 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 name`, `2 names`: a count and its noun (a plural by -s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def count_text(count: int) -> str:
     """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
     if count < 10**6:

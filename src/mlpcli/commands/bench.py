@@ -8,7 +8,7 @@ import typer
 
 from mlpcli import memory, records, render
 from mlpcli.commands.common import (
-    Arguments,
+    ConfigArguments,
     FormatOption,
     OutputOption,
     QuietOption,
@@ -24,7 +24,7 @@ LAYOUT = Layout.each(records.bench_record, records.bench_rows, render.bench_tabl
 
 
 def bench(
-    arguments: Arguments = None,
+    arguments: ConfigArguments = None,
     repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, help="Timed passes.")] = 20,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed passes first.")] = 3,
     cuda_graph: Annotated[

@@ -23,6 +23,14 @@ Arguments = Annotated[
         show_default=False,
     ),
 ]
+ConfigArguments = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[CONFIG] [KEY=VALUE]...",
+        help="A config file (none: the built-in notebook network) and overrides such as seed=3.",
+        show_default=False,
+    ),
+]
 FormatOption = Annotated[
     Format,
     typer.Option("--format", "-f", help="table (for people), json (one line per result) or csv."),
@@ -32,7 +40,7 @@ OutputOption = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Also write the results to this file, in the format its suffix names (.json, .csv).",
+        help="Also write the results to this file, in the format its suffix names: .json, .csv.",
         show_default=False,
     ),
 ]

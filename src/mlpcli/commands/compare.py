@@ -8,8 +8,8 @@ import typer
 
 from mlpcli import loader, memory, records, render
 from mlpcli.commands.common import (
-    Arguments,
     AtolOption,
+    ConfigArguments,
     FormatOption,
     OutputOption,
     QuietOption,
@@ -27,7 +27,7 @@ LAYOUT = Layout.each(records.compare_record, records.compare_rows, render.compar
 
 
 def compare(
-    arguments: Arguments = None,
+    arguments: ConfigArguments = None,
     device_list: Annotated[
         str | None,
         typer.Option(

@@ -9,9 +9,15 @@ from typing import Annotated
 import typer
 
 from mlpcli import files, loader, records, schema
-from mlpcli.commands.common import Arguments, FormatOption, help_without_command, load, split_one
+from mlpcli.commands.common import (
+    ConfigArguments,
+    FormatOption,
+    help_without_command,
+    load,
+    split_one,
+)
 from mlpcli.errors import UsageError
-from mlpcli.output import Format, Layout, Output
+from mlpcli.output import Format, Layout, Output, to_stdout
 
 SHOW_LAYOUT = Layout(
     records.config_record,
@@ -32,7 +38,7 @@ app.callback()(help_without_command)
 
 
 @app.command()
-def show(arguments: Arguments = None, output_format: FormatOption = Format.TABLE) -> None:
+def show(arguments: ConfigArguments = None, output_format: FormatOption = Format.TABLE) -> None:
     """The resolved config, every field with its value, as YAML that `run` accepts."""
     path, overrides = split_one(arguments, "config show")
     Output(output_format).emit(SHOW_LAYOUT, [load(path, overrides)])
@@ -41,7 +47,8 @@ def show(arguments: Arguments = None, output_format: FormatOption = Format.TABLE
 @app.command("schema")
 def schema_command() -> None:
     """The JSON Schema (draft 2020-12) of the config file, for editors and other tools."""
-    sys.stdout.write(schema.schema_text())
+    with to_stdout():
+        sys.stdout.write(schema.schema_text())
 
 
 @app.command()
@@ -54,7 +61,8 @@ def init(
 ) -> None:
     """A commented starter config."""
     if path is None:
-        sys.stdout.write(schema.starter_yaml())
+        with to_stdout():
+            sys.stdout.write(schema.starter_yaml())
         return
     if path.exists() and not force:
         raise UsageError(f"{path}: exists; --force replaces it")

@@ -19,7 +19,6 @@ from mlpcli.commands.common import (
     Arguments,
     AtolOption,
     FormatOption,
-    OutputOption,
     QuietOption,
     RtolOption,
     field_option,
@@ -56,7 +55,16 @@ def run(
     ] = None,
     atol: AtolOption = None,
     rtol: RtolOption = None,
-    output: OutputOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Also write the results to this file, in the format its suffix names: .json, "
+            ".csv, or .npy (the output array of one network).",
+            show_default=False,
+        ),
+    ] = None,
     field: Annotated[
         list[str] | None, field_option("output.0.0, tensors.1.shape, config.seed")
     ] = None,

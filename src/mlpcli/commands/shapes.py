@@ -6,7 +6,7 @@ from typing import Annotated
 
 from mlpcli import records, render
 from mlpcli.commands.common import (
-    Arguments,
+    ConfigArguments,
     FormatOption,
     OutputOption,
     QuietOption,
@@ -25,7 +25,7 @@ LAYOUT = Layout(
 
 
 def shapes(
-    arguments: Arguments = None,
+    arguments: ConfigArguments = None,
     output_format: FormatOption = Format.TABLE,
     output: OutputOption = None,
     field: Annotated[
