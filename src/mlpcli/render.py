@@ -357,17 +357,27 @@ def _arrows(sizes: Sequence[int]) -> str:
 
 
 def sweep_table(results: Sequence[RunResult]) -> Table:
-    """One row per run of a sweep: its overrides, the output's shape and first values."""
-    table = Table(title=counted(len(results), "run"), title_justify="left")
-    for column, justify in (("#", "right"), ("name", "left"), ("overrides", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    table.add_column("output", no_wrap=True)
-    table.add_column("row 0", overflow="fold")
-    table.add_column("forward ms", justify="right")
-    for index, result in enumerate(results):
+    """One row per run of a sweep: its overrides, the output's shape and first values.
+
+    Names and overrides wrap when narrow; numbers never split (their column is never narrower
+    than the widest of them, and wraps between them).
+    """
+    rows = []
+    for result in results:
         first_row = result.output[0].tolist() if result.output.shape[0] else []
         spec = _number_spec(first_row[:SWEEP_VALUES])
-        values = ", ".join(format(v, spec) for v in first_row[:SWEEP_VALUES])
+        rows.append([format(v, spec) for v in first_row[:SWEEP_VALUES]])
+    widest = max((len(value) for row in rows for value in row), default=1)
+    table = Table(title=counted(len(results), "run"), title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    table.add_column("overrides", overflow="fold")
+    table.add_column("output", no_wrap=True)
+    table.add_column("row 0", min_width=widest + 1)
+    table.add_column("forward ms", justify="right", no_wrap=True)
+    for index, (result, numbers) in enumerate(zip(results, rows, strict=True)):
+        values = ", ".join(numbers)
+        first_row = result.output[0] if result.output.shape[0] else []
         table.add_row(
             str(index),
             Text(result.config.name),

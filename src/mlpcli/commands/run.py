@@ -130,7 +130,7 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
     """A run's results: tables per network (one summary table for a sweep), JSON, CSV, .npy."""
 
     def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
-        if multirun:
+        if multirun and not full:  # --full in a sweep: every run's tables
             return render.sweep_table(results), []
         return render.run_tables(results, full=full, width=width)
 
