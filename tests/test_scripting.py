@@ -111,6 +111,22 @@ def test_expect_a_csv_file_of_several_networks_checks_each_by_name(
     assert err.count("differs from") == 2
 
 
+@pytest.mark.parametrize("suffix", ["json", "csv"])
+def test_a_sweep_checks_each_run_against_its_own_golden_output(tmp_path: Path, suffix: str) -> None:
+    golden = tmp_path / f"sweep.{suffix}"
+    sweep = ["-m", "seed=1,2", "activation=relu,tanh", "batch=2"]
+    assert invoke("run", *sweep, "-o", str(golden), "-q")[0] == 0
+    code, _, err = invoke("run", *sweep, "--expect", str(golden))
+    assert code == 0, err
+    code, _, err = invoke(
+        "run", "-m", "seed=2,1", "activation=relu,tanh", "batch=2", "--expect", str(golden)
+    )
+    assert code == 0, err  # matched by overrides, not by order
+    code, _, err = invoke("run", "seed=3", "activation=relu", "--expect", str(golden))
+    assert code == 2
+    assert "0 of its 4 outputs of network 'default' match a run with seed=3 activation=relu" in err
+
+
 def test_expect_a_csv_file_without_names_from_an_older_run(tmp_path: Path) -> None:
     golden = tmp_path / "old.csv"
     golden.write_text("output_0\n0.3170831501483917\n")

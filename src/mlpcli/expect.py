@@ -21,30 +21,48 @@ FILE_SUFFIXES = (".json", ".csv")
 
 
 @dataclass(frozen=True)
+class Expected:
+    """One network's expected output; `name` None: any network's (YAML values, an old CSV)."""
+
+    name: str | None
+    overrides: frozenset[str]  # KEY=VALUE of its run (a JSON file) or its swept keys (CSV)
+    values: Array
+
+
+@dataclass(frozen=True)
 class Expectation:
-    """Expected outputs: one matrix for every network (YAML values, a CSV file), or one per
-    network name (a JSON file, which names each network it holds)."""
+    """Expected outputs, from VALUES or a file of one or several networks' results."""
 
     source: str
-    values: Array | None = None
-    by_name: dict[str, Array] | None = None
+    outputs: tuple[Expected, ...]
 
-    def for_network(self, name: str) -> Array:
-        """The expected output of network `name`; UsageError when the file names others only."""
-        if self.values is not None:
-            return self.values
-        assert self.by_name is not None
-        if name not in self.by_name and len(self.by_name) == 1:
+    def for_network(self, name: str, overrides: Sequence[str] = ()) -> Array:
+        """The expected output of network `name` run with `overrides`.
+
+        UsageError when the file holds other networks only, or, among several outputs of this
+        name (a sweep), not exactly one whose overrides the run shares.
+        """
+        if len(self.outputs) == 1 and self.outputs[0].name in (None, name):
+            return self.outputs[0].values
+        named = [output for output in self.outputs if output.name == name]
+        if not named and len(self.outputs) == 1:
             raise UsageError(
-                f"{self.source} holds the output of network {next(iter(self.by_name))!r}, "
+                f"{self.source} holds the output of network {self.outputs[0].name!r}, "
                 f"not of {name!r}; check the network against its own golden file"
             )
-        if name not in self.by_name:
-            known = ", ".join(self.by_name)
+        if not named:
+            known = ", ".join(dict.fromkeys(str(output.name) for output in self.outputs))
             raise UsageError(
                 f"{self.source}: no expected output for network {name!r}; it has {known}"
             )
-        return self.by_name[name]
+        matching = [output for output in named if output.overrides <= set(overrides)]
+        if len(matching) != 1:
+            given = " ".join(overrides) or "no overrides"
+            raise UsageError(
+                f"{self.source}: {len(matching)} of its {len(named)} outputs of network "
+                f"{name!r} match a run with {given}"
+            )
+        return matching[0].values
 
 
 def parse(argument: str) -> Expectation:
@@ -58,13 +76,14 @@ def parse(argument: str) -> Expectation:
         raise UsageError(
             f"--expect {argument}: neither a .json/.csv file nor YAML values"
         ) from None
-    return Expectation(f"--expect {argument}", values=_matrix(data, f"--expect {argument}"))
+    values = _matrix(data, f"--expect {argument}")
+    return Expectation(f"--expect {argument}", (Expected(None, frozenset(), values),))
 
 
 def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> str | None:
     """None when the output matches, else one line naming the worst element."""
     name = result.config.name
-    expected = expectation.for_network(name)
+    expected = expectation.for_network(name, result.overrides)
     got = result.output.astype(np.float64)
     if got.shape != expected.shape:
         source = expectation.source
@@ -95,7 +114,7 @@ def _read_file(path: Path) -> Expectation:
         raise UsageError(f"--expect {path}: cannot read: {error}") from None
     if path.suffix.lower() == ".csv":
         return _csv_expectation(text, source)
-    outputs: dict[str, Array] = {}
+    outputs: list[Expected] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -106,40 +125,38 @@ def _read_file(path: Path) -> Expectation:
         if not isinstance(record, dict) or "output" not in record:
             raise UsageError(f"{source}:{number}: not a line of `mlpcli run --format json`")
         name = str(record.get("name", ""))
-        if name in outputs:
+        overrides = frozenset(map(str, record.get("overrides") or []))
+        if any((o.name, o.overrides) == (name, overrides) for o in outputs):
             raise UsageError(f"{source}:{number}: a second network named {name!r}")
-        outputs[name] = _matrix(record["output"], f"{source}:{number}: output")
+        outputs.append(Expected(name, overrides, _matrix(record["output"], f"{source}:{number}")))
     if not outputs:
         raise UsageError(f"{source}: holds no results")
-    return Expectation(source, by_name=outputs)
+    return Expectation(source, tuple(outputs))
 
 
 def _csv_expectation(text: str, source: str) -> Expectation:
-    """A `run --format csv` file: `name` (and swept keys) then `output_0...`, or outputs alone."""
+    """A `run --format csv` file: blocks of a header (`name`, swept keys, `output_0`...) and
+    rows, or, from before the name column, one network's outputs alone."""
     rows = [row for row in csv.reader(io.StringIO(text)) if row]
-    header = rows[0] if rows else []
-    outputs = [i for i, cell in enumerate(header) if cell.startswith("output_")]
-    if not outputs or outputs != list(range(len(header) - len(outputs), len(header))):
+    if not rows or not any(cell.startswith("output_") for cell in rows[0]):
         raise UsageError(f"{source}: expected the header line of `mlpcli run --format csv`")
-    body = rows[1:]
-    if any(row == header or row[outputs[0]].startswith("output_") for row in body):
-        raise UsageError(f"{source}: holds networks of several widths; use a .json file for those")
-    if "name" not in header:  # written before the name column: one network
-        return Expectation(source, values=_csv_matrix(body, outputs, source))
-    by_name: dict[str, list[list[str]]] = {}
-    labels: dict[str, tuple[str, ...]] = {}
-    for row in body:
-        name, label = row[header.index("name")], tuple(row[: outputs[0]])
-        if labels.setdefault(name, label) != label:
-            raise UsageError(f"{source}: several networks named {name!r}; use a .json file")
-        by_name.setdefault(name, []).append(row)
+    groups: dict[tuple[str | None, frozenset[str]], list[list[float]]] = {}
+    header: list[str] = []
+    for row in rows:
+        if any(cell.startswith("output_") for cell in row):  # a header: a block begins
+            header = row
+            continue
+        if len(row) != len(header):
+            raise UsageError(f"{source}: a row of {len(row)} cells under {len(header)} names")
+        cells = dict(zip(header, row, strict=True))
+        name = cells.pop("name", None)
+        swept = frozenset(f"{k}={v}" for k, v in cells.items() if not k.startswith("output_"))
+        numbers = [_number(v, source) for k, v in cells.items() if k.startswith("output_")]
+        groups.setdefault((name, swept), []).append(numbers)
     return Expectation(
-        source, by_name={name: _csv_matrix(r, outputs, source) for name, r in by_name.items()}
+        source,
+        tuple(Expected(n, o, _matrix(values, source)) for (n, o), values in groups.items()),
     )
-
-
-def _csv_matrix(rows: list[list[str]], columns: list[int], source: str) -> Array:
-    return _matrix([[_number(row[i], source) for i in columns] for row in rows], source)
 
 
 def _number(value: object, source: str) -> float:

@@ -144,8 +144,8 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
     from mlpcli import expect as expectations  # NumPy
 
     expected = expectations.parse(expect)
-    for config, _ in jobs:
-        expected.for_network(config.name)
+    for config, combo in jobs:
+        expected.for_network(config.name, combo)
     return expected
 
 
