@@ -342,3 +342,32 @@ def test_a_run_of_more_than_a_second_shows_progress_on_a_terminal(mlpcli_script:
     os.close(controller)
     assert process.wait(timeout=120) == 0
     assert b"running default" in screen
+
+
+# What a new user tripped over, through the installed command: (shell line, exit code, a regex
+# that stdout and stderr together must match). {mlpcli} is the script; runs in a fresh folder.
+NEWCOMER = [
+    ("{mlpcli} run dtype=float16 activation=identity 'layers=[512,512,512,512,4]' batch=2 -f json",
+     0, r'"-Infinity"'),
+    ("{mlpcli} validate {two_layer} -f json", 0, r'"mlpcli.validate/1","path":.*"ok":true'),
+    ("{mlpcli} config show {two_layer} -f json", 0, r'"mlpcli.config/1","name":"two_layer"'),
+    ("{mlpcli} shapes --help", 0, r"total_params, layers\.0\.params"),
+    ("{mlpcli} run -m seed=1,2 -f csv", 0, r"^name,seed,output_0\ndefault,1,[0-9.]+\ndefault,2,"),
+    ("{mlpcli} run -m seed=1,2 seed=3 --field overrides", 0, r'^\["seed=3"\]\n$'),
+    ("{mlpcli} run {two_layer} -q -o g.json && {mlpcli} run --expect g.json", 2,
+     r"g\.json holds the output of network 'two_layer', not of 'default'"),
+    ("{mlpcli} -V && {mlpcli} run -q", 0, r"^mlpcli \d+\.\d+\.\d+\n$"),
+    ("umask 022 && {mlpcli} run -q -o new.json && stat -c %a new.json", 0, r"^644\n$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "code", "pattern"), NEWCOMER)
+def test_newcomer_fixes_through_the_installed_command(
+    tmp_path: Path, mlpcli_script: str, line: str, code: int, pattern: str
+) -> None:
+    command = line.format(mlpcli=f"'{mlpcli_script}'", two_layer=f"'{TWO_LAYER}'")
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code, done.stderr
+    assert re.search(pattern, done.stdout + done.stderr, re.MULTILINE), done.stdout + done.stderr
