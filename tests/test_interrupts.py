@@ -47,6 +47,7 @@ def start(script: str, path: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
     assert process.stdout is not None
     process.stdout.readline()  # ready, or renaming
+    time.sleep(0.3)  # into the blocking call
     return process
 
 

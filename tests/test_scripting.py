@@ -284,7 +284,7 @@ def test_failed_run_leaves_an_existing_output_untouched(
     path = tmp_path / "out.json"
     path.write_bytes(b"precious")
 
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise MemoryError
 
     monkeypatch.setattr(runners, "run", broken)

@@ -100,14 +100,11 @@ def build(config: Config, device: torch.device) -> Network:
 
 
 Observer = Callable[[str, torch.Tensor], None]
-Step = Callable[[], None]
 
 
-def forward(
-    network: Network, observe: Observer | None = None, step: Step | None = None
-) -> torch.Tensor:
-    """The output, `hL`, where `hi = fi(addmm(Bi, h(i-1), Wi))`; `observe` sees h1 … h(L-1),
-    and `step` is called as each layer is queued (for a progress bar).
+def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
+    """The output, `hL`, where `hi = fi(addmm(Bi, h(i-1), Wi))`; `observe` sees each layer's
+    result as it is queued: h1 … h(L-1), then `output`.
 
     At most two activations are alive at once: a layer's input and its output (an out-of-place
     activation function replaces the pre-activation, it does not add to it).
@@ -121,28 +118,26 @@ def forward(
         del h  # free h(i-1) before an out-of-place activation allocates hi
         h = ACTIVATIONS[activation](z)
         del z
-        if observe is not None and i < len(network.weights):
-            observe(f"h{i}", h)
-        if step is not None:
-            step()
+        if observe is not None:
+            observe(f"h{i}" if i < len(network.weights) else "output", h)
     return h  # (batch, nL)
 
 
 def forward_in_chunks(
-    network: Network, chunk: int | None, observe: Observer | None = None, step: Step | None = None
+    network: Network, chunk: int | None, observe: Observer | None = None
 ) -> torch.Tensor:
     """`forward` over `chunk` rows of features at a time (all at once for None).
 
     Each row's output is computed from that row alone, so chunks change only the rounding of
-    some BLAS kernels, not the result; `observe` sees the first chunk's activations.
+    some BLAS kernels, not the result; `observe` sees every chunk's layers in turn.
     """
     batch = network.features.shape[0]
     if chunk is None or chunk >= batch:
-        return forward(network, observe, step)
+        return forward(network, observe)
     output: torch.Tensor | None = None
     for start in range(0, batch, chunk):
         rows = dataclasses.replace(network, features=network.features[start : start + chunk])
-        part = forward(rows, observe if start == 0 else None, step)  # (rows, nL)
+        part = forward(rows, observe)  # (rows, nL)
         if output is None:
             output = part.new_empty((batch, part.shape[1]))
         output[start : start + part.shape[0]] = part

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         EnvResult,
         RunResult,
         ShapesResult,
+        TensorStats,
         ValidateResult,
     )
 
@@ -91,7 +92,20 @@ def run_record(result: RunResult) -> Record:
         ],
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
+        **({"stats": [_stats_record(stats) for stats in result.stats]} if result.stats else {}),
     }
+
+
+def _stats_record(stats: TensorStats) -> Record:
+    record: Record = {
+        key: json_number(value) if isinstance(value, float) else value
+        for key, value in dataclasses.asdict(stats).items()
+    }
+    record["histogram"] = list(stats.histogram)
+    record["histogram_range"] = (
+        None if stats.histogram_range is None else list(map(json_number, stats.histogram_range))
+    )
+    return record
 
 
 def run_rows(results: Sequence[RunResult]) -> list[Rows]:

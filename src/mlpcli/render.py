@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         LayerShape,
         RunResult,
         ShapesResult,
+        TensorStats,
         ValidateResult,
     )
 
@@ -96,7 +97,39 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     )
     tensors, tensors_cut = _tensors_table(result.tensors)
     output, cut = _output_table(result, full=full, width=width)
-    return Group(header, tensors, output), "; ".join(note for note in (tensors_cut, cut) if note)
+    views = [header, tensors, output, *([stats_table(result.stats)] if result.stats else [])]
+    return Group(*views), "; ".join(note for note in (tensors_cut, cut) if note)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def stats_table(stats: Sequence[TensorStats]) -> Table:
+    """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram."""
+    table = Table(
+        title="statistics over the batch", title_justify="left", box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+    )  # fmt: skip
+    for column in ("tensor", "mean", "std", "min", "max", "zeros", "sat.", "NaN/inf"):
+        table.add_column(column, justify="left" if column == "tensor" else "right", no_wrap=True)
+    table.add_column("histogram", no_wrap=True)
+    for row in stats:
+        saturated = "-" if row.saturated is None else f"{row.saturated:.0%}"
+        table.add_row(
+            row.name, *(f"{v:.3g}" for v in (row.mean, row.std, row.min, row.max)),
+            f"{row.zeros:.0%}", saturated, f"{row.nan}/{row.inf}", _sparkline(row.histogram),
+        )  # fmt: skip
+    return table
+
+
+def _sparkline(counts: Sequence[int]) -> str:
+    """`▁▃█▅`: each count's height against the largest."""
+    top = max(counts, default=0)
+    if not top:
+        return ""
+    return "".join(
+        SPARKS[min(len(SPARKS) - 1, count * len(SPARKS) // (top + 1))] for count in counts
+    )
 
 
 def _output_table(

@@ -32,6 +32,37 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class TensorStats:
+    """What a tensor's values look like over the whole batch (`run --stats`)."""
+
+    name: str
+    mean: float  # of the finite values; std is theirs too (population, as NumPy's default)
+    std: float
+    min: float
+    max: float
+    zeros: float  # fraction of all values
+    saturated: float | None  # fraction near a bound (sigmoid, tanh) or of rows (softmax); None
+    nan: int
+    inf: int
+    histogram: tuple[int, ...]  # counts in equal bins over histogram_range (ends clamped)
+    histogram_range: tuple[float, float] | None
+
+    @property
+    def trouble(self) -> str | None:
+        """`explode`, `saturate` or None: what these values say of the network."""
+        if self.nan or self.inf or max(abs(self.min), abs(self.max)) > EXPLODED:
+            return "explode"
+        if self.saturated is not None and self.saturated > SATURATED:
+            return "saturate"
+        return None
+
+
+EXPLODED = 1e4  # activations beyond this magnitude have exploded
+SATURATED = 0.5  # more than this fraction saturated: the layer has saturated
+VANISHED = 1e-3  # a standard deviation below this fraction of the features' has vanished
+
+
+@dataclass(frozen=True)
 class RunResult:
     """`mlpcli run`, one network: what was built, where, the output and how long it took."""
 
@@ -43,6 +74,21 @@ class RunResult:
     build_ms: float
     forward_ms: float
     overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this run was given
+    stats: tuple[TensorStats, ...] = ()  # features, h1.., output; with `run --stats` only
+
+    @property
+    def trouble(self) -> str | None:
+        """One line on where the activations vanish, explode or saturate first; None if not."""
+        if not self.stats:
+            return None
+        features, *layers = self.stats
+        for stats in layers:
+            found = stats.trouble
+            if found is None and features.std and stats.std < VANISHED * features.std:
+                found = "vanish"
+            if found is not None:
+                return f"activations {found} from {stats.name} on ({_evidence(found, stats)})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -208,3 +254,11 @@ class EnvResult:
 
     facts: dict[str, str | int | None]
     gpus: tuple[Gpu, ...]
+
+
+def _evidence(trouble: str, stats: TensorStats) -> str:
+    if trouble == "saturate":
+        return f"{stats.saturated:.0%} of its values saturated"
+    if trouble == "vanish":
+        return f"std {stats.std:.3g}"
+    return f"min {stats.min:.3g}, max {stats.max:.3g}, {stats.nan} NaN, {stats.inf} infinite"

@@ -16,7 +16,7 @@ from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Config, Device, DType
 from mlpcli.errors import UnavailableError
-from mlpcli.network import TORCH_DTYPES, Network, Step, build, forward, forward_in_chunks
+from mlpcli.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
 from mlpcli.results import (
     BenchResult,
     CompareResult,
@@ -26,35 +26,50 @@ from mlpcli.results import (
     TensorInfo,
 )
 from mlpcli.shapes import shapes
+from mlpcli.stats import Accumulator
 
 ESTIMATE_FROM_FLOPS = 10**10  # below this, under 10 s even at 1 GFLOP/s: no estimate
 
 
 def run(
     config: Config,
-    step: Step | None = None,
+    step: Callable[[], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
+    with_stats: bool = False,
 ) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError.
 
     `on_estimate` hears, before anything is built, about how long a large network will take;
-    `step` is called after each layer of each chunk (for a progress bar).
+    `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
+    each tensor's statistics on the way (features, h1.., output).
     """
     device = devices.prepare(config)
     if on_estimate is not None and (estimate := _estimate(config, device)) is not None:
         on_estimate(estimate)
     with devices.memory_errors(device):
         network, build_ms = _timed_build(config, device)
-        hidden: list[TensorInfo] = []
+        hidden: dict[str, TensorInfo] = {}
+        gathered: dict[str, Accumulator] = {}
+        if with_stats:
+            gathered["features"] = Accumulator("features", None)
+            gathered["features"].add(network.features)
 
         def observe(name: str, h: torch.Tensor) -> None:
-            hidden.append(_info(name, h, config.batch))
+            if name != "output" and name not in hidden:  # the first chunk's, for the whole batch
+                hidden[name] = _info(name, h, config.batch)
+            if with_stats:
+                if name not in gathered:  # hi comes out of layer i's activation
+                    layer = len(config.activations) if name == "output" else int(name[1:])
+                    gathered[name] = Accumulator(name, config.activations[layer - 1])
+                gathered[name].add(h)
+            if step is not None:
+                step()
 
         start = time.perf_counter()
-        output = forward_in_chunks(network, config.chunk, observe, step)
+        output = forward_in_chunks(network, config.chunk, observe)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
-        tensors = (*(_info(name, t) for name, t in network.named()), *hidden)
+        tensors = (*(_info(name, t) for name, t in network.named()), *hidden.values())
         return RunResult(
             config=config,
             device=str(device),
@@ -63,6 +78,7 @@ def run(
             nonfinite=int((~torch.isfinite(output)).sum()),
             build_ms=build_ms,
             forward_ms=forward_ms,
+            stats=tuple(accumulator.result() for accumulator in gathered.values()),
         )
 
 

@@ -43,6 +43,15 @@ def run(
     arguments: Arguments = None,
     output_format: FormatOption = Format.TABLE,
     full: Annotated[bool, typer.Option("--full", help="Show every output value.")] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Statistics of features, h1.. and output over the whole batch (mean, std, min, "
+            "max, zeros, saturated, NaN, infinities, a histogram); a note where activations "
+            "vanish, explode or saturate.",
+        ),
+    ] = False,
     expect: Annotated[
         str | None,
         typer.Option(
@@ -88,9 +97,13 @@ def run(
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         memory.check_host(config, on_cpu=config.device.type == "cpu")
     expected = _expectation(expect, jobs)
-    results = [dataclasses.replace(_run_one(config), overrides=combo) for config, combo in jobs]
+    results = [
+        dataclasses.replace(_run_one(config, stats), overrides=combo) for config, combo in jobs
+    ]
     out.emit(layout, results)
     for result in results:
+        if result.trouble:
+            render.note(f"{result.config.name}: {result.trouble}")
         if result.nonfinite:
             render.note(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
@@ -99,7 +112,7 @@ def run(
         _check(results, expected, atol, rtol)
 
 
-def _run_one(config: Config) -> RunResult:
+def _run_one(config: Config, stats: bool) -> RunResult:
     """Run one network; a long one gets a note with its estimate first, and a progress bar."""
     from mlpcli import runners  # torch: only once the input is valid
 
@@ -113,7 +126,7 @@ def _run_one(config: Config) -> RunResult:
 
     chunks = -(-config.batch // (config.chunk or config.batch))
     with LateProgress(f"running {config.name}", chunks * (len(config.layers) - 1)) as bar:
-        return runners.run(config, bar.advance, note_if_long)
+        return runners.run(config, bar.advance, note_if_long, with_stats=stats)
 
 
 def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:

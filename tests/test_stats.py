@@ -1,0 +1,74 @@
+"""`run --stats` against NumPy on the same values, chunks included; the trouble notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mlpcli import network, runners
+from mlpcli.loader import load
+
+from .conftest import invoke
+
+
+def reference_stats(values: np.ndarray, activation: str | None) -> dict[str, float]:
+    finite = values[np.isfinite(values)]
+    saturated = {
+        "sigmoid": lambda: float(((values < 1e-3) | (values > 1 - 1e-3)).mean()),
+        "tanh": lambda: float((np.abs(values) > 1 - 1e-3).mean()),
+        "softmax": lambda: float((values.max(axis=-1) > 0.99).mean()),
+    }
+    return {
+        "mean": float(finite.mean()), "std": float(finite.std()), "min": float(finite.min()),
+        "max": float(finite.max()), "zeros": float((values == 0).mean()),
+        "saturated": saturated[activation]() if activation in saturated else None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["activation=sigmoid"],
+        ["activation=[relu, tanh, softmax]", "chunk=7"],
+        ["activation=[relu, relu, identity]", "dtype=bfloat16", "chunk=16"],
+    ],
+)
+def test_stats_agree_with_numpy_over_the_whole_batch(overrides: list[str]) -> None:
+    config = load(None, ["layers=[5, 12, 9, 4]", "batch=50", "seed=3", *overrides])
+    result = runners.run(config, with_stats=True)
+    built = network.build(config, torch.device("cpu"))
+    values = {"features": built.features.float().numpy()}
+    network.forward(built, lambda name, h: values.update({name: h.float().numpy()}))
+    activations = [None, *(a.value for a in config.activations)]
+    assert [s.name for s in result.stats] == list(values)
+    for stats, (name, array), activation in zip(
+        result.stats, values.items(), activations, strict=True
+    ):
+        expected = reference_stats(array, activation)
+        for key, value in expected.items():
+            got = getattr(stats, key)
+            if value is None:
+                assert got is None, (name, key)
+            else:
+                assert got == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
+        assert sum(stats.histogram) == np.isfinite(array).sum()
+        assert (stats.nan, stats.inf) == (int(np.isnan(array).sum()), int(np.isinf(array).sum()))
+
+
+def test_sigmoid_saturates_with_normal_init_and_not_with_xavier() -> None:
+    deep = ["layers=[64,512,512,512,512,10]", "batch=256", "--stats", "-f", "json"]
+    code, _, err = invoke("run", *deep, "init=normal")
+    assert code == 0
+    assert err == (
+        "mlpcli: note: default: activations saturate from h2 on (65% of its values saturated)\n"
+    )
+    code, _, err = invoke("run", *deep, "init=xavier")
+    assert (code, err) == (0, "")
+
+
+def test_explosion_is_named_at_its_first_layer() -> None:
+    args = ["layers=[1024,1024,1024,1024,1024,1024]", "dtype=float16", "activation=identity"]
+    code, _, err = invoke("run", *args, "--stats", "-q")
+    assert code == 0
+    assert err.splitlines()[0].startswith("mlpcli: note: default: activations explode from h")
