@@ -12,7 +12,7 @@ from mlpcli.loader import load
 from .conftest import invoke
 
 
-def reference_stats(values: np.ndarray, activation: str | None) -> dict[str, float]:
+def reference_stats(values: np.ndarray, activation: str | None) -> dict[str, float | None]:
     finite = values[np.isfinite(values)]
     saturated = {
         "sigmoid": lambda: float(((values < 1e-3) | (values > 1 - 1e-3)).mean()),
