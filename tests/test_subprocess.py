@@ -79,6 +79,7 @@ main()
         (["run", "missing.yaml"], False),
         (["config", "show", TWO_LAYER], False),
         (["config", "schema"], False),
+        (["draw", TWO_LAYER], False),
         (["run", TWO_LAYER], True),  # the control: the probe does see torch when it is imported
     ],
 )

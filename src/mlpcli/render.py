@@ -20,7 +20,7 @@ from rich.text import Text
 
 from mlpcli.errors import ReaderGone
 from mlpcli.results import TensorInfo, TensorShape
-from mlpcli.units import byte_size, count_text, counted
+from mlpcli.units import arrows, byte_size, count_text, counted
 
 if TYPE_CHECKING:
     from mlpcli.results import (
@@ -216,7 +216,7 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     config = report.config
     header = Text.assemble(
         (config.name, "bold"),
-        f"  layers {_arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
+        f"  layers {arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
     )
     runs = _runs(
         report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
@@ -373,17 +373,9 @@ def validate_lines(results: Sequence[ValidateResult]) -> str:
         if result.config is None:
             lines.append(f"{result.location or result.path}: {result.error}\n")
         else:
-            layers = _arrows(result.config.layers)
+            layers = arrows(result.config.layers)
             lines.append(f"{result.path}: ok ({result.config.name}, layers {layers})\n")
     return "".join(lines)
-
-
-def _arrows(sizes: Sequence[int]) -> str:
-    """`3 → 2 → 1`; a long list as its ends around the count: `64 → 64 → … (1025 sizes) … → 10`."""
-    if len(sizes) <= 8:
-        return " → ".join(map(str, sizes))
-    head, tail = " → ".join(map(str, sizes[:3])), " → ".join(map(str, sizes[-2:]))
-    return f"{head} → … ({len(sizes)} sizes) … → {tail}"
 
 
 # --- sweeps ----------------------------------------------------------------------------------

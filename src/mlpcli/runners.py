@@ -15,6 +15,7 @@ import torch
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Config, Device, DType
+from mlpcli.draw import Values
 from mlpcli.errors import UnavailableError
 from mlpcli.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
 from mlpcli.results import (
@@ -79,6 +80,20 @@ def run(
             build_ms=build_ms,
             forward_ms=forward_ms,
             stats=tuple(accumulator.result() for accumulator in gathered.values()),
+        )
+
+
+def diagram_values(config: Config) -> Values:
+    """The weights, and the first row of features, h1.. and output, for `draw --values`."""
+    device = devices.prepare(config)
+    with devices.memory_errors(device):
+        network = build(config, device)
+        rows = [network.features[0]]
+        first = dataclasses.replace(network, features=network.features[:1])
+        forward(first, lambda _, h: rows.append(h[0]))
+        return Values(
+            weights=tuple(tuple(map(tuple, W.float().tolist())) for W in network.weights),
+            units=tuple(tuple(row.float().tolist()) for row in rows),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def byte_size(count: int) -> str:
     """`44 B`, `1.5 KiB`, `2.0 GiB`: binary units, one decimal."""
@@ -32,3 +34,11 @@ def count_text(count: int) -> str:
     prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"))
     power, unit = next((p, u) for p, u in prefixes if count >= 10**p)
     return f"{count / 10**power:.2f} {unit}"
+
+
+def arrows(sizes: Sequence[int]) -> str:
+    """`3 → 2 → 1`; a long list as its ends around the count: `64 → 64 → … (1025 sizes) … → 10`."""
+    if len(sizes) <= 8:
+        return " → ".join(map(str, sizes))
+    head, tail = " → ".join(map(str, sizes[:3])), " → ".join(map(str, sizes[-2:]))
+    return f"{head} → … ({len(sizes)} sizes) … → {tail}"

@@ -1,0 +1,91 @@
+"""`mlpcli draw`: the network as an SVG picture in the notebook's style, or a Mermaid flowchart."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpcli import draw as pictures
+from mlpcli import files
+from mlpcli.commands.common import ConfigArguments, load, split_one
+from mlpcli.errors import UsageError
+from mlpcli.output import to_stdout
+
+
+class DrawFormat(StrEnum):
+    """What `draw` writes."""
+
+    SVG = "svg"
+    MERMAID = "mermaid"
+
+
+SUFFIXES = {".svg": DrawFormat.SVG, ".mmd": DrawFormat.MERMAID}
+
+
+def draw(
+    arguments: ConfigArguments = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write it here (.svg, or .mmd for Mermaid); else to stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    draw_format: Annotated[
+        DrawFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="svg or mermaid. [default: by the --output suffix, else svg]",
+            show_default=False,
+        ),
+    ] = None,
+    max_units: Annotated[
+        int, typer.Option("--max-units", min=2, help="Units shown per layer; wider layers elide.")
+    ] = 8,
+    values: Annotated[
+        bool,
+        typer.Option(
+            "--values",
+            help="Run the network and colour each connection by its weight and each unit by its "
+            "value for the first row of features (every unit must be shown).",
+        ),
+    ] = False,
+) -> None:
+    """The network as a picture: a circle per unit, a line per connection, every layer labelled."""
+    path, overrides = split_one(arguments, "draw")
+    by_suffix = None
+    if output is not None:
+        files.check_output(output, list(SUFFIXES), [path])
+        by_suffix = SUFFIXES[output.suffix.lower()]
+    kind = draw_format or by_suffix or DrawFormat.SVG
+    if by_suffix is not None and by_suffix is not kind:
+        raise UsageError(f"--output {output}: the suffix says {by_suffix}, --format says {kind}")
+    config = load(path, overrides)
+    if values and kind is DrawFormat.MERMAID:
+        raise UsageError("--values colours an SVG picture; draw it as svg")
+    numbers = None
+    if values:
+        if not pictures.shows_every_unit(config, max_units):
+            raise UsageError(
+                f"--values needs every unit shown: the widest layer has {max(config.layers)} units "
+                f"and there are {len(config.layers)} columns (at most {pictures.MAX_COLUMNS}); "
+                f"raise --max-units to {max(config.layers)}, or draw without --values"
+            )
+        from mlpcli import runners  # torch: only to colour the picture
+
+        numbers = runners.diagram_values(config)
+    if kind is DrawFormat.SVG:
+        text = pictures.svg(config, max_units, numbers)
+    else:
+        text = pictures.mermaid(config, max_units)
+    if output is not None:
+        files.write_atomic(output, text.encode())
+    else:
+        with to_stdout():
+            print(text, end="")

@@ -1,0 +1,144 @@
+"""`mlpcli draw`: the SVG's structure, a real renderer, Mermaid, `--values`, the README picture."""
+
+from __future__ import annotations
+
+import re
+import struct
+import xml.etree.ElementTree as ET
+import zlib
+
+import pytest
+import resvg_py
+
+from mlpcli import runners
+from mlpcli.loader import load
+
+from .conftest import ROOT, TWO_LAYER, invoke
+
+SVG = "{http://www.w3.org/2000/svg}"
+PICTURE = ROOT / "docs" / "two_layer.svg"
+
+
+def drawn(*args: str) -> ET.Element:
+    code, out, err = invoke("draw", *args)
+    assert (code, err) == (0, "")
+    return ET.fromstring(out)
+
+
+def of_class(svg: ET.Element, tag: str, name: str) -> list[ET.Element]:
+    return [e for e in svg.iter(f"{SVG}{tag}") if e.get("class") == name]
+
+
+def test_the_notebook_network_has_its_units_and_connections() -> None:
+    svg = drawn(TWO_LAYER)
+    assert svg.get("viewBox") == f"0 0 {svg.get('width')} {svg.get('height')}"
+    assert svg.findtext(f"{SVG}title") == "two_layer: layers 3 → 2 → 1"
+    assert len(of_class(svg, "circle", "unit")) == 6
+    assert len(of_class(svg, "line", "edge")) == 8
+    texts = " ".join("".join(t.itertext()) for t in svg.iter(f"{SVG}text"))
+    for label in ("features (3)", "h1 (2)", "output (1)", "W1 (3×2)", "B1 (1×2)", "W2 (2×1)"):
+        assert label in texts
+
+
+def test_a_wide_layer_shows_its_ends_and_its_true_count() -> None:
+    svg = drawn("layers=[3,4096,1]")
+    assert len(of_class(svg, "circle", "unit")) == 3 + 8 + 1
+    assert len(of_class(svg, "line", "edge")) == 3 * 8 + 8 * 1
+    texts = [("".join(t.itertext()), t.get("class")) for t in svg.iter(f"{SVG}text")]
+    assert ("h1 (4096)", "label") in texts
+    assert ("4,088 more", "ellipsis") in texts
+
+
+def test_a_deep_network_stays_bounded() -> None:
+    sizes = ",".join(["64"] * 1025)
+    svg = drawn(f"layers=[{sizes}]")
+    assert len(of_class(svg, "circle", "unit")) == 11 * 8
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    assert "… 1014 layers …" in texts
+
+
+def test_the_name_is_text_never_markup() -> None:
+    code, out, _ = invoke("draw", "name='<script>alert(1)</script>&'")
+    assert code == 0
+    svg = ET.fromstring(out)
+    assert not list(svg.iter(f"{SVG}script"))
+    assert svg.findtext(f"{SVG}title", "").startswith("<script>alert(1)</script>&: layers")
+
+
+def png_size_and_colours(png: bytes) -> tuple[int, int, int]:
+    """Width, height and the number of distinct bytes of a PNG's pixel data."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    data, at = b"", 8
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind = png[at + 4 : at + 8]
+        if kind == b"IDAT":
+            data += png[at + 8 : at + 8 + length]
+        at += 12 + length
+    return width, height, len(set(zlib.decompress(data)))
+
+
+def test_a_real_renderer_draws_it_at_its_size() -> None:
+    code, out, _ = invoke("draw", TWO_LAYER)
+    assert code == 0
+    svg = ET.fromstring(out)
+    width, height, colours = png_size_and_colours(bytes(resvg_py.svg_to_bytes(svg_string=out)))
+    assert (width, height) == (int(svg.get("width", 0)), int(svg.get("height", 0)))
+    assert colours > 10  # not blank: lines, circles and text in greys
+
+
+def test_mermaid_has_a_node_per_shown_unit() -> None:
+    code, out, _ = invoke("draw", TWO_LAYER, "--format", "mermaid")
+    assert code == 0
+    assert out.startswith('---\ntitle: "two_layer"\n---\nflowchart LR\n')
+    assert len(re.findall(r"^    c\du\d+\(\(\d+\)\)$", out, re.MULTILINE)) == 6
+    assert len(re.findall(r"^  c\du\d+ --- c\du\d+$", out, re.MULTILINE)) == 8
+    wide = invoke("draw", "layers=[3,4096,1]", "-f", "mermaid")[1]
+    assert len(re.findall(r"\(\(\d+\)\)", wide)) == 12
+    assert '    c1e["⋮"]' in wide
+
+
+def test_values_colour_connections_by_the_weights_sign() -> None:
+    svg = drawn("layers=[4,6,3]", "--values")
+    weights = runners.diagram_values(load(None, ["layers=[4,6,3]"])).weights
+    expected = [w for W in weights for row in W for w in row]
+    colours = [
+        re.search(r"stroke:#(..)(..)(..)", e.get("style", ""))
+        for e in of_class(svg, "line", "edge")
+    ]
+    assert len(colours) == len(expected)
+    for weight, found in zip(expected, colours, strict=True):
+        assert found is not None
+        red, _, blue = (int(c, 16) for c in found.groups())
+        assert (red > blue) == (weight > 0), weight
+    assert "weights:" in "".join(svg.itertext())
+
+
+def test_values_need_every_unit_shown() -> None:
+    code, out, err = invoke("draw", "layers=[3,40,1]", "--values")
+    assert (code, out) == (2, "")
+    assert "raise --max-units to 40" in err
+    assert invoke("draw", "layers=[3,40,1]", "--values", "--max-units", "40")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "net.png"], "use one of .svg, .mmd"),
+        (["-o", "net.svg", "-f", "mermaid"], "the suffix says svg"),
+    ],
+)
+def test_bad_draw_options(tmp_path: object, args: list[str], message: str) -> None:
+    code, _, err = invoke("draw", *args)
+    assert code == 2
+    assert message in err
+
+
+def test_the_readme_picture_is_what_draw_writes(overwrite_golden: bool) -> None:
+    code, out, _ = invoke("draw", str(ROOT / "configs" / "two_layer.yaml"))
+    assert code == 0
+    if overwrite_golden:
+        PICTURE.write_text(out)
+    assert PICTURE.read_text() == out
+    assert "![The notebook network" in (ROOT / "README.md").read_text()
