@@ -134,6 +134,7 @@ def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
     assert out.read_text() == "old"
 
 
+@pytest.mark.slow
 def test_readme_scripting_example_runs(tmp_path: Path, mlpcli_script: str) -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Scripting and CI", 1)[1]
@@ -208,6 +209,7 @@ def test_no_deprecation_warnings_from_the_framework(mlpcli_script: str, args: li
     assert (done.returncode, done.stderr) == (0, "")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "columns"),
     [(["layers=[3,40]"], 120), ([str(CONFIGS / "deep_relu.yaml"), "device=cpu"], 80)],
