@@ -10,7 +10,6 @@ import contextlib
 import errno
 import glob
 import os
-import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,7 +45,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     mode. Temporaries that a killed mlpcli left for this path are removed first.
     """
     _remove_stale_temporaries(path)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     created = False
     try:
         with interrupts.writing(temporary):
