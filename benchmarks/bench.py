@@ -324,6 +324,8 @@ def startup_ladder(quick: bool, targets: list[Target]) -> None:
             ],
             "mlpcli run": [*mlpcli, "run"],
             "mlpcli shapes, 1024 layers": [*mlpcli, "shapes", DEEP_LAYERS],
+            "mlpcli draw configs/two_layer.yaml": [*mlpcli, "draw", "configs/two_layer.yaml"],
+            "mlpcli draw, 1024 layers": [*mlpcli, "draw", DEEP_LAYERS],
         },
         repeat,
     )
@@ -347,6 +349,12 @@ def startup_ladder(quick: bool, targets: list[Target]) -> None:
         )
     deep = seconds["mlpcli shapes, 1024 layers"]
     targets.append(Target("mlpcli shapes, 1024 layers: <= 0.5 s", f"{deep:.3f} s", deep <= 0.5))
+    for label, like in (("mlpcli draw configs/two_layer.yaml", "mlpcli shapes"),
+                        ("mlpcli draw, 1024 layers", "mlpcli shapes, 1024 layers")):  # fmt: skip
+        gap = seconds[label] - seconds[like]
+        targets.append(
+            Target(f"{label}: as fast as {like} (+0.05 s)", f"{gap:+.3f} s", gap <= 0.05)
+        )
     ratio = seconds["mlpcli run"] / bare
     targets.append(
         Target("mlpcli run: <= 1.1x the bare notebook script", f"{ratio:.3f}x", ratio <= 1.1)

@@ -72,3 +72,12 @@ def test_explosion_is_named_at_its_first_layer() -> None:
     code, _, err = invoke("run", *args, "--stats", "-q")
     assert code == 0
     assert err.splitlines()[0].startswith("mlpcli: note: default: activations explode from h")
+
+
+def test_vanishing_is_named_at_its_first_layer() -> None:
+    # ReLU halves the variance of each bias-free xavier layer: 2**-10 of the features' std by h19
+    sizes = ",".join(["256"] * 30)
+    args = [f"layers=[{sizes}]", "activation=relu", "init=xavier", "bias=false", "batch=64"]
+    code, _, err = invoke("run", *args, "--stats", "-q")
+    assert code == 0
+    assert err == "mlpcli: note: default: activations vanish from h19 on (std 0.00096)\n"
