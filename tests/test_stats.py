@@ -8,6 +8,7 @@ import torch
 
 from mlpcli import network, runners
 from mlpcli.loader import load
+from mlpcli.stats import Accumulator
 
 from .conftest import invoke
 
@@ -81,3 +82,43 @@ def test_vanishing_is_named_at_its_first_layer() -> None:
     code, _, err = invoke("run", *args, "--stats", "-q")
     assert code == 0
     assert err == "mlpcli: note: default: activations vanish from h19 on (std 0.00096)\n"
+
+
+def test_chunks_change_no_figure_and_the_histogram_holds_every_value() -> None:
+    sizes = ["layers=[4, 8, 1]", "activation=identity", "batch=1000"]
+    whole = runners.run(load(None, sizes), with_stats=True).stats[-1]
+    chunked = runners.run(load(None, [*sizes, "chunk=1"]), with_stats=True).stats[-1]
+    assert chunked.mean == pytest.approx(whole.mean, rel=1e-6)  # chunks round differently
+    assert chunked.std == pytest.approx(whole.std, rel=1e-6)
+    assert chunked.histogram_range is not None
+    low, high = chunked.histogram_range
+    assert low <= chunked.min <= chunked.max <= high  # the range grew to hold every chunk
+    assert sum(chunked.histogram) == sum(whole.histogram) == 1000
+    bounded = ["layers=[4, 8, 3]", "activation=sigmoid", "batch=300"]
+    assert (
+        runners.run(load(None, bounded), with_stats=True).stats[-1].histogram
+        == runners.run(load(None, [*bounded, "chunk=7"]), with_stats=True).stats[-1].histogram
+    )
+
+
+def test_nonfinite_values_are_counted_and_left_out_of_the_figures() -> None:
+    args = ["layers=[1024,1024,1024,1024,1024,1024]", "dtype=float16", "activation=identity"]
+    config = load(None, [*args, "batch=4"])
+    result = runners.run(config, with_stats=True)
+    output = result.output
+    last = result.stats[-1]
+    assert (last.nan, last.inf) == (int(np.isnan(output).sum()), int(np.isinf(output).sum()))
+    assert last.nan + last.inf > 0
+    assert last.count == int(np.isfinite(output).sum())
+
+
+def test_a_spread_far_below_the_mean_is_kept() -> None:
+    accumulator = Accumulator("h1", None, torch.device("cpu"))
+    values = 1e5 + np.array([[-1e-3, 1e-3, -1e-3, 1e-3]])
+    for row in values.T:  # four chunks of one value
+        accumulator.add(torch.from_numpy(row.reshape(1, 1)))
+    assert accumulator.result().std == pytest.approx(float(values.std()), rel=1e-6)
+
+
+def test_the_notebook_gets_no_note() -> None:
+    assert invoke("run", "--stats", "-q")[2] == ""

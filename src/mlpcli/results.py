@@ -36,6 +36,7 @@ class TensorStats:
     """What a tensor's values look like over the whole batch (`run --stats`)."""
 
     name: str
+    count: int  # finite values
     mean: float  # of the finite values; std is theirs too (population, as NumPy's default)
     std: float
     min: float
@@ -84,7 +85,8 @@ class RunResult:
         features, *layers = self.stats
         for stats in layers:
             found = stats.trouble
-            if found is None and features.std and stats.std < VANISHED * features.std:
+            spread = stats.count > 1 and features.count > 1 and features.std > 0
+            if found is None and spread and stats.std < VANISHED * features.std:
                 found = "vanish"
             if found is not None:
                 return f"activations {found} from {stats.name} on ({_evidence(found, stats)})"

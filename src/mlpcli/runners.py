@@ -52,8 +52,10 @@ def run(
         hidden: dict[str, TensorInfo] = {}
         gathered: dict[str, Accumulator] = {}
         if with_stats:
-            gathered["features"] = Accumulator("features", None)
-            gathered["features"].add(network.features)
+            gathered["features"] = Accumulator("features", None, device)
+            rows = config.chunk or config.batch
+            for first in range(0, config.batch, rows):
+                gathered["features"].add(network.features[first : first + rows])
 
         def observe(name: str, h: torch.Tensor) -> None:
             if name != "output" and name not in hidden:  # the first chunk's, for the whole batch
@@ -61,7 +63,7 @@ def run(
             if with_stats:
                 if name not in gathered:  # hi comes out of layer i's activation
                     layer = len(config.activations) if name == "output" else int(name[1:])
-                    gathered[name] = Accumulator(name, config.activations[layer - 1])
+                    gathered[name] = Accumulator(name, config.activations[layer - 1], device)
                 gathered[name].add(h)
             if step is not None:
                 step()

@@ -1,5 +1,13 @@
 """Per-tensor statistics of a run, with torch: gathered chunk by chunk on the device as each
-layer's result is queued, so that no activation is kept for them."""
+layer's result is queued, so that no activation is kept for them. The running figures stay on
+the device until `result`, which reads them once.
+
+Mean and variance combine chunks exactly (Chan's pairwise formula over count, mean and the sum
+of squared deviations), so that a spread far below the mean's magnitude is not lost. The
+histogram's range is the activation's own where it is bounded (sigmoid and softmax [0, 1], tanh
+[-1, 1]); elsewhere it starts at the first chunk's range and doubles, merging bins in pairs,
+until it holds every value: the same counts, whatever the chunks.
+"""
 
 from __future__ import annotations
 
@@ -11,73 +19,109 @@ from mlpcli.config import Activation
 from mlpcli.results import TensorStats
 
 BINS = 8
-NEAR = 1e-3  # a sigmoid or tanh value this close to a bound is saturated
+NEAR = 1e-3  # a sigmoid or tanh value within this of a bound is saturated
 SOFTMAX_PEAK = 0.99  # a softmax row with a value above this is saturated
+BOUNDED = {
+    Activation.SIGMOID: (0.0, 1.0),
+    Activation.SOFTMAX: (0.0, 1.0),
+    Activation.TANH: (-1.0, 1.0),
+}
 
 
 class Accumulator:
     """Running figures of one tensor, over the chunks it comes in."""
 
-    def __init__(self, name: str, activation: Activation | None) -> None:
+    def __init__(self, name: str, activation: Activation | None, device: torch.device) -> None:
         self.name = name
         self.activation = activation
-        self.count = self.finite = self.zeros = self.nan = self.inf = self.saturated = 0
-        self.rows = 0
-        self.total = self.squares = 0.0
-        self.low, self.high = math.inf, -math.inf
-        self.range: tuple[float, float] | None = None  # the histogram's, from the first chunk
-        self.histogram: torch.Tensor | None = None
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        self.count = self.rows = 0  # known on the host: shapes
+        self.finite, self.mean, self.squares = zero.clone(), zero.clone(), zero.clone()
+        self.zeros, self.nan, self.inf, self.saturated = (zero.clone() for _ in range(4))
+        self.low = torch.full((), math.inf, dtype=torch.float64, device=device)
+        self.high = torch.full((), -math.inf, dtype=torch.float64, device=device)
+        self.range = BOUNDED.get(activation) if activation is not None else None
+        self.histogram = torch.zeros(BINS, dtype=torch.float64, device=device)
 
     def add(self, values: torch.Tensor) -> None:
         """One chunk of the tensor, (rows, units)."""
-        x = values.detach().to(torch.float64)
+        x = values.detach()
         finite = torch.isfinite(x)
-        kept = x[finite]
+        n = finite.sum(dtype=torch.float64)
+        kept = torch.where(finite, x, 0).to(torch.float64)
+        chunk_mean = kept.sum() / n.clamp(min=1)
+        deviations = torch.where(finite, kept - chunk_mean, 0)
+        chunk_squares = (deviations * deviations).sum()
+        total = self.finite + n  # Chan et al.: combine (count, mean, M2) of two parts
+        delta = chunk_mean - self.mean
+        weight = torch.where(total > 0, n / total.clamp(min=1), 0)
+        self.squares = self.squares + chunk_squares + delta * delta * self.finite * weight
+        self.mean = self.mean + delta * weight
+        self.finite = total
         self.count += x.numel()
         self.rows += x.shape[0]
-        self.finite += kept.numel()
-        self.nan += int(torch.isnan(x).sum())
-        self.inf += int(torch.isinf(x).sum())
-        self.zeros += int((x == 0).sum())
+        self.zeros += (x == 0).sum()
+        self.nan += torch.isnan(x).sum()
+        self.inf += torch.isinf(x).sum()
         self.saturated += self._saturated(x)
-        if kept.numel():
-            self.total += float(kept.sum())
-            self.squares += float((kept * kept).sum())
-            self.low = min(self.low, float(kept.min()))
-            self.high = max(self.high, float(kept.max()))
-            if self.range is None:
-                low, high = self.low, self.high
-                self.range = (low, high) if high > low else (low - 0.5, high + 0.5)
-            low, high = self.range
-            counts = torch.histc(kept.clamp(low, high), BINS, low, high)
-            self.histogram = counts if self.histogram is None else self.histogram + counts
+        self.low = torch.minimum(self.low, torch.where(finite, x, math.inf).min().double())
+        self.high = torch.maximum(self.high, torch.where(finite, x, -math.inf).max().double())
+        self._count_bins(x[finite].double())
 
-    def _saturated(self, x: torch.Tensor) -> int:
+    def _saturated(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation is Activation.SIGMOID:
-            return int(((x < NEAR) | (x > 1 - NEAR)).sum())
+            return ((x <= NEAR) | (x >= 1 - NEAR)).sum()
         if self.activation is Activation.TANH:
-            return int((x.abs() > 1 - NEAR).sum())
+            return (x.abs() >= 1 - NEAR).sum()
         if self.activation is Activation.SOFTMAX:
-            return int((x.max(dim=-1).values > SOFTMAX_PEAK).sum())
-        return 0
+            return (x.max(dim=-1).values > SOFTMAX_PEAK).sum()
+        return torch.zeros((), dtype=torch.int64, device=x.device)
+
+    def _count_bins(self, kept: torch.Tensor) -> None:
+        if not kept.numel():
+            return
+        if self.activation not in BOUNDED:
+            low, high = float(kept.min()), float(kept.max())
+            if self.range is None:
+                self.range = (low, high) if high > low else (low - 0.5, low + 0.5)
+            while low < self.range[0] or high > self.range[1]:
+                self._widen(grow_up=high > self.range[1])
+        assert self.range is not None
+        start, end = self.range
+        self.histogram += torch.histc(kept.clamp(start, end), BINS, start, end).double()
+
+    def _widen(self, *, grow_up: bool) -> None:
+        """Double the range (upwards or downwards), merging the bins in pairs."""
+        start, end = self.range or (0.0, 1.0)
+        merged = self.histogram.view(BINS // 2, 2).sum(dim=1)
+        empty = torch.zeros_like(merged)
+        if grow_up:
+            self.range = (start, end + (end - start))
+            self.histogram = torch.cat([merged, empty])
+        else:
+            self.range = (start - (end - start), end)
+            self.histogram = torch.cat([empty, merged])
 
     def result(self) -> TensorStats:
-        mean = self.total / self.finite if self.finite else math.nan
-        variance = self.squares / self.finite - mean * mean if self.finite else math.nan
-        saturable = self.activation in (Activation.SIGMOID, Activation.TANH, Activation.SOFTMAX)
+        """The figures, read from the device once."""
+        finite, mean, squares, zeros, nan, inf, saturated, low, high = (
+            torch.stack([self.finite, self.mean, self.squares, self.zeros.double(),
+                         self.nan.double(), self.inf.double(), self.saturated.double(),
+                         self.low, self.high]).tolist()
+        )  # fmt: skip
+        saturable = self.activation in BOUNDED
         of = self.rows if self.activation is Activation.SOFTMAX else self.count
         return TensorStats(
             name=self.name,
-            mean=mean,
-            std=math.sqrt(max(variance, 0.0)) if self.finite else math.nan,
-            min=self.low if self.finite else math.nan,
-            max=self.high if self.finite else math.nan,
-            zeros=self.zeros / self.count,
-            saturated=self.saturated / of if saturable else None,
-            nan=self.nan,
-            inf=self.inf,
-            histogram=tuple(int(c) for c in self.histogram.tolist())
-            if self.histogram is not None
-            else (),
-            histogram_range=self.range,
+            count=int(finite),
+            mean=mean if finite else math.nan,
+            std=math.sqrt(squares / finite) if finite else math.nan,
+            min=low if finite else math.nan,
+            max=high if finite else math.nan,
+            zeros=zeros / self.count if self.count else 0.0,
+            saturated=saturated / of if saturable and of else None,
+            nan=int(nan),
+            inf=int(inf),
+            histogram=tuple(int(c) for c in self.histogram.tolist()),
+            histogram_range=self.range if finite else None,
         )
