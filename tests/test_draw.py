@@ -6,11 +6,13 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 import zlib
+from pathlib import Path
 
 import pytest
 import resvg_py
+import torch
 
-from mlpcli import runners
+from mlpcli import network
 from mlpcli.loader import load
 
 from .conftest import ROOT, TWO_LAYER, invoke
@@ -96,13 +98,23 @@ def test_mermaid_has_a_node_per_shown_unit() -> None:
     assert len(re.findall(r"^  c\du\d+ --- c\du\d+$", out, re.MULTILINE)) == 8
     wide = invoke("draw", "layers=[3,4096,1]", "-f", "mermaid")[1]
     assert len(re.findall(r"\(\(\d+\)\)", wide)) == 12
-    assert '    c1e["⋮"]' in wide
+    assert '    c1e["⋮ 4,088 more"]' in wide
+
+
+def test_mermaid_stays_within_its_edge_limit_and_joins_the_gap() -> None:
+    sizes = ",".join(["64"] * 30)
+    code, out, _ = invoke("draw", f"layers=[{sizes}]", "-f", "mermaid")
+    assert code == 0
+    assert len(re.findall(r" --- ", out)) == 0  # 10 gaps of 8×8 units: over the budget
+    assert "  c5 --> gap6\n  gap6 --> c25\n" in out
+    small = invoke("draw", "layers=[8,8,8,8,8,8,8]", "-f", "mermaid")[1]
+    assert len(re.findall(r" --- ", small)) == 6 * 64 <= 400
 
 
 def test_values_colour_connections_by_the_weights_sign() -> None:
     svg = drawn("layers=[4,6,3]", "--values")
-    weights = runners.diagram_values(load(None, ["layers=[4,6,3]"])).weights
-    expected = [w for W in weights for row in W for w in row]
+    built = network.build(load(None, ["layers=[4,6,3]"]), torch.device("cpu"))
+    expected = [w for W in built.weights for row in W.tolist() for w in row]
     colours = [
         re.search(r"stroke:#(..)(..)(..)", e.get("style", ""))
         for e in of_class(svg, "line", "edge")
@@ -129,7 +141,10 @@ def test_values_need_every_unit_shown() -> None:
         (["-o", "net.svg", "-f", "mermaid"], "the suffix says svg"),
     ],
 )
-def test_bad_draw_options(tmp_path: object, args: list[str], message: str) -> None:
+def test_bad_draw_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code, _, err = invoke("draw", *args)
     assert code == 2
     assert message in err

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
@@ -19,6 +19,7 @@ from mlpcli.config import Config
 from mlpcli.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
+MERMAID_EDGES = 400  # unit-to-unit edges in a Mermaid chart at most
 GAP_X = 170  # between columns
 GAP_Y = 46  # between units
 RADIUS = 14
@@ -26,13 +27,13 @@ MARGIN = 50
 TOP = 125  # room for the title, the layer labels and the column labels
 LEGEND = 95  # room below for the legend of `values`
 NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (240, 240, 240), (178, 24, 43)  # a diverging scale
-STYLE = (
-    ".edge{stroke:#9a9a9a;stroke-width:1}"
-    ".unit{fill:#ffffff;stroke:#333333;stroke-width:1.5}"
-    ".ellipsis{fill:#555555;font-size:20px}"
-    ".label{fill:#222222;font-size:13px}"
-    ".layer{fill:#555555;font-size:11px}"
-    ".title{fill:#111111;font-size:15px;font-weight:bold}"
+STYLE = (  # scoped to the picture, so that an HTML page that inlines it keeps its own styles
+    ".mlpcli .edge{stroke:#9a9a9a;stroke-width:1}"
+    ".mlpcli .unit{fill:#ffffff;stroke:#333333;stroke-width:1.5}"
+    ".mlpcli .ellipsis{fill:#555555;font-size:20px}"
+    ".mlpcli .label{fill:#222222;font-size:13px}"
+    ".mlpcli .layer{fill:#555555;font-size:11px}"
+    ".mlpcli .title{fill:#111111;font-size:15px;font-weight:bold}"
 )
 
 
@@ -81,35 +82,37 @@ def shows_every_unit(config: Config, max_units: int) -> bool:
 
 def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     """The SVG picture; units are `circle.unit`, connections `line.edge`, left-out parts
-    `.ellipsis`, so that CSS can restyle them."""
+    `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them."""
     shown = columns(config, max_units)
     rows = max(len(column.units) for column in shown if column is not None)
     width = 2 * MARGIN + (len(shown) - 1) * GAP_X
     height = TOP + rows * GAP_Y + (LEGEND if values else 20)
     title = f"{config.name}: layers {arrows(config.layers)}"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
         f"<title>{escape(title)}</title>",
         f"<style>{STYLE}</style>",
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text class="title" x="{MARGIN}" y="24">{escape(title)}</text>',
     ]
-    place = _placer(shown, rows)
+    at = _positions(shown, rows)
     weight_scale = _largest(w for m in values.weights for r in m for w in r) if values else 1.0
     for left, right in itertools.pairwise(shown):
         if left is None or right is None:
             continue
         for i in (u for u in left.units if u is not None):
             for j in (u for u in right.units if u is not None):
-                (x1, y1), (x2, y2) = place(left, i), place(right, j)
-                style = ""
-                if values:
-                    w = values.weights[right.index - 1][i][j]
-                    stroke = 0.5 + 3.5 * abs(w) / (weight_scale or 1)
-                    style = f' style="stroke:{_colour(w, weight_scale)};stroke-width:{stroke:.2f}"'
-                parts.append(f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"{style}/>')
-    unit_scale = _largest(v for row in values.units for v in row) if values else 1.0
+                (x1, y1), (x2, y2) = at[left.index, i], at[right.index, j]
+                line = f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"'
+                if values is None:
+                    parts.append(line + "/>")
+                    continue
+                w = values.weights[right.index - 1][i][j]
+                share = min(1.0, abs(w) / weight_scale) if math.isfinite(w) else 0.0
+                style = f"stroke:{_colour(w, weight_scale)};stroke-width:{0.5 + 3.5 * share:.2f}"
+                named = f"W{right.index}[{i},{j}] = {w:.4g}"
+                parts.append(f'{line} style="{style}"><title>{named}</title></line>')
     for position, column in enumerate(shown):
         x = MARGIN + position * GAP_X
         if column is None:
@@ -123,9 +126,10 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
             f'<text class="label" x="{x}" y="{TOP - 22}" text-anchor="middle">'
             f"{column.name} ({column.size})</text>"
         )
+        scale = _largest(values.units[column.index]) if values else 1.0
         for unit in column.units:
+            ux, uy = at[column.index, unit]
             if unit is None:
-                (ux, uy) = place(column, None)
                 hidden = column.size - sum(u is not None for u in column.units)
                 parts.append(
                     f'<text class="ellipsis" x="{ux}" y="{uy + 7}" text-anchor="middle">⋮</text>'
@@ -133,32 +137,35 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
                     f"{hidden:,} more</text>"
                 )
                 continue
-            cx, cy = place(column, unit)
-            fill = ""
-            if values:
-                fill = f' style="fill:{_colour(values.units[column.index][unit], unit_scale)}"'
-            parts.append(f'<circle class="unit" cx="{cx}" cy="{cy}" r="{RADIUS}"{fill}/>')
+            circle = f'<circle class="unit" cx="{ux}" cy="{uy}" r="{RADIUS}"'
+            if values is None:
+                parts.append(circle + "/>")
+                continue
+            value = values.units[column.index][unit]
+            parts.append(
+                f'{circle} style="fill:{_colour(value, scale)}">'
+                f"<title>{column.name}[{unit}] = {value:.4g}</title></circle>"
+            )
         if column.index:
             parts.append(_layer_label(config, column, x - GAP_X / 2))
     if values:
-        parts.append(_legend(height, weight_scale, unit_scale))
+        parts.append(_legend(height, weight_scale))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-Placer = Callable[["Column", int | None], tuple[float, float]]
-
-
-def _placer(shown: list[Column | None], rows: int) -> Placer:
-    """Where each unit (or a column's ellipsis, for None) is drawn: centred in its column."""
-    positions = {id(c): p for p, c in enumerate(shown) if c is not None}
-
-    def place(column: Column, unit: int | None) -> tuple[float, float]:
-        row = column.units.index(unit)
+def _positions(
+    shown: list[Column | None], rows: int
+) -> dict[tuple[int, int | None], tuple[float, float]]:
+    """Where each shown unit (and each column's ellipsis, None) is drawn: centred in its column."""
+    at: dict[tuple[int, int | None], tuple[float, float]] = {}
+    for position, column in enumerate(shown):
+        if column is None:
+            continue
         offset = (rows - len(column.units)) / 2
-        return MARGIN + positions[id(column)] * GAP_X, TOP + (row + offset + 0.5) * GAP_Y
-
-    return place
+        for row, unit in enumerate(column.units):
+            at[column.index, unit] = (MARGIN + position * GAP_X, TOP + (row + offset + 0.5) * GAP_Y)
+    return at
 
 
 def _layer_label(config: Config, column: Column, x: float) -> str:
@@ -175,23 +182,22 @@ def _layer_label(config: Config, column: Column, x: float) -> str:
     return f'<text class="layer" x="{x}" y="{TOP - 78}" text-anchor="middle">{spans}</text>'
 
 
-def _legend(height: int, weight_scale: float, unit_scale: float) -> str:
-    """Two colour bars: weights and values, each from -max to +max."""
-    top = height - LEGEND + 25
+def _legend(height: int, weight_scale: float) -> str:
+    """The colour scale: weights from -max to +max; units each on their own column's scale."""
+    y = height - LEGEND + 25
     stops = "".join(
         f'<stop offset="{o}" stop-color="{c}"/>'
         for o, c in (("0", _rgb(NEGATIVE)), ("0.5", _rgb(ZERO)), ("1", _rgb(POSITIVE)))
     )
-    bars = []
-    for n, (label, scale) in enumerate((("weights", weight_scale), ("values", unit_scale))):
-        y = top + n * 36
-        bars.append(
-            f'<text class="layer" x="{MARGIN}" y="{y - 6}">'
-            f"{label}: {-scale:.3g} … {scale:.3g}</text>"
-            f'<rect class="legend" x="{MARGIN}" y="{y}" width="200" height="12" '
-            'fill="url(#scale)"/>'
-        )
-    return f'<defs><linearGradient id="scale">{stops}</linearGradient></defs>' + "".join(bars)
+    return (
+        f'<defs><linearGradient id="mlpcli-scale">{stops}</linearGradient></defs>'
+        f'<text class="layer" x="{MARGIN}" y="{y - 6}">'
+        f"weights: {-weight_scale:.3g} … {weight_scale:.3g}</text>"
+        f'<rect class="legend" x="{MARGIN}" y="{y}" width="200" height="12" '
+        'fill="url(#mlpcli-scale)"/>'
+        f'<text class="layer" x="{MARGIN}" y="{y + 30}">'
+        "units (row 0): each column on its own scale; black: not finite</text>"
+    )
 
 
 def _largest(numbers: Iterable[float]) -> float:
@@ -200,7 +206,10 @@ def _largest(numbers: Iterable[float]) -> float:
 
 
 def _colour(value: float, scale: float) -> str:
-    """`value` on the diverging scale from -scale (blue) through 0 (grey) to +scale (red)."""
+    """`value` on the diverging scale from -scale (blue) through 0 (grey) to +scale (red);
+    black when it is NaN or infinite."""
+    if not math.isfinite(value):
+        return "#000000"
     t = max(-1.0, min(1.0, value / scale)) if scale else 0.0
     end = POSITIVE if t > 0 else NEGATIVE
     return _rgb(tuple(round(z + abs(t) * (e - z)) for z, e in zip(ZERO, end, strict=True)))
@@ -211,9 +220,12 @@ def _rgb(colour: tuple[int, ...]) -> str:
 
 
 def mermaid(config: Config, max_units: int) -> str:
-    """A Mermaid flowchart: a subgraph per column, a node per shown unit, an edge per shown
-    connection (GitHub renders it in Markdown and CI job summaries)."""
+    """A Mermaid flowchart: a subgraph per column, a node per shown unit, and an edge per shown
+    connection while they number at most MERMAID_EDGES (Mermaid's default limit is 500; past
+    ours, the columns alone are joined). GitHub renders it in Markdown and CI job summaries."""
     shown = columns(config, max_units)
+    pairs = [(a, b) for a, b in itertools.pairwise(shown) if a is not None and b is not None]
+    count = sum(_shown_units(a) * _shown_units(b) for a, b in pairs)
     lines = ["---", f"title: {json.dumps(config.name)}", "---", "flowchart LR"]
     for position, column in enumerate(shown):
         if column is None:
@@ -221,20 +233,34 @@ def mermaid(config: Config, max_units: int) -> str:
             lines.append(f'  gap{position}["… {left_out} layers …"]')
             continue
         lines.append(f'  subgraph c{column.index}["{column.name} ({column.size})"]')
+        hidden = column.size - _shown_units(column)
         for unit in column.units:
             node = _node(column, unit)
-            lines.append(f'    {node}["⋮"]' if unit is None else f"    {node}(({unit}))")
+            lines.append(
+                f'    {node}["⋮ {hidden:,} more"]' if unit is None else f"    {node}(({unit}))"
+            )
         lines.append("  end")
-    for left, right in itertools.pairwise(shown):
+    for position, (left, right) in enumerate(itertools.pairwise(shown)):
+        if right is None and left is not None:  # the gap stands between its neighbours
+            lines.append(f"  c{left.index} --> gap{position + 1}")
+            continue
+        if left is None and right is not None:
+            lines.append(f"  gap{position} --> c{right.index}")
+            continue
         if left is None or right is None:
             continue
         k = right.index
         label = f"W{k} {config.layers[k - 1]}×{right.size}, {config.activations[k - 1].value}"
         lines.append(f'  c{left.index} -- "{label}" --> c{right.index}')
-        for i in (u for u in left.units if u is not None):
-            for j in (u for u in right.units if u is not None):
-                lines.append(f"  {_node(left, i)} --- {_node(right, j)}")
+        if count <= MERMAID_EDGES:
+            for i in (u for u in left.units if u is not None):
+                for j in (u for u in right.units if u is not None):
+                    lines.append(f"  {_node(left, i)} --- {_node(right, j)}")
     return "\n".join(lines) + "\n"
+
+
+def _shown_units(column: Column) -> int:
+    return sum(unit is not None for unit in column.units)
 
 
 def _node(column: Column, unit: int | None) -> str:
