@@ -138,7 +138,7 @@ def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
 def test_readme_scripting_example_runs(tmp_path: Path, mlpcli_script: str) -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Scripting and CI", 1)[1]
-    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     path = f"{Path(mlpcli_script).parent}{os.pathsep}{os.environ['PATH']}"
     done = subprocess.run(

@@ -1,16 +1,25 @@
 """`python -m mlpcli` and the `mlpcli` console script."""
 
+import os
+import signal
 import sys
 
 
 def main() -> None:
-    """Import the application, then run it; Ctrl-C during the imports is one line and 130 too."""
+    """Import the application, then run it; Ctrl-C or SIGTERM during the imports is one line
+    and 130 or 143 too (the application's own watcher takes over once it is imported)."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         from mlpcli.cli import main as run
     except KeyboardInterrupt:
         sys.stderr.write("mlpcli: error: interrupted\n")
         raise SystemExit(130) from None
     run()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    os.write(2, b"mlpcli: error: terminated\n")
+    os._exit(143)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from html import escape
 
 from mlpcli.config import Config
+from mlpcli.results import Values
 from mlpcli.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
@@ -23,7 +24,7 @@ MERMAID_EDGES = 400  # unit-to-unit edges in a Mermaid chart at most
 GAP_X = 170  # between columns
 GAP_Y = 46  # between units
 RADIUS = 14
-MARGIN = 50
+MARGIN = 90  # room for a column's label at either end
 TOP = 125  # room for the title, the layer labels and the column labels
 LEGEND = 95  # room below for the legend of `values`
 NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (240, 240, 240), (178, 24, 43)  # a diverging scale
@@ -35,14 +36,6 @@ STYLE = (  # scoped to the picture, so that an HTML page that inlines it keeps i
     ".mlpcli .layer{fill:#555555;font-size:11px}"
     ".mlpcli .title{fill:#111111;font-size:15px;font-weight:bold}"
 )
-
-
-@dataclass(frozen=True)
-class Values:
-    """A run's numbers for `draw --values`: each weight matrix, and each column's first row."""
-
-    weights: tuple[tuple[tuple[float, ...], ...], ...]  # Wk[i][j]: (n(k-1), nk)
-    units: tuple[tuple[float, ...], ...]  # features, h1.., output: row 0
 
 
 @dataclass(frozen=True)
@@ -75,26 +68,21 @@ def _units(size: int, max_units: int) -> tuple[int | None, ...]:
     return (*range(first), None, *range(size - (max_units - first), size))
 
 
-def shows_every_unit(config: Config, max_units: int) -> bool:
-    """Whether nothing is left out, as `draw --values` needs."""
-    return len(config.layers) <= MAX_COLUMNS and max(config.layers) <= max_units
-
-
 def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     """The SVG picture; units are `circle.unit`, connections `line.edge`, left-out parts
     `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them."""
     shown = columns(config, max_units)
     rows = max(len(column.units) for column in shown if column is not None)
-    width = 2 * MARGIN + (len(shown) - 1) * GAP_X
-    height = TOP + rows * GAP_Y + (LEGEND if values else 20)
     title = f"{config.name}: layers {arrows(config.layers)}"
+    width = max(2 * MARGIN + (len(shown) - 1) * GAP_X, round(MARGIN + 8 * len(title)))
+    height = TOP + rows * GAP_Y + (LEGEND if values else 20)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
         f"<title>{escape(title)}</title>",
         f"<style>{STYLE}</style>",
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text class="title" x="{MARGIN}" y="24">{escape(title)}</text>',
+        f'<text class="title" x="{MARGIN / 2}" y="24">{escape(title)}</text>',
     ]
     at = _positions(shown, rows)
     weight_scale = _largest(w for m in values.weights for r in m for w in r) if values else 1.0
@@ -133,8 +121,8 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
                 hidden = column.size - sum(u is not None for u in column.units)
                 parts.append(
                     f'<text class="ellipsis" x="{ux}" y="{uy + 7}" text-anchor="middle">⋮</text>'
-                    f'<text class="ellipsis" x="{ux + 12}" y="{uy + 4}" style="font-size:10px">'
-                    f"{hidden:,} more</text>"
+                    f'<text class="ellipsis" x="{ux}" y="{TOP - 8}" text-anchor="middle" '
+                    f'style="font-size:10px">{hidden:,} more</text>'
                 )
                 continue
             circle = f'<circle class="unit" cx="{ux}" cy="{uy}" r="{RADIUS}"'

@@ -58,9 +58,10 @@ class Expectation:
         matching = [output for output in named if output.overrides <= set(overrides)]
         if len(matching) != 1:
             given = " ".join(overrides) or "no overrides"
+            which = "none" if not matching else f"{len(matching)}"
             raise UsageError(
-                f"{self.source}: {len(matching)} of its {len(named)} outputs of network "
-                f"{name!r} match a run with {given}"
+                f"{self.source}: {which} of its {len(named)} outputs of network {name!r} came "
+                f"from a run with {given}; check each run against the golden file of its own sweep"
             )
         return matching[0].values
 

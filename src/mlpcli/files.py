@@ -20,21 +20,27 @@ from mlpcli.errors import UnavailableError, UsageError
 WRITTEN: list[Path] = []  # files this process has put in place, for the line of an interrupt
 
 
-def check_output(path: Path, suffixes: Iterable[str], inputs: Iterable[Path | None] = ()) -> str:
-    """The format that `path`'s suffix names; UsageError when mlpcli cannot write it there."""
+def check_output(
+    path: Path,
+    suffixes: Iterable[str],
+    inputs: Iterable[Path | None] = (),
+    option: str = "--output ",
+) -> str:
+    """The format that `path`'s suffix names; UsageError, naming the `option` that gave the
+    path, when mlpcli cannot write it there."""
     suffix = path.suffix.lower()
     allowed = list(suffixes)
     if suffix not in allowed:
         raise UsageError(
-            f"--output {path}: the suffix names the format; use one of {', '.join(allowed)}"
+            f"{option}{path}: the suffix names the format; use one of {', '.join(allowed)}"
         )
     if path.is_dir():
-        raise UsageError(f"--output {path}: is a directory")
+        raise UsageError(f"{option}{path}: is a directory")
     if not path.parent.is_dir():
-        raise UsageError(f"--output {path}: no such directory {path.parent}")
+        raise UsageError(f"{option}{path}: no such directory {path.parent}")
     for source in inputs:
         if source is not None and source.exists() and source.resolve() == path.resolve():
-            raise UsageError(f"--output {path}: is also an input; refusing to overwrite it")
+            raise UsageError(f"{option}{path}: is also an input; refusing to overwrite it")
     return suffix.removeprefix(".")
 
 

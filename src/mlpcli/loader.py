@@ -325,6 +325,8 @@ def _integer(entry: _Entry, node: yaml.Node, path: str, spec: FieldSpec) -> int:
             else f"{text!r} is YAML 1.1 notation (octal, hex, binary, sexagesimal or with '_') "
             f"for {read}; write {read}"
         )
+        if read is not None and text.lstrip("+-").isdecimal():  # 010: octal 8, or decimal 10?
+            message += f" (or {int(text)}, if you meant the decimal number)"
         raise ConfigError(entry.at(node), path, message)
     if len(text.lstrip("+-")) > len(str(high)):
         raise ConfigError(

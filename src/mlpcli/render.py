@@ -105,7 +105,8 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def stats_table(stats: Sequence[TensorStats]) -> Table:
-    """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram."""
+    """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram;
+    a deep network's first and last TABLE_ROWS tensors."""
     table = Table(
         title="statistics over the batch", title_justify="left", box=box.SIMPLE_HEAD,
         padding=(0, 1, 0, 0),
@@ -113,12 +114,22 @@ def stats_table(stats: Sequence[TensorStats]) -> Table:
     for column in ("tensor", "mean", "std", "min", "max", "zeros", "sat.", "NaN/inf"):
         table.add_column(column, justify="left" if column == "tensor" else "right", no_wrap=True)
     table.add_column("histogram", no_wrap=True)
-    for row in stats:
-        saturated = "-" if row.saturated is None else f"{row.saturated:.0%}"
-        table.add_row(
-            row.name, *(f"{v:.3g}" for v in (row.mean, row.std, row.min, row.max)),
-            f"{row.zeros:.0%}", saturated, f"{row.nan}/{row.inf}", _sparkline(row.histogram),
-        )  # fmt: skip
+    rows, _ = _cut(
+        [
+            (
+                row.name,
+                *(f"{v:.3g}" for v in (row.mean, row.std, row.min, row.max)),
+                f"{row.zeros:.0%}",
+                "-" if row.saturated is None else f"{row.saturated:.0%}",
+                f"{row.nan}/{row.inf}",
+                _sparkline(row.histogram),
+            )
+            for row in stats
+        ],
+        "statistics",
+    )
+    for cells in rows:
+        table.add_row(*cells)
     return table
 
 
@@ -127,9 +138,8 @@ def _sparkline(counts: Sequence[int]) -> str:
     top = max(counts, default=0)
     if not top:
         return ""
-    return "".join(
-        SPARKS[min(len(SPARKS) - 1, count * len(SPARKS) // (top + 1))] for count in counts
-    )
+    steps = len(SPARKS) - 1  # the largest count is a full block; an empty bin is a space
+    return "".join(" " if not count else SPARKS[count * steps // top] for count in counts)
 
 
 def _output_table(

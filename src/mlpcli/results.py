@@ -104,6 +104,14 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Values:
+    """A run's numbers for `draw --values`: each weight matrix, and each column's first row."""
+
+    weights: tuple[tuple[tuple[float, ...], ...], ...]  # Wk[i][j]: (n(k-1), nk)
+    units: tuple[tuple[float, ...], ...]  # features, h1.., output: row 0
+
+
+@dataclass(frozen=True)
 class TensorShape:
     """A named tensor of the network and its shape."""
 

@@ -15,7 +15,6 @@ import torch
 from mlpcli import devices
 from mlpcli.closeness import Tolerance, difference
 from mlpcli.config import Config, Device, DType
-from mlpcli.draw import Values
 from mlpcli.errors import UnavailableError
 from mlpcli.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
 from mlpcli.results import (
@@ -25,6 +24,7 @@ from mlpcli.results import (
     RunResult,
     TensorDiff,
     TensorInfo,
+    Values,
 )
 from mlpcli.shapes import shapes
 from mlpcli.stats import Accumulator
@@ -86,13 +86,17 @@ def run(
 
 
 def diagram_values(config: Config) -> Values:
-    """The weights, and the first row of features, h1.. and output, for `draw --values`."""
+    """The weights, and the first row of features, h1.. and output, for `draw --values`.
+
+    Row 0 of the features is drawn before the weights, so a batch of one gives the same
+    numbers without building the rest of the batch.
+    """
+    config = dataclasses.replace(config, batch=1, chunk=None)
     device = devices.prepare(config)
     with devices.memory_errors(device):
         network = build(config, device)
         rows = [network.features[0]]
-        first = dataclasses.replace(network, features=network.features[:1])
-        forward(first, lambda _, h: rows.append(h[0]))
+        forward(network, lambda _, h: rows.append(h[0]))
         return Values(
             weights=tuple(tuple(map(tuple, W.float().tolist())) for W in network.weights),
             units=tuple(tuple(row.float().tolist()) for row in rows),
@@ -225,9 +229,8 @@ def _all_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
     with devices.memory_errors(device):
         network = build(config, device)
         tensors = {name: _numpy(t, np.float64) for name, t in network.named()}
-        output = forward(network, lambda name, h: tensors.update({name: _numpy(h, np.float64)}))
-    tensors["output"] = _numpy(output, np.float64)
-    return tensors
+        forward(network, lambda name, h: tensors.update({name: _numpy(h, np.float64)}))
+    return tensors  # features, W.., B.., h.., output
 
 
 def _info(name: str, tensor: torch.Tensor, rows: int | None = None) -> TensorInfo:

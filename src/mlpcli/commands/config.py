@@ -66,6 +66,6 @@ def init(
         return
     if path.exists() and not force:
         raise UsageError(f"{path}: exists; --force replaces it")
-    files.check_output(path, (".yaml", ".yml"))
+    files.check_output(path, (".yaml", ".yml"), option="")
     files.write_atomic(path, schema.starter_yaml().encode())
     print(f"wrote {path}", file=sys.stderr)

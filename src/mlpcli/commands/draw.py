@@ -71,11 +71,15 @@ def draw(
         raise UsageError("--values colours an SVG picture; draw it as svg")
     numbers = None
     if values:
-        if not pictures.shows_every_unit(config, max_units):
+        if len(config.layers) > pictures.MAX_COLUMNS:
             raise UsageError(
-                f"--values needs every unit shown: the widest layer has {max(config.layers)} units "
-                f"and there are {len(config.layers)} columns (at most {pictures.MAX_COLUMNS}); "
-                f"raise --max-units to {max(config.layers)}, or draw without --values"
+                f"--values needs every layer drawn: this network has {len(config.layers)} "
+                f"sizes, a picture shows at most {pictures.MAX_COLUMNS}; draw it without --values"
+            )
+        if max(config.layers) > max_units:
+            raise UsageError(
+                f"--values needs every unit shown: the widest layer has {max(config.layers)} "
+                f"units; raise --max-units to {max(config.layers)}, or draw without --values"
             )
         from mlpcli import runners  # torch: only to colour the picture
 

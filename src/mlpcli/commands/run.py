@@ -96,6 +96,8 @@ def run(
     refuse_several(out, ".npy", len(jobs))
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         memory.check_host(config, on_cpu=config.device.type == "cpu")
+    if stats and output_format is Format.CSV:
+        render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
     results = [
         dataclasses.replace(_run_one(config, stats), overrides=combo) for config, combo in jobs
@@ -144,7 +146,8 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
 
     def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
         if multirun and not full:  # --full in a sweep: every run's tables
-            return render.sweep_table(results), []
+            stats = [render.stats_table(r.stats) for r in results if r.stats]
+            return render.stacked([render.sweep_table(results), *stats]), []
         return render.run_tables(results, full=full, width=width)
 
     return Layout(records.run_record, records.run_rows, tables, {".npy": records.run_npy})
