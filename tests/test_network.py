@@ -55,6 +55,7 @@ def test_draw_order_matches_reference(
 ) -> None:
     overrides = [f"layers={layers}", f"batch={batch}", f"bias={str(bias).lower()}", f"init={init}"]
     features, weights, biases = network.draw(load(None, [*overrides, f"seed={seed}"]))
+    assert features is not None
     ref_features, ref_weights, ref_biases = reference.draw(
         seed, layers, batch, bias=bias, init=init
     )
@@ -101,6 +102,8 @@ def test_network_does_not_depend_on_batch_dtype_or_device() -> None:
     large = network.draw(
         load(None, ["layers=[7, 5, 3]", "batch=40", "dtype=float64", "device=auto"])
     )
+    assert small[0] is not None
+    assert large[0] is not None
     assert torch.equal(small[0][0], large[0][0])
     for got, expected in zip([*small[1], *small[2]], [*large[1], *large[2]], strict=True):
         assert torch.equal(got, expected)

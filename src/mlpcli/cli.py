@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from mlpcli import __version__, compat, files, interrupts
-from mlpcli.commands import bench, compare, config, draw, env, run, shapes, validate
+from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone
 from mlpcli.output import to_stdout
@@ -32,6 +32,7 @@ app.command()(run.run)
 app.command()(shapes.shapes)
 app.command()(validate.validate)
 app.command()(draw.draw)
+app.command()(export.export)
 app.add_typer(config.app)
 app.command()(bench.bench)
 app.command()(compare.compare)

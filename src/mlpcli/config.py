@@ -105,6 +105,8 @@ class Config:
     chunk: int | None = None  # rows per forward pass; None: the whole batch at once
     rng: Rng = Rng.CPU
     threads: int | None = None  # torch's CPU threads; None: torch's default
+    inputs: str | None = None  # a features file, "-" for stdin; None: drawn from the seed
+    weights: str | None = None  # a weights file; None: drawn from the seed
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def on_device(self, device: Device, source: str) -> Config:
@@ -137,6 +139,7 @@ class Kind(StrEnum):
     CHOICE = "choice"  # one of an enum's values
     BOOLEAN = "boolean"
     INTEGER_OR_NULL = "integer or null"
+    PATH = "path"  # a file's path, or null; relative to the config file's folder
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class FieldSpec:
     maximum: int | None = None
     choices: type[StrEnum] | None = None
     attribute: str = ""  # the `Config` attribute; the name when empty
+    read_from: str = ""  # absent, and this PATH field given: the value is read from that file
+    stdin: bool = False  # a PATH field that takes `-`, standard input
 
     def __post_init__(self) -> None:
         if not self.attribute:
@@ -177,7 +182,7 @@ FIELDS = (
     FieldSpec(
         "layers", Kind.SIZES,
         "Input size, hidden sizes..., output size (2 to 1025 sizes).",
-        "[4, 16, 3]", required=True, minimum=1, maximum=MAX_SIZE,
+        "[4, 16, 3]", required=True, minimum=1, maximum=MAX_SIZE, read_from="weights",
     ),
     FieldSpec(
         "activation", Kind.ACTIVATIONS,
@@ -196,7 +201,7 @@ FIELDS = (
     ),
     FieldSpec(
         "batch", Kind.INTEGER, "Rows of input features.", "8", default=1, minimum=1,
-        maximum=MAX_SIZE,
+        maximum=MAX_SIZE, read_from="inputs",
     ),
     FieldSpec(
         "init", Kind.CHOICE,
@@ -204,7 +209,10 @@ FIELDS = (
         "(sqrt(2 / n_in)); biases are never scaled.",
         "kaiming", default=Init.NORMAL, choices=Init,
     ),
-    FieldSpec("bias", Kind.BOOLEAN, "Whether each layer adds a bias B.", "true", default=True),
+    FieldSpec(
+        "bias", Kind.BOOLEAN, "Whether each layer adds a bias B.", "true", default=True,
+        read_from="weights",
+    ),
     FieldSpec(
         "chunk", Kind.INTEGER_OR_NULL,
         "Rows of the batch per forward pass, for a batch too large for memory at once; "
@@ -223,6 +231,19 @@ FIELDS = (
         "CPU threads for torch's kernels; null: torch's default, one per core. On a machine "
         "that runs other jobs, 1 or 2 can be many times faster.",
         "null", minimum=1, maximum=MAX_THREADS,
+    ),
+    FieldSpec(
+        "inputs", Kind.PATH,
+        "Features from a file instead of the seed: .npy, .csv, .safetensors, .json (a run's "
+        "result), or - for standard input (CSV or JSON); batch is its number of rows.",
+        "null", stdin=True,
+    ),
+    FieldSpec(
+        "weights", Kind.PATH,
+        "Weights and biases from a .safetensors, .pt or .pth file: mlpcli's W1.., B1.. or an "
+        "nn.Linear state dict; layers and bias may then be left out. Features are still "
+        "drawn from the seed.",
+        "null",
     ),
 )  # fmt: skip
 KNOWN_KEYS = tuple(spec.name for spec in FIELDS)

@@ -99,7 +99,15 @@ def load(
         if value := environment.get(variable):
             entries[key] = _value_entry(value, f"environment {variable}={value}")
     entries.update(parse_overrides(overrides))
+    for spec in FIELDS:  # the built-in network's sizes yield to a file that gives them
+        given, file = entries.get(spec.name), entries.get(spec.read_from)
+        if given is not None and given.source == DEFAULT_SOURCE and file and not _null(file.node):
+            del entries[spec.name]
     return _validate(entries, source, stem)
+
+
+def _null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null"
 
 
 def parse_device(text: str, source: str) -> Device:
@@ -162,7 +170,10 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, _Entry]:
 
 
 def _value_entry(value: str, source: str) -> _Entry:
-    """A value given outside a file (an override, a variable), read as YAML; empty is null."""
+    """A value given outside a file (an override, a variable), read as YAML; empty is null,
+    and `-` is itself (standard input), not a YAML list."""
+    if value.strip() == "-":
+        return _string_entry("-", source)
     node = _compose(value, source, in_file=False) if value.strip() else None
     return _Entry(node or yaml.ScalarNode(_TAG + "null", ""), source, in_file=False)
 
@@ -284,10 +295,13 @@ def _quote(text: str) -> str:
 def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
     """Each field by the rules of its `FieldSpec`; absent fields take their defaults."""
     values: dict[str, object] = {}
-    for spec in FIELDS:  # `layers` comes before `activation`, which needs its length
+    # files first, for the fields read from them; `layers` before `activation`, which needs it
+    for spec in sorted(FIELDS, key=lambda spec: spec.kind is not Kind.PATH):
         entry = entries.get(spec.name)
         if entry is not None:
             values[spec.attribute] = _PARSERS[spec.kind](entry, spec, _Parsed(values, entries))
+        elif spec.read_from and values[spec.read_from] is not None:
+            values[spec.attribute] = _read_from(spec.name, str(values[spec.read_from]))
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:
@@ -296,7 +310,60 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
     if isinstance(values["activations"], Activation):
         values["activations"] = (values["activations"],) * weight_layers
     locations = {key: entry.at(entry.node) for key, entry in entries.items()}
+    _check_files(values, locations)
     return Config(**values, locations=locations)  # type: ignore[arg-type]
+
+
+def _read_from(key: str, path: str) -> object:
+    """Field `key`'s value as the file at `path` gives it: layers and bias from weights, batch
+    from the rows of inputs."""
+    from mlpcli import features, weightfiles
+
+    if key == "batch":
+        return features.describe(path).rows
+    weights = weightfiles.describe(path)
+    return weights.layers if key == "layers" else weights.bias
+
+
+def _check_files(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
+    """A ConfigError, naming the file and the field, where a given field and a file disagree."""
+    from mlpcli import features, weightfiles
+
+    layers: tuple[int, ...] = values["layers"]
+    if values["weights"] is not None:
+        weights = weightfiles.describe(values["weights"])
+        where = locations.get("layers")
+        if len(weights.layers) != len(layers):
+            message = (
+                f"holds {counted(len(weights.layers) - 1, 'weight layer')} "
+                f"({list(weights.layers)}), but layers {list(layers)} ({where}) has "
+                f"{len(layers) - 1}"
+            )
+            raise ConfigError(Location(weights.path), None, message)
+        for layer in range(1, len(layers)):
+            name, have, want = weights.expected(layer, layers)
+            if have != want:
+                message = f"{name} has shape {have}, but layers ({where}) needs {want}"
+                raise ConfigError(Location(weights.path), None, message)
+        if weights.bias != values["bias"]:
+            holds = "biases" if weights.bias else "no biases"
+            message = (
+                f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
+            )
+            raise ConfigError(Location(weights.path), None, message)
+    if values["inputs"] is not None:
+        given = features.describe(values["inputs"])
+        source = "<stdin>" if given.path == features.STDIN else given.path
+        if given.width != layers[0]:
+            where = locations.get("layers", Location(str(values["weights"])))
+            message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
+            raise ConfigError(Location(source), None, message)
+        if given.rows != values["batch"]:
+            message = (
+                f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
+                f"({locations['batch']}); leave batch out to take the file's rows"
+            )
+            raise ConfigError(Location(source), None, message)
 
 
 def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
@@ -480,6 +547,22 @@ def _activations(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> StrEnum | t
     return tuple(_member(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
 
 
+def _path(entry: _Entry, spec: FieldSpec, _: _Parsed) -> str | None:
+    """A file's path, relative to the config file's folder when it is written in one; null is
+    none, and `-` is standard input where the field takes it."""
+    if _null(entry.node):
+        return None
+    text = _scalar(entry, entry.node, spec.name, "a file's path")
+    if not text.strip() or "\0" in text or "\n" in text:
+        raise ConfigError(entry.at(entry.node), spec.name, "must be a file's path")
+    if text == "-" and not spec.stdin:
+        message = "cannot be read from standard input; give a file's path"
+        raise ConfigError(entry.at(entry.node), spec.name, message)
+    if text == "-" or not entry.in_file or Path(text).is_absolute():
+        return text
+    return str(Path(entry.source).parent / text)
+
+
 _Parser = Callable[[_Entry, FieldSpec, _Parsed], object]
 _PARSERS: dict[Kind, _Parser] = {
     Kind.NAME: _name,
@@ -490,4 +573,5 @@ _PARSERS: dict[Kind, _Parser] = {
     Kind.CHOICE: _choice,
     Kind.BOOLEAN: _boolean,
     Kind.INTEGER_OR_NULL: _whole_number_or_null,
+    Kind.PATH: _path,
 }

@@ -58,39 +58,58 @@ class Network:
 
 def draw(
     config: Config, device: torch.device = CPU
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+) -> tuple[torch.Tensor | None, list[torch.Tensor], list[torch.Tensor]]:
     """Features, weights and biases in float32, in the contract's draw order.
 
     On the CPU, as the contract says, unless `rng: device`: then on `device`, by its generator.
+    What a file gives (`inputs`, `weights`) is still drawn, into one layer's scratch space, and
+    dropped (None, or empty lists), so that what is drawn is the same as without the file.
     """
     sizes = config.layers
+    keep_features, keep_weights = config.inputs is None, config.weights is None
+    if not keep_features and not keep_weights:  # nothing drawn is used
+        return None, [], []
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
-    features = torch.empty(config.batch, sizes[0], device=where)
+    features = torch.empty(config.batch if keep_features else 1, sizes[0], device=where)
     torch.randn(1, sizes[0], generator=generator, out=features[:1])
-    weights = [
-        torch.randn(*pair, generator=generator, device=where) for pair in itertools.pairwise(sizes)
-    ]
-    biases = [
-        torch.randn(1, n, generator=generator, device=where) for n in sizes[1:] if config.bias
-    ]
-    torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
+    blocks = (a * b for a, b in itertools.pairwise(sizes))
+    scratch = None if keep_weights else torch.empty(max(blocks), device=where)
+
+    def drawn(rows: int, columns: int) -> torch.Tensor:
+        out = None if scratch is None else scratch[: rows * columns].view(rows, columns)
+        return torch.randn(rows, columns, generator=generator, device=where, out=out)
+
+    weights = [drawn(*pair) for pair in itertools.pairwise(sizes)]
+    biases = [drawn(1, n) for n in sizes[1:] if config.bias]
+    if keep_features:
+        torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
+    if not keep_weights:
+        return features, [], []
     for W, (n_in, n_out) in zip(weights, itertools.pairwise(sizes), strict=True):
         if config.init is Init.XAVIER:
             W.mul_(math.sqrt(2 / (n_in + n_out)))
         elif config.init is Init.KAIMING:
             W.mul_(math.sqrt(2 / n_in))
-    return features, weights, biases
+    return features if keep_features else None, weights, biases
 
 
 def build(config: Config, device: torch.device) -> Network:
-    """Draw the network of `config` and cast and move it to `device`."""
+    """The network of `config` cast and moved to `device`: drawn, or from its files."""
+    from mlpcli import features as feature_files
+    from mlpcli import weightfiles
+
     dtype = TORCH_DTYPES[config.dtype]
     features, weights, biases = draw(config, device)
 
     def place(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(device=device, dtype=dtype)
 
+    if config.weights is not None:
+        weights, biases = weightfiles.read(weightfiles.describe(config.weights), dtype, device)
+    if features is None:
+        assert config.inputs is not None
+        features = feature_files.read(config.inputs)
     return Network(
         features=place(features),
         weights=tuple(place(W) for W in weights),

@@ -140,6 +140,18 @@ def run_npy(results: Sequence[RunResult]) -> bytes:
     return buffer.getvalue()
 
 
+def run_safetensors(results: Sequence[RunResult]) -> bytes:
+    """Every tensor of the one run, in its dtype, with the resolved config in the metadata."""
+    from safetensors.torch import save
+
+    from mlpcli import __version__
+
+    (result,) = results
+    metadata = {"mlpcli.config": json.dumps(result.config.to_dict()), "mlpcli.version": __version__}
+    tensors = {name: tensor.contiguous() for name, tensor in result.kept.items()}
+    return bytes(save(tensors, metadata=metadata))
+
+
 # --- shapes ----------------------------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ and compute nothing.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.config import Activation, Config
@@ -76,6 +77,8 @@ class RunResult:
     forward_ms: float
     overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this run was given
     stats: tuple[TensorStats, ...] = ()  # features, h1.., output; with `run --stats` only
+    # every tensor by name (torch tensors on the CPU, in the run's dtype), for a .safetensors file
+    kept: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def trouble(self) -> str | None:

@@ -37,12 +37,13 @@ def run(
     step: Callable[[], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
     with_stats: bool = False,
+    keep: bool = False,
 ) -> RunResult:
     """Build and run `config`; running out of memory becomes UnavailableError.
 
     `on_estimate` hears, before anything is built, about how long a large network will take;
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
-    each tensor's statistics on the way (features, h1.., output).
+    each tensor's statistics on the way (features, h1.., output); `keep` keeps every tensor.
     """
     device = devices.prepare(config)
     if on_estimate is not None and (estimate := _estimate(config, device)) is not None:
@@ -50,6 +51,7 @@ def run(
     with devices.memory_errors(device):
         network, build_ms = _timed_build(config, device)
         hidden: dict[str, TensorInfo] = {}
+        parts: dict[str, list[torch.Tensor]] = {}  # each chunk's h1.., with `keep`
         gathered: dict[str, Accumulator] = {}
         if with_stats:
             gathered["features"] = Accumulator("features", None, device)
@@ -60,6 +62,8 @@ def run(
         def observe(name: str, h: torch.Tensor) -> None:
             if name != "output" and name not in hidden:  # the first chunk's, for the whole batch
                 hidden[name] = _info(name, h, config.batch)
+            if keep and name != "output":
+                parts.setdefault(name, []).append(h.cpu())
             if with_stats:
                 if name not in gathered:  # hi comes out of layer i's activation
                     layer = len(config.activations) if name == "output" else int(name[1:])
@@ -82,7 +86,18 @@ def run(
             build_ms=build_ms,
             forward_ms=forward_ms,
             stats=tuple(accumulator.result() for accumulator in gathered.values()),
+            kept=_kept(network, parts, output) if keep else {},
         )
+
+
+def _kept(
+    network: Network, parts: dict[str, list[torch.Tensor]], output: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Every tensor of a run by name, on the CPU: features, W1.., B1.., h1.., output."""
+    kept = {name: tensor.cpu() for name, tensor in network.named()}
+    kept.update((name, torch.cat(chunks)) for name, chunks in parts.items())
+    kept["output"] = output.cpu()
+    return kept
 
 
 def diagram_values(config: Config) -> Values:

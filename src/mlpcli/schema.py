@@ -36,7 +36,13 @@ def json_schema() -> dict[str, object]:
         "description": "A feed-forward network for mlpcli: sizes, seed, activation, device.",
         "type": "object",
         "additionalProperties": False,
-        "required": [spec.name for spec in FIELDS if spec.required],
+        "required": [spec.name for spec in FIELDS if spec.required and not spec.read_from],
+        # a required field that a file can give: the field, or that file
+        "allOf": [
+            {"anyOf": [{"required": [spec.name]}, {"required": [spec.read_from]}]}
+            for spec in FIELDS
+            if spec.required and spec.read_from
+        ],
         "properties": {spec.name: _property(spec) for spec in FIELDS},
     }
 
@@ -78,6 +84,7 @@ _KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
     Kind.CHOICE: _choice,
     Kind.BOOLEAN: lambda spec: {"type": "boolean"},
     Kind.INTEGER_OR_NULL: lambda spec: {**_integer(spec), "type": ["integer", "null"]},
+    Kind.PATH: lambda spec: {"type": ["string", "null"], "minLength": 1},
 }  # fmt: skip
 
 
@@ -98,6 +105,8 @@ def field_table() -> str:
     rows = ["| field | values | default | meaning |", "|---|---|---|---|"]
     for spec in FIELDS:
         default = "required" if spec.required else spec.default_text or _yaml(spec.default)
+        if spec.read_from:
+            default += f", or from `{spec.read_from}`"
         rows.append(f"| `{spec.name}` | {_values(spec)} | {default} | {spec.help} |")
     return "\n".join(rows) + "\n"
 
@@ -114,6 +123,7 @@ def _values(spec: FieldSpec) -> str:
         Kind.DEVICE: "`cpu` \\| `cuda` \\| `cuda:N` \\| `auto`",
         Kind.BOOLEAN: "`true` \\| `false`",
         Kind.INTEGER_OR_NULL: f"integer, {spec.minimum} to {spec.maximum}, or `null`",
+        Kind.PATH: "a file's path, " + ("`-`, " if spec.stdin else "") + "or `null`",
     }[spec.kind]
 
 

@@ -70,7 +70,8 @@ def run(
             "--output",
             "-o",
             help="Also write the results to this file, in the format its suffix names: .json, "
-            ".csv, or .npy (the output array of one network).",
+            ".csv, .npy (the output array of one network) or .safetensors (every tensor of one "
+            "network, in its dtype, with the config).",
             show_default=False,
         ),
     ] = None,
@@ -94,13 +95,16 @@ def run(
     layout = _layout(full=full, multirun=multirun)
     out.check(layout, [*paths, Path(expect) if expect is not None else None])
     refuse_several(out, ".npy", len(jobs))
+    refuse_several(out, ".safetensors", len(jobs))
+    keep = output is not None and output.suffix.lower() == ".safetensors"
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         memory.check_host(config, on_cpu=config.device.type == "cpu")
     if stats and output_format is Format.CSV:
         render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
     results = [
-        dataclasses.replace(_run_one(config, stats), overrides=combo) for config, combo in jobs
+        dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
+        for config, combo in jobs
     ]
     out.emit(layout, results)
     for result in results:
@@ -114,7 +118,7 @@ def run(
         _check(results, expected, atol, rtol)
 
 
-def _run_one(config: Config, stats: bool) -> RunResult:
+def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
     """Run one network; a long one gets a note with its estimate first, and a progress bar."""
     from mlpcli import runners  # torch: only once the input is valid
 
@@ -128,7 +132,7 @@ def _run_one(config: Config, stats: bool) -> RunResult:
 
     chunks = -(-config.batch // (config.chunk or config.batch))
     with LateProgress(f"running {config.name}", chunks * (len(config.layers) - 1)) as bar:
-        return runners.run(config, bar.advance, note_if_long, with_stats=stats)
+        return runners.run(config, bar.advance, note_if_long, with_stats=stats, keep=keep)
 
 
 def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
@@ -150,7 +154,8 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
             return render.stacked([render.sweep_table(results), *stats]), []
         return render.run_tables(results, full=full, width=width)
 
-    return Layout(records.run_record, records.run_rows, tables, {".npy": records.run_npy})
+    files = {".npy": records.run_npy, ".safetensors": records.run_safetensors}
+    return Layout(records.run_record, records.run_rows, tables, files)
 
 
 def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:

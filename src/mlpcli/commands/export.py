@@ -1,0 +1,77 @@
+"""`mlpcli export`: the network as a file other tools load: a state dict, a program, ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpcli import files, memory, render
+from mlpcli.commands.common import AtolOption, ConfigArguments, RtolOption, load, split_one
+from mlpcli.errors import CheckFailedError
+from mlpcli.units import byte_size
+
+SUFFIXES = (".safetensors", ".pt", ".pt2", ".onnx")
+RUNTIMES = {
+    ".safetensors": "nn.Sequential",
+    ".pt": "nn.Sequential",
+    ".pt2": "torch.export",
+    ".onnx": "onnxruntime",
+}
+
+
+def export(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file, in the format its suffix names: .safetensors or .pt (the state dict "
+            "of the equivalent nn.Sequential), .pt2 (a torch.export program), .onnx (needs "
+            "pip install 'mlpcli[onnx]').",
+            show_default=False,
+        ),
+    ],
+    arguments: ConfigArguments = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Run the file in its own runtime (torch, torch.export, onnxruntime) on the "
+            "config's features and check it against run's output; exit 1, writing nothing, "
+            "beyond the tolerance.",
+        ),
+    ] = False,
+    atol: AtolOption = None,
+    rtol: RtolOption = None,
+) -> None:
+    """Write the network, with its weights, as a file PyTorch or ONNX tools load."""
+    path, overrides = split_one(arguments, "export")
+    suffix = "." + files.check_output(output, SUFFIXES, [path])
+    config = load(path, overrides)
+    memory.check_host(config, on_cpu=config.device.type == "cpu")
+    from mlpcli import exports  # torch: only once the input is valid
+    from mlpcli.closeness import tolerance_for
+
+    if suffix == ".onnx":
+        exports.require_onnx(verify=verify)
+    tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
+    data, difference = exports.export(config, suffix, tolerance)
+    if difference is not None and not difference.within:
+        raise CheckFailedError(
+            [
+                f"{output}: {RUNTIMES[suffix]} differs from run by {difference.max_abs:.3g} at "
+                f"output{list(difference.worst)} ({difference.got:.9g} against "
+                f"{difference.expected:.9g}, allowed {difference.allowed:.3g}); not written"
+            ]
+        )
+    files.write_atomic(output, data)
+    render.note(f"wrote {output} ({byte_size(len(data))})")
+    if difference is not None:
+        assert tolerance is not None
+        render.note(
+            f"{output}: {RUNTIMES[suffix]} gives run's output within {config.dtype} tolerance "
+            f"(max |diff| {difference.max_abs:.3g}; atol {tolerance.atol:g}, "
+            f"rtol {tolerance.rtol:g} of the largest value)"
+        )

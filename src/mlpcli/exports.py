@@ -1,0 +1,197 @@
+"""A network as PyTorch's own objects and files, with torch: the equivalent `nn.Sequential`, its
+state dict as .safetensors or .pt, a `torch.export` program (.pt2) and ONNX; and `verify`, which
+runs such a file in its own runtime. docs/contract.md section 5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlpcli import __version__, devices
+from mlpcli.closeness import Difference, Tolerance, difference
+from mlpcli.config import Activation, Config, DType
+from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.network import Network, build, forward_in_chunks
+
+ONNX_EXTRA = "pip install 'mlpcli[onnx]'"
+MODULES: dict[Activation, Callable[[], nn.Module]] = {
+    Activation.SIGMOID: nn.Sigmoid,
+    Activation.RELU: nn.ReLU,
+    Activation.TANH: nn.Tanh,
+    Activation.GELU: nn.GELU,
+    Activation.SILU: nn.SiLU,
+    Activation.LEAKY_RELU: nn.LeakyReLU,  # slope 0.01, as F.leaky_relu's
+    Activation.ELU: nn.ELU,
+    Activation.SOFTPLUS: nn.Softplus,
+    Activation.SOFTMAX: lambda: nn.Softmax(dim=-1),
+    Activation.IDENTITY: nn.Identity,
+}
+
+
+def export(
+    config: Config, suffix: str, tolerance: Tolerance | None
+) -> tuple[bytes, Difference | None]:
+    """The bytes of `config`'s network as a file of `suffix`; with a `tolerance`, also how far
+    that file's output, run by its own runtime, is from `run`'s (per tensor, as `compare`)."""
+    device = devices.prepare(config)
+    with devices.memory_errors(device):
+        network = build(config, device)
+        data = encode(config, network, suffix)
+        if tolerance is None:
+            return data, None
+        expected = forward_in_chunks(network, config.chunk).cpu()
+        got = run_file(data, suffix, config, network.features.cpu())
+    return data, difference(_array(got), _array(expected), tolerance, per_tensor=True)
+
+
+def _array(tensor: torch.Tensor) -> Any:
+    return tensor.detach().double().numpy()
+
+
+def sequential(network: Network) -> nn.Sequential:
+    """`nn.Sequential(Linear, activation, Linear, ...)` with the network's weights, on the CPU,
+    in evaluation mode; Linear k is module 2k, so its weight is `2k.weight`, (out, in)."""
+    modules: list[nn.Module] = []
+    biases = network.biases or (None,) * len(network.weights)
+    for W, B, activation in zip(network.weights, biases, network.activations, strict=True):
+        n_in, n_out = W.shape
+        linear = nn.Linear(n_in, n_out, bias=B is not None, device="meta", dtype=W.dtype)
+        linear.weight = nn.Parameter(W.t().contiguous().cpu(), requires_grad=False)
+        if B is not None:
+            linear.bias = nn.Parameter(B.reshape(-1).cpu(), requires_grad=False)
+        modules += [linear, MODULES[activation]()]
+    return nn.Sequential(*modules).eval()
+
+
+def skeleton(config: Config) -> nn.Sequential:
+    """The `nn.Sequential` of `config` with empty weights, to load a state dict into."""
+    dtype = getattr(torch, config.dtype.value)
+    modules: list[nn.Module] = []
+    for (n_in, n_out), activation in zip(
+        itertools.pairwise(config.layers), config.activations, strict=True
+    ):
+        modules += [nn.Linear(n_in, n_out, bias=config.bias, dtype=dtype), MODULES[activation]()]
+    return nn.Sequential(*modules).eval()
+
+
+def encode(config: Config, network: Network, suffix: str) -> bytes:
+    """The file's bytes for `suffix`; the exporters' chatter never reaches stdout."""
+    model = sequential(network)
+    if suffix in (".safetensors", ".pt"):
+        state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+        if suffix == ".pt":
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            return buffer.getvalue()
+        from safetensors.torch import save
+
+        metadata = {"mlpcli.config": json.dumps(config.to_dict()), "mlpcli.version": __version__}
+        return bytes(save(state, metadata=metadata))
+    example = torch.zeros(2, config.layers[0], dtype=network.features.dtype)  # 2: not special
+    batch = torch.export.Dim("batch")
+    with _quietly():
+        if suffix == ".pt2":
+            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+            buffer = io.BytesIO()
+            torch.export.save(program, buffer)
+            return buffer.getvalue()
+        require_onnx(verify=False)
+        onnx_program = torch.onnx.export(
+            model, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False
+        )
+        assert onnx_program is not None
+        return bytes(onnx_program.model_proto.SerializeToString())
+
+
+def require_onnx(*, verify: bool) -> None:
+    """UnavailableError, naming the install command, without the onnx extra."""
+    import importlib.util
+
+    needed = ("onnx", "onnxscript", *(("onnxruntime",) if verify else ()))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UnavailableError(f".onnx needs {', '.join(missing)}, in the onnx extra: {ONNX_EXTRA}")
+
+
+def run_file(data: bytes, suffix: str, config: Config, features: torch.Tensor) -> torch.Tensor:
+    """The output of the file `data` on `features` (CPU), run by the file's own runtime."""
+    if suffix in (".safetensors", ".pt"):
+        if suffix == ".pt":
+            state = torch.load(io.BytesIO(data), weights_only=True)
+        else:
+            from safetensors.torch import load
+
+            state = load(data)
+        model = skeleton(config)
+        model.load_state_dict(state)
+        with torch.no_grad():
+            return torch.as_tensor(model(features))
+    if suffix == ".pt2":
+        with _quietly():
+            program = torch.export.load(io.BytesIO(data))
+            with torch.no_grad():
+                output = program.module()(features)
+        return torch.as_tensor(output)
+    return _run_onnx(data, config, features)
+
+
+def _run_onnx(data: bytes, config: Config, features: torch.Tensor) -> torch.Tensor:
+    require_onnx(verify=True)
+    import onnxruntime  # type: ignore[import-untyped]
+
+    if config.dtype is DType.BFLOAT16:
+        raise UnavailableError(
+            "--verify: onnxruntime's CPU kernels do not run bfloat16 (and NumPy cannot hold "
+            "it); the .onnx was not written; verify a float32 export"
+        )
+    try:
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own error types, one per failure
+        raise UnavailableError(f"--verify: onnxruntime cannot run it: {error}") from None
+    (name,) = (node.name for node in session.get_inputs())
+    (output,) = session.run(None, {name: features.numpy()})
+    return torch.from_numpy(output)
+
+
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    """Hold the exporters' warnings, logging and prints, down to the file descriptors; shown
+    only when the export fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as held, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+        except Exception as error:
+            if isinstance(error, (UsageError, UnavailableError)):
+                raise
+            sys.stderr.flush()
+            held.seek(0)
+            said = [line for line in held.read().decode(errors="replace").splitlines() if line]
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            detail = reason or (said[-1] if said else type(error).__name__)
+            raise UnavailableError(f"the exporter failed: {detail[:300]}") from error
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -1,0 +1,205 @@
+"""Tensor files someone hands us, read as data and never as code: safetensors headers and
+.npy headers without torch, `.pt` files only through `torch.load(weights_only=True)`.
+
+Every problem is a ConfigError located at the file (exit 2; `validate` calls the config that
+names it invalid); docs/contract.md section 5.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import stat
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlpcli.errors import ConfigError, Location
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on its JSON header
+# safetensors dtype names and their sizes; mlpcli reads the floating and integer ones
+SAFETENSORS_DTYPES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
+}  # fmt: skip
+FLOATING = ("F64", "F32", "F16", "BF16")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tensor of a file, as its header describes it."""
+
+    dtype: str  # safetensors' name: F32, BF16, I64 ...
+    shape: tuple[int, ...]
+
+
+def bad(path: str | Path, message: str) -> ConfigError:
+    """The one-line error for a file that is not what mlpcli needs."""
+    return ConfigError(Location(str(path)), None, message)
+
+
+def regular_size(path: str | Path, what: str) -> int:
+    """The size of a regular file; an error for a missing file, a directory, a FIFO or device
+    (which would block a read)."""
+    try:
+        status = Path(path).stat()
+    except FileNotFoundError:
+        raise bad(path, "no such file") from None
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise bad(path, f"is a directory, not {what}")
+    if not stat.S_ISREG(status.st_mode):
+        raise bad(path, f"not a regular file; {what} must be one")
+    return status.st_size
+
+
+def read_prefix(path: str | Path, size: int, what: str) -> bytes:
+    """The first `size` bytes of a regular file (fewer if it is shorter)."""
+    regular_size(path, what)
+    try:
+        with Path(path).open("rb") as file:
+            return file.read(size)
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
+
+
+@functools.cache
+def safetensors_header(path: str) -> tuple[dict[str, Entry], dict[str, str]]:
+    """The tensors and metadata a .safetensors file holds, checked against the file's size:
+    a truncated file, or a header that lies about sizes or offsets, is an error."""
+    size = regular_size(path, "a safetensors file")
+    start = read_prefix(path, 8, "a safetensors file")
+    if len(start) < 8:
+        raise bad(path, f"truncated: {size} bytes, not a safetensors file")
+    (length,) = struct.unpack("<Q", start)
+    if length > min(MAX_HEADER_BYTES, size - 8):
+        raise bad(path, f"not a safetensors file (a header of {length} bytes in {size})")
+    raw = read_prefix(path, 8 + length, "a safetensors file")[8:]
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad(path, "not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise bad(path, "not a safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad(path, "corrupt safetensors header: __metadata__ is not text to text")
+    entries: dict[str, Entry] = {}
+    spans: list[tuple[int, int, str]] = []
+    for name, info in header.items():
+        entry, span = _safetensors_entry(path, name, info)
+        entries[name] = entry
+        spans.append((*span, name))
+    end = 0
+    for begin, stop, name in sorted(spans):
+        if begin != end:
+            raise bad(path, f"corrupt safetensors header: {name} starts at byte {begin}, not {end}")
+        end = stop
+    if 8 + length + end != size:
+        message = f"{8 + length + end} bytes by its header, {size} on disk"
+        raise bad(path, ("truncated: " if size < 8 + length + end else "corrupt: ") + message)
+    return entries, metadata
+
+
+def _safetensors_entry(path: str, name: str, info: object) -> tuple[Entry, tuple[int, int]]:
+    """One header entry, with its byte span; an error when its size and span disagree."""
+    if not isinstance(info, dict):
+        raise bad(path, f"corrupt safetensors header: {name} is not described")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    valid = (
+        dtype in SAFETENSORS_DTYPES
+        and isinstance(shape, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in offsets)
+    )
+    if not valid:
+        raise bad(path, f"corrupt safetensors header: {name} has no valid dtype, shape and offsets")
+    assert isinstance(shape, list)
+    assert isinstance(offsets, list)
+    assert isinstance(dtype, str)
+    begin, stop = offsets
+    expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype]
+    if stop - begin != expected:
+        message = (
+            f"corrupt safetensors header: {name} is {dtype} {shape}, {expected} bytes, "
+            f"but spans {stop - begin}"
+        )
+        raise bad(path, message)
+    return Entry(dtype, tuple(shape)), (begin, stop)
+
+
+@functools.cache
+def npy_header(path: str) -> tuple[Any, tuple[int, ...], int]:
+    """The dtype, shape and data offset of a .npy file, checked against its size, without
+    reading the data; object arrays and truncated files are errors."""
+    import numpy as np
+
+    size = regular_size(path, "a .npy file")
+    try:
+        with Path(path).open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                version, np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read(file)
+            offset = file.tell()
+    except (ValueError, OSError, SyntaxError, EOFError) as error:
+        raise bad(path, f"not a .npy file ({str(error).splitlines()[0]})") from None
+    if dtype.hasobject or dtype.kind not in "fiu" or (fortran and len(shape) > 1):
+        kind = "object" if dtype.hasobject else str(dtype)
+        raise bad(path, f"holds an array of {kind}; features must be numbers (C order)")
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if size != expected:
+        what = "truncated" if size < expected else "corrupt"
+        raise bad(path, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
+    return dtype, tuple(shape), offset
+
+
+@functools.cache
+def pt_tensors(path: str) -> Mapping[str, torch.Tensor]:
+    """The tensors of a .pt/.pth file, loaded with `weights_only=True` (memory-mapped where the
+    file allows): a pickle of anything but plain tensors is refused before any of it runs."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    regular_size(path, "a .pt file")
+    try:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:  # the legacy format cannot be memory-mapped
+            if "mmap" not in str(error):
+                raise
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"(?:Unsupported global|Unsupported operand).*?: ([^\n]*)", str(error))
+        what = f" ({found.group(1).strip()})" if found else ""
+        raise bad(path, f"holds Python objects, not plain tensors{what}; refused") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise bad(path, f"not a readable .pt file ({reason[:120]})") from None
+    if not isinstance(loaded, Mapping):
+        raise bad(path, f"holds a {type(loaded).__name__}; expected a state dict of tensors")
+    others = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
+    if others:
+        raise bad(path, f"holds entries that are not tensors: {', '.join(others[:5])}")
+    return loaded
+
+
+def pt_entry(tensor: torch.Tensor) -> Entry:
+    """A loaded tensor described as a header entry (safetensors' dtype names)."""
+    names = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return Entry(names.get(dtype, dtype.upper()), tuple(tensor.shape))
