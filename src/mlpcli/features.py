@@ -9,7 +9,6 @@ docs/contract.md section 5.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import math
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.tensorfiles import FLOATING, bad, npy_header, regular_size, safetensors_header
+from mlpcli.tensorfiles import FLOATING, bad, by_file, npy_header, regular_size, safetensors_header
 
 if TYPE_CHECKING:
     import torch
@@ -110,7 +109,7 @@ def _safetensors_entry(path: str) -> tuple[str, Any]:
     return name, entry
 
 
-@functools.cache
+@by_file
 def _text_rows(path: str) -> list[list[float]]:
     """The rows of a CSV or JSON features file (or stdin), parsed once."""
     text = _read_text(path)

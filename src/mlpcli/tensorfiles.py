@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import re
 import stat
 import struct
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlpcli.errors import ConfigError, Location
 
@@ -39,6 +41,27 @@ class Entry:
 
     dtype: str  # safetensors' name: F32, BF16, I64 ...
     shape: tuple[int, ...]
+
+
+T = TypeVar("T")
+
+
+def by_file(read: Callable[[str], T]) -> Callable[[str], T]:
+    """`read`, cached while the file stays the same (inode, size, modification time); stdin,
+    `-`, is read once per stream."""
+    cached = functools.cache(lambda path, _: read(path))
+
+    @functools.wraps(read)
+    def reader(path: str) -> T:
+        if path == "-":
+            return cached(path, id(sys.stdin))
+        try:
+            status = os.stat(path)
+        except OSError:
+            return read(path)  # which names the problem
+        return cached(path, (status.st_ino, status.st_size, status.st_mtime_ns))
+
+    return reader
 
 
 def bad(path: str | Path, message: str) -> ConfigError:
@@ -72,7 +95,7 @@ def read_prefix(path: str | Path, size: int, what: str) -> bytes:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
 
 
-@functools.cache
+@by_file
 def safetensors_header(path: str) -> tuple[dict[str, Entry], dict[str, str]]:
     """The tensors and metadata a .safetensors file holds, checked against the file's size:
     a truncated file, or a header that lies about sizes or offsets, is an error."""
@@ -139,7 +162,7 @@ def _safetensors_entry(path: str, name: str, info: object) -> tuple[Entry, tuple
     return Entry(dtype, tuple(shape)), (begin, stop)
 
 
-@functools.cache
+@by_file
 def npy_header(path: str) -> tuple[Any, tuple[int, ...], int]:
     """The dtype, shape and data offset of a .npy file, checked against its size, without
     reading the data; object arrays and truncated files are errors."""
@@ -166,7 +189,7 @@ def npy_header(path: str) -> tuple[Any, tuple[int, ...], int]:
     return dtype, tuple(shape), offset
 
 
-@functools.cache
+@by_file
 def pt_tensors(path: str) -> Mapping[str, torch.Tensor]:
     """The tensors of a .pt/.pth file, loaded with `weights_only=True` (memory-mapped where the
     file allows): a pickle of anything but plain tensors is refused before any of it runs."""

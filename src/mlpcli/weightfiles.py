@@ -187,7 +187,7 @@ def _checked(
             gives = f"{sizes[-1]} units come out of the layer before"
             raise bad(path, f"{name} has shape {list(shape)}, expected {want} ({gives})")
         sizes.append(n_out)
-    for name, n in zip(biases, sizes[1:], strict=True):
+    for name, n in zip(biases, sizes[1:] if biases else (), strict=True):
         if entries[name].shape not in ((n,), (1, n)):
             have = list(entries[name].shape)
             raise bad(path, f"{name} has shape {have}, expected [{n}] or [1, {n}]")

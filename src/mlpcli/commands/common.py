@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli import loader
+from mlpcli import loader, render
 from mlpcli.config import Config
 from mlpcli.errors import ExitCode, UsageError
 from mlpcli.output import Format
@@ -103,5 +103,11 @@ def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | Non
 
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
-    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides."""
-    return loader.load(path, overrides, os.environ)
+    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides;
+    a note when it sets `init` for weights that come from a file."""
+    config = loader.load(path, overrides, os.environ)
+    if config.weights is not None and "init" in config.locations:
+        render.note(
+            f"init ({config.where('init')}) is ignored: the weights come from {config.weights}"
+        )
+    return config

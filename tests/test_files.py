@@ -1,0 +1,294 @@
+"""Your own data and weights (docs/contract.md section 5): features and weights from files,
+every tensor out, and `mlpcli export` round trips, against PyTorch's own modules and loaders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mlpcli import loader, network
+
+from .conftest import ROOT, TWO_LAYER, invoke
+
+FEATURES = torch.tensor([[0.5, -1.25, 2.0, 0.0], [1.0, 0.25, -0.75, 3.5], [-2.0, 1.5, 0.125, -0.5]])
+
+
+def trained(bias: bool = True) -> nn.Sequential:
+    """A network 'trained elsewhere': PyTorch's own modules and initialisation."""
+    torch.manual_seed(123)
+    return nn.Sequential(
+        nn.Linear(4, 16, bias=bias), nn.GELU(), nn.Linear(16, 8, bias=bias), nn.Tanh(),
+        nn.Linear(8, 3, bias=bias), nn.Softmax(dim=-1),
+    ).eval()  # fmt: skip
+
+
+def run_json(*args: str) -> dict[str, object]:
+    code, out, err = invoke("run", *args, "--format", "json")
+    assert code == 0, err
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def output_of(*args: str) -> torch.Tensor:
+    return torch.tensor(run_json(*args)["output"], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("saved", ["safetensors", "pt"])
+@pytest.mark.parametrize("inputs", ["npy", "csv", "json", "safetensors"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_network_trained_elsewhere_gives_pytorchs_outputs(
+    tmp_path: Path, saved: str, inputs: str, bias: bool
+) -> None:
+    model = trained(bias)
+    weights = tmp_path / f"model.{saved}"
+    if saved == "pt":
+        torch.save(model.state_dict(), weights)
+    else:
+        save_file(model.state_dict(), weights)
+    data = tmp_path / f"x.{inputs}"
+    if inputs == "npy":
+        np.save(data, FEATURES.numpy())
+    elif inputs == "csv":
+        data.write_text("a,b,c,d\n" + "\n".join(",".join(map(str, r)) for r in FEATURES.tolist()))
+    elif inputs == "json":
+        data.write_text(json.dumps(FEATURES.tolist()))
+    else:
+        save_file({"features": FEATURES}, data)
+    config = tmp_path / "net.yaml"  # no layers, no batch, no bias: the files give them
+    config.write_text(
+        f"activation: [gelu, tanh, softmax]\ninputs: x.{inputs}\nweights: model.{saved}\n"
+    )
+    result = run_json(str(config))
+    with torch.no_grad():
+        expected = model(FEATURES).double()
+    got = torch.tensor(result["output"], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+    assert result["config"]["layers"] == [4, 16, 8, 3]  # type: ignore[index]
+    assert result["config"]["batch"] == 3  # type: ignore[index]
+    assert result["config"]["bias"] is bias  # type: ignore[index]
+
+
+def test_mlpcli_layout_with_vector_biases_and_layers_checked(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    W1, W2, B1, B2 = torch.randn(3, 5), torch.randn(5, 2), torch.randn(5), torch.randn(1, 2)
+    path = tmp_path / "w.safetensors"
+    save_file({"W1": W1, "W2": W2, "B1": B1, "B2": B2}, path)
+    got = output_of(f"weights={path}", "layers=[3, 5, 2]", "batch=4", "activation=relu")
+    features, _, _ = network.draw(loader.load(None, ["layers=[3, 5, 2]", "batch=4"]))
+    assert features is not None
+    expected = torch.relu(torch.relu(features @ W1 + B1) @ W2 + B2).double()
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_features_are_the_same_whatever_the_weights_file(tmp_path: Path) -> None:
+    """The draw runs through the weights it drops: features depend on the seed alone."""
+    args = ("layers=[6, 9, 4]", "batch=5", "seed=11", "init=kaiming", "bias=false")
+    code, _, _ = invoke("run", *args, "-o", str(tmp_path / "all.safetensors"), "-q")
+    assert code == 0
+    drawn = load_file(tmp_path / "all.safetensors")
+    other = tmp_path / "other.safetensors"
+    save_file({"W1": torch.ones(6, 9), "W2": torch.ones(9, 4)}, other)
+    code, _, _ = invoke("run", *args, f"weights={other}", "-o", str(tmp_path / "o.safetensors"))
+    assert code == 0
+    assert torch.equal(load_file(tmp_path / "o.safetensors")["features"], drawn["features"])
+
+
+def test_inputs_keep_the_weights_of_the_seed(tmp_path: Path) -> None:
+    """The same weights as without `inputs`; the first feature row is drawn and dropped."""
+    args = ("layers=[4, 7, 2]", "batch=3", "seed=5", "activation=tanh")
+    invoke("run", *args, "-o", str(tmp_path / "drawn.safetensors"), "-q")
+    np.save(tmp_path / "x.npy", FEATURES.numpy())
+    code, _, err = invoke(
+        "run",
+        *args[:1],
+        *args[2:],
+        f"inputs={tmp_path / 'x.npy'}",
+        "-o",
+        str(tmp_path / "file.safetensors"),
+        "-q",
+    )
+    assert code == 0, err
+    drawn, given = (
+        load_file(tmp_path / "drawn.safetensors"),
+        load_file(tmp_path / "file.safetensors"),
+    )
+    for name in ("W1", "W2", "B1", "B2"):
+        assert torch.equal(drawn[name], given[name]), name
+    assert torch.equal(given["features"], FEATURES)
+
+
+def test_run_output_safetensors_holds_every_tensor_in_its_dtype_with_the_config(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.safetensors"
+    code, _, err = invoke(
+        "run", TWO_LAYER, "dtype=bfloat16", "batch=5", "chunk=2", "-o", str(path), "-q"
+    )
+    assert code == 0, err
+    with safe_open(str(path), framework="pt") as file:
+        names = list(file.keys())
+        metadata = file.metadata()
+        tensors = {name: file.get_tensor(name) for name in names}
+    assert sorted(names) == sorted(["features", "W1", "W2", "B1", "B2", "h1", "output"])
+    assert all(t.dtype is torch.bfloat16 for t in tensors.values())
+    assert tensors["h1"].shape == (5, 2)
+    config = json.loads(metadata["mlpcli.config"])
+    assert config["dtype"] == "bfloat16"
+    assert config["layers"] == [3, 2, 1]
+    expected = output_of(TWO_LAYER, "dtype=bfloat16", "batch=5", "chunk=2")
+    assert torch.equal(tensors["output"].double(), expected)
+    h1 = torch.sigmoid(torch.addmm(tensors["B1"], tensors["features"], tensors["W1"]))
+    assert torch.equal(h1, tensors["h1"])
+    # it reads back as weights (features, h1, output passed over) and as features
+    same = output_of(TWO_LAYER, "dtype=bfloat16", "batch=5", f"weights={path}")
+    assert torch.equal(same, expected)
+    chained = output_of(TWO_LAYER, "dtype=bfloat16", "batch=5", f"inputs={path}")
+    assert chained.shape == (5, 1)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_export_state_dict_loads_in_pytorch_and_back_bit_identically(
+    tmp_path: Path, suffix: str
+) -> None:
+    config = ROOT / "configs" / "deep_relu.yaml"
+    path = tmp_path / f"model{suffix}"
+    code, out, err = invoke("export", str(config), "batch=6", "-o", str(path), "--verify")
+    assert (code, out) == (0, ""), err
+    assert "within float32 tolerance" in err
+    state = load_file(path) if suffix == ".safetensors" else torch.load(path, weights_only=True)
+    sizes = loader.load(config).layers
+    linears = [nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes)]
+    model = nn.Sequential(*(m for linear in linears for m in (linear, nn.ReLU())))
+    model.load_state_dict(state)  # the README's lines
+    run = run_json(str(config), "batch=6")
+    assert torch.equal(
+        output_of(str(config), "batch=6", f"weights={path}"),
+        torch.tensor(run["output"], dtype=torch.float64),
+    )
+    if suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as file:
+            assert json.loads(file.metadata()["mlpcli.config"])["name"] == "deep_relu"
+
+
+def test_export_pt2_has_a_dynamic_batch(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt2"
+    code, out, err = invoke("export", TWO_LAYER, "-o", str(path), "--verify")
+    assert (code, out) == (0, ""), err
+    program = torch.export.load(path)
+    for rows in (1, 7):
+        assert program.module()(torch.randn(rows, 3)).shape == (rows, 1)
+
+
+def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    code, out, err = invoke(
+        "export",
+        TWO_LAYER,
+        "activation=[gelu, softmax]",
+        "layers=[3, 5, 4]",
+        "-o",
+        str(path),
+        "--verify",
+    )
+    assert (code, out) == (0, ""), err
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (name,) = (i.name for i in session.get_inputs())
+    assert session.run(None, {name: np.zeros((9, 3), np.float32)})[0].shape == (9, 4)
+
+
+def test_export_verify_fails_beyond_the_tolerance_and_writes_nothing(tmp_path: Path) -> None:
+    """onnxruntime's Gemm rounds its sums otherwise than torch.addmm: at zero tolerance, exit 1."""
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    deep = str(ROOT / "configs" / "deep_relu.yaml")
+    code, out, err = invoke(
+        "export", deep, "--atol", "0", "--rtol", "0", "-o", str(path), "--verify"
+    )
+    assert (code, out) == (1, "")
+    assert "onnxruntime differs from run by" in err
+    assert "not written" in err
+    assert not path.exists()
+
+
+def test_export_onnx_without_the_extra_names_the_install_command(tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.modules['onnxscript'] = None; from mlpcli.cli import run_app; "
+        f"sys.exit(run_app(['export', '-o', {str(tmp_path / 'm.onnx')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert "pip install 'mlpcli[onnx]'" in done.stderr
+    assert done.stdout == ""
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_chaining_runs_through_a_pipe(mlpcli_script: str, tmp_path: Path) -> None:
+    shell = (
+        f"'{mlpcli_script}' run layers=[3,5,4] batch=6 --format csv | "
+        f"'{mlpcli_script}' run layers=[4,2] inputs=- --format json"
+    )
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["config"]["batch"] == 6
+    first = output_of("layers=[3,5,4]", "batch=6")
+    (tmp_path / "first.json").write_text(json.dumps(run_json("layers=[3,5,4]", "batch=6")))
+    second = output_of("layers=[4,2]", f"inputs={tmp_path / 'first.json'}")
+    assert torch.equal(torch.tensor(result["output"], dtype=torch.float64), second)
+    assert first.shape == (6, 4)
+
+
+def test_paths_in_a_config_are_relative_to_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "x.npy", FEATURES[0].numpy())  # one row: shape (n0,)
+    config = tmp_path / "net.yaml"
+    config.write_text("layers: [4, 2]\ninputs: data/x.npy\n")
+    result = run_json(str(config))
+    assert result["config"]["inputs"] == str(tmp_path / "data" / "x.npy")  # type: ignore[index]
+    assert result["config"]["batch"] == 1  # type: ignore[index]
+
+
+def test_shapes_and_validate_read_safetensors_headers_without_torch(tmp_path: Path) -> None:
+    save_file(trained().state_dict(), tmp_path / "m.safetensors")
+    config = tmp_path / "net.yaml"
+    config.write_text("weights: m.safetensors\nactivation: relu\n")
+    script = (
+        "import sys; from mlpcli.cli import run_app; "
+        f"code = run_app(['shapes', {str(config)!r}, '-f', 'json']); "
+        "assert 'torch' not in sys.modules, 'torch'; "
+        f"code += run_app(['validate', {str(config)!r}]); "
+        "assert 'torch' not in sys.modules, 'torch'; sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[0])["config"]["layers"] == [4, 16, 8, 3]
+
+
+def test_validate_calls_a_config_with_a_bad_weights_file_invalid(tmp_path: Path) -> None:
+    save_file({"W1": torch.ones(3, 4)}, tmp_path / "w.safetensors")
+    config = tmp_path / "net.yaml"
+    config.write_text("layers: [3, 5]\nweights: w.safetensors\n")
+    code, out, _ = invoke("validate", str(config))
+    assert code == 1
+    assert "W1 has shape [3, 4], but layers" in out
+
+
+def test_init_with_weights_from_a_file_gets_a_note(tmp_path: Path) -> None:
+    save_file({"W1": torch.ones(3, 2)}, tmp_path / "w.safetensors")
+    code, _, err = invoke(
+        "run", f"weights={tmp_path / 'w.safetensors'}", "init=xavier", "bias=false"
+    )
+    assert code == 0
+    assert "init (override 'init=xavier') is ignored" in err
