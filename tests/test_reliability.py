@@ -56,6 +56,66 @@ def making(name: str, make: Callable[[Path], object]) -> Setup:
     return setup
 
 
+def files(**made: Callable[[Path], object]) -> Setup:
+    """Make each named file in the test's folder."""
+
+    def setup(directory: Path, _: pytest.MonkeyPatch) -> None:
+        for name, make in made.items():
+            make(directory / name)
+
+    return setup
+
+
+def text(content: str | bytes) -> Callable[[Path], object]:
+    return lambda path: path.write_bytes(
+        content if isinstance(content, bytes) else content.encode()
+    )
+
+
+def tensors(**named: torch.Tensor) -> Callable[[Path], object]:
+    from safetensors.torch import save_file
+
+    return lambda path: save_file(named, path)
+
+
+def npy(array: object) -> Callable[[Path], object]:
+    import numpy as np
+
+    return lambda path: np.save(path, array, allow_pickle=True)
+
+
+def cut(make: Callable[[Path], object], keep: int) -> Callable[[Path], object]:
+    """A file made by `make`, then truncated by `keep` bytes from its end (negative) or to it."""
+
+    def truncated(path: Path) -> None:
+        make(path)
+        data = path.read_bytes()
+        path.write_bytes(data[:keep])
+
+    return truncated
+
+
+def lying_header(path: Path) -> None:
+    """A safetensors header that says a tensor is larger than its bytes."""
+    header = b'{"W1":{"dtype":"F32","shape":[30,2],"data_offsets":[0,24]}}'
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(24))
+
+
+class _Boom:
+    """Unpickled, it would run `touch pwned` (os.system); weights_only must refuse it first."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.target}",)
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+
+def malicious(path: Path) -> None:
+    torch.save({"W1": _Boom(path.parent / "pwned")}, path)
+
+
+W = torch.ones(3, 2)
 NO_CUDA = not torch.cuda.is_available()
 FAULTS = [
     # the command line
@@ -92,6 +152,34 @@ FAULTS = [
     Fault("files and paths", ["run", "--expect", "{dir}/missing.json", "-o", "{out}"], 2, r"^--expect .*missing\.json: no such file"),
     Fault("files and paths", ["run", TWO_LAYER, TWO_LAYER, "-o", "{dir}/two.npy"], 2, r"two\.npy: a \.npy file holds one output"),
     Fault("files and paths", ["config", "init", "{out}"], 2, r"results\.json: exists; --force replaces it"),
+    # bad files: features (inputs) and weights
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: truncated: (\d+) bytes by its header, \d+ on disk$", files(**{"w.safetensors": cut(tensors(W1=W, W2=torch.ones(2, 1)), -10)})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: not a safetensors file \(a header of \d+ bytes in 12\)$", files(**{"w.safetensors": text(b"not a tensor")})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: corrupt safetensors header: W1 is F32 \[30, 2\], 240 bytes, but spans 24$", files(**{"w.safetensors": lying_header})),
+    Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: holds Python objects, not plain tensors \(posix\.system\); refused$", files(**{"w.pt": malicious})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W2 has shape \[5, 1\], expected \[2, 1\] \(2 units come out of the layer before\)$", files(**{"w.safetensors": tensors(W1=W, W2=torch.ones(5, 1))})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "layers=[3, 2, 4]", "-o", "{out}"], 2, r"/w\.safetensors: W2 has shape \[2, 1\], but layers \(override 'layers=\[3, 2, 4\]'\) needs \[2, 4\]$", files(**{"w.safetensors": tensors(W1=W, W2=torch.ones(2, 1), B1=torch.ones(2), B2=torch.ones(1))})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: missing W2, B1, B2; unexpected extra \(every layer has a weight, and a bias or none\)$", files(**{"w.safetensors": tensors(W1=W, W3=torch.ones(2, 1), B3=torch.ones(1), extra=torch.ones(1))})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "bias=true", "-o", "{out}"], 2, r"/w\.safetensors: holds no biases, but bias is true \(override 'bias=true'\)$", files(**{"w.safetensors": tensors(W1=W)})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W1 is I64; weights must be floating point$", files(**{"w.safetensors": tensors(W1=torch.ones(3, 2, dtype=torch.int64))})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: no weights in a known layout .*; found bias, kernel$", files(**{"w.safetensors": tensors(kernel=W, bias=torch.ones(2))})),
+    Fault("bad files", ["run", "weights={dir}/folder", "-o", "{out}"], 2, r"/folder: weights are read from \.safetensors, \.pt, \.pth$", making("folder", Path.mkdir)),
+    Fault("bad files", ["run", "weights={dir}/d.safetensors", "-o", "{out}"], 2, r"/d\.safetensors: is a directory, not a safetensors file$", making("d.safetensors", Path.mkdir)),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: truncated: \(4, 3\) of float64 needs 224 bytes, the file has 200$", files(**{"x.npy": cut(npy(__import__("numpy").zeros((4, 3))), 200)})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds an array of object; features must be numbers", files(**{"x.npy": npy(__import__("numpy").array([[1, "a", None]], dtype=object))})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: not a \.npy file", files(**{"x.npy": text("1,2,3\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: row 1, column 2: nan is not finite$", files(**{"x.npy": npy(__import__("numpy").array([[1.0, 2, 3], [4, 5, float("nan")]]))})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 3, column 2: 'nan' is not finite$", files(**{"x.csv": text("a,b,c\n1,2,3\n4,nan,6\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 2, column 3: 'three' is not a number$", files(**{"x.csv": text("1,2,3\n4,5,three\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 2: 2 values, but the first row has 3$", files(**{"x.csv": text("1,2,3\n4,5\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: rows of 2 features, but layers\[0\] is 3 \(<built-in default>:3:9\)$", files(**{"x.csv": text("1,2\n3,4\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "batch=3", "-o", "{out}"], 2, r"/x\.csv: 2 rows, but batch is 3 \(override 'batch=3'\); leave batch out to take the file's rows$", files(**{"x.csv": text("1,2,3\n3,4,5\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: larger than 64 MiB of text; give large features as \.npy$", files(**{"x.csv": lambda p: p.write_bytes(b"1,2,3\n" * (12 << 20))})),
+    Fault("bad files", ["run", "inputs={dir}/x.json", "-o", "{out}"], 2, r"/x\.json: row 0, column 1: \"NaN\" is not finite$", files(**{"x.json": text('{"schema": "mlpcli.run/2", "output": [[1, "NaN", 3]]}')})),
+    Fault("bad files", ["run", "inputs={dir}/x.json", "-o", "{out}"], 2, r"/x\.json: line 1: invalid JSON: ", files(**{"x.json": text("[[1, 2, 3]")})),
+    Fault("bad files", ["run", "inputs={dir}/pipe.csv", "-o", "{out}"], 2, r"/pipe\.csv: not a regular file; a features file must be one$", making("pipe.csv", os.mkfifo)),
+    Fault("bad files", ["run", "inputs={dir}/x.txt", "-o", "{out}"], 2, r"/x\.txt: features are read from \.npy, \.csv, \.safetensors, \.json or - \(stdin\)$", files(**{"x.txt": text("1,2,3\n")})),
+    Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
     # the machine
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
     Fault("machine", ["run", "layers=[2147483647, 2147483647]", "-o", "{out}"], 3, r"^default: needs about 16\.0 EiB of memory, .* is available$"),

@@ -207,8 +207,8 @@ def pt_tensors(path: str) -> Mapping[str, torch.Tensor]:
                 raise
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.search(r"(?:Unsupported global|Unsupported operand).*?: ([^\n]*)", str(error))
-        what = f" ({found.group(1).strip()})" if found else ""
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
         raise bad(path, f"holds Python objects, not plain tensors{what}; refused") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
