@@ -4,6 +4,7 @@
     python benchmarks/bench.py --quick       # fewer repeats and sizes, for a smoke test
     python benchmarks/bench.py --no-startup  # leave out the start-up ladder
     python benchmarks/bench.py --startup-only  # only the start-up ladder
+    python benchmarks/bench.py --weights-only  # only reading a 1 GiB weights file
 
 Prints Markdown tables (paste them into docs/performance.md):
 - forward: mlpcli's `network.forward` against raw eager loops on the same tensors (the
@@ -14,6 +15,8 @@ Prints Markdown tables (paste them into docs/performance.md):
 - start-up: whole processes (`python -c pass`, `import torch`, the framework's floor (a
   one-command Typer app that prints a Rich table), `mlpcli --help`, `shapes`, `validate`, `run`,
   and a bare script doing the notebook's work), median wall time;
+- weights: reading a 1 GiB .safetensors of weights as `weights:` does, against
+  `safetensors.torch.load_file` plus the same cast, each in a fresh process (time, peak RSS);
 - last, every target of docs/performance.md with what this run measured, met or not.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import random
 import shutil
@@ -361,11 +365,82 @@ def startup_ladder(quick: bool, targets: list[Target]) -> None:
     )
 
 
+WEIGHTS_LAYERS = [8192] * 5  # four 256 MiB float32 matrices: 1 GiB
+READ_WEIGHTS = """
+import resource, sys, time
+import torch
+path, how, dtype = sys.argv[1], sys.argv[2], getattr(torch, sys.argv[3])
+start = time.perf_counter()
+if how == "mlpcli":
+    from mlpcli import weightfiles
+    tensors = weightfiles.read(weightfiles.describe(path), dtype, torch.device("cpu"))
+else:
+    from safetensors.torch import load_file
+    tensors = {name: t.to(dtype) for name, t in load_file(path).items()}
+for t in (tensors[0] if how == "mlpcli" else tensors.values()):
+    t.sum()  # every value read: a memory-mapped tensor is not in memory until touched
+seconds = time.perf_counter() - start
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def weights_file(folder: Path, layout: str) -> Path:
+    """1 GiB of float32 weights in mlpcli's layout or as an nn.Linear state dict."""
+    from safetensors.torch import save_file
+
+    path = folder / f"{layout}.safetensors"
+    generator = torch.Generator().manual_seed(0)
+    pairs = list(itertools.pairwise(WEIGHTS_LAYERS))
+    if layout == "mlpcli":
+        named = {
+            f"W{i}": torch.randn(a, b, generator=generator) for i, (a, b) in enumerate(pairs, 1)
+        }
+    else:
+        named = {
+            f"{2 * i}.weight": torch.randn(b, a, generator=generator)
+            for i, (a, b) in enumerate(pairs)
+        }
+    save_file(named, path)
+    return path
+
+
+def weights_ladder(quick: bool, targets: list[Target]) -> None:
+    """`weights:` reading 1 GiB against safetensors.torch.load_file + the same cast, each in a
+    fresh process, alternating, each value touched once; the best time and its peak RSS."""
+    import tempfile
+
+    print(
+        "| 1 GiB of weights | dtype | load_file + cast | mlpcli | ratio "
+        "| peak RSS, load_file | peak RSS, mlpcli |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as folder:
+        for layout in ("mlpcli", "nn.Linear"):
+            path = weights_file(Path(folder), layout)
+            for dtype in ("float32", "bfloat16"):
+                runs: dict[str, list[tuple[float, int]]] = {"safetensors": [], "mlpcli": []}
+                for _ in range(2 if quick else 4):
+                    for how, measured in runs.items():
+                        command = [sys.executable, "-c", READ_WEIGHTS, str(path), how, dtype]
+                        done = subprocess.run(command, capture_output=True, text=True, check=True)
+                        seconds, peak = done.stdout.split()
+                        measured.append((float(seconds), int(peak)))
+                base, ours = min(runs["safetensors"]), min(runs["mlpcli"])
+                ratio = ours[0] / base[0]
+                print(
+                    f"| {layout} layout | {dtype} | {base[0]:.3f} s | {ours[0]:.3f} s | "
+                    f"{ratio:.2f}x | {base[1] / 2**30:.2f} GiB | {ours[1] / 2**30:.2f} GiB |"
+                )
+                name = f"weights: 1 GiB, {layout} layout, {dtype}: <= 1.2x load_file + cast"
+                targets.append(Target(name, f"{ratio:.2f}x", ratio <= 1.2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--no-startup", action="store_true", help="leave out the start-up ladder")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up ladder")
+    parser.add_argument("--weights-only", action="store_true", help="only the weights ladder")
     arguments = parser.parse_args()
     quick = arguments.quick
     print(
@@ -373,15 +448,19 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
     )
     targets: list[Target] = []
-    if not arguments.startup_only:
+    only = arguments.startup_only or arguments.weights_only
+    if not only:
         print()
         forward_ladder(quick, targets)
-    if torch.cuda.is_available() and not arguments.startup_only:
+    if not arguments.startup_only:
+        print()
+        weights_ladder(quick, targets)
+    if torch.cuda.is_available() and not only:
         print()
         gpu_memory_and_build(targets)
         print()
         latency_ladder()
-    if not arguments.no_startup:
+    if not arguments.no_startup and not arguments.weights_only:
         print()
         startup_ladder(quick, targets)
     print()

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -78,7 +79,7 @@ def tensors(**named: torch.Tensor) -> Callable[[Path], object]:
     return lambda path: save_file(named, path)
 
 
-def npy(array: object) -> Callable[[Path], object]:
+def npy(array: Any) -> Callable[[Path], object]:
     import numpy as np
 
     return lambda path: np.save(path, array, allow_pickle=True)

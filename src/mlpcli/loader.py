@@ -9,6 +9,7 @@ PyYAML is used only to tokenise and compose nodes; every value is typed here, st
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import stat
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -47,6 +48,7 @@ device: cpu
 """
 # Environment variables that override a field of every config, for machines that must force one.
 ENVIRONMENT = {"MLPCLI_DEVICE": "device", "MLPCLI_THREADS": "threads"}
+T = TypeVar("T")
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _OVERRIDE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 _TAG = "tag:yaml.org,2002:"
@@ -301,7 +303,9 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
         if entry is not None:
             values[spec.attribute] = _PARSERS[spec.kind](entry, spec, _Parsed(values, entries))
         elif spec.read_from and values[spec.read_from] is not None:
-            values[spec.attribute] = _read_from(spec.name, str(values[spec.read_from]))
+            path = str(values[spec.read_from])
+            read = functools.partial(_read_from, spec.name, path)
+            values[spec.attribute] = _about_file(entries[spec.read_from], spec.read_from, read)
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:
@@ -310,7 +314,12 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
     if isinstance(values["activations"], Activation):
         values["activations"] = (values["activations"],) * weight_layers
     locations = {key: entry.at(entry.node) for key, entry in entries.items()}
-    _check_files(values, locations)
+    if values["weights"] is not None:
+        check = functools.partial(_check_weights, values, locations)
+        _about_file(entries["weights"], "weights", check)
+    if values["inputs"] is not None:
+        check = functools.partial(_check_inputs, values, locations)
+        _about_file(entries["inputs"], "inputs", check)
     return Config(**values, locations=locations)  # type: ignore[arg-type]
 
 
@@ -325,45 +334,56 @@ def _read_from(key: str, path: str) -> object:
     return weights.layers if key == "layers" else weights.bias
 
 
-def _check_files(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
-    """A ConfigError, naming the file and the field, where a given field and a file disagree."""
-    from mlpcli import features, weightfiles
+def _about_file(entry: _Entry, key: str, action: Callable[[], T]) -> T:
+    """`action`'s result; its error about a file, located where field `key` names the file."""
+    try:
+        return action()
+    except ConfigError as error:
+        raise ConfigError(entry.at(entry.node), key, str(error)) from None
+
+
+def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
+    """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ."""
+    from mlpcli import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
-    if values["weights"] is not None:
-        weights = weightfiles.describe(values["weights"])
-        where = locations.get("layers")
-        if len(weights.layers) != len(layers):
-            message = (
-                f"holds {counted(len(weights.layers) - 1, 'weight layer')} "
-                f"({list(weights.layers)}), but layers {list(layers)} ({where}) has "
-                f"{len(layers) - 1}"
-            )
+    weights = weightfiles.describe(values["weights"])
+    where = locations.get("layers")
+    if len(weights.layers) != len(layers):
+        message = (
+            f"holds {counted(len(weights.layers) - 1, 'weight layer')} "
+            f"({list(weights.layers)}), but layers {list(layers)} ({where}) has "
+            f"{len(layers) - 1}"
+        )
+        raise ConfigError(Location(weights.path), None, message)
+    for layer in range(1, len(layers)):
+        name, have, want = weights.expected(layer, layers)
+        if have != want:
+            message = f"{name} has shape {have}, but layers ({where}) needs {want}"
             raise ConfigError(Location(weights.path), None, message)
-        for layer in range(1, len(layers)):
-            name, have, want = weights.expected(layer, layers)
-            if have != want:
-                message = f"{name} has shape {have}, but layers ({where}) needs {want}"
-                raise ConfigError(Location(weights.path), None, message)
-        if weights.bias != values["bias"]:
-            holds = "biases" if weights.bias else "no biases"
-            message = (
-                f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
-            )
-            raise ConfigError(Location(weights.path), None, message)
-    if values["inputs"] is not None:
-        given = features.describe(values["inputs"])
-        source = "<stdin>" if given.path == features.STDIN else given.path
-        if given.width != layers[0]:
-            where = locations.get("layers", Location(str(values["weights"])))
-            message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
-            raise ConfigError(Location(source), None, message)
-        if given.rows != values["batch"]:
-            message = (
-                f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
-                f"({locations['batch']}); leave batch out to take the file's rows"
-            )
-            raise ConfigError(Location(source), None, message)
+    if weights.bias != values["bias"]:
+        holds = "biases" if weights.bias else "no biases"
+        message = f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
+        raise ConfigError(Location(weights.path), None, message)
+
+
+def _check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
+    """A ConfigError where the features file and `layers[0]` or `batch` differ."""
+    from mlpcli import features
+
+    layers: tuple[int, ...] = values["layers"]
+    given = features.describe(values["inputs"])
+    source = "<stdin>" if given.path == features.STDIN else given.path
+    if given.width != layers[0]:
+        where = locations.get("layers", Location(str(values["weights"])))
+        message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
+        raise ConfigError(Location(source), None, message)
+    if given.rows != values["batch"]:
+        message = (
+            f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
+            f"({locations['batch']}); leave batch out to take the file's rows"
+        )
+        raise ConfigError(Location(source), None, message)
 
 
 def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
