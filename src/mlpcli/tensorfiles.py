@@ -85,28 +85,22 @@ def regular_size(path: str | Path, what: str) -> int:
     return status.st_size
 
 
-def read_prefix(path: str | Path, size: int, what: str) -> bytes:
-    """The first `size` bytes of a regular file (fewer if it is shorter)."""
-    regular_size(path, what)
-    try:
-        with Path(path).open("rb") as file:
-            return file.read(size)
-    except OSError as error:
-        raise bad(path, f"cannot read: {error.strerror or error}") from None
-
-
 @by_file
 def safetensors_header(path: str) -> tuple[dict[str, Entry], dict[str, str]]:
     """The tensors and metadata a .safetensors file holds, checked against the file's size:
     a truncated file, or a header that lies about sizes or offsets, is an error."""
     size = regular_size(path, "a safetensors file")
-    start = read_prefix(path, 8, "a safetensors file")
-    if len(start) < 8:
-        raise bad(path, f"truncated: {size} bytes, not a safetensors file")
-    (length,) = struct.unpack("<Q", start)
-    if length > min(MAX_HEADER_BYTES, size - 8):
-        raise bad(path, f"not a safetensors file (a header of {length} bytes in {size})")
-    raw = read_prefix(path, 8 + length, "a safetensors file")[8:]
+    try:
+        with Path(path).open("rb") as file:  # one open: the length, then the header it gives
+            start = file.read(8)
+            length = struct.unpack("<Q", start)[0] if len(start) == 8 else -1
+            if len(start) < 8:
+                raise bad(path, f"truncated: {size} bytes, not a safetensors file")
+            if length > min(MAX_HEADER_BYTES, size - 8):
+                raise bad(path, f"not a safetensors file (a header of {length} bytes in {size})")
+            raw = file.read(length)
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
