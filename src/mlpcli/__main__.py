@@ -12,13 +12,15 @@ def main() -> None:
     try:
         from mlpcli.cli import main as run
     except KeyboardInterrupt:
-        sys.stderr.write("mlpcli: error: interrupted\n")
+        if os.environ.get("RANK", "0") == "0":  # a launcher's other ranks leave it to rank 0
+            sys.stderr.write("mlpcli: error: interrupted\n")
         raise SystemExit(130) from None
     run()
 
 
 def _terminated(signum: int, frame: object) -> None:
-    os.write(2, b"mlpcli: error: terminated\n")
+    if "RANK" not in os.environ:  # a launcher's ranks: the launcher says why it ended them
+        os.write(2, b"mlpcli: error: terminated\n")
     os._exit(143)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import __version__, compat, files, interrupts
+from mlpcli import __version__, compat, files, interrupts, launch
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone
@@ -66,6 +67,7 @@ def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
     files.WRITTEN.clear()
+    launch.remember(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         _error(
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
@@ -75,10 +77,10 @@ def run_app(args: Sequence[str]) -> int:
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
+        if returned in (None, ExitCode.OK):
+            returned = launch.finish()  # over several ranks: once every rank has succeeded
     except MlpcliError as error:
-        for line in error.lines():
-            _error(line)
-        return int(error.exit_code)
+        return launch.report(error.lines(), int(error.exit_code), _error)
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         return int(ExitCode.OK)
@@ -87,32 +89,35 @@ def run_app(args: Sequence[str]) -> int:
         _error(f"cannot write the results: {error.strerror or error}")
         return int(ExitCode.UNAVAILABLE)
     except KeyboardInterrupt:
-        return _interrupted(ExitCode.INTERRUPTED, "interrupted")
+        return _interrupted(signal.SIGINT)
     except interrupts.Terminated:
-        return _interrupted(ExitCode.TERMINATED, "terminated")
+        return _interrupted(signal.SIGTERM)
     except Exception as error:
         if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
             return _usage(*usage)
-        if os.environ.get("MLPCLI_DEBUG") == "1":
+        debug = os.environ.get("MLPCLI_DEBUG") == "1"
+        if debug:
             traceback.print_exc()
-        else:
-            _error(
-                f"internal error ({type(error).__name__}: {error}); "
-                "rerun with MLPCLI_DEBUG=1 and report the traceback"
-            )
-        return int(ExitCode.INTERNAL)
+        message = (
+            f"internal error ({type(error).__name__}: {error}); "
+            "rerun with MLPCLI_DEBUG=1 and report the traceback"
+        )
+        return launch.report([] if debug else [message], int(ExitCode.INTERNAL), _error)
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
-        return _interrupted(ExitCode.INTERRUPTED, "interrupted")
-    return returned if isinstance(returned, int) else int(ExitCode.OK)
+        return _interrupted(signal.SIGINT)
+    code = returned if isinstance(returned, int) else int(ExitCode.OK)
+    return launch.report([], code, _error) if code else code
 
 
-def _interrupted(code: ExitCode, what: str) -> int:
+def _interrupted(signum: signal.Signals) -> int:
     """One line for Ctrl-C or SIGTERM, naming the files already written in full."""
     if not interrupts.claim():  # the signal watcher is ending the process itself
         threading.Event().wait()
+    what = interrupts.MESSAGES[signum]
     written = ", ".join(map(str, files.WRITTEN))
-    _error(f"{what}; {written} was written in full before" if written else what)
-    return int(code)
+    if interrupts.voiced(signum):
+        _error(f"{what}; {written} was written in full before" if written else what)
+    return int(interrupts.SIGNALS[signum])
 
 
 def _usage(message: str, command_path: str) -> int:

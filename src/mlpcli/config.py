@@ -50,6 +50,15 @@ class Rng(StrEnum):
     DEVICE = "device"  # faster for large networks; the same only on that device type and model
 
 
+class Parallel(StrEnum):
+    """How a run over several processes shares the work (docs/distributed.md)."""
+
+    NONE = "none"  # each network on one process; a sweep's networks go round the ranks
+    DATA = "data"  # the batch's rows (whole chunks, with `chunk`) split over ranks
+    PIPELINE = "pipeline"  # each rank a contiguous range of layers; `chunk` rows a micro-batch
+    TENSOR = "tensor"  # each weight split: column then row parallel, in pairs of layers
+
+
 class Init(StrEnum):
     """How drawn weights are scaled (biases never are)."""
 
@@ -62,6 +71,7 @@ MAX_SEED = 2**63 - 1
 MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
 MAX_THREADS = 4096
+MAX_TIMEOUT_S = 7 * 24 * 3600
 DEFAULT_SOURCE = "<built-in default>"
 
 
@@ -107,6 +117,8 @@ class Config:
     threads: int | None = None  # torch's CPU threads; None: torch's default
     inputs: str | None = None  # a features file, "-" for stdin; None: drawn from the seed
     weights: str | None = None  # a weights file; None: drawn from the seed
+    parallel: Parallel = Parallel.NONE
+    timeout: int = 60  # seconds a rank waits for another before every rank ends
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def on_device(self, device: Device, source: str) -> Config:
@@ -244,6 +256,19 @@ FIELDS = (
         "nn.Linear state dict; layers and bias may then be left out. Features are still "
         "drawn from the seed.",
         "null",
+    ),
+    FieldSpec(
+        "parallel", Kind.CHOICE,
+        "How a run over several processes (`--nproc N`, torchrun) shares the work: none (each "
+        "network on one rank), data (the batch's rows), pipeline (ranges of layers) or tensor "
+        "(every weight split).",
+        "none", default=Parallel.NONE, choices=Parallel,
+    ),
+    FieldSpec(
+        "timeout", Kind.INTEGER,
+        "Seconds a rank of a parallel run waits for another; then every rank ends, exit 3, "
+        "naming the rank that did not answer.",
+        "60", default=60, minimum=1, maximum=MAX_TIMEOUT_S,
     ),
 )  # fmt: skip
 KNOWN_KEYS = tuple(spec.name for spec in FIELDS)

@@ -83,3 +83,18 @@ class UnavailableError(MlpcliError):
     """The work cannot be done on this machine: device missing, not enough memory."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+class RanksEnded(MlpcliError):  # noqa: N818 - an outcome: the ranks may have succeeded
+    """The ranks of a run over several processes ended with `code`: they said why themselves,
+    or `message` does (a rank that died without a word)."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        self.exit_code = (
+            ExitCode(code) if code in ExitCode._value2member_map_ else ExitCode.INTERNAL
+        )
+        self.message = message
+        super().__init__(message or "")
+
+    def lines(self) -> list[str]:
+        return [self.message] if self.message else []

@@ -81,6 +81,31 @@ def held() -> Iterator[None]:
             _held -= 1
 
 
+@contextlib.contextmanager
+def handed_over() -> Iterator[None]:
+    """SIGINT and SIGTERM go to the main thread's own handlers instead of the watcher (PyTorch's
+    launcher installs handlers that pass a signal on to every rank), and come back after."""
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNALS))
+    try:
+        yield
+    finally:
+        if _watching:
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def voiced(signum: int) -> bool:
+    """Whether this process says that `signum` ended it: always, alone; a rank that a launcher
+    started says Ctrl-C only as rank 0, and never SIGTERM (the launcher sends that on a
+    failure elsewhere, and says why itself)."""
+    rank = os.environ.get("RANK")
+    if rank is None or "WORLD_SIZE" not in os.environ:
+        return True
+    return signum == signal.SIGINT and rank == "0"
+
+
 def _watcher() -> None:
     global _signalled
     while True:
@@ -111,7 +136,7 @@ def _end(signum: signal.Signals, *, line: bool) -> None:
     if temporary is not None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-    if line:
+    if line and voiced(signum):
         prefix = _RESTORE_TERMINAL if sys.stderr.isatty() else ""
         os.write(2, f"{prefix}mlpcli: error: {MESSAGES[signum]}\n".encode())
     os._exit(SIGNALS[signum])

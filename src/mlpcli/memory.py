@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 from mlpcli.config import Config, DType, Rng
@@ -63,6 +65,29 @@ def check_host(config: Config, *, on_cpu: bool) -> None:
             f"{config.name}: needs about {byte_size(host)} of memory, "
             f"{byte_size(available)} is available"
         )
+
+
+def device_memory(config: Config, ranks: int) -> int | None:
+    """Each rank's memory on this machine, for a parallel plan: the first GPU's (by nvidia-smi,
+    without torch) for a CUDA config, else 1/`ranks` of the available memory; None if unknown."""
+    if config.device.type != "cpu":
+        smi = shutil.which("nvidia-smi")
+        if smi is not None:
+            try:
+                listed = subprocess.run(
+                    [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                ).stdout.split()
+                return int(listed[0]) * 1024**2 if listed else None
+            except (OSError, subprocess.SubprocessError, ValueError):
+                return None
+        if config.device.type == "cuda":
+            return None
+    available = available_ram()
+    return None if available is None else available // ranks
 
 
 def available_ram() -> int | None:

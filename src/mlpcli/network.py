@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from mlpcli import plan
 from mlpcli.config import Activation, Config, DType, Init, Rng
+from mlpcli.plan import Region, Share
 
 CPU = torch.device("cpu")
 TORCH_DTYPES = {
@@ -56,64 +58,123 @@ class Network:
         yield from ((f"B{i}", B) for i, B in enumerate(self.biases, 1))
 
 
-def draw(
-    config: Config, device: torch.device = CPU
-) -> tuple[torch.Tensor | None, list[torch.Tensor], list[torch.Tensor]]:
-    """Features, weights and biases in float32, in the contract's draw order.
+Held = tuple[torch.Tensor | None, list[torch.Tensor | None], list[torch.Tensor | None]]
+
+
+def draw(config: Config, device: torch.device = CPU, share: Share | None = None) -> Held:
+    """Features, weights and biases in float32, in the contract's draw order: of each, the part
+    that `share` holds (everything by default; None where it holds nothing).
 
     On the CPU, as the contract says, unless `rng: device`: then on `device`, by its generator.
-    What a file gives (`inputs`, `weights`) is still drawn, into one layer's scratch space, and
-    dropped (None, or empty lists), so that what is drawn is the same as without the file.
+    Every value is drawn, in order; what is not held (another rank's share, or what a file
+    gives: `inputs`, `weights`) is drawn into one layer's scratch space and dropped, so that
+    what is held is the same as in the whole draw.
     """
-    sizes = config.layers
-    keep_features, keep_weights = config.inputs is None, config.weights is None
-    if not keep_features and not keep_weights:  # nothing drawn is used
-        return None, [], []
+    share = _drawn(config, share or plan.share(config, 1, 0))
+    sizes, pairs = config.layers, list(itertools.pairwise(config.layers))
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
-    features = torch.empty(config.batch if keep_features else 1, sizes[0], device=where)
-    torch.randn(1, sizes[0], generator=generator, out=features[:1])
-    blocks = (a * b for a, b in itertools.pairwise(sizes))
-    scratch = None if keep_weights else torch.empty(max(blocks), device=where)
+    not_whole = [
+        rows * columns
+        for (rows, columns), region in zip(pairs, share.weights, strict=True)
+        if region is None or (len(region[0]), len(region[1])) != (rows, columns)
+    ]
+    not_whole += [
+        n for n, columns in zip(sizes[1:], share.biases, strict=False) if len(columns or ()) < n
+    ]
+    scratch = torch.empty(max([sizes[0], *not_whole]), device=where)
+    rows = config.batch if share.features is not None else 1
+    features = torch.empty(rows, sizes[0], device=where) if share.features is not None else None
+    row0 = scratch[: sizes[0]].view(1, sizes[0]) if features is None else features[:1]
+    torch.randn(1, sizes[0], generator=generator, out=row0)
 
-    def drawn(rows: int, columns: int) -> torch.Tensor:
-        out = None if scratch is None else scratch[: rows * columns].view(rows, columns)
-        return torch.randn(rows, columns, generator=generator, device=where, out=out)
+    def drawn(rows: int, columns: int, region: Region | None) -> torch.Tensor | None:
+        if region is not None and (len(region[0]), len(region[1])) == (rows, columns):
+            return torch.randn(rows, columns, generator=generator, device=where)
+        block = scratch[: rows * columns].view(rows, columns)
+        torch.randn(rows, columns, generator=generator, device=where, out=block)
+        return None if region is None else part(block, region).clone()
 
-    weights = [drawn(*pair) for pair in itertools.pairwise(sizes)]
-    biases = [drawn(1, n) for n in sizes[1:] if config.bias]
-    if keep_features:
+    weights = [drawn(*pair, region) for pair, region in zip(pairs, share.weights, strict=True)]
+    biases = (
+        [
+            drawn(1, n, None if columns is None else (range(1), columns))
+            for n, columns in zip(sizes[1:], share.biases, strict=True)
+        ]
+        if config.bias
+        else []
+    )
+    if features is not None:
         torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
-    if not keep_weights:
-        return features, [], []
-    for W, (n_in, n_out) in zip(weights, itertools.pairwise(sizes), strict=True):
-        if config.init is Init.XAVIER:
+        assert share.features is not None
+        if len(share.features) < config.batch:
+            features = features[share.features.start : share.features.stop].clone()
+    for W, (n_in, n_out) in zip(weights, pairs, strict=True):
+        if W is not None and config.init is Init.XAVIER:
             W.mul_(math.sqrt(2 / (n_in + n_out)))
-        elif config.init is Init.KAIMING:
+        elif W is not None and config.init is Init.KAIMING:
             W.mul_(math.sqrt(2 / n_in))
-    return features if keep_features else None, weights, biases
+    return features, weights, biases
+
+
+def _drawn(config: Config, share: Share) -> Share:
+    """`share` without what a file gives: that is drawn and dropped."""
+    if config.inputs is not None:
+        share = dataclasses.replace(share, features=None)
+    if config.weights is not None:
+        share = Share(share.features, (None,) * len(share.weights), (None,) * len(share.biases))
+    return share
+
+
+def part(tensor: torch.Tensor, region: Region) -> torch.Tensor:
+    """The rows and columns `region` names of a 2-D tensor, as a view."""
+    rows, columns = region
+    return tensor[rows.start : rows.stop, columns.start : columns.stop]
+
+
+def hold(config: Config, device: torch.device, share: Share | None = None) -> Held:
+    """What `share` holds of `config`'s network (everything by default), cast and on `device`:
+    drawn, or read from its files and cut to the share."""
+    from mlpcli import features as feature_files
+    from mlpcli import weightfiles
+
+    share = share or plan.share(config, 1, 0)
+    dtype = TORCH_DTYPES[config.dtype]
+    features, weights, biases = draw(config, device, share)
+
+    def place(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor.to(device=device, dtype=dtype)
+
+    if config.weights is not None:
+        whole = weightfiles.read(weightfiles.describe(config.weights), dtype, device)
+        weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
+        biases = [
+            _cut(B, None if columns is None else (range(1), columns))
+            for B, columns in zip(whole[1], share.biases, strict=True)
+        ]  # empty without bias
+    if config.inputs is not None and share.features is not None:
+        rows = share.features
+        features = _cut(feature_files.read(config.inputs), (rows, range(config.layers[0])))
+    return place(features), [place(W) for W in weights], [place(B) for B in biases]
+
+
+def _cut(tensor: torch.Tensor, region: Region | None) -> torch.Tensor | None:
+    """`region` of `tensor`: the tensor itself when it is all of it, else a copy of that part."""
+    if region is None:
+        return None
+    if (len(region[0]), len(region[1])) == tuple(tensor.shape):
+        return tensor
+    return part(tensor, region).clone()
 
 
 def build(config: Config, device: torch.device) -> Network:
     """The network of `config` cast and moved to `device`: drawn, or from its files."""
-    from mlpcli import features as feature_files
-    from mlpcli import weightfiles
-
-    dtype = TORCH_DTYPES[config.dtype]
-    features, weights, biases = draw(config, device)
-
-    def place(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(device=device, dtype=dtype)
-
-    if config.weights is not None:
-        weights, biases = weightfiles.read(weightfiles.describe(config.weights), dtype, device)
-    if features is None:
-        assert config.inputs is not None
-        features = feature_files.read(config.inputs)
+    features, weights, biases = hold(config, device)
+    assert features is not None
     return Network(
-        features=place(features),
-        weights=tuple(place(W) for W in weights),
-        biases=tuple(place(B) for B in biases),
+        features=features,
+        weights=tuple(W for W in weights if W is not None),
+        biases=tuple(B for B in biases if B is not None),
         activations=config.activations,
     )
 
@@ -121,24 +182,47 @@ def build(config: Config, device: torch.device) -> Network:
 Observer = Callable[[str, torch.Tensor], None]
 
 
+def affine(h: torch.Tensor, W: torch.Tensor, B: torch.Tensor | None) -> torch.Tensor:
+    """`addmm(B, h, W)`, or `h @ W` without a bias: a layer before its activation."""
+    if B is None:
+        return h @ W
+    if h.is_cuda:  # as a vector, cuBLASLt adds it inside the product; the CPU is faster with rows
+        B = B[0]
+    return torch.addmm(B, h, W)  # (batch, n_out)
+
+
 def forward(network: Network, observe: Observer | None = None) -> torch.Tensor:
     """The output, `hL`, where `hi = fi(addmm(Bi, h(i-1), Wi))`; `observe` sees each layer's
-    result as it is queued: h1 … h(L-1), then `output`.
+    result as it is queued: h1 … h(L-1), then `output`."""
+    count = len(network.weights)
+    names = [f"h{i}" for i in range(1, count)] + ["output"]
+    biases = network.biases or (None,) * count
+    return forward_layers(
+        network.features, network.weights, biases, network.activations, names, observe
+    )
+
+
+def forward_layers(
+    h: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor | None],
+    activations: Sequence[Activation],
+    names: Sequence[str],
+    observe: Observer | None = None,
+) -> torch.Tensor:
+    """`h` through a run of layers; `observe` sees each result by its name.
 
     At most two activations are alive at once: a layer's input and its output (an out-of-place
     activation function replaces the pre-activation, it does not add to it).
     """
-    h = network.features  # (batch, n0)
-    biases = network.biases
-    if h.is_cuda:  # as vectors, cuBLASLt adds them inside the product; the CPU is faster with rows
-        biases = tuple(B[0] for B in biases)
-    for i, (W, activation) in enumerate(zip(network.weights, network.activations, strict=True), 1):
-        z = torch.addmm(biases[i - 1], h, W) if biases else h @ W  # (batch, ni)
+    layers = zip(weights, biases, activations, names, strict=True)
+    for W, B, activation, name in layers:
+        z = affine(h, W, B)  # (batch, ni)
         del h  # free h(i-1) before an out-of-place activation allocates hi
         h = ACTIVATIONS[activation](z)
         del z
         if observe is not None:
-            observe(f"h{i}" if i < len(network.weights) else "output", h)
+            observe(name, h)
     return h  # (batch, nL)
 
 

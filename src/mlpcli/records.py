@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from mlpcli.config import Config
+    from mlpcli.plan import ParallelPlan
     from mlpcli.results import (
         BenchResult,
         CompareResult,
@@ -92,6 +93,7 @@ def run_record(result: RunResult) -> Record:
         ],
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
+        "parallel": dataclasses.asdict(result.parallel),
         **({"stats": [_stats_record(stats) for stats in result.stats]} if result.stats else {}),
     }
 
@@ -181,6 +183,20 @@ def shapes_record(result: ShapesResult) -> Record:
         "total_flops": result.total_flops,
         "param_bytes": result.param_bytes,
         "largest_activation_bytes": result.largest_activation_bytes,
+        **({"parallel": _plan_record(result.plan)} if result.plan is not None else {}),
+    }
+
+
+def _plan_record(plan: ParallelPlan) -> Record:
+    """A parallel plan: each rank's share and bytes, and whether they fit."""
+    return {
+        "mode": plan.mode.value,
+        "world_size": plan.world_size,
+        "device_memory": plan.device_memory,
+        "fits": plan.fits,
+        "ranks": [
+            {**dataclasses.asdict(rank), "total_bytes": rank.total_bytes} for rank in plan.ranks
+        ],
     }
 
 
@@ -215,6 +231,8 @@ def bench_record(result: BenchResult) -> Record:
         "tflops_per_s": result.tflops_per_s,
         "threads": result.threads,
         "peak_bytes": result.peak_bytes,
+        "parallel": dataclasses.asdict(result.parallel),
+        **({"ranks": [dataclasses.asdict(rank) for rank in result.ranks]} if result.ranks else {}),
     }
 
 

@@ -23,11 +23,14 @@ from mlpcli.results import TensorInfo, TensorShape
 from mlpcli.units import arrows, byte_size, count_text, counted
 
 if TYPE_CHECKING:
+    from mlpcli.plan import ParallelPlan
     from mlpcli.results import (
         BenchResult,
         CompareResult,
         EnvResult,
         LayerShape,
+        ParallelInfo,
+        RankFigures,
         RunResult,
         ShapesResult,
         TensorStats,
@@ -94,11 +97,20 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     header = Text.assemble(
         (config.name, "bold"),
         f"  seed {config.seed}  device {result.device}  dtype {config.dtype}  batch {config.batch}",
+        _over_ranks(result.parallel),
     )
     tensors, tensors_cut = _tensors_table(result.tensors)
     output, cut = _output_table(result, full=full, width=width)
     views = [header, tensors, output, *([stats_table(result.stats)] if result.stats else [])]
     return Group(*views), "; ".join(note for note in (tensors_cut, cut) if note)
+
+
+def _over_ranks(parallel: ParallelInfo) -> str:
+    """`  parallel tensor over 3 ranks (gloo)`, or nothing for one process."""
+    if parallel.world_size == 1 and parallel.mode == "none":
+        return ""
+    backend = f" ({parallel.backend})" if parallel.backend else ""
+    return f"  parallel {parallel.mode} over {counted(parallel.world_size, 'rank')}{backend}"
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -252,13 +264,40 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
         flops += f" ({count_text(report.total_flops)})"
     totals.add_row("FLOPs per forward", flops)
     tensors, tensors_cut = _tensors_table(report.tensors)
+    views: list[RenderableType] = [header, layers, totals, tensors]
+    if report.plan is not None:
+        views.append(plan_table(report.plan))
     notes = [cut for cut in (layers_cut, tensors_cut) if cut]
     if dropped:
         notes.append(
             f"left out the layers table's columns {', '.join(dropped)} to fit {width} columns "
             "(a wider COLUMNS, or --format json or csv: everything)"
         )
-    return Group(header, layers, totals, tensors), notes
+    return Group(*views), notes
+
+
+def plan_table(plan: ParallelPlan) -> RenderableType:
+    """Each rank's share of a parallel run: what it holds, its bytes, what it sends."""
+    memory = "unknown" if plan.device_memory is None else byte_size(plan.device_memory)
+    verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[plan.fits]
+    table = Table(
+        title=f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict} "
+        f"({memory} a device)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("rank", "holds", "weights", "activations", "sent per forward", "total"):
+        table.add_column(column, justify="left" if column == "holds" else "right")
+    for rank in plan.ranks:
+        table.add_row(
+            str(rank.rank),
+            rank.holds,
+            byte_size(rank.weight_bytes),
+            byte_size(rank.activation_bytes),
+            byte_size(rank.sent_bytes),
+            byte_size(rank.total_bytes),
+        )
+    return table
 
 
 def _tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
@@ -450,7 +489,25 @@ def bench_table(result: BenchResult) -> RenderableType:
     ]
     for label, value in rows:
         grid.add_row(label, value)
-    return Group(Text(result.config.name, style="bold"), grid)
+    title = Text(result.config.name + _over_ranks(result.parallel), style="bold")
+    return Group(title, grid, *([_ranks_table(result.ranks)] if result.ranks else []))
+
+
+def _ranks_table(ranks: Sequence[RankFigures]) -> Table:
+    """Each rank of a bench over several processes: its weights, peak memory, communication."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("rank", "device", "weights", "peak memory", "communicating, median"):
+        table.add_column(column, justify="right")
+    for rank in ranks:
+        peak = byte_size(rank.peak_bytes) + (" (RSS)" if rank.peak_is_rss else "")
+        table.add_row(
+            str(rank.rank),
+            rank.device,
+            byte_size(rank.weight_bytes),
+            peak,
+            f"{rank.comm_ms:.3f} ms",
+        )
+    return table
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -18,8 +18,33 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mlpcli.closeness import Difference, Tolerance
+    from mlpcli.plan import ParallelPlan
 
 Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ParallelInfo:
+    """How a run was shared over processes: its mode, how many ranks, the backend."""
+
+    mode: str  # none | data | pipeline | tensor
+    world_size: int
+    backend: str | None  # gloo | nccl; None for one process
+
+
+ONE_PROCESS = ParallelInfo("none", 1, None)
+
+
+@dataclass(frozen=True)
+class RankFigures:
+    """One rank of `bench` over several processes."""
+
+    rank: int
+    device: str
+    peak_bytes: int  # GPU memory the passes allocated beyond the network, or the process's RSS
+    peak_is_rss: bool  # on the CPU: the process's peak resident memory, torch's own included
+    comm_ms: float  # median per pass of the time spent waiting on other ranks
+    weight_bytes: int  # the weights and biases this rank holds
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,7 @@ class RunResult:
     stats: tuple[TensorStats, ...] = ()  # features, h1.., output; with `run --stats` only
     # every tensor by name (torch tensors on the CPU, in the run's dtype), for a .safetensors file
     kept: Mapping[str, Any] = field(default_factory=dict)
+    parallel: ParallelInfo = ONE_PROCESS
 
     @property
     def trouble(self) -> str | None:
@@ -144,6 +170,7 @@ class ShapesResult:
     config: Config
     layers: tuple[LayerShape, ...]
     tensors: tuple[TensorShape, ...]
+    plan: ParallelPlan | None = None  # with --nproc: each rank's share
 
     @property
     def total_params(self) -> int:
@@ -178,6 +205,8 @@ class BenchResult:
     flops: int  # of one forward pass, from the shapes
     threads: int  # torch's CPU threads during the passes
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
+    parallel: ParallelInfo = ONE_PROCESS
+    ranks: tuple[RankFigures, ...] = ()  # over several processes: each rank's figures
 
     @property
     def median_ms(self) -> float:

@@ -81,7 +81,7 @@ def run(
             config=config,
             device=str(device),
             tensors=(*tensors, _info("output", output)),
-            output=_numpy(output),
+            output=to_numpy(output),
             nonfinite=int((~torch.isfinite(output)).sum()),
             build_ms=build_ms,
             forward_ms=forward_ms,
@@ -217,18 +217,31 @@ def compare(
     """
     config = dataclasses.replace(config, chunk=None)
     placed = [devices.prepare(config.on_device(spec, source)) for spec in specs]
-    reference, *others = (_all_tensors(config, device) for device in placed)
+    reference, *others = (named_tensors(config, device) for device in placed)
     diffs = [
+        diff
+        for device, tensors in zip(placed[1:], others, strict=True)
+        for diff in differences(reference, tensors, str(device), tolerance)
+    ]
+    return CompareResult(config, tuple(map(str, placed)), tolerance, tuple(diffs))
+
+
+def differences(
+    reference: dict[str, np.ndarray],
+    tensors: dict[str, np.ndarray],
+    label: str,
+    tolerance: Tolerance,
+) -> list[TensorDiff]:
+    """Each of `tensors` (from the run `label` names) against the reference's, at its scale."""
+    return [
         TensorDiff(
             name,
             tuple(tensor.shape),
-            str(device),
+            label,
             difference(tensor, reference[name], tolerance, per_tensor=True),
         )
-        for device, tensors in zip(placed[1:], others, strict=True)
         for name, tensor in tensors.items()
     ]
-    return CompareResult(config, tuple(map(str, placed)), tolerance, tuple(diffs))
 
 
 def _timed_build(config: Config, device: torch.device) -> tuple[Network, float]:
@@ -239,12 +252,12 @@ def _timed_build(config: Config, device: torch.device) -> tuple[Network, float]:
     return network, (time.perf_counter() - start) * 1e3
 
 
-def _all_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
+def named_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
     """Every named tensor of a run on `device`, as float64 arrays on the CPU."""
     with devices.memory_errors(device):
         network = build(config, device)
-        tensors = {name: _numpy(t, np.float64) for name, t in network.named()}
-        forward(network, lambda name, h: tensors.update({name: _numpy(h, np.float64)}))
+        tensors = {name: to_numpy(t, np.float64) for name, t in network.named()}
+        forward(network, lambda name, h: tensors.update({name: to_numpy(h, np.float64)}))
     return tensors  # features, W.., B.., h.., output
 
 
@@ -255,7 +268,7 @@ def _info(name: str, tensor: torch.Tensor, rows: int | None = None) -> TensorInf
     return TensorInfo(name, shape, dtype, str(tensor.device))
 
 
-def _numpy(tensor: torch.Tensor, dtype: type[np.floating] | None = None) -> np.ndarray:
+def to_numpy(tensor: torch.Tensor, dtype: type[np.floating] | None = None) -> np.ndarray:
     """A CPU NumPy copy; bfloat16, which NumPy lacks, becomes float32 (exactly)."""
     if tensor.dtype is torch.bfloat16:
         tensor = tensor.float()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KMGTP])(i?))?B?\s*", re.IGNORECASE)
 
 
 def byte_size(count: int) -> str:
@@ -11,6 +14,17 @@ def byte_size(count: int) -> str:
         return f"{count} B"
     power = min(6, (count.bit_length() - 1) // 10)
     return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')[power - 1]}"
+
+
+def parse_byte_size(text: str) -> int | None:
+    """Bytes from `80GiB`, `80 GB`, `512MiB`, `1e9`-free plain counts; None if not a size.
+    KiB, MiB, GiB… are powers of 1024; KB, MB, GB… powers of 1000."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        return None
+    number, prefix, binary = match.groups()
+    power = 0 if prefix is None else "KMGTP".index(prefix.upper()) + 1
+    return int(float(number) * (1024 if binary else 1000) ** power)
 
 
 def duration_text(seconds: float) -> str:

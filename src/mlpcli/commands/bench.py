@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import memory, records, render
+from mlpcli import launch, memory, records, render
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
+    NprocOption,
     OutputOption,
     QuietOption,
     field_option,
@@ -38,14 +39,29 @@ def bench(
     output: OutputOption = None,
     field: Annotated[list[str] | None, field_option("forward_ms.median, tflops_per_s")] = None,
     quiet: QuietOption = False,
+    nproc: NprocOption = None,
 ) -> None:
-    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory)."""
+    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory); over ranks,
+    the group's figures and each rank's peak memory and time spent communicating."""
     path, overrides = split_one(arguments, "bench")
     config = load(path, overrides)
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, [path])
     if cuda_graph and config.device.type == "cpu":
         raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
+    rank = launch.current()
+    if cuda_graph and (nproc is not None or rank is not None):
+        raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
+    if nproc is not None:
+        launch.launch(nproc)
+        return
+    if rank is not None:
+        from mlpcli import group, parallel  # torch: only once the input is valid
+
+        result = parallel.bench(config, group.joined(config), warmup, repeat)
+        if result is not None:
+            out.emit(LAYOUT, [result])
+        return
     memory.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli import runners  # torch: only once the input is valid
 

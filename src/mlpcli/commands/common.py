@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli import loader, render
+from mlpcli import launch, loader, render
 from mlpcli.config import Config
 from mlpcli.errors import ExitCode, UsageError
 from mlpcli.output import Format
@@ -63,6 +63,19 @@ RtolOption = Annotated[
         "--rtol",
         min=0.0,
         help="Relative tolerance. [default: by dtype; float32 1.3e-6]",
+        show_default=False,
+    ),
+]
+
+
+NprocOption = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        metavar="N",
+        min=1,
+        max=launch.MAX_PROCESSES,
+        help=launch.NPROC_HELP,
         show_default=False,
     ),
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlpcli import loader, memory, records, render
+from mlpcli import launch, loader, memory, records, render
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
@@ -18,9 +18,13 @@ from mlpcli.commands.common import (
     load,
     split_one,
 )
-from mlpcli.config import Rng
+from mlpcli.config import Config, Device, Parallel, Rng
 from mlpcli.errors import CheckFailedError, UsageError
+from mlpcli.launch import MAX_PROCESSES
 from mlpcli.output import Format, Layout, Output
+
+if TYPE_CHECKING:
+    from mlpcli.results import CompareResult
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
 LAYOUT = Layout.each(records.compare_record, records.compare_rows, render.compare_table)
@@ -44,17 +48,37 @@ def compare(
     output: OutputOption = None,
     field: Annotated[list[str] | None, field_option("within, tensors.0.max_abs")] = None,
     quiet: QuietOption = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            metavar="N",
+            min=1,
+            max=MAX_PROCESSES,
+            help="Compare a run over N ranks (as `parallel` shares it) with one process, on "
+            "the one device --devices names (default: the config's).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run one network on several devices; exit 1 when a tensor differs beyond tolerance."""
+    """Run one network on several devices, or over several ranks against one process; exit 1
+    when a tensor differs beyond tolerance."""
     path, overrides = split_one(arguments, "compare")
+    rank = launch.current()
+    over_ranks = nproc is not None or rank is not None
     source = "--devices"
-    if device_list is None:  # name the option only when the user typed it
+    if device_list is None and not over_ranks:  # name the option only when the user typed it
         source = f"compare's default devices {DEFAULT} (--devices chooses others)"
         device_list = DEFAULT
-    specs = [loader.parse_device(d.strip(), source) for d in device_list.split(",")]
-    if len(specs) < 2:
+    specs = [loader.parse_device(d.strip(), source) for d in (device_list or "").split(",") if d]
+    if over_ranks and len(specs) > 1:
+        raise UsageError(f"--devices {device_list}: over ranks, name one device (both runs use it)")
+    if not over_ranks and len(specs) < 2:
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
     config = load(path, overrides)
+    if over_ranks:
+        _over_ranks(config, specs, nproc, atol, rtol, Output(output_format, output, field, quiet))
+        return
     if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
         raise UsageError(
             f"--devices {device_list}: with rng: device each device draws its own weights, so "
@@ -67,6 +91,41 @@ def compare(
     from mlpcli.closeness import tolerance_for
 
     result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
+    _report(result, out)
+
+
+def _over_ranks(
+    config: Config,
+    specs: list[Device],
+    nproc: int | None,
+    atol: float | None,
+    rtol: float | None,
+    out: Output,
+) -> None:
+    """The run over ranks (`parallel` as configured) against one process, reported by rank 0."""
+    if specs:
+        config = config.on_device(specs[0], "--devices")
+    if config.parallel is Parallel.NONE:
+        raise UsageError(
+            f"parallel: none ({config.where('parallel')}) runs each network on one rank: name a "
+            "mode to compare with one process, such as parallel=tensor"
+        )
+    out.check(LAYOUT, [])
+    if nproc is not None:
+        launch.launch(nproc)
+        return
+    from mlpcli import group, parallel  # torch: only once the input is valid
+    from mlpcli.closeness import tolerance_for
+
+    tolerance = tolerance_for(config.dtype, atol, rtol)
+    result = parallel.compare(config, group.joined(config), tolerance)
+    if result is not None:
+        _report(result, out)
+
+
+def _report(result: CompareResult, out: Output) -> None:
+    """The comparison's results; exit 1 naming the worst tensor when any is beyond tolerance."""
+    config = result.config
     out.emit(LAYOUT, [result])
     if result.beyond:
         worst = max(result.beyond, key=lambda diff: diff.difference.max_abs)

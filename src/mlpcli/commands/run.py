@@ -14,19 +14,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import RenderableType
 
-from mlpcli import memory, records, render, sweep
+from mlpcli import launch, memory, plan, records, render, sweep
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
     FormatOption,
+    NprocOption,
     QuietOption,
     RtolOption,
     field_option,
     load,
     split,
 )
-from mlpcli.config import Config
-from mlpcli.errors import CheckFailedError
+from mlpcli.config import Config, Parallel
+from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.output import Format, Layout, Output, refuse_several
 from mlpcli.progress import LateProgress
 from mlpcli.units import count_text, duration_text
@@ -87,6 +88,7 @@ def run(
             help="Comma-separated override values sweep their cartesian product.",
         ),
     ] = False,
+    nproc: NprocOption = None,
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
@@ -97,15 +99,27 @@ def run(
     refuse_several(out, ".npy", len(jobs))
     refuse_several(out, ".safetensors", len(jobs))
     keep = output is not None and output.suffix.lower() == ".safetensors"
+    rank = launch.current()
+    world = nproc or (rank.world_size if rank is not None else 1)
+    _refuse_over_ranks(jobs, world, stats=stats, keep=keep)
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
-        memory.check_host(config, on_cpu=config.device.type == "cpu")
-    if stats and output_format is Format.CSV:
+        if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
+            memory.check_host(config, on_cpu=config.device.type == "cpu")
+    if stats and output_format is Format.CSV and launch.speaks():
         render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
-    results = [
-        dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
-        for config, combo in jobs
-    ]
+    if nproc is not None:
+        launch.launch(nproc)
+        return
+    if rank is None:
+        results = [
+            dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
+            for config, combo in jobs
+        ]
+    elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
+        results = gathered
+    else:  # rank 0 reports
+        return
     out.emit(layout, results)
     for result in results:
         if result.trouble:
@@ -133,6 +147,53 @@ def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
     chunks = -(-config.batch // (config.chunk or config.batch))
     with LateProgress(f"running {config.name}", chunks * (len(config.layers) - 1)) as bar:
         return runners.run(config, bar.advance, note_if_long, with_stats=stats, keep=keep)
+
+
+def _refuse_over_ranks(jobs: Sequence[Job], world: int, *, stats: bool, keep: bool) -> None:
+    """What a run over `world` ranks cannot do, refused before anything starts."""
+    if world == 1:
+        return
+    for config, _ in jobs:
+        if config.inputs == "-":
+            raise UsageError(
+                f"{config.where('inputs')}: inputs: - (standard input) reaches one process; "
+                "over several ranks give the features in a file"
+            )
+        if config.parallel is Parallel.PIPELINE:
+            plan.stages(config, world)  # enough layers for every rank
+        if config.parallel is not Parallel.NONE and (stats or keep):
+            what = "--stats" if stats else "--output .safetensors"
+            raise UsageError(
+                f"{what} needs every tensor in one process; with parallel: "
+                f"{config.parallel} ({config.where('parallel')}) leave it out, or use "
+                "parallel=none"
+            )
+
+
+def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
+    """Every job over this process group: a `parallel: none` network on one rank (they take
+    turns), the others on every rank; the results in sweep order on rank 0, None elsewhere."""
+    from mlpcli import group as groups
+    from mlpcli import parallel, runners
+
+    group = groups.joined(jobs[0][0])
+    mine: dict[int, RunResult] = {}
+    turn = 0
+    for index, (config, combo) in enumerate(jobs):
+        if config.parallel is Parallel.NONE:
+            turn, ours = turn + 1, turn % group.world_size == group.rank
+            if ours:
+                result = runners.run(group.on_device(config), with_stats=stats, keep=keep)
+                mine[index] = dataclasses.replace(result, overrides=combo)
+        elif (result := parallel.run(config, group)) is not None:  # type: ignore[assignment]
+            mine[index] = dataclasses.replace(result, overrides=combo)
+    gathered = group.gather(mine)
+    if gathered is None:
+        return None
+    merged: dict[int, RunResult] = {}
+    for results in gathered:
+        merged.update(results)  # type: ignore[call-overload]
+    return [merged[index] for index in range(len(jobs))]
 
 
 def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:

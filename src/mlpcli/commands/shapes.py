@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
-from mlpcli import records, render
+import typer
+
+from mlpcli import memory, plan, records, render
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -14,8 +17,11 @@ from mlpcli.commands.common import (
     load,
     split_one,
 )
+from mlpcli.errors import UsageError
+from mlpcli.launch import MAX_PROCESSES
 from mlpcli.output import Format, Layout, Output
 from mlpcli.shapes import shapes as compute
+from mlpcli.units import parse_byte_size
 
 LAYOUT = Layout(
     records.shapes_record,
@@ -32,9 +38,41 @@ def shapes(
         list[str] | None, field_option("total_params, layers.0.params, param_bytes")
     ] = None,
     quiet: QuietOption = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            metavar="N",
+            min=1,
+            max=MAX_PROCESSES,
+            help="Plan a run over N ranks as `parallel` shares it: each rank's layers or columns, "
+            "weight and activation bytes, bytes sent per forward, and whether it fits.",
+            show_default=False,
+        ),
+    ] = None,
+    device_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--device-memory",
+            metavar="SIZE",
+            help="Each rank's device memory for --nproc, such as 80GiB. [default: this "
+            "machine's: the GPU's, or 1/N of the available memory on the CPU]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Per-layer shapes, parameters, memory and FLOPs, computed without building anything."""
     path, overrides = split_one(arguments, "shapes")
+    if device_memory is not None and nproc is None:
+        raise UsageError("--device-memory plans with --nproc N: give both")
+    memory_bytes = None if device_memory is None else parse_byte_size(device_memory)
+    if device_memory is not None and not memory_bytes:
+        raise UsageError(f"--device-memory {device_memory}: not a size (such as 80GiB or 512MB)")
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, [path])
-    out.emit(LAYOUT, [compute(load(path, overrides))])
+    config = load(path, overrides)
+    result = compute(config)
+    if nproc is not None:
+        memory_bytes = memory_bytes or memory.device_memory(config, nproc)
+        result = dataclasses.replace(result, plan=plan.plan(config, nproc, memory_bytes))
+    out.emit(LAYOUT, [result])

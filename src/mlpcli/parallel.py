@@ -1,0 +1,349 @@
+"""One network over the ranks of a process group, with torch: each rank builds its share of the
+draw (`plan.share`) and runs its part of the forward pass; rank 0 gets the output.
+
+`data` splits the batch's rows, `pipeline` the layers (`chunk` rows a micro-batch), `tensor`
+every weight: the first layer of each pair by columns, the second by rows, one all-reduce a
+pair. docs/distributed.md is the guide; one rank (no launcher) is the single-process forward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mlpcli import devices, plan
+from mlpcli.closeness import Tolerance
+from mlpcli.config import Config, Parallel
+from mlpcli.group import Group
+from mlpcli.network import (
+    ACTIVATIONS,
+    TORCH_DTYPES,
+    Network,
+    affine,
+    forward_in_chunks,
+    forward_layers,
+    hold,
+)
+from mlpcli.plan import WHOLE_ROW, Region, Share
+from mlpcli.results import (
+    BenchResult,
+    CompareResult,
+    ParallelInfo,
+    RankFigures,
+    RunResult,
+    TensorInfo,
+)
+from mlpcli.runners import differences, named_tensors, to_numpy
+from mlpcli.shapes import shapes, tensor_shapes
+
+Observe = Callable[[str, Region, torch.Tensor], None]  # a piece of a named tensor, and where
+
+
+@dataclass(frozen=True)
+class Part:
+    """This rank's share of a network, cast and on its device; None where it holds nothing."""
+
+    config: Config
+    share: Share
+    features: torch.Tensor | None
+    weights: tuple[torch.Tensor | None, ...]
+    biases: tuple[torch.Tensor | None, ...]  # one per layer, None without bias
+
+    @property
+    def names(self) -> list[str]:
+        """Each layer's result: h1 … h(L-1), output."""
+        count = len(self.weights)
+        return [f"h{i}" for i in range(1, count)] + ["output"]
+
+
+def held(config: Config, group: Group, device: torch.device) -> Part:
+    """This rank's share of `config`'s network."""
+    share = plan.share(config, group.world_size, group.rank)
+    features, weights, biases = hold(config, device, share)
+    layers = len(weights)
+    return Part(config, share, features, tuple(weights), tuple(biases) or (None,) * layers)
+
+
+def forward(part: Part, group: Group, observe: Observe | None = None) -> torch.Tensor | None:
+    """The output on rank 0 (None on the others), each rank computing its share."""
+    mode = part.config.parallel if group.distributed else Parallel.NONE
+    if mode is Parallel.PIPELINE:
+        return _pipeline(part, group, observe)
+    if mode is Parallel.TENSOR:
+        return _tensor(part, group, observe)
+    rows = part.share.features
+    assert rows is not None
+    assert part.features is not None
+    weights = tuple(W for W in part.weights if W is not None)
+    biases = tuple(B for B in part.biases if B is not None)
+    network = Network(part.features, weights, biases, part.config.activations)
+
+    def seen(name: str, h: torch.Tensor) -> None:
+        if observe is not None:
+            observe(name, (rows, range(h.shape[1])), h)
+
+    output = forward_in_chunks(network, part.config.chunk, seen if observe else None)
+    if mode is Parallel.NONE:
+        return output
+    return _gathered_rows(group, output, plan.data_rows(part.config, group.world_size))
+
+
+def _gathered_rows(
+    group: Group, rows_output: torch.Tensor, rows: Sequence[range]
+) -> torch.Tensor | None:
+    """Each rank's rows of the output, together on rank 0."""
+    if group.rank != 0:
+        if rows[group.rank]:
+            group.send(rows_output, 0)
+            group.flush()
+        return None
+    output = rows_output.new_empty((rows[-1].stop, rows_output.shape[1]))
+    output[: len(rows[0])] = rows_output
+    for rank, mine in enumerate(rows[1:], 1):
+        if mine:
+            group.recv(output[mine.start : mine.stop], rank)
+    return output
+
+
+def _micro_batches(config: Config) -> list[range]:
+    """The rows of each micro-batch: `chunk` rows, or the whole batch."""
+    step = config.chunk or config.batch
+    return [range(a, min(a + step, config.batch)) for a in range(0, config.batch, step)]
+
+
+def _pipeline(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
+    """Each rank its stage's layers, micro-batch by micro-batch; the last stage's output goes to
+    rank 0. Every layer sees the rows one process would give it: the same bits."""
+    config, rank, last = part.config, group.rank, group.world_size - 1
+    stage = plan.stages(config, group.world_size)[rank]
+    weights = [part.weights[i] for i in stage]
+    biases = [part.biases[i] for i in stage]
+    activations = [config.activations[i] for i in stage]
+    names = [part.names[i] for i in stage]
+    W0 = weights[0]
+    assert W0 is not None
+    output = None
+    if rank == 0:
+        output = W0.new_empty((config.batch, config.layers[-1]))
+        receiving = [group.irecv(output[r.start : r.stop], last) for r in _micro_batches(config)]
+    for rows in _micro_batches(config):
+        if rank == 0:
+            assert part.features is not None
+            h = part.features[rows.start : rows.stop]
+        else:
+            h = group.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
+
+        def seen(name: str, h: torch.Tensor, rows: range = rows) -> None:
+            if observe is not None:
+                observe(name, (rows, range(h.shape[1])), h)
+
+        h = forward_layers(h, weights, biases, activations, names, seen)  # type: ignore[arg-type]
+        group.flush()  # the previous micro-batch has gone: at most one in flight
+        group.send(h, 0 if rank == last else rank + 1)
+    group.flush()
+    if rank == 0:
+        group.wait(receiving)
+    return output
+
+
+def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
+    """Column then row parallel, a pair of layers at a time: the first layer's columns are
+    split (its activation runs on each rank's columns, or on whole rows after an all-gather
+    where it needs them); the second's rows, and an all-reduce sums the partial products."""
+    config, rank = part.config, group.rank
+    count = len(part.weights)
+    columns = [plan.split(n, group.world_size) for n in config.layers[1:]]
+    output = None
+    for rows in _micro_batches(config):
+        assert part.features is not None
+        h: torch.Tensor | None = part.features[rows.start : rows.stop]
+        for i, (W, B, name) in enumerate(zip(part.weights, part.biases, part.names, strict=True)):
+            assert W is not None
+            assert h is not None
+            activation = config.activations[i]
+            mine = columns[i][rank]
+            if not plan.is_column(i):  # partial sums of every column, summed over the ranks
+                z = h @ W  # (rows, ni)
+                group.all_reduce(z)
+                if B is not None:
+                    z.add_(B)
+                h = ACTIVATIONS[activation](z)
+                if observe is not None and rank == 0:
+                    observe(name, (rows, range(h.shape[1])), h)
+            elif i == count - 1:  # the last layer's columns, on rank 0
+                h = _gathered_columns(group, affine(h, W, B), columns[i])
+                h = None if h is None else ACTIVATIONS[activation](h)
+                if observe is not None and h is not None:
+                    observe(name, (rows, range(h.shape[1])), h)
+            elif activation in WHOLE_ROW:  # whole rows, then this rank's columns again
+                full = ACTIVATIONS[activation](
+                    group.all_gather_columns(affine(h, W, B), columns[i])
+                )
+                if observe is not None and rank == 0:
+                    observe(name, (rows, range(full.shape[1])), full)
+                h = full[:, mine.start : mine.stop].contiguous()
+            else:
+                h = ACTIVATIONS[activation](affine(h, W, B))  # (rows, this rank's columns)
+                if observe is not None:
+                    observe(name, (rows, mine), h)
+        if rank == 0:
+            assert h is not None
+            if output is None:
+                output = h.new_empty((config.batch, h.shape[1]))
+            output[rows.start : rows.stop] = h
+    return output
+
+
+def _gathered_columns(
+    group: Group, shard: torch.Tensor, columns: Sequence[range]
+) -> torch.Tensor | None:
+    """Each rank's columns side by side on rank 0; None on the others."""
+    if group.rank != 0:
+        group.send(shard, 0)
+        group.flush()
+        return None
+    parts = [shard]
+    for rank, mine in enumerate(columns[1:], 1):
+        parts.append(group.recv(shard.new_empty((shard.shape[0], len(mine))), rank))
+    return torch.cat(parts, dim=1)
+
+
+def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
+    """How a run was shared, for its result."""
+    return ParallelInfo(config.parallel.value, group.world_size, group.backend(device))
+
+
+def run(config: Config, group: Group) -> RunResult | None:
+    """Build this rank's share and run the forward pass; the result on rank 0 only."""
+    device = devices.prepare(group.on_device(config))
+    with devices.memory_errors(device):
+        start = time.perf_counter()
+        part = held(config, group, device)
+        devices.synchronize(device)
+        build_ms = (time.perf_counter() - start) * 1e3
+        group.barrier()
+        start = time.perf_counter()
+        output = forward(part, group)
+        devices.synchronize(device)
+        forward_ms = (time.perf_counter() - start) * 1e3
+    if output is None:
+        return None
+    dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
+    return RunResult(
+        config=config,
+        device=str(device),
+        tensors=tuple(
+            TensorInfo(t.name, t.shape, dtype, str(device)) for t in tensor_shapes(config)
+        ),
+        output=to_numpy(output),
+        nonfinite=int((~torch.isfinite(output)).sum()),
+        build_ms=build_ms,
+        forward_ms=forward_ms,
+        parallel=info(config, group, device),
+    )
+
+
+def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult | None:
+    """Time `repeat` forward passes of the whole group (rank 0's clock, from a barrier that
+    starts every rank together); each rank's peak memory and time spent communicating."""
+    device = devices.prepare(group.on_device(config))
+    with devices.memory_errors(device):
+        start = time.perf_counter()
+        part = held(config, group, device)
+        devices.synchronize(device)
+        build_ms = (time.perf_counter() - start) * 1e3
+        for _ in range(warmup):
+            forward(part, group)
+        baseline = devices.reset_peak(device)
+        times, communicating = [], []
+        for _ in range(repeat):
+            group.barrier()
+            group.comm_s = 0.0
+            times.append(devices.timed_ms(lambda: forward(part, group), device))
+            communicating.append(group.comm_s * 1e3)
+        peak = devices.peak_since(device, baseline)
+    figures = RankFigures(
+        group.rank,
+        str(device),
+        peak if peak is not None else _peak_rss(),
+        peak is None,
+        statistics.median(communicating),
+        plan.plan(config, group.world_size, None).ranks[group.rank].weight_bytes,
+    )
+    gathered = group.gather(figures)
+    if gathered is None:
+        return None
+    return BenchResult(
+        config,
+        str(device),
+        build_ms,
+        tuple(times),
+        peak,
+        shapes(config).total_flops,
+        torch.get_num_threads(),
+        parallel=info(config, group, device),
+        ranks=tuple(figure for figure in gathered if isinstance(figure, RankFigures)),
+    )
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory, in bytes (Linux counts KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
+    """Every named tensor of a run over the group, gathered piece by piece to rank 0 as float64
+    arrays (None on the others): what each rank holds and computes, put back together."""
+    config = dataclasses.replace(config, chunk=None)
+    device = devices.prepare(group.on_device(config))
+    pieces: list[tuple[str, Region, np.ndarray]] = []
+
+    def observe(name: str, region: Region, tensor: torch.Tensor) -> None:
+        pieces.append((name, region, to_numpy(tensor, np.float64)))
+
+    with devices.memory_errors(device):
+        part = held(config, group, device)
+        share = part.share
+        if part.features is not None and share.features is not None:
+            observe("features", (share.features, range(config.layers[0])), part.features)
+        for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
+            if W is not None and region is not None:
+                observe(f"W{i}", region, W)
+        for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
+            if B is not None and columns is not None:
+                observe(f"B{i}", (range(1), columns), B)
+        forward(part, group, observe)
+    gathered = group.gather(pieces)
+    if gathered is None:
+        return None
+    tensors = {t.name: np.full(t.shape, np.nan) for t in tensor_shapes(config)}
+    for rank_pieces in gathered:
+        for name, (rows, columns), values in rank_pieces:  # type: ignore[attr-defined]
+            tensors[name][rows.start : rows.stop, columns.start : columns.stop] = values
+    return tensors
+
+
+def compare(config: Config, group: Group, tolerance: Tolerance) -> CompareResult | None:
+    """Every tensor of the run over the group against one process on rank 0's device."""
+    candidate = all_tensors(config, group)
+    if candidate is None:
+        return None
+    device = devices.prepare(group.on_device(config))
+    single = dataclasses.replace(config, parallel=Parallel.NONE, chunk=None)
+    reference = named_tensors(single, device)
+    label = f"{device} ×{group.world_size} ({config.parallel.value})"
+    return CompareResult(
+        config,
+        (str(device), label),
+        tolerance,
+        tuple(differences(reference, candidate, label, tolerance)),
+    )

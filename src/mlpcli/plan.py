@@ -1,0 +1,240 @@
+"""How N ranks share one network: the rows, layers or columns each holds, its bytes and what it
+sends. Arithmetic only, no torch: `shapes --nproc` plans with it and a parallel run follows it.
+
+docs/distributed.md explains the modes; every split is contiguous, the first ranks one larger.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlpcli.config import Activation, Config, Parallel
+from mlpcli.errors import ConfigError
+
+Region = tuple[range, range]  # the rows and columns of a full tensor that a rank holds
+WHOLE_ROW = frozenset({Activation.SOFTMAX})  # activations that need a row's every value
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one rank holds of the contract's draw: features rows, weight regions, bias columns."""
+
+    features: range | None
+    weights: tuple[Region | None, ...]  # Wi: (n(i-1), ni)
+    biases: tuple[range | None, ...]  # Bi: (1, ni); empty without bias
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """One rank's part of a parallel run, in bytes of the config's dtype."""
+
+    rank: int
+    holds: str  # for people: "rows 0-31", "layers 1-3", "columns 0-511 of W1, rows … of W2"
+    weight_bytes: int  # its weights and biases
+    activation_bytes: int  # features, two working activations of a micro-batch, the output
+    sent_bytes: int  # what it sends per forward pass (ring collectives for `tensor`)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    """Every rank's part, and whether each fits a device of `device_memory` bytes."""
+
+    mode: Parallel
+    world_size: int
+    device_memory: int | None  # None: not known here
+    ranks: tuple[RankPlan, ...]
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether every rank fits its device; None when the device's memory is not known."""
+        if self.device_memory is None:
+            return None
+        return all(rank.total_bytes <= self.device_memory for rank in self.ranks)
+
+
+def split(total: int, parts: int) -> tuple[range, ...]:
+    """`total` items over `parts`, contiguous, the first `total % parts` parts one larger."""
+    size, extra = divmod(total, parts)
+    starts = [part * size + min(part, extra) for part in range(parts + 1)]
+    return tuple(range(a, b) for a, b in itertools.pairwise(starts))
+
+
+def data_rows(config: Config, world: int) -> tuple[range, ...]:
+    """Each rank's rows for `data`: whole chunks with `chunk`, so that every rank computes what
+    one process would (bit for bit); without it the rows split evenly."""
+    batch, chunk = config.batch, config.chunk
+    if chunk is None or chunk >= batch:
+        return split(batch, world)
+    chunks = split(math.ceil(batch / chunk), world)
+    return tuple(range(min(c.start * chunk, batch), min(c.stop * chunk, batch)) for c in chunks)
+
+
+def layer_bytes(config: Config) -> list[int]:
+    """Each weight layer's weight and bias bytes."""
+    bias = config.bias
+    return [
+        (n_in * n_out + (n_out if bias else 0)) * config.dtype.itemsize
+        for n_in, n_out in itertools.pairwise(config.layers)
+    ]
+
+
+def stages(config: Config, world: int) -> tuple[range, ...]:
+    """Each rank's layers (0-based) for `pipeline`: contiguous, non-empty, the largest stage's
+    bytes as small as can be (a binary search on that bound, each stage packed greedily)."""
+    sizes = layer_bytes(config)
+    if len(sizes) < world:
+        raise ConfigError(
+            config.where("parallel"),
+            "parallel",
+            f"pipeline over {world} ranks needs at least {world} weight layers; this network "
+            f"has {len(sizes)} (use fewer ranks, or parallel=tensor)",
+        )
+    low, high = max(sizes), sum(sizes)
+    while low < high:
+        bound = (low + high) // 2
+        low, high = (low, bound) if _packed(sizes, world, bound) is not None else (bound + 1, high)
+    packed = _packed(sizes, world, low)
+    assert packed is not None
+    return packed
+
+
+def _packed(sizes: Sequence[int], world: int, bound: int) -> tuple[range, ...] | None:
+    """`world` non-empty contiguous stages of at most `bound` bytes each, or None."""
+    result, start = [], 0
+    for stage in range(world):
+        left_after = world - stage - 1  # stages still to fill, a layer each at least
+        stop, total = start, 0
+        while stop < len(sizes) - left_after and total + sizes[stop] <= bound:
+            total += sizes[stop]
+            stop += 1
+        if stop == start:
+            return None
+        result.append(range(start, stop))
+        start = stop
+    return tuple(result) if start == len(sizes) else None
+
+
+def is_column(layer: int) -> bool:
+    """Whether layer `layer` (0-based) splits its columns under `tensor`: the first of each pair,
+    and a last layer without a pair; the second of a pair splits its rows."""
+    return layer % 2 == 0
+
+
+def share(config: Config, world: int, rank: int) -> Share:
+    """What `rank` of `world` holds of `config`'s draw."""
+    sizes = config.layers
+    whole = tuple((range(a), range(b)) for a, b in itertools.pairwise(sizes))
+    columns = tuple(range(n) for n in sizes[1:]) if config.bias else ()
+    features = range(config.batch)
+    if config.parallel is Parallel.NONE or world == 1:
+        return Share(features, whole, columns)
+    if config.parallel is Parallel.DATA:
+        return Share(data_rows(config, world)[rank], whole, columns)
+    if config.parallel is Parallel.PIPELINE:
+        mine = stages(config, world)[rank]
+        return Share(
+            features if rank == 0 else None,
+            tuple(region if i in mine else None for i, region in enumerate(whole)),
+            tuple(c if i in mine else None for i, c in enumerate(columns)),
+        )
+    weights, biases = [], []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        if is_column(i):
+            held = split(n_out, world)[rank]
+            weights.append((range(n_in), held))
+            biases.append(held)
+        else:
+            weights.append((split(n_in, world)[rank], range(n_out)))
+            biases.append(range(n_out))
+    return Share(features, tuple(weights), tuple(biases) if config.bias else ())
+
+
+def plan(config: Config, world: int, device_memory: int | None) -> ParallelPlan:
+    """Every rank's holdings, bytes and traffic for `config` over `world` ranks."""
+    return ParallelPlan(
+        config.parallel,
+        world,
+        device_memory,
+        tuple(_rank_plan(config, world, rank) for rank in range(world)),
+    )
+
+
+def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
+    held = share(config, world, rank)
+    itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch
+    weight_bytes = itemsize * (
+        sum(len(r) * len(c) for r, c in filter(None, held.weights))
+        + sum(len(c) for c in held.biases if c is not None)
+    )
+    mine = [i for i, region in enumerate(held.weights) if region is not None]
+    rows = len(held.features) if held.features is not None else batch
+    micro = min(rows, config.chunk or rows)
+    widest = max(max(sizes[i], sizes[i + 1]) for i in mine)
+    output_rows = batch if rank == 0 else (rows if config.parallel is Parallel.DATA else 0)
+    features = 0 if held.features is None else len(held.features) * sizes[0]
+    activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
+    return RankPlan(
+        rank,
+        _holds(config, held, world),
+        weight_bytes,
+        activation_bytes,
+        _sent(config, world, rank, held) * itemsize,
+    )
+
+
+def _holds(config: Config, held: Share, world: int) -> str:
+    """A rank's share in words."""
+    if config.parallel is Parallel.NONE or world == 1:
+        return "everything"
+    if config.parallel is Parallel.DATA:
+        assert held.features is not None
+        return f"rows {_span(held.features)} of {config.batch}"
+    regions = [(i, region) for i, region in enumerate(held.weights, 1) if region is not None]
+    if config.parallel is Parallel.PIPELINE:
+        first, last = regions[0][0], regions[-1][0]
+        return f"layer {first}" if first == last else f"layers {first}-{last}"
+    parts = []
+    for i, (rows, columns) in regions:
+        if is_column(i - 1):
+            parts.append(f"W{i} columns {_span(columns)}")
+        else:
+            parts.append(f"W{i} rows {_span(rows)}")
+    return ", ".join(parts)
+
+
+def _span(items: range) -> str:
+    return "none" if not items else f"{items.start}-{items.stop - 1}"
+
+
+def _sent(config: Config, world: int, rank: int, held: Share) -> int:
+    """Values `rank` sends in one forward pass."""
+    batch, sizes = config.batch, config.layers
+    if config.parallel is Parallel.NONE or world == 1:
+        return 0
+    if config.parallel is Parallel.DATA:
+        assert held.features is not None
+        return 0 if rank == 0 else len(held.features) * sizes[-1]
+    if config.parallel is Parallel.PIPELINE:
+        last = max(i for i, region in enumerate(held.weights) if region is not None)
+        is_last = rank == world - 1
+        return 0 if is_last and rank == 0 else batch * sizes[last + 1]
+    sent = 0
+    count = len(sizes) - 1
+    for i in range(count):
+        n_out = sizes[i + 1]
+        if not is_column(i):  # a ring all-reduce of the partial sums
+            sent += 2 * (world - 1) * batch * n_out // world
+            continue
+        mine = len(split(n_out, world)[rank])
+        if i == count - 1:  # the last layer's columns go to rank 0
+            sent += 0 if rank == 0 else batch * mine
+        elif config.activations[i] in WHOLE_ROW:  # all-gathered before the activation
+            sent += (world - 1) * batch * mine
+    return sent
