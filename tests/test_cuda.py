@@ -55,6 +55,7 @@ def test_weights_on_cuda_are_the_cpu_draw() -> None:
     built = network.build(config, devices.resolve(config))
     features, weights, _ = network.draw(config)
     assert features is not None
+    assert weights[0] is not None
     assert torch.equal(built.weights[0].cpu(), weights[0].to(torch.bfloat16))
     assert torch.equal(built.features.cpu(), features.to(torch.bfloat16))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlpcli import devices, memory, network, runners
+from mlpcli import devices, memory, network, plan, runners
 from mlpcli.config import Activation, Config
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.loader import load
@@ -62,7 +62,38 @@ def test_draw_order_matches_reference(
     assert torch.equal(features, ref_features)
     assert (len(weights), len(biases)) == (len(ref_weights), len(ref_biases))
     for got, expected in zip([*weights, *biases], [*ref_weights, *ref_biases], strict=True):
+        assert got is not None
         assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("mode", ["data", "pipeline", "tensor"])
+@pytest.mark.parametrize("world", [2, 3, 5])
+@pytest.mark.parametrize("extra", [[], ["bias=false", "init=xavier"], ["batch=2", "chunk=1"]])
+def test_each_rank_draws_exactly_its_share_of_the_whole_draw(
+    mode: str, world: int, extra: list[str]
+) -> None:
+    config = load(None, ["layers=[6,10,7,5,9,4]", "batch=7", f"parallel={mode}", *extra])
+    features, weights, biases = network.draw(config)
+    for rank in range(world):
+        share = plan.share(config, world, rank)
+        mine = network.draw(config, share=share)
+        if share.features is None:
+            assert mine[0] is None
+        else:
+            assert features is not None
+            assert mine[0] is not None
+            assert torch.equal(mine[0], features[share.features.start : share.features.stop])
+        held = [*zip(mine[1], weights, share.weights, strict=True)]
+        held += [
+            (B, whole, (range(1), columns))
+            for B, whole, columns in zip(mine[2], biases, share.biases, strict=True)
+            if columns is not None
+        ]
+        for got, whole, region in held:
+            assert (got is None) == (region is None)
+            if got is not None and whole is not None and region is not None:
+                assert torch.equal(got, network.part(whole, region))
+                assert got.is_contiguous()
 
 
 @pytest.mark.parametrize(("layers", "batch", "bias", "init", "seed"), DRAWS)
@@ -106,6 +137,8 @@ def test_network_does_not_depend_on_batch_dtype_or_device() -> None:
     assert large[0] is not None
     assert torch.equal(small[0][0], large[0][0])
     for got, expected in zip([*small[1], *small[2]], [*large[1], *large[2]], strict=True):
+        assert got is not None
+        assert expected is not None
         assert torch.equal(got, expected)
 
 

@@ -41,8 +41,11 @@ def bench(
     quiet: QuietOption = False,
     nproc: NprocOption = None,
 ) -> None:
-    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory); over ranks,
-    the group's figures and each rank's peak memory and time spent communicating."""
+    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory).
+
+    Over several ranks: the group's figures, and each rank's peak memory and time spent
+    communicating.
+    """
     path, overrides = split_one(arguments, "bench")
     config = load(path, overrides)
     out = Output(output_format, output, field, quiet)

@@ -61,8 +61,10 @@ def compare(
         ),
     ] = None,
 ) -> None:
-    """Run one network on several devices, or over several ranks against one process; exit 1
-    when a tensor differs beyond tolerance."""
+    """Run one network on several devices; exit 1 when a tensor differs beyond tolerance.
+
+    With --nproc N: the run over N ranks (`parallel` says how) against one process.
+    """
     path, overrides = split_one(arguments, "compare")
     rank = launch.current()
     over_ranks = nproc is not None or rank is not None

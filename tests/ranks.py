@@ -1,0 +1,36 @@
+"""Run under torchrun by tests/test_parallel.py: every case over one process group, started once.
+
+Each rank joins the group, and for each case builds its share and runs the forward pass the way
+`mlpcli run` and `mlpcli compare --nproc` do; rank 0 saves every tensor, put back together from
+the ranks' pieces, and the run's output, to OUT/CASE.npz. Usage: ranks.py OUT CASES.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mlpcli import group, loader, parallel
+
+
+def main(out: Path, cases: dict[str, list[str]]) -> None:
+    joined = None
+    for name, overrides in cases.items():
+        config = loader.load(None, overrides, {})
+        joined = joined or group.joined(config)
+        tensors = parallel.all_tensors(config, joined)
+        result = parallel.run(config, joined)
+        if tensors is not None and result is not None:
+            arrays = {**tensors, "run_output": result.output}
+            np.savez(out / f"{name}.npz", **arrays)  # type: ignore[arg-type]
+            parallel_info = {"mode": result.parallel.mode, "world_size": result.parallel.world_size}
+            (out / f"{name}.json").write_text(json.dumps(parallel_info))
+    assert joined is not None
+    joined.finish()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text()))

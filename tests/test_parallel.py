@@ -1,0 +1,343 @@
+"""Runs over several processes (docs/distributed.md): the plan's arithmetic, then real process
+groups with Gloo on the CPU, 2 and 3 ranks, every mode, started once per world size under
+torchrun (tests/ranks.py), then the installed `mlpcli` with --nproc and under torchrun.
+
+The reference is one process with the same `threads` (BLAS kernels round by thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpcli import devices, loader, plan, runners
+from mlpcli.closeness import tolerance_for
+from mlpcli.config import Parallel
+
+from .conftest import invoke
+
+NET = ["layers=[12,10,9,7,5]", "batch=5", "init=kaiming", "threads=1"]  # 10, 9, 7 over 3: uneven
+CASES = {
+    "data": [*NET, "parallel=data"],
+    "data_even": [*NET, "batch=64", "parallel=data"],  # 32 rows a rank over 2 ranks
+    "data_chunks": [*NET, "batch=7", "chunk=2", "parallel=data"],  # whole chunks a rank
+    "pipeline": [*NET, "parallel=pipeline"],
+    "pipeline_micro": [*NET, "batch=7", "chunk=3", "parallel=pipeline"],
+    "tensor": [*NET, "parallel=tensor"],
+    "tensor_softmax": [*NET, "activation=[relu,softmax,tanh,softmax]", "parallel=tensor"],
+    "tensor_odd_nobias": [*NET, "layers=[6,10,7,4]", "bias=false", "parallel=tensor"],
+    "tensor_bf16": [*NET, "dtype=bfloat16", "parallel=tensor"],
+    "pipeline_chunk_bf16": [*NET, "dtype=bfloat16", "chunk=2", "parallel=pipeline"],
+}
+BIT_IDENTICAL = {"pipeline", "pipeline_micro", "pipeline_chunk_bf16"}
+# compare's tensors are of the whole batch at once, so `data` with `chunk` is bit-identical in
+# the run's output only (each rank runs whole chunks, as one process would)
+BIG = ["layers=[1024,1024,1024,1024,1024,1024,1024,1024,1024]", "batch=4096", "threads=1"]
+
+
+def torchrun(nproc: int, *command: str) -> list[str]:
+    """The command line of PyTorch's launcher, single host."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*launcher, "--nproc-per-node", str(nproc), *command]
+
+
+def launched(*command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def single(overrides: list[str]) -> dict[str, np.ndarray]:
+    """Every tensor of one process, and its run's output."""
+    config = loader.load(None, [*overrides, "parallel=none"], {})
+    tensors = runners.named_tensors(config, devices.prepare(config))
+    tensors["run_output"] = runners.run(config).output.astype(np.float64)
+    return tensors
+
+
+# --- the plan, without torch ---------------------------------------------------------------
+
+
+def test_splits_are_contiguous_and_the_first_ranks_larger() -> None:
+    assert plan.split(10, 3) == (range(0, 4), range(4, 7), range(7, 10))
+    assert plan.split(2, 3) == (range(0, 1), range(1, 2), range(2, 2))
+    config = loader.load(None, ["batch=7", "chunk=2", "parallel=data"], {})
+    assert plan.data_rows(config, 3) == (range(0, 4), range(4, 6), range(6, 7))
+
+
+@pytest.mark.parametrize(
+    ("layers", "world", "expected"),
+    [
+        ("[8,8,8,8,8]", 2, [range(0, 2), range(2, 4)]),
+        ("[8,64,8,8,8]", 2, [range(0, 1), range(1, 4)]),  # W1, W2 are 512 each: 1 + 3 layers
+        ("[8,8,8,8]", 3, [range(0, 1), range(1, 2), range(2, 3)]),
+    ],
+)
+def test_pipeline_stages_balance_bytes(layers: str, world: int, expected: list[range]) -> None:
+    config = loader.load(None, [f"layers={layers}", "parallel=pipeline"], {})
+    assert list(plan.stages(config, world)) == expected
+
+
+def test_a_rank_per_layer_at_most_for_pipeline() -> None:
+    code, out, err = invoke("run", "layers=[3,4,2]", "parallel=pipeline", "--nproc", "3")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "mlpcli: error: override 'parallel=pipeline': parallel: pipeline over 3 ranks needs at "
+        "least 3 weight layers; this network has 2 (use fewer ranks, or parallel=tensor)"
+    ]
+
+
+@pytest.mark.parametrize("mode", ["data", "pipeline", "tensor"])
+def test_shapes_plans_every_rank(mode: str) -> None:
+    code, out, _ = invoke(
+        "shapes", *NET, f"parallel={mode}", "--nproc", "3", "--device-memory", "1KiB", "-f", "json"
+    )
+    assert code == 0
+    planned = json.loads(out)["parallel"]
+    assert (planned["mode"], planned["world_size"], planned["device_memory"]) == (mode, 3, 1024)
+    assert planned["fits"] is False  # 1 KiB: nothing fits
+    ranks = planned["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1, 2]
+    config = loader.load(None, NET, {})
+    all_weights = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(config.layers))
+    held = sum(r["weight_bytes"] for r in ranks)
+    if mode == "data":  # every rank holds every weight
+        assert held == 3 * 4 * all_weights
+        assert [r["holds"] for r in ranks] == ["rows 0-1 of 5", "rows 2-3 of 5", "rows 4-4 of 5"]
+    elif mode == "pipeline":  # each weight on one rank
+        assert held == 4 * all_weights
+    else:  # split weights once, the row layers' biases on every rank
+        biases_of_row_layers = 9 + 5
+        assert held == 4 * (all_weights + 2 * biases_of_row_layers)
+        assert ranks[0]["holds"] == "W1 columns 0-3, W2 rows 0-3, W3 columns 0-2, W4 rows 0-2"
+
+
+def test_shapes_plans_the_8_h200_model() -> None:
+    code, out, _ = invoke(
+        "shapes", "layers=[65536,65536,65536,65536,65536,65536,65536,65536,65536]",
+        "dtype=bfloat16", "batch=16384", "parallel=tensor", "--nproc", "8",
+        "--device-memory", "141GB", "-f", "json",
+    )  # fmt: skip
+    assert code == 0
+    planned = json.loads(out)["parallel"]
+    assert planned["fits"] is True
+    assert all(r["weight_bytes"] < 9 * 2**30 for r in planned["ranks"])  # 1/8 of 68.7 GB
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device-memory", "80GiB"], "--device-memory plans with --nproc N: give both"),
+        (["--nproc", "2", "--device-memory", "lots"], "--device-memory lots: not a size"),
+    ],
+)
+def test_shapes_refuses_bad_plans(args: list[str], message: str) -> None:
+    code, _, err = invoke("shapes", *args)
+    assert code == 2
+    assert message in err
+
+
+# --- process groups, started once per world size -----------------------------------------
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def ranks_ran(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every case over `param` ranks, run once under torchrun; rank 0's files."""
+    out = tmp_path_factory.mktemp(f"ranks{request.param}")
+    (out / "cases.json").write_text(json.dumps(CASES))
+    script = str(Path(__file__).with_name("ranks.py"))
+    done = launched(*torchrun(request.param, script, str(out), str(out / "cases.json")))
+    assert done.returncode == 0, done.stderr
+    out.joinpath("world").write_text(str(request.param))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_shards_put_together_are_the_single_draw_and_outputs_agree(
+    ranks_ran: Path, case: str
+) -> None:
+    world = int((ranks_ran / "world").read_text())
+    got = dict(np.load(ranks_ran / f"{case}.npz"))
+    assert json.loads((ranks_ran / f"{case}.json").read_text()) == {
+        "mode": case.split("_")[0],
+        "world_size": world,
+    }
+    expected = single(CASES[case])
+    assert set(got) == set(expected)
+    config = loader.load(None, CASES[case], {})
+    tolerance = tolerance_for(config.dtype, None, None)
+    for name, values in expected.items():
+        assert not np.isnan(got[name]).any(), f"{name}: a piece is missing"
+        drawn = name == "features" or name[0] in "WB"
+        chunked_output = case == "data_chunks" and name == "run_output"
+        if drawn or case in BIT_IDENTICAL or chunked_output or (case, world) == ("data_even", 2):
+            np.testing.assert_array_equal(got[name], values, err_msg=name)  # the same bits
+        else:
+            scale = float(np.abs(values).max())
+            allowed = tolerance.atol + tolerance.rtol * scale
+            assert float(np.abs(got[name] - values).max()) <= allowed, name
+
+
+def test_each_rank_holds_about_a_share_of_the_weights() -> None:
+    config = loader.load(None, [*NET, "layers=[512,512,512,512,512,512,512]"], {})
+    whole = plan.plan(config, 1, None).ranks[0].weight_bytes
+    for world in (2, 3):
+        for mode in (Parallel.PIPELINE, Parallel.TENSOR):
+            planned = plan.plan(dataclasses.replace(config, parallel=mode), world, None)
+            assert all(rank.weight_bytes <= 1.01 * whole / world for rank in planned.ranks)
+
+
+# --- the installed mlpcli over ranks -------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["data", "pipeline", "tensor"])
+def test_run_nproc_3_prints_one_result_equal_to_one_process(mlpcli_script: str, mode: str) -> None:
+    done = launched(mlpcli_script, "run", "--nproc", "3", *NET, f"parallel={mode}", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    [line] = done.stdout.splitlines()  # one voice: rank 0's
+    result = json.loads(line)
+    assert result["parallel"] == {"mode": mode, "world_size": 3, "backend": "gloo"}
+    alone = json.loads(invoke("run", *NET, "-f", "json")[1])
+    got, expected = np.array(result["output"]), np.array(alone["output"])
+    if mode == "pipeline":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert [t["shape"] for t in result["tensors"]] == [t["shape"] for t in alone["tensors"]]
+
+
+@pytest.mark.slow
+def test_under_torchrun_the_same_one_result(tmp_path: Path) -> None:
+    output = tmp_path / "out.json"
+    command = ["-m", "mlpcli", "run", *NET, "parallel=pipeline", "-f", "json", "-o", str(output)]
+    done = launched(*torchrun(3, *command))
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    alone = json.loads(invoke("run", *NET, "-f", "json")[1])
+    assert json.loads(line)["output"] == alone["output"]
+    assert json.loads(output.read_text())["output"] == alone["output"]  # written by rank 0
+    assert "mlpcli: error" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_config_error_under_torchrun_is_one_line(tmp_path: Path) -> None:
+    done = launched(*torchrun(3, "-m", "mlpcli", "run", "layers=[3,x]", "parallel=data"))
+    assert done.returncode != 0  # torchrun's own code: 1 for any failed rank
+    said = [line for line in done.stderr.splitlines() if line.startswith("mlpcli: error")]
+    assert said == [
+        "mlpcli: error: override 'layers=[3,x]': layers[1]: expected an integer, got string 'x'"
+    ]
+
+
+@pytest.mark.slow
+def test_a_check_that_fails_on_rank_0_ends_every_rank_with_1(mlpcli_script: str) -> None:
+    zeros = json.dumps([[0] * 5] * 5)
+    done = launched(mlpcli_script, "run", "--nproc", "2", *NET, "parallel=data", "--expect", zeros)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("mlpcli: error: default: output differs")
+
+
+@pytest.mark.slow
+def test_a_sweep_goes_round_the_ranks_and_prints_in_order(mlpcli_script: str) -> None:
+    sweep = ["-m", "seed=1,2,3", "activation=relu,tanh"]
+    done = launched(mlpcli_script, "run", "--nproc", "2", *NET, *sweep, "-f", "json")
+    assert done.returncode == 0, done.stderr
+    alone = invoke("run", *NET, *sweep, "-f", "json")[1]
+    got, expected = done.stdout.splitlines(), alone.splitlines()
+    assert len(got) == 6
+    for mine, theirs in zip(got, expected, strict=True):
+        a, b = json.loads(mine), json.loads(theirs)
+        assert (a["config"]["seed"], a["config"]["activation"], a["output"]) == (
+            b["config"]["seed"], b["config"]["activation"], b["output"]
+        )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compare_nproc_checks_a_parallel_run_against_one_process(mlpcli_script: str) -> None:
+    done = launched(
+        mlpcli_script, "compare", *NET, "--devices", "cpu", "--nproc", "2", "parallel=tensor",
+        "-f", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["devices"] == ["cpu", "cpu ×2 (tensor)"]
+    assert result["within"] is True
+    drawn = [t for t in result["tensors"] if t["name"] == "features" or t["name"][0] in "WB"]
+    assert drawn
+    assert all(t["max_abs"] == 0 for t in drawn)
+
+
+@pytest.mark.slow
+def test_bench_over_ranks_reports_the_group_and_each_rank(mlpcli_script: str) -> None:
+    done = launched(mlpcli_script, "bench", *NET, "parallel=pipeline", "--nproc", "2", "-n", "3",
+                    "-f", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["parallel"] == {"mode": "pipeline", "world_size": 2, "backend": "gloo"}
+    assert result["tflops_per_s"] > 0
+    assert [r["rank"] for r in result["ranks"]] == [0, 1]
+    assert all(r["peak_bytes"] > 0 and r["comm_ms"] >= 0 for r in result["ranks"])
+
+
+def _ranks_of(parent: int) -> dict[int, int]:
+    """The pids of the ranks that a launcher `parent` started, by rank."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if f"PPid:\t{parent}\n" not in status:
+            continue
+        variables = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+        if b"RANK" in variables:
+            found[int(variables[b"RANK"])] = int(pid)
+    return found
+
+
+def _started(mlpcli_script: str, *args: str) -> tuple[subprocess.Popen[str], dict[int, int]]:
+    """`mlpcli ARGS` started, once its 3 ranks are running."""
+    process = subprocess.Popen(
+        [mlpcli_script, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while len(ranks := _ranks_of(process.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(ranks) == 3
+    time.sleep(2)  # into the run: torch imported, the group joined, the draw under way
+    return process, ranks
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(mlpcli_script: str) -> None:
+    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline")
+    os.kill(ranks[1], signal.SIGKILL)
+    start = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert time.monotonic() - start < 10  # the launcher ends the others within its interval
+    assert process.returncode == 3
+    assert err.splitlines() == ["mlpcli: error: rank 1 died (SIGKILL); the other ranks were ended"]
+    assert _ranks_of(process.pid) == {}
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_every_rank_with_130(mlpcli_script: str) -> None:
+    process, _ = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=tensor")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.splitlines() == ["mlpcli: error: interrupted"]
