@@ -9,7 +9,10 @@
 # 2. `mlpcli run` of every config in configs/ on $DEVICE, summarised from its JSON line;
 # 3. the notebook network's table on $DEVICE, `compare` of the CPU and $DEVICE in three dtypes,
 #    `bench` eager and with --cuda-graph, a network too big for $DEVICE refused, and `env`;
-# 4. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
+# 4. runs over ranks (docs/distributed.md): torchrun with a rank per GPU it finds (NCCL; one GPU
+#    is world size 1 through the same code path), every mode compared with one process, bench
+#    over the ranks, and `run --nproc`; RANKS overrides the count (2 for a CPU dry run, Gloo);
+# 5. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
 # Every step runs even when one before it failed; the exit status says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +74,22 @@ refused() {  # 160 GB of weights: exit 3 with both numbers, before anything is a
 }
 step refused
 step "$PYTHON" -m mlpcli env
+RANKS=${RANKS:-$("$PYTHON" -c 'import torch; print(max(1, torch.cuda.device_count()))')}
+WIDE="layers=[4096,4096,4096,4096,4096,4096,4096,4096,4096]"
+torchrun_ranks() {  # OVERRIDES last: a dry run's batch=2 wins
+  # shellcheck disable=SC2086  # OVERRIDES is a list of KEY=VALUE words
+  "$PYTHON" -m torch.distributed.run --standalone --nproc-per-node "$RANKS" -m mlpcli "$@" \
+    ${OVERRIDES:-}
+}
+for mode in data pipeline tensor; do
+  step torchrun_ranks compare "$WIDE" batch=512 init=kaiming "device=$DEVICE" "parallel=$mode"
+  step torchrun_ranks bench "$WIDE" batch=4096 dtype=bfloat16 "device=$DEVICE" "parallel=$mode" \
+    --repeat 20
+done
+step "$PYTHON" -m mlpcli run --nproc "$RANKS" "$WIDE" batch=64 "device=$DEVICE" parallel=tensor \
+  --format json --field parallel --field output.0.0
+step "$PYTHON" -m mlpcli shapes "layers=[65536,65536,65536,65536,65536,65536,65536,65536,65536]" \
+  dtype=bfloat16 batch=16384 parallel=tensor --nproc 8 --device-memory 141GB
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
 step "$PYTHON" benchmarks/bench.py ${BENCH_ARGS:---quick --no-startup}
 

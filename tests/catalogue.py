@@ -50,6 +50,14 @@ BAD_CONFIG_FILES = [
     Case("fields and values", "seed: 1\n", r": layers: required field is missing"),
     Case(
         "fields and values",
+        "layers: [3, 1]\nparallel: mesh\n",
+        r":2:11: parallel: unknown parallel 'mesh'; one of: none, data, pipeline, tensor$",
+    ),
+    Case(
+        "fields and values", "layers: [3, 1]\ntimeout: 0\n", r":2:10: timeout: must be >= 1, got 0"
+    ),
+    Case(
+        "fields and values",
         'layers: [3, 2]\nseed: "7"\n',
         r":2:7: seed: expected an integer, got string '7'",
     ),

@@ -142,6 +142,18 @@ FAULTS = [
     Fault("command line", ["compare", "rng=device", "--devices", "cpu,cuda"], 2, r"^--devices cpu,cuda: with rng: device each device draws its own weights"),
     Fault("command line", ["bench", "--cuda-graph", "device=cpu"], 2, r"^--cuda-graph needs a CUDA device; this config runs on cpu$"),
     Fault("command line", ["run", "-o", "{out}"], 2, r"^environment MLPCLI_DEVICE=gpu: device: expected .* \(did you mean 'cuda'\?\)", env={"MLPCLI_DEVICE": "gpu"}),
+    # runs over several processes: refused before any rank starts
+    Fault("parallel runs", ["run", "--nproc", "0", "-o", "{out}"], 2, r"Invalid value for '--nproc'"),
+    Fault("parallel runs", ["run", "layers=[3,4,2]", "parallel=pipeline", "--nproc", "3", "-o", "{out}"], 2, r"^override 'parallel=pipeline': parallel: pipeline over 3 ranks needs at least 3 weight layers; this network has 2"),
+    Fault("parallel runs", ["run", "inputs=-", "--nproc", "2", "-o", "{out}"], 2, r"^override 'inputs=-': inputs: - \(standard input\) reaches one process; over several ranks give the features in a file$"),
+    Fault("parallel runs", ["run", "parallel=tensor", "--stats", "--nproc", "2", "-o", "{out}"], 2, r"^--stats needs every tensor in one process; with parallel: tensor \(override 'parallel=tensor'\)"),
+    Fault("parallel runs", ["bench", "--cuda-graph", "device=cuda", "--nproc", "2", "-o", "{out}"], 2, r"^--cuda-graph times one process; leave it out of a run over ranks$"),
+    Fault("parallel runs", ["compare", "--nproc", "2", "-o", "{out}"], 2, r"^parallel: none \(<built-in default>\) runs each network on one rank: name a mode"),
+    Fault("parallel runs", ["compare", "--nproc", "2", "--devices", "cpu,cpu", "parallel=tensor", "-o", "{out}"], 2, r"^--devices cpu,cpu: over ranks, name one device"),
+    Fault("parallel runs", ["shapes", "--device-memory", "80GiB", "-o", "{out}"], 2, r"^--device-memory plans with --nproc N: give both$"),
+    Fault("parallel runs", ["shapes", "--nproc", "2", "--device-memory", "lots", "-o", "{out}"], 2, r"^--device-memory lots: not a size \(such as 80GiB or 512MB\)$"),
+    Fault("parallel runs", ["run", "--nproc", "2", "-o", "{out}"], 2, r"^--nproc under a launcher \(torchrun\): the launcher started the ranks; leave it out$", env={"RANK": "0", "WORLD_SIZE": "2"}),
+    Fault("parallel runs", ["run", "-o", "{out}"], 2, r"^RANK=x WORLD_SIZE=2: the launcher's environment needs whole numbers$", env={"RANK": "x", "WORLD_SIZE": "2"}),
     # files and paths
     Fault("files and paths", ["run", "{dir}/missing.yaml", "-o", "{out}"], 2, r"/missing\.yaml: no such file$"),
     Fault("files and paths", ["run", "{dir}/folder", "-o", "{out}"], 2, r"/folder: is a directory, not a config file$", making("folder", Path.mkdir)),

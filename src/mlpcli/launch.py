@@ -97,7 +97,10 @@ def _first_to_say() -> bool:
     """Whether this rank is the first of its ranks to report an error before they joined their
     group (all meet the same one): the launcher's store decides, so that the launcher ending
     the others cannot silence it; rank 0 where there is no store."""
-    rank = current()
+    try:
+        rank = current()
+    except UsageError:  # the environment itself is the error
+        return True
     if rank is None or rank.world_size == 1:
         return True
     from mlpcli import group  # torch: a launcher's rank has it, and this is the error path

@@ -92,6 +92,8 @@ def run(
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
+    if (nproc or launch.current()) and "inputs=-" in overrides:  # before stdin is read
+        raise _stdin_over_ranks("override 'inputs=-'")
     jobs = _plan(paths, overrides, multirun=multirun)
     out = Output(output_format, output, field, quiet)
     layout = _layout(full=full, multirun=multirun)
@@ -155,10 +157,7 @@ def _refuse_over_ranks(jobs: Sequence[Job], world: int, *, stats: bool, keep: bo
         return
     for config, _ in jobs:
         if config.inputs == "-":
-            raise UsageError(
-                f"{config.where('inputs')}: inputs: - (standard input) reaches one process; "
-                "over several ranks give the features in a file"
-            )
+            raise _stdin_over_ranks(str(config.where("inputs")))
         if config.parallel is Parallel.PIPELINE:
             plan.stages(config, world)  # enough layers for every rank
         if config.parallel is not Parallel.NONE and (stats or keep):
@@ -168,6 +167,13 @@ def _refuse_over_ranks(jobs: Sequence[Job], world: int, *, stats: bool, keep: bo
                 f"{config.parallel} ({config.where('parallel')}) leave it out, or use "
                 "parallel=none"
             )
+
+
+def _stdin_over_ranks(where: str) -> UsageError:
+    return UsageError(
+        f"{where}: inputs: - (standard input) reaches one process; over several ranks give the "
+        "features in a file"
+    )
 
 
 def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
