@@ -141,4 +141,6 @@ def _silence_stdout() -> None:
 def main() -> None:
     """Console-script entry point."""
     interrupts.watch()
-    sys.exit(run_app(sys.argv[1:]))
+    code = run_app(sys.argv[1:])
+    launch.leave(code)
+    sys.exit(code)

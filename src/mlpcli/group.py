@@ -58,8 +58,8 @@ class Group:
 
     def on_device(self, config: Config) -> Config:
         """`config` on this rank's device: a CUDA device is the rank's local GPU."""
-        if config.device.type == "cpu" or not self.distributed:
-            return config
+        if config.device.type == "cpu" or not self.distributed or not torch.cuda.is_available():
+            return config  # `auto` without CUDA is the CPU; `cuda` without it, an error
         source = f"{config.where('device')} (rank {self.rank}: LOCAL_RANK)"
         return config.on_device(Device("cuda", self.local_rank), source)
 
@@ -180,6 +180,7 @@ class Group:
             self._watcher.join()
         self.barrier()
         dist.destroy_process_group()
+        launch.joined(None)
         return int(ExitCode.OK)
 
     def lost(self, error: Exception) -> UnavailableError:

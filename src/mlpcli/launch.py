@@ -108,6 +108,15 @@ def _first_to_say() -> bool:
     return group.first_to_say(rank.rank)
 
 
+def leave(code: int) -> None:
+    """End the process now if it is still in a process group (a failure): the group's threads
+    cannot be torn down once another rank is gone, and C++ aborts the exit if they are not."""
+    if _voice is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def finish() -> int:
     """A command's success: in a process group, once every rank has succeeded too."""
     return 0 if _voice is None else _voice.finish()
