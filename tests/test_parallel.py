@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -341,3 +342,26 @@ def test_ctrl_c_ends_every_rank_with_130(mlpcli_script: str) -> None:
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert err.splitlines() == ["mlpcli: error: interrupted"]
+
+
+@pytest.mark.slow
+def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: str) -> None:
+    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=tensor",
+                              "timeout=3")  # fmt: skip
+    os.kill(ranks[2], signal.SIGSTOP)
+    start = time.monotonic()
+    others = {ranks[0], ranks[1]}
+    while others & set(_ranks_of(process.pid).values()) and time.monotonic() - start < 60:
+        time.sleep(0.1)
+    ended_in = time.monotonic() - start
+    os.kill(ranks[2], signal.SIGCONT)  # the launcher's SIGTERM, pending, now ends it at once
+    _, err = process.communicate(timeout=60)
+    assert ended_in < 3 + 10  # the timeout, the heartbeat's silence, the wait for the others
+    assert process.returncode == 3
+    [line] = err.splitlines()
+    assert re.fullmatch(
+        r"mlpcli: error: rank 2 stopped answering \((silent for \d+ s|never answered); "
+        r"timeout: 3 s\); "
+        r"every rank ends",
+        line,
+    )

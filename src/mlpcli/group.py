@@ -245,13 +245,17 @@ def joined(config: Config) -> Group:
         return _joined
     if cuda:
         torch.cuda.set_device(rank.local_rank)
-    dist.init_process_group(
-        "cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=config.timeout)
-    )
-    _joined = Group(rank, config.timeout, cuda)
-    _joined.watch()
-    launch.joined(_joined)
-    return _joined
+    group = Group(rank, config.timeout, cuda)
+    group.watch()  # the heartbeat starts in the launcher's store before the group is formed
+    launch.joined(group)
+    try:
+        dist.init_process_group(
+            "cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=config.timeout)
+        )
+    except RuntimeError as error:  # a rank did not arrive within the timeout
+        raise group.lost(error) from None
+    _joined = group
+    return group
 
 
 def first_to_say(rank: int) -> bool:

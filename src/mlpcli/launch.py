@@ -138,6 +138,7 @@ def launch(nproc: int) -> None:
     logger.propagate = False
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # c10d's socket warnings: ours to say
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
