@@ -5,6 +5,7 @@
     python benchmarks/bench.py --no-startup  # leave out the start-up ladder
     python benchmarks/bench.py --startup-only  # only the start-up ladder
     python benchmarks/bench.py --weights-only  # only reading a 1 GiB weights file
+    python benchmarks/bench.py --parallel-only  # only two ranks against one process
 
 Prints Markdown tables (paste them into docs/performance.md):
 - forward: mlpcli's `network.forward` against raw eager loops on the same tensors (the
@@ -17,6 +18,8 @@ Prints Markdown tables (paste them into docs/performance.md):
   and a bare script doing the notebook's work), median wall time;
 - weights: reading a 1 GiB .safetensors of weights as `weights:` does, against
   `safetensors.torch.load_file` plus the same cast, each in a fresh process (time, peak RSS);
+- parallel: `mlpcli bench --nproc 2` in each mode (Gloo, the CPU) against one process on the
+  same cores (the floor: two ranks are that process's threads, split), forward median each;
 - last, every target of docs/performance.md with what this run measured, met or not.
 """
 
@@ -435,12 +438,43 @@ def weights_ladder(quick: bool, targets: list[Target]) -> None:
                 targets.append(Target(name, f"{ratio:.2f}x", ratio <= 1.2))
 
 
+def parallel_ladder(quick: bool, targets: list[Target]) -> None:
+    """`mlpcli bench` over 2 ranks (Gloo) in each mode against one process on the same cores."""
+    import json
+
+    script = shutil.which("mlpcli", path=str(Path(sys.executable).parent))
+    mlpcli = [script] if script else [sys.executable, "-m", "mlpcli"]
+    width, batch = (512, 256) if quick else (1024, 1024)
+    net = [f"layers=[{','.join([str(width)] * 9)}]", f"batch={batch}", "device=cpu"]
+    cores = os.cpu_count() or 1
+    repeat = "5" if quick else "10"
+
+    def median_ms(*extra: str) -> float:
+        command = [*mlpcli, "bench", *net, "-n", repeat, "-f", "json", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        return float(json.loads(done.stdout)["forward_ms"]["median"])
+
+    floor = median_ms(f"threads={cores}")
+    share = f"threads={max(1, cores // 2)}"
+    print(f"| [{width}]*9 b{batch}, float32 | forward median ms | / one process, {cores} threads |")
+    print("|---|---:|---:|")
+    print(f"| one process, {cores} threads | {floor:.2f} | 1.00 |")
+    for mode, extra in (("data", ()), ("tensor", ()), ("pipeline", (f"chunk={batch // 8}",))):
+        ms = median_ms("--nproc", "2", share, f"parallel={mode}", *extra)
+        label = f"{mode}, 2 ranks" + (f" ({extra[0]})" if extra else "")
+        print(f"| {label} | {ms:.2f} | {ms / floor:.2f} |")
+        if mode == "data":
+            name = "data over 2 ranks at most 1.1x one process on the same cores (CPU, Gloo)"
+            targets.append(Target(name, f"{ms / floor:.2f}x", ms <= 1.1 * floor))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--no-startup", action="store_true", help="leave out the start-up ladder")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up ladder")
     parser.add_argument("--weights-only", action="store_true", help="only the weights ladder")
+    parser.add_argument("--parallel-only", action="store_true", help="only the parallel ladder")
     arguments = parser.parse_args()
     quick = arguments.quick
     print(
@@ -448,19 +482,22 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
     )
     targets: list[Target] = []
-    only = arguments.startup_only or arguments.weights_only
+    only = arguments.startup_only or arguments.weights_only or arguments.parallel_only
     if not only:
         print()
         forward_ladder(quick, targets)
-    if not arguments.startup_only:
+    if not only or arguments.weights_only:
         print()
         weights_ladder(quick, targets)
+    if not only or arguments.parallel_only:
+        print()
+        parallel_ladder(quick, targets)
     if torch.cuda.is_available() and not only:
         print()
         gpu_memory_and_build(targets)
         print()
         latency_ladder()
-    if not arguments.no_startup and not arguments.weights_only:
+    if not arguments.no_startup and not (arguments.weights_only or arguments.parallel_only):
         print()
         startup_ladder(quick, targets)
     print()
