@@ -17,18 +17,17 @@ from mlpcli import group, loader, parallel
 
 
 def main(out: Path, cases: dict[str, list[str]]) -> None:
-    joined = None
-    for name, overrides in cases.items():
-        config = loader.load(None, overrides, {})
-        joined = joined or group.joined(config)
+    configs = {name: loader.load(None, overrides, {}) for name, overrides in cases.items()}
+    joined = group.joined(list(configs.values()))
+    for name, config in configs.items():
         tensors = parallel.all_tensors(config, joined)
         result = parallel.run(config, joined)
         if tensors is not None and result is not None:
+            assert result.parallel is not None
             arrays = {**tensors, "run_output": result.output}
             np.savez(out / f"{name}.npz", **arrays)  # type: ignore[arg-type]
             parallel_info = {"mode": result.parallel.mode, "world_size": result.parallel.world_size}
             (out / f"{name}.json").write_text(json.dumps(parallel_info))
-    assert joined is not None
     joined.finish()
 
 

@@ -38,6 +38,7 @@ CASES = {
     "tensor_softmax": [*NET, "activation=[relu,softmax,tanh,softmax]", "parallel=tensor"],
     "tensor_odd_nobias": [*NET, "layers=[6,10,7,4]", "bias=false", "parallel=tensor"],
     "tensor_bf16": [*NET, "dtype=bfloat16", "parallel=tensor"],
+    "tensor_tiny": [*NET, "layers=[3,2,2,1]", "batch=2", "parallel=tensor"],  # ranks without units
     "pipeline_chunk_bf16": [*NET, "dtype=bfloat16", "chunk=2", "parallel=pipeline"],
 }
 BIT_IDENTICAL = {"pipeline", "pipeline_micro", "pipeline_chunk_bf16"}
@@ -112,13 +113,15 @@ def test_shapes_plans_every_rank(mode: str) -> None:
     held = sum(r["weight_bytes"] for r in ranks)
     if mode == "data":  # every rank holds every weight
         assert held == 3 * 4 * all_weights
-        assert [r["holds"] for r in ranks] == ["rows 0-1 of 5", "rows 2-3 of 5", "rows 4-4 of 5"]
+        assert [r["holds"] for r in ranks] == ["rows 0-1 of 5", "rows 2-3 of 5", "row 4 of 5"]
     elif mode == "pipeline":  # each weight on one rank
         assert held == 4 * all_weights
     else:  # split weights once, the row layers' biases on every rank
         biases_of_row_layers = 9 + 5
         assert held == 4 * (all_weights + 2 * biases_of_row_layers)
-        assert ranks[0]["holds"] == "W1 columns 0-3, W2 rows 0-3, W3 columns 0-2, W4 rows 0-2"
+        assert ranks[0]["holds"] == (
+            "columns 0-3 of W1, rows 0-3 of W2, columns 0-2 of W3, rows 0-2 of W4"
+        )
 
 
 def test_shapes_plans_the_8_h200_model() -> None:
@@ -356,12 +359,64 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: 
     ended_in = time.monotonic() - start
     os.kill(ranks[2], signal.SIGCONT)  # the launcher's SIGTERM, pending, now ends it at once
     _, err = process.communicate(timeout=60)
-    assert ended_in < 3 + 10  # the timeout, the heartbeat's silence, the wait for the others
-    assert process.returncode == 3
+    assert ended_in < 3 + 10, err  # the timeout, two heartbeats, the wait for the others
+    assert process.returncode == 3, err
     [line] = err.splitlines()
     assert re.fullmatch(
         r"mlpcli: error: rank 2 stopped answering \((silent for \d+ s|never answered); "
         r"timeout: 3 s\); "
         r"every rank ends",
         line,
+    )
+
+
+@pytest.mark.slow
+def test_one_rank_is_the_single_process_run(mlpcli_script: str, tmp_path: Path) -> None:
+    kept = tmp_path / "run.safetensors"
+    args = ["run", *NET, "parallel=tensor", "--stats", "-o", str(kept), "-f", "json"]
+    done = launched(mlpcli_script, *args, "--nproc", "1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["parallel"] == {"mode": "tensor", "world_size": 1, "backend": None}
+    assert [s["name"] for s in result["stats"]] == ["features", "h1", "h2", "h3", "output"]
+    from safetensors import safe_open
+
+    with safe_open(str(kept), "np") as tensors:
+        assert "W4" in tensors.keys()  # noqa: SIM118 - safe_open has no __contains__
+    alone = json.loads(invoke(*args[:-4], "-f", "json")[1])
+    assert result["output"] == alone["output"]
+
+
+@pytest.mark.slow
+def test_a_reader_gone_ends_every_rank_quietly(mlpcli_script: str) -> None:
+    command = [mlpcli_script, "run", "--nproc", "2", "layers=[8,600]", "batch=2000", "threads=1",
+               "parallel=data", "-f", "csv"]  # fmt: skip
+    done = subprocess.run(
+        f"{' '.join(map(repr, command))} | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip() == "0"
+    assert done.stderr == ""
+
+
+@pytest.mark.slow
+def test_ranks_wait_past_the_timeout_for_a_slow_rank(mlpcli_script: str) -> None:
+    # rank 0 computes the single-process reference alone: minutes on a big network, here
+    # seconds; the other rank waits for it, alive, past `timeout`
+    done = launched(
+        mlpcli_script, "compare", "--nproc", "2", "--devices", "cpu", "layers=[1024,1024,1024]",
+        "batch=4096", "init=kaiming", "threads=1", "parallel=data", "timeout=1", "--field",
+        "within",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "true\n"
+
+
+@pytest.mark.slow
+def test_bench_over_ranks_needs_a_mode(mlpcli_script: str) -> None:
+    done = launched(mlpcli_script, "bench", "--nproc", "2")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "mlpcli: error: parallel: none (<built-in default>) runs each network on one rank: name "
+        "a mode for bench over ranks, such as parallel=tensor\n"
     )

@@ -151,7 +151,7 @@ FAULTS = [
     Fault("parallel runs", ["compare", "--nproc", "2", "-o", "{out}"], 2, r"^parallel: none \(<built-in default>\) runs each network on one rank: name a mode"),
     Fault("parallel runs", ["compare", "--nproc", "2", "--devices", "cpu,cpu", "parallel=tensor", "-o", "{out}"], 2, r"^--devices cpu,cpu: over ranks, name one device"),
     Fault("parallel runs", ["shapes", "--device-memory", "80GiB", "-o", "{out}"], 2, r"^--device-memory plans with --nproc N: give both$"),
-    Fault("parallel runs", ["shapes", "--nproc", "2", "--device-memory", "lots", "-o", "{out}"], 2, r"^--device-memory lots: not a size \(such as 80GiB or 512MB\)$"),
+    Fault("parallel runs", ["shapes", "--nproc", "2", "--device-memory", "lots", "-o", "{out}"], 2, r"^--device-memory lots: not a size with a unit \(such as 80GiB or 512MB\)$"),
     Fault("parallel runs", ["run", "--nproc", "2", "-o", "{out}"], 2, r"^--nproc under a launcher \(torchrun\): the launcher started the ranks; leave it out$", env={"RANK": "0", "WORLD_SIZE": "2"}),
     Fault("parallel runs", ["run", "-o", "{out}"], 2, r"^RANK=x WORLD_SIZE=2: the launcher's environment needs whole numbers$", env={"RANK": "x", "WORLD_SIZE": "2"}),
     # files and paths

@@ -16,7 +16,7 @@ import typer
 from mlpcli import __version__, compat, files, interrupts, launch
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
-from mlpcli.errors import ExitCode, MlpcliError, ReaderGone
+from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
 from mlpcli.output import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
@@ -83,11 +83,14 @@ def run_app(args: Sequence[str]) -> int:
         return launch.report(error.lines(), int(error.exit_code), _error)
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
-        return int(ExitCode.OK)
+        try:
+            return launch.finish()  # over several ranks: once the others have finished too
+        except MlpcliError as error:
+            return launch.report(error.lines(), int(error.exit_code), _error)
     except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal
         _silence_stdout()
-        _error(f"cannot write the results: {error.strerror or error}")
-        return int(ExitCode.UNAVAILABLE)
+        message = f"cannot write the results: {error.strerror or error}"
+        return launch.report([message], int(ExitCode.UNAVAILABLE), _error)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)
     except interrupts.Terminated:
@@ -126,9 +129,7 @@ def _usage(message: str, command_path: str) -> int:
     return int(ExitCode.USAGE)
 
 
-def _error(message: str) -> None:
-    one_line = " ".join(message.splitlines())
-    print(f"mlpcli: error: {one_line}", file=sys.stderr)
+_error = error_line
 
 
 def _silence_stdout() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -85,14 +86,17 @@ class UnavailableError(MlpcliError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+def error_line(message: str) -> None:
+    """An error as mlpcli says it: one line on stderr."""
+    print(f"mlpcli: error: {' '.join(message.splitlines())}", file=sys.stderr)
+
+
 class RanksEnded(MlpcliError):  # noqa: N818 - an outcome: the ranks may have succeeded
     """The ranks of a run over several processes ended with `code`: they said why themselves,
     or `message` does (a rank that died without a word)."""
 
     def __init__(self, code: int, message: str | None = None) -> None:
-        self.exit_code = (
-            ExitCode(code) if code in ExitCode._value2member_map_ else ExitCode.INTERNAL
-        )
+        self.exit_code = ExitCode(code) if code in set(ExitCode) else ExitCode.INTERNAL
         self.message = message
         super().__init__(message or "")
 

@@ -1,52 +1,61 @@
 """The process group of a run over several ranks, with torch: joining it, the collectives the
-parallel modes use (each timed), and ending every rank together: one voice, one exit code, and
-a rank that stops answering named within the timeout. docs/distributed.md is the guide.
+parallel modes use (timed), and ending every rank together: one voice, one exit code, and a rank
+that stops answering named within the timeout. docs/distributed.md is the guide.
 
-Each rank keeps a heartbeat in the launcher's store and watches it for a failure posted by
-another rank; the first rank to fail says why and posts its exit code, and every other rank
-ends with that code, silently.
+Each rank keeps a heartbeat (a counter) in the launcher's store; rank 0 watches every other
+rank's, and the others watch rank 0's, each timing changes on its own clock. A rank whose
+heartbeat stands still for `timeout` seconds has stopped: the watcher says so and every rank
+ends. A rank that fails says why and posts its exit code there; every other rank ends with that
+code, silently. Collectives themselves wait as long as the slowest rank computes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.distributed as dist
-from torch._C._distributed_c10d import Store, TCPStore
 
-from mlpcli import launch
+from mlpcli import interrupts, launch
 from mlpcli.config import Config, Device
-from mlpcli.errors import ExitCode, UnavailableError
-from mlpcli.interrupts import Terminated
+from mlpcli.errors import ExitCode, UnavailableError, error_line
 from mlpcli.launch import Rank
 
-SAID = "mlpcli/said"  # the rank that reported an error before the group was joined
-ENDED = "mlpcli/ended"  # "CODE RANK" of the first rank to fail
-ACKS = "mlpcli/acks"  # ranks that have seen it
-ALIVE = "mlpcli/alive/"  # + rank: the time of its last heartbeat
-BEAT_S = 0.5
-POLL_S = 0.05
-SILENT_S = 4 * BEAT_S  # a rank without a heartbeat this long has stopped
-ACK_WAIT_S = 5.0
-STORE_TIMEOUT_S = 10  # the failing rank waits this long at most for the others to see it
+if TYPE_CHECKING:
+    from torch._C._distributed_c10d import Store
 
+BEAT_S = 1.0  # a heartbeat a second (five within the timeout, for short ones)
+POLL_S = 0.2  # how often a rank looks for a failure posted by another
+STOPPED_S = 3 * BEAT_S  # after a broken connection: the rank whose heartbeat stood still this long
+ACK_WAIT_S = 5.0  # how long the failing rank waits for the others to see its failure
+STORE_TIMEOUT_S = 60  # a store operation's own limit (many ranks on few cores are slow to connect)
+# The heartbeats say whether a rank is alive; a collective may wait as long as the slowest rank
+# computes (a sweep's share, the reference of `compare`), so torch's own limit is a day.
+COLLECTIVE_TIMEOUT = timedelta(days=1)
+
+T = TypeVar("T")
 _joined: Group | None = None
+
+
+def _key(name: str) -> str:
+    """A store key of this run and restart (torchrun's store outlives a restart)."""
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    return f"mlpcli/{run}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}"
 
 
 class Group:
     """This process's rank in its group (world size 1 without a launcher), and its collectives."""
 
-    def __init__(self, rank: Rank, timeout_s: int, cuda: bool) -> None:
+    def __init__(self, rank: Rank, timeout_s: int) -> None:
         self.rank, self.world_size, self.local_rank = rank.rank, rank.world_size, rank.local_rank
         self.timeout_s = timeout_s
-        self.cuda = cuda
+        self.beat_s = min(BEAT_S, timeout_s / 5)
         self.comm_s = 0.0  # seconds spent waiting on other ranks, since the last reset
         self._sends: list[tuple[dist.Work, torch.Tensor]] = []
         self._stop = threading.Event()
@@ -70,56 +79,50 @@ class Group:
         return "nccl" if device.type == "cuda" else "gloo"
 
     @contextlib.contextmanager
-    def _timed(self, device: torch.device) -> Iterator[None]:
+    def _checked(self) -> Iterator[None]:
+        """A failed collective: another rank died or stopped (named), or lost its connection."""
+        try:
+            yield
+        except RuntimeError as error:
+            raise self.lost(error) from None
+
+    @contextlib.contextmanager
+    def _waiting(self, device: torch.device) -> Iterator[None]:
+        """A wait on other ranks, its time counted (a GPU's queued work first, and its own)."""
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        try:
+        with self._checked():
             yield
-        except RuntimeError as error:  # a rank died, hung past the timeout, or failed
-            raise self.lost(error) from None
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
         self.comm_s += time.perf_counter() - start
 
     def send(self, tensor: torch.Tensor, to: int) -> None:
-        """Start sending `tensor` to rank `to`; `flush` waits for every send."""
+        """Start sending `tensor` to rank `to`, without waiting; `flush` waits for every send."""
         tensor = tensor.contiguous()
-        with self._timed(tensor.device):
+        with self._checked():
             work = dist.isend(tensor, to)
         assert work is not None
         self._sends.append((work, tensor))
 
     def recv(self, out: torch.Tensor, source: int) -> torch.Tensor:
         """`out` (contiguous), filled from rank `source`."""
-        with self._timed(out.device):
+        with self._waiting(out.device):
             dist.recv(out, source)
         return out
-
-    def irecv(self, out: torch.Tensor, source: int) -> tuple[dist.Work, torch.Tensor]:
-        """Start filling `out` (contiguous) from rank `source`; `wait` for it."""
-        with self._timed(out.device):
-            work = dist.irecv(out, source)
-        assert work is not None
-        return work, out
-
-    def wait(self, receiving: Sequence[tuple[dist.Work, torch.Tensor]]) -> None:
-        """Wait until every tensor `irecv` started has come."""
-        for work, tensor in receiving:
-            with self._timed(tensor.device):
-                work.wait()
 
     def flush(self) -> None:
         """Wait until every tensor this rank sent has gone."""
         for work, tensor in self._sends:
-            with self._timed(tensor.device):
+            with self._waiting(tensor.device):
                 work.wait()
         self._sends.clear()
 
     def all_reduce(self, tensor: torch.Tensor) -> None:
         """Sum `tensor` over the ranks, in place."""
         if self.distributed:
-            with self._timed(tensor.device):
+            with self._waiting(tensor.device):
                 dist.all_reduce(tensor)
 
     def all_gather_columns(self, shard: torch.Tensor, columns: Sequence[range]) -> torch.Tensor:
@@ -131,45 +134,50 @@ class Group:
         padded = shard.new_zeros((shard.shape[0], widest))
         padded[:, : shard.shape[1]] = shard
         parts = [torch.empty_like(padded) for _ in columns]
-        with self._timed(shard.device):
+        with self._waiting(shard.device):
             dist.all_gather(parts, padded)
         return torch.cat([part[:, : len(c)] for part, c in zip(parts, columns, strict=True)], 1)
 
     def barrier(self) -> None:
         if self.distributed:
-            with self._timed(torch.device("cpu")):
+            with self._waiting(torch.device("cpu")):
                 dist.barrier()
 
-    def gather(self, value: object) -> list[object] | None:
+    def gather(self, value: T) -> list[T] | None:
         """Every rank's `value` on rank 0 (in rank order), None on the others."""
         if not self.distributed:
             return [value]
         gathered: list[object] | None = [None] * self.world_size if self.rank == 0 else None
-        with self._timed(torch.device("cpu")):
+        with self._waiting(torch.device("cpu")):
             dist.gather_object(value, gathered, dst=0)
-        return gathered
+        return cast("list[T] | None", gathered)
 
-    def report(self, lines: Sequence[str], code: int) -> int:
-        """The first rank to fail says why and posts `code`; every rank ends with that code."""
-        store = _client()
-        payload = f"{code} {self.rank}"
-        try:
-            first = store.compare_set(ENDED, "", payload).decode()
-        except (RuntimeError, dist.DistError):  # the store is gone: say it here
-            first = payload
-        if first != payload:  # another rank failed first and said why
-            with contextlib.suppress(RuntimeError, dist.DistError):
-                store.add(ACKS, 1)
-            return int(first.split()[0])
-        for line in lines:
-            print(f"mlpcli: error: {' '.join(line.splitlines())}", file=sys.stderr)
-        sys.stderr.flush()
-        deadline = time.monotonic() + ACK_WAIT_S
-        # the launcher may end this rank meanwhile (SIGTERM): it has said what it had to say
-        with contextlib.suppress(RuntimeError, dist.DistError, Terminated, KeyboardInterrupt):
-            while store.add(ACKS, 0) < self.world_size - 1 and time.monotonic() < deadline:
-                time.sleep(POLL_S)
-        return code
+    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+        """The first rank to fail says why and posts `code`; every rank ends with that code.
+        Ends this process (a live group cannot be torn down once another rank is gone)."""
+        with interrupts.held():  # the launcher's SIGTERM, once the others end, changes nothing
+            payload = f"{code} {self.rank}"
+            try:
+                store = _client(self.timeout_s)
+                first = store.compare_set(_key("ended"), "", payload).decode()
+            except RuntimeError:  # the store is gone: say it here
+                store, first = None, payload
+            if first != payload:  # another rank failed first and said why
+                with contextlib.suppress(RuntimeError):
+                    if store is not None:
+                        store.add(_key("acks"), 1)
+                launch.end_now(int(first.split()[0]))
+            for line in lines:
+                write(line)
+            deadline = time.monotonic() + ACK_WAIT_S
+            with contextlib.suppress(RuntimeError):
+                while (
+                    store is not None
+                    and store.add(_key("acks"), 0) < self.world_size - 1
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(POLL_S / 4)
+            launch.end_now(code)
 
     def finish(self) -> int:
         """Success once every rank has succeeded; the watcher stops between two barriers, so
@@ -179,81 +187,96 @@ class Group:
         if self._watcher is not None:
             self._watcher.join()
         self.barrier()
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
         launch.joined(None)
         return int(ExitCode.OK)
 
     def lost(self, error: Exception) -> UnavailableError:
-        """What a failed collective means: the ranks whose heartbeat stopped, by name."""
-        store = _client()
-        deadline = time.monotonic() + SILENT_S + 1
-        silent: dict[int, float] = {}
-        while not silent and time.monotonic() < deadline:
-            silent = {
-                rank: age
-                for rank in range(self.world_size)
-                if rank != self.rank and (age := _age(store, rank)) > SILENT_S
-            }
-            time.sleep(POLL_S)
-        if silent:
-            named = ", ".join(f"rank {rank}" for rank in sorted(silent))
-            age = max(silent.values())
-            since = "never answered" if age == float("inf") else f"silent for {age:.0f} s"
-            return UnavailableError(
-                f"{named} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
-            )
+        """What a failed collective means: the ranks whose heartbeat stood still, by name."""
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        try:
+            store = _client(self.timeout_s)
+            before = {r: _beat(store, r) for r in range(self.world_size) if r != self.rank}
+            time.sleep(STOPPED_S)
+            stopped = [r for r, beat in before.items() if _beat(store, r) == beat]
+        except RuntimeError:
+            stopped = []
+        if stopped:
+            named = ", ".join(f"rank {rank}" for rank in stopped)
+            return UnavailableError(f"{named} stopped answering ({first}); every rank ends")
         return UnavailableError(f"rank {self.rank} lost contact with the other ranks: {first}")
 
     def watch(self) -> None:
-        """Keep a heartbeat, and end this rank silently with the code another rank posts."""
+        """Keep a heartbeat, watch the others', and end with the code another rank posts."""
         self._watcher = threading.Thread(target=self._watch, name="mlpcli-group", daemon=True)
         self._watcher.start()
 
     def _watch(self) -> None:
-        store = _client(fresh=True)
-        beats = max(1, round(BEAT_S / POLL_S))
+        watched = range(1, self.world_size) if self.rank == 0 else range(1)
+        seen: dict[int, tuple[str, float]] = {}  # rank: its last heartbeat, and when it changed
         try:
-            tick = 0
+            store = _client(self.timeout_s, fresh=True)
+            beat, next_beat = 0, 0.0
             while not self._stop.is_set():
-                if tick % beats == 0:
-                    store.set(f"{ALIVE}{self.rank}", repr(time.time()))
-                if store.check([ENDED]):
-                    code, rank = store.get(ENDED).decode().split()
-                    if int(rank) != self.rank:
-                        store.add(ACKS, 1)
-                        sys.stdout.flush()
-                        os._exit(int(code))
-                tick += 1
-                self._stop.wait(POLL_S)
-        except (RuntimeError, dist.DistError) as error:  # the launcher's store went away
+                if store.check([_key("ended")]):
+                    code, failed = store.get(_key("ended")).decode().split()
+                    if int(failed) != self.rank:
+                        store.add(_key("acks"), 1)
+                        launch.end_now(int(code))
+                now = time.monotonic()
+                if now >= next_beat:
+                    beat, next_beat = beat + 1, now + self.beat_s
+                    store.set(_key(f"alive/{self.rank}"), str(beat))
+                    for rank in watched:
+                        value = _beat(store, rank)
+                        if seen.get(rank, ("", now))[0] != value or rank not in seen:
+                            seen[rank] = (value, now)
+                        elif now - seen[rank][1] > self.timeout_s + 2 * self.beat_s:
+                            self._stopped(rank, value, now - seen[rank][1])
+                self._stop.wait(min(POLL_S, self.beat_s))
+        except RuntimeError as error:  # the launcher's store went away
             if launch.speaks():
                 os.write(2, f"mlpcli: error: lost the ranks' store: {error}\n".encode())
-            os._exit(ExitCode.UNAVAILABLE)
+            launch.end_now(ExitCode.UNAVAILABLE)
+
+    def _stopped(self, rank: int, beat: str, silent_s: float) -> None:
+        """Rank `rank`'s heartbeat has stood still past the timeout: every rank ends, exit 3."""
+        since = f"silent for {silent_s:.0f} s" if beat else "never answered"
+        line = (
+            f"rank {rank} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
+        )
+        self.report([line], ExitCode.UNAVAILABLE, error_line)
 
 
-def joined(config: Config) -> Group:
+def joined(configs: Sequence[Config]) -> Group:
     """This process's group: joined once, through the launcher's environment (torchrun,
     --nproc), Gloo for the CPU and NCCL for GPUs; a group of one without a launcher."""
     global _joined
     if _joined is not None:
         return _joined
     rank = launch.current()
-    cuda = config.device.type != "cpu" and torch.cuda.is_available()
+    timeout = max(config.timeout for config in configs)
     if rank is None:
-        _joined = Group(Rank(0, 1, 0), config.timeout, cuda)
+        _joined = Group(Rank(0, 1, 0), timeout)
         return _joined
+    cuda = torch.cuda.is_available() and any(config.device.type != "cpu" for config in configs)
     if cuda:
         torch.cuda.set_device(rank.local_rank)
-    group = Group(rank, config.timeout, cuda)
-    group.watch()  # the heartbeat starts in the launcher's store before the group is formed
+    group = Group(rank, timeout)
     launch.joined(group)
-    try:
-        dist.init_process_group(
-            "cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=config.timeout)
-        )
-    except RuntimeError as error:  # a rank did not arrive within the timeout
-        raise group.lost(error) from None
+    # torchrun's agent holds the store from the start: the heartbeats begin before the group
+    # forms, so that a rank that never arrives is named. Without it (a hand-set MASTER_ADDR),
+    # rank 0 makes the store as the group forms, and `timeout` bounds every collective too.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    if agent_store:
+        group.watch()
+    backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
+    limit = COLLECTIVE_TIMEOUT if agent_store else timedelta(seconds=timeout)
+    with group._checked():
+        dist.init_process_group(backend, timeout=limit)
+    if not agent_store:
+        group.watch()
     _joined = group
     return group
 
@@ -262,29 +285,30 @@ def first_to_say(rank: int) -> bool:
     """Whether `rank` is the first to claim the one voice in the launcher's store (rank 0 if
     the store cannot be reached)."""
     try:
-        return _client().compare_set(SAID, "", str(rank)).decode() == str(rank)
-    except (KeyError, ValueError, RuntimeError, dist.DistError):
+        said = _client(STORE_TIMEOUT_S).compare_set(_key("said"), "", str(rank)).decode()
+    except (KeyError, ValueError, RuntimeError):
         return rank == 0
+    return said == str(rank)
 
 
 _clients: dict[str, Store] = {}
 
 
-def _client(fresh: bool = False) -> Store:
-    """A client of the launcher's store (the one the group rendezvoused through)."""
+def _client(timeout_s: int, fresh: bool = False) -> Store:
+    """A client of the launcher's store (the one the group rendezvoused through); `fresh`: a
+    connection of this thread's own."""
     key = threading.current_thread().name if fresh else "main"
     if key not in _clients:
-        _clients[key] = TCPStore(
+        _clients[key] = dist.TCPStore(  # type: ignore[attr-defined]
             os.environ["MASTER_ADDR"],
             int(os.environ["MASTER_PORT"]),
             is_master=False,
-            timeout=timedelta(seconds=STORE_TIMEOUT_S),
+            timeout=timedelta(seconds=max(STORE_TIMEOUT_S, timeout_s)),
         )
     return _clients[key]
 
 
-def _age(store: Store, rank: int) -> float:
-    """Seconds since `rank`'s last heartbeat (infinite before its first)."""
-    if not store.check([f"{ALIVE}{rank}"]):
-        return float("inf")
-    return time.time() - float(store.get(f"{ALIVE}{rank}").decode())
+def _beat(store: Store, rank: int) -> str:
+    """`rank`'s heartbeat count ("" before its first)."""
+    key = _key(f"alive/{rank}")
+    return store.get(key).decode() if store.check([key]) else ""

@@ -5,6 +5,7 @@ launcher (the engine of torchrun). docs/distributed.md is the guide.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -12,12 +13,13 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from mlpcli import interrupts
 from mlpcli.errors import ExitCode, RanksEnded, UsageError
 
 MAX_PROCESSES = 1024
+PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
 NPROC_HELP = (
     "Run over N local processes (ranks), started by PyTorch's launcher as torchrun does; "
     "`parallel` says how they share the work."
@@ -36,8 +38,8 @@ class Rank:
 class Voice(Protocol):
     """How a process group ends a command on every rank together (`group.Group`)."""
 
-    def report(self, lines: Sequence[str], code: int) -> int:
-        """Say `lines` once for all ranks, end them all with `code`; returns the code."""
+    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+        """Say `lines` (by `write`) once for all ranks, and end them all with `code`."""
 
     def finish(self) -> int:
         """Wait for every rank to finish too; returns the exit code, 0."""
@@ -52,6 +54,11 @@ def current() -> Rank | None:
     environment = os.environ
     if "RANK" not in environment or "WORLD_SIZE" not in environment:
         return None
+    if "MASTER_ADDR" not in environment or "MASTER_PORT" not in environment:
+        raise UsageError(
+            "RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks "
+            "with torchrun or --nproc, or unset RANK and WORLD_SIZE"
+        )
     try:
         rank, world = int(environment["RANK"]), int(environment["WORLD_SIZE"])
         local = int(environment.get("LOCAL_RANK", rank))
@@ -71,6 +78,11 @@ def speaks() -> bool:
     return rank is None or rank.rank == 0
 
 
+def prechecked() -> bool:
+    """Whether `--nproc` started this rank, having checked the command (and said its notes)."""
+    return os.environ.get(PRECHECKED) == "1"
+
+
 def remember(arguments: Sequence[str]) -> None:
     """Keep the command's arguments, for `--nproc` to start the same command on each rank."""
     _arguments[:] = arguments
@@ -86,7 +98,7 @@ def report(lines: Sequence[str], code: int, write: Callable[[str], None]) -> int
     """Voice an error once for every rank: through the process group once joined, else from
     rank 0 only (every rank meets the same config errors); returns the exit code."""
     if _voice is not None:
-        return _voice.report(lines, code)
+        return _voice.report(lines, code, write)
     if lines and _first_to_say():
         for line in lines:
             write(line)
@@ -112,9 +124,15 @@ def leave(code: int) -> None:
     """End the process now if it is still in a process group (a failure): the group's threads
     cannot be torn down once another rank is gone, and C++ aborts the exit if they are not."""
     if _voice is not None:
+        end_now(code)
+
+
+def end_now(code: int) -> NoReturn:
+    """End this process with `code` at once, its output flushed."""
+    with contextlib.suppress(BaseException):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
+    os._exit(code)
 
 
 def finish() -> int:
@@ -139,6 +157,7 @@ def launch(nproc: int) -> None:
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # c10d's socket warnings: ours to say
+    os.environ[PRECHECKED] = "1"
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,

@@ -72,6 +72,9 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
     """
     share = _drawn(config, share or plan.share(config, 1, 0))
     sizes, pairs = config.layers, list(itertools.pairwise(config.layers))
+    held = [share.features, *share.weights, *share.biases]
+    if all(part is None for part in held):
+        return None, [None] * len(pairs), [None] * len(share.biases)  # nothing drawn is kept
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
     not_whole = [

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from rich.console import RenderableType
 
-from mlpcli import fields, files, records, render
+from mlpcli import fields, files, launch, records, render
 from mlpcli.errors import ReaderGone, UsageError
 from mlpcli.records import Record, Rows
 
@@ -82,7 +82,10 @@ class Output:
             files.check_output(self.path, suffixes, inputs)
 
     def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
-        """Write the file, then print the results in the chosen view (none with `quiet`)."""
+        """Write the file, then print the results in the chosen view (none with `quiet`); over
+        several ranks, rank 0 alone (any command run under torchrun)."""
+        if not launch.speaks():
+            return
         texts = _Texts(layout, results)
         chosen = texts.fields(self.fields) if self.fields else None  # a bad path: nothing written
         if self.path is not None:

@@ -73,8 +73,10 @@ def held(config: Config, group: Group, device: torch.device) -> Part:
 
 
 def forward(part: Part, group: Group, observe: Observe | None = None) -> torch.Tensor | None:
-    """The output on rank 0 (None on the others), each rank computing its share."""
+    """The output on rank 0 (None on the others), each rank computing its share; `observe`
+    sees each piece of h1.. and output where it lies (for `data`, without `chunk` only)."""
     mode = part.config.parallel if group.distributed else Parallel.NONE
+    assert observe is None or mode is not Parallel.DATA or part.config.chunk is None
     if mode is Parallel.PIPELINE:
         return _pipeline(part, group, observe)
     if mode is Parallel.TENSOR:
@@ -121,19 +123,17 @@ def _micro_batches(config: Config) -> list[range]:
 
 def _pipeline(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
     """Each rank its stage's layers, micro-batch by micro-batch; the last stage's output goes to
-    rank 0. Every layer sees the rows one process would give it: the same bits."""
+    rank 0. Every layer sees the rows one process would give it: the same bits.
+
+    At most one micro-batch is in flight from a stage to the next; the last stage's outputs wait
+    for rank 0, which takes them once it has sent its last micro-batch.
+    """
     config, rank, last = part.config, group.rank, group.world_size - 1
-    stage = plan.stages(config, group.world_size)[rank]
+    stage = [i for i, W in enumerate(part.weights) if W is not None]  # (plan.stages)
     weights = [part.weights[i] for i in stage]
-    biases = [part.biases[i] for i in stage]
-    activations = [config.activations[i] for i in stage]
-    names = [part.names[i] for i in stage]
     W0 = weights[0]
     assert W0 is not None
-    output = None
-    if rank == 0:
-        output = W0.new_empty((config.batch, config.layers[-1]))
-        receiving = [group.irecv(output[r.start : r.stop], last) for r in _micro_batches(config)]
+    _ring(group, W0)
     for rows in _micro_batches(config):
         if rank == 0:
             assert part.features is not None
@@ -145,13 +145,38 @@ def _pipeline(part: Part, group: Group, observe: Observe | None) -> torch.Tensor
             if observe is not None:
                 observe(name, (rows, range(h.shape[1])), h)
 
-        h = forward_layers(h, weights, biases, activations, names, seen)  # type: ignore[arg-type]
-        group.flush()  # the previous micro-batch has gone: at most one in flight
+        h = forward_layers(
+            h,
+            weights,  # type: ignore[arg-type]
+            [part.biases[i] for i in stage],
+            [config.activations[i] for i in stage],
+            [part.names[i] for i in stage],
+            seen,
+        )
+        if rank != last:
+            group.flush()  # the previous micro-batch has gone
         group.send(h, 0 if rank == last else rank + 1)
-    group.flush()
+    output = None
     if rank == 0:
-        group.wait(receiving)
+        output = W0.new_empty((config.batch, config.layers[-1]))
+        for rows in _micro_batches(config):
+            group.recv(output[rows.start : rows.stop], last)
+    group.flush()
     return output
+
+
+def _ring(group: Group, like: torch.Tensor) -> None:
+    """One value round the ranks in order, 0 → 1 → … → last → 0: connects each pair that the
+    pipeline uses in an order without a cycle (NCCL makes a pair's connection on its first use,
+    and both ends wait for it)."""
+    token = like.new_zeros(1)
+    rank, last = group.rank, group.world_size - 1
+    if rank > 0:
+        group.recv(token, rank - 1)
+    group.send(token, 0 if rank == last else rank + 1)
+    if rank == 0:
+        group.recv(token, last)
+    group.flush()
 
 
 def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
@@ -207,12 +232,14 @@ def _gathered_columns(
 ) -> torch.Tensor | None:
     """Each rank's columns side by side on rank 0; None on the others."""
     if group.rank != 0:
-        group.send(shard, 0)
-        group.flush()
+        if columns[group.rank]:
+            group.send(shard, 0)
+            group.flush()
         return None
     parts = [shard]
     for rank, mine in enumerate(columns[1:], 1):
-        parts.append(group.recv(shard.new_empty((shard.shape[0], len(mine))), rank))
+        if mine:
+            parts.append(group.recv(shard.new_empty((shard.shape[0], len(mine))), rank))
     return torch.cat(parts, dim=1)
 
 
@@ -222,13 +249,10 @@ def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
 
 
 def run(config: Config, group: Group) -> RunResult | None:
-    """Build this rank's share and run the forward pass; the result on rank 0 only."""
+    """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere."""
     device = devices.prepare(group.on_device(config))
     with devices.memory_errors(device):
-        start = time.perf_counter()
-        part = held(config, group, device)
-        devices.synchronize(device)
-        build_ms = (time.perf_counter() - start) * 1e3
+        part, build_ms = _timed_held(config, group, device)
         group.barrier()
         start = time.perf_counter()
         output = forward(part, group)
@@ -256,10 +280,7 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
     starts every rank together); each rank's peak memory and time spent communicating."""
     device = devices.prepare(group.on_device(config))
     with devices.memory_errors(device):
-        start = time.perf_counter()
-        part = held(config, group, device)
-        devices.synchronize(device)
-        build_ms = (time.perf_counter() - start) * 1e3
+        part, build_ms = _timed_held(config, group, device)
         for _ in range(warmup):
             forward(part, group)
         baseline = devices.reset_peak(device)
@@ -290,8 +311,16 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
         shapes(config).total_flops,
         torch.get_num_threads(),
         parallel=info(config, group, device),
-        ranks=tuple(figure for figure in gathered if isinstance(figure, RankFigures)),
+        ranks=tuple(gathered),
     )
+
+
+def _timed_held(config: Config, group: Group, device: torch.device) -> tuple[Part, float]:
+    """This rank's share, and the milliseconds its build took."""
+    start = time.perf_counter()
+    part = held(config, group, device)
+    devices.synchronize(device)
+    return part, (time.perf_counter() - start) * 1e3
 
 
 def _peak_rss() -> int:
@@ -327,7 +356,7 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
         return None
     tensors = {t.name: np.full(t.shape, np.nan) for t in tensor_shapes(config)}
     for rank_pieces in gathered:
-        for name, (rows, columns), values in rank_pieces:  # type: ignore[attr-defined]
+        for name, (rows, columns), values in rank_pieces:
             tensors[name][rows.start : rows.stop, columns.start : columns.stop] = values
     return tensors
 

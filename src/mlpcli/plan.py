@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mlpcli.config import Activation, Config, Parallel
+from mlpcli.config import Activation, Config, Parallel, Rng
 from mlpcli.errors import ConfigError
 
 Region = tuple[range, range]  # the rows and columns of a full tensor that a rank holds
@@ -32,14 +32,19 @@ class RankPlan:
     """One rank's part of a parallel run, in bytes of the config's dtype."""
 
     rank: int
-    holds: str  # for people: "rows 0-31", "layers 1-3", "columns 0-511 of W1, rows … of W2"
+    holds: str  # for people: "rows 0-31 of 64", "layers 1-3", "columns 0-511 of W1 W3, …"
     weight_bytes: int  # its weights and biases
     activation_bytes: int  # features, two working activations of a micro-batch, the output
     sent_bytes: int  # what it sends per forward pass (ring collectives for `tensor`)
+    draw_bytes: int  # its share as drawn, float32, before the cast (with the whole features)
+    draw_on_device: bool  # `rng: device` (or the CPU): the draw is in the device's memory
 
     @property
     def total_bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes
+        """The device memory it needs at its peak: running, or building (the float32 draw and
+        the cast copy side by side)."""
+        running = self.weight_bytes + self.activation_bytes
+        return max(running, self.draw_bytes + self.weight_bytes) if self.draw_on_device else running
 
 
 @dataclass(frozen=True)
@@ -180,12 +185,15 @@ def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
     output_rows = batch if rank == 0 else (rows if config.parallel is Parallel.DATA else 0)
     features = 0 if held.features is None else len(held.features) * sizes[0]
     activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
+    drawn_features = 0 if held.features is None else batch * sizes[0]  # drawn whole, then cut
     return RankPlan(
         rank,
         _holds(config, held, world),
         weight_bytes,
         activation_bytes,
         _sent(config, world, rank, held) * itemsize,
+        draw_bytes=4 * (weight_bytes // itemsize + drawn_features),
+        draw_on_device=config.rng is Rng.DEVICE or config.device.type == "cpu",
     )
 
 
@@ -195,22 +203,25 @@ def _holds(config: Config, held: Share, world: int) -> str:
         return "everything"
     if config.parallel is Parallel.DATA:
         assert held.features is not None
-        return f"rows {_span(held.features)} of {config.batch}"
+        rows = held.features
+        if not rows:
+            return f"no rows of {config.batch}"
+        return f"row{'' if len(rows) == 1 else 's'} {_span(rows)} of {config.batch}"
     regions = [(i, region) for i, region in enumerate(held.weights, 1) if region is not None]
     if config.parallel is Parallel.PIPELINE:
         first, last = regions[0][0], regions[-1][0]
         return f"layer {first}" if first == last else f"layers {first}-{last}"
-    parts = []
+    by_span: dict[str, list[str]] = {}  # "columns 0-511": ["W1", "W3"]
     for i, (rows, columns) in regions:
-        if is_column(i - 1):
-            parts.append(f"W{i} columns {_span(columns)}")
-        else:
-            parts.append(f"W{i} rows {_span(rows)}")
-    return ", ".join(parts)
+        cut = f"columns {_span(columns)}" if is_column(i - 1) else f"rows {_span(rows)}"
+        by_span.setdefault(cut, []).append(f"W{i}")
+    return ", ".join(f"{cut} of {' '.join(names)}" for cut, names in by_span.items())
 
 
 def _span(items: range) -> str:
-    return "none" if not items else f"{items.start}-{items.stop - 1}"
+    if not items:
+        return "none"
+    return str(items.start) if len(items) == 1 else f"{items.start}-{items.stop - 1}"
 
 
 def _sent(config: Config, world: int, rank: int, held: Share) -> int:

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from mlpcli.results import one_process
+
 if TYPE_CHECKING:
     from mlpcli.config import Config
     from mlpcli.plan import ParallelPlan
@@ -93,7 +95,7 @@ def run_record(result: RunResult) -> Record:
         ],
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
-        "parallel": dataclasses.asdict(result.parallel),
+        "parallel": dataclasses.asdict(result.parallel or one_process(result.config)),
         **({"stats": [_stats_record(stats) for stats in result.stats]} if result.stats else {}),
     }
 
@@ -231,7 +233,7 @@ def bench_record(result: BenchResult) -> Record:
         "tflops_per_s": result.tflops_per_s,
         "threads": result.threads,
         "peak_bytes": result.peak_bytes,
-        "parallel": dataclasses.asdict(result.parallel),
+        "parallel": dataclasses.asdict(result.parallel or one_process(result.config)),
         **({"ranks": [dataclasses.asdict(rank) for rank in result.ranks]} if result.ranks else {}),
     }
 

@@ -18,6 +18,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from mlpcli import launch
 from mlpcli.errors import ReaderGone
 from mlpcli.results import TensorInfo, TensorShape
 from mlpcli.units import arrows, byte_size, count_text, counted
@@ -58,8 +59,9 @@ def stdout_console() -> Console:
 
 
 def note(message: str) -> None:
-    """A one-line remark for the user, on stderr."""
-    print(f"mlpcli: note: {message}", file=sys.stderr)
+    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone)."""
+    if launch.speaks():
+        print(f"mlpcli: note: {message}", file=sys.stderr)
 
 
 def stacked(views: Sequence[RenderableType]) -> RenderableType:
@@ -105,9 +107,9 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     return Group(*views), "; ".join(note for note in (tensors_cut, cut) if note)
 
 
-def _over_ranks(parallel: ParallelInfo) -> str:
+def _over_ranks(parallel: ParallelInfo | None) -> str:
     """`  parallel tensor over 3 ranks (gloo)`, or nothing for one process."""
-    if parallel.world_size == 1 and parallel.mode == "none":
+    if parallel is None:
         return ""
     backend = f" ({parallel.backend})" if parallel.backend else ""
     return f"  parallel {parallel.mode} over {counted(parallel.world_size, 'rank')}{backend}"
@@ -278,26 +280,32 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
 
 def plan_table(plan: ParallelPlan) -> RenderableType:
     """Each rank's share of a parallel run: what it holds, its bytes, what it sends."""
-    memory = "unknown" if plan.device_memory is None else byte_size(plan.device_memory)
-    verdict = {True: "fits", False: "does not fit", None: "fit unknown"}[plan.fits]
+    if plan.device_memory is None:
+        verdict = "fit unknown here (--device-memory SIZE tells)"
+    else:
+        fits = "fits" if plan.fits else "does not fit"
+        verdict = f"{fits} in {byte_size(plan.device_memory)} a device"
     table = Table(
-        title=f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict} "
-        f"({memory} a device)",
+        title=f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("rank", "holds", "weights", "activations", "sent per forward", "total"):
-        table.add_column(column, justify="left" if column == "holds" else "right")
+    for column in ("rank", "weights", "activations", "float32 draw", "sent", "peak"):
+        table.add_column(column, justify="right")
+    holds = Table(box=box.SIMPLE_HEAD)
+    holds.add_column("rank", justify="right")
+    holds.add_column("holds")
     for rank in plan.ranks:
         table.add_row(
             str(rank.rank),
-            rank.holds,
             byte_size(rank.weight_bytes),
             byte_size(rank.activation_bytes),
+            byte_size(rank.draw_bytes) + ("" if rank.draw_on_device else " (host)"),
             byte_size(rank.sent_bytes),
             byte_size(rank.total_bytes),
         )
-    return table
+        holds.add_row(str(rank.rank), rank.holds)
+    return Group(table, holds)
 
 
 def _tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:

@@ -32,7 +32,9 @@ class ParallelInfo:
     backend: str | None  # gloo | nccl; None for one process
 
 
-ONE_PROCESS = ParallelInfo("none", 1, None)
+def one_process(config: Config) -> ParallelInfo:
+    """A run on one process: its config's mode, a world of one, no backend."""
+    return ParallelInfo(config.parallel.value, 1, None)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class RunResult:
     stats: tuple[TensorStats, ...] = ()  # features, h1.., output; with `run --stats` only
     # every tensor by name (torch tensors on the CPU, in the run's dtype), for a .safetensors file
     kept: Mapping[str, Any] = field(default_factory=dict)
-    parallel: ParallelInfo = ONE_PROCESS
+    parallel: ParallelInfo | None = None  # over several ranks; None: one process
 
     @property
     def trouble(self) -> str | None:
@@ -205,7 +207,7 @@ class BenchResult:
     flops: int  # of one forward pass, from the shapes
     threads: int  # torch's CPU threads during the passes
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
-    parallel: ParallelInfo = ONE_PROCESS
+    parallel: ParallelInfo | None = None  # over several ranks; None: one process
     ranks: tuple[RankFigures, ...] = ()  # over several processes: each rank's figures
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KMGTP])(i?))?B?\s*", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KMGTP])(i?)B?|B)\s*", re.IGNORECASE)
 
 
 def byte_size(count: int) -> str:
@@ -17,8 +17,8 @@ def byte_size(count: int) -> str:
 
 
 def parse_byte_size(text: str) -> int | None:
-    """Bytes from `80GiB`, `80 GB`, `512MiB`, `1e9`-free plain counts; None if not a size.
-    KiB, MiB, GiB… are powers of 1024; KB, MB, GB… powers of 1000."""
+    """Bytes from `80GiB`, `80 GB`, `512M`, `4096B`; None without a unit or not a size.
+    KiB, MiB, GiB… are powers of 1024; KB, MB, GB… (and K, M, G…) powers of 1000."""
     match = _SIZE.fullmatch(text)
     if match is None:
         return None

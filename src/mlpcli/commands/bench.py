@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpcli import launch, memory, records, render
+from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -47,21 +48,24 @@ def bench(
     communicating.
     """
     path, overrides = split_one(arguments, "bench")
+    world = ranks.world_size(nproc)
+    ranks.refuse_stdin(overrides, world)
     config = load(path, overrides)
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, [path])
     if cuda_graph and config.device.type == "cpu":
         raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
-    rank = launch.current()
-    if cuda_graph and (nproc is not None or rank is not None):
+    over_ranks = nproc is not None or launch.current() is not None
+    if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
+    ranks.check([config], world, "bench")
     if nproc is not None:
         launch.launch(nproc)
         return
-    if rank is not None:
+    if over_ranks:
         from mlpcli import group, parallel  # torch: only once the input is valid
 
-        result = parallel.bench(config, group.joined(config), warmup, repeat)
+        result = parallel.bench(config, group.joined([config]), warmup, repeat)
         if result is not None:
             out.emit(LAYOUT, [result])
         return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlpcli import launch, loader, memory, records, render
+from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
@@ -18,7 +19,7 @@ from mlpcli.commands.common import (
     load,
     split_one,
 )
-from mlpcli.config import Config, Device, Parallel, Rng
+from mlpcli.config import Config, Device, Rng
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.launch import MAX_PROCESSES
 from mlpcli.output import Format, Layout, Output
@@ -66,8 +67,9 @@ def compare(
     With --nproc N: the run over N ranks (`parallel` says how) against one process.
     """
     path, overrides = split_one(arguments, "compare")
-    rank = launch.current()
-    over_ranks = nproc is not None or rank is not None
+    world = ranks.world_size(nproc)
+    ranks.refuse_stdin(overrides, world)
+    over_ranks = nproc is not None or launch.current() is not None
     source = "--devices"
     if device_list is None and not over_ranks:  # name the option only when the user typed it
         source = f"compare's default devices {DEFAULT} (--devices chooses others)"
@@ -79,7 +81,10 @@ def compare(
         raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
     config = load(path, overrides)
     if over_ranks:
-        _over_ranks(config, specs, nproc, atol, rtol, Output(output_format, output, field, quiet))
+        out = Output(output_format, output, field, quiet)
+        out.check(LAYOUT, [path])
+        ranks.check([config], world, "compare")
+        _over_ranks(config, specs, nproc, atol, rtol, out)
         return
     if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
         raise UsageError(
@@ -107,12 +112,6 @@ def _over_ranks(
     """The run over ranks (`parallel` as configured) against one process, reported by rank 0."""
     if specs:
         config = config.on_device(specs[0], "--devices")
-    if config.parallel is Parallel.NONE:
-        raise UsageError(
-            f"parallel: none ({config.where('parallel')}) runs each network on one rank: name a "
-            "mode to compare with one process, such as parallel=tensor"
-        )
-    out.check(LAYOUT, [])
     if nproc is not None:
         launch.launch(nproc)
         return
@@ -120,7 +119,7 @@ def _over_ranks(
     from mlpcli.closeness import tolerance_for
 
     tolerance = tolerance_for(config.dtype, atol, rtol)
-    result = parallel.compare(config, group.joined(config), tolerance)
+    result = parallel.compare(config, group.joined([config]), tolerance)
     if result is not None:
         _report(result, out)
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import RenderableType
 
-from mlpcli import launch, memory, plan, records, render, sweep
+from mlpcli import launch, memory, records, render, sweep
+from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
@@ -27,7 +28,7 @@ from mlpcli.commands.common import (
     split,
 )
 from mlpcli.config import Config, Parallel
-from mlpcli.errors import CheckFailedError, UsageError
+from mlpcli.errors import CheckFailedError
 from mlpcli.output import Format, Layout, Output, refuse_several
 from mlpcli.progress import LateProgress
 from mlpcli.units import count_text, duration_text
@@ -92,8 +93,8 @@ def run(
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
-    if (nproc or launch.current()) and "inputs=-" in overrides:  # before stdin is read
-        raise _stdin_over_ranks("override 'inputs=-'")
+    world = ranks.world_size(nproc)
+    ranks.refuse_stdin(overrides, world)
     jobs = _plan(paths, overrides, multirun=multirun)
     out = Output(output_format, output, field, quiet)
     layout = _layout(full=full, multirun=multirun)
@@ -101,19 +102,17 @@ def run(
     refuse_several(out, ".npy", len(jobs))
     refuse_several(out, ".safetensors", len(jobs))
     keep = output is not None and output.suffix.lower() == ".safetensors"
-    rank = launch.current()
-    world = nproc or (rank.world_size if rank is not None else 1)
-    _refuse_over_ranks(jobs, world, stats=stats, keep=keep)
+    ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             memory.check_host(config, on_cpu=config.device.type == "cpu")
-    if stats and output_format is Format.CSV and launch.speaks():
+    if stats and output_format is Format.CSV and not launch.prechecked():
         render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
     if nproc is not None:
         launch.launch(nproc)
         return
-    if rank is None:
+    if launch.current() is None:
         results = [
             dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
             for config, combo in jobs
@@ -151,54 +150,28 @@ def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
         return runners.run(config, bar.advance, note_if_long, with_stats=stats, keep=keep)
 
 
-def _refuse_over_ranks(jobs: Sequence[Job], world: int, *, stats: bool, keep: bool) -> None:
-    """What a run over `world` ranks cannot do, refused before anything starts."""
-    if world == 1:
-        return
-    for config, _ in jobs:
-        if config.inputs == "-":
-            raise _stdin_over_ranks(str(config.where("inputs")))
-        if config.parallel is Parallel.PIPELINE:
-            plan.stages(config, world)  # enough layers for every rank
-        if config.parallel is not Parallel.NONE and (stats or keep):
-            what = "--stats" if stats else "--output .safetensors"
-            raise UsageError(
-                f"{what} needs every tensor in one process; with parallel: "
-                f"{config.parallel} ({config.where('parallel')}) leave it out, or use "
-                "parallel=none"
-            )
-
-
-def _stdin_over_ranks(where: str) -> UsageError:
-    return UsageError(
-        f"{where}: inputs: - (standard input) reaches one process; over several ranks give the "
-        "features in a file"
-    )
-
-
 def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
     """Every job over this process group: a `parallel: none` network on one rank (they take
     turns), the others on every rank; the results in sweep order on rank 0, None elsewhere."""
     from mlpcli import group as groups
     from mlpcli import parallel, runners
 
-    group = groups.joined(jobs[0][0])
+    group = groups.joined([config for config, _ in jobs])
     mine: dict[int, RunResult] = {}
     turn = 0
     for index, (config, combo) in enumerate(jobs):
-        if config.parallel is Parallel.NONE:
+        shared = group.distributed and config.parallel is not Parallel.NONE
+        if not shared:  # on one rank, the ranks taking turns
             turn, ours = turn + 1, turn % group.world_size == group.rank
             if ours:
                 result = runners.run(group.on_device(config), with_stats=stats, keep=keep)
                 mine[index] = dataclasses.replace(result, overrides=combo)
-        elif (result := parallel.run(config, group)) is not None:  # type: ignore[assignment]
-            mine[index] = dataclasses.replace(result, overrides=combo)
+        elif (shared_result := parallel.run(config, group)) is not None:
+            mine[index] = dataclasses.replace(shared_result, overrides=combo)
     gathered = group.gather(mine)
     if gathered is None:
         return None
-    merged: dict[int, RunResult] = {}
-    for results in gathered:
-        merged.update(results)  # type: ignore[call-overload]
+    merged = {index: result for results in gathered for index, result in results.items()}
     return [merged[index] for index in range(len(jobs))]
 
 

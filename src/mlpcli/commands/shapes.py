@@ -67,7 +67,9 @@ def shapes(
         raise UsageError("--device-memory plans with --nproc N: give both")
     memory_bytes = None if device_memory is None else parse_byte_size(device_memory)
     if device_memory is not None and not memory_bytes:
-        raise UsageError(f"--device-memory {device_memory}: not a size (such as 80GiB or 512MB)")
+        raise UsageError(
+            f"--device-memory {device_memory}: not a size with a unit (such as 80GiB or 512MB)"
+        )
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, [path])
     config = load(path, overrides)

@@ -1,0 +1,67 @@
+"""What `run`, `bench` and `compare` share over several ranks: how many there are, and what such
+a run cannot do, refused (or noted) before any rank starts. docs/distributed.md is the guide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlpcli import launch, plan, render
+from mlpcli.config import Config, Parallel
+from mlpcli.errors import UsageError
+
+
+def world_size(nproc: int | None) -> int:
+    """The ranks this command runs over: --nproc's, the launcher's, or 1."""
+    rank = launch.current()
+    return nproc or (rank.world_size if rank is not None else 1)
+
+
+def refuse_stdin(overrides: Sequence[str], world: int) -> None:
+    """`inputs=-` over several ranks, refused before standard input is read."""
+    if world > 1 and "inputs=-" in overrides:
+        raise _stdin("override 'inputs=-'")
+
+
+def check(
+    configs: Sequence[Config], world: int, command: str, *, stats: bool = False, keep: bool = False
+) -> None:
+    """What a run of `configs` over `world` ranks cannot do; a note where the ranks would not
+    share the work (said once: not again by the ranks that --nproc starts)."""
+    noted = launch.prechecked()
+    for config in configs:
+        where = config.where("parallel")
+        if world == 1:
+            if config.parallel is not Parallel.NONE and not noted:
+                render.note(
+                    f"parallel: {config.parallel} ({where}) on one process is the single-process "
+                    "run; --nproc N or torchrun starts ranks"
+                )
+            continue
+        if config.inputs == "-":
+            raise _stdin(str(config.where("inputs")))
+        if config.parallel is Parallel.NONE and command != "run":
+            raise UsageError(
+                f"parallel: none ({where}) runs each network on one rank: name a mode for "
+                f"{command} over ranks, such as parallel=tensor"
+            )
+        if config.parallel is Parallel.PIPELINE:
+            plan.stages(config, world)  # enough layers for every rank
+        if config.parallel is not Parallel.NONE and (stats or keep):
+            what = "--stats" if stats else "--output .safetensors"
+            raise UsageError(
+                f"{what} needs every tensor in one process; with parallel: {config.parallel} "
+                f"({where}) leave it out, or use parallel=none"
+            )
+    lone = len(configs) == 1 and configs[0].parallel is Parallel.NONE
+    if world > 1 and lone and not noted:
+        render.note(
+            f"parallel: none ({configs[0].where('parallel')}) runs each network on one rank: with "
+            f"one network the other {world - 1} wait (parallel=data, pipeline or tensor shares it)"
+        )
+
+
+def _stdin(where: str) -> UsageError:
+    return UsageError(
+        f"{where}: inputs: - (standard input) reaches one process; over several ranks give the "
+        "features in a file"
+    )
