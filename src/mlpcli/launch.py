@@ -54,11 +54,6 @@ def current() -> Rank | None:
     environment = os.environ
     if "RANK" not in environment or "WORLD_SIZE" not in environment:
         return None
-    if "MASTER_ADDR" not in environment or "MASTER_PORT" not in environment:
-        raise UsageError(
-            "RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks "
-            "with torchrun or --nproc, or unset RANK and WORLD_SIZE"
-        )
     try:
         rank, world = int(environment["RANK"]), int(environment["WORLD_SIZE"])
         local = int(environment.get("LOCAL_RANK", rank))
@@ -69,6 +64,11 @@ def current() -> Rank | None:
         ) from None
     if not 0 <= rank < world:
         raise UsageError(f"RANK={rank} is not a rank of WORLD_SIZE={world}")
+    if "MASTER_ADDR" not in environment or "MASTER_PORT" not in environment:
+        raise UsageError(
+            "RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks "
+            "with torchrun or --nproc, or unset RANK and WORLD_SIZE"
+        )
     return Rank(rank, world, local)
 
 
@@ -143,10 +143,6 @@ def finish() -> int:
 def launch(nproc: int) -> None:
     """Start this command again as `nproc` local ranks and wait for them; RanksEnded unless
     every rank succeeded. Ctrl-C and SIGTERM are passed to every rank."""
-    if current() is not None:
-        raise UsageError(
-            "--nproc under a launcher (torchrun): the launcher started the ranks; leave it out"
-        )
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch

@@ -68,17 +68,14 @@ RtolOption = Annotated[
 ]
 
 
-NprocOption = Annotated[
-    int | None,
-    typer.Option(
-        "--nproc",
-        metavar="N",
-        min=1,
-        max=launch.MAX_PROCESSES,
-        help=launch.NPROC_HELP,
-        show_default=False,
-    ),
-]
+def nproc_option(help_text: str = launch.NPROC_HELP) -> Any:
+    """`--nproc N`: a run over N ranks (or, for `shapes`, its plan)."""
+    return typer.Option(
+        "--nproc", metavar="N", min=1, max=launch.MAX_PROCESSES, help=help_text, show_default=False
+    )
+
+
+NprocOption = Annotated[int | None, nproc_option()]
 
 
 def field_option(examples: str) -> Any:

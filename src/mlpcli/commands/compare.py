@@ -17,11 +17,11 @@ from mlpcli.commands.common import (
     RtolOption,
     field_option,
     load,
+    nproc_option,
     split_one,
 )
 from mlpcli.config import Config, Device, Rng
 from mlpcli.errors import CheckFailedError, UsageError
-from mlpcli.launch import MAX_PROCESSES
 from mlpcli.output import Format, Layout, Output
 
 if TYPE_CHECKING:
@@ -51,14 +51,9 @@ def compare(
     quiet: QuietOption = False,
     nproc: Annotated[
         int | None,
-        typer.Option(
-            "--nproc",
-            metavar="N",
-            min=1,
-            max=MAX_PROCESSES,
-            help="Compare a run over N ranks (as `parallel` shares it) with one process, on "
-            "the one device --devices names (default: the config's).",
-            show_default=False,
+        nproc_option(
+            "Compare a run over N ranks (as `parallel` shares it) with one process, on "
+            "the one device --devices names (default: the config's)."
         ),
     ] = None,
 ) -> None:

@@ -3,6 +3,7 @@ a run cannot do, refused (or noted) before any rank starts. docs/distributed.md 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from mlpcli import launch, plan, render
@@ -13,6 +14,10 @@ from mlpcli.errors import UsageError
 def world_size(nproc: int | None) -> int:
     """The ranks this command runs over: --nproc's, the launcher's, or 1."""
     rank = launch.current()
+    if nproc is not None and rank is not None:
+        raise UsageError(
+            "--nproc under a launcher (torchrun): the launcher started the ranks; leave it out"
+        )
     return nproc or (rank.world_size if rank is not None else 1)
 
 
@@ -52,6 +57,9 @@ def check(
                 f"{what} needs every tensor in one process; with parallel: {config.parallel} "
                 f"({where}) leave it out, or use parallel=none"
             )
+    cores = os.cpu_count() or 1
+    if world > cores and any(config.device.type == "cpu" for config in configs) and not noted:
+        render.note(f"{world} ranks on {cores} CPU cores: each rank gets less than a core")
     lone = len(configs) == 1 and configs[0].parallel is Parallel.NONE
     if world > 1 and lone and not noted:
         render.note(

@@ -15,10 +15,10 @@ from mlpcli.commands.common import (
     QuietOption,
     field_option,
     load,
+    nproc_option,
     split_one,
 )
 from mlpcli.errors import UsageError
-from mlpcli.launch import MAX_PROCESSES
 from mlpcli.output import Format, Layout, Output
 from mlpcli.shapes import shapes as compute
 from mlpcli.units import parse_byte_size
@@ -40,14 +40,9 @@ def shapes(
     quiet: QuietOption = False,
     nproc: Annotated[
         int | None,
-        typer.Option(
-            "--nproc",
-            metavar="N",
-            min=1,
-            max=MAX_PROCESSES,
-            help="Plan a run over N ranks as `parallel` shares it: each rank's layers or columns, "
-            "weight and activation bytes, bytes sent per forward, and whether it fits.",
-            show_default=False,
+        nproc_option(
+            "Plan a run over N ranks as `parallel` shares it: each rank's layers or columns, "
+            "weight and activation bytes, bytes sent per forward, and whether it fits."
         ),
     ] = None,
     device_memory: Annotated[
