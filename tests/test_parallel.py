@@ -208,7 +208,9 @@ def test_each_rank_holds_about_a_share_of_the_weights() -> None:
 def test_run_nproc_3_prints_one_result_equal_to_one_process(mlpcli_script: str, mode: str) -> None:
     done = launched(mlpcli_script, "run", "--nproc", "3", *NET, f"parallel={mode}", "-f", "json")
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    cores = os.cpu_count() or 1
+    crowded = [f"mlpcli: note: 3 ranks on {cores} CPU cores: each rank gets less than a core"]
+    assert done.stderr.splitlines() == (crowded if cores < 3 else [])  # said once
     [line] = done.stdout.splitlines()  # one voice: rank 0's
     result = json.loads(line)
     assert result["parallel"] == {"mode": mode, "world_size": 3, "backend": "gloo"}
@@ -296,6 +298,11 @@ def test_bench_over_ranks_reports_the_group_and_each_rank(mlpcli_script: str) ->
     assert all(r["peak_bytes"] > 0 and r["comm_ms"] >= 0 for r in result["ranks"])
 
 
+def said(stderr: str) -> list[str]:
+    """stderr's lines less the notes (3 ranks on a 2-core machine get one)."""
+    return [line for line in stderr.splitlines() if not line.startswith("mlpcli: note:")]
+
+
 def _ranks_of(parent: int) -> dict[int, int]:
     """The pids of the ranks that a launcher `parent` started, by rank."""
     found = {}
@@ -334,7 +341,7 @@ def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(mlpcli_script: s
     _, err = process.communicate(timeout=60)
     assert time.monotonic() - start < 10  # the launcher ends the others within its interval
     assert process.returncode == 3
-    assert err.splitlines() == ["mlpcli: error: rank 1 died (SIGKILL); the other ranks were ended"]
+    assert said(err) == ["mlpcli: error: rank 1 died (SIGKILL); the other ranks were ended"]
     assert _ranks_of(process.pid) == {}
 
 
@@ -344,7 +351,7 @@ def test_ctrl_c_ends_every_rank_with_130(mlpcli_script: str) -> None:
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
-    assert err.splitlines() == ["mlpcli: error: interrupted"]
+    assert said(err) == ["mlpcli: error: interrupted"]
 
 
 @pytest.mark.slow
@@ -361,7 +368,7 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: 
     _, err = process.communicate(timeout=60)
     assert ended_in < 3 + 10, err  # the timeout, two heartbeats, the wait for the others
     assert process.returncode == 3, err
-    [line] = err.splitlines()
+    [line] = said(err)
     assert re.fullmatch(
         r"mlpcli: error: rank 2 stopped answering \((silent for \d+ s|never answered); "
         r"timeout: 3 s\); "
