@@ -368,6 +368,7 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: 
     _, err = process.communicate(timeout=60)
     assert ended_in < 3 + 10, err  # the timeout, two heartbeats, the wait for the others
     assert process.returncode == 3, err
+    assert len(said(err)) == 1, err
     [line] = said(err)
     assert re.fullmatch(
         r"mlpcli: error: rank 2 stopped answering \((silent for \d+ s|never answered); "

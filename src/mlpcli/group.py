@@ -60,6 +60,7 @@ class Group:
         self._sends: list[tuple[dist.Work, torch.Tensor]] = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._reporting = threading.Lock()  # held by the one thread of this rank that reports
 
     @property
     def distributed(self) -> bool:
@@ -155,6 +156,8 @@ class Group:
     def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
         """The first rank to fail says why and posts `code`; every rank ends with that code.
         Ends this process (a live group cannot be torn down once another rank is gone)."""
+        if not self._reporting.acquire(blocking=False):  # the watcher reports; it ends us
+            threading.Event().wait()
         with interrupts.held():  # the launcher's SIGTERM, once the others end, changes nothing
             payload = f"{code} {self.rank}"
             try:
