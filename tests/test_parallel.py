@@ -44,7 +44,7 @@ CASES = {
 BIT_IDENTICAL = {"pipeline", "pipeline_micro", "pipeline_chunk_bf16"}
 # compare's tensors are of the whole batch at once, so `data` with `chunk` is bit-identical in
 # the run's output only (each rank runs whole chunks, as one process would)
-BIG = ["layers=[1024,1024,1024,1024,1024,1024,1024,1024,1024]", "batch=4096", "threads=1"]
+BIG = ["layers=[2048,2048,2048,2048,2048,2048,2048,2048,2048]", "batch=4096", "threads=1"]
 
 
 def torchrun(nproc: int, *command: str) -> list[str]:

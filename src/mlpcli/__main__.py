@@ -12,7 +12,9 @@ def main() -> None:
     try:
         from mlpcli.cli import main as run
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # a launcher's other ranks leave it to rank 0
+        from mlpcli.interrupts import voiced  # light: the standard library and errors
+
+        if voiced(signal.SIGINT):  # a launcher's ranks leave it to it, or to rank 0
             sys.stderr.write("mlpcli: error: interrupted\n")
         raise SystemExit(130) from None
     run()
@@ -20,7 +22,7 @@ def main() -> None:
 
 def _terminated(signum: int, frame: object) -> None:
     if "RANK" not in os.environ:  # a launcher's ranks: the launcher says why it ended them
-        os.write(2, b"mlpcli: error: terminated\n")
+        os.write(2, b"mlpcli: error: terminated\n")  # (interrupts.voiced, not yet imported)
     os._exit(143)
 
 

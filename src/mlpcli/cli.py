@@ -41,9 +41,10 @@ app.command()(env.env)
 
 
 def _version(value: bool) -> None:
-    if value:
+    if value and launch.speaks():
         with to_stdout():
             print(f"mlpcli {__version__}")
+    if value:
         raise typer.Exit()
 
 
@@ -69,11 +70,11 @@ def run_app(args: Sequence[str]) -> int:
     files.WRITTEN.clear()
     launch.remember(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
-        _error(
+        message = (
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
             f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
         )
-        return int(ExitCode.USAGE)
+        return launch.report([message], int(ExitCode.USAGE), _error)
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
@@ -125,8 +126,7 @@ def _interrupted(signum: signal.Signals) -> int:
 
 def _usage(message: str, command_path: str) -> int:
     """Exit 2 for a usage error, with where to read about it."""
-    _error(f"{message} (see '{command_path} --help')")
-    return int(ExitCode.USAGE)
+    return launch.report([f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), _error)
 
 
 _error = error_line
@@ -141,7 +141,13 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    launch.tie_to_launcher()
     interrupts.watch()
-    code = run_app(sys.argv[1:])
+    try:
+        code = run_app(sys.argv[1:])
+    except KeyboardInterrupt:  # a signal while an error was being reported: it was said
+        code = ExitCode.INTERRUPTED
+    except interrupts.Terminated:
+        code = ExitCode.TERMINATED
     launch.leave(code)
     sys.exit(code)

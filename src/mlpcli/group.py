@@ -184,12 +184,19 @@ class Group:
 
     def finish(self) -> int:
         """Success once every rank has succeeded; the watcher stops between two barriers, so
-        that no rank's watcher sees the store go as the first ranks exit."""
+        that no rank's watcher sees the store go as the first ranks exit (the second barrier,
+        unwatched, names a rank that does not reach it within the timeout)."""
         self.barrier()
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
-        self.barrier()
+        if self.distributed:
+            try:
+                limit = timedelta(seconds=self.timeout_s)
+                dist.monitored_barrier(timeout=limit, wait_all_ranks=True)
+            except RuntimeError as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise UnavailableError(f"a rank did not finish with the others: {first}") from None
         if dist.is_initialized():
             dist.destroy_process_group()
         launch.joined(None)
@@ -264,6 +271,11 @@ def joined(configs: Sequence[Config]) -> Group:
         _joined = Group(Rank(0, 1, 0), timeout)
         return _joined
     cuda = torch.cuda.is_available() and any(config.device.type != "cpu" for config in configs)
+    if cuda and rank.local_rank >= (count := torch.cuda.device_count()):
+        raise UnavailableError(
+            f"rank {rank.rank} is local rank {rank.local_rank}, but this host has {count} CUDA "
+            f"device(s): start at most {count} ranks a host"
+        )
     if cuda:
         torch.cuda.set_device(rank.local_rank)
     group = Group(rank, timeout)
@@ -287,6 +299,8 @@ def joined(configs: Sequence[Config]) -> Group:
 def first_to_say(rank: int) -> bool:
     """Whether `rank` is the first to claim the one voice in the launcher's store (rank 0 if
     the store cannot be reached)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":  # no store before the group
+        return rank == 0
     try:
         said = _client(STORE_TIMEOUT_S).compare_set(_key("said"), "", str(rank)).decode()
     except (KeyError, ValueError, RuntimeError):

@@ -97,12 +97,14 @@ def handed_over() -> Iterator[None]:
 
 
 def voiced(signum: int) -> bool:
-    """Whether this process says that `signum` ended it: always, alone; a rank that a launcher
-    started says Ctrl-C only as rank 0, and never SIGTERM (the launcher sends that on a
-    failure elsewhere, and says why itself)."""
+    """Whether this process says that `signum` ended it: always, alone; the ranks that
+    `--nproc` starts never (mlpcli's launcher says it); under torchrun rank 0 says Ctrl-C, and
+    no rank SIGTERM (the launcher sends that on a failure elsewhere, and reports it itself)."""
     rank = os.environ.get("RANK")
     if rank is None or "WORLD_SIZE" not in os.environ:
         return True
+    if os.environ.get("MLPCLI_PRECHECKED") == "1":
+        return False
     return signum == signal.SIGINT and rank == "0"
 
 
@@ -125,17 +127,25 @@ def _watcher() -> None:
 def _end_when_stuck(signum: signal.Signals) -> None:
     """End the process if the main thread has not taken the interrupt within GRACE_S."""
     threading.Event().wait(GRACE_S)
+    with _state:
+        if _held:  # the command is putting a file in place, or its ranks are ending it
+            return
     if claim():
         _end(signum, line=True)
 
 
-def _end(signum: signal.Signals, *, line: bool) -> None:
-    """Remove the temporary file, say so in one `line` (unless the main thread did) and exit."""
+def discard_temporary() -> None:
+    """Remove the temporary file being written, if any (the process is about to end)."""
     with _state:
         temporary = _temporary
     if temporary is not None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+def _end(signum: signal.Signals, *, line: bool) -> None:
+    """Remove the temporary file, say so in one `line` (unless the main thread did) and exit."""
+    discard_temporary()
     if line and voiced(signum):
         prefix = _RESTORE_TERMINAL if sys.stderr.isatty() else ""
         os.write(2, f"{prefix}mlpcli: error: {MESSAGES[signum]}\n".encode())

@@ -20,6 +20,7 @@ from mlpcli.errors import ExitCode, RanksEnded, UsageError
 
 MAX_PROCESSES = 1024
 PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
+LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
 NPROC_HELP = (
     "Run over N local processes (ranks), started by PyTorch's launcher as torchrun does; "
     "`parallel` says how they share the work."
@@ -78,6 +79,20 @@ def speaks() -> bool:
     return rank is None or rank.rank == 0
 
 
+def tie_to_launcher() -> None:
+    """A rank that --nproc started ends with its launcher, however that ends (torch starts each
+    rank in a session of its own, so a killed launcher would leave it running)."""
+    launcher = os.environ.get(LAUNCHER)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    set_parent_death_signal = 1  # prctl's PR_SET_PDEATHSIG
+    ctypes.CDLL(None).prctl(set_parent_death_signal, signal.SIGKILL)
+    if str(os.getppid()) != launcher:  # it ended before the line above
+        os._exit(ExitCode.TERMINATED)
+
+
 def prechecked() -> bool:
     """Whether `--nproc` started this rank, having checked the command (and said its notes)."""
     return os.environ.get(PRECHECKED) == "1"
@@ -130,6 +145,7 @@ def leave(code: int) -> None:
 def end_now(code: int) -> NoReturn:
     """End this process with `code` at once, its output flushed."""
     with contextlib.suppress(BaseException):
+        interrupts.discard_temporary()
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
@@ -154,6 +170,7 @@ def launch(nproc: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # c10d's socket warnings: ours to say
     os.environ[PRECHECKED] = "1"
+    os.environ[LAUNCHER] = str(os.getpid())
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -171,9 +188,9 @@ def launch(nproc: int) -> None:
     except ChildFailedError as error:
         codes = {rank: failure.exitcode for rank, failure in error.failures.items()}
         raise _ended(codes) from None
-    except SignalException as error:
-        if error.sigval == signal.SIGINT:  # every rank had it too: rank 0 said so
-            raise RanksEnded(ExitCode.INTERRUPTED) from None
+    except SignalException as error:  # passed on to every rank, which end without a word
+        if error.sigval == signal.SIGINT:
+            raise RanksEnded(ExitCode.INTERRUPTED, "interrupted") from None
         raise RanksEnded(ExitCode.TERMINATED, "terminated") from None
 
 
@@ -181,9 +198,11 @@ def _ended(codes: dict[int, int]) -> RanksEnded:
     """Why the ranks ended, from their exit codes: ranks that said why give the code (the first
     one's); else a rank killed by a signal is named (exit 3)."""
     ended_by_launcher = {ExitCode.TERMINATED, -signal.SIGTERM}
+    signalled = {ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "terminated"}
     spoke = {r: code for r, code in codes.items() if code > 0 and code != ExitCode.TERMINATED}
     if spoke:
-        return RanksEnded(spoke[min(spoke)])
+        code = spoke[min(spoke)]  # a rank interrupted by itself says nothing: this says it
+        return RanksEnded(code, signalled.get(ExitCode(code)) if code in set(ExitCode) else None)
     died = {r: code for r, code in codes.items() if code < 0 and code not in ended_by_launcher}
     if died:
         rank = min(died)
@@ -192,7 +211,7 @@ def _ended(codes: dict[int, int]) -> RanksEnded:
             ExitCode.UNAVAILABLE,
             f"rank {rank} died ({name or f'exit {died[rank]}'}); the other ranks were ended",
         )
-    return RanksEnded(ExitCode.TERMINATED, f"rank {min(codes)} was terminated")
+    return RanksEnded(ExitCode.TERMINATED, "terminated")
 
 
 def _without_nproc(arguments: Sequence[str]) -> list[str]:
