@@ -428,3 +428,23 @@ def test_bench_over_ranks_needs_a_mode(mlpcli_script: str) -> None:
         "mlpcli: error: parallel: none (<built-in default>) runs each network on one rank: name "
         "a mode for bench over ranks, such as parallel=tensor\n"
     )
+
+
+@pytest.mark.slow
+def test_ranks_end_with_a_killed_launcher(mlpcli_script: str) -> None:
+    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline")
+    process.kill()
+    process.communicate(timeout=60)
+    time.sleep(1)
+    running = [pid for pid in ranks.values() if Path(f"/proc/{pid}").exists()]
+    states = [Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in running]
+    assert all(state == "Z" for state in states)  # gone, or only waiting to be reaped
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_rank_is_said_once_by_the_launcher(mlpcli_script: str) -> None:
+    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=tensor")
+    os.kill(ranks[1], signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert said(err) == ["mlpcli: error: interrupted"]
