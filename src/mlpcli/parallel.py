@@ -95,24 +95,26 @@ def forward(part: Part, group: Group, observe: Observe | None = None) -> torch.T
     output = forward_in_chunks(network, part.config.chunk, seen if observe else None)
     if mode is Parallel.NONE:
         return output
-    return _gathered_rows(group, output, plan.data_rows(part.config, group.world_size))
+    return _gathered(group, output, plan.data_rows(part.config, group.world_size), dim=0)
 
 
-def _gathered_rows(
-    group: Group, rows_output: torch.Tensor, rows: Sequence[range]
+def _gathered(
+    group: Group, piece: torch.Tensor, spans: Sequence[range], dim: int
 ) -> torch.Tensor | None:
-    """Each rank's rows of the output, together on rank 0."""
+    """Each rank's piece of a tensor, which holds `spans[rank]` of it along `dim` (0: rows,
+    1: columns), put together on rank 0; None on the others."""
     if group.rank != 0:
-        if rows[group.rank]:
-            group.send(rows_output, 0)
+        if spans[group.rank]:
+            group.send(piece, 0)
             group.flush()
         return None
-    output = rows_output.new_empty((rows[-1].stop, rows_output.shape[1]))
-    output[: len(rows[0])] = rows_output
-    for rank, mine in enumerate(rows[1:], 1):
-        if mine:
-            group.recv(output[mine.start : mine.stop], rank)
-    return output
+    parts = [piece]
+    for rank, span in enumerate(spans[1:], 1):
+        if span:
+            shape = list(piece.shape)
+            shape[dim] = len(span)
+            parts.append(group.recv(piece.new_empty(shape), rank))
+    return torch.cat(parts, dim=dim)
 
 
 def _micro_batches(config: Config) -> list[range]:
@@ -204,7 +206,7 @@ def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor |
                 if observe is not None and rank == 0:
                     observe(name, (rows, range(h.shape[1])), h)
             elif i == count - 1:  # the last layer's columns, on rank 0
-                h = _gathered_columns(group, affine(h, W, B), columns[i])
+                h = _gathered(group, affine(h, W, B), columns[i], dim=1)
                 h = None if h is None else ACTIVATIONS[activation](h)
                 if observe is not None and h is not None:
                     observe(name, (rows, range(h.shape[1])), h)
@@ -225,22 +227,6 @@ def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor |
                 output = h.new_empty((config.batch, h.shape[1]))
             output[rows.start : rows.stop] = h
     return output
-
-
-def _gathered_columns(
-    group: Group, shard: torch.Tensor, columns: Sequence[range]
-) -> torch.Tensor | None:
-    """Each rank's columns side by side on rank 0; None on the others."""
-    if group.rank != 0:
-        if columns[group.rank]:
-            group.send(shard, 0)
-            group.flush()
-        return None
-    parts = [shard]
-    for rank, mine in enumerate(columns[1:], 1):
-        if mine:
-            parts.append(group.recv(shard.new_empty((shard.shape[0], len(mine))), rank))
-    return torch.cat(parts, dim=1)
 
 
 def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
