@@ -74,24 +74,24 @@ def run_app(args: Sequence[str]) -> int:
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
             f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
         )
-        return launch.report([message], int(ExitCode.USAGE), _error)
+        return launch.report([message], int(ExitCode.USAGE), error_line)
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
         if returned in (None, ExitCode.OK):
             returned = launch.finish()  # over several ranks: once every rank has succeeded
     except MlpcliError as error:
-        return launch.report(error.lines(), int(error.exit_code), _error)
+        return launch.report(error.lines(), int(error.exit_code), error_line)
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         try:
             return launch.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
-            return launch.report(error.lines(), int(error.exit_code), _error)
+            return launch.report(error.lines(), int(error.exit_code), error_line)
     except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal
         _silence_stdout()
         message = f"cannot write the results: {error.strerror or error}"
-        return launch.report([message], int(ExitCode.UNAVAILABLE), _error)
+        return launch.report([message], int(ExitCode.UNAVAILABLE), error_line)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)
     except interrupts.Terminated:
@@ -106,11 +106,11 @@ def run_app(args: Sequence[str]) -> int:
             f"internal error ({type(error).__name__}: {error}); "
             "rerun with MLPCLI_DEBUG=1 and report the traceback"
         )
-        return launch.report([] if debug else [message], int(ExitCode.INTERNAL), _error)
+        return launch.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
         return _interrupted(signal.SIGINT)
     code = returned if isinstance(returned, int) else int(ExitCode.OK)
-    return launch.report([], code, _error) if code else code
+    return launch.report([], code, error_line) if code else code
 
 
 def _interrupted(signum: signal.Signals) -> int:
@@ -120,16 +120,15 @@ def _interrupted(signum: signal.Signals) -> int:
     what = interrupts.MESSAGES[signum]
     written = ", ".join(map(str, files.WRITTEN))
     if interrupts.voiced(signum):
-        _error(f"{what}; {written} was written in full before" if written else what)
+        error_line(f"{what}; {written} was written in full before" if written else what)
     return int(interrupts.SIGNALS[signum])
 
 
 def _usage(message: str, command_path: str) -> int:
     """Exit 2 for a usage error, with where to read about it."""
-    return launch.report([f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), _error)
-
-
-_error = error_line
+    return launch.report(
+        [f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), error_line
+    )
 
 
 def _silence_stdout() -> None:

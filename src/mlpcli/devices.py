@@ -13,7 +13,7 @@ import torch
 
 from mlpcli import memory
 from mlpcli.config import Config
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import UnavailableError, first_line
 from mlpcli.units import byte_size
 
 
@@ -106,12 +106,8 @@ def memory_errors(device: torch.device) -> Iterator[None]:
     try:
         yield
     except torch.OutOfMemoryError as error:
-        raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
+        raise UnavailableError(f"not enough memory on {device}: {first_line(error)}") from None
     except RuntimeError as error:
         if "can't allocate memory" not in str(error):
             raise
-        raise UnavailableError(f"not enough memory on {device}: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UnavailableError(f"not enough memory on {device}: {first_line(error)}") from None

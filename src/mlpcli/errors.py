@@ -86,6 +86,11 @@ class UnavailableError(MlpcliError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (its name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def error_line(message: str) -> None:
     """An error as mlpcli says it: one line on stderr."""
     print(f"mlpcli: error: {' '.join(message.splitlines())}", file=sys.stderr)

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from mlpcli import interrupts, launch
 from mlpcli.config import Config, Device
-from mlpcli.errors import ExitCode, UnavailableError, error_line
+from mlpcli.errors import ExitCode, UnavailableError, error_line, first_line
 from mlpcli.launch import Rank
 
 if TYPE_CHECKING:
@@ -195,8 +195,8 @@ class Group:
                 limit = timedelta(seconds=self.timeout_s)
                 dist.monitored_barrier(timeout=limit, wait_all_ranks=True)
             except RuntimeError as error:
-                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                raise UnavailableError(f"a rank did not finish with the others: {first}") from None
+                message = f"a rank did not finish with the others: {first_line(error)}"
+                raise UnavailableError(message) from None
         if dist.is_initialized():
             dist.destroy_process_group()
         launch.joined(None)
@@ -204,7 +204,7 @@ class Group:
 
     def lost(self, error: Exception) -> UnavailableError:
         """What a failed collective means: the ranks whose heartbeat stood still, by name."""
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         try:
             store = _client(self.timeout_s)
             before = {r: _beat(store, r) for r in range(self.world_size) if r != self.rank}

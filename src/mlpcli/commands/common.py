@@ -15,21 +15,19 @@ from mlpcli.config import Config
 from mlpcli.errors import ExitCode, UsageError
 from mlpcli.output import Format
 
-Arguments = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="[CONFIG|KEY=VALUE]...",
-        help="Config files (none: the built-in notebook network) and overrides such as seed=3.",
+
+def _config_arguments(metavar: str, what: str) -> Any:
+    """The CONFIG and KEY=VALUE arguments: `what` config files are taken."""
+    return typer.Argument(
+        metavar=metavar,
+        help=f"{what} (none: the built-in notebook network) and overrides such as seed=3.",
         show_default=False,
-    ),
-]
+    )
+
+
+Arguments = Annotated[list[str] | None, _config_arguments("[CONFIG|KEY=VALUE]...", "Config files")]
 ConfigArguments = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="[CONFIG] [KEY=VALUE]...",
-        help="A config file (none: the built-in notebook network) and overrides such as seed=3.",
-        show_default=False,
-    ),
+    list[str] | None, _config_arguments("[CONFIG] [KEY=VALUE]...", "A config file")
 ]
 FormatOption = Annotated[
     Format,
