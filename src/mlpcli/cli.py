@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import __version__, compat, files, interrupts, launch
+from mlpcli import __version__, compat, files, interrupts, launch, render
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
@@ -68,6 +68,7 @@ def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
     files.WRITTEN.clear()
+    render.NOTED.clear()
     launch.remember(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         message = (

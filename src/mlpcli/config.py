@@ -119,7 +119,10 @@ class Config:
     weights: str | None = None  # a weights file; None: drawn from the seed
     parallel: Parallel = Parallel.NONE
     timeout: int = 60  # seconds a rank waits for another before every rank ends
+    input_columns: tuple[str | int, ...] | None = None  # of a table of inputs; None: every one
+    weights_order: tuple[str, ...] | None = None  # the weights file's layers, in order
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False)  # what was assumed
 
     def on_device(self, device: Device, source: str) -> Config:
         """This config on another device, named as set by `source` (such as `--devices`)."""
@@ -152,6 +155,8 @@ class Kind(StrEnum):
     BOOLEAN = "boolean"
     INTEGER_OR_NULL = "integer or null"
     PATH = "path"  # a file's path, or null; relative to the config file's folder
+    COLUMNS = "columns"  # a list of column names and 0-based indices, or null
+    NAMES = "names"  # a list of names, or null
 
 
 @dataclass(frozen=True)
@@ -246,15 +251,29 @@ FIELDS = (
     ),
     FieldSpec(
         "inputs", Kind.PATH,
-        "Features from a file instead of the seed: .npy, .csv, .safetensors, .json (a run's "
-        "result), or - for standard input (CSV or JSON); batch is its number of rows.",
+        "Features from a file instead of the seed: .npy, .csv, .tsv, .txt, .json, .jsonl, "
+        ".safetensors, .parquet, .feather, or - for standard input (.npy bytes, CSV or JSON); "
+        "batch is its number of rows.",
         "null", stdin=True,
     ),
     FieldSpec(
+        "input_columns", Kind.COLUMNS,
+        "The columns of a table of inputs that are the features, in order: names from its "
+        "header or 0-based indices; the others (labels, ids) are left out. null: every column.",
+        "null", minimum=0, maximum=MAX_SIZE,
+    ),
+    FieldSpec(
         "weights", Kind.PATH,
-        "Weights and biases from a .safetensors, .pt or .pth file: mlpcli's W1.., B1.. or an "
-        "nn.Linear state dict; layers and bias may then be left out. Features are still "
+        "Weights and biases from .safetensors, or .pt, .pth, .ckpt, .bin (PyTorch's format, "
+        "tensors only): mlpcli's W1.., B1.., or a state dict or training checkpoint of Linear "
+        "(and BatchNorm1d) layers; layers and bias may then be left out. Features are still "
         "drawn from the seed.",
+        "null",
+    ),
+    FieldSpec(
+        "weights_order", Kind.NAMES,
+        "The weights file's Linear layers by name (fc1, out, ...), in the order they run, where "
+        "their shapes allow several orders. null: the one order the shapes connect.",
         "null",
     ),
     FieldSpec(

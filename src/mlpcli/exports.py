@@ -21,11 +21,14 @@ from torch import nn
 
 from mlpcli import __version__, devices
 from mlpcli.closeness import Difference, Tolerance, difference
-from mlpcli.config import Activation, Config, DType
+from mlpcli.config import Activation, Config
 from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.network import Network, build, forward_in_chunks
 
-ONNX_EXTRA = "pip install 'mlpcli[onnx]'"
+# mlpcli's distribution is mlpcli-yaml: `mlpcli` on PyPI is another project, so name the packages
+ONNX_INSTALL = (
+    "pip install onnx onnxscript onnxruntime (from this checkout: pip install -e '.[onnx]')"
+)
 MODULES: dict[Activation, Callable[[], nn.Module]] = {
     Activation.SIGMOID: nn.Sigmoid,
     Activation.RELU: nn.ReLU,
@@ -89,9 +92,9 @@ def skeleton(config: Config) -> nn.Sequential:
 def encode(config: Config, network: Network, suffix: str) -> bytes:
     """The file's bytes for `suffix`; the exporters' chatter never reaches stdout."""
     model = sequential(network)
-    if suffix in (".safetensors", ".pt"):
+    if suffix in (".safetensors", ".pt", ".pth"):
         state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-        if suffix == ".pt":
+        if suffix != ".safetensors":
             buffer = io.BytesIO()
             torch.save(state, buffer)
             return buffer.getvalue()
@@ -109,7 +112,13 @@ def encode(config: Config, network: Network, suffix: str) -> bytes:
             return buffer.getvalue()
         require_onnx(verify=False)
         onnx_program = torch.onnx.export(
-            model, (example,), dynamo=True, dynamic_shapes=({0: batch},), verbose=False
+            model,
+            (example,),
+            dynamo=True,
+            dynamic_shapes=({0: batch},),
+            input_names=["features"],
+            output_names=["output"],  # whatever the last activation: the notebook's names
+            verbose=False,
         )
         assert onnx_program is not None
         return bytes(onnx_program.model_proto.SerializeToString())
@@ -122,13 +131,13 @@ def require_onnx(*, verify: bool) -> None:
     needed = ("onnx", "onnxscript", *(("onnxruntime",) if verify else ()))
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
-        raise UnavailableError(f".onnx needs {', '.join(missing)}, in the onnx extra: {ONNX_EXTRA}")
+        raise UnavailableError(f".onnx needs {', '.join(missing)}: {ONNX_INSTALL}")
 
 
 def run_file(data: bytes, suffix: str, config: Config, features: torch.Tensor) -> torch.Tensor:
     """The output of the file `data` on `features` (CPU), run by the file's own runtime."""
-    if suffix in (".safetensors", ".pt"):
-        if suffix == ".pt":
+    if suffix in (".safetensors", ".pt", ".pth"):
+        if suffix != ".safetensors":
             state = torch.load(io.BytesIO(data), weights_only=True)
         else:
             from safetensors.torch import load
@@ -151,17 +160,11 @@ def _run_onnx(data: bytes, config: Config, features: torch.Tensor) -> torch.Tens
     require_onnx(verify=True)
     import onnxruntime  # type: ignore[import-untyped]
 
-    if config.dtype is DType.BFLOAT16:
-        raise UnavailableError(
-            "--verify: onnxruntime's CPU kernels do not run bfloat16 (and NumPy cannot hold "
-            "it); the .onnx was not written; verify a float32 export"
-        )
     try:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own error types, one per failure
         raise UnavailableError(f"--verify: onnxruntime cannot run it: {error}") from None
-    (name,) = (node.name for node in session.get_inputs())
-    (output,) = session.run(None, {name: features.numpy()})
+    (output,) = session.run(["output"], {"features": features.numpy()})
     return torch.from_numpy(output)
 
 

@@ -1,87 +1,191 @@
-"""Features from a file (`inputs:`): .npy, .csv, .safetensors, a run's .json result, or `-`.
+"""Features from a file (`inputs:`): .npy, text tables (.csv, .tsv, .txt), JSON (.json,
+.jsonl), .safetensors, Parquet and feather, or `-` (stdin: .npy bytes, CSV or JSON).
 
-`describe` gives the rows and width without torch (the loader sets `batch` from it); `read`
-gives the values. Text (CSV, JSON, stdin) is parsed once per process and must be finite
-numbers; every problem names the file, and the line and column where there is one.
-docs/contract.md section 5.
+`describe` gives the rows and width (of the columns `input_columns` picks) without torch; the
+loader sets `batch` from it. `read` gives the values. Every problem names the file, and the line
+and column where there is one. docs/contract.md section 5; docs/files.md for other tools' files.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-import math
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.tensorfiles import FLOATING, bad, by_file, npy_header, regular_size, safetensors_header
+from mlpcli import arrowtables, tables
+from mlpcli.tables import Column, Table
+from mlpcli.tensorfiles import (
+    FLOATING,
+    bad,
+    by_file,
+    npy_header,
+    npy_header_of,
+    regular_size,
+    safetensors_header,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 STDIN = "-"
-MAX_TEXT_BYTES = 64 << 20  # CSV and JSON features; larger ones belong in .npy or .safetensors
-SUFFIXES = (".npy", ".csv", ".safetensors", ".json")
-_OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
+STDIN_NAME = "<stdin>"
+MAX_TEXT_BYTES = 64 << 20  # text features; larger ones belong in .npy, .safetensors or Parquet
+TEXT = (".csv", ".tsv", ".txt")
+JSON = (".json", ".jsonl")
+SUFFIXES = (".npy", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
+NPY_MAGIC = b"\x93NUMPY"
+Columns = tuple[Column, ...] | None
 
 
 @dataclass(frozen=True)
 class FeaturesFile:
-    """What a features file holds: `rows` of `width` numbers."""
+    """What a features file holds: `rows` of `width` numbers, and what was assumed reading it."""
 
     path: str
     rows: int
     width: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The file's name in messages."""
+        return STDIN_NAME if self.path == STDIN else self.path
 
 
-def describe(path: str) -> FeaturesFile:
+def describe(path: str, columns: Columns = None) -> FeaturesFile:
     """The rows and width of the features at `path`, read from a header where there is one."""
-    suffix = _suffix(path)
-    if suffix == ".npy":
-        _, shape, _ = npy_header(path)
-        return FeaturesFile(path, *_matrix_shape(path, shape))
-    if suffix == ".safetensors":
-        return FeaturesFile(path, *_matrix_shape(path, _safetensors_entry(path)[1].shape))
-    rows = _text_rows(path)
-    return FeaturesFile(path, len(rows), len(rows[0]))
+    kind = _kind(path)
+    if kind == ".npy":
+        header = npy_header(path) if path != STDIN else _stdin_npy(path)[0]
+        rows, width = _matrix_shape(path, header.shape)
+        return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
+    if kind == ".safetensors":
+        rows, width = _matrix_shape(path, _safetensors_entry(path)[1].shape)
+        return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
+    if kind in arrowtables.SUFFIXES:
+        rows, width, notes = arrowtables.describe(_source(path), columns, _stdin_data(path))
+        return FeaturesFile(path, rows, width, tuple(notes))
+    values = _text_matrix(path, columns)
+    return FeaturesFile(path, values.shape[0], values.shape[1], _text_table(path).notes)
 
 
-def read(path: str) -> torch.Tensor:
-    """The features at `path` as a (rows, width) CPU tensor, in the file's own dtype (CSV and
-    JSON as float64); a non-finite value is an error naming its row and column."""
+def read(path: str, columns: Columns = None) -> torch.Tensor:
+    """The features at `path` as a (rows, width) CPU tensor in the file's own type where torch
+    has it (text as float64); a non-finite value is an error naming its row and column."""
     import torch
 
-    suffix = _suffix(path)
-    if suffix == ".npy":
-        import numpy as np
-
-        array = np.load(path, allow_pickle=False)
-        tensor = torch.from_numpy(array.reshape(describe(path).rows, -1))
-    elif suffix == ".safetensors":
+    kind = _kind(path)
+    tensor: torch.Tensor
+    if kind == ".safetensors":
         from safetensors import safe_open
 
         name, _ = _safetensors_entry(path)
         with safe_open(path, framework="pt") as file:
             tensor = file.get_tensor(name).reshape(describe(path).rows, -1)
+        if columns is not None:
+            tensor = tensor[:, tables.pick(path, None, tensor.shape[1], columns)]
+    elif kind == ".npy":
+        tensor = torch.from_numpy(_npy_values(path, columns))
+    elif kind in arrowtables.SUFFIXES:
+        array = arrowtables.read(_source(path), columns, _stdin_data(path))
+        tensor = torch.from_numpy(_native(array))
     else:
-        return torch.tensor(_text_rows(path), dtype=torch.float64)
+        return torch.from_numpy(_text_matrix(path, columns))  # finite, checked when parsed
     if tensor.is_floating_point() and not (finite := torch.isfinite(tensor)).all():
         row, column = (int(i) for i in (~finite).nonzero()[0])
-        raise bad(path, f"row {row}, column {column}: {tensor[row, column].item()} is not finite")
+        value = tensor[row, column].item()
+        raise bad(_source(path), f"row {row}, column {column}: {value} is not finite")
     return tensor
 
 
-def _suffix(path: str) -> str:
+def _source(path: str) -> str:
+    return STDIN_NAME if path == STDIN else path
+
+
+def _kind(path: str) -> str:
+    """The format: a file's suffix, or what stdin's first bytes say."""
     if path == STDIN:
-        return STDIN
+        data = _stdin_bytes(path)
+        if data.startswith(NPY_MAGIC):
+            return ".npy"
+        if data[:4] == b"PAR1" or data[:6] == b"ARROW1":
+            return ".parquet"
+        return ".json" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         raise bad(path, f"features are read from {', '.join(SUFFIXES)} or - (stdin)")
     return suffix
+
+
+@by_file
+def _stdin_bytes(path: str) -> bytes:
+    """All of standard input, read once; a terminal or an empty or closed stdin is an error."""
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise bad(STDIN_NAME, "standard input is closed; pipe a file in, or give its path")
+    try:
+        if stream.isatty():
+            message = (
+                "standard input is a terminal; pipe a file in (inputs=- < x.csv), or give its path"
+            )
+            raise bad(STDIN_NAME, message)
+        data = stream.buffer.read()
+    except (OSError, ValueError) as error:
+        raise bad(STDIN_NAME, f"cannot read standard input: {error}") from None
+    if not data:
+        raise bad(STDIN_NAME, "empty: nothing was piped in")
+    return data
+
+
+def _stdin_data(path: str) -> bytes | None:
+    return _stdin_bytes(path) if path == STDIN else None
+
+
+@by_file
+def _stdin_npy(path: str) -> tuple[Any, np.ndarray]:
+    """The header and array of .npy bytes on stdin (the array a view of the bytes)."""
+    import numpy as np
+
+    data = _stdin_bytes(path)
+    header = npy_header_of(STDIN_NAME, io.BytesIO(data), len(data))
+    count = int(np.prod(header.shape))
+    flat = np.frombuffer(data, dtype=header.dtype, count=count, offset=header.offset)
+    return header, flat.reshape(header.shape, order="F" if header.fortran else "C")
+
+
+def _npy_values(path: str, columns: Columns) -> np.ndarray:
+    """A .npy's array as (rows, width), C order, native byte order, a type torch holds:
+    converted in one copy, whatever order, byte order or type the file has."""
+    import numpy as np
+
+    if path == STDIN:
+        array = _stdin_npy(path)[1]
+    else:
+        npy_header(path)  # checked: the type, and the size against the header
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    rows, width = _matrix_shape(path, array.shape)
+    array = array.reshape(rows, width)
+    if columns is not None:
+        array = array[:, tables.pick(path, None, width, columns)]
+    return _native(array)
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """`array` in memory, C order, native byte order and a type torch holds (unsigned wider
+    than a byte as int64, or float64 for 64 bits; long double as float64): one copy at most."""
+    import numpy as np
+
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "f":
+        target = f"f{size}" if size in (2, 4, 8) else "f8"
+    elif kind == "u" and size > 1:
+        target = "i8" if size < 8 else "f8"
+    else:
+        target = f"{kind}{size}"
+    return np.require(array, dtype=np.dtype(target), requirements=["C", "W", "O", "E"])
 
 
 def _matrix_shape(path: str, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -89,7 +193,8 @@ def _matrix_shape(path: str, shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 1:
         shape = (1, *shape)
     if len(shape) != 2 or 0 in shape:
-        raise bad(path, f"features have shape {list(shape)}; expected (batch, n0) or (n0,)")
+        message = f"features have shape {list(shape)}; expected (batch, n0) or (n0,)"
+        raise bad(_source(path), message)
     return shape[0], shape[1]
 
 
@@ -110,105 +215,38 @@ def _safetensors_entry(path: str) -> tuple[str, Any]:
 
 
 @by_file
-def _text_rows(path: str) -> list[list[float]]:
-    """The rows of a CSV or JSON features file (or stdin), parsed once."""
+def _text_table(path: str) -> Table:
+    """The table of a text or JSON features file (or stdin), parsed once."""
+    source = _source(path)
     text = _read_text(path)
-    source = "<stdin>" if path == STDIN else path
-    is_json = path.lower().endswith(".json") or (path == STDIN and text.lstrip()[:1] in "{[")
-    rows = _json_rows(source, text) if is_json else _csv_rows(source, text)
-    if not rows:
-        raise bad(source, "holds no rows of features")
-    return rows
+    if _kind(path) in JSON:
+        return tables.json_table(source, text)
+    return tables.text_table(source, text)
+
+
+@by_file
+def _text_matrix(path: str, columns: Columns) -> np.ndarray:
+    return tables.matrix(_text_table(path), columns)
 
 
 def _read_text(path: str) -> str:
     """At most MAX_TEXT_BYTES of UTF-8 text from a file, or from stdin."""
     if path == STDIN:
-        data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
-        source = "<stdin>"
+        data = _stdin_bytes(path)
     else:
         if regular_size(path, "a features file") > MAX_TEXT_BYTES:
             raise bad(path, _too_large())
-        data = Path(path).read_bytes()
-        source = path
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise bad(path, f"cannot read: {error.strerror or error}") from None
     if len(data) > MAX_TEXT_BYTES:
-        raise bad(source, _too_large())
+        raise bad(_source(path), _too_large())
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise bad(source, f"not UTF-8 text (byte offset {error.start})") from None
+        raise bad(_source(path), f"not UTF-8 text (byte offset {error.start})") from None
 
 
 def _too_large() -> str:
     return f"larger than {MAX_TEXT_BYTES >> 20} MiB of text; give large features as .npy"
-
-
-def _csv_rows(source: str, text: str) -> list[list[float]]:
-    """Rows of numbers; a first row with a name in it is a header. In a header written by
-    `run --format csv` (name, output_0, ...) only the output columns are kept."""
-    lines = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), 1) if row]
-    if not lines:
-        return []
-    width = len(lines[0][1])
-    columns = list(range(width))
-    if any(_number(cell) is None for cell in lines[0][1]):
-        _, header = lines.pop(0)
-        kept = [j for j, name in enumerate(header) if _OUTPUT_COLUMN.fullmatch(name.strip())]
-        if len(header) - len(kept) > 1 and kept:  # name and swept keys: several networks
-            raise bad(source, "a sweep's results; chain one network's output at a time")
-        columns = kept or columns
-    rows = []
-    for number, row in lines:
-        if len(row) != width:
-            raise bad(source, f"line {number}: {len(row)} values, but the first row has {width}")
-        values = []
-        for j in columns:
-            value = _number(row[j])
-            if value is None or not math.isfinite(value):
-                what = "not a number" if value is None else "not finite"
-                message = f"line {number}, column {j + 1}: {row[j].strip()[:40]!r} is {what}"
-                raise bad(source, message)
-            values.append(value)
-        rows.append(values)
-    return rows
-
-
-def _number(cell: str) -> float | None:
-    try:
-        return float(cell)
-    except ValueError:
-        return None
-
-
-def _json_rows(source: str, text: str) -> list[list[float]]:
-    """The `output` of one `run --format json` result, or a JSON list of rows of numbers."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].lstrip().startswith("{"):
-        raise bad(source, f"holds {len(lines)} results; chain one network's output at a time")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise bad(source, f"line {error.lineno}: invalid JSON: {error.msg}") from None
-    except RecursionError:
-        raise bad(source, "invalid JSON: nested too deeply") from None
-    if isinstance(data, dict):
-        if not str(data.get("schema", "")).startswith("mlpcli.run/") or "output" not in data:
-            raise bad(source, "a JSON object that is not a result of `mlpcli run`")
-        data = data["output"]
-    if isinstance(data, list) and data and not isinstance(data[0], list):
-        data = [data]  # one row
-    if not isinstance(data, list) or not all(isinstance(row, list) for row in data):
-        raise bad(source, "expected a list of rows of numbers")
-    for i, row in enumerate(data):
-        if len(row) != len(data[0]):
-            raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(data[0])}")
-        for j, value in enumerate(row):
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not math.isfinite(value):
-                what = (
-                    "not finite"
-                    if number or value in ("NaN", "Infinity", "-Infinity")
-                    else ("not a number")
-                )
-                raise bad(source, f"row {i}, column {j}: {json.dumps(value)[:40]} is {what}")
-    return [[float(value) for value in row] for row in data]

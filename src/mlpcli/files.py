@@ -38,9 +38,10 @@ def check_output(
         raise UsageError(f"{option}{path}: is a directory")
     if not path.parent.is_dir():
         raise UsageError(f"{option}{path}: no such directory {path.parent}")
-    for source in inputs:
-        if source is not None and source.exists() and source.resolve() == path.resolve():
-            raise UsageError(f"{option}{path}: is also an input; refusing to overwrite it")
+    for source in inputs:  # the same file by any name: a link, a hard link, another path
+        if source is not None and path.exists() and source.exists() and path.samefile(source):
+            message = f"is also an input ({source}); refusing to overwrite it"
+            raise UsageError(f"{option}{path}: {message}")
     return suffix.removeprefix(".")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 import re
 import stat
@@ -46,6 +47,9 @@ layers: [3, 2, 1]
 activation: sigmoid
 device: cpu
 """
+# Fields a weights file that mlpcli wrote gives when the user sets none (its mlpcli.config);
+# `layers` and `bias` come from its tensors, as with any weights file.
+WRITTEN_FIELDS = ("name", "seed", "activation", "init", "dtype", "batch")
 # Environment variables that override a field of every config, for machines that must force one.
 ENVIRONMENT = {"MLPCLI_DEVICE": "device", "MLPCLI_THREADS": "threads"}
 T = TypeVar("T")
@@ -101,11 +105,13 @@ def load(
         if value := environment.get(variable):
             entries[key] = _value_entry(value, f"environment {variable}={value}")
     entries.update(parse_overrides(overrides))
+    entries = {key: entry for key, entry in entries.items() if not _null(entry.node)}  # default
     for spec in FIELDS:  # the built-in network's sizes yield to a file that gives them
-        given, file = entries.get(spec.name), entries.get(spec.read_from)
-        if given is not None and given.source == DEFAULT_SOURCE and file and not _null(file.node):
+        given = entries.get(spec.name)
+        if given is not None and given.source == DEFAULT_SOURCE and spec.read_from in entries:
             del entries[spec.name]
-    return _validate(entries, source, stem)
+    notes = _take_written_config(entries)
+    return _validate(entries, source, stem, notes)
 
 
 def _null(node: yaml.Node) -> bool:
@@ -294,17 +300,18 @@ def _quote(text: str) -> str:
     return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
 
 
-def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
+def _validate(
+    entries: Mapping[str, _Entry], source: str, stem: str, notes: Sequence[str] = ()
+) -> Config:
     """Each field by the rules of its `FieldSpec`; absent fields take their defaults."""
     values: dict[str, object] = {}
-    # files first, for the fields read from them; `layers` before `activation`, which needs it
-    for spec in sorted(FIELDS, key=lambda spec: spec.kind is not Kind.PATH):
+    # files, then what picks from them, then the rest: `layers` before `activation`, which needs it
+    for spec in sorted(FIELDS, key=lambda spec: _PARSE_FIRST.get(spec.kind, 2)):
         entry = entries.get(spec.name)
         if entry is not None:
             values[spec.attribute] = _PARSERS[spec.kind](entry, spec, _Parsed(values, entries))
         elif spec.read_from and values[spec.read_from] is not None:
-            path = str(values[spec.read_from])
-            read = functools.partial(_read_from, spec.name, path)
+            read = functools.partial(_read_from, spec.name, values)
             values[spec.attribute] = _about_file(entries[spec.read_from], spec.read_from, read)
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
@@ -314,23 +321,69 @@ def _validate(entries: Mapping[str, _Entry], source: str, stem: str) -> Config:
     if isinstance(values["activations"], Activation):
         values["activations"] = (values["activations"],) * weight_layers
     locations = {key: entry.at(entry.node) for key, entry in entries.items()}
+    assumed = [*notes]
     if values["weights"] is not None:
         check = functools.partial(_check_weights, values, locations)
-        _about_file(entries["weights"], "weights", check)
+        assumed += _about_file(entries["weights"], "weights", check)
+        activation = entries.get("activation")
+        if activation is None or activation.source == DEFAULT_SOURCE:
+            default = values["activations"][0]  # type: ignore[index]
+            assumed.append(
+                f"activation is not set, so every layer runs {default}; a state dict does not "
+                "hold its activations: set activation (one name, or one per layer)"
+            )
     if values["inputs"] is not None:
         check = functools.partial(_check_inputs, values, locations)
-        _about_file(entries["inputs"], "inputs", check)
-    return Config(**values, locations=locations)  # type: ignore[arg-type]
+        assumed += _about_file(entries["inputs"], "inputs", check)
+    elif values["input_columns"] is not None:
+        message = "picks columns of a table of inputs, but inputs is not set"
+        raise ConfigError(locations["input_columns"], "input_columns", message)
+    if values["weights_order"] is not None and values["weights"] is None:
+        message = "orders the layers of a weights file, but weights is not set"
+        raise ConfigError(locations["weights_order"], "weights_order", message)
+    return Config(**values, locations=locations, notes=tuple(assumed))  # type: ignore[arg-type]
 
 
-def _read_from(key: str, path: str) -> object:
-    """Field `key`'s value as the file at `path` gives it: layers and bias from weights, batch
-    from the rows of inputs."""
+def _take_written_config(entries: dict[str, _Entry]) -> list[str]:
+    """Fields the user did not set, from the config that mlpcli wrote into the weights file
+    (`run --output`, `export`): the run that made the file, made again. A note names them."""
+    weights = entries.get("weights")
+    if weights is None:
+        return []
+    path = _path(weights, SPECS["weights"], _Parsed({}, entries))
+    if not path.lower().endswith(".safetensors"):
+        return []
+    from mlpcli import tensorfiles
+
+    _, metadata = _about_file(weights, "weights", lambda: tensorfiles.safetensors_header(path))
+    if "mlpcli.config" not in metadata:
+        return []
+    source = f"{path} (its mlpcli.config)"
+    try:
+        written = json.loads(metadata["mlpcli.config"])
+    except (json.JSONDecodeError, RecursionError):
+        written = None
+    if not isinstance(written, dict):
+        raise ConfigError(weights.at(weights.node), "weights", f"{source}: not a config")
+    taken = []
+    for key in WRITTEN_FIELDS:
+        current = entries.get(key)
+        if key == "batch" and "inputs" in entries:  # the features' rows decide
+            continue
+        if written.get(key) is not None and (current is None or current.source == DEFAULT_SOURCE):
+            entries[key] = _value_entry(json.dumps(written[key]), source)
+            taken.append(key)
+    return [f"{', '.join(taken)} from {source}"] if taken else []
+
+
+def _read_from(key: str, values: Mapping[str, Any]) -> object:
+    """Field `key`'s value as a file gives it: layers and bias from weights, batch from the
+    rows of inputs."""
     from mlpcli import features, weightfiles
 
     if key == "batch":
-        return features.describe(path).rows
-    weights = weightfiles.describe(path)
+        return features.describe(values["inputs"], values["input_columns"]).rows
+    weights = weightfiles.describe(values["weights"], values["weights_order"])
     return weights.layers if key == "layers" else weights.bias
 
 
@@ -342,12 +395,13 @@ def _about_file(entry: _Entry, key: str, action: Callable[[], T]) -> T:
         raise ConfigError(entry.at(entry.node), key, str(error)) from None
 
 
-def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
-    """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ."""
+def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
+    """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ;
+    else what was assumed reading the file."""
     from mlpcli import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
-    weights = weightfiles.describe(values["weights"])
+    weights = weightfiles.describe(values["weights"], values["weights_order"])
     where = locations.get("layers")
     if len(weights.layers) != len(layers):
         message = (
@@ -359,21 +413,24 @@ def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location])
     for layer in range(1, len(layers)):
         name, have, want = weights.expected(layer, layers)
         if have != want:
-            message = f"{name} has shape {have}, but layers ({where}) needs {want}"
+            hint = "; transpose it" if have == want[::-1] else ""
+            message = f"{name} has shape {have}, but layers ({where}) needs {want}{hint}"
             raise ConfigError(Location(weights.path), None, message)
     if weights.bias != values["bias"]:
         holds = "biases" if weights.bias else "no biases"
         message = f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
         raise ConfigError(Location(weights.path), None, message)
+    return weights.notes
 
 
-def _check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
-    """A ConfigError where the features file and `layers[0]` or `batch` differ."""
+def _check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
+    """A ConfigError where the features file and `layers[0]` or `batch` differ; else what was
+    assumed reading the file."""
     from mlpcli import features
 
     layers: tuple[int, ...] = values["layers"]
-    given = features.describe(values["inputs"])
-    source = "<stdin>" if given.path == features.STDIN else given.path
+    given = features.describe(values["inputs"], values["input_columns"])
+    source = given.source
     if given.width != layers[0]:
         where = locations.get("layers", Location(str(values["weights"])))
         message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
@@ -381,9 +438,10 @@ def _check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) 
     if given.rows != values["batch"]:
         message = (
             f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
-            f"({locations['batch']}); leave batch out to take the file's rows"
+            f"({locations['batch']}); leave batch out, or set batch=null, to take the file's rows"
         )
         raise ConfigError(Location(source), None, message)
+    return given.notes
 
 
 def _scalar(entry: _Entry, node: yaml.Node, path: str, expected: str) -> str:
@@ -461,12 +519,6 @@ class _Parsed:
 
 def _whole_number(entry: _Entry, spec: FieldSpec, _: _Parsed) -> int:
     return _integer(entry, entry.node, spec.name, spec)
-
-
-def _whole_number_or_null(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> int | None:
-    if isinstance(entry.node, yaml.ScalarNode) and entry.node.tag == _TAG + "null":
-        return None
-    return _whole_number(entry, spec, parsed)
 
 
 def _sizes(entry: _Entry, spec: FieldSpec, _: _Parsed) -> tuple[int, ...]:
@@ -550,7 +602,15 @@ def _activations(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> StrEnum | t
     weight_layers = len(parsed.values["layers"]) - 1  # type: ignore[arg-type]
     nodes = _sequence(entry, spec.name)
     if len(nodes) != weight_layers:
-        layers = parsed.entries["layers"]
+        layers = parsed.entries.get("layers")
+        if layers is None:  # the weights file gave them
+            weights = parsed.values["weights"]
+            message = (
+                f"lists {counted(len(nodes), 'name')}, but the weights ({weights}) hold "
+                f"{counted(weight_layers, 'weight layer')}; give one name per weight layer, or "
+                "a single name for all"
+            )
+            raise ConfigError(entry.at(entry.node), spec.name, message)
         if entry.in_file and not layers.in_file:  # the override changed layers: name it
             message = (
                 f"layers has {counted(weight_layers, 'weight layer')}, but activation lists "
@@ -567,11 +627,9 @@ def _activations(entry: _Entry, spec: FieldSpec, parsed: _Parsed) -> StrEnum | t
     return tuple(_member(entry, node, f"{spec.name}[{i}]", spec) for i, node in enumerate(nodes))
 
 
-def _path(entry: _Entry, spec: FieldSpec, _: _Parsed) -> str | None:
-    """A file's path, relative to the config file's folder when it is written in one; null is
-    none, and `-` is standard input where the field takes it."""
-    if _null(entry.node):
-        return None
+def _path(entry: _Entry, spec: FieldSpec, _: _Parsed) -> str:
+    """A file's path, relative to the config file's folder when it is written in one; `-` is
+    standard input where the field takes it."""
     text = _scalar(entry, entry.node, spec.name, "a file's path")
     if not text.strip() or "\0" in text or "\n" in text:
         raise ConfigError(entry.at(entry.node), spec.name, "must be a file's path")
@@ -583,6 +641,33 @@ def _path(entry: _Entry, spec: FieldSpec, _: _Parsed) -> str | None:
     return str(Path(entry.source).parent / text)
 
 
+def _columns(entry: _Entry, spec: FieldSpec, _: _Parsed) -> tuple[str | int, ...]:
+    """Column names and 0-based indices."""
+    nodes = _nonempty_list(entry, spec)
+    columns: list[str | int] = []
+    for i, node in enumerate(nodes):
+        path = f"{spec.name}[{i}]"
+        if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int":
+            columns.append(_integer(entry, node, path, spec))
+        else:
+            columns.append(_scalar(entry, node, path, "a column's name or 0-based index"))
+    return tuple(columns)
+
+
+def _names(entry: _Entry, spec: FieldSpec, _: _Parsed) -> tuple[str, ...]:
+    nodes = _nonempty_list(entry, spec)
+    return tuple(
+        _scalar(entry, node, f"{spec.name}[{i}]", "a name") for i, node in enumerate(nodes)
+    )
+
+
+def _nonempty_list(entry: _Entry, spec: FieldSpec) -> list[yaml.Node]:
+    nodes = _sequence(entry, spec.name)
+    if not nodes:
+        raise ConfigError(entry.at(entry.node), spec.name, "an empty list; leave it out, or null")
+    return nodes
+
+
 _Parser = Callable[[_Entry, FieldSpec, _Parsed], object]
 _PARSERS: dict[Kind, _Parser] = {
     Kind.NAME: _name,
@@ -592,6 +677,10 @@ _PARSERS: dict[Kind, _Parser] = {
     Kind.DEVICE: _device,
     Kind.CHOICE: _choice,
     Kind.BOOLEAN: _boolean,
-    Kind.INTEGER_OR_NULL: _whole_number_or_null,
+    Kind.INTEGER_OR_NULL: _whole_number,  # null is the default, None, as for every field
     Kind.PATH: _path,
+    Kind.COLUMNS: _columns,
+    Kind.NAMES: _names,
 }
+# parsed first: the files (`weights` gives `layers`), then what picks from them
+_PARSE_FIRST = {Kind.PATH: 0, Kind.COLUMNS: 1, Kind.NAMES: 1}

@@ -149,7 +149,8 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         return None if tensor is None else tensor.to(device=device, dtype=dtype)
 
     if config.weights is not None:
-        whole = weightfiles.read(weightfiles.describe(config.weights), dtype, device)
+        described = weightfiles.describe(config.weights, config.weights_order)
+        whole = weightfiles.read(described, dtype, device)
         weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
         biases = [
             _cut(B, None if columns is None else (range(1), columns))
@@ -157,7 +158,8 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         ]  # empty without bias
     if config.inputs is not None and share.features is not None:
         rows = share.features
-        features = _cut(feature_files.read(config.inputs), (rows, range(config.layers[0])))
+        read = feature_files.read(config.inputs, config.input_columns)
+        features = _cut(read, (rows, range(config.layers[0])))
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
 
 

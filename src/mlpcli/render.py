@@ -58,8 +58,15 @@ def stdout_console() -> Console:
     return _ResultsConsole(highlight=False, soft_wrap=False)
 
 
-def note(message: str) -> None:
-    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone)."""
+NOTED: set[str] = set()  # the notes said `once` by this command
+
+
+def note(message: str, *, once: bool = False) -> None:
+    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone);
+    `once`: not again if this command has said it."""
+    if once and message in NOTED:
+        return
+    NOTED.add(message)
     if launch.speaks():
         print(f"mlpcli: note: {message}", file=sys.stderr)
 

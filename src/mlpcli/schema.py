@@ -85,6 +85,13 @@ _KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
     Kind.BOOLEAN: lambda spec: {"type": "boolean"},
     Kind.INTEGER_OR_NULL: lambda spec: {**_integer(spec), "type": ["integer", "null"]},
     Kind.PATH: lambda spec: {"type": ["string", "null"], "minLength": 1},
+    Kind.COLUMNS: lambda spec: {
+        "type": ["array", "null"], "minItems": 1,
+        "items": {"oneOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0}]},
+    },
+    Kind.NAMES: lambda spec: {
+        "type": ["array", "null"], "minItems": 1, "items": {"type": "string", "minLength": 1},
+    },
 }  # fmt: skip
 
 
@@ -124,6 +131,8 @@ def _values(spec: FieldSpec) -> str:
         Kind.BOOLEAN: "`true` \\| `false`",
         Kind.INTEGER_OR_NULL: f"integer, {spec.minimum} to {spec.maximum}, or `null`",
         Kind.PATH: "a file's path, " + ("`-`, " if spec.stdin else "") + "or `null`",
+        Kind.COLUMNS: "list of column names and 0-based indices, or `null`",
+        Kind.NAMES: "list of names, or `null`",
     }[spec.kind]
 
 

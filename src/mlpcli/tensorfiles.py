@@ -15,12 +15,12 @@ import re
 import stat
 import struct
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from mlpcli.errors import ConfigError, Location
+from mlpcli.errors import ConfigError, Location, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -46,20 +46,20 @@ class Entry:
 T = TypeVar("T")
 
 
-def by_file(read: Callable[[str], T]) -> Callable[[str], T]:
-    """`read`, cached while the file stays the same (inode, size, modification time); stdin,
-    `-`, is read once per stream."""
-    cached = functools.cache(lambda path, _: read(path))
+def by_file(read: Callable[..., T]) -> Callable[..., T]:
+    """`read(path, *args)`, cached while the file stays the same (inode, size, modification
+    time); stdin, `-`, is read once per stream."""
+    cached = functools.cache(lambda path, _, *args: read(path, *args))
 
     @functools.wraps(read)
-    def reader(path: str) -> T:
+    def reader(path: str, *args: Hashable) -> T:
         if path == "-":
-            return cached(path, id(sys.stdin))
+            return cached(path, id(sys.stdin), *args)
         try:
             status = os.stat(path)
         except OSError:
-            return read(path)  # which names the problem
-        return cached(path, (status.st_ino, status.st_size, status.st_mtime_ns))
+            return read(path, *args)  # which names the problem
+        return cached(path, (status.st_ino, status.st_size, status.st_mtime_ns), *args)
 
     return reader
 
@@ -156,63 +156,116 @@ def _safetensors_entry(path: str, name: str, info: object) -> tuple[Entry, tuple
     return Entry(dtype, tuple(shape)), (begin, stop)
 
 
-@by_file
-def npy_header(path: str) -> tuple[Any, tuple[int, ...], int]:
-    """The dtype, shape and data offset of a .npy file, checked against its size, without
-    reading the data; object arrays and truncated files are errors."""
-    import numpy as np
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a .npy header says: the array's dtype, shape and order, and where its data starts."""
 
+    dtype: Any  # numpy.dtype
+    shape: tuple[int, ...]
+    fortran: bool
+    offset: int
+
+
+@by_file
+def npy_header(path: str) -> NpyHeader:
+    """The header of a .npy file, checked against its size, without reading the data."""
     size = regular_size(path, "a .npy file")
     try:
         with Path(path).open("rb") as file:
-            version = np.lib.format.read_magic(file)
-            read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-                version, np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read(file)
-            offset = file.tell()
-    except (ValueError, OSError, SyntaxError, EOFError) as error:
-        raise bad(path, f"not a .npy file ({str(error).splitlines()[0]})") from None
-    if dtype.hasobject or dtype.kind not in "fiu" or (fortran and len(shape) > 1):
+            return npy_header_of(path, file, size)
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
+
+
+def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
+    """The header at the start of `file` (`size` bytes in all): an array of real numbers in any
+    order and byte order; object, complex, boolean, text and structured arrays are errors, and
+    so is a file whose size the header does not account for."""
+    import numpy as np
+
+    try:
+        version = np.lib.format.read_magic(file)
+        read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+            version, np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read(file)
+        offset = file.tell()
+    except (ValueError, OSError, SyntaxError, EOFError, TypeError) as error:
+        raise bad(source, f"not a .npy file ({first_line(error)[:120]})") from None
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in "fiu":
         kind = "object" if dtype.hasobject else str(dtype)
-        raise bad(path, f"holds an array of {kind}; features must be numbers (C order)")
+        raise bad(source, f"holds an array of {kind}; features must be numbers (real ones)")
     expected = offset + math.prod(shape) * dtype.itemsize
     if size != expected:
         what = "truncated" if size < expected else "corrupt"
-        raise bad(path, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
-    return dtype, tuple(shape), offset
+        raise bad(source, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
+    return NpyHeader(dtype, tuple(shape), bool(fortran), offset)
+
+
+# Where training code keeps the state dict in a checkpoint: PyTorch's tutorial, Lightning, and
+# the usual `{"model": ..., "optimizer": ...}`; the other entries (epoch, optimizer) are left out.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module")
+
+
+@dataclass(frozen=True)
+class StateDict:
+    """The tensors of a .pt file: its state dict, or the one inside a training checkpoint."""
+
+    tensors: Mapping[str, torch.Tensor]
+    notes: tuple[str, ...] = ()
 
 
 @by_file
-def pt_tensors(path: str) -> Mapping[str, torch.Tensor]:
-    """The tensors of a .pt/.pth file, loaded with `weights_only=True` (memory-mapped where the
-    file allows): a pickle of anything but plain tensors is refused before any of it runs."""
+def pt_state(path: str) -> StateDict:
+    """The state dict of a .pt/.pth/.ckpt/.bin file, loaded with `weights_only=True` (memory-
+    mapped where the file allows): a pickle of anything but plain data and tensors is refused
+    before any of it runs, and torch's warnings are kept off the terminal."""
     import pickle
+    import warnings
     import zipfile
 
     import torch
 
     regular_size(path, "a .pt file")
     try:
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:  # the legacy format cannot be memory-mapped
-            if "mmap" not in str(error):
-                raise
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:  # the legacy format cannot be memory-mapped
+                if "mmap" not in str(error):
+                    raise
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f" ({found.group(1)})" if found else ""
-        raise bad(path, f"holds Python objects, not plain tensors{what}; refused") from None
+        message = (
+            f"holds Python objects, not plain tensors{what}; refused (save model.state_dict())"
+        )
+        raise bad(path, message) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise bad(path, f"not a readable .pt file ({reason[:120]})") from None
+        raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
+
+    def tensors(value: object) -> bool:
+        return isinstance(value, Mapping) and all(
+            isinstance(v, torch.Tensor) for v in value.values()
+        )
+
     if not isinstance(loaded, Mapping):
         raise bad(path, f"holds a {type(loaded).__name__}; expected a state dict of tensors")
-    others = [str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
-    if others:
-        raise bad(path, f"holds entries that are not tensors: {', '.join(others[:5])}")
-    return loaded
+    if tensors(loaded):
+        return StateDict(loaded)
+    for key in CHECKPOINT_KEYS:
+        if key in loaded and tensors(loaded[key]) and loaded[key]:
+            others = ", ".join(str(k) for k in loaded if k != key)
+            note = f"{path}: a checkpoint; its state dict is {key!r} (left out: {others[:120]})"
+            return StateDict(loaded[key], (note,))
+    others = ", ".join(str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor))
+    raise bad(
+        path,
+        f"holds entries that are not tensors ({others[:120]}) and no state dict under "
+        f"{', '.join(CHECKPOINT_KEYS)}",
+    )
 
 
 def pt_entry(tensor: torch.Tensor) -> Entry:

@@ -1,120 +1,201 @@
-"""Weights and biases from a file (`weights:`): .safetensors, or .pt/.pth read with
+"""Weights and biases from a file (`weights:`): .safetensors, or .pt/.pth/.ckpt/.bin read with
 `weights_only=True`, in one of two layouts, found from the tensors' names:
 
 - mlpcli's: `W1..WL` shaped (n(i-1), ni), `B1..BL` shaped (1, ni) or (ni,); the other tensors
   of `run --output x.safetensors` (features, h1.., output) are passed over;
-- PyTorch's `nn.Linear` state dict: `<prefix><k>.weight` (out, in), `<prefix><k>.bias` (out,),
-  layers in the order of `k`, as `nn.Sequential(Linear, activation, Linear, ...)` saves them.
+- PyTorch's modules: `<name>.weight` (out, in) and `<name>.bias` (out,) of Linear layers, in the
+  one order their shapes connect (the file's order, or `weights_order`, where several do); a
+  BatchNorm1d (`running_mean`, `running_var`) is folded into the Linear it follows.
 
-`describe` reads only the header of a safetensors file (no torch); docs/contract.md section 5.
+Training checkpoints give the state dict inside them; a wrapper's prefix (`module.`, `model.`,
+`_orig_mod.`) shared by every name is dropped; the aliases `safetensors.torch.save_model` writes
+for tied weights are followed. `describe` reads only the header of a safetensors file (no
+torch); docs/contract.md section 5, docs/files.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpcli.tensorfiles import (
-    FLOATING,
-    Entry,
-    bad,
-    pt_entry,
-    pt_tensors,
-    safetensors_header,
-)
+from mlpcli.tensorfiles import FLOATING, Entry, bad, pt_entry, pt_state, safetensors_header
 
 if TYPE_CHECKING:
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+WRAPPERS = ("module.", "model.", "_orig_mod.")  # DataParallel/DDP, Lightning, torch.compile
+BATCHNORM_EPS = 1e-5  # BatchNorm1d's default; a state dict does not hold it
+MAX_ORDERS_SEARCHED = 100_000  # steps of the search for the orders the shapes connect
 _MLPCLI = re.compile(r"([WB])([1-9][0-9]*)")
 _RUN_OUTPUT = re.compile(r"features|output|h[1-9][0-9]*")
-_LINEAR = re.compile(r"(.*?)([0-9]+)\.(weight|bias)")
+_BATCHNORM = {"running_mean", "running_var"}
+_NUMBERS = re.compile(r"([0-9]+)")
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A BatchNorm1d's tensors: running statistics, and its affine weight and bias if any."""
+
+    name: str
+    mean: str
+    var: str
+    weight: str | None
+    bias: str | None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weight layer as the file holds it: tensor names, and its sizes."""
+
+    weight: str
+    bias: str | None
+    n_in: int
+    n_out: int
+    norm: Norm | None = None  # a BatchNorm1d folded into it
 
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """Where each layer's weight and bias is in a file, and the sizes they give."""
+    """Where each layer's weight and bias is in a file, and what was assumed reading it."""
 
     path: str
     layout: str  # "mlpcli" or "nn.Linear"
-    layers: tuple[int, ...]
-    weights: tuple[str, ...]  # the tensor name of W1.. in the file
-    biases: tuple[str, ...]  # of B1..; empty without biases
+    entries: tuple[Layer, ...]
+    aliases: Mapping[str, str]  # a name the layers use -> the tensor's name in the file
     metadata: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return (self.entries[0].n_in, *(layer.n_out for layer in self.entries))
 
     @property
     def bias(self) -> bool:
-        return bool(self.biases)
+        return any(layer.bias or layer.norm for layer in self.entries)
 
     def expected(self, layer: int, sizes: tuple[int, ...]) -> tuple[str, list[int], list[int]]:
         """Weight `layer` (1-based): its name in the file, its shape there, and the shape that
         `sizes` asks of it, both in the file's layout."""
-        n_in, n_out = sizes[layer - 1], sizes[layer]
-        have = [self.layers[layer - 1], self.layers[layer]]
-        want = [n_in, n_out]
+        entry = self.entries[layer - 1]
+        have, want = [entry.n_in, entry.n_out], [sizes[layer - 1], sizes[layer]]
         if self.layout == "nn.Linear":
             have.reverse()
             want.reverse()
-        return self.weights[layer - 1], have, want
+        return entry.weight, have, want
 
 
-def describe(path: str) -> WeightsFile:
+def describe(path: str, order: Sequence[str] | None = None) -> WeightsFile:
     """The layout and sizes of the weights at `path`; an error names any tensor that is
     missing, unexpected, of the wrong shape or not floating point."""
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         raise bad(path, f"weights are read from {', '.join(SUFFIXES)}")
+    notes: tuple[str, ...] = ()
     if suffix == ".safetensors":
         entries, metadata = safetensors_header(path)
+        names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
     else:
-        entries = {name: pt_entry(t) for name, t in pt_tensors(path).items()}
-        metadata = {}
+        state = pt_state(path)
+        entries, metadata, notes = (
+            {n: pt_entry(t) for n, t in state.tensors.items()},
+            {},
+            state.notes,
+        )
+        names = list(entries)  # the order the module registered them
+    if not entries:
+        raise bad(path, "holds no tensors")
+    aliases = {
+        alias: name for alias, name in metadata.items() if name in entries and alias not in entries
+    }  # tied weights, as safetensors.torch.save_model records them
     if any(_MLPCLI.fullmatch(name) for name in entries):
-        return _mlpcli_layout(path, entries, metadata)
-    if any(_LINEAR.fullmatch(name) for name in entries):
-        return _linear_layout(path, entries, metadata)
-    found = ", ".join(sorted(entries)[:8]) or "no tensors"
-    raise bad(
-        path,
-        f"no weights in a known layout (W1.. and B1.., or <k>.weight and <k>.bias of an "
-        f"nn.Linear state dict); found {found}",
-    )
+        if order is not None:
+            raise bad(path, "holds mlpcli's W1.., B1..; weights_order is for named layers")
+        return _mlpcli_layout(path, entries, metadata, notes)
+    shapes = {**entries, **{alias: entries[name] for alias, name in aliases.items()}}
+    names += sorted(aliases, key=_natural)
+    layers, more = _module_layout(path, shapes, names, order)
+    for layer in layers:
+        for name in (layer.weight, layer.bias):
+            if name is not None and shapes[name].dtype not in FLOATING:
+                raise bad(path, f"{name} is {shapes[name].dtype}; weights must be floating point")
+    return WeightsFile(path, "nn.Linear", layers, aliases, metadata, (*notes, *more))
 
 
 def read(
     weights: WeightsFile, dtype: torch.dtype, device: torch.device
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """W1.. as (n(i-1), ni) and B1.. as (1, ni), contiguous, in `dtype` on `device`; one tensor
-    at a time, so that memory holds the result plus one tensor of the file."""
+    """W1.. as (n(i-1), ni) and B1.. as (1, ni), in `dtype` on `device`, one tensor at a time.
+
+    PyTorch's (out, in) weights stay as stored: Wi is their transposed view, no copy, so that
+    `h @ Wi` is what `nn.Linear` computes, bit for bit. A folded BatchNorm1d is computed in
+    float64 (`torch.nn.utils.fusion`), then cast.
+    """
     import torch
 
-    def weight(tensor: torch.Tensor) -> torch.Tensor:
-        if weights.layout == "nn.Linear":  # (out, in): cast and transpose in one copy
-            placed = torch.empty(tensor.shape[::-1], dtype=dtype, device=device)
-            return placed.copy_(tensor.t())
-        return tensor.to(device=device, dtype=dtype).contiguous()
+    def placed(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(device=device, dtype=dtype)
 
-    def bias(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.reshape(1, -1).to(device=device, dtype=dtype)
+    with _tensors(weights.path, device) as get:
 
-    if weights.path.lower().endswith(".safetensors"):
-        from safetensors import safe_open
+        def tensor(name: str) -> torch.Tensor:
+            return get(weights.aliases.get(name, name))
 
-        where = "cpu" if device.type == "cpu" else str(device)  # the library's own device loading
-        with safe_open(weights.path, framework="pt", device=where) as file:
-            Ws = [weight(file.get_tensor(name)) for name in weights.weights]
-            Bs = [bias(file.get_tensor(name)) for name in weights.biases]
-        return Ws, Bs
-    tensors = pt_tensors(weights.path)
-    return [weight(tensors[n]) for n in weights.weights], [bias(tensors[n]) for n in weights.biases]
+        Ws, Bs = [], []
+        for layer in weights.entries:
+            W = tensor(layer.weight)
+            B = tensor(layer.bias) if layer.bias is not None else None
+            if layer.norm is not None:
+                W, B = _folded(W, B, tensor, layer.norm)
+            if weights.layout == "nn.Linear":
+                Ws.append(placed(W).t())  # (in, out), a view of (out, in)
+            else:
+                Ws.append(placed(W).contiguous())
+            if weights.bias:
+                zeros = torch.zeros(layer.n_out, dtype=dtype, device=device)
+                Bs.append(placed(B).reshape(1, -1) if B is not None else zeros.reshape(1, -1))
+    return Ws, Bs
+
+
+@contextlib.contextmanager
+def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.Tensor]]:
+    """A function from a tensor's name to the tensor, while the file is open."""
+    if not path.lower().endswith(".safetensors"):
+        yield pt_state(path).tensors.__getitem__
+        return
+    from safetensors import safe_open
+
+    where = "cpu" if device.type == "cpu" else str(device)  # the library's own device loading
+    with safe_open(path, framework="pt", device=where) as file:
+        yield file.get_tensor
+
+
+def _folded(
+    W: torch.Tensor, B: torch.Tensor | None, get: Callable[[str], torch.Tensor], norm: Norm
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Linear (W, B) with the BatchNorm1d `norm` after it folded in, in float64."""
+    import torch
+    from torch.nn.utils.fusion import fuse_linear_bn_weights
+
+    mean, var = get(norm.mean).double(), get(norm.var).double()
+    gamma = get(norm.weight).double() if norm.weight else torch.ones_like(mean)  # affine=False
+    beta = get(norm.bias).double() if norm.bias else torch.zeros_like(mean)
+    bias = B.double() if B is not None else None
+    fused = fuse_linear_bn_weights(W.double(), bias, mean, var, BATCHNORM_EPS, gamma, beta)
+    return fused[0].detach(), fused[1].detach()
+
+
+def _natural(name: str) -> list[object]:
+    """A sort key that orders `fc2` before `fc10` and `layers.2` before `layers.10`."""
+    return [int(part) if part.isdigit() else part for part in _NUMBERS.split(name)]
 
 
 def _mlpcli_layout(
-    path: str, entries: Mapping[str, Entry], metadata: Mapping[str, str]
+    path: str, entries: Mapping[str, Entry], metadata: Mapping[str, str], notes: tuple[str, ...]
 ) -> WeightsFile:
     found = {name: _MLPCLI.fullmatch(name) for name in entries}
     count = max(int(m.group(2)) for m in found.values() if m and m.group(1) == "W")
@@ -125,29 +206,37 @@ def _mlpcli_layout(
     unexpected = [n for n in entries if n not in known and not _RUN_OUTPUT.fullmatch(n)]
     missing = [n for n in (*weights, *biases) if n not in entries]
     _complain(path, missing, unexpected)
-    return _checked(path, "mlpcli", entries, weights, biases, metadata)
-
-
-def _linear_layout(
-    path: str, entries: Mapping[str, Entry], metadata: Mapping[str, str]
-) -> WeightsFile:
-    matches = {name: _LINEAR.fullmatch(name) for name in entries}
-    prefixes = {m.group(1) for m in matches.values() if m and m.group(3) == "weight"}
-    if len(prefixes) != 1:
-        listed = ", ".join(repr(p) for p in sorted(prefixes))
-        raise bad(path, f"nn.Linear weights under several prefixes ({listed}); expected one")
-    (prefix,) = prefixes
-    keys = sorted({int(m.group(2)) for m in matches.values() if m and m.group(1) == prefix})
-    weights = tuple(f"{prefix}{k}.weight" for k in keys)
-    has_bias = any(f"{prefix}{k}.bias" in entries for k in keys)
-    biases = tuple(f"{prefix}{k}.bias" for k in keys) if has_bias else ()
-    known = {*weights, *biases}
-    _complain(
-        path,
-        [n for n in (*weights, *biases) if n not in entries],
-        [n for n in entries if n not in known],
+    for name in (*weights, *biases):
+        if entries[name].dtype not in FLOATING:
+            raise bad(path, f"{name} is {entries[name].dtype}; weights must be floating point")
+    shapes = [entries[name].shape for name in weights]
+    for name, shape in zip(weights, shapes, strict=True):
+        if len(shape) != 2:
+            raise bad(path, f"{name} has shape {list(shape)}; a weight has two dimensions")
+    for i in range(1, count):
+        (_, n_in), (rows, columns) = shapes[i - 1], shapes[i]
+        if rows == n_in:
+            continue
+        message = f"{weights[i]} has shape {[rows, columns]}, expected [{n_in}, …]"
+        if columns == n_in:
+            message += "; transpose it"
+        elif shapes[i - 1][0] == rows and (i == 1 or shapes[i - 2][1] == shapes[i - 1][1]):
+            message = f"{weights[i - 1]} has shape {list(shapes[i - 1])}; transpose it"
+        raise bad(path, message + f" ({n_in} units come out of {weights[i - 1]})")
+    layers = tuple(
+        Layer(name, biases[i] if biases else None, shapes[i][0], shapes[i][1])
+        for i, name in enumerate(weights)
     )
-    return _checked(path, "nn.Linear", entries, weights, biases, metadata)
+    for layer in layers:
+        if layer.bias is not None and entries[layer.bias].shape not in (
+            (layer.n_out,),
+            (1, layer.n_out),
+        ):
+            have, n = list(entries[layer.bias].shape), layer.n_out
+            raise bad(path, f"{layer.bias} has shape {have}, expected [{n}] or [1, {n}]")
+    if any(n == 0 for layer in layers for n in (layer.n_in, layer.n_out)):
+        raise bad(path, "weights give a layer of 0 units")
+    return WeightsFile(path, "mlpcli", layers, {}, dict(metadata), notes)
 
 
 def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:
@@ -160,37 +249,198 @@ def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:
         raise bad(path, "; ".join(parts) + " (every layer has a weight, and a bias or none)")
 
 
-def _checked(
+@dataclass(eq=False)
+class _Module:
+    name: str  # as written in the file
+    shown: str  # without a wrapper's prefix
+    tensors: dict[str, str]  # the part after the last dot (weight, bias, ...) -> full name
+
+
+def _modules(path: str, names: Sequence[str]) -> list[_Module]:
+    """The modules the tensor names describe, in the order of `names`."""
+    prefix = ""
+    while wrap := next((w for w in WRAPPERS if all(n.startswith(prefix + w) for n in names)), None):
+        prefix += wrap
+    modules: dict[str, _Module] = {}
+    for name in names:
+        module, dot, part = name.rpartition(".")
+        if not dot:
+            raise bad(
+                path,
+                f"no weights in a known layout: {name!r} is not <layer>.weight or W1.. (found "
+                f"{', '.join(names[:8])})",
+            )
+        entry = modules.setdefault(module, _Module(module, module.removeprefix(prefix), {}))
+        entry.tensors[part] = name
+    return list(modules.values())
+
+
+def _module_layout(
+    path: str, entries: Mapping[str, Entry], names: Sequence[str], order: Sequence[str] | None
+) -> tuple[tuple[Layer, ...], list[str]]:
+    """The Linear layers in the order they run, each with the BatchNorm1d folded into it."""
+    linears, norms = [], []
+    for module in _modules(path, names):
+        parts = set(module.tensors)
+        weight = entries.get(module.tensors.get("weight", ""))
+        if weight is not None and len(weight.shape) == 2 and parts <= {"weight", "bias"}:
+            linears.append(module)
+        elif _BATCHNORM <= parts <= {*_BATCHNORM, "weight", "bias", "num_batches_tracked"}:
+            norms.append(module)
+        else:
+            listed = ", ".join(sorted(module.tensors.values())[:4])
+            raise bad(
+                path,
+                f"{module.shown}: {listed} is not a Linear layer (2-D weight, bias) or a "
+                "BatchNorm1d (running statistics); mlpcli runs those",
+            )
+    if not linears:
+        raise bad(path, "holds no Linear layer (a 2-D <name>.weight)")
+
+    def sizes(module: _Module) -> tuple[int, int]:
+        out, n_in = entries[module.tensors["weight"]].shape
+        return n_in, out
+
+    for module in linears:
+        if "bias" in module.tensors and entries[module.tensors["bias"]].shape != (
+            sizes(module)[1],
+        ):
+            have = list(entries[module.tensors["bias"]].shape)
+            raise bad(
+                path, f"{module.tensors['bias']} has shape {have}, expected [{sizes(module)[1]}]"
+            )
+    notes = []
+    if order is not None:
+        chain = _ordered(path, linears, order)
+        _check_chain(path, [sizes(m) for m in chain], chain)
+    else:
+        chains = _chains([sizes(m) for m in linears])
+        if not chains:
+            raise bad(path, _no_chain(linears, [sizes(m) for m in linears]))
+        chain = [linears[i] for i in chains[0]]
+        if len(chains) > 1:
+            shown = " → ".join(m.shown for m in chain)
+            notes.append(
+                f"{path}: the layers' shapes allow several orders; ran {shown} (the file's "
+                "order); set weights_order to choose"
+            )
+    folded = _fold(path, chain, norms, names, entries)
+    if folded:
+        pairs = ", ".join(f"{norm.shown} into {linear.shown}" for linear, norm in folded.items())
+        notes.append(
+            f"{path}: BatchNorm1d folded into the Linear before it (running statistics, eps "
+            f"{BATCHNORM_EPS:g}): {pairs}"
+        )
+    layers = tuple(
+        Layer(
+            m.tensors["weight"],
+            m.tensors.get("bias"),
+            *sizes(m),
+            _norm(folded[m]) if m in folded else None,
+        )
+        for m in chain
+    )
+    return layers, notes
+
+
+def _ordered(path: str, linears: list[_Module], order: Sequence[str]) -> list[_Module]:
+    """The Linear layers in the order `weights_order` names them (with or without a prefix)."""
+    by_name = {m.name: m for m in linears} | {m.shown: m for m in linears}
+    unknown = [name for name in order if name not in by_name]
+    if unknown:
+        known = ", ".join(m.shown for m in linears)
+        raise bad(
+            path, f"weights_order names {', '.join(unknown)}, not a Linear layer here ({known})"
+        )
+    chain = [by_name[name] for name in order]
+    left = [m.shown for m in linears if m not in chain]
+    if left or len(set(map(id, chain))) != len(chain):
+        what = f"leaves out {', '.join(left)}" if left else "names a layer twice"
+        raise bad(path, f"weights_order {what}; list every Linear layer once")
+    return chain
+
+
+def _check_chain(path: str, shapes: list[tuple[int, int]], chain: list[_Module]) -> None:
+    for (_, out), (n_in, _), module in zip(shapes, shapes[1:], chain[1:], strict=False):
+        if n_in != out:
+            name = module.tensors["weight"]
+            raise bad(path, f"{name} takes {n_in} inputs, but {out} come out of the layer before")
+
+
+def _chains(shapes: list[tuple[int, int]], limit: int = 2) -> list[list[int]]:
+    """Up to `limit` orders of the layers in which each one's outputs are the next's inputs,
+    the file's order first where it is one; a search bounded by MAX_ORDERS_SEARCHED steps."""
+    found: list[list[int]] = []
+    path: list[int] = []
+    used = [False] * len(shapes)
+    stack = [iter(range(len(shapes)))]
+    steps = 0
+    while stack and len(found) < limit and steps < MAX_ORDERS_SEARCHED:
+        steps += 1
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            if path:
+                used[path.pop()] = False
+            continue
+        if used[nxt] or (path and shapes[nxt][0] != shapes[path[-1]][1]):
+            continue
+        used[nxt] = True
+        path.append(nxt)
+        if len(path) == len(shapes):
+            found.append(list(path))
+            used[path.pop()] = False
+        else:
+            stack.append(iter(range(len(shapes))))
+    return found
+
+
+def _no_chain(linears: list[_Module], shapes: list[tuple[int, int]]) -> str:
+    """Why no order connects the layers: the one weight whose transpose would, where there is."""
+    fixes = []  # (the order it makes, the layer): the one that keeps the file's order wins
+    for i in range(len(linears)):
+        flipped = [*shapes[:i], shapes[i][::-1], *shapes[i + 1 :]]
+        fixes += [(chain, i) for chain in _chains(flipped, limit=1)]
+    if fixes:
+        _, i = min(fixes)
+        name, stored = linears[i].tensors["weight"], list(shapes[i][::-1])  # (out, in)
+        return f"{name} has shape {stored}: no order of the layers fits it; transpose it"
+    listed = ", ".join(
+        f"{m.shown} {n_in}→{out}" for m, (n_in, out) in zip(linears, shapes, strict=True)
+    )
+    return f"no order of the Linear layers connects their shapes ({listed})"
+
+
+def _fold(
     path: str,
-    layout: str,
+    chain: list[_Module],
+    norms: list[_Module],
+    names: Sequence[str],
     entries: Mapping[str, Entry],
-    weights: tuple[str, ...],
-    biases: tuple[str, ...],
-    metadata: Mapping[str, str],
-) -> WeightsFile:
-    """The sizes that the weights chain through, each shape checked against its neighbour's."""
-    linear = layout == "nn.Linear"
-    for name in (*weights, *biases):
-        if entries[name].dtype not in FLOATING:
-            raise bad(path, f"{name} is {entries[name].dtype}; weights must be floating point")
-    first = entries[weights[0]].shape
-    if len(first) != 2:
-        raise bad(path, f"{weights[0]} has shape {list(first)}; a weight has two dimensions")
-    sizes = [first[1], first[0]] if linear else [first[0], first[1]]
-    for name in weights[1:]:
-        shape = entries[name].shape
-        if len(shape) != 2:
-            raise bad(path, f"{name} has shape {list(shape)}; a weight has two dimensions")
-        n_out = shape[0] if linear else shape[1]
-        want = [n_out, sizes[-1]] if linear else [sizes[-1], n_out]
-        if list(shape) != want:
-            gives = f"{sizes[-1]} units come out of the layer before"
-            raise bad(path, f"{name} has shape {list(shape)}, expected {want} ({gives})")
-        sizes.append(n_out)
-    for name, n in zip(biases, sizes[1:] if biases else (), strict=True):
-        if entries[name].shape not in ((n,), (1, n)):
-            have = list(entries[name].shape)
-            raise bad(path, f"{name} has shape {have}, expected [{n}] or [1, {n}]")
-    if 0 in sizes:
-        raise bad(path, f"weights give a layer of 0 units ({sizes})")
-    return WeightsFile(path, layout, tuple(sizes), weights, biases, dict(metadata))
+) -> dict[_Module, _Module]:
+    """Each BatchNorm1d's Linear: the one right before it in the file where that one fits,
+    else the first one in running order of its width that has none yet."""
+    folded: dict[_Module, _Module] = {}
+    position = {m.name: min(names.index(t) for t in m.tensors.values()) for m in [*chain, *norms]}
+    for norm in norms:
+        width = entries[norm.tensors["running_mean"]].shape
+        fits = [m for m in chain if m not in folded and width == (_out(m, entries),)]
+        before = [m for m in fits if position[m.name] < position[norm.name]]
+        chosen = (
+            max(before, key=lambda m: position[m.name]) if before else (fits[0] if fits else None)
+        )
+        if chosen is None:
+            raise bad(
+                path, f"{norm.shown}: a BatchNorm1d of {list(width)} after no Linear of that width"
+            )
+        folded[chosen] = norm
+    return folded
+
+
+def _norm(module: _Module) -> Norm:
+    t = module.tensors
+    return Norm(module.shown, t["running_mean"], t["running_var"], t.get("weight"), t.get("bias"))
+
+
+def _out(module: _Module, entries: Mapping[str, Entry]) -> int:
+    return entries[module.tensors["weight"]].shape[0]

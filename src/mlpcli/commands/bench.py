@@ -16,6 +16,7 @@ from mlpcli.commands.common import (
     QuietOption,
     field_option,
     load,
+    sources,
     split_one,
 )
 from mlpcli.errors import UsageError
@@ -52,7 +53,7 @@ def bench(
     ranks.refuse_stdin(overrides, world)
     config = load(path, overrides)
     out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT, [path])
+    out.check(LAYOUT, sources(path, config))
     if cuda_graph and config.device.type == "cpu":
         raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
     over_ranks = nproc is not None or launch.current() is not None

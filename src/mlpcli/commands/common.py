@@ -110,12 +110,24 @@ def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | Non
     return paths[0], overrides
 
 
+def sources(path: Path | None, *configs: Config) -> list[Path | None]:
+    """The files a command reads: the config file, and each config's inputs and weights
+    (stdin aside); an output must be none of them."""
+    read = [
+        Path(name) for c in configs for name in (c.inputs, c.weights) if name not in (None, "-")
+    ]
+    return [path, *read]
+
+
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
     """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides;
-    a note when it sets `init` for weights that come from a file."""
+    a note for what the loader assumed, and when `init` is set for weights from a file."""
     config = loader.load(path, overrides, os.environ)
+    notes = list(config.notes)
     if config.weights is not None and "init" in config.locations:
-        render.note(
-            f"init ({config.where('init')}) is ignored: the weights come from {config.weights}"
-        )
+        where = config.where("init")
+        if config.weights not in where.source:  # not the file's own record of its run
+            notes.append(f"init ({where}) is ignored: the weights come from {config.weights}")
+    for note in notes:
+        render.note(note, once=True)  # once however many configs of a sweep repeat it
     return config

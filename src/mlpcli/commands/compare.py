@@ -18,6 +18,7 @@ from mlpcli.commands.common import (
     field_option,
     load,
     nproc_option,
+    sources,
     split_one,
 )
 from mlpcli.config import Config, Device, Rng
@@ -77,7 +78,7 @@ def compare(
     config = load(path, overrides)
     if over_ranks:
         out = Output(output_format, output, field, quiet)
-        out.check(LAYOUT, [path])
+        out.check(LAYOUT, sources(path, config))
         ranks.check([config], world, "compare")
         _over_ranks(config, specs, nproc, atol, rtol, out)
         return
@@ -87,7 +88,7 @@ def compare(
             "they differ; compare with rng=cpu (the default), or devices of one type"
         )
     out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT, [path])
+    out.check(LAYOUT, sources(path, config))
     memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
     from mlpcli import runners  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for

@@ -10,7 +10,7 @@ import typer
 
 from mlpcli import draw as pictures
 from mlpcli import files
-from mlpcli.commands.common import ConfigArguments, load, split_one
+from mlpcli.commands.common import ConfigArguments, load, sources, split_one
 from mlpcli.errors import UsageError
 from mlpcli.output import to_stdout
 
@@ -59,14 +59,14 @@ def draw(
 ) -> None:
     """The network as a picture: a circle per unit, a line per connection, every layer labelled."""
     path, overrides = split_one(arguments, "draw")
+    config = load(path, overrides)
     by_suffix = None
     if output is not None:
-        files.check_output(output, list(SUFFIXES), [path])
+        files.check_output(output, list(SUFFIXES), sources(path, config))
         by_suffix = SUFFIXES[output.suffix.lower()]
     kind = draw_format or by_suffix or DrawFormat.SVG
     if by_suffix is not None and by_suffix is not kind:
         raise UsageError(f"--output {output}: the suffix says {by_suffix}, --format says {kind}")
-    config = load(path, overrides)
     if values and kind is DrawFormat.MERMAID:
         raise UsageError("--values colours an SVG picture; draw it as svg")
     numbers = None

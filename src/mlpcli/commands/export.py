@@ -8,14 +8,16 @@ from typing import Annotated
 import typer
 
 from mlpcli import files, memory, render
-from mlpcli.commands.common import AtolOption, ConfigArguments, RtolOption, load, split_one
-from mlpcli.errors import CheckFailedError
+from mlpcli.commands.common import AtolOption, ConfigArguments, RtolOption, load, sources, split_one
+from mlpcli.config import DType
+from mlpcli.errors import CheckFailedError, UnavailableError
 from mlpcli.units import byte_size
 
-SUFFIXES = (".safetensors", ".pt", ".pt2", ".onnx")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
 RUNTIMES = {
     ".safetensors": "nn.Sequential",
     ".pt": "nn.Sequential",
+    ".pth": "nn.Sequential",
     ".pt2": "torch.export",
     ".onnx": "onnxruntime",
 }
@@ -27,9 +29,9 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="The file, in the format its suffix names: .safetensors or .pt (the state dict "
-            "of the equivalent nn.Sequential), .pt2 (a torch.export program), .onnx (needs "
-            "pip install 'mlpcli[onnx]').",
+            help="The file, in the format its suffix names: .safetensors, .pt or .pth (the state "
+            "dict of the equivalent nn.Sequential), .pt2 (a torch.export program), .onnx (input "
+            "features, output output; needs pip install onnx onnxscript onnxruntime).",
             show_default=False,
         ),
     ],
@@ -48,14 +50,19 @@ def export(
 ) -> None:
     """Write the network, with its weights, as a file PyTorch or ONNX tools load."""
     path, overrides = split_one(arguments, "export")
-    suffix = "." + files.check_output(output, SUFFIXES, [path])
     config = load(path, overrides)
+    suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
     memory.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli import exports  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for
 
     if suffix == ".onnx":
         exports.require_onnx(verify=verify)
+        if verify and config.dtype is DType.BFLOAT16:  # refused before the export's work
+            raise UnavailableError(
+                f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
+                "cannot hold it); export it without --verify, or verify a float32 export"
+            )
     tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
     data, difference = exports.export(config, suffix, tolerance)
     if difference is not None and not difference.within:

@@ -25,6 +25,7 @@ from mlpcli.commands.common import (
     RtolOption,
     field_option,
     load,
+    sources,
     split,
 )
 from mlpcli.config import Config, Parallel
@@ -98,7 +99,8 @@ def run(
     jobs = _plan(paths, overrides, multirun=multirun)
     out = Output(output_format, output, field, quiet)
     layout = _layout(full=full, multirun=multirun)
-    out.check(layout, [*paths, Path(expect) if expect is not None else None])
+    configs = [config for config, _ in jobs]
+    out.check(layout, [*sources(None, *configs), *paths, Path(expect) if expect else None])
     refuse_several(out, ".npy", len(jobs))
     refuse_several(out, ".safetensors", len(jobs))
     keep = output is not None and output.suffix.lower() == ".safetensors"

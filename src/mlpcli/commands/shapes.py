@@ -16,6 +16,7 @@ from mlpcli.commands.common import (
     field_option,
     load,
     nproc_option,
+    sources,
     split_one,
 )
 from mlpcli.errors import UsageError
@@ -66,8 +67,8 @@ def shapes(
             f"--device-memory {device_memory}: not a size with a unit (such as 80GiB or 512MB)"
         )
     out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT, [path])
     config = load(path, overrides)
+    out.check(LAYOUT, sources(path, config))
     result = compute(config)
     if nproc is not None:
         memory_bytes = memory_bytes or memory.device_memory(config, nproc)

@@ -1,0 +1,110 @@
+"""Parquet and Arrow feather features through pyarrow (optional: `pip install pyarrow`).
+
+The schema gives the rows, names and types without reading the data; a pandas index stored as a
+column is left out; a column that is not integers or floats is an error naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlpcli.errors import UnavailableError, first_line
+from mlpcli.tables import Column, pick
+from mlpcli.tensorfiles import bad, by_file, regular_size
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SUFFIXES = (".parquet", ".feather")
+INSTALL = "pip install pyarrow (or, from this checkout, pip install -e '.[parquet]')"
+
+
+def _pyarrow(source: str) -> Any:
+    try:
+        import pyarrow
+        import pyarrow.feather
+        import pyarrow.parquet
+    except ImportError:
+        raise UnavailableError(f"{source}: reading it needs pyarrow: {INSTALL}") from None
+    return pyarrow
+
+
+def _read(source: str, data: bytes | None) -> Any:
+    """The file (memory-mapped), or stdin's `data`, as a pyarrow Table."""
+    pa = _pyarrow(source)
+    where = source if data is None else pa.BufferReader(data)
+    parquet = source.lower().endswith(".parquet") if data is None else data[:4] == b"PAR1"
+    try:
+        if parquet:
+            return pa.parquet.read_table(where, memory_map=data is None)
+        return pa.feather.read_table(where, memory_map=data is None)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        reason = first_line(error)[:120]
+        raise bad(source, f"not a readable Parquet or feather file ({reason})") from None
+
+
+@by_file
+def _file_table(path: str) -> Any:
+    regular_size(path, "a features file")
+    return _read(path, None)
+
+
+@functools.cache
+def _stdin_table(data: bytes) -> Any:
+    return _read("<stdin>", data)
+
+
+def table(source: str, data: bytes | None = None) -> Any:
+    """The Arrow table of a file, or of stdin's bytes."""
+    return _file_table(source) if data is None else _stdin_table(data)
+
+
+def features(table: Any, source: str) -> tuple[list[str], list[str]]:
+    """The feature columns of `table` (its pandas index left out) and notes about them."""
+    names = list(table.column_names)
+    metadata = table.schema.pandas_metadata or {}
+    index = [name for name in metadata.get("index_columns", []) if isinstance(name, str)]
+    notes = []
+    if index:
+        names = [name for name in names if name not in index]
+        notes.append(f"{source}: pandas' index ({', '.join(index)}) is left out")
+    return names, notes
+
+
+def describe(
+    source: str, wanted: Sequence[Column] | None, data: bytes | None = None
+) -> tuple[int, int, list[str]]:
+    """(rows, width, notes) of the picked columns, each checked to be numbers."""
+    arrow = table(source, data)
+    names, notes = features(arrow, source)
+    picked = [names[j] for j in pick(source, names, len(names), wanted)]
+    pa = _pyarrow(source)
+    for name in picked:
+        kind = arrow.schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            hint = "" if wanted is not None else "; pick the feature columns with input_columns"
+            raise bad(source, f"column {name!r} is {kind}, not numbers{hint}")
+    return arrow.num_rows, len(picked), notes
+
+
+def read(source: str, wanted: Sequence[Column] | None, data: bytes | None = None) -> np.ndarray:
+    """The picked columns as a (rows, width) array of their common type."""
+    import numpy as np
+
+    describe(source, wanted, data)
+    arrow = table(source, data)
+    names, _ = features(arrow, source)
+    columns = []
+    for j in pick(source, names, len(names), wanted):
+        column = arrow.column(names[j])
+        if column.null_count:
+            row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
+            raise bad(source, f"row {row}, column {names[j]!r}: null is a missing value")
+        columns.append(column.to_numpy())
+    common = np.result_type(*columns)
+    values = np.empty((arrow.num_rows, len(columns)), dtype=common)
+    for k, column in enumerate(columns):
+        values[:, k] = column
+    return values

@@ -1,0 +1,343 @@
+"""Tables of features as other tools write them: text (CSV, TSV, np.savetxt's spaces) and JSON
+(pandas' orients, JSON Lines, a `run` result), to named columns of cells; then the columns that
+`input_columns` picks, as numbers.
+
+The rules (docs/files.md):
+- the delimiter is the first of tab, comma and semicolon that splits the first line, else runs
+  of whitespace; every line must split into the same number of cells;
+- a first row is a header when a cell is not a number, or when it is exactly pandas' default
+  column names `0..n-1`; a note says so;
+- a pandas index column (a first column headed by nothing or `Unnamed: 0`, holding integers) is
+  left out, with a note that names `index=False`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlpcli.tensorfiles import bad
+from mlpcli.units import counted
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Column = str | int  # a column picked by `input_columns`: its name, or its 0-based index
+_OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
+_INDEX_NAMES = ("", "Unnamed: 0")
+_DELIMITERS = {"\t": "tabs", ",": "commas", ";": "semicolons"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A file's table before its cells are numbers."""
+
+    source: str
+    names: tuple[str, ...] | None  # None: no header, columns are known by index only
+    rows: list[Sequence[object]]  # cells: text, or JSON values
+    where: Callable[[int, int], str]  # (row, column) -> "line 3, column 2" for messages
+    notes: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        return len(self.names) if self.names is not None else len(self.rows[0])
+
+
+def pick(
+    source: str, names: Sequence[str] | None, width: int, wanted: Sequence[Column] | None
+) -> list[int]:
+    """The indices of the columns `wanted` names (all of them for None), in its order."""
+    if wanted is None:
+        return list(range(width))
+    indices = []
+    for k, column in enumerate(wanted):
+        if isinstance(column, int):
+            if column >= width:
+                message = f"input_columns[{k}]: no column {column}; the file has {width} (0..)"
+                raise bad(source, message)
+            indices.append(column)
+        elif names is None:
+            message = (
+                f"input_columns[{k}]: {column!r}: the file names no columns; give 0-based indices"
+            )
+            raise bad(source, message)
+        elif column not in names:
+            close = difflib.get_close_matches(column, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            listed = ", ".join(map(repr, names[:12]))
+            raise bad(source, f"input_columns[{k}]: no column {column!r}{hint}; it has {listed}")
+        else:
+            indices.append(names.index(column))
+    return indices
+
+
+def matrix(table: Table, wanted: Sequence[Column] | None) -> np.ndarray:
+    """The picked columns of `table` as a (rows, width) float64 array; a cell that is not a
+    finite number is an error naming it (and `input_columns`, for a column of names)."""
+    import numpy as np
+
+    columns = pick(table.source, table.names, table.width, wanted)
+    values = np.empty((len(table.rows), len(columns)), dtype=np.float64)
+    for i, row in enumerate(table.rows):
+        for k, j in enumerate(columns):
+            cell = row[j]
+            value = _number(cell)
+            if value is None or not math.isfinite(value):
+                raise bad(table.source, _not_a_number(table, i, j, cell, value, wanted))
+            values[i, k] = value
+    return values
+
+
+def _number(cell: object) -> float | None:
+    """A cell's number: text that Python reads as a float, or a JSON number."""
+    if isinstance(cell, str):
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+    if isinstance(cell, int | float) and not isinstance(cell, bool):
+        try:
+            return float(cell)
+        except OverflowError:  # an integer too large for a float
+            return math.inf
+    return None
+
+
+def _not_a_number(
+    table: Table, i: int, j: int, cell: object, value: float | None, wanted: object
+) -> str:
+    shown = cell.strip()[:40] if isinstance(cell, str) else json.dumps(cell)[:40]
+    where = table.where(i, j)
+    if cell is None:
+        return f"{where}: null is a missing value; features must be finite numbers"
+    if value is not None:
+        return f"{where}: {shown!r} is not finite"
+    text_column = all(_number(row[j]) is None for row in table.rows[:20])
+    if wanted is None and text_column:  # labels, ids, names: a column that is not features
+        name = f"column {table.names[j]!r}" if table.names is not None else f"column {j}"
+        return (
+            f"{name} is not numbers ({where}: {shown!r}); pick the feature columns with "
+            "input_columns: [name or 0-based index, ...]"
+        )
+    return f"{where}: {shown!r} is not a number"
+
+
+# Text
+
+
+def text_table(source: str, text: str) -> Table:
+    """The table of a CSV, TSV or whitespace-separated text."""
+    lines = _split(source, text)
+    if not lines:
+        raise bad(source, "holds no rows of features")
+    width = len(lines[0][1])
+    for number, cells in lines:
+        if len(cells) != width:
+            raise bad(source, f"line {number}: {len(cells)} values, but the first row has {width}")
+    first = [cell.strip() for cell in lines[0][1]]
+    names: tuple[str, ...] | None = None
+    notes: list[str] = []
+    is_header = any(_number(cell) is None for cell in first) or first == [
+        str(j) for j in range(width)
+    ]
+    if is_header:
+        names = tuple(first)
+        lines = lines[1:]
+        if not lines:
+            raise bad(source, "holds a header and no rows of features")
+        kept = [j for j, name in enumerate(names) if _OUTPUT_COLUMN.fullmatch(name)]
+        if kept and len(names) - len(kept) > 1:  # name and swept keys: several networks
+            raise bad(source, "a sweep's results; chain one network's output at a time")
+        if kept:  # a `run --format csv` result: its output columns, quietly
+            names = tuple(names[j] for j in kept)
+            lines = [(number, [cells[j] for j in kept]) for number, cells in lines]
+        else:
+            if names[0] in _INDEX_NAMES and all(
+                re.fullmatch(r"\s*-?[0-9]+\s*", cells[0]) for _, cells in lines
+            ):
+                names = names[1:]
+                lines = [(number, cells[1:]) for number, cells in lines]
+                notes.append(
+                    f"{source}: its first column, headed {first[0]!r}, is pandas' index and is "
+                    "left out (write the file with index=False to leave it out there)"
+                )
+            notes.insert(0, f"{source}: line 1 read as column names ({_listed(names)})")
+    numbers = [number for number, _ in lines]
+    return Table(
+        source,
+        names,
+        [cells for _, cells in lines],
+        lambda i, j: f"line {numbers[i]}, column {j + 1}",
+        tuple(notes),
+    )
+
+
+def _split(source: str, text: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every line that is not blank or a `#` comment."""
+    physical = text.splitlines()  # \n, \r\n and \r alike
+    first = next((line for line in physical if line.strip() and not _comment(line)), None)
+    if first is None:
+        return []
+    delimiter = _delimiter(first)
+    if delimiter is None:  # runs of whitespace, as np.savetxt writes by default
+        return [
+            (number, line.split())
+            for number, line in enumerate(physical, 1)
+            if line.strip() and not _comment(line)
+        ]
+    reader = csv.reader(io.StringIO("\n".join(physical)), delimiter=delimiter, strict=True)
+    lines = []
+    try:
+        for cells in reader:
+            if cells and any(cell.strip() for cell in cells) and not _comment(cells[0]):
+                lines.append((reader.line_num, cells))
+    except csv.Error as error:
+        raise bad(source, f"line {reader.line_num}: {error}") from None
+    return lines
+
+
+def _comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def _delimiter(line: str) -> str | None:
+    """The delimiter that splits `line` into the most cells (tab first on a tie); None for
+    runs of whitespace."""
+    counts = {
+        delimiter: len(next(csv.reader([line], delimiter=delimiter), []))
+        for delimiter in _DELIMITERS
+        if delimiter in line
+    }
+    best = max(counts, key=lambda d: counts[d], default=None)
+    if best is not None and counts[best] > 1:
+        return best
+    return None if len(line.split()) > 1 else ","
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:6])
+    return shown + (f", … {counted(len(names), 'column')} in all" if len(names) > 6 else "")
+
+
+# JSON
+
+
+def json_table(source: str, text: str) -> Table:
+    """The table of a JSON text: a `run` result, a list of rows, pandas' `to_json` in any orient,
+    or JSON Lines of records (`lines=True`) or of rows."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if error.msg != "Extra data" or len(lines) < 2:
+            raise bad(source, f"line {error.lineno}: invalid JSON: {error.msg}") from None
+        data = _json_lines(source, lines)
+    except (RecursionError, ValueError) as error:
+        raise bad(source, f"invalid JSON: {str(error)[:80]}") from None
+    return _json_to_table(source, data)
+
+
+def _json_lines(source: str, lines: list[str]) -> list[object]:
+    values = []
+    for number, line in enumerate(lines, 1):
+        try:
+            values.append(json.loads(line))
+        except (json.JSONDecodeError, RecursionError, ValueError) as error:
+            raise bad(source, f"line {number}: invalid JSON Lines: {str(error)[:80]}") from None
+    if all(_run_result(value) for value in values):
+        raise bad(source, f"holds {len(values)} results; chain one network's output at a time")
+    return values
+
+
+def _run_result(value: object) -> bool:
+    return isinstance(value, dict) and str(value.get("schema", "")).startswith("mlpcli.")
+
+
+def _json_to_table(source: str, data: object) -> Table:
+    def rows_of(values: list[object]) -> Table:
+        if values and not isinstance(values[0], list):
+            values = [values]  # one row
+        if not all(isinstance(row, list) for row in values):
+            raise bad(source, "a JSON list must hold rows (lists) of numbers or records")
+        rows: list[Sequence[object]] = values  # type: ignore[assignment]
+        for i, row in enumerate(rows):
+            if len(row) != len(rows[0]):
+                raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(rows[0])}")
+        return Table(source, None, rows, lambda i, j: f"row {i}, column {j}")
+
+    if isinstance(data, dict) and _run_result(data):
+        if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
+            raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
+        data = data["output"]
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        return _records(source, data)  # records, JSON Lines of records
+    if isinstance(data, list) and data:
+        return rows_of(data)  # values
+    if isinstance(data, dict) and isinstance(data.get("columns"), list) and "data" in data:
+        names = tuple(map(str, data["columns"]))  # split
+        table = rows_of(data["data"]) if isinstance(data["data"], list) else None
+        if table is None or (table.rows and len(table.rows[0]) != len(names)):
+            raise bad(source, "orient 'split': data must be rows as long as columns")
+        return Table(source, names, table.rows, _named_at(names))
+    if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data:
+        return _table_orient(source, data)
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        return _nested(source, data)  # orient columns or index
+    raise bad(
+        source,
+        "not a table of features: expected a list of rows, pandas' to_json (orient values, "
+        "records, split, index, columns or table; lines=True), or a `mlpcli run` result",
+    )
+
+
+def _named_at(names: Sequence[str]) -> Callable[[int, int], str]:
+    return lambda i, j: f"row {i}, column {names[j]!r}"
+
+
+def _records(source: str, records: list[dict[str, object]]) -> Table:
+    names = tuple(records[0])
+    for i, record in enumerate(records):
+        if tuple(record) != names and set(record) != set(names):
+            missing = sorted(set(names) ^ set(record))[:3]
+            raise bad(source, f"record {i} has other keys than record 0 ({', '.join(missing)})")
+    rows = [[record[name] for name in names] for record in records]
+    return Table(source, names, rows, _named_at(names))  # type: ignore[arg-type]
+
+
+def _table_orient(source: str, data: dict[str, object]) -> Table:
+    """orient='table': records under `data`, the index's fields (`primaryKey`) left out."""
+    schema = data["schema"]
+    assert isinstance(schema, dict)
+    records = data["data"]
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise bad(source, "orient 'table': data must be a list of records")
+    index = schema.get("primaryKey") or []
+    kept = [{k: v for k, v in record.items() if k not in index} for record in records]
+    if not kept:
+        raise bad(source, "holds no rows of features")
+    return _records(source, kept)
+
+
+def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
+    """orient='columns' (pandas' default: {column: {index: value}}), or orient='index'
+    ({index: {column: value}}) when only the outer keys are pandas' default index."""
+    outer = list(data)
+    inner = list(next(iter(data.values())))
+    default = [str(i) for i in range(len(outer))]
+    by_index = outer == default and inner != [str(i) for i in range(len(inner))]
+    if by_index:
+        names = tuple(inner)
+        rows = [[data[key].get(name) for name in names] for key in outer]
+    else:
+        names = tuple(outer)
+        rows = [[data[name].get(key) for name in names] for key in inner]
+    if not rows:
+        raise bad(source, "holds no rows of features")
+    return Table(source, names, rows, _named_at(names))  # type: ignore[arg-type]

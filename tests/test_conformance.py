@@ -1,0 +1,476 @@
+"""Files as other tools write them (docs/files.md): written here by numpy, pandas, pyarrow,
+torch, safetensors and scikit-learn in the ways those libraries write them by default, and read
+by mlpcli; each checked against the library's own reading of the file, or its own prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file, save_model
+from torch import nn
+
+from .conftest import invoke
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((6, 4))  # features: 6 rows of 4
+FRAME = pd.DataFrame(X)  # pandas' default column names 0..3, default index 0..5
+NAMED = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+
+
+def features_read(path: Path, *overrides: str) -> tuple[np.ndarray, str]:
+    """The features mlpcli read from `path` (float64, as the run kept them), and its notes."""
+    out = path.parent / "read.safetensors"
+    code, _, err = invoke(
+        "run", f"inputs={path}", "dtype=float64", "activation=identity", *overrides,
+        "-o", str(out), "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    return load_file(out)["features"].numpy(), err
+
+
+def widths(columns: int) -> str:
+    return f"layers=[{columns}, 1]"
+
+
+# Features: the producing call, and the library's own reading of what it wrote.
+Writer = Callable[[Path], tuple[Path, np.ndarray]]
+
+
+def _csv(**kwargs: object) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / "x.csv"
+        FRAME.to_csv(path, **kwargs)  # type: ignore[arg-type]
+        index_col = 0 if kwargs.get("index", True) else None
+        expected = pd.read_csv(path, index_col=index_col, sep=str(kwargs.get("sep", ",")))
+        return path, expected.to_numpy()
+
+    return write
+
+
+def _npy(array: Callable[[], np.ndarray]) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / "x.npy"
+        np.save(path, array())
+        return path, np.load(path).astype(np.float64).reshape(-1, np.load(path).shape[-1])
+
+    return write
+
+
+def _savetxt(suffix: str, **kwargs: object) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / f"x{suffix}"
+        np.savetxt(path, X, **kwargs)  # type: ignore[arg-type]
+        delimiter = kwargs.get("delimiter")
+        return path, np.loadtxt(path, delimiter=delimiter)  # type: ignore[arg-type]
+
+    return write
+
+
+def _json(orient: str, lines: bool = False) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / ("x.jsonl" if lines else "x.json")
+        NAMED.to_json(path, orient=orient, lines=lines)  # type: ignore[call-overload]
+        read = pd.read_json(path, orient=orient, lines=lines, precise_float=True)
+        return path, np.asarray(read, dtype=np.float64)
+
+    return write
+
+
+def _arrow(suffix: str) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / f"x{suffix}"
+        frame = NAMED.set_index(pd.Index(range(10, 16))) if suffix == ".parquet" else NAMED
+        if suffix == ".parquet":
+            frame.to_parquet(path)  # its index (not a range from 0) is stored as a column
+            return path, pd.read_parquet(path).to_numpy()
+        frame.to_feather(path)
+        return path, pd.read_feather(path).to_numpy()
+
+    return write
+
+
+FEATURE_FILES: dict[str, Writer] = {
+    "pd.to_csv(index=False): header 0..n-1": _csv(index=False),
+    "pd.to_csv(): index column, header ,0..n-1": _csv(),
+    "pd.to_csv(sep='\\t') as .csv": _csv(sep="\t", index=False),
+    "pd.to_csv(sep=';')": _csv(sep=";", index=False),
+    "pd.to_csv(lineterminator='\\r')": _csv(index=False, lineterminator="\r"),
+    "np.save C order": _npy(lambda: X),
+    "np.save(df.to_numpy()) Fortran order": _npy(lambda: NAMED.to_numpy()),
+    "np.save(X.T.T) Fortran order, float32": _npy(lambda: np.asfortranarray(X, np.float32)),
+    "np.save big-endian float64": _npy(lambda: X.astype(">f8")),
+    "np.save big-endian float32": _npy(lambda: X.astype(">f4")),
+    "np.save float16": _npy(lambda: X.astype(np.float16)),
+    "np.save int16": _npy(lambda: (X * 100).astype(np.int16)),
+    "np.save uint32 big-endian": _npy(lambda: (abs(X) * 1000).astype(">u4")),
+    "np.save uint64": _npy(lambda: (abs(X) * 1000).astype(np.uint64)),
+    "np.save long double": _npy(lambda: X.astype(np.longdouble)),
+    "np.save one row (n0,)": _npy(lambda: X[0]),
+    "np.savetxt default (spaces) .txt": _savetxt(".txt"),
+    "np.savetxt default as .csv": _savetxt(".csv"),
+    "np.savetxt(header=...) commented": _savetxt(".txt", header="a b c d"),
+    "np.savetxt(delimiter=',')": _savetxt(".csv", delimiter=","),
+    "np.savetxt(delimiter='\\t') .tsv": _savetxt(".tsv", delimiter="\t"),
+    "df.to_json() (orient columns)": _json("columns"),
+    "df.to_json(orient='values')": _json("values"),
+    "df.to_json(orient='records')": _json("records"),
+    "df.to_json(orient='split')": _json("split"),
+    "df.to_json(orient='index')": _json("index"),
+    "df.to_json(orient='table')": _json("table"),
+    "df.to_json(orient='records', lines=True)": _json("records", lines=True),
+    "df.to_parquet() with an index": _arrow(".parquet"),
+    "df.to_feather()": _arrow(".feather"),
+}
+
+
+@pytest.mark.parametrize("write", FEATURE_FILES.values(), ids=FEATURE_FILES.keys())
+def test_features_as_the_library_reads_them(tmp_path: Path, write: Writer) -> None:
+    path, expected = write(tmp_path)
+    got, _ = features_read(path, widths(expected.shape[1]))
+    np.testing.assert_array_equal(got, expected.astype(np.float64))
+
+
+def test_a_header_and_an_index_column_are_said(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    FRAME.to_csv(path)
+    got, err = features_read(path, widths(4))
+    assert got.shape == (6, 4)
+    assert "x.csv: line 1 read as column names (0, 1, 2, 3)" in err
+    assert "is pandas' index and is left out" in err
+    assert "index=False" in err
+
+
+def test_a_label_column_is_picked_out_by_name_or_index(tmp_path: Path) -> None:
+    path = tmp_path / "iris.csv"
+    NAMED.assign(species=["setosa"] * 3 + ["virginica"] * 3, id=range(6)).to_csv(path, index=False)
+    expected = pd.read_csv(path)[["c", "a"]].to_numpy()
+    got, _ = features_read(path, widths(2), "input_columns=[c, a]")
+    np.testing.assert_array_equal(got, expected)
+    got, _ = features_read(path, widths(2), "input_columns=[2, 0]")
+    np.testing.assert_array_equal(got, expected)
+    code, _, err = invoke("run", f"inputs={path}", widths(4))
+    assert code == 2
+    assert "column 'species' is not numbers" in err
+    assert "input_columns" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.array([[True, False]]), "holds an array of bool"),
+        (np.array([[1 + 2j, 3j]]), "holds an array of complex128"),
+        (np.zeros(2, dtype=[("a", "f4"), ("b", "f4")]), "holds an array of"),
+        (np.array([["a", "b"]]), "holds an array of <U1"),
+    ],
+)
+def test_arrays_that_are_not_real_numbers_stay_refused(
+    tmp_path: Path, array: np.ndarray, message: str
+) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, array)
+    code, _, err = invoke("run", f"inputs={path}", "layers=[2, 1]")
+    assert code == 2
+    assert message in err
+
+
+def test_npy_bytes_and_csv_on_stdin(tmp_path: Path, mlpcli_script: str) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.asfortranarray(X.astype(">f4")))
+    for data in (path.read_bytes(), FRAME.to_csv(index=False).encode()):
+        done = subprocess.run(
+            [mlpcli_script, "run", "inputs=-", widths(4), "dtype=float64", "-f", "json"],
+            input=data, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(json.loads(done.stdout)["output"]) == 6
+    done = subprocess.run(
+        [mlpcli_script, "run", "inputs=-", widths(4)], input=b"", capture_output=True, check=False
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode().strip()
+        == "mlpcli: error: override 'inputs=-': inputs: <stdin>: empty: nothing was piped in"
+    )
+
+
+def test_parquet_without_pyarrow_names_the_package(tmp_path: Path, mlpcli_script: str) -> None:
+    path = tmp_path / "x.parquet"
+    NAMED.to_parquet(path)
+    code = "import sys; sys.modules['pyarrow'] = None; from mlpcli.cli import main; main()"
+    done = subprocess.run(
+        [str(Path(mlpcli_script).parent / "python"), "-c", code, "run", f"inputs={path}", widths(4)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert "pip install pyarrow" in done.stderr
+    assert "mlpcli[" not in done.stderr
+
+
+# Models as training code saves them
+
+
+class Named(nn.Module):
+    """Layers registered out of running order (`out` before `fc1`), as people write them."""
+
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.out = nn.Linear(16, 3, bias=bias)
+        self.fc1 = nn.Linear(4, 16, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc1(x)))
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(4, 8, bias=bias)
+        self.decoder = nn.Linear(8, 3, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(torch.relu(self.encoder(x)))
+
+
+def sequential(bias: bool) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(4, 16, bias=bias), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3, bias=bias)
+    )
+
+
+MODELS = {"fc1/out": Named, "encoder/decoder": EncoderDecoder, "nn.Sequential": sequential}
+FEATURES32 = torch.from_numpy(X.astype(np.float32))
+
+
+def output_of(*args: str) -> tuple[torch.Tensor, str]:
+    code, out, err = invoke("run", *args, "-f", "json")
+    assert code == 0, err
+    return torch.tensor(json.loads(out)["output"], dtype=torch.float32), err
+
+
+@pytest.fixture
+def features_file(tmp_path: Path) -> Path:
+    path = tmp_path / "x.npy"
+    np.save(path, FEATURES32.numpy())
+    return path
+
+
+@pytest.mark.parametrize("save", ["safetensors", "pt", "checkpoint", "lightning", "ddp"])
+@pytest.mark.parametrize("model", MODELS.values(), ids=MODELS.keys())
+@pytest.mark.parametrize("bias", [True, False])
+def test_models_as_code_saves_them_run_bit_for_bit(
+    tmp_path: Path, features_file: Path, save: str, model: Callable[[bool], nn.Module], bias: bool
+) -> None:
+    torch.manual_seed(3)
+    net = model(bias).eval()
+    state = net.state_dict()
+    path = tmp_path / ("model.safetensors" if save == "safetensors" else "model.ckpt")
+    if save == "safetensors":
+        save_file(state, path)
+    elif save == "pt":
+        torch.save(state, path)
+    elif save == "checkpoint":  # PyTorch's tutorial
+        optimizer = torch.optim.Adam(net.parameters())
+        torch.save(
+            {"epoch": 5, "model_state_dict": state, "optimizer_state_dict": optimizer.state_dict(),
+             "loss": 0.25},
+            path,
+        )  # fmt: skip
+    elif save == "lightning":  # the keys Lightning writes, its module's attribute `model.`
+        torch.save(
+            {"epoch": 2, "global_step": 40, "pytorch-lightning_version": "2.4.0",
+             "state_dict": {f"model.{k}": v for k, v in state.items()},
+             "loops": {}, "callbacks": {}, "optimizer_states": [], "lr_schedulers": [],
+             "hyper_parameters": {"hidden": 16, "lr": 0.001}},
+            path,
+        )  # fmt: skip
+    else:  # DistributedDataParallel's state dict
+        torch.save({f"module.{k}": v for k, v in state.items()}, path)
+    got, err = output_of(f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]")
+    with torch.no_grad():
+        expected = net(FEATURES32)
+    assert torch.equal(got, expected), (got - expected).abs().max()
+    assert "activation is not set" not in err
+
+
+def test_tied_weights_saved_with_save_model(tmp_path: Path, features_file: Path) -> None:
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh()).eval()
+    net[2].weight = net[0].weight  # tied
+    path = tmp_path / "tied.safetensors"
+    save_model(net, str(path))
+    got, _ = output_of(f"weights={path}", f"inputs={features_file}", "activation=tanh")
+    with torch.no_grad():
+        assert torch.equal(got, net(FEATURES32))
+
+
+def test_batchnorm_after_a_linear_is_folded(tmp_path: Path, features_file: Path) -> None:
+    torch.manual_seed(5)
+    net = nn.Sequential(
+        nn.Linear(4, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(),
+        nn.Linear(16, 8), nn.BatchNorm1d(8, affine=False), nn.ReLU(), nn.Linear(8, 3),
+    )  # fmt: skip
+    with torch.no_grad():  # running statistics that are not the defaults
+        for _ in range(20):
+            net(torch.randn(64, 4) * 3 + 1)
+    net.eval()
+    for suffix in ("pt", "safetensors"):
+        path = tmp_path / f"bn.{suffix}"
+        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)  # type: ignore[operator]
+        got, err = output_of(
+            f"weights={path}", f"inputs={features_file}", "activation=[relu,relu,identity]"
+        )
+        with torch.no_grad():
+            torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-6)
+        assert "BatchNorm1d folded" in err
+
+
+def test_equal_widths_run_in_the_files_order_and_weights_order_chooses(
+    tmp_path: Path, features_file: Path
+) -> None:
+    torch.manual_seed(6)
+    hidden, head = nn.Linear(4, 4), nn.Linear(4, 4)
+    path = tmp_path / "square.pt"
+    torch.save({"hidden.weight": hidden.weight, "hidden.bias": hidden.bias,
+                "head.weight": head.weight, "head.bias": head.bias}, path)  # fmt: skip
+    got, err = output_of(f"weights={path}", f"inputs={features_file}", "activation=identity")
+    with torch.no_grad():
+        assert torch.equal(got, head(hidden(FEATURES32)))
+    assert "allow several orders; ran hidden → head" in err
+    got, err = output_of(
+        f"weights={path}", f"inputs={features_file}", "activation=identity",
+        "weights_order=[head, hidden]",
+    )  # fmt: skip
+    with torch.no_grad():
+        assert torch.equal(got, hidden(head(FEATURES32)))
+    assert "several orders" not in err
+
+
+def test_a_transposed_weight_is_named(tmp_path: Path) -> None:
+    torch.manual_seed(7)
+    state = {"fc1.weight": torch.randn(16, 4), "fc2.weight": torch.randn(16, 3)}  # fc2 transposed
+    path = tmp_path / "t.safetensors"
+    save_file(state, path)
+    code, _, err = invoke("run", f"weights={path}")
+    assert code == 2
+    assert "fc2.weight has shape [16, 3]" in err
+    assert "transpose it" in err
+
+
+def test_a_hostile_pickle_is_one_line(tmp_path: Path, mlpcli_script: str) -> None:
+    path = tmp_path / "evil.pt"
+    path.write_bytes(
+        b"\x80\x04\x95\x1e\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94."
+    )
+    done = subprocess.run(
+        [mlpcli_script, "run", f"weights={path}"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "refused" in done.stderr
+
+
+# What mlpcli itself wrote, read back with the config that made it
+
+
+def test_a_file_mlpcli_wrote_brings_its_config(tmp_path: Path) -> None:
+    exported = tmp_path / "net.safetensors"
+    made = ["seed=11", "layers=[5, 7, 2]", "activation=[tanh, softmax]", "batch=3", "name=mine"]
+    code, _, err = invoke("export", *made, "-o", str(exported))
+    assert code == 0, err
+    original, _ = output_of(*made)
+    again, err = output_of(f"weights={exported}")
+    torch.testing.assert_close(again, original, rtol=1e-6, atol=1e-7)
+    assert "name, seed, activation, init, dtype, batch from" in err
+    code, out, _ = invoke("run", f"weights={exported}", "-f", "json")
+    assert json.loads(out)["name"] == "mine"
+    run_output = tmp_path / "run.safetensors"
+    assert invoke("run", *made, "-o", str(run_output), "-q")[0] == 0
+    bits, _ = output_of(f"weights={run_output}")  # mlpcli's layout: the same bits
+    assert torch.equal(bits, original)
+
+
+# scikit-learn: the README's recipe
+
+
+def sklearn_weights(model: object, path: Path) -> None:
+    """The README's recipe: coefs_ are (n_in, n_out), mlpcli's W1.., intercepts_ its B1.."""
+    from safetensors.numpy import save_file as save_arrays
+
+    tensors = {f"W{i}": w for i, w in enumerate(model.coefs_, 1)}  # type: ignore[attr-defined]
+    tensors |= {f"B{i}": b for i, b in enumerate(model.intercepts_, 1)}  # type: ignore[attr-defined]
+    save_arrays(tensors, str(path))
+
+
+@pytest.mark.slow
+def test_the_readmes_scikit_learn_recipe(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    features, labels = load_iris(return_X_y=True)
+    np.save(tmp_path / "iris.npy", features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier = MLPClassifier(
+            hidden_layer_sizes=(10, 8), activation="logistic", max_iter=300, random_state=0
+        )
+        classifier.fit(features, labels)
+        regressor = MLPRegressor(
+            hidden_layer_sizes=(6,), activation="tanh", max_iter=300, random_state=0
+        )
+        regressor.fit(features[:, :3], features[:, 3])
+    sklearn_weights(classifier, tmp_path / "clf.safetensors")
+    sklearn_weights(regressor, tmp_path / "reg.safetensors")
+    code, out, err = invoke(
+        "run", f"weights={tmp_path / 'clf.safetensors'}", f"inputs={tmp_path / 'iris.npy'}",
+        "activation=[sigmoid, sigmoid, softmax]", "dtype=float64", "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    probabilities = np.array(json.loads(out)["output"])
+    np.testing.assert_allclose(probabilities, classifier.predict_proba(features), atol=1e-12)
+    assert (classifier.classes_[probabilities.argmax(1)] == classifier.predict(features)).all()
+    np.save(tmp_path / "three.npy", features[:, :3])
+    code, out, err = invoke(
+        "run", f"weights={tmp_path / 'reg.safetensors'}", f"inputs={tmp_path / 'three.npy'}",
+        "activation=[tanh, identity]", "dtype=float64", "-f", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    predicted = np.array(json.loads(out)["output"])[:, 0]
+    np.testing.assert_allclose(predicted, regressor.predict(features[:, :3]), atol=1e-12)
+
+
+# Outputs never destroy inputs
+
+
+@pytest.mark.parametrize(
+    ("args", "victim"),
+    [
+        (["run", "inputs={f}", "layers=[4, 1]", "-o", "{f}"], "x.npy"),
+        (["export", "weights={w}", "-o", "{w}"], "w.safetensors"),
+        (["shapes", "inputs={c}", "layers=[4, 1]", "-o", "{c}"], "x.csv"),
+        (["run", "inputs={c}", "layers=[4, 1]", "-o", "{c}"], "x.csv"),
+    ],
+)
+def test_an_output_that_is_an_input_is_refused(
+    tmp_path: Path, args: list[str], victim: str
+) -> None:
+    features, weights, table = tmp_path / "x.npy", tmp_path / "w.safetensors", tmp_path / "x.csv"
+    np.save(features, FEATURES32.numpy())
+    FRAME.to_csv(table, index=False)
+    save_file(sequential(True).state_dict(), weights)
+    before = (tmp_path / victim).read_bytes()
+    filled = [a.format(f=features, w=weights, c=table) for a in args]
+    code, out, err = invoke(*filled)
+    assert code == 2, err
+    assert "is also an input" in err
+    assert (tmp_path / victim).read_bytes() == before
