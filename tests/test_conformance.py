@@ -48,7 +48,7 @@ Writer = Callable[[Path], tuple[Path, np.ndarray]]
 def _csv(**kwargs: object) -> Writer:
     def write(folder: Path) -> tuple[Path, np.ndarray]:
         path = folder / "x.csv"
-        FRAME.to_csv(path, **kwargs)  # type: ignore[arg-type]
+        FRAME.to_csv(path, **kwargs)
         index_col = 0 if kwargs.get("index", True) else None
         expected = pd.read_csv(path, index_col=index_col, sep=str(kwargs.get("sep", ",")))
         return path, expected.to_numpy()
@@ -65,12 +65,11 @@ def _npy(array: Callable[[], np.ndarray]) -> Writer:
     return write
 
 
-def _savetxt(suffix: str, **kwargs: object) -> Writer:
+def _savetxt(suffix: str, delimiter: str | None = None, header: str = "") -> Writer:
     def write(folder: Path) -> tuple[Path, np.ndarray]:
         path = folder / f"x{suffix}"
-        np.savetxt(path, X, **kwargs)  # type: ignore[arg-type]
-        delimiter = kwargs.get("delimiter")
-        return path, np.loadtxt(path, delimiter=delimiter)  # type: ignore[arg-type]
+        np.savetxt(path, X, delimiter=delimiter or " ", header=header)
+        return path, np.loadtxt(path, delimiter=delimiter)
 
     return write
 
@@ -78,7 +77,7 @@ def _savetxt(suffix: str, **kwargs: object) -> Writer:
 def _json(orient: str, lines: bool = False) -> Writer:
     def write(folder: Path) -> tuple[Path, np.ndarray]:
         path = folder / ("x.jsonl" if lines else "x.json")
-        NAMED.to_json(path, orient=orient, lines=lines)  # type: ignore[call-overload]
+        NAMED.to_json(path, orient=orient, lines=lines)
         read = pd.read_json(path, orient=orient, lines=lines, precise_float=True)
         return path, np.asarray(read, dtype=np.float64)
 
@@ -207,8 +206,9 @@ def test_parquet_without_pyarrow_names_the_package(tmp_path: Path, mlpcli_script
     path = tmp_path / "x.parquet"
     NAMED.to_parquet(path)
     code = "import sys; sys.modules['pyarrow'] = None; from mlpcli.cli import main; main()"
+    python = str(Path(mlpcli_script).parent / "python")
     done = subprocess.run(
-        [str(Path(mlpcli_script).parent / "python"), "-c", code, "run", f"inputs={path}", widths(4)],
+        [python, "-c", code, "run", f"inputs={path}", widths(4)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 3
@@ -228,7 +228,8 @@ class Named(nn.Module):
         self.fc1 = nn.Linear(4, 16, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.fc1(x)))
+        output: torch.Tensor = self.out(torch.relu(self.fc1(x)))
+        return output
 
 
 class EncoderDecoder(nn.Module):
@@ -238,7 +239,8 @@ class EncoderDecoder(nn.Module):
         self.decoder = nn.Linear(8, 3, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(torch.relu(self.encoder(x)))
+        output: torch.Tensor = self.decoder(torch.relu(self.encoder(x)))
+        return output
 
 
 def sequential(bias: bool) -> nn.Module:
@@ -325,7 +327,7 @@ def test_batchnorm_after_a_linear_is_folded(tmp_path: Path, features_file: Path)
     net.eval()
     for suffix in ("pt", "safetensors"):
         path = tmp_path / f"bn.{suffix}"
-        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)  # type: ignore[operator]
+        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
         got, err = output_of(
             f"weights={path}", f"inputs={features_file}", "activation=[relu,relu,identity]"
         )
@@ -470,7 +472,7 @@ def test_an_output_that_is_an_input_is_refused(
     save_file(sequential(True).state_dict(), weights)
     before = (tmp_path / victim).read_bytes()
     filled = [a.format(f=features, w=weights, c=table) for a in args]
-    code, out, err = invoke(*filled)
+    code, _, err = invoke(*filled)
     assert code == 2, err
     assert "is also an input" in err
     assert (tmp_path / victim).read_bytes() == before

@@ -40,8 +40,8 @@ def check_output(
         raise UsageError(f"{option}{path}: no such directory {path.parent}")
     for source in inputs:  # the same file by any name: a link, a hard link, another path
         if source is not None and path.exists() and source.exists() and path.samefile(source):
-            message = f"is also an input ({source}); refusing to overwrite it"
-            raise UsageError(f"{option}{path}: {message}")
+            named = "" if source == path else f" ({source})"
+            raise UsageError(f"{option}{path}: is also an input{named}; refusing to overwrite it")
     return suffix.removeprefix(".")
 
 

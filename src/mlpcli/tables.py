@@ -44,6 +44,7 @@ class Table:
     rows: list[Sequence[object]]  # cells: text, or JSON values
     where: Callable[[int, int], str]  # (row, column) -> "line 3, column 2" for messages
     notes: tuple[str, ...] = ()
+    json: bool = False  # cells are JSON values, shown as JSON in messages
 
     @property
     def width(self) -> int:
@@ -113,20 +114,20 @@ def _number(cell: object) -> float | None:
 def _not_a_number(
     table: Table, i: int, j: int, cell: object, value: float | None, wanted: object
 ) -> str:
-    shown = cell.strip()[:40] if isinstance(cell, str) else json.dumps(cell)[:40]
+    shown = json.dumps(cell)[:40] if table.json else repr(str(cell).strip()[:40])
     where = table.where(i, j)
     if cell is None:
         return f"{where}: null is a missing value; features must be finite numbers"
     if value is not None:
-        return f"{where}: {shown!r} is not finite"
+        return f"{where}: {shown} is not finite"
     text_column = all(_number(row[j]) is None for row in table.rows[:20])
     if wanted is None and text_column:  # labels, ids, names: a column that is not features
         name = f"column {table.names[j]!r}" if table.names is not None else f"column {j}"
         return (
-            f"{name} is not numbers ({where}: {shown!r}); pick the feature columns with "
+            f"{name} is not numbers ({where}: {shown}); pick the feature columns with "
             "input_columns: [name or 0-based index, ...]"
         )
-    return f"{where}: {shown!r} is not a number"
+    return f"{where}: {shown} is not a number"
 
 
 # Text
@@ -270,7 +271,7 @@ def _json_to_table(source: str, data: object) -> Table:
         for i, row in enumerate(rows):
             if len(row) != len(rows[0]):
                 raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(rows[0])}")
-        return Table(source, None, rows, lambda i, j: f"row {i}, column {j}")
+        return Table(source, None, rows, lambda i, j: f"row {i}, column {j}", json=True)
 
     if isinstance(data, dict) and _run_result(data):
         if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
@@ -285,7 +286,7 @@ def _json_to_table(source: str, data: object) -> Table:
         table = rows_of(data["data"]) if isinstance(data["data"], list) else None
         if table is None or (table.rows and len(table.rows[0]) != len(names)):
             raise bad(source, "orient 'split': data must be rows as long as columns")
-        return Table(source, names, table.rows, _named_at(names))
+        return Table(source, names, table.rows, _named_at(names), json=True)
     if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data:
         return _table_orient(source, data)
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
@@ -308,7 +309,7 @@ def _records(source: str, records: list[dict[str, object]]) -> Table:
             missing = sorted(set(names) ^ set(record))[:3]
             raise bad(source, f"record {i} has other keys than record 0 ({', '.join(missing)})")
     rows = [[record[name] for name in names] for record in records]
-    return Table(source, names, rows, _named_at(names))  # type: ignore[arg-type]
+    return Table(source, names, rows, _named_at(names), json=True)  # type: ignore[arg-type]
 
 
 def _table_orient(source: str, data: dict[str, object]) -> Table:
@@ -340,4 +341,4 @@ def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
         rows = [[data[name].get(key) for name in names] for key in inner]
     if not rows:
         raise bad(source, "holds no rows of features")
-    return Table(source, names, rows, _named_at(names))  # type: ignore[arg-type]
+    return Table(source, names, rows, _named_at(names), json=True)  # type: ignore[arg-type]

@@ -217,12 +217,15 @@ def _mlpcli_layout(
         (_, n_in), (rows, columns) = shapes[i - 1], shapes[i]
         if rows == n_in:
             continue
-        message = f"{weights[i]} has shape {[rows, columns]}, expected [{n_in}, …]"
+        message = (
+            f"{weights[i]} has shape {[rows, columns]}, expected {[n_in, columns]} ({n_in} "
+            "units come out of the layer before)"
+        )
         if columns == n_in:
-            message += "; transpose it"
+            message = f"{weights[i]} has shape {[rows, columns]}; transpose it"
         elif shapes[i - 1][0] == rows and (i == 1 or shapes[i - 2][1] == shapes[i - 1][1]):
             message = f"{weights[i - 1]} has shape {list(shapes[i - 1])}; transpose it"
-        raise bad(path, message + f" ({n_in} units come out of {weights[i - 1]})")
+        raise bad(path, message)
     layers = tuple(
         Layer(name, biases[i] if biases else None, shapes[i][0], shapes[i][1])
         for i, name in enumerate(weights)
@@ -267,8 +270,8 @@ def _modules(path: str, names: Sequence[str]) -> list[_Module]:
         if not dot:
             raise bad(
                 path,
-                f"no weights in a known layout: {name!r} is not <layer>.weight or W1.. (found "
-                f"{', '.join(names[:8])})",
+                "no weights in a known layout (W1.. and B1.., or <layer>.weight and "
+                f"<layer>.bias of PyTorch's Linear layers); found {', '.join(names[:8])}",
             )
         entry = modules.setdefault(module, _Module(module, module.removeprefix(prefix), {}))
         entry.tensors[part] = name
