@@ -476,3 +476,54 @@ def test_an_output_that_is_an_input_is_refused(
     assert code == 2, err
     assert "is also an input" in err
     assert (tmp_path / victim).read_bytes() == before
+
+
+# The command line around files
+
+
+def test_null_means_the_default_so_a_files_rows_decide(tmp_path: Path) -> None:
+    from .conftest import TWO_LAYER
+
+    path = tmp_path / "x.npy"
+    np.save(path, X[:, :3])
+    code, _, err = invoke("run", TWO_LAYER, f"inputs={path}")  # batch: 1 in the file
+    assert code == 2
+    assert "leave batch out, or set batch=null, to take the file's rows" in err
+    code, out, err = invoke("run", TWO_LAYER, f"inputs={path}", "batch=null", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["batch"] == 6
+    code, out, _ = invoke("config", "show", TWO_LAYER, "seed=null", "-f", "json")
+    assert json.loads(out)["seed"] == 0  # the field's default, not the file's 7
+
+
+@pytest.mark.parametrize("command", ["run", "shapes", "export", "draw", "validate"])
+def test_an_activation_list_of_the_wrong_length_says_what_the_weights_need(
+    tmp_path: Path, command: str
+) -> None:
+    weights = tmp_path / "w.safetensors"
+    save_file(sequential(True).state_dict(), weights)
+    config = tmp_path / "net.yaml"
+    config.write_text("weights: w.safetensors\nactivation: [relu, relu, identity]\n")
+    args = [str(config)] + (["-o", str(tmp_path / "x.pt")] if command == "export" else [])
+    code, out, err = invoke(command, *args)
+    assert code == (1 if command == "validate" else 2), err
+    said = out if command == "validate" else err  # validate's verdict is its result
+    assert "lists 3 names, but the weights" in said
+    assert "hold 2 weight layers" in said
+
+
+def test_a_terminal_on_stdin_is_refused_at_once(mlpcli_script: str) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [mlpcli_script, "run", "inputs=-", "layers=[3, 1]"],
+            stdin=follower, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2
+    assert "standard input is a terminal; pipe a file in" in done.stderr

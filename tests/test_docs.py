@@ -34,3 +34,11 @@ def test_every_cited_section_exists() -> None:
 def test_nothing_cites_a_file_outside_the_repository(path: Path) -> None:
     text = path.read_text()
     assert not re.search(r"\bSPEC\.md\b|\bSPEC section\b|\.\./shared/|STYLE\.md", text)
+
+
+def test_no_text_advises_installing_the_unrelated_pypi_mlpcli() -> None:
+    """`mlpcli` on PyPI is another project: extras are installed from the checkout."""
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *SOURCES]
+    for path in texts:
+        text = path.read_text()
+        assert not re.search(r"pip install ['\"]?mlpcli\b(?!-yaml)", text), path

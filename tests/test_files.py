@@ -207,8 +207,34 @@ def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
     )
     assert (code, out) == (0, ""), err
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (name,) = (i.name for i in session.get_inputs())
-    assert session.run(None, {name: np.zeros((9, 3), np.float32)})[0].shape == (9, 4)
+    assert [i.name for i in session.get_inputs()] == ["features"]  # the notebook's names,
+    assert [o.name for o in session.get_outputs()] == ["output"]  # whatever the activation
+    assert session.run(["output"], {"features": np.zeros((9, 3), np.float32)})[0].shape == (9, 4)
+
+
+def test_export_pth_is_a_state_dict_like_pt(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    code, out, err = invoke("export", TWO_LAYER, "-o", str(path), "--verify")
+    assert (code, out) == (0, ""), err
+    state = torch.load(path, weights_only=True)
+    assert sorted(state) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+
+
+def test_a_bfloat16_onnx_that_cannot_be_verified_is_refused_before_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from mlpcli import exports
+
+    def not_reached(*_: object) -> None:
+        raise AssertionError("the export ran")
+
+    monkeypatch.setattr(exports, "export", not_reached)
+    path = tmp_path / "model.onnx"
+    code, _, err = invoke("export", TWO_LAYER, "dtype=bfloat16", "-o", str(path), "--verify")
+    assert code == 3
+    assert "onnxruntime's CPU kernels do not run bfloat16" in err
+    assert not path.exists()
 
 
 def test_export_verify_fails_beyond_the_tolerance_and_writes_nothing(tmp_path: Path) -> None:
