@@ -322,3 +322,29 @@ def test_init_with_weights_from_a_file_gets_a_note(tmp_path: Path) -> None:
     )
     assert code == 0
     assert "init (override 'init=xavier') is ignored" in err
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_parquet_and_feather_through_pyarrow(tmp_path: Path, suffix: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.feather
+    import pyarrow.parquet
+
+    table = pa.table(
+        {"id": ["a", "b", "c"], "x": FEATURES[:, 0].numpy(), "y": np.array([1, 2, 3], np.int32)}
+    )
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".parquet":
+        pyarrow.parquet.write_table(table, path)
+    else:
+        pyarrow.feather.write_feather(table, path)
+    code, _, err = invoke("run", f"inputs={path}", "layers=[3, 1]")
+    assert code == 2
+    assert "column 'id' is string, not numbers; pick the feature columns with input_columns" in err
+    got = run_json(f"inputs={path}", "input_columns=[y, x]", "layers=[2, 1]", "dtype=float64")
+    assert got["config"]["batch"] == 3  # type: ignore[index]
+    kept = tmp_path / "kept.safetensors"
+    assert invoke("run", f"inputs={path}", "input_columns=[y, x]", "layers=[2, 1]", "dtype=float64",
+                  "-o", str(kept), "-q")[0] == 0  # fmt: skip
+    expected = np.stack([[1.0, 2.0, 3.0], FEATURES[:3, 0].double().numpy()], axis=1)
+    np.testing.assert_array_equal(load_file(kept)["features"].numpy(), expected)
