@@ -369,16 +369,17 @@ def test_a_transposed_weight_is_named(tmp_path: Path) -> None:
 
 
 def test_a_hostile_pickle_is_one_line(tmp_path: Path, mlpcli_script: str) -> None:
+    from .test_reliability import malicious  # a pickle that would run os.system
+
     path = tmp_path / "evil.pt"
-    path.write_bytes(
-        b"\x80\x04\x95\x1e\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94."
-    )
+    malicious(path)
     done = subprocess.run(
         [mlpcli_script, "run", f"weights={path}"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "refused" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # torch's warning kept off
+    assert "holds Python objects, not plain tensors" in done.stderr
+    assert not (tmp_path / "pwned").exists()
 
 
 # What mlpcli itself wrote, read back with the config that made it
@@ -527,3 +528,21 @@ def test_a_terminal_on_stdin_is_refused_at_once(mlpcli_script: str) -> None:
         os.close(follower)
     assert done.returncode == 2
     assert "standard input is a terminal; pipe a file in" in done.stderr
+
+
+def test_json_numbered_both_ways_reads_as_pandas_does_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    square = pd.DataFrame(X[:4])  # 4 x 4, pandas' default names and index
+    square.to_json(path)  # orient='columns', pandas' default
+    got, err = features_read(path, widths(4))
+    np.testing.assert_array_equal(got, pd.read_json(path, precise_float=True).to_numpy())
+    assert "orient='index' reads transposed" in err
+
+
+def test_an_error_about_the_output_is_the_only_line(tmp_path: Path) -> None:
+    weights = tmp_path / "w.safetensors"
+    save_file(sequential(True).state_dict(), weights)
+    code, _, err = invoke("export", f"weights={weights}", "-o", str(weights))
+    assert code == 2
+    assert err.count("\n") == 1, err  # no note about the activation before it
+    assert "is also an input" in err

@@ -115,6 +115,8 @@ def _kind(path: str) -> str:
             return ".parquet"
         return ".json" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
     suffix = Path(path).suffix.lower()
+    if Path(path).is_dir():
+        raise bad(path, "is a directory, not a features file")
     if suffix not in SUFFIXES:
         raise bad(path, f"features are read from {', '.join(SUFFIXES)} or - (stdin)")
     return suffix

@@ -76,6 +76,8 @@ def pick(
             raise bad(source, f"input_columns[{k}]: no column {column!r}{hint}; it has {listed}")
         else:
             indices.append(names.index(column))
+        if indices[-1] in indices[:-1]:
+            raise bad(source, f"input_columns[{k}]: {column!r} picks a column already picked")
     return indices
 
 
@@ -333,6 +335,13 @@ def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
     inner = list(next(iter(data.values())))
     default = [str(i) for i in range(len(outer))]
     by_index = outer == default and inner != [str(i) for i in range(len(inner))]
+    notes: tuple[str, ...] = ()
+    if outer == default and not by_index:  # both pandas' defaults: as pandas reads it
+        notes = (
+            f"{source}: rows and columns are both numbered 0, 1, ...: read as pandas reads it by "
+            "default, orient='columns' (a file written with orient='index' reads transposed; "
+            "write orient='records' or 'split' to say which)",
+        )
     if by_index:
         names = tuple(inner)
         rows = [[data[key].get(name) for name in names] for key in outer]
@@ -341,4 +350,4 @@ def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
         rows = [[data[name].get(key) for name in names] for key in inner]
     if not rows:
         raise bad(source, "holds no rows of features")
-    return Table(source, names, rows, _named_at(names), json=True)  # type: ignore[arg-type]
+    return Table(source, names, rows, _named_at(names), notes, json=True)  # type: ignore[arg-type]

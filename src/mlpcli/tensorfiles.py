@@ -238,9 +238,13 @@ def pt_state(path: str) -> StateDict:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f" ({found.group(1)})" if found else ""
+        if found is None:  # not a pickle torch wrote: no objects in it either
+            said = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+            reason = said.group(1).strip() if said else first_line(error)
+            raise bad(path, f"not a readable .pt file ({reason[:120]})") from None
         message = (
-            f"holds Python objects, not plain tensors{what}; refused (save model.state_dict())"
+            f"holds Python objects, not plain tensors ({found.group(1)}); refused "
+            "(save model.state_dict())"
         )
         raise bad(path, message) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:

@@ -93,6 +93,8 @@ def describe(path: str, order: Sequence[str] | None = None) -> WeightsFile:
     """The layout and sizes of the weights at `path`; an error names any tensor that is
     missing, unexpected, of the wrong shape or not floating point."""
     suffix = Path(path).suffix.lower()
+    if Path(path).is_dir():
+        raise bad(path, "is a directory, not a weights file")
     if suffix not in SUFFIXES:
         raise bad(path, f"weights are read from {', '.join(SUFFIXES)}")
     notes: tuple[str, ...] = ()
@@ -222,9 +224,11 @@ def _mlpcli_layout(
             "units come out of the layer before)"
         )
         if columns == n_in:
-            message = f"{weights[i]} has shape {[rows, columns]}; transpose it"
+            message = f"{weights[i]} has shape {[rows, columns]}, expected {[columns, rows]}"
+            message += "; transpose it"
         elif shapes[i - 1][0] == rows and (i == 1 or shapes[i - 2][1] == shapes[i - 1][1]):
-            message = f"{weights[i - 1]} has shape {list(shapes[i - 1])}; transpose it"
+            have = list(shapes[i - 1])
+            message = f"{weights[i - 1]} has shape {have}, expected {have[::-1]}; transpose it"
         raise bad(path, message)
     layers = tuple(
         Layer(name, biases[i] if biases else None, shapes[i][0], shapes[i][1])
@@ -291,11 +295,14 @@ def _module_layout(
         elif _BATCHNORM <= parts <= {*_BATCHNORM, "weight", "bias", "num_batches_tracked"}:
             norms.append(module)
         else:
-            listed = ", ".join(sorted(module.tensors.values())[:4])
+            held = ", ".join(
+                f"{part} {list(entries[name].shape)}"
+                for part, name in sorted(module.tensors.items())
+            )
             raise bad(
                 path,
-                f"{module.shown}: {listed} is not a Linear layer (2-D weight, bias) or a "
-                "BatchNorm1d (running statistics); mlpcli runs those",
+                f"layer {module.shown!r} ({held[:120]}) is neither a Linear layer (a 2-D weight) "
+                "nor a BatchNorm1d (running statistics); mlpcli runs only those",
             )
     if not linears:
         raise bad(path, "holds no Linear layer (a 2-D <name>.weight)")
@@ -406,8 +413,11 @@ def _no_chain(linears: list[_Module], shapes: list[tuple[int, int]]) -> str:
         fixes += [(chain, i) for chain in _chains(flipped, limit=1)]
     if fixes:
         _, i = min(fixes)
-        name, stored = linears[i].tensors["weight"], list(shapes[i][::-1])  # (out, in)
-        return f"{name} has shape {stored}: no order of the layers fits it; transpose it"
+        name, (n_in, out) = linears[i].tensors["weight"], shapes[i]
+        return (
+            f"{name} has shape {[out, n_in]}, expected {[n_in, out]}: no order of the layers "
+            "fits it as saved; transpose it"
+        )
     listed = ", ".join(
         f"{m.shown} {n_in}→{out}" for m, (n_in, out) in zip(linears, shapes, strict=True)
     )

@@ -16,6 +16,7 @@ from mlpcli.commands.common import (
     QuietOption,
     field_option,
     load,
+    note_assumptions,
     sources,
     split_one,
 )
@@ -60,6 +61,7 @@ def bench(
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
     ranks.check([config], world, "bench")
+    note_assumptions(config)
     if nproc is not None:
         launch.launch(nproc)
         return

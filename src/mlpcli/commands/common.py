@@ -120,14 +120,21 @@ def sources(path: Path | None, *configs: Config) -> list[Path | None]:
 
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
-    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides;
-    a note for what the loader assumed, and when `init` is set for weights from a file."""
-    config = loader.load(path, overrides, os.environ)
-    notes = list(config.notes)
-    if config.weights is not None and "init" in config.locations:
-        where = config.where("init")
-        if config.weights not in where.source:  # not the file's own record of its run
-            notes.append(f"init ({where}) is ignored: the weights come from {config.weights}")
-    for note in notes:
-        render.note(note, once=True)  # once however many configs of a sweep repeat it
-    return config
+    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides."""
+    return loader.load(path, overrides, os.environ)
+
+
+def note_assumptions(*configs: Config) -> None:
+    """What the loader assumed reading the configs' files, and an `init` set for weights from a
+    file: said once each, after every check has passed (an error is then the only line), and
+    not again by the ranks that `--nproc` starts."""
+    if launch.prechecked():
+        return
+    for config in configs:
+        notes = list(config.notes)
+        if config.weights is not None and "init" in config.locations:
+            where = config.where("init")
+            if config.weights not in where.source:  # not the file's own record of its run
+                notes.append(f"init ({where}) is ignored: the weights come from {config.weights}")
+        for note in notes:
+            render.note(note, once=True)  # once however many configs of a sweep repeat it

@@ -17,6 +17,7 @@ from mlpcli.commands.common import (
     RtolOption,
     field_option,
     load,
+    note_assumptions,
     nproc_option,
     sources,
     split_one,
@@ -80,6 +81,7 @@ def compare(
         out = Output(output_format, output, field, quiet)
         out.check(LAYOUT, sources(path, config))
         ranks.check([config], world, "compare")
+        note_assumptions(config)
         _over_ranks(config, specs, nproc, atol, rtol, out)
         return
     if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
@@ -90,6 +92,7 @@ def compare(
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, sources(path, config))
     memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
+    note_assumptions(config)
     from mlpcli import runners  # torch: only once the input is valid
     from mlpcli.closeness import tolerance_for
 

@@ -14,6 +14,7 @@ from mlpcli.commands.common import (
     FormatOption,
     help_without_command,
     load,
+    note_assumptions,
     split_one,
 )
 from mlpcli.errors import UsageError
@@ -41,7 +42,9 @@ app.callback()(help_without_command)
 def show(arguments: ConfigArguments = None, output_format: FormatOption = Format.TABLE) -> None:
     """The resolved config, every field with its value, as YAML that `run` accepts."""
     path, overrides = split_one(arguments, "config show")
-    Output(output_format).emit(SHOW_LAYOUT, [load(path, overrides)])
+    config = load(path, overrides)
+    note_assumptions(config)
+    Output(output_format).emit(SHOW_LAYOUT, [config])
 
 
 @app.command("schema")

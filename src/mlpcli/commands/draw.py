@@ -10,7 +10,7 @@ import typer
 
 from mlpcli import draw as pictures
 from mlpcli import files
-from mlpcli.commands.common import ConfigArguments, load, sources, split_one
+from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sources, split_one
 from mlpcli.errors import UsageError
 from mlpcli.output import to_stdout
 
@@ -81,6 +81,8 @@ def draw(
                 f"--values needs every unit shown: the widest layer has {max(config.layers)} "
                 f"units; raise --max-units to {max(config.layers)}, or draw without --values"
             )
+    note_assumptions(config)
+    if values:
         from mlpcli import runners  # torch: only to colour the picture
 
         numbers = runners.diagram_values(config)

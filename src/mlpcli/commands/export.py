@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from mlpcli import files, memory, render
-from mlpcli.commands.common import AtolOption, ConfigArguments, RtolOption, load, sources, split_one
+from mlpcli.commands.common import (
+    AtolOption,
+    ConfigArguments,
+    RtolOption,
+    load,
+    note_assumptions,
+    sources,
+    split_one,
+)
 from mlpcli.config import DType
 from mlpcli.errors import CheckFailedError, UnavailableError
 from mlpcli.units import byte_size
@@ -63,6 +71,7 @@ def export(
                 f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
                 "cannot hold it); export it without --verify, or verify a float32 export"
             )
+    note_assumptions(config)
     tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
     data, difference = exports.export(config, suffix, tolerance)
     if difference is not None and not difference.within:

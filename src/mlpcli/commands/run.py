@@ -25,6 +25,7 @@ from mlpcli.commands.common import (
     RtolOption,
     field_option,
     load,
+    note_assumptions,
     sources,
     split,
 )
@@ -111,6 +112,7 @@ def run(
     if stats and output_format is Format.CSV and not launch.prechecked():
         render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
+    note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)
         return

@@ -15,6 +15,7 @@ from mlpcli.commands.common import (
     QuietOption,
     field_option,
     load,
+    note_assumptions,
     nproc_option,
     sources,
     split_one,
@@ -69,6 +70,7 @@ def shapes(
     out = Output(output_format, output, field, quiet)
     config = load(path, overrides)
     out.check(LAYOUT, sources(path, config))
+    note_assumptions(config)
     result = compute(config)
     if nproc is not None:
         memory_bytes = memory_bytes or memory.device_memory(config, nproc)
