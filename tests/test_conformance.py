@@ -546,3 +546,114 @@ def test_an_error_about_the_output_is_the_only_line(tmp_path: Path) -> None:
     assert code == 2
     assert err.count("\n") == 1, err  # no note about the activation before it
     assert "is also an input" in err
+
+
+# Cases a review found
+
+
+def test_pandas_json_by_columns_or_by_index_whatever_the_order(tmp_path: Path) -> None:
+    shuffled = FRAME.sample(frac=1, random_state=0)  # index 3, 0, 5, ...: not 0..n-1
+    path = tmp_path / "shuffled.json"
+    shuffled.to_json(path)
+    got, _ = features_read(path, widths(4))
+    np.testing.assert_array_equal(got, pd.read_json(path, precise_float=True).to_numpy())
+    by_index = NAMED.set_axis([5, 7, 9, 11, 13, 15])
+    path = tmp_path / "index.json"
+    by_index.to_json(path, orient="index")
+    got, _ = features_read(path, widths(4))
+    read = pd.read_json(path, orient="index", precise_float=True)
+    np.testing.assert_array_equal(got, read.to_numpy())
+
+
+def test_batchnorm_in_safetensors_folds_into_the_linear_named_alike(
+    tmp_path: Path, features_file: Path
+) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.bn2, self.out = (
+                nn.Linear(4, 8), nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+            )  # fmt: skip
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.fc1(x))
+            output: torch.Tensor = self.out(torch.relu(self.bn2(self.fc2(h))))
+            return output
+
+    torch.manual_seed(8)
+    net = Net()
+    with torch.no_grad():
+        for _ in range(10):
+            net(torch.randn(32, 4) * 2)
+    net.eval()
+    path = tmp_path / "bn.safetensors"
+    save_file(net.state_dict(), path)
+    got, err = output_of(
+        f"weights={path}", f"inputs={features_file}", "activation=[relu,relu,identity]"
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-6)
+    assert "bn2 into fc2" in err
+
+
+def test_a_batchnorm_before_every_linear_is_refused(tmp_path: Path) -> None:
+    net = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
+    path = tmp_path / "bn0.pt"
+    torch.save(net.state_dict(), path)
+    code, _, err = invoke("run", f"weights={path}", "activation=relu")
+    assert code == 2
+    assert "cannot tell which Linear this BatchNorm1d" in err
+
+
+def test_the_features_width_chooses_between_orders(tmp_path: Path) -> None:
+    torch.manual_seed(9)
+    encoder = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    decoder = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 5))
+    model = nn.Sequential(encoder, decoder).eval()  # 5 → 3 → 5; names sort decoder first
+    state = {f"{'encoder' if k.startswith('0') else 'decoder'}{k[1:]}": v
+             for k, v in model.state_dict().items()}  # fmt: skip
+    path, features = tmp_path / "ed.safetensors", tmp_path / "x.npy"
+    save_file(state, path)
+    np.save(features, np.asarray(X[:, :1].repeat(5, 1), np.float32))
+    activation = "activation=[relu,identity,relu,identity]"
+    got, _ = output_of(f"weights={path}", f"inputs={features}", activation)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(np.load(features)))
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("zero.parquet", lambda p: NAMED.iloc[:0].to_parquet(p)),
+        ("zero.json", lambda p: NAMED.iloc[:0].to_json(p, orient="split")),
+    ],
+)
+def test_a_table_of_no_rows_is_refused(tmp_path: Path, name: str, write: Writer) -> None:
+    path = tmp_path / name
+    write(path)
+    code, _, err = invoke("run", f"inputs={path}", widths(4))
+    assert code == 2, err
+    assert "holds no rows of features" in err
+
+
+def test_a_missing_value_in_the_first_row_is_not_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("0.5,,0.3\n1,2,3\n")
+    code, _, err = invoke("run", f"inputs={path}", widths(3))
+    assert code == 2
+    assert "line 1, column 2: '' is not a number" in err
+
+
+def test_json_lines_of_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    NAMED.iloc[:1].to_json(path, orient="records", lines=True)
+    got, _ = features_read(path, widths(4))
+    read = pd.read_json(path, orient="records", lines=True, precise_float=True)
+    np.testing.assert_array_equal(got, read.to_numpy())
+
+
+def test_an_output_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    code, _, err = invoke("export", "-o", f"{tmp_path}/")
+    assert code == 2
+    assert "is a directory" in err

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpcli.errors import UnavailableError, first_line
 from mlpcli.tables import Column, pick
-from mlpcli.tensorfiles import bad, by_file, regular_size
+from mlpcli.tensorfiles import STDIN_NAME, bad, by_file, regular_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +53,7 @@ def _file_table(path: str) -> Any:
 
 @functools.cache
 def _stdin_table(data: bytes) -> Any:
-    return _read("<stdin>", data)
+    return _read(STDIN_NAME, data)
 
 
 def table(source: str, data: bytes | None = None) -> Any:
@@ -73,10 +73,10 @@ def features(table: Any, source: str) -> tuple[list[str], list[str]]:
     return names, notes
 
 
-def describe(
-    source: str, wanted: Sequence[Column] | None, data: bytes | None = None
-) -> tuple[int, int, list[str]]:
-    """(rows, width, notes) of the picked columns, each checked to be numbers."""
+def _picked(
+    source: str, wanted: Sequence[Column] | None, data: bytes | None
+) -> tuple[Any, list[str], list[str]]:
+    """The table, the names of the picked columns (each checked to be numbers), and notes."""
     arrow = table(source, data)
     names, notes = features(arrow, source)
     picked = [names[j] for j in pick(source, names, len(names), wanted)]
@@ -86,6 +86,16 @@ def describe(
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             hint = "" if wanted is not None else "; pick the feature columns with input_columns"
             raise bad(source, f"column {name!r} is {kind}, not numbers{hint}")
+    if not arrow.num_rows:
+        raise bad(source, "holds no rows of features")
+    return arrow, picked, notes
+
+
+def describe(
+    source: str, wanted: Sequence[Column] | None, data: bytes | None = None
+) -> tuple[int, int, list[str]]:
+    """(rows, width, notes) of the picked columns."""
+    arrow, picked, notes = _picked(source, wanted, data)
     return arrow.num_rows, len(picked), notes
 
 
@@ -93,15 +103,13 @@ def read(source: str, wanted: Sequence[Column] | None, data: bytes | None = None
     """The picked columns as a (rows, width) array of their common type."""
     import numpy as np
 
-    describe(source, wanted, data)
-    arrow = table(source, data)
-    names, _ = features(arrow, source)
+    arrow, picked, _ = _picked(source, wanted, data)
     columns = []
-    for j in pick(source, names, len(names), wanted):
-        column = arrow.column(names[j])
+    for name in picked:
+        column = arrow.column(name)
         if column.null_count:
             row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
-            raise bad(source, f"row {row}, column {names[j]!r}: null is a missing value")
+            raise bad(source, f"row {row}, column {name!r}: null is a missing value")
         columns.append(column.to_numpy())
     common = np.result_type(*columns)
     values = np.empty((arrow.num_rows, len(columns)), dtype=common)

@@ -18,6 +18,7 @@ from mlpcli import arrowtables, tables
 from mlpcli.tables import Column, Table
 from mlpcli.tensorfiles import (
     FLOATING,
+    STDIN_NAME,
     bad,
     by_file,
     npy_header,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     import torch
 
 STDIN = "-"
-STDIN_NAME = "<stdin>"
 MAX_TEXT_BYTES = 64 << 20  # text features; larger ones belong in .npy, .safetensors or Parquet
 TEXT = (".csv", ".tsv", ".txt")
 JSON = (".json", ".jsonl")
@@ -52,7 +52,7 @@ class FeaturesFile:
     @property
     def source(self) -> str:
         """The file's name in messages."""
-        return STDIN_NAME if self.path == STDIN else self.path
+        return _source(self.path)
 
 
 def describe(path: str, columns: Columns = None) -> FeaturesFile:
@@ -102,6 +102,7 @@ def read(path: str, columns: Columns = None) -> torch.Tensor:
 
 
 def _source(path: str) -> str:
+    """A path's name in messages: `<stdin>` for `-`."""
     return STDIN_NAME if path == STDIN else path
 
 

@@ -30,12 +30,12 @@ def check_output(
     path, when mlpcli cannot write it there."""
     suffix = path.suffix.lower()
     allowed = list(suffixes)
+    if path.is_dir():
+        raise UsageError(f"{option}{path}: is a directory")
     if suffix not in allowed:
         raise UsageError(
             f"{option}{path}: the suffix names the format; use one of {', '.join(allowed)}"
         )
-    if path.is_dir():
-        raise UsageError(f"{option}{path}: is a directory")
     if not path.parent.is_dir():
         raise UsageError(f"{option}{path}: no such directory {path.parent}")
     for source in inputs:  # the same file by any name: a link, a hard link, another path

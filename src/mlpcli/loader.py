@@ -381,9 +381,13 @@ def _read_from(key: str, values: Mapping[str, Any]) -> object:
     rows of inputs."""
     from mlpcli import features, weightfiles
 
+    inputs = values["inputs"]
+    given = features.describe(inputs, values["input_columns"]) if inputs is not None else None
     if key == "batch":
-        return features.describe(values["inputs"], values["input_columns"]).rows
-    weights = weightfiles.describe(values["weights"], values["weights_order"])
+        assert given is not None
+        return given.rows
+    start = given.width if given is not None else None  # the features decide between orders
+    weights = weightfiles.describe(values["weights"], values["weights_order"], start)
     return weights.layers if key == "layers" else weights.bias
 
 
@@ -401,7 +405,10 @@ def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location])
     from mlpcli import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
-    weights = weightfiles.describe(values["weights"], values["weights_order"])
+    try:  # the order of layers that starts where `layers` does
+        weights = weightfiles.describe(values["weights"], values["weights_order"], layers[0])
+    except ConfigError:  # none does: said below against `layers`, or the file's own error
+        weights = weightfiles.describe(values["weights"], values["weights_order"])
     where = locations.get("layers")
     if len(weights.layers) != len(layers):
         message = (

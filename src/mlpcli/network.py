@@ -149,7 +149,7 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         return None if tensor is None else tensor.to(device=device, dtype=dtype)
 
     if config.weights is not None:
-        described = weightfiles.describe(config.weights, config.weights_order)
+        described = weightfiles.describe(config.weights, config.weights_order, config.layers[0])
         whole = weightfiles.read(described, dtype, device)
         weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
         biases = [

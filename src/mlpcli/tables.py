@@ -3,10 +3,10 @@
 `input_columns` picks, as numbers.
 
 The rules (docs/files.md):
-- the delimiter is the first of tab, comma and semicolon that splits the first line, else runs
-  of whitespace; every line must split into the same number of cells;
-- a first row is a header when a cell is not a number, or when it is exactly pandas' default
-  column names `0..n-1`; a note says so;
+- the delimiter is the one of tab, comma and semicolon that splits the first line into the most
+  cells, else runs of whitespace; every line must split into the same number of cells;
+- a first row is a header when a cell that is not empty is not a number, or when it is exactly
+  pandas' default column names `0..n-1` (after an empty index cell); a note says so;
 - a pandas index column (a first column headed by nothing or `Unnamed: 0`, holding integers) is
   left out, with a note that names `index=False`.
 """
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 Column = str | int  # a column picked by `input_columns`: its name, or its 0-based index
 _OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
 _INDEX_NAMES = ("", "Unnamed: 0")
-_DELIMITERS = {"\t": "tabs", ",": "commas", ";": "semicolons"}
+_DELIMITERS = ("\t", ",", ";")
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _number(cell: object) -> float | None:
 
 
 def _not_a_number(
-    table: Table, i: int, j: int, cell: object, value: float | None, wanted: object
+    table: Table, i: int, j: int, cell: object, value: float | None, wanted: Sequence[Column] | None
 ) -> str:
     shown = json.dumps(cell)[:40] if table.json else repr(str(cell).strip()[:40])
     where = table.where(i, j)
@@ -147,8 +147,9 @@ def text_table(source: str, text: str) -> Table:
     first = [cell.strip() for cell in lines[0][1]]
     names: tuple[str, ...] | None = None
     notes: list[str] = []
-    is_header = any(_number(cell) is None for cell in first) or first == [
-        str(j) for j in range(width)
+    named = first[1:] if first[0] in _INDEX_NAMES else first  # after pandas' index cell
+    is_header = any(cell and _number(cell) is None for cell in first) or named == [
+        str(j) for j in range(len(named))
     ]
     if is_header:
         names = tuple(first)
@@ -265,7 +266,9 @@ def _run_result(value: object) -> bool:
 
 def _json_to_table(source: str, data: object) -> Table:
     def rows_of(values: list[object]) -> Table:
-        if values and not isinstance(values[0], list):
+        if not values:
+            raise bad(source, "holds no rows of features")
+        if not isinstance(values[0], list):
             values = [values]  # one row
         if not all(isinstance(row, list) for row in values):
             raise bad(source, "a JSON list must hold rows (lists) of numbers or records")
@@ -279,6 +282,12 @@ def _json_to_table(source: str, data: object) -> Table:
         if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
             raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
         data = data["output"]
+    if (
+        isinstance(data, dict)
+        and data
+        and not any(isinstance(v, dict | list) for v in data.values())
+    ):
+        data = [data]  # one record (JSON Lines of one row)
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         return _records(source, data)  # records, JSON Lines of records
     if isinstance(data, list) and data:
@@ -330,13 +339,13 @@ def _table_orient(source: str, data: dict[str, object]) -> Table:
 
 def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
     """orient='columns' (pandas' default: {column: {index: value}}), or orient='index'
-    ({index: {column: value}}) when only the outer keys are pandas' default index."""
+    ({index: {column: value}}) when the outer keys are numbers and the inner ones names."""
     outer = list(data)
     inner = list(next(iter(data.values())))
-    default = [str(i) for i in range(len(outer))]
-    by_index = outer == default and inner != [str(i) for i in range(len(inner))]
+    numbered = [all(re.fullmatch(r"-?[0-9]+", key) for key in keys) for keys in (outer, inner)]
+    by_index = numbered[0] and not numbered[1]  # row numbers outside, column names inside
     notes: tuple[str, ...] = ()
-    if outer == default and not by_index:  # both pandas' defaults: as pandas reads it
+    if all(numbered):  # numbers both ways: as pandas reads it
         notes = (
             f"{source}: rows and columns are both numbered 0, 1, ...: read as pandas reads it by "
             "default, orient='columns' (a file written with orient='index' reads transposed; "

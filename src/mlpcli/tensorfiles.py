@@ -25,6 +25,7 @@ from mlpcli.errors import ConfigError, Location, first_line
 if TYPE_CHECKING:
     import torch
 
+STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on its JSON header
 # safetensors dtype names and their sizes; mlpcli reads the floating and integer ones
 SAFETENSORS_DTYPES = {

@@ -89,9 +89,12 @@ class WeightsFile:
         return entry.weight, have, want
 
 
-def describe(path: str, order: Sequence[str] | None = None) -> WeightsFile:
+def describe(
+    path: str, order: Sequence[str] | None = None, start: int | None = None
+) -> WeightsFile:
     """The layout and sizes of the weights at `path`; an error names any tensor that is
-    missing, unexpected, of the wrong shape or not floating point."""
+    missing, unexpected, of the wrong shape or not floating point. `start`: the features'
+    width, where it is known, which the first layer must take."""
     suffix = Path(path).suffix.lower()
     if Path(path).is_dir():
         raise bad(path, "is a directory, not a weights file")
@@ -120,7 +123,11 @@ def describe(path: str, order: Sequence[str] | None = None) -> WeightsFile:
         return _mlpcli_layout(path, entries, metadata, notes)
     shapes = {**entries, **{alias: entries[name] for alias, name in aliases.items()}}
     names += sorted(aliases, key=_natural)
-    layers, more = _module_layout(path, shapes, names, order)
+    # a .pt keeps the order the modules registered in; a .safetensors sorts names, which is
+    # that order only where the names differ by numbers alone (`layers.0`, `layers.1`, ...)
+    skeletons = {_NUMBERS.sub("#", name.rpartition(".")[0]) for name in names}
+    in_order = suffix != ".safetensors" or len(skeletons) == 1
+    layers, more = _module_layout(path, shapes, names, _Order(order, start, in_order))
     for layer in layers:
         for name in (layer.weight, layer.bias):
             if name is not None and shapes[name].dtype not in FLOATING:
@@ -256,6 +263,16 @@ def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:
         raise bad(path, "; ".join(parts) + " (every layer has a weight, and a bias or none)")
 
 
+@dataclass(frozen=True)
+class _Order:
+    """What decides the layers' order: `weights_order`, the features' width, and whether the
+    file keeps the order the modules registered in."""
+
+    names: Sequence[str] | None
+    start: int | None
+    kept: bool
+
+
 @dataclass(eq=False)
 class _Module:
     name: str  # as written in the file
@@ -283,7 +300,7 @@ def _modules(path: str, names: Sequence[str]) -> list[_Module]:
 
 
 def _module_layout(
-    path: str, entries: Mapping[str, Entry], names: Sequence[str], order: Sequence[str] | None
+    path: str, entries: Mapping[str, Entry], names: Sequence[str], order: _Order
 ) -> tuple[tuple[Layer, ...], list[str]]:
     """The Linear layers in the order they run, each with the BatchNorm1d folded into it."""
     linears, norms = [], []
@@ -320,21 +337,22 @@ def _module_layout(
                 path, f"{module.tensors['bias']} has shape {have}, expected [{sizes(module)[1]}]"
             )
     notes = []
-    if order is not None:
-        chain = _ordered(path, linears, order)
+    if order.names is not None:
+        chain = _ordered(path, linears, order.names)
         _check_chain(path, [sizes(m) for m in chain], chain)
     else:
-        chains = _chains([sizes(m) for m in linears])
+        chains = _chains([sizes(m) for m in linears], start=order.start)
         if not chains:
-            raise bad(path, _no_chain(linears, [sizes(m) for m in linears]))
+            raise bad(path, _no_chain(linears, [sizes(m) for m in linears], order.start))
         chain = [linears[i] for i in chains[0]]
         if len(chains) > 1:
             shown = " → ".join(m.shown for m in chain)
+            which = "the file's order" if order.kept else "by name: a .safetensors keeps no order"
             notes.append(
-                f"{path}: the layers' shapes allow several orders; ran {shown} (the file's "
-                "order); set weights_order to choose"
+                f"{path}: the layers' shapes allow several orders; ran {shown} ({which}); set "
+                "weights_order to choose"
             )
-    folded = _fold(path, chain, norms, names, entries)
+    folded = _fold(path, chain, norms, names if order.kept else None, entries)
     if folded:
         pairs = ", ".join(f"{norm.shown} into {linear.shown}" for linear, norm in folded.items())
         notes.append(
@@ -377,7 +395,9 @@ def _check_chain(path: str, shapes: list[tuple[int, int]], chain: list[_Module])
             raise bad(path, f"{name} takes {n_in} inputs, but {out} come out of the layer before")
 
 
-def _chains(shapes: list[tuple[int, int]], limit: int = 2) -> list[list[int]]:
+def _chains(
+    shapes: list[tuple[int, int]], limit: int = 2, start: int | None = None
+) -> list[list[int]]:
     """Up to `limit` orders of the layers in which each one's outputs are the next's inputs,
     the file's order first where it is one; a search bounded by MAX_ORDERS_SEARCHED steps."""
     found: list[list[int]] = []
@@ -393,7 +413,8 @@ def _chains(shapes: list[tuple[int, int]], limit: int = 2) -> list[list[int]]:
             if path:
                 used[path.pop()] = False
             continue
-        if used[nxt] or (path and shapes[nxt][0] != shapes[path[-1]][1]):
+        joins = shapes[path[-1]][1] if path else start
+        if used[nxt] or (joins is not None and shapes[nxt][0] != joins):
             continue
         used[nxt] = True
         path.append(nxt)
@@ -405,12 +426,12 @@ def _chains(shapes: list[tuple[int, int]], limit: int = 2) -> list[list[int]]:
     return found
 
 
-def _no_chain(linears: list[_Module], shapes: list[tuple[int, int]]) -> str:
+def _no_chain(linears: list[_Module], shapes: list[tuple[int, int]], start: int | None) -> str:
     """Why no order connects the layers: the one weight whose transpose would, where there is."""
     fixes = []  # (the order it makes, the layer): the one that keeps the file's order wins
     for i in range(len(linears)):
         flipped = [*shapes[:i], shapes[i][::-1], *shapes[i + 1 :]]
-        fixes += [(chain, i) for chain in _chains(flipped, limit=1)]
+        fixes += [(chain, i) for chain in _chains(flipped, limit=1, start=start)]
     if fixes:
         _, i = min(fixes)
         name, (n_in, out) = linears[i].tensors["weight"], shapes[i]
@@ -428,26 +449,43 @@ def _fold(
     path: str,
     chain: list[_Module],
     norms: list[_Module],
-    names: Sequence[str],
+    names: Sequence[str] | None,
     entries: Mapping[str, Entry],
 ) -> dict[_Module, _Module]:
-    """Each BatchNorm1d's Linear: the one right before it in the file where that one fits,
-    else the first one in running order of its width that has none yet."""
+    """Each BatchNorm1d's Linear: the one right before it in the file, where the file keeps
+    the modules' order (`names`); else the one its name numbers alike (`fc2`, `bn2`), or the only
+    one of its width. Anything else is refused rather than guessed."""
     folded: dict[_Module, _Module] = {}
-    position = {m.name: min(names.index(t) for t in m.tensors.values()) for m in [*chain, *norms]}
+    position = (
+        {m.name: min(names.index(t) for t in m.tensors.values()) for m in [*chain, *norms]}
+        if names
+        else {}
+    )
     for norm in norms:
         width = entries[norm.tensors["running_mean"]].shape
         fits = [m for m in chain if m not in folded and width == (_out(m, entries),)]
-        before = [m for m in fits if position[m.name] < position[norm.name]]
-        chosen = (
-            max(before, key=lambda m: position[m.name]) if before else (fits[0] if fits else None)
-        )
+        if names is not None:
+            before = [m for m in chain if position[m.name] < position[norm.name]]
+            last = max(before, key=lambda m: position[m.name]) if before else None
+            chosen = last if last in fits else None
+        else:
+            alike = [
+                m for m in fits if _digits(m.shown) and _digits(m.shown) == _digits(norm.shown)
+            ]
+            chosen = alike[0] if len(alike) == 1 else (fits[0] if len(fits) == 1 else None)
         if chosen is None:
             raise bad(
-                path, f"{norm.shown}: a BatchNorm1d of {list(width)} after no Linear of that width"
+                path,
+                f"{norm.shown}: cannot tell which Linear this BatchNorm1d of {list(width)} "
+                "follows (mlpcli folds one only into the Linear right before it); save the "
+                "state dict with torch.save, which keeps the modules' order",
             )
         folded[chosen] = norm
     return folded
+
+
+def _digits(name: str) -> str:
+    return "".join(_NUMBERS.findall(name))
 
 
 def _norm(module: _Module) -> Norm:
