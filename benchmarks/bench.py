@@ -42,10 +42,10 @@ from pathlib import Path
 
 import torch
 
-from mlpcli import devices, network, runners
-from mlpcli.config import Config
-from mlpcli.loader import load
-from mlpcli.shapes import shapes
+from mlpcli.engine import devices, network, runners
+from mlpcli.loading.loader import load
+from mlpcli.model.config import Config
+from mlpcli.model.shapes import shapes
 
 Loop = Callable[[network.Network], torch.Tensor]
 
@@ -381,7 +381,7 @@ import torch
 path, how, dtype = sys.argv[1], sys.argv[2], getattr(torch, sys.argv[3])
 start = time.perf_counter()
 if how == "mlpcli":
-    from mlpcli import weightfiles
+    from mlpcli.data import weightfiles
     tensors = weightfiles.read(weightfiles.describe(path), dtype, torch.device("cpu"))
 else:
     from safetensors.torch import load_file

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli import group, loader, parallel
+from mlpcli.loading import loader
+from mlpcli.ranks import group, parallel
 
 
 def main(out: Path, cases: dict[str, list[str]]) -> None:

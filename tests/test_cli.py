@@ -192,7 +192,7 @@ def test_one_bad_config_stops_every_run_before_any_output(
 
 
 def test_internal_error_asks_for_a_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlpcli import runners
+    from mlpcli.engine import runners
 
     def broken(*_: object, **__: object) -> None:
         raise ZeroDivisionError("division by zero")
@@ -210,7 +210,7 @@ def test_internal_error_asks_for_a_report(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_interrupt_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlpcli import runners
+    from mlpcli.engine import runners
 
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt

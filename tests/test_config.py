@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpcli.config import Activation, Config, Device, DType, Init, Rng
 from mlpcli.errors import ConfigError, ExitCode, MlpcliError, UsageError
-from mlpcli.loader import is_override, load
+from mlpcli.loading.loader import is_override, load
+from mlpcli.model.config import Activation, Config, Device, DType, Init, Rng
 
 from .catalogue import BAD_CONFIG_FILES, Case
 from .conftest import CONFIGS

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlpcli import devices, network, runners
+from mlpcli.engine import devices, network, runners
 from mlpcli.errors import UnavailableError
-from mlpcli.loader import load
+from mlpcli.loading.loader import load
 
 from .conftest import CONFIGS, invoke
 

@@ -12,8 +12,8 @@ import pytest
 import resvg_py
 import torch
 
-from mlpcli import network
-from mlpcli.loader import load
+from mlpcli.engine import network
+from mlpcli.loading.loader import load
 
 from .conftest import ROOT, TWO_LAYER, invoke
 

@@ -17,7 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mlpcli import loader, network
+from mlpcli.engine import network
+from mlpcli.loading import loader
 
 from .conftest import ROOT, TWO_LAYER, invoke
 
@@ -224,7 +225,7 @@ def test_a_bfloat16_onnx_that_cannot_be_verified_is_refused_before_the_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnxruntime")
-    from mlpcli import exports
+    from mlpcli.engine import exports
 
     def not_reached(*_: object) -> None:
         raise AssertionError("the export ran")

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlpcli.config import KNOWN_KEYS, MAX_SEED, Activation, Config, DType, Init
 from mlpcli.errors import ConfigError, MlpcliError
-from mlpcli.loader import load, to_yaml
+from mlpcli.loading.loader import load, to_yaml
+from mlpcli.model.config import KNOWN_KEYS, MAX_SEED, Activation, Config, DType, Init
 
 # Characters that steer YAML's scanner, so that random text reaches deep into it.
 YAML_ALPHABET = (

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mlpcli import render, runners
-from mlpcli.loader import load
-from mlpcli.shapes import shapes
+from mlpcli.engine import runners
+from mlpcli.loading.loader import load
+from mlpcli.model.shapes import shapes
+from mlpcli.report import render
 
 from .conftest import CONFIGS, invoke, rendered
 

@@ -27,7 +27,8 @@ with interrupts.writing(temporary):
 RENAMING = """
 import os, sys, time
 from pathlib import Path
-from mlpcli import files, interrupts
+from mlpcli.report import files
+from mlpcli import interrupts
 interrupts.watch()
 replace = os.replace
 def slow_replace(source, target):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mlpcli import devices, memory, network, plan, runners
-from mlpcli.config import Activation, Config
+from mlpcli.engine import devices, network, runners
 from mlpcli.errors import ExitCode, UnavailableError
-from mlpcli.loader import load
-from mlpcli.shapes import tensor_shapes
+from mlpcli.loading.loader import load
+from mlpcli.model import memory, plan
+from mlpcli.model.config import Activation, Config
+from mlpcli.model.shapes import tensor_shapes
 
 from . import reference
 

@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import devices, loader, plan, runners
-from mlpcli.closeness import tolerance_for
-from mlpcli.config import Parallel
+from mlpcli.engine import devices, runners
+from mlpcli.loading import loader
+from mlpcli.model import plan
+from mlpcli.model.closeness import tolerance_for
+from mlpcli.model.config import Parallel
 
 from .conftest import invoke
 

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mlpcli import records, render, units
-from mlpcli.loader import load
-from mlpcli.results import RunResult, TensorInfo
+from mlpcli.loading.loader import load
+from mlpcli.model import units
+from mlpcli.model.results import RunResult, TensorInfo
+from mlpcli.report import records, render
 
 from .conftest import rendered
 

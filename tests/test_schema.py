@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from mlpcli import schema
-from mlpcli.config import FIELDS, KNOWN_KEYS
-from mlpcli.loader import load
+from mlpcli.loading import schema
+from mlpcli.loading.loader import load
+from mlpcli.model.config import FIELDS, KNOWN_KEYS
 
 from .catalogue import BAD_CONFIG_FILES
 from .conftest import ROOT

@@ -15,11 +15,13 @@ import pytest
 import torch
 import yaml
 
-from mlpcli import files, runners, schema
-from mlpcli.closeness import Difference, Tolerance, difference
-from mlpcli.config import KNOWN_KEYS
-from mlpcli.loader import load
-from mlpcli.results import CompareResult, TensorDiff
+from mlpcli.engine import runners
+from mlpcli.loading import schema
+from mlpcli.loading.loader import load
+from mlpcli.model.closeness import Difference, Tolerance, difference
+from mlpcli.model.config import KNOWN_KEYS
+from mlpcli.model.results import CompareResult, TensorDiff
+from mlpcli.report import files
 
 from .conftest import CONFIGS, NOTEBOOK_TENSORS, ROOT, TWO_LAYER, invoke
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from mlpcli.config import Activation
-from mlpcli.loader import load
-from mlpcli.shapes import layer_flops, shapes, tensor_shapes
+from mlpcli.loading.loader import load
+from mlpcli.model.config import Activation
+from mlpcli.model.shapes import layer_flops, shapes, tensor_shapes
 
 
 def test_notebook_network_by_hand() -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlpcli import network, runners
-from mlpcli.loader import load
-from mlpcli.stats import Accumulator
+from mlpcli.engine import network, runners
+from mlpcli.engine.stats import Accumulator
+from mlpcli.loading.loader import load
 
 from .conftest import invoke
 

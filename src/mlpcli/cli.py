@@ -13,11 +13,13 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import __version__, compat, files, interrupts, launch, render
+from mlpcli import __version__, compat, interrupts
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
-from mlpcli.output import to_stdout
+from mlpcli.ranks import launch
+from mlpcli.report import files, render
+from mlpcli.report.output import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 app = typer.Typer(

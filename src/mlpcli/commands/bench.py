@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import launch, memory, records, render
 from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     ConfigArguments,
@@ -21,8 +20,11 @@ from mlpcli.commands.common import (
     split_one,
 )
 from mlpcli.errors import UsageError
-from mlpcli.output import Format, Layout, Output
-from mlpcli.progress import LateProgress
+from mlpcli.model import memory
+from mlpcli.ranks import launch
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.progress import LateProgress
 
 LAYOUT = Layout.each(records.bench_record, records.bench_rows, render.bench_table)
 
@@ -66,14 +68,14 @@ def bench(
         launch.launch(nproc)
         return
     if over_ranks:
-        from mlpcli import group, parallel  # torch: only once the input is valid
+        from mlpcli.ranks import group, parallel  # torch: only once the input is valid
 
         result = parallel.bench(config, group.joined([config]), warmup, repeat)
         if result is not None:
             out.emit(LAYOUT, [result])
         return
     memory.check_host(config, on_cpu=config.device.type == "cpu")
-    from mlpcli import runners  # torch: only once the input is valid
+    from mlpcli.engine import runners  # torch: only once the input is valid
 
     with LateProgress("timing forward passes", repeat) as progress:
         result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)

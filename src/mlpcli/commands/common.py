@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli import launch, loader, render
-from mlpcli.config import Config
 from mlpcli.errors import ExitCode, UsageError
-from mlpcli.output import Format
+from mlpcli.loading import loader
+from mlpcli.model.config import Config
+from mlpcli.ranks import launch
+from mlpcli.report import render
+from mlpcli.report.output import Format
 
 
 def _config_arguments(metavar: str, what: str) -> Any:

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlpcli import launch, loader, memory, records, render
 from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     AtolOption,
@@ -22,12 +21,16 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
-from mlpcli.config import Config, Device, Rng
 from mlpcli.errors import CheckFailedError, UsageError
-from mlpcli.output import Format, Layout, Output
+from mlpcli.loading import loader
+from mlpcli.model import memory
+from mlpcli.model.config import Config, Device, Rng
+from mlpcli.ranks import launch
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output
 
 if TYPE_CHECKING:
-    from mlpcli.results import CompareResult
+    from mlpcli.model.results import CompareResult
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
 LAYOUT = Layout.each(records.compare_record, records.compare_rows, render.compare_table)
@@ -93,8 +96,8 @@ def compare(
     out.check(LAYOUT, sources(path, config))
     memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
     note_assumptions(config)
-    from mlpcli import runners  # torch: only once the input is valid
-    from mlpcli.closeness import tolerance_for
+    from mlpcli.engine import runners  # torch: only once the input is valid
+    from mlpcli.model.closeness import tolerance_for
 
     result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
     _report(result, out)
@@ -114,8 +117,8 @@ def _over_ranks(
     if nproc is not None:
         launch.launch(nproc)
         return
-    from mlpcli import group, parallel  # torch: only once the input is valid
-    from mlpcli.closeness import tolerance_for
+    from mlpcli.model.closeness import tolerance_for
+    from mlpcli.ranks import group, parallel  # torch: only once the input is valid
 
     tolerance = tolerance_for(config.dtype, atol, rtol)
     result = parallel.compare(config, group.joined([config]), tolerance)

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import files, loader, records, schema
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -18,7 +17,9 @@ from mlpcli.commands.common import (
     split_one,
 )
 from mlpcli.errors import UsageError
-from mlpcli.output import Format, Layout, Output, to_stdout
+from mlpcli.loading import loader, schema
+from mlpcli.report import files, records
+from mlpcli.report.output import Format, Layout, Output, to_stdout
 
 SHOW_LAYOUT = Layout(
     records.config_record,

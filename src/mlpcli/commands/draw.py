@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import draw as pictures
-from mlpcli import files
 from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sources, split_one
 from mlpcli.errors import UsageError
-from mlpcli.output import to_stdout
+from mlpcli.report import draw as pictures
+from mlpcli.report import files
+from mlpcli.report.output import to_stdout
 
 
 class DrawFormat(StrEnum):
@@ -83,7 +83,7 @@ def draw(
             )
     note_assumptions(config)
     if values:
-        from mlpcli import runners  # torch: only to colour the picture
+        from mlpcli.engine import runners  # torch: only to colour the picture
 
         numbers = runners.diagram_values(config)
     if kind is DrawFormat.SVG:

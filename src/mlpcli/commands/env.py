@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mlpcli import records, render
 from mlpcli.commands.common import FormatOption, OutputOption, QuietOption, field_option
-from mlpcli.output import Format, Layout, Output
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output
 
 LAYOUT = Layout.each(records.env_record, records.env_rows, render.env_table)
 
@@ -20,6 +20,6 @@ def env(
     """mlpcli, Python, torch and CUDA versions, CPU threads, and each GPU's name and memory."""
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT)
-    from mlpcli import environment  # torch
+    from mlpcli.engine import environment  # torch
 
     out.emit(LAYOUT, [environment.environment()])

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import files, memory, render
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
@@ -17,9 +16,11 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
-from mlpcli.config import DType
 from mlpcli.errors import CheckFailedError, UnavailableError
-from mlpcli.units import byte_size
+from mlpcli.model import memory
+from mlpcli.model.config import DType
+from mlpcli.model.units import byte_size
+from mlpcli.report import files, render
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
 RUNTIMES = {
@@ -61,8 +62,8 @@ def export(
     config = load(path, overrides)
     suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
     memory.check_host(config, on_cpu=config.device.type == "cpu")
-    from mlpcli import exports  # torch: only once the input is valid
-    from mlpcli.closeness import tolerance_for
+    from mlpcli.engine import exports  # torch: only once the input is valid
+    from mlpcli.model.closeness import tolerance_for
 
     if suffix == ".onnx":
         exports.require_onnx(verify=verify)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from mlpcli import launch, plan, render
-from mlpcli.config import Config, Parallel
 from mlpcli.errors import UsageError
+from mlpcli.model import plan
+from mlpcli.model.config import Config, Parallel
+from mlpcli.ranks import launch
+from mlpcli.report import render
 
 
 def world_size(nproc: int | None) -> int:

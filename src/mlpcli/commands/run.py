@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import RenderableType
 
-from mlpcli import launch, memory, records, render, sweep
 from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     Arguments,
@@ -29,15 +28,19 @@ from mlpcli.commands.common import (
     sources,
     split,
 )
-from mlpcli.config import Config, Parallel
 from mlpcli.errors import CheckFailedError
-from mlpcli.output import Format, Layout, Output, refuse_several
-from mlpcli.progress import LateProgress
-from mlpcli.units import count_text, duration_text
+from mlpcli.loading import sweep
+from mlpcli.model import memory
+from mlpcli.model.config import Config, Parallel
+from mlpcli.model.units import count_text, duration_text
+from mlpcli.ranks import launch
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output, refuse_several
+from mlpcli.report.progress import LateProgress
 
 if TYPE_CHECKING:
-    from mlpcli.expect import Expectation
-    from mlpcli.results import Estimate, RunResult
+    from mlpcli.model.expect import Expectation
+    from mlpcli.model.results import Estimate, RunResult
 
 Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
@@ -139,7 +142,7 @@ def run(
 
 def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
     """Run one network; a long one gets a note with its estimate first, and a progress bar."""
-    from mlpcli import runners  # torch: only once the input is valid
+    from mlpcli.engine import runners  # torch: only once the input is valid
 
     def note_if_long(estimate: Estimate) -> None:
         if estimate.seconds >= LONG_RUN_S:
@@ -157,8 +160,9 @@ def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
 def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
     """Every job over this process group: a `parallel: none` network on one rank (they take
     turns), the others on every rank; the results in sweep order on rank 0, None elsewhere."""
-    from mlpcli import group as groups
-    from mlpcli import parallel, runners
+    from mlpcli.engine import runners
+    from mlpcli.ranks import group as groups
+    from mlpcli.ranks import parallel
 
     group = groups.joined([config for config, _ in jobs])
     mine: dict[int, RunResult] = {}
@@ -206,7 +210,7 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
     """The expected outputs, read and matched to every network before anything runs."""
     if expect is None:
         return None
-    from mlpcli import expect as expectations  # NumPy
+    from mlpcli.model import expect as expectations  # NumPy
 
     expected = expectations.parse(expect)
     for config, combo in jobs:
@@ -218,8 +222,8 @@ def _check(
     results: Sequence[RunResult], expected: Expectation, atol: float | None, rtol: float | None
 ) -> None:
     """CheckFailedError naming each network whose output differs beyond tolerance."""
-    from mlpcli import expect as expectations
-    from mlpcli.closeness import tolerance_for
+    from mlpcli.model import expect as expectations
+    from mlpcli.model.closeness import tolerance_for
 
     failures = []
     for result in results:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import memory, plan, records, render
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -21,9 +20,11 @@ from mlpcli.commands.common import (
     split_one,
 )
 from mlpcli.errors import UsageError
-from mlpcli.output import Format, Layout, Output
-from mlpcli.shapes import shapes as compute
-from mlpcli.units import parse_byte_size
+from mlpcli.model import memory, plan
+from mlpcli.model.shapes import shapes as compute
+from mlpcli.model.units import parse_byte_size
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output
 
 LAYOUT = Layout(
     records.shapes_record,

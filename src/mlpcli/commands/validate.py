@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import loader, records, render
 from mlpcli.commands.common import FormatOption
 from mlpcli.errors import ConfigError, ExitCode, UsageError
-from mlpcli.output import Format, Layout, Output
-from mlpcli.results import ValidateResult
+from mlpcli.loading import loader
+from mlpcli.model.results import ValidateResult
+from mlpcli.report import records, render
+from mlpcli.report.output import Format, Layout, Output
 
 LAYOUT = Layout(
     records.validate_record,

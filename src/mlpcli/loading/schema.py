@@ -8,7 +8,7 @@ import json
 import textwrap
 from collections.abc import Callable
 
-from mlpcli.config import FIELDS, MAX_LAYERS, Activation, Device, FieldSpec, Kind, plain
+from mlpcli.model.config import FIELDS, MAX_LAYERS, Activation, Device, FieldSpec, Kind, plain
 
 STARTER_HEADER = """\
 # An mlpcli config: `mlpcli run THIS_FILE` builds and runs it, `mlpcli shapes THIS_FILE` sizes it.

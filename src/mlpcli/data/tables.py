@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlpcli.tensorfiles import bad
-from mlpcli.units import counted
+from mlpcli.data.tensorfiles import bad
+from mlpcli.model.units import counted
 
 if TYPE_CHECKING:
     import numpy as np

@@ -10,7 +10,7 @@ from importlib import metadata
 import torch
 
 from mlpcli import __version__
-from mlpcli.results import EnvResult, Gpu
+from mlpcli.model.results import EnvResult, Gpu
 
 
 def environment() -> EnvResult:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mlpcli.closeness import Array, Tolerance, difference
 from mlpcli.errors import UsageError
-from mlpcli.results import RunResult
+from mlpcli.model.closeness import Array, Tolerance, difference
+from mlpcli.model.results import RunResult
 
 FILE_SUFFIXES = (".json", ".csv")
 

@@ -15,12 +15,12 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from mlpcli.results import one_process
+from mlpcli.model.results import one_process
 
 if TYPE_CHECKING:
-    from mlpcli.config import Config
-    from mlpcli.plan import ParallelPlan
-    from mlpcli.results import (
+    from mlpcli.model.config import Config
+    from mlpcli.model.plan import ParallelPlan
+    from mlpcli.model.results import (
         BenchResult,
         CompareResult,
         EnvResult,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from mlpcli.config import Activation, Config
-from mlpcli.results import LayerShape, ShapesResult, TensorShape
+from mlpcli.model.config import Activation, Config
+from mlpcli.model.results import LayerShape, ShapesResult, TensorShape
 
 
 def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias: bool) -> int:

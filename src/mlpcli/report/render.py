@@ -18,14 +18,14 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli import launch
 from mlpcli.errors import ReaderGone
-from mlpcli.results import TensorInfo, TensorShape
-from mlpcli.units import arrows, byte_size, count_text, counted
+from mlpcli.model.results import TensorInfo, TensorShape
+from mlpcli.model.units import arrows, byte_size, count_text, counted
+from mlpcli.ranks import launch
 
 if TYPE_CHECKING:
-    from mlpcli.plan import ParallelPlan
-    from mlpcli.results import (
+    from mlpcli.model.plan import ParallelPlan
+    from mlpcli.model.results import (
         BenchResult,
         CompareResult,
         EnvResult,

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, TypeVar, cast
 import torch
 import torch.distributed as dist
 
-from mlpcli import interrupts, launch
-from mlpcli.config import Config, Device
+from mlpcli import interrupts
 from mlpcli.errors import ExitCode, UnavailableError, error_line, first_line
-from mlpcli.launch import Rank
+from mlpcli.model.config import Config, Device
+from mlpcli.ranks import launch
+from mlpcli.ranks.launch import Rank
 
 if TYPE_CHECKING:
     from torch._C._distributed_c10d import Store

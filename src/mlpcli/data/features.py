@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpcli import arrowtables, tables
-from mlpcli.tables import Column, Table
-from mlpcli.tensorfiles import (
+from mlpcli.data import arrowtables, tables
+from mlpcli.data.tables import Column, Table
+from mlpcli.data.tensorfiles import (
     FLOATING,
     STDIN_NAME,
     bad,

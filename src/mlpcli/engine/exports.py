@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlpcli import __version__, devices
-from mlpcli.closeness import Difference, Tolerance, difference
-from mlpcli.config import Activation, Config
+from mlpcli import __version__
+from mlpcli.engine import devices
+from mlpcli.engine.network import Network, build, forward_in_chunks
 from mlpcli.errors import UnavailableError, UsageError
-from mlpcli.network import Network, build, forward_in_chunks
+from mlpcli.model.closeness import Difference, Tolerance, difference
+from mlpcli.model.config import Activation, Config
 
 # mlpcli's distribution is mlpcli-yaml: `mlpcli` on PyPI is another project, so name the packages
 ONNX_INSTALL = (

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from mlpcli import memory
-from mlpcli.config import Config
 from mlpcli.errors import UnavailableError, first_line
-from mlpcli.units import byte_size
+from mlpcli.model import memory
+from mlpcli.model.config import Config
+from mlpcli.model.units import byte_size
 
 
 def prepare(config: Config) -> torch.device:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpcli.tensorfiles import FLOATING, Entry, bad, pt_entry, pt_state, safetensors_header
+from mlpcli.data.tensorfiles import FLOATING, Entry, bad, pt_entry, pt_state, safetensors_header
 
 if TYPE_CHECKING:
     import torch

@@ -15,8 +15,8 @@ import math
 
 import torch
 
-from mlpcli.config import Activation
-from mlpcli.results import TensorStats
+from mlpcli.model.config import Activation
+from mlpcli.model.results import TensorStats
 
 BINS = 8
 NEAR = 1e-3  # a sigmoid or tanh value within this of a bound is saturated

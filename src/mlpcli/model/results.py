@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.config import Activation, Config
+from mlpcli.model.config import Activation, Config
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from mlpcli.closeness import Difference, Tolerance
-    from mlpcli.plan import ParallelPlan
+    from mlpcli.model.closeness import Difference, Tolerance
+    from mlpcli.model.plan import ParallelPlan
 
 Shape = tuple[int, ...]
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
-from mlpcli.config import Config
-from mlpcli.results import Values
-from mlpcli.units import arrows
+from mlpcli.model.config import Config
+from mlpcli.model.results import Values
+from mlpcli.model.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
 MERMAID_EDGES = 400  # unit-to-unit edges in a Mermaid chart at most

@@ -17,9 +17,10 @@ from typing import Generic, TypeVar
 
 from rich.console import RenderableType
 
-from mlpcli import fields, files, launch, records, render
 from mlpcli.errors import ReaderGone, UsageError
-from mlpcli.records import Record, Rows
+from mlpcli.ranks import launch
+from mlpcli.report import fields, files, records, render
+from mlpcli.report.records import Record, Rows
 
 R = TypeVar("R")
 

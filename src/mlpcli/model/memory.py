@@ -11,9 +11,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from mlpcli.config import Config, DType, Rng
 from mlpcli.errors import UnavailableError
-from mlpcli.units import byte_size
+from mlpcli.model.config import Config, DType, Rng
+from mlpcli.model.units import byte_size
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mlpcli import devices, plan
-from mlpcli.closeness import Tolerance
-from mlpcli.config import Config, Parallel
-from mlpcli.group import Group
-from mlpcli.network import (
+from mlpcli.engine import devices
+from mlpcli.engine.network import (
     ACTIVATIONS,
     TORCH_DTYPES,
     Network,
@@ -32,8 +29,12 @@ from mlpcli.network import (
     forward_layers,
     hold,
 )
-from mlpcli.plan import WHOLE_ROW, Region, Share
-from mlpcli.results import (
+from mlpcli.engine.runners import differences, named_tensors, to_numpy
+from mlpcli.model import plan
+from mlpcli.model.closeness import Tolerance
+from mlpcli.model.config import Config, Parallel
+from mlpcli.model.plan import WHOLE_ROW, Region, Share
+from mlpcli.model.results import (
     BenchResult,
     CompareResult,
     ParallelInfo,
@@ -41,8 +42,8 @@ from mlpcli.results import (
     RunResult,
     TensorInfo,
 )
-from mlpcli.runners import differences, named_tensors, to_numpy
-from mlpcli.shapes import shapes, tensor_shapes
+from mlpcli.model.shapes import shapes, tensor_shapes
+from mlpcli.ranks.group import Group
 
 Observe = Callable[[str, Region, torch.Tensor], None]  # a piece of a named tensor, and where
 

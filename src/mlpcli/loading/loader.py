@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mlpcli.config import (
+from mlpcli.errors import ConfigError, Location, UsageError
+from mlpcli.model.config import (
     DEFAULT_SOURCE,
     FIELDS,
     KNOWN_KEYS,
@@ -34,8 +35,7 @@ from mlpcli.config import (
     FieldSpec,
     Kind,
 )
-from mlpcli.errors import ConfigError, Location, UsageError
-from mlpcli.units import counted
+from mlpcli.model.units import counted
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 8  # nesting of YAML collections; a config needs 2
@@ -353,7 +353,7 @@ def _take_written_config(entries: dict[str, _Entry]) -> list[str]:
     path = _path(weights, SPECS["weights"], _Parsed({}, entries))
     if not path.lower().endswith(".safetensors"):
         return []
-    from mlpcli import tensorfiles
+    from mlpcli.data import tensorfiles
 
     _, metadata = _about_file(weights, "weights", lambda: tensorfiles.safetensors_header(path))
     if "mlpcli.config" not in metadata:
@@ -379,7 +379,7 @@ def _take_written_config(entries: dict[str, _Entry]) -> list[str]:
 def _read_from(key: str, values: Mapping[str, Any]) -> object:
     """Field `key`'s value as a file gives it: layers and bias from weights, batch from the
     rows of inputs."""
-    from mlpcli import features, weightfiles
+    from mlpcli.data import features, weightfiles
 
     inputs = values["inputs"]
     given = features.describe(inputs, values["input_columns"]) if inputs is not None else None
@@ -402,7 +402,7 @@ def _about_file(entry: _Entry, key: str, action: Callable[[], T]) -> T:
 def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
     """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ;
     else what was assumed reading the file."""
-    from mlpcli import weightfiles
+    from mlpcli.data import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
     try:  # the order of layers that starts where `layers` does
@@ -433,7 +433,7 @@ def _check_weights(values: Mapping[str, Any], locations: Mapping[str, Location])
 def _check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
     """A ConfigError where the features file and `layers[0]` or `batch` differ; else what was
     assumed reading the file."""
-    from mlpcli import features
+    from mlpcli.data import features
 
     layers: tuple[int, ...] = values["layers"]
     given = features.describe(values["inputs"], values["input_columns"])

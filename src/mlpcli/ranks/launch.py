@@ -130,7 +130,7 @@ def _first_to_say() -> bool:
         return True
     if rank is None or rank.world_size == 1:
         return True
-    from mlpcli import group  # torch: a launcher's rank has it, and this is the error path
+    from mlpcli.ranks import group  # torch: a launcher's rank has it, and this is the error path
 
     return group.first_to_say(rank.rank)
 

@@ -11,8 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mlpcli.config import Activation, Config, Parallel, Rng
 from mlpcli.errors import ConfigError
+from mlpcli.model.config import Activation, Config, Parallel, Rng
 
 Region = tuple[range, range]  # the rows and columns of a full tensor that a rank holds
 WHOLE_ROW = frozenset({Activation.SOFTMAX})  # activations that need a row's every value

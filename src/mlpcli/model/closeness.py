@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mlpcli.config import DType
+from mlpcli.model.config import DType
 
 Array = npt.NDArray[np.float64]
 

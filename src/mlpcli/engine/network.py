@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mlpcli import plan
-from mlpcli.config import Activation, Config, DType, Init, Rng
-from mlpcli.plan import Region, Share
+from mlpcli.model import plan
+from mlpcli.model.config import Activation, Config, DType, Init, Rng
+from mlpcli.model.plan import Region, Share
 
 CPU = torch.device("cpu")
 TORCH_DTYPES = {
@@ -138,8 +138,8 @@ def part(tensor: torch.Tensor, region: Region) -> torch.Tensor:
 def hold(config: Config, device: torch.device, share: Share | None = None) -> Held:
     """What `share` holds of `config`'s network (everything by default), cast and on `device`:
     drawn, or read from its files and cut to the share."""
-    from mlpcli import features as feature_files
-    from mlpcli import weightfiles
+    from mlpcli.data import features as feature_files
+    from mlpcli.data import weightfiles
 
     share = share or plan.share(config, 1, 0)
     dtype = TORCH_DTYPES[config.dtype]

@@ -10,9 +10,9 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlpcli.data.tables import Column, pick
+from mlpcli.data.tensorfiles import STDIN_NAME, bad, by_file, regular_size
 from mlpcli.errors import UnavailableError, first_line
-from mlpcli.tables import Column, pick
-from mlpcli.tensorfiles import STDIN_NAME, bad, by_file, regular_size
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from mlpcli import devices
-from mlpcli.closeness import Tolerance, difference
-from mlpcli.config import Config, Device, DType
+from mlpcli.engine import devices
+from mlpcli.engine.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
+from mlpcli.engine.stats import Accumulator
 from mlpcli.errors import UnavailableError
-from mlpcli.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
-from mlpcli.results import (
+from mlpcli.model.closeness import Tolerance, difference
+from mlpcli.model.config import Config, Device, DType
+from mlpcli.model.results import (
     BenchResult,
     CompareResult,
     Estimate,
@@ -26,8 +27,7 @@ from mlpcli.results import (
     TensorInfo,
     Values,
 )
-from mlpcli.shapes import shapes
-from mlpcli.stats import Accumulator
+from mlpcli.model.shapes import shapes
 
 ESTIMATE_FROM_FLOPS = 10**10  # below this, under 10 s even at 1 GFLOP/s: no estimate
 

@@ -1,0 +1,1 @@
+"""From YAML, overrides and the environment to a checked Config; its JSON Schema; sweeps."""
