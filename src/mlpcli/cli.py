@@ -17,7 +17,7 @@ from mlpcli import __version__, compat, interrupts
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process, store
 from mlpcli.report import files, render
 from mlpcli.report.output import to_stdout
 
@@ -43,7 +43,7 @@ app.command()(env.env)
 
 
 def _version(value: bool) -> None:
-    if value and launch.speaks():
+    if value and process.speaks():
         with to_stdout():
             print(f"mlpcli {__version__}")
     if value:
@@ -77,24 +77,24 @@ def run_app(args: Sequence[str]) -> int:
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
             f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
         )
-        return launch.report([message], int(ExitCode.USAGE), error_line)
+        return process.report([message], int(ExitCode.USAGE), error_line)
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
         if returned in (None, ExitCode.OK):
-            returned = launch.finish()  # over several ranks: once every rank has succeeded
+            returned = process.finish()  # over several ranks: once every rank has succeeded
     except MlpcliError as error:
-        return launch.report(error.lines(), int(error.exit_code), error_line)
+        return process.report(error.lines(), int(error.exit_code), error_line)
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         try:
-            return launch.finish()  # over several ranks: once the others have finished too
+            return process.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
-            return launch.report(error.lines(), int(error.exit_code), error_line)
+            return process.report(error.lines(), int(error.exit_code), error_line)
     except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal
         _silence_stdout()
         message = f"cannot write the results: {error.strerror or error}"
-        return launch.report([message], int(ExitCode.UNAVAILABLE), error_line)
+        return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)
     except interrupts.Terminated:
@@ -109,11 +109,11 @@ def run_app(args: Sequence[str]) -> int:
             f"internal error ({type(error).__name__}: {error}); "
             "rerun with MLPCLI_DEBUG=1 and report the traceback"
         )
-        return launch.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
+        return process.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
         return _interrupted(signal.SIGINT)
     code = returned if isinstance(returned, int) else int(ExitCode.OK)
-    return launch.report([], code, error_line) if code else code
+    return process.report([], code, error_line) if code else code
 
 
 def _interrupted(signum: signal.Signals) -> int:
@@ -129,7 +129,7 @@ def _interrupted(signum: signal.Signals) -> int:
 
 def _usage(message: str, command_path: str) -> int:
     """Exit 2 for a usage error, with where to read about it."""
-    return launch.report(
+    return process.report(
         [f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), error_line
     )
 
@@ -143,7 +143,8 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    launch.tie_to_launcher()
+    process.tie_to_launcher()
+    process.claim_voice_by(store.first_to_say)
     interrupts.watch()
     try:
         code = run_app(sys.argv[1:])
@@ -151,5 +152,5 @@ def main() -> None:
         code = ExitCode.INTERRUPTED
     except interrupts.Terminated:
         code = ExitCode.TERMINATED
-    launch.leave(code)
+    process.leave(code)
     sys.exit(code)

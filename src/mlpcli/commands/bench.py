@@ -21,7 +21,7 @@ from mlpcli.commands.common import (
 )
 from mlpcli.errors import UsageError
 from mlpcli.model import memory
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process
 from mlpcli.report import records, render
 from mlpcli.report.output import Format, Layout, Output
 from mlpcli.report.progress import LateProgress
@@ -59,7 +59,7 @@ def bench(
     out.check(LAYOUT, sources(path, config))
     if cuda_graph and config.device.type == "cpu":
         raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
-    over_ranks = nproc is not None or launch.current() is not None
+    over_ranks = nproc is not None or process.current() is not None
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
     ranks.check([config], world, "bench")

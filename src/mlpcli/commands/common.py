@@ -13,7 +13,7 @@ import typer
 from mlpcli.errors import ExitCode, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.config import Config
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process
 from mlpcli.report import render
 from mlpcli.report.output import Format
 
@@ -130,7 +130,7 @@ def note_assumptions(*configs: Config) -> None:
     """What the loader assumed reading the configs' files, and an `init` set for weights from a
     file: said once each, after every check has passed (an error is then the only line), and
     not again by the ranks that `--nproc` starts."""
-    if launch.prechecked():
+    if process.prechecked():
         return
     for config in configs:
         notes = list(config.notes)

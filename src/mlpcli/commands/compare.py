@@ -25,7 +25,7 @@ from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.loading import loader
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Device, Rng
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process
 from mlpcli.report import records, render
 from mlpcli.report.output import Format, Layout, Output
 
@@ -69,7 +69,7 @@ def compare(
     path, overrides = split_one(arguments, "compare")
     world = ranks.world_size(nproc)
     ranks.refuse_stdin(overrides, world)
-    over_ranks = nproc is not None or launch.current() is not None
+    over_ranks = nproc is not None or process.current() is not None
     source = "--devices"
     if device_list is None and not over_ranks:  # name the option only when the user typed it
         source = f"compare's default devices {DEFAULT} (--devices chooses others)"

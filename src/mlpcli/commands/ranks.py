@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from mlpcli.errors import UsageError
 from mlpcli.model import plan
 from mlpcli.model.config import Config, Parallel
-from mlpcli.ranks import launch
+from mlpcli.ranks import process
 from mlpcli.report import render
 
 
 def world_size(nproc: int | None) -> int:
     """The ranks this command runs over: --nproc's, the launcher's, or 1."""
-    rank = launch.current()
+    rank = process.current()
     if nproc is not None and rank is not None:
         raise UsageError(
             "--nproc under a launcher (torchrun): the launcher started the ranks; leave it out"
@@ -34,7 +34,7 @@ def check(
 ) -> None:
     """What a run of `configs` over `world` ranks cannot do; a note where the ranks would not
     share the work (said once: not again by the ranks that --nproc starts)."""
-    noted = launch.prechecked()
+    noted = process.prechecked()
     for config in configs:
         where = config.where("parallel")
         if world == 1:

@@ -33,7 +33,7 @@ from mlpcli.loading import sweep
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.units import count_text, duration_text
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process
 from mlpcli.report import records, render
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
@@ -112,14 +112,14 @@ def run(
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             memory.check_host(config, on_cpu=config.device.type == "cpu")
-    if stats and output_format is Format.CSV and not launch.prechecked():
+    if stats and output_format is Format.CSV and not process.prechecked():
         render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
     note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)
         return
-    if launch.current() is None:
+    if process.current() is None:
         results = [
             dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
             for config, combo in jobs

@@ -1,5 +1,5 @@
-"""Tensor files someone hands us, read as data and never as code: safetensors headers and
-.npy headers without torch, `.pt` files only through `torch.load(weights_only=True)`.
+"""Tensor files someone hands us, read as data and never as code: safetensors and .npy headers,
+without torch (PyTorch's own files are `checkpoints`).
 
 Every problem is a ConfigError located at the file (exit 2; `validate` calls the config that
 names it invalid); docs/contract.md section 5.
@@ -11,11 +11,10 @@ import functools
 import json
 import math
 import os
-import re
 import stat
 import struct
 import sys
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from mlpcli.errors import ConfigError, Location, first_line
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on its JSON header
@@ -205,76 +204,3 @@ def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
 
 # Where training code keeps the state dict in a checkpoint: PyTorch's tutorial, Lightning, and
 # the usual `{"model": ..., "optimizer": ...}`; the other entries (epoch, optimizer) are left out.
-CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module")
-
-
-@dataclass(frozen=True)
-class StateDict:
-    """The tensors of a .pt file: its state dict, or the one inside a training checkpoint."""
-
-    tensors: Mapping[str, torch.Tensor]
-    notes: tuple[str, ...] = ()
-
-
-@by_file
-def pt_state(path: str) -> StateDict:
-    """The state dict of a .pt/.pth/.ckpt/.bin file, loaded with `weights_only=True` (memory-
-    mapped where the file allows): a pickle of anything but plain data and tensors is refused
-    before any of it runs, and torch's warnings are kept off the terminal."""
-    import pickle
-    import warnings
-    import zipfile
-
-    import torch
-
-    regular_size(path, "a .pt file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as error:  # the legacy format cannot be memory-mapped
-                if "mmap" not in str(error):
-                    raise
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if found is None:  # not a pickle torch wrote: no objects in it either
-            said = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
-            reason = said.group(1).strip() if said else first_line(error)
-            raise bad(path, f"not a readable .pt file ({reason[:120]})") from None
-        message = (
-            f"holds Python objects, not plain tensors ({found.group(1)}); refused "
-            "(save model.state_dict())"
-        )
-        raise bad(path, message) from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
-        raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
-
-    def tensors(value: object) -> bool:
-        return isinstance(value, Mapping) and all(
-            isinstance(v, torch.Tensor) for v in value.values()
-        )
-
-    if not isinstance(loaded, Mapping):
-        raise bad(path, f"holds a {type(loaded).__name__}; expected a state dict of tensors")
-    if tensors(loaded):
-        return StateDict(loaded)
-    for key in CHECKPOINT_KEYS:
-        if key in loaded and tensors(loaded[key]) and loaded[key]:
-            others = ", ".join(str(k) for k in loaded if k != key)
-            note = f"{path}: a checkpoint; its state dict is {key!r} (left out: {others[:120]})"
-            return StateDict(loaded[key], (note,))
-    others = ", ".join(str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor))
-    raise bad(
-        path,
-        f"holds entries that are not tensors ({others[:120]}) and no state dict under "
-        f"{', '.join(CHECKPOINT_KEYS)}",
-    )
-
-
-def pt_entry(tensor: torch.Tensor) -> Entry:
-    """A loaded tensor described as a header entry (safetensors' dtype names)."""
-    names = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
-    dtype = str(tensor.dtype).removeprefix("torch.")
-    return Entry(names.get(dtype, dtype.upper()), tuple(tensor.shape))

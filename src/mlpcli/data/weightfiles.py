@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpcli.data.tensorfiles import FLOATING, Entry, bad, pt_entry, pt_state, safetensors_header
+from mlpcli.data import checkpoints
+from mlpcli.data.tensorfiles import FLOATING, Entry, bad, safetensors_header
 
 if TYPE_CHECKING:
     import torch
@@ -105,9 +106,9 @@ def describe(
         entries, metadata = safetensors_header(path)
         names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
     else:
-        state = pt_state(path)
+        state = checkpoints.state_dict(path)
         entries, metadata, notes = (
-            {n: pt_entry(t) for n, t in state.tensors.items()},
+            {n: checkpoints.entry(t) for n, t in state.tensors.items()},
             {},
             state.notes,
         )
@@ -174,7 +175,7 @@ def read(
 def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.Tensor]]:
     """A function from a tensor's name to the tensor, while the file is open."""
     if not path.lower().endswith(".safetensors"):
-        yield pt_state(path).tensors.__getitem__
+        yield checkpoints.state_dict(path).tensors.__getitem__
         return
     from safetensors import safe_open
 

@@ -25,8 +25,9 @@ import torch.distributed as dist
 from mlpcli import interrupts
 from mlpcli.errors import ExitCode, UnavailableError, error_line, first_line
 from mlpcli.model.config import Config, Device
-from mlpcli.ranks import launch
-from mlpcli.ranks.launch import Rank
+from mlpcli.ranks import process
+from mlpcli.ranks.process import Rank
+from mlpcli.ranks.store import client, key
 
 if TYPE_CHECKING:
     from torch._C._distributed_c10d import Store
@@ -35,19 +36,12 @@ BEAT_S = 1.0  # a heartbeat a second (five within the timeout, for short ones)
 POLL_S = 0.2  # how often a rank looks for a failure posted by another
 STOPPED_S = 3 * BEAT_S  # after a broken connection: the rank whose heartbeat stood still this long
 ACK_WAIT_S = 5.0  # how long the failing rank waits for the others to see its failure
-STORE_TIMEOUT_S = 60  # a store operation's own limit (many ranks on few cores are slow to connect)
 # The heartbeats say whether a rank is alive; a collective may wait as long as the slowest rank
 # computes (a sweep's share, the reference of `compare`), so torch's own limit is a day.
 COLLECTIVE_TIMEOUT = timedelta(days=1)
 
 T = TypeVar("T")
 _joined: Group | None = None
-
-
-def _key(name: str) -> str:
-    """A store key of this run and restart (torchrun's store outlives a restart)."""
-    run = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    return f"mlpcli/{run}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}"
 
 
 class Group:
@@ -162,26 +156,26 @@ class Group:
         with interrupts.held():  # the launcher's SIGTERM, once the others end, changes nothing
             payload = f"{code} {self.rank}"
             try:
-                store = _client(self.timeout_s)
-                first = store.compare_set(_key("ended"), "", payload).decode()
+                store = client(self.timeout_s)
+                first = store.compare_set(key("ended"), "", payload).decode()
             except RuntimeError:  # the store is gone: say it here
                 store, first = None, payload
             if first != payload:  # another rank failed first and said why
                 with contextlib.suppress(RuntimeError):
                     if store is not None:
-                        store.add(_key("acks"), 1)
-                launch.end_now(int(first.split()[0]))
+                        store.add(key("acks"), 1)
+                process.end_now(int(first.split()[0]))
             for line in lines:
                 write(line)
             deadline = time.monotonic() + ACK_WAIT_S
             with contextlib.suppress(RuntimeError):
                 while (
                     store is not None
-                    and store.add(_key("acks"), 0) < self.world_size - 1
+                    and store.add(key("acks"), 0) < self.world_size - 1
                     and time.monotonic() < deadline
                 ):
                     time.sleep(POLL_S / 4)
-            launch.end_now(code)
+            process.end_now(code)
 
     def finish(self) -> int:
         """Success once every rank has succeeded; the watcher stops between two barriers, so
@@ -200,14 +194,14 @@ class Group:
                 raise UnavailableError(message) from None
         if dist.is_initialized():
             dist.destroy_process_group()
-        launch.joined(None)
+        process.joined(None)
         return int(ExitCode.OK)
 
     def lost(self, error: Exception) -> UnavailableError:
         """What a failed collective means: the ranks whose heartbeat stood still, by name."""
         first = first_line(error)
         try:
-            store = _client(self.timeout_s)
+            store = client(self.timeout_s)
             before = {r: _beat(store, r) for r in range(self.world_size) if r != self.rank}
             time.sleep(STOPPED_S)
             stopped = [r for r, beat in before.items() if _beat(store, r) == beat]
@@ -227,18 +221,18 @@ class Group:
         watched = range(1, self.world_size) if self.rank == 0 else range(1)
         seen: dict[int, tuple[str, float]] = {}  # rank: its last heartbeat, and when it changed
         try:
-            store = _client(self.timeout_s, fresh=True)
+            store = client(self.timeout_s, fresh=True)
             beat, next_beat = 0, 0.0
             while not self._stop.is_set():
-                if store.check([_key("ended")]):
-                    code, failed = store.get(_key("ended")).decode().split()
+                if store.check([key("ended")]):
+                    code, failed = store.get(key("ended")).decode().split()
                     if int(failed) != self.rank:
-                        store.add(_key("acks"), 1)
-                        launch.end_now(int(code))
+                        store.add(key("acks"), 1)
+                        process.end_now(int(code))
                 now = time.monotonic()
                 if now >= next_beat:
                     beat, next_beat = beat + 1, now + self.beat_s
-                    store.set(_key(f"alive/{self.rank}"), str(beat))
+                    store.set(key(f"alive/{self.rank}"), str(beat))
                     for rank in watched:
                         value = _beat(store, rank)
                         if seen.get(rank, ("", now))[0] != value or rank not in seen:
@@ -247,9 +241,9 @@ class Group:
                             self._stopped(rank, value, now - seen[rank][1])
                 self._stop.wait(min(POLL_S, self.beat_s))
         except RuntimeError as error:  # the launcher's store went away
-            if launch.speaks():
+            if process.speaks():
                 os.write(2, f"mlpcli: error: lost the ranks' store: {error}\n".encode())
-            launch.end_now(ExitCode.UNAVAILABLE)
+            process.end_now(ExitCode.UNAVAILABLE)
 
     def _stopped(self, rank: int, beat: str, silent_s: float) -> None:
         """Rank `rank`'s heartbeat has stood still past the timeout: every rank ends, exit 3."""
@@ -266,7 +260,7 @@ def joined(configs: Sequence[Config]) -> Group:
     global _joined
     if _joined is not None:
         return _joined
-    rank = launch.current()
+    rank = process.current()
     timeout = max(config.timeout for config in configs)
     if rank is None:
         _joined = Group(Rank(0, 1, 0), timeout)
@@ -280,7 +274,7 @@ def joined(configs: Sequence[Config]) -> Group:
     if cuda:
         torch.cuda.set_device(rank.local_rank)
     group = Group(rank, timeout)
-    launch.joined(group)
+    process.joined(group)
     # torchrun's agent holds the store from the start: the heartbeats begin before the group
     # forms, so that a rank that never arrives is named. Without it (a hand-set MASTER_ADDR),
     # rank 0 makes the store as the group forms, and `timeout` bounds every collective too.
@@ -297,36 +291,7 @@ def joined(configs: Sequence[Config]) -> Group:
     return group
 
 
-def first_to_say(rank: int) -> bool:
-    """Whether `rank` is the first to claim the one voice in the launcher's store (rank 0 if
-    the store cannot be reached)."""
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":  # no store before the group
-        return rank == 0
-    try:
-        said = _client(STORE_TIMEOUT_S).compare_set(_key("said"), "", str(rank)).decode()
-    except (KeyError, ValueError, RuntimeError):
-        return rank == 0
-    return said == str(rank)
-
-
-_clients: dict[str, Store] = {}
-
-
-def _client(timeout_s: int, fresh: bool = False) -> Store:
-    """A client of the launcher's store (the one the group rendezvoused through); `fresh`: a
-    connection of this thread's own."""
-    key = threading.current_thread().name if fresh else "main"
-    if key not in _clients:
-        _clients[key] = dist.TCPStore(  # type: ignore[attr-defined]
-            os.environ["MASTER_ADDR"],
-            int(os.environ["MASTER_PORT"]),
-            is_master=False,
-            timeout=timedelta(seconds=max(STORE_TIMEOUT_S, timeout_s)),
-        )
-    return _clients[key]
-
-
 def _beat(store: Store, rank: int) -> str:
     """`rank`'s heartbeat count ("" before its first)."""
-    key = _key(f"alive/{rank}")
-    return store.get(key).decode() if store.check([key]) else ""
+    name = key(f"alive/{rank}")
+    return store.get(name).decode() if store.check([name]) else ""

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from rich.console import RenderableType
 
 from mlpcli.errors import ReaderGone, UsageError
-from mlpcli.ranks import launch
+from mlpcli.ranks import process
 from mlpcli.report import fields, files, records, render
 from mlpcli.report.records import Record, Rows
 
@@ -85,7 +85,7 @@ class Output:
     def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
         """Write the file, then print the results in the chosen view (none with `quiet`); over
         several ranks, rank 0 alone (any command run under torchrun)."""
-        if not launch.speaks():
+        if not process.speaks():
             return
         texts = _Texts(layout, results)
         chosen = texts.fields(self.fields) if self.fields else None  # a bad path: nothing written

@@ -21,7 +21,7 @@ from rich.text import Text
 from mlpcli.errors import ReaderGone
 from mlpcli.model.results import TensorInfo, TensorShape
 from mlpcli.model.units import arrows, byte_size, count_text, counted
-from mlpcli.ranks import launch
+from mlpcli.ranks import process
 
 if TYPE_CHECKING:
     from mlpcli.model.plan import ParallelPlan
@@ -67,7 +67,7 @@ def note(message: str, *, once: bool = False) -> None:
     if once and message in NOTED:
         return
     NOTED.add(message)
-    if launch.speaks():
+    if process.speaks():
         print(f"mlpcli: note: {message}", file=sys.stderr)
 
 

@@ -1,0 +1,89 @@
+"""PyTorch's own files (.pt, .pth, .ckpt, .bin): a state dict of plain tensors, loaded with
+torch's `weights_only` unpickler; a checkpoint's state dict found under its usual keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlpcli.data.tensorfiles import Entry, bad, by_file, regular_size
+from mlpcli.errors import first_line
+
+if TYPE_CHECKING:
+    import torch
+
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module")
+
+
+@dataclass(frozen=True)
+class StateDict:
+    """The tensors of a .pt file: its state dict, or the one inside a training checkpoint."""
+
+    tensors: Mapping[str, torch.Tensor]
+    notes: tuple[str, ...] = ()
+
+
+@by_file
+def state_dict(path: str) -> StateDict:
+    """The state dict of a .pt/.pth/.ckpt/.bin file, loaded with `weights_only=True` (memory-
+    mapped where the file allows): a pickle of anything but plain data and tensors is refused
+    before any of it runs, and torch's warnings are kept off the terminal."""
+    import pickle
+    import warnings
+    import zipfile
+
+    import torch
+
+    regular_size(path, "a .pt file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:  # the legacy format cannot be memory-mapped
+                if "mmap" not in str(error):
+                    raise
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None:  # not a pickle torch wrote: no objects in it either
+            said = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+            reason = said.group(1).strip() if said else first_line(error)
+            raise bad(path, f"not a readable .pt file ({reason[:120]})") from None
+        message = (
+            f"holds Python objects, not plain tensors ({found.group(1)}); refused "
+            "(save model.state_dict())"
+        )
+        raise bad(path, message) from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+        raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
+
+    def tensors(value: object) -> bool:
+        return isinstance(value, Mapping) and all(
+            isinstance(v, torch.Tensor) for v in value.values()
+        )
+
+    if not isinstance(loaded, Mapping):
+        raise bad(path, f"holds a {type(loaded).__name__}; expected a state dict of tensors")
+    if tensors(loaded):
+        return StateDict(loaded)
+    for key in CHECKPOINT_KEYS:
+        if key in loaded and tensors(loaded[key]) and loaded[key]:
+            others = ", ".join(str(k) for k in loaded if k != key)
+            note = f"{path}: a checkpoint; its state dict is {key!r} (left out: {others[:120]})"
+            return StateDict(loaded[key], (note,))
+    others = ", ".join(str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor))
+    raise bad(
+        path,
+        f"holds entries that are not tensors ({others[:120]}) and no state dict under "
+        f"{', '.join(CHECKPOINT_KEYS)}",
+    )
+
+
+def entry(tensor: torch.Tensor) -> Entry:
+    """A loaded tensor described as a header entry (safetensors' dtype names)."""
+    names = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    return Entry(names.get(dtype, dtype.upper()), tuple(tensor.shape))

@@ -1,0 +1,155 @@
+"""Which rank this process is (torchrun's environment), torch-free, and how a command's end is
+voiced: once for all ranks, through the process group once it is joined. docs/distributed.md
+is the guide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+from mlpcli import interrupts
+from mlpcli.errors import ExitCode, UsageError
+
+PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
+LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
+
+
+@dataclass(frozen=True)
+class Rank:
+    """This process's place in a run over several processes."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+class Voice(Protocol):
+    """How a process group ends a command on every rank together (`group.Group`)."""
+
+    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+        """Say `lines` (by `write`) once for all ranks, and end them all with `code`."""
+
+    def finish(self) -> int:
+        """Wait for every rank to finish too; returns the exit code, 0."""
+
+
+_voice: Voice | None = None  # set while this process is in a process group
+
+
+def _rank_zero(rank: int) -> bool:
+    return rank == 0
+
+
+_claims_voice: Callable[[int], bool] = _rank_zero  # who says an error before the group forms
+
+
+def current() -> Rank | None:
+    """This process's rank when a launcher (torchrun, --nproc) started it; else None."""
+    environment = os.environ
+    if "RANK" not in environment or "WORLD_SIZE" not in environment:
+        return None
+    try:
+        rank, world = int(environment["RANK"]), int(environment["WORLD_SIZE"])
+        local = int(environment.get("LOCAL_RANK", rank))
+    except ValueError:
+        raise UsageError(
+            f"RANK={environment['RANK']} WORLD_SIZE={environment['WORLD_SIZE']}: the launcher's "
+            "environment needs whole numbers"
+        ) from None
+    if not 0 <= rank < world:
+        raise UsageError(f"RANK={rank} is not a rank of WORLD_SIZE={world}")
+    if "MASTER_ADDR" not in environment or "MASTER_PORT" not in environment:
+        raise UsageError(
+            "RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks "
+            "with torchrun or --nproc, or unset RANK and WORLD_SIZE"
+        )
+    return Rank(rank, world, local)
+
+
+def speaks() -> bool:
+    """Whether this process is the one voice: rank 0, or not in a run over several processes."""
+    rank = current()
+    return rank is None or rank.rank == 0
+
+
+def tie_to_launcher() -> None:
+    """A rank that --nproc started ends with its launcher, however that ends (torch starts each
+    rank in a session of its own, so a killed launcher would leave it running)."""
+    launcher = os.environ.get(LAUNCHER)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    set_parent_death_signal = 1  # prctl's PR_SET_PDEATHSIG
+    ctypes.CDLL(None).prctl(set_parent_death_signal, signal.SIGKILL)
+    if str(os.getppid()) != launcher:  # it ended before the line above
+        os._exit(ExitCode.TERMINATED)
+
+
+def prechecked() -> bool:
+    """Whether `--nproc` started this rank, having checked the command (and said its notes)."""
+    return os.environ.get(PRECHECKED) == "1"
+
+
+def claim_voice_by(claims: Callable[[int], bool]) -> None:
+    """How a rank learns whether it is the first to report an error before its group forms
+    (`store.first_to_say`); rank 0 until this is set."""
+    global _claims_voice
+    _claims_voice = claims
+
+
+def joined(voice: Voice | None) -> None:
+    """Route the end of the command through `voice` (the process group's), or back."""
+    global _voice
+    _voice = voice
+
+
+def report(lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+    """Voice an error once for every rank: through the process group once joined, else from
+    rank 0 only (every rank meets the same config errors); returns the exit code."""
+    if _voice is not None:
+        return _voice.report(lines, code, write)
+    if lines and _first_to_say():
+        for line in lines:
+            write(line)
+    return code
+
+
+def _first_to_say() -> bool:
+    """Whether this rank is the first of its ranks to report an error before they joined their
+    group (all meet the same one): the launcher's store decides, so that the launcher ending
+    the others cannot silence it; rank 0 where there is no store."""
+    try:
+        rank = current()
+    except UsageError:  # the environment itself is the error
+        return True
+    if rank is None or rank.world_size == 1:
+        return True
+    return _claims_voice(rank.rank)
+
+
+def leave(code: int) -> None:
+    """End the process now if it is still in a process group (a failure): the group's threads
+    cannot be torn down once another rank is gone, and C++ aborts the exit if they are not."""
+    if _voice is not None:
+        end_now(code)
+
+
+def end_now(code: int) -> NoReturn:
+    """End this process with `code` at once, its output flushed."""
+    with contextlib.suppress(BaseException):
+        interrupts.discard_temporary()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def finish() -> int:
+    """A command's success: in a process group, once every rank has succeeded too."""
+    return 0 if _voice is None else _voice.finish()
