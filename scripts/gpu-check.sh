@@ -13,7 +13,8 @@
 #    is world size 1 through the same code path), every mode compared with one process, bench
 #    over the ranks, and `run --nproc`; RANKS overrides the count (2 for a CPU dry run, Gloo);
 # 5. benchmarks/bench.py: mlpcli against raw PyTorch loops, CUDA graphs and torch.compile.
-# Every step runs even when one before it failed; the exit status says whether all passed.
+# Without a visible CUDA device it stops after the first check (exit 1); past it, every step
+# runs even when one before it failed, and the exit status says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -41,13 +42,20 @@ run_summarised() {
   "$PYTHON" -m mlpcli run "$1" "device=$DEVICE" ${OVERRIDES:-} --format json | "$PYTHON" "$summary"
 }
 
-step "$PYTHON" -c '
+echo "== the machine"
+# The one check that stops the script: without a visible CUDA device every later step would
+# fail for that one reason (a dry run sets DEVICE=cpu).
+if ! "$PYTHON" -c '
 import sys, torch, typer
 print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| typer", typer.__version__)
 if sys.argv[1] != "cpu":
-    assert torch.cuda.is_available(), "no CUDA device visible: this script is for a GPU machine"
+    if not torch.cuda.is_available():
+        sys.exit("no CUDA device visible: this script is for a GPU machine (DEVICE=cpu: a dry run)")
     print("GPU:", torch.cuda.get_device_name(0))
-' "$DEVICE"
+' "$DEVICE"; then
+  echo "FAILED: stopped after the first check"
+  exit 1
+fi
 cuda_tests() {
   if ! "$PYTHON" -m pytest --version >/dev/null 2>&1; then
     echo "no pytest beside $PYTHON: install the dev tools (the README's test command) for the CUDA tests"

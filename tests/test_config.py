@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mlpcli.errors import ConfigError, ExitCode, MlpcliError, UsageError
-from mlpcli.loading.loader import is_override, load
+from mlpcli.loading.loader import load
+from mlpcli.loading.yamlnodes import is_override
 from mlpcli.model.config import Activation, Config, Device, DType, Init, Rng
 
 from .catalogue import BAD_CONFIG_FILES, Case

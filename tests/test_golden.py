@@ -9,7 +9,7 @@ import pytest
 from mlpcli.engine import runners
 from mlpcli.loading.loader import load
 from mlpcli.model.shapes import shapes
-from mlpcli.report import render
+from mlpcli.report import render, shapes_tables
 
 from .conftest import CONFIGS, invoke, rendered
 
@@ -39,7 +39,9 @@ def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> N
 def test_shapes_table(config: str, overwrite_golden: bool) -> None:
     report = shapes(load(CONFIGS / f"{config}.yaml"))
     check(
-        f"shapes_{config}", rendered(render.shapes_table(report, WIDTH)[0], WIDTH), overwrite_golden
+        f"shapes_{config}",
+        rendered(shapes_tables.shapes_table(report, WIDTH)[0], WIDTH),
+        overwrite_golden,
     )
 
 
@@ -51,5 +53,5 @@ def test_top_level_help(overwrite_golden: bool) -> None:
 
 def test_markup_in_a_name_prints_literally() -> None:
     config = load(None, ["name='[red]x[/]'"])
-    text = rendered(render.shapes_table(shapes(config), 100)[0])
+    text = rendered(shapes_tables.shapes_table(shapes(config), 100)[0])
     assert text.startswith("[red]x[/]  layers 3 → 2 → 1")

@@ -116,14 +116,31 @@ def test_shapes_plans_every_rank(mode: str) -> None:
     if mode == "data":  # every rank holds every weight
         assert held == 3 * 4 * all_weights
         assert [r["holds"] for r in ranks] == ["rows 0-1 of 5", "rows 2-3 of 5", "row 4 of 5"]
+        assert [r["features_rows"] for r in ranks] == [[0, 2], [2, 4], [4, 5]]
+        assert all(r["layers"] == [1, 2, 3, 4] for r in ranks)
     elif mode == "pipeline":  # each weight on one rank
         assert held == 4 * all_weights
+        stages = [r["layers"] for r in ranks]
+        assert sorted(itertools.chain.from_iterable(stages)) == [1, 2, 3, 4]
+        assert all(stage == list(range(stage[0], stage[-1] + 1)) for stage in stages if stage)
+        for r in ranks:  # the words say the same layers as the numbers
+            words = r["holds"].removeprefix("layers ").removeprefix("layer ").split("-")
+            assert [int(words[0]), int(words[-1])] == [r["layers"][0], r["layers"][-1]]
+            assert [w["name"] for w in r["weights"]] == [f"W{i}" for i in r["layers"]]
     else:  # split weights once, the row layers' biases on every rank
         biases_of_row_layers = 9 + 5
         assert held == 4 * (all_weights + 2 * biases_of_row_layers)
         assert ranks[0]["holds"] == (
             "columns 0-3 of W1, rows 0-3 of W2, columns 0-2 of W3, rows 0-2 of W4"
         )
+        assert ranks[0]["layers"] == [1, 2, 3, 4]
+        sizes = config.layers
+        for i in range(4):  # every rank's parts of W(i+1) tile it exactly once
+            parts = [r["weights"][i] for r in ranks]
+            cells = sum((p["rows"][1] - p["rows"][0]) * (p["columns"][1] - p["columns"][0])
+                        for p in parts)  # fmt: skip
+            assert cells == sizes[i] * sizes[i + 1]
+        assert ranks[0]["weights"][0] == {"name": "W1", "rows": [0, 12], "columns": [0, 4]}
 
 
 def test_shapes_plans_the_8_h200_model() -> None:

@@ -18,7 +18,7 @@ from mlpcli.commands import bench, compare, config, draw, env, export, run, shap
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
 from mlpcli.ranks import launch, process, store
-from mlpcli.report import files, render
+from mlpcli.report import files, terminal
 from mlpcli.report.output import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
@@ -70,7 +70,7 @@ def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
     files.WRITTEN.clear()
-    render.NOTED.clear()
+    terminal.NOTED.clear()
     launch.remember(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         message = (

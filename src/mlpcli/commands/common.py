@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.errors import ExitCode, UsageError
-from mlpcli.loading import loader
+from mlpcli.loading import loader, yamlnodes
 from mlpcli.model.config import Config
 from mlpcli.ranks import launch, process
-from mlpcli.report import render
+from mlpcli.report import terminal
 from mlpcli.report.output import Format
 
 
@@ -99,8 +99,8 @@ def help_without_command(ctx: typer.Context) -> None:
 def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:
     """Config paths (or [None], the built-in default) and KEY=VALUE overrides."""
     arguments = arguments or []
-    overrides = [a for a in arguments if loader.is_override(a)]
-    paths: list[Path | None] = [Path(a) for a in arguments if not loader.is_override(a)]
+    overrides = [a for a in arguments if yamlnodes.is_override(a)]
+    paths: list[Path | None] = [Path(a) for a in arguments if not yamlnodes.is_override(a)]
     return paths or [None], overrides
 
 
@@ -139,4 +139,4 @@ def note_assumptions(*configs: Config) -> None:
             if config.weights not in where.source:  # not the file's own record of its run
                 notes.append(f"init ({where}) is ignored: the weights come from {config.weights}")
         for note in notes:
-            render.note(note, once=True)  # once however many configs of a sweep repeat it
+            terminal.note(note, once=True)  # once however many configs of a sweep repeat it

@@ -20,7 +20,7 @@ from mlpcli.errors import CheckFailedError, UnavailableError
 from mlpcli.model import memory
 from mlpcli.model.config import DType
 from mlpcli.model.units import byte_size
-from mlpcli.report import files, render
+from mlpcli.report import files, terminal
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
 RUNTIMES = {
@@ -84,10 +84,10 @@ def export(
             ]
         )
     files.write_atomic(output, data)
-    render.note(f"wrote {output} ({byte_size(len(data))})")
+    terminal.note(f"wrote {output} ({byte_size(len(data))})")
     if difference is not None:
         assert tolerance is not None
-        render.note(
+        terminal.note(
             f"{output}: {RUNTIMES[suffix]} gives run's output within {config.dtype} tolerance "
             f"(max |diff| {difference.max_abs:.3g}; atol {tolerance.atol:g}, "
             f"rtol {tolerance.rtol:g} of the largest value)"

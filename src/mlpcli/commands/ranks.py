@@ -10,7 +10,7 @@ from mlpcli.errors import UsageError
 from mlpcli.model import plan
 from mlpcli.model.config import Config, Parallel
 from mlpcli.ranks import process
-from mlpcli.report import render
+from mlpcli.report import terminal
 
 
 def world_size(nproc: int | None) -> int:
@@ -39,7 +39,7 @@ def check(
         where = config.where("parallel")
         if world == 1:
             if config.parallel is not Parallel.NONE and not noted:
-                render.note(
+                terminal.note(
                     f"parallel: {config.parallel} ({where}) on one process is the single-process "
                     "run; --nproc N or torchrun starts ranks"
                 )
@@ -61,10 +61,10 @@ def check(
             )
     cores = os.cpu_count() or 1
     if world > cores and any(config.device.type == "cpu" for config in configs) and not noted:
-        render.note(f"{world} ranks on {cores} CPU cores: each rank gets less than a core")
+        terminal.note(f"{world} ranks on {cores} CPU cores: each rank gets less than a core")
     lone = len(configs) == 1 and configs[0].parallel is Parallel.NONE
     if world > 1 and lone and not noted:
-        render.note(
+        terminal.note(
             f"parallel: none ({configs[0].where('parallel')}) runs each network on one rank: with "
             f"one network the other {world - 1} wait (parallel=data, pipeline or tensor shares it)"
         )

@@ -34,7 +34,7 @@ from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.units import count_text, duration_text
 from mlpcli.ranks import launch, process
-from mlpcli.report import records, render
+from mlpcli.report import records, render, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
 
@@ -113,7 +113,7 @@ def run(
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             memory.check_host(config, on_cpu=config.device.type == "cpu")
     if stats and output_format is Format.CSV and not process.prechecked():
-        render.note("CSV holds the outputs; --stats figures are in the table and in JSON")
+        terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
     note_assumptions(*configs)
     if nproc is not None:
@@ -131,9 +131,9 @@ def run(
     out.emit(layout, results)
     for result in results:
         if result.trouble:
-            render.note(f"{result.config.name}: {result.trouble}")
+            terminal.note(f"{result.config.name}: {result.trouble}")
         if result.nonfinite:
-            render.note(
+            terminal.note(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
     if expected is not None:
@@ -146,7 +146,7 @@ def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
 
     def note_if_long(estimate: Estimate) -> None:
         if estimate.seconds >= LONG_RUN_S:
-            render.note(
+            terminal.note(
                 f"{config.name}: about {duration_text(estimate.seconds)} on {estimate.device} "
                 f"({count_text(estimate.flops)}FLOP at {count_text(int(estimate.rate))}FLOP/s, "
                 "measured here); Ctrl-C stops it"
@@ -232,4 +232,4 @@ def _check(
             failures.append(failure)
     if failures:
         raise CheckFailedError(failures)
-    render.note(f"every output matches {expected.source}")
+    terminal.note(f"every output matches {expected.source}")

@@ -23,13 +23,13 @@ from mlpcli.errors import UsageError
 from mlpcli.model import memory, plan
 from mlpcli.model.shapes import shapes as compute
 from mlpcli.model.units import parse_byte_size
-from mlpcli.report import records, render
+from mlpcli.report import records, shapes_tables
 from mlpcli.report.output import Format, Layout, Output
 
 LAYOUT = Layout(
     records.shapes_record,
     records.each(records.shapes_rows),
-    lambda results, width: render.shapes_table(results[0], width),
+    lambda results, width: shapes_tables.shapes_table(results[0], width),
 )
 
 

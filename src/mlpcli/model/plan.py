@@ -26,6 +26,11 @@ class Share:
     weights: tuple[Region | None, ...]  # Wi: (n(i-1), ni)
     biases: tuple[range | None, ...]  # Bi: (1, ni); empty without bias
 
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The weight layers (1-based: W1 is layer 1) of which it holds all or a part."""
+        return tuple(i for i, region in enumerate(self.weights, 1) if region is not None)
+
 
 @dataclass(frozen=True)
 class RankPlan:
@@ -33,6 +38,7 @@ class RankPlan:
 
     rank: int
     holds: str  # for people: "rows 0-31 of 64", "layers 1-3", "columns 0-511 of W1 W3, …"
+    share: Share  # for scripts: the same as numbers (`layers` and the regions of each W)
     weight_bytes: int  # its weights and biases
     activation_bytes: int  # features, two working activations of a micro-batch, the output
     sent_bytes: int  # what it sends per forward pass (ring collectives for `tensor`)
@@ -189,6 +195,7 @@ def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
     return RankPlan(
         rank,
         _holds(config, held, world),
+        held,
         weight_bytes,
         activation_bytes,
         _sent(config, world, rank, held) * itemsize,

@@ -19,7 +19,7 @@ from rich.console import RenderableType
 
 from mlpcli.errors import ReaderGone, UsageError
 from mlpcli.ranks import process
-from mlpcli.report import fields, files, records, render
+from mlpcli.report import fields, files, records, render, terminal
 from mlpcli.report.records import Record, Rows
 
 R = TypeVar("R")
@@ -110,14 +110,14 @@ class Output:
         elif self.format is Format.CSV:
             sys.stdout.write(texts.csv)
         else:
-            console = render.stdout_console()
+            console = terminal.stdout_console()
             view, notes = layout.table(results, console.width)
             if isinstance(view, str):
                 sys.stdout.write(view)
             else:
                 console.print(view)
             for note in notes:
-                render.note(note)
+                terminal.note(note)
 
 
 class _Texts(Generic[R]):

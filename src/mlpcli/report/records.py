@@ -19,7 +19,7 @@ from mlpcli.model.results import one_process
 
 if TYPE_CHECKING:
     from mlpcli.model.config import Config
-    from mlpcli.model.plan import ParallelPlan
+    from mlpcli.model.plan import ParallelPlan, RankPlan
     from mlpcli.model.results import (
         BenchResult,
         CompareResult,
@@ -196,10 +196,35 @@ def _plan_record(plan: ParallelPlan) -> Record:
         "world_size": plan.world_size,
         "device_memory": plan.device_memory,
         "fits": plan.fits,
-        "ranks": [
-            {**dataclasses.asdict(rank), "total_bytes": rank.total_bytes} for rank in plan.ranks
-        ],
+        "ranks": [_rank_record(rank) for rank in plan.ranks],
     }
+
+
+def _rank_record(rank: RankPlan) -> Record:
+    """One rank's share: in words (`holds`) and in numbers, each part of a tensor as the
+    half-open `[start, stop)` of its rows and columns, as Python slices it."""
+    share = rank.share
+    return {
+        "rank": rank.rank,
+        "holds": rank.holds,
+        "layers": list(share.layers),
+        "features_rows": None if share.features is None else _slice(share.features),
+        "weights": [
+            {"name": f"W{i}", "rows": _slice(region[0]), "columns": _slice(region[1])}
+            for i, region in enumerate(share.weights, 1)
+            if region is not None
+        ],
+        "weight_bytes": rank.weight_bytes,
+        "activation_bytes": rank.activation_bytes,
+        "sent_bytes": rank.sent_bytes,
+        "draw_bytes": rank.draw_bytes,
+        "draw_on_device": rank.draw_on_device,
+        "total_bytes": rank.total_bytes,
+    }
+
+
+def _slice(items: range) -> list[int]:
+    return [items.start, items.stop]
 
 
 def shapes_rows(result: ShapesResult) -> Rows:

@@ -7,33 +7,25 @@ markup, so `[red]` in a name prints as written.
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.measure import Measurement
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.errors import ReaderGone
 from mlpcli.model.results import TensorInfo, TensorShape
-from mlpcli.model.units import arrows, byte_size, count_text, counted
-from mlpcli.ranks import process
+from mlpcli.model.units import arrows, byte_size, counted
 
 if TYPE_CHECKING:
-    from mlpcli.model.plan import ParallelPlan
     from mlpcli.model.results import (
         BenchResult,
         CompareResult,
         EnvResult,
-        LayerShape,
         ParallelInfo,
         RankFigures,
         RunResult,
-        ShapesResult,
         TensorStats,
         ValidateResult,
     )
@@ -41,34 +33,6 @@ if TYPE_CHECKING:
 HEAD_ROWS = 5  # output rows shown from each end when the table is cut
 TABLE_ROWS = 10  # rows of a layers or tensors table shown from each end when it is cut
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
-
-
-class _ResultsConsole(Console):
-    """stdout for results: a reader that goes away ends the command quietly (ReaderGone)."""
-
-    def on_broken_pipe(self) -> None:  # Rich's hook (13.8+); its default exits with 1
-        self.quiet = True
-        raise ReaderGone
-
-
-def stdout_console() -> Console:
-    """Results: styled only on a terminal; no escape codes at all when piped or with NO_COLOR."""
-    if os.environ.get("NO_COLOR"):
-        return _ResultsConsole(highlight=False, soft_wrap=False, color_system=None)
-    return _ResultsConsole(highlight=False, soft_wrap=False)
-
-
-NOTED: set[str] = set()  # the notes said `once` by this command
-
-
-def note(message: str, *, once: bool = False) -> None:
-    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone);
-    `once`: not again if this command has said it."""
-    if once and message in NOTED:
-        return
-    NOTED.add(message)
-    if process.speaks():
-        print(f"mlpcli: note: {message}", file=sys.stderr)
 
 
 def stacked(views: Sequence[RenderableType]) -> RenderableType:
@@ -108,7 +72,7 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
         f"  seed {config.seed}  device {result.device}  dtype {config.dtype}  batch {config.batch}",
         _over_ranks(result.parallel),
     )
-    tensors, tensors_cut = _tensors_table(result.tensors)
+    tensors, tensors_cut = tensors_table(result.tensors)
     output, cut = _output_table(result, full=full, width=width)
     views = [header, tensors, output, *([stats_table(result.stats)] if result.stats else [])]
     return Group(*views), "; ".join(note for note in (tensors_cut, cut) if note)
@@ -135,7 +99,7 @@ def stats_table(stats: Sequence[TensorStats]) -> Table:
     for column in ("tensor", "mean", "std", "min", "max", "zeros", "sat.", "NaN/inf"):
         table.add_column(column, justify="left" if column == "tensor" else "right", no_wrap=True)
     table.add_column("histogram", no_wrap=True)
-    rows, _ = _cut(
+    rows, _ = cut_rows(
         [
             (
                 row.name,
@@ -235,100 +199,20 @@ def _number_spec(values: Sequence[float]) -> str:
     return ".4f" if largest == 0 or 1e-3 <= largest < 1e5 else ".4e"
 
 
-# --- shapes ----------------------------------------------------------------------------------
-
-
-def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list[str]]:
-    """Header, the layers (runs of equal layers as one row), totals, and the tensors list.
-
-    Columns of the layers table that do not fit `width` are left out whole, never cut, in the
-    order of DROPPABLE; a note names them.
-    """
-    config = report.config
-    header = Text.assemble(
-        (config.name, "bold"),
-        f"  layers {arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
-    )
-    runs = _runs(
-        report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
-    )
-    rows, layers_cut = _cut([_layer_row(*run) for run in runs], "layers")
-    columns = [name for name, _ in LAYER_COLUMNS]
-    layers = _layers_table(columns, rows)
-    dropped = []
-    for name in DROPPABLE:
-        if _natural_width(layers) <= width:
-            break
-        dropped.append(name)
-        layers = _layers_table([c for c in columns if c not in dropped], rows)
-    totals = Table.grid(padding=(0, 2))
-    totals.add_column(style="bold")
-    totals.add_column()
-    totals.add_row(
-        "parameters", f"{report.total_params:,} ({byte_size(report.param_bytes)} in {config.dtype})"
-    )
-    totals.add_row("largest activation", f"{byte_size(report.largest_activation_bytes)}")
-    flops = f"{report.total_flops:,}"
-    if report.total_flops >= 10**6:
-        flops += f" ({count_text(report.total_flops)})"
-    totals.add_row("FLOPs per forward", flops)
-    tensors, tensors_cut = _tensors_table(report.tensors)
-    views: list[RenderableType] = [header, layers, totals, tensors]
-    if report.plan is not None:
-        views.append(plan_table(report.plan))
-    notes = [cut for cut in (layers_cut, tensors_cut) if cut]
-    if dropped:
-        notes.append(
-            f"left out the layers table's columns {', '.join(dropped)} to fit {width} columns "
-            "(a wider COLUMNS, or --format json or csv: everything)"
-        )
-    return Group(*views), notes
-
-
-def plan_table(plan: ParallelPlan) -> RenderableType:
-    """Each rank's share of a parallel run: what it holds, its bytes, what it sends."""
-    if plan.device_memory is None:
-        verdict = "fit unknown here (--device-memory SIZE tells)"
-    else:
-        fits = "fits" if plan.fits else "does not fit"
-        verdict = f"{fits} in {byte_size(plan.device_memory)} a device"
-    table = Table(
-        title=f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in ("rank", "weights", "activations", "float32 draw", "sent", "peak"):
-        table.add_column(column, justify="right")
-    holds = Table(box=box.SIMPLE_HEAD)
-    holds.add_column("rank", justify="right")
-    holds.add_column("holds")
-    for rank in plan.ranks:
-        table.add_row(
-            str(rank.rank),
-            byte_size(rank.weight_bytes),
-            byte_size(rank.activation_bytes),
-            byte_size(rank.draw_bytes) + ("" if rank.draw_on_device else " (host)"),
-            byte_size(rank.sent_bytes),
-            byte_size(rank.total_bytes),
-        )
-        holds.add_row(str(rank.rank), rank.holds)
-    return Group(table, holds)
-
-
-def _tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
+def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
     """Each tensor's name and shape, and its dtype and device once built; a long list cut."""
     built = isinstance(tensors[0], TensorInfo)
     table = Table(title="tensors", title_justify="left")
     for column in ("name", "shape", "dtype", "device") if built else ("name", "shape"):
         table.add_column(column)
-    rows, cut = _cut(
+    rows, cut = cut_rows(
         [
             (
                 _names(first.name, last.name),
                 shape_text(first.shape),
                 *((first.dtype, first.device) if isinstance(first, TensorInfo) else ()),
             )
-            for first, last in _runs(tensors, lambda t: (_family(t.name), t.shape))
+            for first, last in runs_of(tensors, lambda t: (_family(t.name), t.shape))
         ],
         "tensors",
     )
@@ -337,7 +221,7 @@ def _tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, 
     return table, cut
 
 
-def _cut(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
+def cut_rows(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
     """A long table's first and last TABLE_ROWS rows around a row of "…", and a note."""
     shown = _shown(len(rows), TABLE_ROWS)
     if len(shown) == len(rows):
@@ -349,42 +233,10 @@ def _cut(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]],
     )
 
 
-def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:
-    """A run of equal layers, `first` to `last`, as one row of the layers table."""
-    return (
-        _span(first.index, last.index),
-        f"{first.n_in} → {first.n_out}",
-        _compact(first.weight),
-        "-" if first.bias is None else _compact(first.bias),
-        _compact(first.output),
-        first.activation.value,
-        count_text(first.params),
-        count_text(first.flops),
-    )
-
-
-def _layers_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
-    """The layers table with only `columns` (of LAYER_COLUMNS)."""
-    table = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    keep = [index for index, (name, _) in enumerate(LAYER_COLUMNS) if name in columns]
-    for index in keep:
-        name, justify = LAYER_COLUMNS[index]
-        table.add_column(name, justify=justify, no_wrap=True)
-    for row in rows:
-        table.add_row(*(row[index] for index in keep))
-    return table
-
-
-def _natural_width(table: Table) -> int:
-    """The width `table` takes when nothing in it is wrapped or cut."""
-    console = Console(width=1_000_000)
-    return Measurement.get(console, console.options, table).maximum
-
-
 _T = TypeVar("_T")
 
 
-def _runs(items: Sequence[_T], key: Callable[[_T], object]) -> list[tuple[_T, _T]]:
+def runs_of(items: Sequence[_T], key: Callable[[_T], object]) -> list[tuple[_T, _T]]:
     """For a long table, runs of consecutive items with equal keys, as (first, last) of each
     run; a table short enough to show whole keeps one row per item."""
     runs: list[tuple[_T, _T]] = []
@@ -402,29 +254,8 @@ def _family(name: str) -> str:
     return name.rstrip("0123456789")
 
 
-def _span(first: int, last: int) -> str:
-    return str(first) if first == last else f"{first}-{last}"
-
-
 def _names(first: str, last: str) -> str:
     return first if first == last else f"{first} … {last}"
-
-
-def _compact(shape: Sequence[int]) -> str:
-    return "×".join(map(str, shape))
-
-
-LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
-    ("#", "right"),
-    ("in → out", "right"),
-    ("W", "left"),
-    ("B", "left"),
-    ("output", "left"),
-    ("activation", "left"),
-    ("params", "right"),
-    ("FLOPs", "right"),
-)
-DROPPABLE = ("output", "B", "W", "in → out")  # the layers table's columns to leave out first
 
 
 # --- validate --------------------------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""The files a config names: the fields a file gives (layers and bias from weights, batch from
+the rows of inputs, and what mlpcli wrote into its own weights files), and the checks of the
+files against the fields the user set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from mlpcli.errors import ConfigError, Location
+from mlpcli.loading.values import Parsed, file_path
+from mlpcli.loading.yamlnodes import Entry, value_entry
+from mlpcli.model.config import DEFAULT_SOURCE, SPECS
+from mlpcli.model.units import counted
+
+# Fields a weights file that mlpcli wrote gives when the user sets none (its mlpcli.config);
+# `layers` and `bias` come from its tensors, as with any weights file.
+WRITTEN_FIELDS = ("name", "seed", "activation", "init", "dtype", "batch")
+T = TypeVar("T")
+
+
+def take_written_config(entries: dict[str, Entry]) -> list[str]:
+    """Fields the user did not set, from the config that mlpcli wrote into the weights file
+    (`run --output`, `export`): the run that made the file, made again. A note names them."""
+    weights = entries.get("weights")
+    if weights is None:
+        return []
+    path = file_path(weights, SPECS["weights"], Parsed({}, entries))
+    if not path.lower().endswith(".safetensors"):
+        return []
+    from mlpcli.data import tensorfiles
+
+    _, metadata = about_file(weights, "weights", lambda: tensorfiles.safetensors_header(path))
+    if "mlpcli.config" not in metadata:
+        return []
+    source = f"{path} (its mlpcli.config)"
+    try:
+        written = json.loads(metadata["mlpcli.config"])
+    except (json.JSONDecodeError, RecursionError):
+        written = None
+    if not isinstance(written, dict):
+        raise ConfigError(weights.at(weights.node), "weights", f"{source}: not a config")
+    taken = []
+    for key in WRITTEN_FIELDS:
+        current = entries.get(key)
+        if key == "batch" and "inputs" in entries:  # the features' rows decide
+            continue
+        if written.get(key) is not None and (current is None or current.source == DEFAULT_SOURCE):
+            entries[key] = value_entry(json.dumps(written[key]), source)
+            taken.append(key)
+    return [f"{', '.join(taken)} from {source}"] if taken else []
+
+
+def read_from(key: str, values: Mapping[str, Any]) -> object:
+    """Field `key`'s value as a file gives it: layers and bias from weights, batch from the
+    rows of inputs."""
+    from mlpcli.data import features, weightfiles
+
+    inputs = values["inputs"]
+    given = features.describe(inputs, values["input_columns"]) if inputs is not None else None
+    if key == "batch":
+        assert given is not None
+        return given.rows
+    start = given.width if given is not None else None  # the features decide between orders
+    weights = weightfiles.describe(values["weights"], values["weights_order"], start)
+    return weights.layers if key == "layers" else weights.bias
+
+
+def about_file(entry: Entry, key: str, action: Callable[[], T]) -> T:
+    """`action`'s result; its error about a file, located where field `key` names the file."""
+    try:
+        return action()
+    except ConfigError as error:
+        raise ConfigError(entry.at(entry.node), key, str(error)) from None
+
+
+def check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
+    """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ;
+    else what was assumed reading the file."""
+    from mlpcli.data import weightfiles
+
+    layers: tuple[int, ...] = values["layers"]
+    try:  # the order of layers that starts where `layers` does
+        weights = weightfiles.describe(values["weights"], values["weights_order"], layers[0])
+    except ConfigError:  # none does: said below against `layers`, or the file's own error
+        weights = weightfiles.describe(values["weights"], values["weights_order"])
+    where = locations.get("layers")
+    if len(weights.layers) != len(layers):
+        message = (
+            f"holds {counted(len(weights.layers) - 1, 'weight layer')} "
+            f"({list(weights.layers)}), but layers {list(layers)} ({where}) has "
+            f"{len(layers) - 1}"
+        )
+        raise ConfigError(Location(weights.path), None, message)
+    for layer in range(1, len(layers)):
+        name, have, want = weights.expected(layer, layers)
+        if have != want:
+            hint = "; transpose it" if have == want[::-1] else ""
+            message = f"{name} has shape {have}, but layers ({where}) needs {want}{hint}"
+            raise ConfigError(Location(weights.path), None, message)
+    if weights.bias != values["bias"]:
+        holds = "biases" if weights.bias else "no biases"
+        message = f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
+        raise ConfigError(Location(weights.path), None, message)
+    return weights.notes
+
+
+def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
+    """A ConfigError where the features file and `layers[0]` or `batch` differ; else what was
+    assumed reading the file."""
+    from mlpcli.data import features
+
+    layers: tuple[int, ...] = values["layers"]
+    given = features.describe(values["inputs"], values["input_columns"])
+    source = given.source
+    if given.width != layers[0]:
+        where = locations.get("layers", Location(str(values["weights"])))
+        message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
+        raise ConfigError(Location(source), None, message)
+    if given.rows != values["batch"]:
+        message = (
+            f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
+            f"({locations['batch']}); leave batch out, or set batch=null, to take the file's rows"
+        )
+        raise ConfigError(Location(source), None, message)
+    return given.notes

@@ -1,0 +1,39 @@
+"""The terminal: the console results are printed on, and the notes said on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+from mlpcli.errors import ReaderGone
+from mlpcli.ranks import process
+
+
+class _ResultsConsole(Console):
+    """stdout for results: a reader that goes away ends the command quietly (ReaderGone)."""
+
+    def on_broken_pipe(self) -> None:  # Rich's hook (13.8+); its default exits with 1
+        self.quiet = True
+        raise ReaderGone
+
+
+def stdout_console() -> Console:
+    """Results: styled only on a terminal; no escape codes at all when piped or with NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return _ResultsConsole(highlight=False, soft_wrap=False, color_system=None)
+    return _ResultsConsole(highlight=False, soft_wrap=False)
+
+
+NOTED: set[str] = set()  # the notes said `once` by this command
+
+
+def note(message: str, *, once: bool = False) -> None:
+    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone);
+    `once`: not again if this command has said it."""
+    if once and message in NOTED:
+        return
+    NOTED.add(message)
+    if process.speaks():
+        print(f"mlpcli: note: {message}", file=sys.stderr)
