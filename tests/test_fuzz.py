@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -124,3 +125,119 @@ def test_valid_configs_round_trip(tmp_path: Path, document: dict[str, object]) -
     again.write_text(to_yaml(config))
     assert load(again) == config
     assert config.to_dict()["layers"] == document["layers"]
+
+
+# --- files: every input and weights format, random and mutated, read or refused in one line ---
+
+
+def _seed_files(directory: Path) -> dict[str, bytes]:
+    """A valid file of each format, written by the library users write it with."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from safetensors.numpy import save_file
+
+    x = np.random.default_rng(0).random((4, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    writers = {
+        "inputs.csv": lambda p: frame.to_csv(p),
+        "inputs.tsv": lambda p: frame.to_csv(p, sep="\t", index=False),
+        "inputs.json": lambda p: frame.to_json(p),
+        "inputs.jsonl": lambda p: frame.to_json(p, orient="records", lines=True),
+        "inputs.npy": lambda p: np.save(p, x),
+        "inputs.parquet": lambda p: frame.to_parquet(p),
+        "inputs.safetensors": lambda p: save_file({"features": x.astype(np.float32)}, str(p)),
+        "weights.safetensors": lambda p: save_file(
+            {
+                "W1": np.ones((3, 2), np.float32),
+                "B1": np.ones(2, np.float32),
+                "W2": np.ones((2, 1), np.float32),
+            },
+            str(p),
+        ),
+        "weights.pt": lambda p: torch.save(
+            torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)).state_dict(), p
+        ),
+    }
+    seeds = {}
+    for name, write in writers.items():
+        path = directory / name
+        write(path)
+        seeds[name] = path.read_bytes()
+    return seeds
+
+
+SEED_NAMES = [
+    "inputs.csv", "inputs.tsv", "inputs.json", "inputs.jsonl", "inputs.npy", "inputs.parquet",
+    "inputs.safetensors", "weights.safetensors", "weights.pt",
+]  # fmt: skip
+edits = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "delete", "insert", "truncate"]),
+        st.floats(0, 1, exclude_max=True),
+        st.binary(min_size=1, max_size=8),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _mutated(data: bytes, changes: list[tuple[str, float, bytes]]) -> bytes:
+    out = bytearray(data)
+    for kind, where, blob in changes:
+        if not out:
+            break
+        i = int(where * len(out))
+        if kind == "set":
+            out[i : i + len(blob)] = blob[: len(out) - i]
+        elif kind == "delete":
+            del out[i : i + len(blob)]
+        elif kind == "insert":
+            out[i:i] = blob
+        else:
+            del out[i:]
+    return bytes(out)
+
+
+def reads_or_refuses(path: Path) -> None:
+    """The readers' one property: the file's values, or one MlpcliError of one line naming it
+    (no other exception: that would be exit 4)."""
+    import torch
+
+    from mlpcli.data import features, weightfiles
+
+    try:
+        if path.stem == "inputs":
+            features.describe(str(path))
+            features.read(str(path))
+        else:
+            weights = weightfiles.describe(str(path))
+            weightfiles.read(weights, torch.float32, torch.device("cpu"))
+    except MlpcliError as error:
+        refusal = str(error)
+    else:
+        return
+    assert "\n" not in refusal
+    assert refusal.startswith(str(path))
+
+
+@pytest.fixture(scope="module")
+def seed_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    return _seed_files(tmp_path_factory.mktemp("seeds"))
+
+
+@pytest.mark.parametrize("name", SEED_NAMES)
+@given(data=st.data())
+def test_files_random_and_mutated(
+    tmp_path_factory: pytest.TempPathFactory,
+    seed_files: dict[str, bytes],
+    name: str,
+    data: st.DataObject,
+) -> None:
+    if data.draw(st.booleans(), label="random"):
+        content = data.draw(st.binary(max_size=400), label="bytes")
+    else:
+        content = _mutated(seed_files[name], data.draw(edits, label="edits"))
+    path = tmp_path_factory.mktemp("fuzz") / name
+    path.write_bytes(content)
+    reads_or_refuses(path)

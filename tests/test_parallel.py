@@ -101,10 +101,13 @@ def test_a_rank_per_layer_at_most_for_pipeline() -> None:
 
 @pytest.mark.parametrize("mode", ["data", "pipeline", "tensor"])
 def test_shapes_plans_every_rank(mode: str) -> None:
-    code, out, _ = invoke(
+    code, out, err = invoke(
         "shapes", *NET, f"parallel={mode}", "--nproc", "3", "--device-memory", "1KiB", "-f", "json"
     )
-    assert code == 0
+    assert code == 3  # the plan is shown, and then that it does not fit
+    assert re.fullmatch(
+        r"mlpcli: error: the plan does not fit: rank \d needs .*, a device has 1\.0 KiB\n", err
+    )
     planned = json.loads(out)["parallel"]
     assert (planned["mode"], planned["world_size"], planned["device_memory"]) == (mode, 3, 1024)
     assert planned["fits"] is False  # 1 KiB: nothing fits

@@ -10,7 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+import struct
 import subprocess
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +104,22 @@ def lying_header(path: Path) -> None:
     path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(24))
 
 
+def huge_shape(path: Path) -> None:
+    """A safetensors header whose shape is a number of 5,000 digits."""
+    header = b'{"W1":{"dtype":"F32","shape":[' + b"9" * 5000 + b'],"data_offsets":[0,4]}}'
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+
+
+def compressed_pt(path: Path) -> None:
+    """A state dict torch.save wrote, its archive then deflated (torch never compresses)."""
+    plain = path.with_suffix(".plain")
+    torch.save({"fc.weight": torch.ones(1, 3)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for member in source.infolist():
+            out.writestr(member.filename, source.read(member))
+    plain.unlink()
+
+
 class _Boom:
     """Unpickled, it would run `touch pwned` (os.system); weights_only must refuse it first."""
 
@@ -120,6 +138,9 @@ W = torch.ones(3, 2)
 NO_CUDA = not torch.cuda.is_available()
 FAULTS = [
     # the command line
+    Fault("command line", ["run", "--seed", "3"], 2, r"^no such option: --seed; config fields are set as KEY=VALUE: seed=3 \(see 'mlpcli run --help'\)$"),
+    Fault("command line", ["run", "seed:3", "-o", "{out}"], 2, r"^seed:3: no such file \(to set seed, write seed=3\)$"),
+    Fault("command line", ["run", "layers=3,2,1", "-o", "{out}"], 2, r"^override 'layers=3,2,1': layers: expected a list, got string '3,2,1'; write it in brackets: layers=\[3,2,1\]$"),
     Fault("command line", ["run", "--bogus"], 2, r"No such option:? '?--bogus'?\.? \(see 'mlpcli run --help'\)"),
     Fault("command line", ["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),
     Fault("command line", ["config", "shw"], 2, r"No such command 'shw'\. Did you mean 'show'\? \(see 'mlpcli config --help'\)"),
@@ -186,7 +207,7 @@ FAULTS = [
     Fault("bad files", ["run", "weights={dir}/d.safetensors", "-o", "{out}"], 2, r"/d\.safetensors: is a directory, not a safetensors file$", making("d.safetensors", Path.mkdir)),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: truncated: \(4, 3\) of float64 needs 224 bytes, the file has 200$", files(**{"x.npy": cut(npy(__import__("numpy").zeros((4, 3))), 200)})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds an array of object; features must be numbers", files(**{"x.npy": npy(__import__("numpy").array([[1, "a", None]], dtype=object))})),
-    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: not a \.npy file", files(**{"x.npy": text("1,2,3\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: not a readable \.npy file", files(**{"x.npy": text("1,2,3\n")})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: row 1, column 2: nan is not finite$", files(**{"x.npy": npy(__import__("numpy").array([[1.0, 2, 3], [4, 5, float("nan")]]))})),
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 3, column 2: 'nan' is not finite$", files(**{"x.csv": text("a,b,c\n1,2,3\n4,nan,6\n")})),
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 2, column 3: 'three' is not a number$", files(**{"x.csv": text("1,2,3\n4,5,three\n")})),
@@ -209,6 +230,13 @@ FAULTS = [
     Fault("bad files", ["run", "weights={dir}/w.safetensors", "weights_order=[fc1]", "-o", "{out}"], 2, r"/w\.safetensors: weights_order leaves out fc2; list every Linear layer once$", files(**{"w.safetensors": tensors(**{"fc1.weight": torch.ones(16, 4), "fc2.weight": torch.ones(3, 16)})})),
     Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: layer 'norm' \(bias \[16\], weight \[16\]\) is neither a Linear layer \(a 2-D weight\) nor a BatchNorm1d \(running statistics\); mlpcli runs only those$", files(**{"w.safetensors": tensors(**{"fc1.weight": torch.ones(16, 4), "norm.weight": torch.ones(16), "norm.bias": torch.ones(16)})})),
     Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: holds entries that are not tensors \(epoch, optimizer, weights\) and no state dict under state_dict, model_state_dict, model, module$", files(**{"w.pt": lambda p: torch.save({"epoch": 3, "optimizer": {}, "weights": {"fc.weight": torch.ones(2, 2)}}, p)})),
+    Fault("bad files", ["shapes", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W99999999: mlpcli's layers are W1 to W1024 \(and B1\.\.\)$", files(**{"w.safetensors": tensors(W1=W, W99999999=torch.ones(2, 1))})),
+    Fault("bad files", ["shapes", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W9{19}: mlpcli's layers are W1 to W1024", files(**{"w.safetensors": tensors(**{"W" + "9" * 5000: torch.ones(2, 1)})})),
+    Fault("bad files", ["shapes", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: not a safetensors file \(its header is not JSON mlpcli reads: Exceeds the limit", files(**{"w.safetensors": huge_shape})),
+    Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: not a file torch\.save wrote: '[^']+' is compressed in the archive \(torch stores every record as it is\)$", files(**{"w.pt": compressed_pt})),
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 1: field larger than field limit \(131072\)$", files(**{"x.csv": text("1,2," + "3" * 140_000 + "\n")})),
+    Fault("bad files", ["run", "--expect", "{dir}/e.json", "-o", "{out}"], 2, r"/e\.json:1: 9{20}… \(400 digits\) is past float64's range$", files(**{"e.json": text('{"output": [[' + "9" * 400 + "]]}\n")})),
+    Fault("bad files", ["run", "layers=[3, 2, 1]", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: holds 1,100 Linear layers; a network has at most 1,024$", files(**{"w.safetensors": tensors(**{f"l.{i}.weight": torch.ones(1, 1) for i in range(1100)})})),
     Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
     # the machine
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),

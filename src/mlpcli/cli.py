@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from mlpcli import __version__, compat, interrupts
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
+from mlpcli.loading import yamlnodes
 from mlpcli.ranks import launch, process, store
 from mlpcli.report import files, terminal
 from mlpcli.report.output import to_stdout
@@ -101,7 +103,10 @@ def run_app(args: Sequence[str]) -> int:
         return _interrupted(signal.SIGTERM)
     except Exception as error:
         if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
-            return _usage(*usage)
+            message, command_path = usage
+            unknown = re.match(r"No such option:? '?(-[^\s'.]+)", message)
+            hint = unknown and yamlnodes.option_hint(args, unknown.group(1))
+            return _usage(hint or message, command_path)
         debug = os.environ.get("MLPCLI_DEBUG") == "1"
         if debug:
             traceback.print_exc()

@@ -18,7 +18,7 @@ from mlpcli.commands.common import (
 )
 from mlpcli.errors import UsageError
 from mlpcli.loading import loader, schema
-from mlpcli.report import files, records
+from mlpcli.report import files, records, terminal
 from mlpcli.report.output import Format, Layout, Output, to_stdout
 
 SHOW_LAYOUT = Layout(
@@ -72,4 +72,4 @@ def init(
         raise UsageError(f"{path}: exists; --force replaces it")
     files.check_output(path, (".yaml", ".yml"), option="")
     files.write_atomic(path, schema.starter_yaml().encode())
-    print(f"wrote {path}", file=sys.stderr)
+    terminal.note(f"wrote {path}")

@@ -19,10 +19,10 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
-from mlpcli.errors import UsageError
+from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.model import memory, plan
 from mlpcli.model.shapes import shapes as compute
-from mlpcli.model.units import parse_byte_size
+from mlpcli.model.units import byte_size, parse_byte_size
 from mlpcli.report import records, shapes_tables
 from mlpcli.report.output import Format, Layout, Output
 
@@ -77,3 +77,9 @@ def shapes(
         memory_bytes = memory_bytes or memory.device_memory(config, nproc)
         result = dataclasses.replace(result, plan=plan.plan(config, nproc, memory_bytes))
     out.emit(LAYOUT, [result])
+    if result.plan is not None and result.plan.fits is False:  # shown, and then exit 3
+        largest = max(result.plan.ranks, key=lambda rank: rank.total_bytes)
+        raise UnavailableError(
+            f"the plan does not fit: rank {largest.rank} needs {byte_size(largest.total_bytes)}, "
+            f"a device has {byte_size(result.plan.device_memory or 0)}"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +39,7 @@ def validate(
 
 def _check(path: Path) -> ValidateResult:
     try:
-        return ValidateResult(str(path), loader.load(path))
+        return ValidateResult(str(path), loader.load(path, (), os.environ))
     except ConfigError as error:
         message = f"{error.field}: {error.message}" if error.field else error.message
         return ValidateResult(str(path), None, message, str(error.location))

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.tables import Column, pick
-from mlpcli.data.tensorfiles import STDIN_NAME, bad, by_file, regular_size
-from mlpcli.errors import UnavailableError, first_line
+from mlpcli.data.tensorfiles import STDIN_NAME, bad, by_file, parsed_by_library, regular_size
+from mlpcli.errors import UnavailableError
 
 if TYPE_CHECKING:
     import numpy as np
 
 SUFFIXES = (".parquet", ".feather")
+WHAT = "Parquet or feather file"
 INSTALL = "pip install pyarrow (or, from this checkout, pip install -e '.[parquet]')"
 
 
@@ -36,13 +37,10 @@ def _read(source: str, data: bytes | None) -> Any:
     pa = _pyarrow(source)
     where = source if data is None else pa.BufferReader(data)
     parquet = source.lower().endswith(".parquet") if data is None else data[:4] == b"PAR1"
-    try:
+    with parsed_by_library(source, WHAT):
         if parquet:
             return pa.parquet.read_table(where, memory_map=data is None)
         return pa.feather.read_table(where, memory_map=data is None)
-    except (pa.ArrowException, OSError, ValueError) as error:
-        reason = first_line(error)[:120]
-        raise bad(source, f"not a readable Parquet or feather file ({reason})") from None
 
 
 @by_file
@@ -64,7 +62,8 @@ def table(source: str, data: bytes | None = None) -> Any:
 def features(table: Any, source: str) -> tuple[list[str], list[str]]:
     """The feature columns of `table` (its pandas index left out) and notes about them."""
     names = list(table.column_names)
-    metadata = table.schema.pandas_metadata or {}
+    with parsed_by_library(source, WHAT):  # pandas' metadata is JSON in the file's schema
+        metadata = table.schema.pandas_metadata or {}
     index = [name for name in metadata.get("index_columns", []) if isinstance(name, str)]
     notes = []
     if index:

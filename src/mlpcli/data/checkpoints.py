@@ -14,6 +14,8 @@ from mlpcli.errors import first_line
 if TYPE_CHECKING:
     import torch
 
+# Where training code keeps the state dict in a checkpoint: PyTorch's tutorial, Lightning, and
+# the usual `{"model": ..., "optimizer": ...}`; the other entries (epoch, optimizer) are left out.
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module")
 
 
@@ -32,11 +34,11 @@ def state_dict(path: str) -> StateDict:
     before any of it runs, and torch's warnings are kept off the terminal."""
     import pickle
     import warnings
-    import zipfile
 
     import torch
 
     regular_size(path, "a .pt file")
+    _check_archive(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -57,7 +59,9 @@ def state_dict(path: str) -> StateDict:
             "(save model.state_dict())"
         )
         raise bad(path, message) from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as error:  # torch.load on a damaged file raises what its parts raise
         raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
 
     def tensors(value: object) -> bool:
@@ -80,6 +84,30 @@ def state_dict(path: str) -> StateDict:
         f"holds entries that are not tensors ({others[:120]}) and no state dict under "
         f"{', '.join(CHECKPOINT_KEYS)}",
     )
+
+
+def _check_archive(path: str) -> None:
+    """A .pt archive checked before torch.load reads it: torch.save stores every record
+    uncompressed, so a compressed one (which could inflate past any memory) is no file torch
+    wrote. The legacy format, no archive at all, is left to torch.load."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        return
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
+    except (ValueError, EOFError, NotImplementedError) as error:
+        raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
+    compressed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if compressed:
+        message = (
+            f"not a file torch.save wrote: {compressed[0]!r} is compressed in the archive "
+            "(torch stores every record as it is)"
+        )
+        raise bad(path, message)
 
 
 def entry(tensor: torch.Tensor) -> Entry:

@@ -211,14 +211,19 @@ def _comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
+def _cells(line: str, delimiter: str) -> int:
+    """How many cells `delimiter` splits `line` into (1 where the csv module cannot read it:
+    the read itself says why)."""
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+    except csv.Error:
+        return 1
+
+
 def _delimiter(line: str) -> str | None:
     """The delimiter that splits `line` into the most cells (tab first on a tie); None for
     runs of whitespace."""
-    counts = {
-        delimiter: len(next(csv.reader([line], delimiter=delimiter), []))
-        for delimiter in _DELIMITERS
-        if delimiter in line
-    }
+    counts = {delimiter: _cells(line, delimiter) for delimiter in _DELIMITERS if delimiter in line}
     best = max(counts, key=lambda d: counts[d], default=None)
     if best is not None and counts[best] > 1:
         return best

@@ -7,6 +7,7 @@ names it invalid); docs/contract.md section 5.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -14,17 +15,18 @@ import os
 import stat
 import struct
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from mlpcli.errors import ConfigError, Location, first_line
+from mlpcli.errors import ConfigError, Location, MlpcliError, first_line
 
 if TYPE_CHECKING:
     pass
 
 STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
+MAX_MESSAGE = 300  # characters of a message about a file
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on its JSON header
 # safetensors dtype names and their sizes; mlpcli reads the floating and integer ones
 SAFETENSORS_DTYPES = {
@@ -65,8 +67,23 @@ def by_file(read: Callable[..., T]) -> Callable[..., T]:
 
 
 def bad(path: str | Path, message: str) -> ConfigError:
-    """The one-line error for a file that is not what mlpcli needs."""
-    return ConfigError(Location(str(path)), None, message)
+    """The one-line error for a file that is not what mlpcli needs (a message that quotes the
+    file, a 5,000-character name in it, is cut to MAX_MESSAGE characters)."""
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    return ConfigError(Location(str(path)), None, " ".join(message.split()))
+
+
+@contextlib.contextmanager
+def parsed_by_library(path: str | Path, what: str) -> Iterator[None]:
+    """Around a library's parser (NumPy's header, torch.load, pyarrow): whatever it raises on a
+    bad file, which no library documents in full, is `not a readable {what}` and one line."""
+    try:
+        yield
+    except (MlpcliError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as error:
+        raise bad(path, f"not a readable {what} ({first_line(error)[:120]})") from None
 
 
 def regular_size(path: str | Path, what: str) -> int:
@@ -103,8 +120,11 @@ def safetensors_header(path: str) -> tuple[dict[str, Entry], dict[str, str]]:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise bad(path, "not a safetensors file (its header is not JSON)") from None
+    except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, a 4,300-digit number
+        reason = first_line(error)[:80]
+        raise bad(
+            path, f"not a safetensors file (its header is not JSON mlpcli reads: {reason})"
+        ) from None
     if not isinstance(header, dict):
         raise bad(path, "not a safetensors file (its header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
@@ -183,15 +203,13 @@ def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
     so is a file whose size the header does not account for."""
     import numpy as np
 
-    try:
+    with parsed_by_library(source, ".npy file"):
         version = np.lib.format.read_magic(file)
         read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
             version, np.lib.format.read_array_header_2_0
         )
         shape, fortran, dtype = read(file)
         offset = file.tell()
-    except (ValueError, OSError, SyntaxError, EOFError, TypeError) as error:
-        raise bad(source, f"not a .npy file ({first_line(error)[:120]})") from None
     if dtype.hasobject or dtype.names is not None or dtype.kind not in "fiu":
         kind = "object" if dtype.hasobject else str(dtype)
         raise bad(source, f"holds an array of {kind}; features must be numbers (real ones)")
@@ -200,7 +218,3 @@ def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
         what = "truncated" if size < expected else "corrupt"
         raise bad(source, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
     return NpyHeader(dtype, tuple(shape), bool(fortran), offset)
-
-
-# Where training code keeps the state dict in a checkpoint: PyTorch's tutorial, Lightning, and
-# the usual `{"model": ..., "optimizer": ...}`; the other entries (epoch, optimizer) are left out.

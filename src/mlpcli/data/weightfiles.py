@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from mlpcli.data import checkpoints
 from mlpcli.data.tensorfiles import FLOATING, Entry, bad, safetensors_header
+from mlpcli.model.config import MAX_LAYERS
 
 if TYPE_CHECKING:
     import torch
@@ -201,13 +202,23 @@ def _folded(
 
 def _natural(name: str) -> list[object]:
     """A sort key that orders `fc2` before `fc10` and `layers.2` before `layers.10`."""
-    return [int(part) if part.isdigit() else part for part in _NUMBERS.split(name)]
+    return [_number_key(part) if part.isdigit() else part for part in _NUMBERS.split(name)]
+
+
+def _number_key(digits: str) -> tuple[int, str]:
+    """Digits ordered as their number, without making one (a name may hold 5,000 digits)."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
 
 
 def _mlpcli_layout(
     path: str, entries: Mapping[str, Entry], metadata: Mapping[str, str], notes: tuple[str, ...]
 ) -> WeightsFile:
     found = {name: _MLPCLI.fullmatch(name) for name in entries}
+    for name, match in found.items():  # before any name is made from the largest index
+        if match and (len(match.group(2)) > 4 or int(match.group(2)) >= MAX_LAYERS):
+            message = f"{name[:20]}: mlpcli's layers are W1 to W{MAX_LAYERS - 1} (and B1..)"
+            raise bad(path, message)
     count = max(int(m.group(2)) for m in found.values() if m and m.group(1) == "W")
     weights = tuple(f"W{i}" for i in range(1, count + 1))
     has_bias = any(m and m.group(1) == "B" for m in found.values())
@@ -324,6 +335,10 @@ def _module_layout(
             )
     if not linears:
         raise bad(path, "holds no Linear layer (a 2-D <name>.weight)")
+    if len(linears) >= MAX_LAYERS:  # before their order is searched
+        raise bad(
+            path, f"holds {len(linears):,} Linear layers; a network has at most {MAX_LAYERS - 1:,}"
+        )
 
     def sizes(module: _Module) -> tuple[int, int]:
         out, n_in = entries[module.tensors["weight"]].shape

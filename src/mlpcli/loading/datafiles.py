@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from mlpcli.errors import ConfigError, Location
 from mlpcli.loading.values import Parsed, file_path
 from mlpcli.loading.yamlnodes import Entry, value_entry
-from mlpcli.model.config import DEFAULT_SOURCE, SPECS
+from mlpcli.model.config import DEFAULT_SOURCE, MAX_SIZE, SPECS
 from mlpcli.model.units import counted
 
 # Fields a weights file that mlpcli wrote gives when the user sets none (its mlpcli.config);
@@ -61,9 +61,15 @@ def read_from(key: str, values: Mapping[str, Any]) -> object:
     given = features.describe(inputs, values["input_columns"]) if inputs is not None else None
     if key == "batch":
         assert given is not None
+        if given.rows > MAX_SIZE:  # a config's limit holds for a file's value too
+            message = f"holds {given.rows:,} rows; a batch is at most {MAX_SIZE:,}"
+            raise ConfigError(Location(given.source), None, message)
         return given.rows
     start = given.width if given is not None else None  # the features decide between orders
     weights = weightfiles.describe(values["weights"], values["weights_order"], start)
+    if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
+        message = f"holds layers of sizes {list(weights.layers)[:8]}; each is 1 to {MAX_SIZE:,}"
+        raise ConfigError(Location(weights.path), None, message)
     return weights.layers if key == "layers" else weights.bias
 
 

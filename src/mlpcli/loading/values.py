@@ -139,7 +139,10 @@ def _name(entry: Entry, spec: FieldSpec, _: Parsed) -> str:
 def _sequence(entry: Entry, path: str) -> list[yaml.Node]:
     node = entry.node
     if not isinstance(node, yaml.SequenceNode) or node.tag != TAG + "seq":
-        raise ConfigError(entry.at(node), path, f"expected a list, got {node_kind(node)}")
+        message = f"expected a list, got {node_kind(node)}"
+        if not entry.in_file and isinstance(node, yaml.ScalarNode) and "," in node.value:
+            message += f"; write it in brackets: {path}=[{node.value}]"
+        raise ConfigError(entry.at(node), path, message)
     return list(node.value)
 
 

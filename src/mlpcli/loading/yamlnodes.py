@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +73,7 @@ def read_text(path: Path) -> str:
         with path.open("rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        hint = (
-            f" ({path} is a config key: to set it, write {path}=VALUE)"
-            if str(path) in KNOWN_KEYS
-            else ""
-        )
-        raise UsageError(f"{path}: no such file{hint}") from None
+        raise UsageError(f"{path}: no such file{_setting_hint(str(path))}") from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
     if len(data) > MAX_FILE_BYTES:
@@ -88,6 +83,31 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as error:
         message = f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
         raise ConfigError(Location(str(path)), None, message) from None
+
+
+def _setting_hint(argument: str) -> str:
+    """` (… write seed=3)` for an argument that looks like a field being set (`seed`, `seed:3`)."""
+    key, separator, value = argument.partition(":")
+    if key not in KNOWN_KEYS:
+        return ""
+    if separator:
+        return f" (to set {key}, write {key}={value.strip()})"
+    return f" ({key} is a config key: to set it, write {key}=VALUE)"
+
+
+def option_hint(arguments: Sequence[str], option: str) -> str | None:
+    """`config fields are set as KEY=VALUE: seed=3` where `option` (`--seed`), unknown to the
+    command, names a config field; its value is the argument after it, or after its `=`."""
+    key = option.lstrip("-").replace("-", "_")
+    if key not in KNOWN_KEYS:
+        return None
+    value = "VALUE"
+    for i, argument in enumerate(arguments):
+        if argument.startswith(option + "="):
+            value = argument.partition("=")[2]
+        elif argument == option and i + 1 < len(arguments):
+            value = arguments[i + 1]
+    return f"no such option: {option}; config fields are set as KEY=VALUE: {key}={value}"
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Entry]:

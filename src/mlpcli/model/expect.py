@@ -111,8 +111,10 @@ def _read_file(path: Path) -> Expectation:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"--expect {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"--expect {path}: cannot read: {error}") from None
+    except OSError as error:
+        raise UsageError(f"--expect {path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"--expect {path}: not UTF-8 text (byte offset {error.start})") from None
     if path.suffix.lower() == ".csv":
         return _csv_expectation(text, source)
     outputs: list[Expected] = []
@@ -123,6 +125,8 @@ def _read_file(path: Path) -> Expectation:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise UsageError(f"{source}:{number}: not JSON: {error.msg}") from None
+        except (ValueError, RecursionError) as error:  # a number of 4,300 digits; deep nesting
+            raise UsageError(f"{source}:{number}: not JSON mlpcli reads: {error}"[:200]) from None
         if not isinstance(record, dict) or "output" not in record:
             raise UsageError(f"{source}:{number}: not a line of `mlpcli run --format json`")
         name = str(record.get("name", ""))
@@ -138,7 +142,10 @@ def _read_file(path: Path) -> Expectation:
 def _csv_expectation(text: str, source: str) -> Expectation:
     """A `run --format csv` file: blocks of a header (`name`, swept keys, `output_0`...) and
     rows, or, from before the name column, one network's outputs alone."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as error:
+        raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
     if not rows or not any(cell.startswith("output_") for cell in rows[0]):
         raise UsageError(f"{source}: expected the header line of `mlpcli run --format csv`")
     groups: dict[tuple[str | None, frozenset[str]], list[list[float]]] = {}
@@ -169,7 +176,10 @@ def _number(value: object, source: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise UsageError(f"{source}: expected numbers, got {value!r}") from None
+        raise UsageError(f"{source}: expected numbers, got {repr(value)[:40]}") from None
+    except OverflowError:  # an integer past float64's range
+        message = f"{source}: {str(value)[:20]}… ({len(str(value))} digits) is past float64's range"
+        raise UsageError(message) from None
 
 
 def _matrix(data: object, source: str) -> Array:

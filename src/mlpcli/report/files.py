@@ -49,14 +49,16 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data`, all or nothing.
 
     A new file gets the mode the umask gives (0644 under umask 022); a replaced file keeps its
-    mode. Temporaries that a killed mlpcli left for this path are removed first.
+    permissions (never its setuid, setgid or sticky bit). Temporaries that a killed mlpcli left
+    for this path are removed first.
     """
     _remove_stale_temporaries(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     created = False
     try:
         with interrupts.writing(temporary):
-            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+            # its permissions only: a result never becomes setuid, setgid or sticky
+            mode = stat.S_IMODE(path.stat().st_mode) & 0o777 if path.exists() else None
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             created = True
             with os.fdopen(descriptor, "wb") as file:
