@@ -470,3 +470,30 @@ def test_ctrl_c_on_one_rank_is_said_once_by_the_launcher(mlpcli_script: str) -> 
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert said(err) == ["mlpcli: error: interrupted"]
+
+
+def test_a_world_of_one_rank_is_the_single_process_run() -> None:
+    """WORLD_SIZE=1 needs no store: port 1 (nobody's) is never dialled, the answer is alone's."""
+    launcher = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}
+    code, out, err = invoke("run", *NET, "parallel=tensor", "-f", "json", env=launcher)
+    alone = invoke("run", *NET, "parallel=tensor", "-f", "json")
+    assert (code, err) == (0, alone[2])
+    assert json.loads(out)["output"] == json.loads(alone[1])["output"]
+
+
+@pytest.mark.parametrize("expected", [0, 1])
+def test_nproc_leaves_nothing_in_the_temporary_folder(
+    mlpcli_script: str, tmp_path: Path, expected: int
+) -> None:
+    """The launcher's log folders (torchelastic_*) go with it, after success and failure."""
+    command = [mlpcli_script, "run", "--nproc", "2", *NET, "parallel=data", "-f", "json"]
+    expect = ["--expect", json.dumps([[0] * 5] * 5)] if expected else []  # a check that fails
+    done = subprocess.run(
+        [*command, *expect],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == expected, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -177,7 +177,10 @@ FAULTS = [
     Fault("parallel runs", ["run", "-o", "{out}"], 2, r"^RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks with torchrun or --nproc, or unset RANK and WORLD_SIZE$", env={"RANK": "0", "WORLD_SIZE": "2"}),
     Fault("parallel runs", ["bench", "--nproc", "2", "-o", "{out}"], 2, r"^parallel: none \(<built-in default>\) runs each network on one rank: name a mode for bench over ranks"),
     Fault("parallel runs", ["shapes", "--nproc", "2", "--device-memory", "80", "-o", "{out}"], 2, r"^--device-memory 80: not a size with a unit"),
-    Fault("parallel runs", ["run", "-o", "{out}"], 2, r"^RANK=x WORLD_SIZE=2: the launcher's environment needs whole numbers$", env={"RANK": "x", "WORLD_SIZE": "2"}),
+    Fault("parallel runs", ["run", "-o", "{out}"], 2, r"^RANK='x': the launcher's environment needs a whole number from 0 to 1048576$", env={"RANK": "x", "WORLD_SIZE": "2"}),
+    Fault("parallel runs", ["run", "--nproc", "1000", "parallel=data", "-o", "{out}"], 3, r"^--nproc 1000: this machine runs at most \d+ ranks on its \d+ CPU cores \(2 a core\)"),
+    Fault("parallel runs", ["run", "parallel=data", "-o", "{out}"], 2, r"^MASTER_PORT='abc': the launcher's environment needs a whole number from 1 to 65535$", env={"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "localhost", "MASTER_PORT": "abc"}),
+    Fault("parallel runs", ["run", "parallel=data", "-o", "{out}"], 2, r"^MASTER_ADDR='': expected the host name or address of rank 0$", env={"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "", "MASTER_PORT": "29500"}),
     # files and paths
     Fault("files and paths", ["run", "{dir}/missing.yaml", "-o", "{out}"], 2, r"/missing\.yaml: no such file$"),
     Fault("files and paths", ["run", "{dir}/folder", "-o", "{out}"], 2, r"/folder: is a directory, not a config file$", making("folder", Path.mkdir)),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mlpcli import interrupts
+
 from .conftest import CONFIGS, ROOT, TWO_LAYER
 
 
@@ -110,6 +112,7 @@ LONG_RUN = ["layers=[16384, 16384]", "batch=16384", "dtype=bfloat16"]
     [
         (signal.SIGINT, 8.0, 130, "interrupted"),  # inside the product: the draw takes ~5 s here
         (signal.SIGTERM, 3.0, 143, "terminated"),
+        (signal.SIGHUP, 3.0, 129, "hung up"),  # the terminal closed
     ],
 )
 def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
@@ -130,6 +133,37 @@ def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
     assert (process.returncode, last) == (code, f"mlpcli: error: {line}")
     assert all(note.startswith("mlpcli: note: default: about") for note in notes), notes
     assert took < 2, f"{took:.1f} s after the signal"  # it was minutes; mlpcli allows 0.5 s
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
+    assert out.read_text() == "old"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [
+        (signal.SIGHUP, 129, "mlpcli: error: hung up"),
+        *((signum, -signum, None) for signum in interrupts.FATAL),  # ends as the signal does
+    ],
+)
+def test_a_signal_while_the_output_is_written_leaves_no_temporary(
+    tmp_path: Path, mlpcli_script: str, signum: signal.Signals, code: int, line: str | None
+) -> None:
+    out = tmp_path / "results.json"
+    out.write_text("old")
+    process = subprocess.Popen(
+        [mlpcli_script, "run", "layers=[2, 2048]", "batch=2048", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.suffix == ".tmp" for p in tmp_path.iterdir()):  # the write has begun
+        assert time.monotonic() < deadline, "no write seen within a minute"
+        assert process.poll() is None, "it ended before writing"
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code
+    if line is not None:
+        assert err.splitlines()[-1] == line
     assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
     assert out.read_text() == "old"
 

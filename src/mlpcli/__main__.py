@@ -6,9 +6,12 @@ import sys
 
 
 def main() -> None:
-    """Import the application, then run it; Ctrl-C or SIGTERM during the imports is one line
-    and 130 or 143 too (the application's own watcher takes over once it is imported)."""
+    """Import the application, then run it; Ctrl-C, SIGTERM or SIGHUP during the imports is
+    one line and 130, 143 or 129 too (the application's own watcher takes over once imported)."""
     signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGHUP, _terminated)
+    # torch's C++ log lines (Gloo's, c10d's) say what mlpcli says in one line of its own
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:
         from mlpcli.cli import main as run
     except KeyboardInterrupt:
@@ -21,9 +24,11 @@ def main() -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    if "RANK" not in os.environ:  # a launcher's ranks: the launcher says why it ended them
-        os.write(2, b"mlpcli: error: terminated\n")  # (interrupts.voiced, not yet imported)
-    os._exit(143)
+    hung_up = signum == signal.SIGHUP
+    if os.environ.get("WORLD_SIZE", "1") == "1":  # a launcher's ranks: it says why they ended
+        line = b"mlpcli: error: hung up\n" if hung_up else b"mlpcli: error: terminated\n"
+        os.write(2, line)  # (interrupts.voiced, not yet imported)
+    os._exit(129 if hung_up else 143)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def _main(
     """Build and run feed-forward networks declared in YAML, on the CPU or a CUDA GPU.
 
     Exit codes: 0 success, 1 a check said no, 2 invalid input, 3 not possible here
-    (device, memory), 4 internal error, 130 interrupted, 143 terminated.
+    (device, memory), 4 internal error, 129 hung up, 130 interrupted, 143 terminated.
     """
     help_without_command(ctx)
 
@@ -99,8 +99,8 @@ def run_app(args: Sequence[str]) -> int:
         return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)
-    except interrupts.Terminated:
-        return _interrupted(signal.SIGTERM)
+    except interrupts.Terminated as ended:  # SIGTERM, SIGHUP
+        return _interrupted(ended.signum)
     except Exception as error:
         if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
             message, command_path = usage
@@ -122,7 +122,7 @@ def run_app(args: Sequence[str]) -> int:
 
 
 def _interrupted(signum: signal.Signals) -> int:
-    """One line for Ctrl-C or SIGTERM, naming the files already written in full."""
+    """One line for Ctrl-C, SIGTERM or SIGHUP, naming the files already written in full."""
     if not interrupts.claim():  # the signal watcher is ending the process itself
         threading.Event().wait()
     what = interrupts.MESSAGES[signum]
@@ -155,7 +155,7 @@ def main() -> None:
         code = run_app(sys.argv[1:])
     except KeyboardInterrupt:  # a signal while an error was being reported: it was said
         code = ExitCode.INTERRUPTED
-    except interrupts.Terminated:
-        code = ExitCode.TERMINATED
+    except interrupts.Terminated as ended:
+        code = interrupts.SIGNALS[ended.signum]
     process.leave(code)
     sys.exit(code)

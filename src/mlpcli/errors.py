@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     UNAVAILABLE = 3
     INTERNAL = 4
+    HUNG_UP = 129  # SIGHUP: the terminal closed
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM: `timeout`, a cancelled CI job
 

@@ -1,4 +1,6 @@
-"""Ctrl-C and SIGTERM end any command within a second: one line, exit 130 or 143, no temporary.
+"""Ctrl-C, SIGTERM and SIGHUP end any command within a second: one line, exit 130, 143 or 129,
+no temporary. The other signals that end a process (SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM) still
+end it as the signal does, but only once the temporary file being written is removed.
 
 Python runs a signal handler only between bytecodes of the main thread, so a long matrix
 product in torch would hold a Ctrl-C until it returns (minutes, for a big bfloat16 network on
@@ -7,7 +9,7 @@ its own: it raises the interrupt in the main thread, which ends the command the 
 (cleaning up, one line); if the main thread does not answer within GRACE_S (it is inside a long
 C call), or a second signal comes, the watcher removes the temporary file being written, prints
 the line and ends the process itself. The mask is inherited by child processes: a command that
-starts one must unmask these signals in it.
+starts one must unmask these signals in it (`handed_over`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from pathlib import Path
 from mlpcli.errors import ExitCode
 
 GRACE_S = 0.5
-SIGNALS = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
-MESSAGES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+SIGNALS = {
+    signal.SIGINT: ExitCode.INTERRUPTED,
+    signal.SIGTERM: ExitCode.TERMINATED,
+    signal.SIGHUP: ExitCode.HUNG_UP,
+}
+MESSAGES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+# Signals whose default action ends the process: it still does, without leaving a temporary.
+FATAL = (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 _RESTORE_TERMINAL = "\r\x1b[2K\x1b[?25h"  # clear a progress bar's line, show the cursor again
 
 _watching = False  # only the console script watches; in-process callers (tests) do not
@@ -37,15 +45,21 @@ _signalled = False  # a signal has been raised in the main thread already
 
 
 class Terminated(BaseException):
-    """SIGTERM in the main thread; a BaseException so that only the top level handles it."""
+    """SIGTERM or SIGHUP in the main thread; a BaseException so that only the top level
+    handles it."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signal.Signals(signum)
 
 
 def watch() -> None:
     """Route SIGINT and SIGTERM through the watcher thread (the console script's entry only)."""
     global _watching
     _watching = True
-    signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {*SIGNALS, *FATAL})
     signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGHUP, _raise_terminated)
     threading.Thread(target=_watcher, name="mlpcli-signals", daemon=True).start()
 
 
@@ -101,7 +115,7 @@ def voiced(signum: int) -> bool:
     `--nproc` starts never (mlpcli's launcher says it); under torchrun rank 0 says Ctrl-C, and
     no rank SIGTERM (the launcher sends that on a failure elsewhere, and reports it itself)."""
     rank = os.environ.get("RANK")
-    if rank is None or "WORLD_SIZE" not in os.environ:
+    if rank is None or os.environ.get("WORLD_SIZE", "1") == "1":  # alone, or a world of one
         return True
     if os.environ.get("MLPCLI_PRECHECKED") == "1":
         return False
@@ -111,7 +125,9 @@ def voiced(signum: int) -> bool:
 def _watcher() -> None:
     global _signalled
     while True:
-        signum = signal.Signals(signal.sigwait(set(SIGNALS)))
+        signum = signal.Signals(signal.sigwait({*SIGNALS, *FATAL}))
+        if signum in FATAL:
+            _end_as(signum)
         with _state:  # decided and raised under the lock: no write can start in between
             if _held:
                 continue
@@ -152,5 +168,12 @@ def _end(signum: signal.Signals, *, line: bool) -> None:
     os._exit(SIGNALS[signum])
 
 
+def _end_as(signum: signal.Signals) -> None:
+    """End the process as `signum`'s default action does, its temporary file removed first."""
+    discard_temporary()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})  # its action is the default one
+    signal.raise_signal(signum)
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
+    raise Terminated(signum)

@@ -6,17 +6,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from mlpcli.errors import UsageError
-from mlpcli.model import plan
+from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.model import memory, plan
 from mlpcli.model.config import Config, Parallel
+from mlpcli.model.units import byte_size
 from mlpcli.ranks import process
 from mlpcli.report import terminal
+
+RANKS_PER_CORE = 2  # past this, ranks on the CPU mostly wait on each other
+MIN_RANKS = 4  # allowed on any machine, however few its cores
 
 
 def world_size(nproc: int | None) -> int:
     """The ranks this command runs over: --nproc's, the launcher's, or 1."""
     rank = process.current()
-    if nproc is not None and rank is not None:
+    if nproc is not None and process.launched():
         raise UsageError(
             "--nproc under a launcher (torchrun): the launcher started the ranks; leave it out"
         )
@@ -60,7 +64,10 @@ def check(
                 f"({where}) leave it out, or use parallel=none"
             )
     cores = os.cpu_count() or 1
-    if world > cores and any(config.device.type == "cpu" for config in configs) and not noted:
+    on_cpu = any(config.device.type == "cpu" for config in configs)
+    if world > 1 and not process.launched():  # --nproc: this process starts them, here
+        _fits_this_machine(world, cores, on_cpu)
+    if world > cores and on_cpu and not noted:
         terminal.note(f"{world} ranks on {cores} CPU cores: each rank gets less than a core")
     lone = len(configs) == 1 and configs[0].parallel is Parallel.NONE
     if world > 1 and lone and not noted:
@@ -68,6 +75,25 @@ def check(
             f"parallel: none ({configs[0].where('parallel')}) runs each network on one rank: with "
             f"one network the other {world - 1} wait (parallel=data, pipeline or tensor shares it)"
         )
+
+
+def _fits_this_machine(world: int, cores: int, on_cpu: bool) -> None:
+    """--nproc N refused at once (exit 3) where N ranks cannot run here: on the CPU more than
+    RANKS_PER_CORE a core (MIN_RANKS at least), or more than the available memory holds at
+    memory.RANK_BYTES a rank (before the network's own share)."""
+    limits = []
+    most = max(MIN_RANKS, RANKS_PER_CORE * cores)
+    if on_cpu and world > most:
+        limits.append(f"{most} ranks on its {cores} CPU cores ({RANKS_PER_CORE} a core)")
+    available = memory.available_ram()
+    if available is not None and world * memory.RANK_BYTES > available:
+        most = available // memory.RANK_BYTES
+        limits.append(
+            f"{most} ranks in its {byte_size(available)} of available memory "
+            f"(about {byte_size(memory.RANK_BYTES)} a rank)"
+        )
+    if limits:
+        raise UnavailableError(f"--nproc {world}: this machine runs at most {' and '.join(limits)}")
 
 
 def _stdin(where: str) -> UsageError:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 
@@ -34,6 +36,7 @@ def remember(arguments: Sequence[str]) -> None:
 def launch(nproc: int) -> None:
     """Start this command again as `nproc` local ranks and wait for them; RanksEnded unless
     every rank succeeded. Ctrl-C and SIGTERM are passed to every rank."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -43,9 +46,9 @@ def launch(nproc: int) -> None:
     logger.propagate = False
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # c10d's socket warnings: ours to say
     os.environ[PRECHECKED] = "1"
     os.environ[LAUNCHER] = str(os.getpid())
+    logs = tempfile.mkdtemp(prefix="mlpcli-ranks-")
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -55,6 +58,7 @@ def launch(nproc: int) -> None:
         rdzv_endpoint="localhost:0",
         max_restarts=0,
         monitor_interval=0.1,
+        logs_specs=DefaultLogsSpecs(log_dir=logs),  # its folders, removed with it below
     )
     arguments = _without_nproc(_arguments)
     try:
@@ -67,6 +71,8 @@ def launch(nproc: int) -> None:
         if error.sigval == signal.SIGINT:
             raise RanksEnded(ExitCode.INTERRUPTED, "interrupted") from None
         raise RanksEnded(ExitCode.TERMINATED, "terminated") from None
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def _ended(codes: dict[int, int]) -> RanksEnded:

@@ -49,27 +49,46 @@ def _rank_zero(rank: int) -> bool:
 _claims_voice: Callable[[int], bool] = _rank_zero  # who says an error before the group forms
 
 
+def launched() -> bool:
+    """Whether a launcher (torchrun, --nproc) started this process, whatever its world size."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def current() -> Rank | None:
-    """This process's rank when a launcher (torchrun, --nproc) started it; else None."""
+    """This process's rank when a launcher (torchrun, --nproc) started it; None alone, and for a
+    world of one rank (the single-process run: no store, no group). A launcher's environment
+    that is not what torchrun sets is a UsageError naming the variable."""
     environment = os.environ
-    if "RANK" not in environment or "WORLD_SIZE" not in environment:
+    if not launched():
         return None
-    try:
-        rank, world = int(environment["RANK"]), int(environment["WORLD_SIZE"])
-        local = int(environment.get("LOCAL_RANK", rank))
-    except ValueError:
-        raise UsageError(
-            f"RANK={environment['RANK']} WORLD_SIZE={environment['WORLD_SIZE']}: the launcher's "
-            "environment needs whole numbers"
-        ) from None
-    if not 0 <= rank < world:
+    rank, world = _whole("RANK", 0), _whole("WORLD_SIZE", 1)
+    local = _whole("LOCAL_RANK", 0) if "LOCAL_RANK" in environment else rank
+    if not rank < world:
         raise UsageError(f"RANK={rank} is not a rank of WORLD_SIZE={world}")
+    if world == 1:
+        return None
     if "MASTER_ADDR" not in environment or "MASTER_PORT" not in environment:
         raise UsageError(
             "RANK and WORLD_SIZE are set but MASTER_ADDR and MASTER_PORT are not: start the ranks "
             "with torchrun or --nproc, or unset RANK and WORLD_SIZE"
         )
+    _whole("MASTER_PORT", 1, 65535)
+    address = environment["MASTER_ADDR"]
+    if not address.strip() or any(character.isspace() for character in address):
+        raise UsageError(f"MASTER_ADDR={address!r}: expected the host name or address of rank 0")
     return Rank(rank, world, local)
+
+
+def _whole(variable: str, low: int, high: int = 1 << 20) -> int:
+    """A launcher variable's whole number in [low, high]; a UsageError naming it otherwise."""
+    text = os.environ[variable]
+    value = int(text) if text.strip().isdecimal() and len(text) < 10 else -1
+    if not low <= value <= high:
+        raise UsageError(
+            f"{variable}={text[:40]!r}: the launcher's environment needs a whole number "
+            f"from {low} to {high}"
+        )
+    return value
 
 
 def speaks() -> bool:
