@@ -408,3 +408,22 @@ def test_newcomer_fixes_through_the_installed_command(
     )
     assert done.returncode == code, done.stderr
     assert re.search(pattern, done.stdout + done.stderr, re.MULTILINE), done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_24_mib_csv_runs_in_under_1_gb(tmp_path: Path, mlpcli_script: str) -> None:
+    """Text features are parsed straight into NumPy: 4 million rows of `0,0,0` (24 MiB) took
+    1.3 GB when every cell was a Python string first; the whole run now peaks near 0.5 GB."""
+    features = tmp_path / "x.csv"
+    features.write_text("0,0,0\n" * ((24 << 20) // 6))
+    probe = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+        "print(done.returncode, peak)\n"
+    )
+    command = [mlpcli_script, "run", f"inputs={features}", "-o", str(tmp_path / "out.npy")]
+    done = run(sys.executable, "-c", probe, *command)
+    code, peak = map(int, done.stdout.split())
+    assert code == 0
+    assert peak < 1 << 30, f"{peak / 2**30:.2f} GiB"

@@ -19,7 +19,8 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 Column = str | int  # a column picked by `input_columns`: its name, or its 0-based index
 _OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
 _INDEX_NAMES = ("", "Unnamed: 0")
+_LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
 _DELIMITERS = ("\t", ",", ";")
 
 
@@ -45,10 +47,13 @@ class Table:
     where: Callable[[int, int], str]  # (row, column) -> "line 3, column 2" for messages
     notes: tuple[str, ...] = ()
     json: bool = False  # cells are JSON values, shown as JSON in messages
+    values: np.ndarray | None = None  # every cell, read by NumPy, when all are finite numbers
 
     @property
     def width(self) -> int:
-        return len(self.names) if self.names is not None else len(self.rows[0])
+        if self.names is not None:
+            return len(self.names)
+        return self.values.shape[1] if self.values is not None else len(self.rows[0])
 
 
 def pick(
@@ -87,6 +92,8 @@ def matrix(table: Table, wanted: Sequence[Column] | None) -> np.ndarray:
     import numpy as np
 
     columns = pick(table.source, table.names, table.width, wanted)
+    if table.values is not None:  # finite numbers all, read by NumPy
+        return table.values if columns == list(range(table.width)) else table.values[:, columns]
     values = np.empty((len(table.rows), len(columns)), dtype=np.float64)
     for i, row in enumerate(table.rows):
         for k, j in enumerate(columns):
@@ -136,7 +143,12 @@ def _not_a_number(
 
 
 def text_table(source: str, text: str) -> Table:
-    """The table of a CSV, TSV or whitespace-separated text."""
+    """The table of a CSV, TSV or whitespace-separated text: read by NumPy, in memory a few
+    times the values' own, where every cell is a finite number; else cell by cell (which
+    names the cell that is not)."""
+    fast = _numeric_table(source, text)
+    if fast is not None:
+        return fast
     lines = _split(source, text)
     if not lines:
         raise bad(source, "holds no rows of features")
@@ -163,16 +175,11 @@ def text_table(source: str, text: str) -> Table:
             names = tuple(names[j] for j in kept)
             lines = [(number, [cells[j] for j in kept]) for number, cells in lines]
         else:
-            if names[0] in _INDEX_NAMES and all(
-                re.fullmatch(r"\s*-?[0-9]+\s*", cells[0]) for _, cells in lines
-            ):
+            if names[0] in _INDEX_NAMES and all(_whole(cells[0]) for _, cells in lines):
                 names = names[1:]
                 lines = [(number, cells[1:]) for number, cells in lines]
-                notes.append(
-                    f"{source}: its first column, headed {first[0]!r}, is pandas' index and is "
-                    "left out (write the file with index=False to leave it out there)"
-                )
-            notes.insert(0, f"{source}: line 1 read as column names ({_listed(names)})")
+                notes.append(_index_note(source, first[0]))
+            notes.insert(0, _header_note(source, names))
     numbers = [number for number, _ in lines]
     return Table(
         source,
@@ -180,6 +187,87 @@ def text_table(source: str, text: str) -> Table:
         [cells for _, cells in lines],
         lambda i, j: f"line {numbers[i]}, column {j + 1}",
         tuple(notes),
+    )
+
+
+def _numeric_table(source: str, text: str) -> Table | None:
+    """The table NumPy reads at once where every cell is a finite number (after a header, and
+    without pandas' index); None where it is anything else, for the cell-by-cell reading."""
+    import numpy as np
+
+    skipped, first = 0, None
+    for line in _physical_lines(text):
+        skipped += 1
+        if line.strip() and not _comment(line):
+            first = line
+            break
+    if first is None:
+        return None
+    delimiter = _delimiter(first)
+    cells = [cell.strip().strip('"') for cell in first.split(delimiter)]
+    heading = cells[0]
+    named = cells[1:] if cells[0] in _INDEX_NAMES else cells
+    header = any(cell and _number(cell) is None for cell in cells) or named == [
+        str(j) for j in range(len(named))
+    ]
+    if header and any(_OUTPUT_COLUMN.fullmatch(cell) for cell in cells):
+        return None  # a `run --format csv` result: small, and read by its own rules
+    try:
+        with warnings.catch_warnings():  # "input contained no data": said below, in words
+            warnings.simplefilter("ignore")
+            values = np.loadtxt(
+                _physical_lines(text),
+                delimiter=delimiter,
+                comments="#",
+                skiprows=skipped if header else 0,
+                quotechar='"',
+                ndmin=2,
+                dtype=np.float64,
+            )
+    except ValueError:  # a cell that is no number, rows of different widths: said cell by cell
+        return None
+    if not values.size or not np.isfinite(values).all():
+        return None
+    if not header:
+        return Table(source, None, [], _by_position, values=values)
+    notes = []
+    if cells[0] in _INDEX_NAMES and np.array_equal(values[:, 0], np.trunc(values[:, 0])):
+        cells, values = cells[1:], np.ascontiguousarray(values[:, 1:])
+        notes.append(_index_note(source, heading))
+    if len(cells) != values.shape[1]:
+        return None
+    names = tuple(cells)
+    return Table(
+        source, names, [], _by_position, (_header_note(source, names), *notes), values=values
+    )
+
+
+def _physical_lines(text: str) -> Iterator[str]:
+    """The lines of `text`, ended by \\n, \\r\\n or \\r alike, one at a time (no list of them)."""
+    for match in _LINE.finditer(text):
+        if match.start() == match.end() == len(text):
+            return
+        yield match.group(1)
+
+
+def _by_position(i: int, j: int) -> str:
+    return f"row {i}, column {j + 1}"
+
+
+def _whole(cell: str) -> bool:
+    """Whether a cell is a whole number (pandas' index: 0, 1, ...)."""
+    value = _number(cell)
+    return value is not None and math.isfinite(value) and value.is_integer()
+
+
+def _header_note(source: str, names: Sequence[str]) -> str:
+    return f"{source}: line 1 read as column names ({_listed(names)})"
+
+
+def _index_note(source: str, heading: str) -> str:
+    return (
+        f"{source}: its first column, headed {heading!r}, is pandas' index and is left out "
+        "(write the file with index=False to leave it out there)"
     )
 
 
