@@ -211,7 +211,7 @@ FAULTS = [
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: truncated: \(4, 3\) of float64 needs 224 bytes, the file has 200$", files(**{"x.npy": cut(npy(__import__("numpy").zeros((4, 3))), 200)})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds an array of object; features must be numbers", files(**{"x.npy": npy(__import__("numpy").array([[1, "a", None]], dtype=object))})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: not a readable \.npy file", files(**{"x.npy": text("1,2,3\n")})),
-    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: row 1, column 2: nan is not finite$", files(**{"x.npy": npy(__import__("numpy").array([[1.0, 2, 3], [4, 5, float("nan")]]))})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"^override 'inputs=.*/x\.npy': inputs: .*/x\.npy: row 1, column 2: nan is not finite$", files(**{"x.npy": npy(__import__("numpy").array([[1.0, 2, 3], [4, 5, float("nan")]]))})),
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 3, column 2: 'nan' is not finite$", files(**{"x.csv": text("a,b,c\n1,2,3\n4,nan,6\n")})),
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 2, column 3: 'three' is not a number$", files(**{"x.csv": text("1,2,3\n4,5,three\n")})),
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 2: 2 values, but the first row has 3$", files(**{"x.csv": text("1,2,3\n4,5\n")})),

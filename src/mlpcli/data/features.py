@@ -37,6 +37,7 @@ TEXT = (".csv", ".tsv", ".txt")
 JSON = (".json", ".jsonl")
 SUFFIXES = (".npy", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
 NPY_MAGIC = b"\x93NUMPY"
+FINITE_ROWS = 1 << 16  # rows of a .npy checked for NaN at a time, before torch is imported
 Columns = tuple[Column, ...] | None
 
 
@@ -159,9 +160,32 @@ def _stdin_npy(path: str) -> tuple[Any, np.ndarray]:
     return header, flat.reshape(header.shape, order="F" if header.fortran else "C")
 
 
+def check_finite(path: str, columns: Columns = None) -> None:
+    """A .npy's first value that is not finite, found before torch is imported (memory-mapped,
+    FINITE_ROWS rows at a time); other files are checked as they are read."""
+    import numpy as np
+
+    if _kind(path) != ".npy":
+        return
+    array = _npy_array(path, columns)
+    if array.dtype.kind != "f":
+        return
+    for start in range(0, array.shape[0], FINITE_ROWS):
+        block = array[start : start + FINITE_ROWS]
+        if not (finite := np.isfinite(block)).all():
+            row, column = (int(i) for i in np.argwhere(~finite)[0])
+            value = float(block[row, column])
+            raise bad(_source(path), f"row {start + row}, column {column}: {value} is not finite")
+
+
 def _npy_values(path: str, columns: Columns) -> np.ndarray:
     """A .npy's array as (rows, width), C order, native byte order, a type torch holds:
     converted in one copy, whatever order, byte order or type the file has."""
+    return _native(_npy_array(path, columns))
+
+
+def _npy_array(path: str, columns: Columns) -> np.ndarray:
+    """A .npy's picked columns as they are in the file (memory-mapped), (rows, width)."""
     import numpy as np
 
     if path == STDIN:
@@ -173,7 +197,7 @@ def _npy_values(path: str, columns: Columns) -> np.ndarray:
     array = array.reshape(rows, width)
     if columns is not None:
         array = array[:, tables.pick(path, None, width, columns)]
-    return _native(array)
+    return array
 
 
 def _native(array: np.ndarray) -> np.ndarray:
