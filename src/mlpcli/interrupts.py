@@ -95,6 +95,14 @@ def held() -> Iterator[None]:
             _held -= 1
 
 
+def hold() -> None:
+    """From here to the end of the process a signal is dropped: the command's result is decided
+    (every rank of a run over ranks has done its part) and it is reported whole."""
+    global _held
+    with _state:
+        _held += 1
+
+
 @contextlib.contextmanager
 def handed_over() -> Iterator[None]:
     """SIGINT and SIGTERM go to the main thread's own handlers instead of the watcher (PyTorch's

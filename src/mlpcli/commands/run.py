@@ -176,7 +176,7 @@ def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunRes
                 mine[index] = dataclasses.replace(result, overrides=combo)
         elif (shared_result := parallel.run(config, group)) is not None:
             mine[index] = dataclasses.replace(shared_result, overrides=combo)
-    gathered = group.gather(mine)
+    gathered = group.gather_final(mine)
     if gathered is None:
         return None
     merged = {index: result for results in gathered for index, result in results.items()}

@@ -56,6 +56,7 @@ class Group:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._reporting = threading.Lock()  # held by the one thread of this rank that reports
+        self.completed = False  # every rank has done its part: the result stands
 
     @property
     def distributed(self) -> bool:
@@ -139,20 +140,39 @@ class Group:
             with self._waiting(torch.device("cpu")):
                 dist.barrier()
 
-    def gather(self, value: T) -> list[T] | None:
-        """Every rank's `value` on rank 0 (in rank order), None on the others."""
+    def gather_final(self, value: T) -> list[T] | None:
+        """A command's last collective: every rank's `value` on rank 0 (in rank order), None
+        on the others; then `complete`, so that only a complete run is reported."""
         if not self.distributed:
             return [value]
         gathered: list[object] | None = [None] * self.world_size if self.rank == 0 else None
         with self._waiting(torch.device("cpu")):
             dist.gather_object(value, gathered, dst=0)
+        self.complete()
         return cast("list[T] | None", gathered)
+
+    def complete(self) -> None:
+        """Every rank has done its part (a barrier, watched): from here the result stands and
+        is reported, whatever becomes of the other ranks or signals; before it, a failure anywhere
+        ends every rank with no result. The watcher stops: nothing another rank posts ends this
+        one."""
+        self.barrier()
+        self.completed = True
+        interrupts.hold()  # a signal now (the launcher's, passed on) changes nothing
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
 
     def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
         """The first rank to fail says why and posts `code`; every rank ends with that code.
-        Ends this process (a live group cannot be torn down once another rank is gone)."""
+        Ends this process (a live group cannot be torn down once another rank is gone). After
+        `complete`, a failure is this rank's own (rank 0's report): said, and no one else told."""
         if not self._reporting.acquire(blocking=False):  # the watcher reports; it ends us
             threading.Event().wait()
+        if self.completed:
+            for line in lines:
+                write(line)
+            process.end_now(code)
         with interrupts.held():  # the launcher's SIGTERM, once the others end, changes nothing
             payload = f"{code} {self.rank}"
             try:
@@ -180,7 +200,11 @@ class Group:
     def finish(self) -> int:
         """Success once every rank has succeeded; the watcher stops between two barriers, so
         that no rank's watcher sees the store go as the first ranks exit (the second barrier,
-        unwatched, names a rank that does not reach it within the timeout)."""
+        unwatched, names a rank that does not reach it within the timeout). After `complete`
+        no rank waits for another: the command has succeeded."""
+        if self.completed:
+            self._end_group()
+            return int(ExitCode.OK)
         self.barrier()
         self._stop.set()
         if self._watcher is not None:
@@ -192,10 +216,13 @@ class Group:
             except RuntimeError as error:
                 message = f"a rank did not finish with the others: {first_line(error)}"
                 raise UnavailableError(message) from None
+        self._end_group()
+        return int(ExitCode.OK)
+
+    def _end_group(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
         process.joined(None)
-        return int(ExitCode.OK)
 
     def lost(self, error: Exception) -> UnavailableError:
         """What a failed collective means: the ranks whose heartbeat stood still, by name."""
@@ -224,7 +251,7 @@ class Group:
             store = client(self.timeout_s, fresh=True)
             beat, next_beat = 0, 0.0
             while not self._stop.is_set():
-                if store.check([key("ended")]):
+                if store.check([key("ended")]) and not self.completed:
                     code, failed = store.get(key("ended")).decode().split()
                     if int(failed) != self.rank:
                         store.add(key("acks"), 1)
@@ -241,6 +268,8 @@ class Group:
                             self._stopped(rank, value, now - seen[rank][1])
                 self._stop.wait(min(POLL_S, self.beat_s))
         except RuntimeError as error:  # the launcher's store went away
+            if self.completed:  # the ranks that finished are leaving: nothing is wrong
+                return
             if process.speaks():
                 os.write(2, f"mlpcli: error: lost the ranks' store: {error}\n".encode())
             process.end_now(ExitCode.UNAVAILABLE)

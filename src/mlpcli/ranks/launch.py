@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from mlpcli import interrupts
 from mlpcli.errors import ExitCode, RanksEnded
-from mlpcli.ranks.process import LAUNCHER, PRECHECKED
+from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED
 
 MAX_PROCESSES = 1024
 NPROC_HELP = (
@@ -49,6 +49,8 @@ def launch(nproc: int) -> None:
     os.environ[PRECHECKED] = "1"
     os.environ[LAUNCHER] = str(os.getpid())
     logs = tempfile.mkdtemp(prefix="mlpcli-ranks-")
+    finished = os.path.join(logs, "finished")
+    os.environ[FINISHED] = finished
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -65,14 +67,18 @@ def launch(nproc: int) -> None:
         with interrupts.handed_over():
             elastic_launch(config, sys.executable)("-m", "mlpcli", *arguments)
     except ChildFailedError as error:
+        if os.path.exists(finished):  # rank 0 reported the result: a rank ending after counts not
+            return
         codes = {rank: failure.exitcode for rank, failure in error.failures.items()}
         raise _ended(codes) from None
     except SignalException as error:  # passed on to every rank, which end without a word
+        if os.path.exists(finished):
+            return
         if error.sigval == signal.SIGINT:
             raise RanksEnded(ExitCode.INTERRUPTED, "interrupted") from None
         raise RanksEnded(ExitCode.TERMINATED, "terminated") from None
     finally:
-        shutil.rmtree(logs, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)  # its folders, and the file rank 0 made
 
 
 def _ended(codes: dict[int, int]) -> RanksEnded:

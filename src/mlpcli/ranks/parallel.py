@@ -286,7 +286,7 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
         statistics.median(communicating),
         plan.plan(config, group.world_size, None).ranks[group.rank].weight_bytes,
     )
-    gathered = group.gather(figures)
+    gathered = group.gather_final(figures)
     if gathered is None:
         return None
     return BenchResult(
@@ -338,7 +338,7 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
             if B is not None and columns is not None:
                 observe(f"B{i}", (range(1), columns), B)
         forward(part, group, observe)
-    gathered = group.gather(pieces)
+    gathered = group.gather_final(pieces)
     if gathered is None:
         return None
     tensors = {t.name: np.full(t.shape, np.nan) for t in tensor_shapes(config)}

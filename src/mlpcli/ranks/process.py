@@ -18,6 +18,7 @@ from mlpcli.errors import ExitCode, UsageError
 
 PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
 LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
+FINISHED = "MLPCLI_FINISHED"  # a file rank 0 makes once the command has succeeded, for --nproc
 
 
 @dataclass(frozen=True)
@@ -170,5 +171,13 @@ def end_now(code: int) -> NoReturn:
 
 
 def finish() -> int:
-    """A command's success: in a process group, once every rank has succeeded too."""
-    return 0 if _voice is None else _voice.finish()
+    """A command's success: in a process group, once every rank has done its part; rank 0
+    tells the launcher that started it (--nproc), which then ends with 0 whatever the other
+    ranks do after."""
+    if _voice is None:
+        return 0
+    code = _voice.finish()
+    if code == 0 and speaks() and (finished := os.environ.get(FINISHED)):
+        with contextlib.suppress(OSError):
+            open(finished, "x").close()
+    return code
