@@ -521,3 +521,34 @@ def test_a_signal_after_the_result_is_written_changes_nothing(
         json.loads(out.read_text())["output"]
         == json.loads(invoke("run", *NET, "-f", "json")[1])["output"]
     )
+
+
+@pytest.mark.slow
+def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
+    mlpcli_script: str,
+) -> None:
+    """Started by hand (no launcher's store): rank 0 waits `timeout` for the group to form,
+    then one line and exit 3 (it took 190 s and printed 82 lines)."""
+    import socket
+
+    with socket.socket() as probe:  # a port no one listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    start = time.monotonic()
+    done = subprocess.run(
+        [mlpcli_script, "run", *NET, "parallel=data", "timeout=3"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **launcher},
+    )  # fmt: skip
+    took = time.monotonic() - start
+    assert done.returncode == 3
+    assert re.fullmatch(
+        r"mlpcli: error: the 2 ranks did not all arrive within the timeout \(3 s\): .*\n",
+        done.stderr,
+    )
+    assert took < 3 + 10, f"{took:.0f} s"

@@ -57,6 +57,9 @@ class Group:
         self._watcher: threading.Thread | None = None
         self._reporting = threading.Lock()  # held by the one thread of this rank that reports
         self.completed = False  # every rank has done its part: the result stands
+        # the launcher's store is there from the start under torchrun and --nproc (its agent's);
+        # with a hand-set MASTER_ADDR rank 0 makes it as the group forms
+        self.has_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 
     @property
     def distributed(self) -> bool:
@@ -169,7 +172,7 @@ class Group:
         `complete`, a failure is this rank's own (rank 0's report): said, and no one else told."""
         if not self._reporting.acquire(blocking=False):  # the watcher reports; it ends us
             threading.Event().wait()
-        if self.completed:
+        if self.completed or not self.has_store:  # no one else to tell, or nowhere to post it
             for line in lines:
                 write(line)
             process.end_now(code)
@@ -227,6 +230,11 @@ class Group:
     def lost(self, error: Exception) -> UnavailableError:
         """What a failed collective means: the ranks whose heartbeat stood still, by name."""
         first = first_line(error)
+        if not self.has_store:  # the group never formed (a hand-started rank alone)
+            return UnavailableError(
+                f"the {self.world_size} ranks did not all arrive within the timeout "
+                f"({self.timeout_s} s): {first}"
+            )
         try:
             store = client(self.timeout_s)
             before = {r: _beat(store, r) for r in range(self.world_size) if r != self.rank}
@@ -315,6 +323,7 @@ def joined(configs: Sequence[Config]) -> Group:
     with group._checked():
         dist.init_process_group(backend, timeout=limit)
     if not agent_store:
+        group.has_store = True
         group.watch()
     _joined = group
     return group
