@@ -110,6 +110,16 @@ def huge_shape(path: Path) -> None:
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
 
 
+def sparse_npy(path: Path) -> None:
+    """A .npy of 3,000,000,000 rows that takes no room: its header, and a hole for the data."""
+    import numpy as np
+
+    with path.open("wb") as file:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (3_000_000_000, 3)}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.truncate(file.tell() + 3_000_000_000 * 3 * 4)
+
+
 def compressed_pt(path: Path) -> None:
     """A state dict torch.save wrote, its archive then deflated (torch never compresses)."""
     plain = path.with_suffix(".plain")
@@ -240,6 +250,7 @@ FAULTS = [
     Fault("bad files", ["run", "inputs={dir}/x.csv", "-o", "{out}"], 2, r"/x\.csv: line 1: field larger than field limit \(131072\)$", files(**{"x.csv": text("1,2," + "3" * 140_000 + "\n")})),
     Fault("bad files", ["run", "--expect", "{dir}/e.json", "-o", "{out}"], 2, r"/e\.json:1: 9{20}… \(400 digits\) is past float64's range$", files(**{"e.json": text('{"output": [[' + "9" * 400 + "]]}\n")})),
     Fault("bad files", ["run", "layers=[3, 2, 1]", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: holds 1,100 Linear layers; a network has at most 1,024$", files(**{"w.safetensors": tensors(**{f"l.{i}.weight": torch.ones(1, 1) for i in range(1100)})})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds 3,000,000,000 rows; a batch is at most 2,147,483,647$", files(**{"x.npy": sparse_npy})),
     Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
     # the machine
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
