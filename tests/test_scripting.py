@@ -436,7 +436,7 @@ def test_config_init(tmp_path: Path) -> None:
     code, out, _ = invoke("config", "init")
     assert (code, out) == (0, schema.starter_yaml())
     path = tmp_path / "net.yaml"
-    assert invoke("config", "init", str(path))[0] == 0
+    assert invoke("config", "init", str(path)) == (0, "", f"mlpcli: note: wrote {path}\n")
     assert path.read_text() == schema.starter_yaml()
     config = load(path)
     assert (config.name, config.layers) == ("my_network", (4, 16, 3))
@@ -553,6 +553,15 @@ def test_bad_environment_device_names_the_variable() -> None:
     assert err == (
         "mlpcli: error: environment MLPCLI_DEVICE=gpu: device: expected cpu, cuda, cuda:N or auto, "
         "got 'gpu' (did you mean 'cuda'?)\n"
+    )
+
+
+def test_validate_applies_the_environment_as_every_command_does() -> None:
+    code, out, _ = invoke("validate", TWO_LAYER, env={"MLPCLI_DEVICE": "gpu"})
+    assert code == 1  # invalid, as `run` and `shapes` find it
+    assert out == (
+        "environment MLPCLI_DEVICE=gpu: device: expected cpu, cuda, cuda:N or auto, got 'gpu' "
+        "(did you mean 'cuda'?)\n"
     )
 
 
