@@ -551,4 +551,4 @@ def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
         r"mlpcli: error: the 2 ranks did not all arrive within the timeout \(3 s\): .*\n",
         done.stderr,
     )
-    assert took < 3 + 10, f"{took:.0f} s"
+    assert took < 3 + 30, f"{took:.0f} s"  # it was 190 s; torch's import counts here too

@@ -24,11 +24,13 @@ def main() -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    hung_up = signum == signal.SIGHUP
-    if os.environ.get("WORLD_SIZE", "1") == "1":  # a launcher's ranks: it says why they ended
-        line = b"mlpcli: error: hung up\n" if hung_up else b"mlpcli: error: terminated\n"
-        os.write(2, line)  # (interrupts.voiced, not yet imported)
-    os._exit(129 if hung_up else 143)
+    try:
+        from mlpcli.interrupts import MESSAGES, SIGNALS, voiced  # light: the standard library
+    except Exception:  # the signal came as that very module was being imported
+        os._exit(128 + signum)
+    if voiced(signum):  # a launcher's ranks: it says why they ended
+        os.write(2, f"mlpcli: error: {MESSAGES[signal.Signals(signum)]}\n".encode())
+    os._exit(SIGNALS[signal.Signals(signum)])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from mlpcli.errors import ExitCode
 
@@ -40,8 +41,10 @@ _watching = False  # only the console script watches; in-process callers (tests)
 _claimed = threading.Lock()  # whoever takes it prints the one line
 _state = threading.Lock()  # guards the three below
 _temporary: Path | None = None  # the file a write has made and not yet renamed
-_held = 0  # > 0 while a finished file is renamed into place: a signal then is dropped
+_held = 0  # > 0 while a result is put in place (a rename; a complete run over ranks reported):
+# the first signal then is dropped, a second one ends the process as usual
 _signalled = False  # a signal has been raised in the main thread already
+_dropped = False  # a signal came while held and was dropped: a second one ends the process
 
 
 class Terminated(BaseException):
@@ -54,7 +57,8 @@ class Terminated(BaseException):
 
 
 def watch() -> None:
-    """Route SIGINT and SIGTERM through the watcher thread (the console script's entry only)."""
+    """Route SIGINT, SIGTERM, SIGHUP and the FATAL signals through the watcher thread (the
+    console script's entry only)."""
     global _watching
     _watching = True
     signal.pthread_sigmask(signal.SIG_BLOCK, {*SIGNALS, *FATAL})
@@ -96,8 +100,9 @@ def held() -> Iterator[None]:
 
 
 def hold() -> None:
-    """From here to the end of the process a signal is dropped: the command's result is decided
-    (every rank of a run over ranks has done its part) and it is reported whole."""
+    """From here to the end of the process the first signal is dropped: the command's result is
+    decided (every rank of a run over ranks has done its part) and it is reported whole; a
+    second signal still ends the process."""
     global _held
     with _state:
         _held += 1
@@ -105,8 +110,9 @@ def hold() -> None:
 
 @contextlib.contextmanager
 def handed_over() -> Iterator[None]:
-    """SIGINT and SIGTERM go to the main thread's own handlers instead of the watcher (PyTorch's
-    launcher installs handlers that pass a signal on to every rank), and come back after."""
+    """SIGINT, SIGTERM and SIGHUP go to the main thread's own handlers instead of the watcher
+    (PyTorch's launcher installs handlers that pass a signal on to every rank), and come back
+    after; the FATAL signals stay with the watcher."""
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNALS))
     try:
@@ -122,30 +128,39 @@ def voiced(signum: int) -> bool:
     """Whether this process says that `signum` ended it: always, alone; the ranks that
     `--nproc` starts never (mlpcli's launcher says it); under torchrun rank 0 says Ctrl-C, and
     no rank SIGTERM (the launcher sends that on a failure elsewhere, and reports it itself)."""
+    if _passed_on():
+        return False
     rank = os.environ.get("RANK")
     if rank is None or os.environ.get("WORLD_SIZE", "1") == "1":  # alone, or a world of one
         return True
-    if os.environ.get("MLPCLI_PRECHECKED") == "1":
-        return False
     return signum == signal.SIGINT and rank == "0"
 
 
 def _watcher() -> None:
-    global _signalled
+    global _signalled, _dropped
     while True:
         signum = signal.Signals(signal.sigwait({*SIGNALS, *FATAL}))
         if signum in FATAL:
             _end_as(signum)
         with _state:  # decided and raised under the lock: no write can start in between
-            if _held:
+            if _held and not _dropped:  # the result is being put in place: this one waits
+                _dropped = True
                 continue
-            again, _signalled = _signalled, True
-            if not again:
+            again, _signalled = _signalled or _held > 0, True
+            if not again and not _passed_on():
                 _thread.interrupt_main(signum)
+        if _passed_on():  # a rank of --nproc: its launcher says why; nothing to wait for here
+            _end(signum, line=False)
         if again:  # a second signal: the user means it
             _end(signum, line=claim())
         else:
             threading.Thread(target=_end_when_stuck, args=(signum,), daemon=True).start()
+
+
+def _passed_on() -> bool:
+    """Whether this process is a rank that `--nproc` started: the launcher passes the user's
+    signal on and says the line, so the rank ends at once, its temporary removed."""
+    return os.environ.get("MLPCLI_PRECHECKED") == "1"
 
 
 def _end_when_stuck(signum: signal.Signals) -> None:
@@ -176,11 +191,13 @@ def _end(signum: signal.Signals, *, line: bool) -> None:
     os._exit(SIGNALS[signum])
 
 
-def _end_as(signum: signal.Signals) -> None:
-    """End the process as `signum`'s default action does, its temporary file removed first."""
+def _end_as(signum: signal.Signals) -> NoReturn:
+    """End the process as `signum`'s default action does, its temporary file removed first
+    (where a library installed a handler of its own, PyTorch's launcher does, with 128 + N)."""
     discard_temporary()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})  # its action is the default one
-    signal.raise_signal(signum)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    signal.raise_signal(signum)  # the default action ends the process here
+    os._exit(128 + signum)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

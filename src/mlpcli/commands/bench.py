@@ -13,6 +13,7 @@ from mlpcli.commands.common import (
     NprocOption,
     OutputOption,
     QuietOption,
+    check_features,
     field_option,
     load,
     note_assumptions,
@@ -63,6 +64,7 @@ def bench(
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
     ranks.check([config], world, "bench")
+    check_features(config)
     note_assumptions(config)
     if nproc is not None:
         launch.launch(nproc)

@@ -22,6 +22,7 @@ from mlpcli.commands.common import (
     NprocOption,
     QuietOption,
     RtolOption,
+    check_features,
     field_option,
     load,
     note_assumptions,
@@ -115,6 +116,7 @@ def run(
     if stats and output_format is Format.CSV and not process.prechecked():
         terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
+    check_features(*configs)
     note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)
@@ -176,7 +178,8 @@ def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunRes
                 mine[index] = dataclasses.replace(result, overrides=combo)
         elif (shared_result := parallel.run(config, group)) is not None:
             mine[index] = dataclasses.replace(shared_result, overrides=combo)
-    gathered = group.gather_final(mine)
+    gathered = group.gather(mine)
+    group.complete()  # every rank has done its part: only now is the result reported
     if gathered is None:
         return None
     merged = {index: result for results in gathered for index, result in results.items()}

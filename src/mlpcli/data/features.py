@@ -89,7 +89,8 @@ def read(path: str, columns: Columns = None) -> torch.Tensor:
         if columns is not None:
             tensor = tensor[:, tables.pick(path, None, tensor.shape[1], columns)]
     elif kind == ".npy":
-        tensor = torch.from_numpy(_npy_values(path, columns))
+        check_finite(path, columns)  # before torch, where a command checked it (cached)
+        return torch.from_numpy(_npy_values(path, columns))
     elif kind in arrowtables.SUFFIXES:
         array = arrowtables.read(_source(path), columns, _stdin_data(path))
         tensor = torch.from_numpy(_native(array))
@@ -160,18 +161,20 @@ def _stdin_npy(path: str) -> tuple[Any, np.ndarray]:
     return header, flat.reshape(header.shape, order="F" if header.fortran else "C")
 
 
+@by_file
 def check_finite(path: str, columns: Columns = None) -> None:
     """A .npy's first value that is not finite, found before torch is imported (memory-mapped,
-    FINITE_ROWS rows at a time); other files are checked as they are read."""
+    FINITE_ROWS rows at a time, once a file); other files are checked as they are read."""
     import numpy as np
 
     if _kind(path) != ".npy":
         return
-    array = _npy_array(path, columns)
+    array = _npy_array(path, None)
+    picked = tables.pick(path, None, array.shape[1], columns)
     if array.dtype.kind != "f":
         return
     for start in range(0, array.shape[0], FINITE_ROWS):
-        block = array[start : start + FINITE_ROWS]
+        block = array[start : start + FINITE_ROWS][:, picked]
         if not (finite := np.isfinite(block)).all():
             row, column = (int(i) for i in np.argwhere(~finite)[0])
             value = float(block[row, column])

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 Column = str | int  # a column picked by `input_columns`: its name, or its 0-based index
 _OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
 _INDEX_NAMES = ("", "Unnamed: 0")
-_LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
+# str.splitlines' line boundaries, for the lines read one at a time
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(f"([^{_BREAKS}]*)(?:\r\n|[{_BREAKS}]|$)")
 _DELIMITERS = ("\t", ",", ";")
 
 
@@ -195,16 +197,17 @@ def _numeric_table(source: str, text: str) -> Table | None:
     without pandas' index); None where it is anything else, for the cell-by-cell reading."""
     import numpy as np
 
-    skipped, first = 0, None
-    for line in _physical_lines(text):
-        skipped += 1
-        if line.strip() and not _comment(line):
-            first = line
-            break
+    first = next(_data_lines(text), None)
     if first is None:
         return None
     delimiter = _delimiter(first)
-    cells = [cell.strip().strip('"') for cell in first.split(delimiter)]
+    if delimiter is None:
+        cells = first.split()
+    else:
+        try:
+            cells = [cell.strip() for cell in next(csv.reader([first], delimiter=delimiter))]
+        except csv.Error:
+            return None
     heading = cells[0]
     named = cells[1:] if cells[0] in _INDEX_NAMES else cells
     header = any(cell and _number(cell) is None for cell in cells) or named == [
@@ -216,10 +219,10 @@ def _numeric_table(source: str, text: str) -> Table | None:
         with warnings.catch_warnings():  # "input contained no data": said below, in words
             warnings.simplefilter("ignore")
             values = np.loadtxt(
-                _physical_lines(text),
+                _data_lines(text),
                 delimiter=delimiter,
-                comments="#",
-                skiprows=skipped if header else 0,
+                comments=None,  # a line that starts with # is left out above; none other is
+                skiprows=1 if header else 0,
                 quotechar='"',
                 ndmin=2,
                 dtype=np.float64,
@@ -242,12 +245,15 @@ def _numeric_table(source: str, text: str) -> Table | None:
     )
 
 
-def _physical_lines(text: str) -> Iterator[str]:
-    """The lines of `text`, ended by \\n, \\r\\n or \\r alike, one at a time (no list of them)."""
+def _data_lines(text: str) -> Iterator[str]:
+    """The lines of `text` that are not blank or a `#` comment, one at a time (no list of
+    them), split where `str.splitlines` splits them."""
     for match in _LINE.finditer(text):
         if match.start() == match.end() == len(text):
             return
-        yield match.group(1)
+        line = match.group(1)
+        if line.strip() and not _comment(line):
+            yield line
 
 
 def _by_position(i: int, j: int) -> str:

@@ -15,15 +15,13 @@ import os
 import stat
 import struct
 import sys
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from mlpcli.errors import ConfigError, Location, MlpcliError, first_line
-
-if TYPE_CHECKING:
-    pass
 
 STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
 MAX_MESSAGE = 300  # characters of a message about a file
@@ -77,9 +75,12 @@ def bad(path: str | Path, message: str) -> ConfigError:
 @contextlib.contextmanager
 def parsed_by_library(path: str | Path, what: str) -> Iterator[None]:
     """Around a library's parser (NumPy's header, torch.load, pyarrow): whatever it raises on a
-    bad file, which no library documents in full, is `not a readable {what}` and one line."""
+    bad file, which no library documents in full, is `not a readable {what}` and one line; what
+    it warns is not printed."""
     try:
-        yield
+        with warnings.catch_warnings():  # (NumPy's header parser warns about escapes, torch...)
+            warnings.simplefilter("ignore")
+            yield
     except (MlpcliError, KeyboardInterrupt, MemoryError):
         raise
     except Exception as error:

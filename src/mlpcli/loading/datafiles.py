@@ -130,5 +130,4 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
             f"({locations['batch']}); leave batch out, or set batch=null, to take the file's rows"
         )
         raise ConfigError(Location(source), None, message)
-    features.check_finite(values["inputs"], values["input_columns"])
     return given.notes

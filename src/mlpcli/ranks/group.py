@@ -27,7 +27,7 @@ from mlpcli.errors import ExitCode, UnavailableError, error_line, first_line
 from mlpcli.model.config import Config, Device
 from mlpcli.ranks import process
 from mlpcli.ranks.process import Rank
-from mlpcli.ranks.store import client, key
+from mlpcli.ranks.store import agent_store, client, key
 
 if TYPE_CHECKING:
     from torch._C._distributed_c10d import Store
@@ -59,7 +59,7 @@ class Group:
         self.completed = False  # every rank has done its part: the result stands
         # the launcher's store is there from the start under torchrun and --nproc (its agent's);
         # with a hand-set MASTER_ADDR rank 0 makes it as the group forms
-        self.has_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        self.has_store = agent_store()
 
     @property
     def distributed(self) -> bool:
@@ -143,25 +143,23 @@ class Group:
             with self._waiting(torch.device("cpu")):
                 dist.barrier()
 
-    def gather_final(self, value: T) -> list[T] | None:
-        """A command's last collective: every rank's `value` on rank 0 (in rank order), None
-        on the others; then `complete`, so that only a complete run is reported."""
+    def gather(self, value: T) -> list[T] | None:
+        """Every rank's `value` on rank 0 (in rank order), None on the others."""
         if not self.distributed:
             return [value]
         gathered: list[object] | None = [None] * self.world_size if self.rank == 0 else None
         with self._waiting(torch.device("cpu")):
             dist.gather_object(value, gathered, dst=0)
-        self.complete()
         return cast("list[T] | None", gathered)
 
     def complete(self) -> None:
-        """Every rank has done its part (a barrier, watched): from here the result stands and
-        is reported, whatever becomes of the other ranks or signals; before it, a failure anywhere
-        ends every rank with no result. The watcher stops: nothing another rank posts ends this
-        one."""
+        """Every rank has done its part (a barrier, watched, once rank 0 holds all it reports):
+        from here the result stands and is reported, whatever becomes of the other ranks; a
+        first signal is dropped. Before it, a failure anywhere ends every rank with no result.
+        The watcher stops: nothing another rank posts ends this one."""
         self.barrier()
         self.completed = True
-        interrupts.hold()  # a signal now (the launcher's, passed on) changes nothing
+        interrupts.hold()  # the launcher's signal, passed on, changes nothing
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
@@ -206,6 +204,7 @@ class Group:
         unwatched, names a rank that does not reach it within the timeout). After `complete`
         no rank waits for another: the command has succeeded."""
         if self.completed:
+            self._tell_the_launcher()
             self._end_group()
             return int(ExitCode.OK)
         self.barrier()
@@ -221,6 +220,14 @@ class Group:
                 raise UnavailableError(message) from None
         self._end_group()
         return int(ExitCode.OK)
+
+    def _tell_the_launcher(self) -> None:
+        """Rank 0's command has succeeded: `--nproc`'s launcher ends with 0 from here, whatever
+        becomes of the ranks."""
+        finished = os.environ.get(process.FINISHED)
+        if self.rank == 0 and finished:
+            with contextlib.suppress(OSError):
+                open(finished, "x").close()
 
     def _end_group(self) -> None:
         if dist.is_initialized():
@@ -283,7 +290,10 @@ class Group:
             process.end_now(ExitCode.UNAVAILABLE)
 
     def _stopped(self, rank: int, beat: str, silent_s: float) -> None:
-        """Rank `rank`'s heartbeat has stood still past the timeout: every rank ends, exit 3."""
+        """Rank `rank`'s heartbeat has stood still past the timeout: every rank ends, exit 3
+        (unless the run is complete: then the ranks that finished are leaving)."""
+        if self.completed:
+            return
         since = f"silent for {silent_s:.0f} s" if beat else "never answered"
         line = (
             f"rank {rank} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
@@ -315,14 +325,13 @@ def joined(configs: Sequence[Config]) -> Group:
     # torchrun's agent holds the store from the start: the heartbeats begin before the group
     # forms, so that a rank that never arrives is named. Without it (a hand-set MASTER_ADDR),
     # rank 0 makes the store as the group forms, and `timeout` bounds every collective too.
-    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-    if agent_store:
+    if agent_store():
         group.watch()
     backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
-    limit = COLLECTIVE_TIMEOUT if agent_store else timedelta(seconds=timeout)
+    limit = COLLECTIVE_TIMEOUT if agent_store() else timedelta(seconds=timeout)
     with group._checked():
         dist.init_process_group(backend, timeout=limit)
-    if not agent_store:
+    if not group.has_store:
         group.has_store = True
         group.watch()
     _joined = group

@@ -35,7 +35,8 @@ def remember(arguments: Sequence[str]) -> None:
 
 def launch(nproc: int) -> None:
     """Start this command again as `nproc` local ranks and wait for them; RanksEnded unless
-    every rank succeeded. Ctrl-C and SIGTERM are passed to every rank."""
+    every rank succeeded, or rank 0 did (its result stands, whatever the others do after).
+    Ctrl-C, SIGTERM and SIGHUP are passed to every rank."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -66,6 +67,7 @@ def launch(nproc: int) -> None:
     try:
         with interrupts.handed_over():
             elastic_launch(config, sys.executable)("-m", "mlpcli", *arguments)
+        interrupts.hold()  # every rank succeeded: a signal now changes nothing
     except ChildFailedError as error:
         if os.path.exists(finished):  # rank 0 reported the result: a rank ending after counts not
             return
@@ -74,9 +76,10 @@ def launch(nproc: int) -> None:
     except SignalException as error:  # passed on to every rank, which end without a word
         if os.path.exists(finished):
             return
-        if error.sigval == signal.SIGINT:
-            raise RanksEnded(ExitCode.INTERRUPTED, "interrupted") from None
-        raise RanksEnded(ExitCode.TERMINATED, "terminated") from None
+        signum = signal.Signals(error.sigval)
+        if signum not in interrupts.SIGNALS:
+            signum = signal.SIGTERM
+        raise RanksEnded(interrupts.SIGNALS[signum], interrupts.MESSAGES[signum]) from None
     finally:
         shutil.rmtree(logs, ignore_errors=True)  # its folders, and the file rank 0 made
 
@@ -85,7 +88,7 @@ def _ended(codes: dict[int, int]) -> RanksEnded:
     """Why the ranks ended, from their exit codes: ranks that said why give the code (the first
     one's); else a rank killed by a signal is named (exit 3)."""
     ended_by_launcher = {ExitCode.TERMINATED, -signal.SIGTERM}
-    signalled = {ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "terminated"}
+    signalled = {interrupts.SIGNALS[signum]: line for signum, line in interrupts.MESSAGES.items()}
     spoke = {r: code for r, code in codes.items() if code > 0 and code != ExitCode.TERMINATED}
     if spoke:
         code = spoke[min(spoke)]  # a rank interrupted by itself says nothing: this says it

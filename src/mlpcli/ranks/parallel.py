@@ -286,7 +286,8 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
         statistics.median(communicating),
         plan.plan(config, group.world_size, None).ranks[group.rank].weight_bytes,
     )
-    gathered = group.gather_final(figures)
+    gathered = group.gather(figures)
+    group.complete()
     if gathered is None:
         return None
     return BenchResult(
@@ -338,7 +339,7 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
             if B is not None and columns is not None:
                 observe(f"B{i}", (range(1), columns), B)
         forward(part, group, observe)
-    gathered = group.gather_final(pieces)
+    gathered = group.gather(pieces)
     if gathered is None:
         return None
     tensors = {t.name: np.full(t.shape, np.nan) for t in tensor_shapes(config)}
@@ -351,15 +352,13 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
 def compare(config: Config, group: Group, tolerance: Tolerance) -> CompareResult | None:
     """Every tensor of the run over the group against one process on rank 0's device."""
     candidate = all_tensors(config, group)
-    if candidate is None:
-        return None
-    device = devices.prepare(group.on_device(config))
-    single = dataclasses.replace(config, parallel=Parallel.NONE, chunk=None)
-    reference = named_tensors(single, device)
-    label = f"{device} ×{group.world_size} ({config.parallel.value})"
-    return CompareResult(
-        config,
-        (str(device), label),
-        tolerance,
-        tuple(differences(reference, candidate, label, tolerance)),
-    )
+    result = None
+    if candidate is not None:
+        device = devices.prepare(group.on_device(config))
+        single = dataclasses.replace(config, parallel=Parallel.NONE, chunk=None)
+        reference = named_tensors(single, device)
+        label = f"{device} ×{group.world_size} ({config.parallel.value})"
+        diffs = tuple(differences(reference, candidate, label, tolerance))
+        result = CompareResult(config, (str(device), label), tolerance, diffs)
+    group.complete()  # rank 0's reference too: the others wait for it here
+    return result

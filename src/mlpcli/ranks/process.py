@@ -37,7 +37,7 @@ class Voice(Protocol):
         """Say `lines` (by `write`) once for all ranks, and end them all with `code`."""
 
     def finish(self) -> int:
-        """Wait for every rank to finish too; returns the exit code, 0."""
+        """End the group once this rank's command has succeeded; returns the exit code, 0."""
 
 
 _voice: Voice | None = None  # set while this process is in a process group
@@ -171,13 +171,6 @@ def end_now(code: int) -> NoReturn:
 
 
 def finish() -> int:
-    """A command's success: in a process group, once every rank has done its part; rank 0
-    tells the launcher that started it (--nproc), which then ends with 0 whatever the other
-    ranks do after."""
-    if _voice is None:
-        return 0
-    code = _voice.finish()
-    if code == 0 and speaks() and (finished := os.environ.get(FINISHED)):
-        with contextlib.suppress(OSError):
-            open(finished, "x").close()
-    return code
+    """A command's success: in a process group, once every rank has done its part (and rank 0
+    has told the launcher that started it, `group.Group.finish`)."""
+    return 0 if _voice is None else _voice.finish()

@@ -21,10 +21,16 @@ def key(name: str) -> str:
     return f"mlpcli/{run}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}"
 
 
+def agent_store() -> bool:
+    """Whether the launcher's agent holds the store from the start (torchrun, --nproc); with a
+    hand-set MASTER_ADDR rank 0 makes it as the group forms."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+
+
 def first_to_say(rank: int) -> bool:
     """Whether `rank` is the first to claim the one voice in the launcher's store (rank 0 if
     the store cannot be reached)."""
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":  # no store before the group
+    if not agent_store():  # no store before the group
         return rank == 0
     try:
         said = client(STORE_TIMEOUT_S).compare_set(key("said"), "", str(rank)).decode()

@@ -1,0 +1,54 @@
+"""Text tables are read two ways: by NumPy at once where every cell is a finite number, cell by
+cell otherwise (to name the cell that is not). The two readings agree on every table both read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpcli.data import tables
+from mlpcli.errors import MlpcliError
+
+TEXTS = [
+    "1,2,3\n4,5,6\n",
+    "a,b,c\n1,2,3\n4,5,6\n",
+    ",a,b\n0,1.5,2\n1,3,4\n",  # pandas' index under an empty heading
+    "Unnamed: 0,a\n0,1\n1,2\n",
+    "0,1,2\n7,8,9\n",  # pandas' default column names
+    "1,2\r3,4\r",  # CR-only line endings
+    "1,2\r\n3,4\r\n",
+    "# written by hand\n1,2\n\n# more\n3,4\n",
+    "1 2 3\n4 5 6\n",  # np.savetxt's default
+    "1\t2\n3\t4\n",
+    "1;2\n3;4\n",
+    '"a","b"\n"1","2"\n',
+    '"x,y",z\n1,2,3\n',  # a quoted name holding the delimiter: 2 names over 3 values
+    "3,4 # a note\n5,6\n",  # a comment inside a line is no comment
+    "9\x0c5\n",  # a form feed ends a line, as str.splitlines says
+    "a,b\n",  # a header and no rows
+    ",a\n0.5,1\n1,2\n",  # a first column that is not whole numbers is a feature
+    "1,2,3\n4,5\n",  # ragged
+]
+
+
+def _read(text: str) -> tuple[object, ...]:
+    try:
+        table = tables.text_table("x.csv", text)
+        return (table.names, tables.matrix(table, None).tolist(), table.notes)
+    except MlpcliError as error:
+        return ("error", str(error))
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_numpy_and_cell_by_cell_read_a_table_alike(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _read(text)
+    monkeypatch.setattr(tables, "_numeric_table", lambda source, text: None)
+    assert fast == _read(text)
+
+
+def test_numpy_reads_a_table_of_numbers_at_once() -> None:
+    table = tables.text_table("x.csv", ",a,b\n0,1.5,2\n1,3,4\n")
+    assert table.values is not None  # no list of cells was made
+    assert np.array_equal(tables.matrix(table, ["b"]), [[2.0], [4.0]])
