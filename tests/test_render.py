@@ -72,3 +72,14 @@ def test_table_switches_to_scientific_for_tiny_values() -> None:
     table, cut = render.run_table(result_with(np.array([[1e-6, 2e-7]])), full=False, width=80)
     assert not cut
     assert "1.0000e-06" in rendered(table)
+
+
+def test_no_nonzero_value_shows_as_zero_and_each_column_keeps_one_format() -> None:
+    """A softmax's 3e-6 printed as 0.0000; now its column is scientific, the others not."""
+    output = np.array([[0.95, 3e-6, 0.0], [0.5, 0.25, 0.0]])
+    text = rendered(render.run_table(result_with(output), full=False, width=80)[0])
+    assert "3.0000e-06" in text
+    assert "2.5000e-01" in text  # the same column, the same format
+    assert "0.9500" in text
+    assert "0.5000" in text
+    assert "0.0000" in text  # a column of zeros: zero is zero

@@ -138,24 +138,31 @@ def _output_table(
     rows, columns = result.output.shape
     row_index = _shown(rows, rows if full else HEAD_ROWS)
     values = {r: result.output[r].tolist() for r in row_index if r is not None}
-    spec = _number_spec([v for row in values.values() for v in row])
-    cell = max([len(format(v, spec)) for row in values.values() for v in row] + [len(str(columns))])
-    label = max(3, len(str(rows)))
-    # Columns beside the row labels; each takes its cell and 3 characters of padding and rule.
-    fit = max(1, (width - 1 - (label + 3)) // (cell + 3))
+    # one format per column, from the values shown in it; each column as wide as they need
+    specs = [_number_spec([row[j] for row in values.values()]) for j in range(columns)]
+    cells = [
+        max([len(format(row[j], specs[j])) for row in values.values()] + [len(str(j))])
+        for j in range(columns)
+    ]
+    # Beside the row labels each column takes its cell and 3 characters of padding and rule.
+    room = width - 1 - (max(3, len(str(rows))) + 3)
     title = f"output {shape_text((rows, columns))}"
     if full:
-        blocks = [list(range(start, min(start + fit, columns))) for start in range(0, columns, fit)]
+        blocks: list[list[int]] = [[]]
+        for j in range(columns):
+            if blocks[-1] and sum(cells[k] + 3 for k in (*blocks[-1], j)) > room:
+                blocks.append([])
+            blocks[-1].append(j)
         tables = [
             _values_table(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
-                values, row_index, list(block), spec,
+                values, row_index, block, specs,
             )
             for block in blocks
         ]  # fmt: skip
         return stacked(tables), None
-    column_index = _shown(columns, columns if fit >= columns else max(1, (fit - 1) // 2))
-    table = _values_table(title, values, row_index, column_index, spec)
+    column_index = _fitted(cells, room)
+    table = _values_table(title, values, row_index, column_index, specs)
     if len(row_index) == rows and len(column_index) == columns:
         return table, None
     shown_rows = sum(r is not None for r in row_index)
@@ -171,16 +178,19 @@ def _values_table(
     values: dict[int, list[float]],
     row_index: Sequence[int | None],
     column_index: Sequence[int | None],
-    spec: str,
+    specs: Sequence[str],
 ) -> Table:
-    """One table of output values; None in an index is an ellipsis row or column."""
+    """One table of output values, each column in its format; None in an index is an ellipsis
+    row or column."""
     table = Table(title=title, title_justify="left")
     table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
         table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
     for r in row_index:
         row = values.get(r) if r is not None else None
-        cells = ("…" if row is None or j is None else format(row[j], spec) for j in column_index)
+        cells = (
+            "…" if row is None or j is None else format(row[j], specs[j]) for j in column_index
+        )
         table.add_row("…" if r is None else str(r), *cells)
     return table
 
@@ -192,11 +202,26 @@ def _shown(count: int, side: int) -> list[int | None]:
     return [*range(side), None, *range(count - side, count)]
 
 
+def _fitted(cells: Sequence[int], room: int) -> list[int | None]:
+    """The columns to show in `room` characters: all where they fit, else as many from each end
+    as fit around an ellipsis column (one from each end at least)."""
+    if sum(cell + 3 for cell in cells) <= room:
+        return list(range(len(cells)))
+    side = 1
+    while 2 * (side + 1) < len(cells) and (
+        sum(cell + 3 for cell in (*cells[: side + 1], *cells[-(side + 1) :])) + 4 <= room
+    ):
+        side += 1
+    return _shown(len(cells), side)
+
+
 def _number_spec(values: Sequence[float]) -> str:
-    """Fixed point with 4 decimals when the largest value reads well so, else scientific."""
+    """Fixed point with 4 decimals when every value reads well so (none past 1e5, none nonzero
+    under 1e-4, which would show as 0.0000), else scientific."""
     finite = [abs(v) for v in values if math.isfinite(v)]
     largest = max(finite, default=0.0)
-    return ".4f" if largest == 0 or 1e-3 <= largest < 1e5 else ".4e"
+    smallest = min((v for v in finite if v), default=1.0)
+    return ".4f" if largest < 1e5 and smallest >= 1e-4 else ".4e"
 
 
 def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
