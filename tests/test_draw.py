@@ -157,3 +157,61 @@ def test_the_readme_picture_is_what_draw_writes(overwrite_golden: bool) -> None:
         PICTURE.write_text(out)
     assert PICTURE.read_text() == out
     assert "![The notebook network" in (ROOT / "README.md").read_text()
+
+
+def _ink_outside_the_canvas(svg: str) -> bool:
+    """Whether resvg draws anything past the picture's own width: the picture rendered on a
+    canvas 600 px wider, as it is and clipped to its width, gives different pixels."""
+    size = re.search(r'width="(\d+)" height="(\d+)"', svg)
+    assert size is not None
+    width, height = int(size[1]), int(size[2])
+    wide = svg.replace(
+        f'viewBox="0 0 {width} {height}" width="{width}"',
+        f'viewBox="0 0 {width + 600} {height}" width="{width + 600}"',
+    )
+    head, body = wide.split(">", 1)
+    body = body.removesuffix("</svg>\n")
+    clip = f'<clipPath id="canvas"><rect width="{width}" height="{height}"/></clipPath>'
+    clipped = f'{head}>{clip}<g clip-path="url(#canvas)">{body}</g></svg>\n'
+    return bytes(resvg_py.svg_to_bytes(svg_string=wide)) != bytes(
+        resvg_py.svg_to_bytes(svg_string=clipped)
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["name=mnist_mlp_baseline_relu_kaiming_seed0_v2", "layers=[784,128,10]"],
+        ["name=x", "layers=[3,2,1]", "--values"],  # the legend's line is the widest text
+        ["name=" + "w" * 120, "layers=[2,2]"],
+    ],
+)
+def test_every_text_lies_inside_the_canvas(args: list[str]) -> None:
+    code, out, _ = invoke("draw", *args)
+    assert code == 0
+    assert not _ink_outside_the_canvas(out)
+
+
+def test_the_check_sees_ink_outside_the_canvas() -> None:
+    """The control: a text placed past the width is seen."""
+    out = invoke("draw", TWO_LAYER)[1]
+    assert _ink_outside_the_canvas(
+        out.replace("</svg>", '<text x="515" y="40">outside</text></svg>')
+    )
+
+
+def test_a_long_network_labels_only_the_layers_it_draws() -> None:
+    """20 sizes: 11 columns drawn around a gap; the 9 pairs beside each other get their layer's
+    label, and none stands over the gap, where no line is drawn."""
+    svg = drawn("layers=[" + ",".join(["4"] * 20) + "]")
+    labels = of_class(svg, "text", "layer")
+    assert len(labels) == 9
+    named = ["".join(label.itertext()).split(" ")[0] for label in labels]
+    assert named == ["W1", "W2", "W3", "W4", "W5", "W16", "W17", "W18", "W19"]
+
+
+def test_a_title_shows_every_size_when_every_column_is_drawn() -> None:
+    svg = drawn("layers=[" + ",".join(map(str, range(1, 13))) + "]")  # 12 sizes: all drawn
+    title = svg.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None
+    assert title.text == "default: layers " + " → ".join(map(str, range(1, 13)))

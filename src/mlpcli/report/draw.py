@@ -27,14 +27,16 @@ RADIUS = 14
 MARGIN = 90  # room for a column's label at either end
 TOP = 125  # room for the title, the layer labels and the column labels
 LEGEND = 95  # room below for the legend of `values`
+TITLE_PX, LAYER_PX = 15, 11  # font sizes of the title and of the layer labels and legend
+UNITS_LEGEND = "units (row 0): each column on its own scale; black: not finite"
 NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (240, 240, 240), (178, 24, 43)  # a diverging scale
 STYLE = (  # scoped to the picture, so that an HTML page that inlines it keeps its own styles
     ".mlpcli .edge{stroke:#9a9a9a;stroke-width:1}"
     ".mlpcli .unit{fill:#ffffff;stroke:#333333;stroke-width:1.5}"
     ".mlpcli .ellipsis{fill:#555555;font-size:20px}"
     ".mlpcli .label{fill:#222222;font-size:13px}"
-    ".mlpcli .layer{fill:#555555;font-size:11px}"
-    ".mlpcli .title{fill:#111111;font-size:15px;font-weight:bold}"
+    f".mlpcli .layer{{fill:#555555;font-size:{LAYER_PX}px}}"
+    f".mlpcli .title{{fill:#111111;font-size:{TITLE_PX}px;font-weight:bold}}"
 )
 
 
@@ -73,8 +75,13 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them."""
     shown = columns(config, max_units)
     rows = max(len(column.units) for column in shown if column is not None)
-    title = f"{config.name}: layers {arrows(config.layers)}"
-    width = max(2 * MARGIN + (len(shown) - 1) * GAP_X, round(MARGIN + 8 * len(title)))
+    every = len(shown) == len(config.layers)  # every column drawn: every size in the title
+    sizes = " → ".join(map(str, config.layers)) if every else arrows(config.layers)
+    title = f"{config.name}: layers {sizes}"
+    texts = [MARGIN / 2 + _text_width(title, TITLE_PX, bold=True)]
+    if values:
+        texts.append(MARGIN + _text_width(UNITS_LEGEND, LAYER_PX))
+    width = round(max(2 * MARGIN + (len(shown) - 1) * GAP_X, *(x + MARGIN / 2 for x in texts)))
     height = TOP + rows * GAP_Y + (LEGEND if values else 20)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
@@ -134,7 +141,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
                 f'{circle} style="fill:{_colour(value, scale)}">'
                 f"<title>{column.name}[{unit}] = {value:.4g}</title></circle>"
             )
-        if column.index:
+        if column.index and shown[position - 1] is not None:  # not over the gap: no lines there
             parts.append(_layer_label(config, column, x - GAP_X / 2))
     if values:
         parts.append(_legend(height, weight_scale))
@@ -183,9 +190,18 @@ def _legend(height: int, weight_scale: float) -> str:
         f"weights: {-weight_scale:.3g} … {weight_scale:.3g}</text>"
         f'<rect class="legend" x="{MARGIN}" y="{y}" width="200" height="12" '
         'fill="url(#mlpcli-scale)"/>'
-        f'<text class="layer" x="{MARGIN}" y="{y + 30}">'
-        "units (row 0): each column on its own scale; black: not finite</text>"
+        f'<text class="layer" x="{MARGIN}" y="{y + 30}">{UNITS_LEGEND}</text>'
     )
+
+
+def _text_width(text: str, size_px: int, *, bold: bool = False) -> float:
+    """A conservative width of `text` in DejaVu Sans, the font named first (bold: its widest
+    glyphs, m and W, are about 1.05 em; capitals up to 0.87; other letters and digits at most
+    0.72; regular text is narrower)."""
+    ems = sum(
+        1.1 if c in "MWmw@%" else 0.9 if c.isupper() or not c.isascii() else 0.72 for c in text
+    )
+    return ems * size_px * (1.0 if bold else 0.92)
 
 
 def _largest(numbers: Iterable[float]) -> float:
