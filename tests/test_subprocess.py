@@ -9,6 +9,7 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -444,3 +445,52 @@ def test_a_nan_in_an_npy_is_found_before_torch_is_imported(tmp_path: Path) -> No
         "row 3, column 1: nan is not finite"
     )
     assert imported == "imported: False False"
+
+
+def _on_a_terminal(mlpcli_script: str, columns: int, *args: str) -> list[str]:
+    """The lines `mlpcli ARGS` shows in a terminal `columns` wide (no COLUMNS set)."""
+    import fcntl
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    process = subprocess.Popen(
+        [mlpcli_script, *args], stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**environment, "TERM": "xterm", "NO_COLOR": "1"},
+    )  # fmt: skip
+    os.close(terminal)
+    screen = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                screen += os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    process.wait(timeout=60)
+    return screen.decode().replace("\r\n", "\n").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["run", "layer=[3,2]"], "mlpcli: error: override 'layer=[3,2]': unknown key 'layer'"),
+        (["run", "parallel=data"], "mlpcli: note: parallel: data (override 'parallel=data')"),
+    ],
+)
+def test_notes_and_errors_wrap_at_words_to_the_terminal(
+    mlpcli_script: str, args: list[str], said: str
+) -> None:
+    lines = _on_a_terminal(mlpcli_script, 60, *args)
+    assert all(len(line) <= 60 for line in lines), [line for line in lines if len(line) > 60]
+    start = next(i for i, line in enumerate(lines) if line.startswith("mlpcli: "))
+    message = [lines[start], *(line for line in lines[start + 1 :] if line.startswith("  "))]
+    assert len(message) > 1  # wrapped
+    joined = " ".join(line.strip() for line in message)
+    assert joined.startswith(said)
+    piped = run(mlpcli_script, *args)  # piped: the same words on one line
+    assert joined in piped.stderr.splitlines()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -93,8 +95,32 @@ def first_line(error: BaseException) -> str:
 
 
 def error_line(message: str) -> None:
-    """An error as mlpcli says it: one line on stderr."""
-    print(f"mlpcli: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    """An error as mlpcli says it: one line on stderr (wrapped on a terminal)."""
+    say(f"mlpcli: error: {' '.join(message.splitlines())}")
+
+
+def say(line: str) -> None:
+    """`line` on stderr: one line when piped, for scripts; on a terminal, wrapped at word
+    boundaries to its width (COLUMNS where set), so that the terminal never cuts a word."""
+    width = _terminal_width()
+    if width is not None and len(line) > width:
+        line = textwrap.fill(
+            line, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=True
+        )
+    print(line, file=sys.stderr)
+
+
+def _terminal_width() -> int | None:
+    """The width of the terminal stderr is, None when it is none."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdecimal() and int(columns) > 10:
+            return int(columns)
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):  # a closed or replaced stderr
+        return None
 
 
 class RanksEnded(MlpcliError):  # noqa: N818 - an outcome: the ranks may have succeeded

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from rich.console import Console
 
-from mlpcli.errors import ReaderGone
+from mlpcli.errors import ReaderGone, say
 from mlpcli.ranks import process
 
 
@@ -30,10 +29,11 @@ NOTED: set[str] = set()  # the notes said `once` by this command
 
 
 def note(message: str, *, once: bool = False) -> None:
-    """A one-line remark for the user, on stderr (over several ranks, from rank 0 alone);
+    """A one-line remark for the user, on stderr (wrapped on a terminal; over several ranks,
+    from rank 0 alone);
     `once`: not again if this command has said it."""
     if once and message in NOTED:
         return
     NOTED.add(message)
     if process.speaks():
-        print(f"mlpcli: note: {message}", file=sys.stderr)
+        say(f"mlpcli: note: {message}")
