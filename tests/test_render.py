@@ -33,6 +33,15 @@ def test_count_text(count: int, text: str) -> None:
     assert units.count_text(count) == text
 
 
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(2.92e6, "2.92 MFLOP/s"), (950.0, "950 FLOP/s"), (999.6, "1.00 kFLOP/s"),
+     (12_340.0, "12.3 kFLOP/s"), (6.34e14, "634 TFLOP/s"), (0.0, "0.00 FLOP/s")],
+)  # fmt: skip
+def test_rate_text_never_uses_e_notation(rate: float, text: str) -> None:
+    assert units.rate_text(rate, "FLOP/s") == text
+
+
 def test_shape_text() -> None:
     assert [render.shape_text(s) for s in [(1, 3), (5,), ()]] == ["(1, 3)", "(5,)", "()"]
 

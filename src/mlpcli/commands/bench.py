@@ -47,7 +47,7 @@ def bench(
     quiet: QuietOption = False,
     nproc: NprocOption = None,
 ) -> None:
-    """Time forward passes (median, min, max, samples/s, TFLOP/s, peak memory).
+    """Time forward passes (median, min, max, samples/s, FLOP/s, peak memory).
 
     Over several ranks: the group's figures, and each rank's peak memory and time spent
     communicating.

@@ -50,6 +50,17 @@ def count_text(count: int) -> str:
     return f"{count / 10**power:.2f} {unit}"
 
 
+def rate_text(per_second: float, unit: str) -> str:
+    """`2.92 MFLOP/s`, `950 FLOP/s`, `1.23 TFLOP/s`: three significant digits and an SI prefix,
+    never e-notation."""
+    rounded = float(f"{per_second:.3g}")  # 999.6 is 1.00 k, not 1000
+    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""))
+    power, prefix = next(((p, u) for p, u in prefixes if abs(rounded) >= 10**p), (0, ""))
+    scaled = rounded / 10**power
+    decimals = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
+    return f"{scaled:.{decimals}f} {prefix}{unit}"
+
+
 def arrows(sizes: Sequence[int]) -> str:
     """`3 → 2 → 1`; a long list as its ends around the count: `64 → 64 → … (1025 sizes) … → 10`."""
     if len(sizes) <= 8:

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.model.results import TensorInfo, TensorShape
-from mlpcli.model.units import arrows, byte_size, counted
+from mlpcli.model.units import arrows, byte_size, counted, rate_text
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -351,7 +351,7 @@ def bench_table(result: BenchResult) -> RenderableType:
         (f"forward, median of {len(times)}", f"{result.median_ms:.3f} ms"),
         ("forward, min … max", f"{result.min_ms:.3f} … {result.max_ms:.3f} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
-        ("TFLOP/s (from the shapes' FLOPs)", _number(result.tflops_per_s, ".3g")),
+        ("FLOP/s (from the shapes' FLOPs)", _rate(result.tflops_per_s, 1e12, "FLOP/s")),
         ("CPU threads", str(result.threads)),
         (
             "peak memory, capture included" if result.cuda_graph else "peak memory of the passes",
@@ -379,6 +379,10 @@ def _ranks_table(ranks: Sequence[RankFigures]) -> Table:
             f"{rank.comm_ms:.3f} ms",
         )
     return table
+
+
+def _rate(value: float | None, scale: float, unit: str) -> str:
+    return "-" if value is None else rate_text(value * scale, unit)
 
 
 def _number(value: float | None, spec: str) -> str:
