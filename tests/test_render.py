@@ -33,6 +33,11 @@ def test_count_text(count: int, text: str) -> None:
     assert units.count_text(count) == text
 
 
+def test_a_column_of_counts_has_one_format() -> None:
+    assert units.count_column([650, 8_256, 528_384]) == ["650", "8,256", "528,384"]
+    assert units.count_column([650, 528_384, 12_857_344]) == ["650", "528.38 k", "12.86 M"]
+
+
 @pytest.mark.parametrize(
     ("rate", "text"),
     [(2.92e6, "2.92 MFLOP/s"), (950.0, "950 FLOP/s"), (999.6, "1.00 kFLOP/s"),

@@ -43,11 +43,21 @@ def counted(count: int, noun: str) -> str:
 
 def count_text(count: int) -> str:
     """`22`, `67,117`, `67.12 M`, `549.82 G`: exact below a million, then an SI prefix."""
-    if count < 10**6:
-        return f"{count:,}"
-    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"))
-    power, unit = next((p, u) for p, u in prefixes if count >= 10**p)
-    return f"{count / 10**power:.2f} {unit}"
+    return f"{count:,}" if count < 10**6 else _prefixed(count)
+
+
+def count_column(counts: Sequence[int]) -> list[str]:
+    """A table column of counts in one format: grouped digits while every count is under a
+    million (`528,384`), else an SI prefix on each (`528.38 k`, `12.86 M`)."""
+    if max(counts, default=0) < 10**6:
+        return [f"{count:,}" for count in counts]
+    return [_prefixed(count) for count in counts]
+
+
+def _prefixed(count: int) -> str:
+    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"))
+    power, unit = next(((p, u) for p, u in prefixes if count >= 10**p), (0, ""))
+    return f"{count / 10**power:.2f} {unit}" if power else str(count)
 
 
 def rate_text(per_second: float, unit: str) -> str:

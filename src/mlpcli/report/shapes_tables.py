@@ -12,7 +12,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.units import arrows, byte_size, count_text, counted
+from mlpcli.model.units import arrows, byte_size, count_column, count_text, counted
 from mlpcli.report.render import cut_rows, runs_of, tensors_table
 
 if TYPE_CHECKING:
@@ -34,7 +34,14 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     runs = runs_of(
         report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
     )
-    rows, layers_cut = cut_rows([_layer_row(*run) for run in runs], "layers")
+    counts = zip(
+        count_column([first.params for first, _ in runs]),
+        count_column([first.flops for first, _ in runs]),
+        strict=True,
+    )
+    rows, layers_cut = cut_rows(
+        [(*_layer_row(*run), *texts) for run, texts in zip(runs, counts, strict=True)], "layers"
+    )
     columns = [name for name, _ in LAYER_COLUMNS]
     layers = _layers_table(columns, rows)
     dropped = []
@@ -98,7 +105,8 @@ def plan_table(plan: ParallelPlan) -> RenderableType:
 
 
 def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:
-    """A run of equal layers, `first` to `last`, as one row of the layers table."""
+    """A run of equal layers, `first` to `last`, as one row of the layers table (but for its
+    counts, which take one format a column)."""
     return (
         _span(first.index, last.index),
         f"{first.n_in} → {first.n_out}",
@@ -106,8 +114,6 @@ def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:
         "-" if first.bias is None else _compact(first.bias),
         _compact(first.output),
         first.activation.value,
-        count_text(first.params),
-        count_text(first.flops),
     )
 
 
