@@ -90,25 +90,53 @@ def test_a_real_renderer_draws_it_at_its_size() -> None:
     assert colours > 10  # not blank: lines, circles and text in greys
 
 
-def test_mermaid_has_a_node_per_shown_unit() -> None:
+def test_mermaid_draws_a_small_network_unit_by_unit() -> None:
     code, out, _ = invoke("draw", TWO_LAYER, "--format", "mermaid")
     assert code == 0
     assert out.startswith('---\ntitle: "two_layer"\n---\nflowchart LR\n')
     assert len(re.findall(r"^    c\du\d+\(\(\d+\)\)$", out, re.MULTILINE)) == 6
-    assert len(re.findall(r"^  c\du\d+ --- c\du\d+$", out, re.MULTILINE)) == 8
-    wide = invoke("draw", "layers=[3,4096,1]", "-f", "mermaid")[1]
-    assert len(re.findall(r"\(\(\d+\)\)", wide)) == 12
-    assert '    c1e["⋮ 4,088 more"]' in wide
+    assert len(re.findall(r"^  c\du\d+ --- c\du\d+$", out, re.MULTILINE)) == 8  # the notebook's
+    assert '  c0 -- "W1 3×2, sigmoid" --> c1' in out
 
 
-def test_mermaid_stays_within_its_edge_limit_and_joins_the_gap() -> None:
-    sizes = ",".join(["64"] * 30)
-    code, out, _ = invoke("draw", f"layers=[{sizes}]", "-f", "mermaid")
+def _chart(*args: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """A layer-level chart's nodes and its edges (from, to)."""
+    code, out, _ = invoke("draw", *args, "-f", "mermaid")
     assert code == 0
-    assert len(re.findall(r" --- ", out)) == 0  # 10 gaps of 8×8 units: over the budget
-    assert "  c5 --> gap6\n  gap6 --> c25\n" in out
-    small = invoke("draw", "layers=[8,8,8,8,8,8,8]", "-f", "mermaid")[1]
-    assert len(re.findall(r" --- ", small)) == 6 * 64 <= 400
+    nodes = re.findall(r"^  (\w+)\[", out, re.MULTILINE)
+    edges = re.findall(r"^  (\w+) (?:-- \"[^\"]*\" )?--> (\w+)$", out, re.MULTILINE)
+    assert " --- " not in out  # no unit-to-unit edges
+    return nodes, edges
+
+
+@pytest.mark.parametrize(
+    ("sizes", "nodes", "edges"),
+    [
+        ("[3,4096,1]", 3, 2),  # a layer wider than the units shown: no unit is drawn alone
+        ("[784,256,128,64,10]", 5, 4),  # configs/deep_relu.yaml: was 262 curves
+        ("[8,8,8,8,8,8,8]", 7, 6),  # 384 connections: was a 8,398 px strip
+        ("[" + ",".join(["64"] * 30) + "]", 12, 11),  # 11 columns around the gap
+        ("[" + ",".join(["4"] * 101) + "]", 12, 11),  # 100 layers: was 11,102 px
+    ],
+)
+def test_mermaid_charts_any_other_network_layer_by_layer(
+    sizes: str, nodes: int, edges: int
+) -> None:
+    found_nodes, found_edges = _chart(f"layers={sizes}")
+    assert len(found_nodes) == nodes
+    assert len(found_edges) == edges <= 150
+    connected = {node for edge in found_edges for node in edge}
+    assert connected == set(found_nodes)  # no node without an edge
+
+
+def test_mermaid_labels_each_weight_layer_with_its_shape_and_activation() -> None:
+    code, out, _ = invoke(
+        "draw", "layers=[784,256,10]", "activation=[relu,softmax]", "-f", "mermaid"
+    )
+    assert code == 0
+    assert '  c0["features (784)"]' in out
+    assert '  c0 -- "W1 784×256, relu" --> c1' in out
+    assert '  c1 -- "W2 256×10, softmax" --> c2' in out
 
 
 def test_values_colour_connections_by_the_weights_sign() -> None:

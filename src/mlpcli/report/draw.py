@@ -20,7 +20,7 @@ from mlpcli.model.results import Values
 from mlpcli.model.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
-MERMAID_EDGES = 400  # unit-to-unit edges in a Mermaid chart at most
+MERMAID_UNIT_EDGES = 64  # a network of more connections is charted layer by layer
 GAP_X = 170  # between columns
 GAP_Y = 46  # between units
 RADIUS = 14
@@ -224,47 +224,54 @@ def _rgb(colour: tuple[int, ...]) -> str:
 
 
 def mermaid(config: Config, max_units: int) -> str:
-    """A Mermaid flowchart: a subgraph per column, a node per shown unit, and an edge per shown
-    connection while they number at most MERMAID_EDGES (Mermaid's default limit is 500; past
-    ours, the columns alone are joined). GitHub renders it in Markdown and CI job summaries."""
+    """A Mermaid flowchart (GitHub renders it in Markdown and CI job summaries). A small network
+    whole, unit by unit: a subgraph per column, a node per unit, an edge per connection. Any
+    other as Mermaid reads best, layer by layer: a node per tensor (features, h1.., output) and
+    an edge per weight layer with its shape and activation, the middle of a long network left
+    out as the SVG leaves it out."""
     shown = columns(config, max_units)
-    pairs = [(a, b) for a, b in itertools.pairwise(shown) if a is not None and b is not None]
-    count = sum(_shown_units(a) * _shown_units(b) for a, b in pairs)
     lines = ["---", f"title: {json.dumps(config.name)}", "---", "flowchart LR"]
+    whole = all(column is not None and None not in column.units for column in shown)
+    edges = sum(a * b for a, b in itertools.pairwise(config.layers))
+    if whole and edges <= MERMAID_UNIT_EDGES:
+        return "\n".join([*lines, *_unit_chart(config, shown)]) + "\n"
     for position, column in enumerate(shown):
         if column is None:
             left_out = len(config.layers) - sum(c is not None for c in shown)
             lines.append(f'  gap{position}["… {left_out} layers …"]')
-            continue
-        lines.append(f'  subgraph c{column.index}["{column.name} ({column.size})"]')
-        hidden = column.size - _shown_units(column)
-        for unit in column.units:
-            node = _node(column, unit)
-            lines.append(
-                f'    {node}["⋮ {hidden:,} more"]' if unit is None else f"    {node}(({unit}))"
-            )
-        lines.append("  end")
+        else:
+            lines.append(f'  c{column.index}["{column.name} ({column.size:,})"]')
     for position, (left, right) in enumerate(itertools.pairwise(shown)):
-        if right is None and left is not None:  # the gap stands between its neighbours
-            lines.append(f"  c{left.index} --> gap{position + 1}")
-            continue
-        if left is None and right is not None:
+        if left is None and right is not None:  # the gap stands between its neighbours
             lines.append(f"  gap{position} --> c{right.index}")
-            continue
-        if left is None or right is None:
-            continue
-        k = right.index
-        label = f"W{k} {config.layers[k - 1]}×{right.size}, {config.activations[k - 1].value}"
-        lines.append(f'  c{left.index} -- "{label}" --> c{right.index}')
-        if count <= MERMAID_EDGES:
-            for i in (u for u in left.units if u is not None):
-                for j in (u for u in right.units if u is not None):
-                    lines.append(f"  {_node(left, i)} --- {_node(right, j)}")
+        elif right is None and left is not None:
+            lines.append(f"  c{left.index} --> gap{position + 1}")
+        elif left is not None and right is not None:
+            lines.append(_layer_edge(config, left, right))
     return "\n".join(lines) + "\n"
 
 
-def _shown_units(column: Column) -> int:
-    return sum(unit is not None for unit in column.units)
+def _unit_chart(config: Config, shown: list[Column | None]) -> list[str]:
+    """Every unit of a small network and every connection, a subgraph per column."""
+    lines = []
+    drawn = [column for column in shown if column is not None]
+    for column in drawn:
+        lines.append(f'  subgraph c{column.index}["{column.name} ({column.size})"]')
+        lines += [f"    {_node(column, unit)}(({unit}))" for unit in column.units]
+        lines.append("  end")
+    for left, right in itertools.pairwise(drawn):
+        lines.append(_layer_edge(config, left, right))
+        lines += [
+            f"  {_node(left, i)} --- {_node(right, j)}" for i in left.units for j in right.units
+        ]
+    return lines
+
+
+def _layer_edge(config: Config, left: Column, right: Column) -> str:
+    """The edge of weight layer k between its columns: `c1 -- "W2 256×128, relu" --> c2`."""
+    k = right.index
+    text = f"W{k} {config.layers[k - 1]}×{right.size}, {config.activations[k - 1].value}"
+    return f'  c{left.index} -- "{text}" --> c{right.index}'
 
 
 def _node(column: Column, unit: int | None) -> str:
