@@ -366,14 +366,28 @@ def test_a_long_run_says_how_long_first(mlpcli_script: str) -> None:
 def test_a_run_of_more_than_a_second_shows_progress_on_a_terminal(mlpcli_script: str) -> None:
     # 206 GFLOP on one thread: seconds on any CPU, so that the bar (after 1 s) must show
     args = ["layers=[2048, 2048, 2048, 2048]", "batch=8192", "threads=1", "-q"]
+    code, screen = _terminal(
+        [mlpcli_script, "run", *args], {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    )
+    assert code == 0
+    assert b"running default" in screen
+
+
+def _terminal(
+    command: list[str], env: dict[str, str], columns: int | None = None
+) -> tuple[int, bytes]:
+    """`command` run in a pseudo-terminal (`columns` wide where given): its exit code and all
+    it showed, read as it runs so that the terminal never fills up."""
+    import fcntl
+    import termios
+
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [mlpcli_script, "run", *args], stdin=terminal, stdout=terminal, stderr=terminal,
-        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
-    )  # fmt: skip
+    if columns is not None:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     screen = b""
-    while True:  # read as it runs, so that the terminal never fills up
+    while True:
         ready, _, _ = select.select([controller], [], [], 0.2)
         if ready:
             try:
@@ -383,8 +397,7 @@ def test_a_run_of_more_than_a_second_shows_progress_on_a_terminal(mlpcli_script:
         elif process.poll() is not None:
             break
     os.close(controller)
-    assert process.wait(timeout=120) == 0
-    assert b"running default" in screen
+    return process.wait(timeout=120), screen
 
 
 # What a new user tripped over, through the installed command: (shell line, exit code, a regex
@@ -454,29 +467,10 @@ def test_a_nan_in_an_npy_is_found_before_torch_is_imported(tmp_path: Path) -> No
 
 def _on_a_terminal(mlpcli_script: str, columns: int, *args: str) -> list[str]:
     """The lines `mlpcli ARGS` shows in a terminal `columns` wide (no COLUMNS set)."""
-    import fcntl
-    import termios
-
-    controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    process = subprocess.Popen(
-        [mlpcli_script, *args], stdin=terminal, stdout=terminal, stderr=terminal,
-        env={**environment, "TERM": "xterm", "NO_COLOR": "1"},
-    )  # fmt: skip
-    os.close(terminal)
-    screen = b""
-    while True:
-        ready, _, _ = select.select([controller], [], [], 0.2)
-        if ready:
-            try:
-                screen += os.read(controller, 65536)
-            except OSError:  # the child closed the terminal
-                break
-        elif process.poll() is not None:
-            break
-    os.close(controller)
-    process.wait(timeout=60)
+    _, screen = _terminal(
+        [mlpcli_script, *args], {**environment, "TERM": "xterm", "NO_COLOR": "1"}, columns
+    )
     return screen.decode().replace("\r\n", "\n").splitlines()
 
 

@@ -161,11 +161,7 @@ def text_table(source: str, text: str) -> Table:
     first = [cell.strip() for cell in lines[0][1]]
     names: tuple[str, ...] | None = None
     notes: list[str] = []
-    named = first[1:] if first[0] in _INDEX_NAMES else first  # after pandas' index cell
-    is_header = any(cell and _number(cell) is None for cell in first) or named == [
-        str(j) for j in range(len(named))
-    ]
-    if is_header:
+    if _is_header(first):
         names = tuple(first)
         lines = lines[1:]
         if not lines:
@@ -209,10 +205,7 @@ def _numeric_table(source: str, text: str) -> Table | None:
         except csv.Error:
             return None
     heading = cells[0]
-    named = cells[1:] if cells[0] in _INDEX_NAMES else cells
-    header = any(cell and _number(cell) is None for cell in cells) or named == [
-        str(j) for j in range(len(named))
-    ]
+    header = _is_header(cells)
     if header and any(_OUTPUT_COLUMN.fullmatch(cell) for cell in cells):
         return None  # a `run --format csv` result: small, and read by its own rules
     try:
@@ -258,6 +251,15 @@ def _data_lines(text: str) -> Iterator[str]:
 
 def _by_position(i: int, j: int) -> str:
     return f"row {i}, column {j + 1}"
+
+
+def _is_header(cells: Sequence[str]) -> bool:
+    """Whether a first line is column names: a cell that is text, or exactly pandas' default
+    names `0..n-1` (after its index cell)."""
+    named = cells[1:] if cells[0] in _INDEX_NAMES else cells
+    return any(cell and _number(cell) is None for cell in cells) or list(named) == [
+        str(j) for j in range(len(named))
+    ]
 
 
 def _whole(cell: str) -> bool:
