@@ -99,6 +99,16 @@ def test_mermaid_draws_a_small_network_unit_by_unit() -> None:
     assert '  c0 -- "W1 3×2, sigmoid" --> c1' in out
 
 
+def test_a_mermaid_title_shows_markup_characters_as_written() -> None:
+    """Mermaid shows a title's `&` as `&amp;` and `<b>` as written markup after its sanitizer:
+    the title carries the full-width forms, which it leaves alone, and non-ASCII as is."""
+    code, out, _ = invoke("draw", "name=R&D <v2> «ü»", "-f", "mermaid")
+    assert code == 0
+    title = out.splitlines()[1]
+    amp, lt, gt = "\N{FULLWIDTH AMPERSAND}", "\uff1c", "\uff1e"  # less-than and greater-than
+    assert title == f'title: "R{amp}D {lt}v2{gt} «ü»"'
+
+
 def _chart(*args: str) -> tuple[list[str], list[tuple[str, str]]]:
     """A layer-level chart's nodes and its edges (from, to)."""
     code, out, _ = invoke("draw", *args, "-f", "mermaid")
@@ -142,23 +152,111 @@ def test_mermaid_labels_each_weight_layer_with_its_shape_and_activation() -> Non
 def test_values_colour_connections_by_the_weights_sign() -> None:
     svg = drawn("layers=[4,6,3]", "--values")
     built = network.build(load(None, ["layers=[4,6,3]"]), torch.device("cpu"))
-    expected = [w for W in built.weights for row in W.tolist() for w in row]
-    colours = [
-        re.search(r"stroke:#(..)(..)(..)", e.get("style", ""))
-        for e in of_class(svg, "line", "edge")
-    ]
-    assert len(colours) == len(expected)
-    for weight, found in zip(expected, colours, strict=True):
+    edges = of_class(svg, "line", "edge")
+    assert len(edges) == 4 * 6 + 6 * 3
+    for edge in edges:
+        k, i, j = map(int, re.findall(r"\d+", edge.findtext(f"{SVG}title", "").split(" = ")[0]))
+        weight = built.weights[k - 1][i, j].item()
+        found = re.search(r"stroke:#(..)(..)(..)", edge.get("style", ""))
         assert found is not None
         red, _, blue = (int(c, 16) for c in found.groups())
         assert (red > blue) == (weight > 0), weight
-    assert "weights:" in "".join(svg.itertext())
 
 
-def test_values_need_every_unit_shown() -> None:
-    code, out, err = invoke("draw", "layers=[3,40,1]", "--values")
+def _numbers(svg: ET.Element, tag: str, name: str) -> dict[str, float]:
+    """Each element's tooltip, `W1[0,1] = -0.42` or `h1[3] = 0.5`, as {"W1[0,1]": -0.42}."""
+    found = {}
+    for element in of_class(svg, tag, name):
+        label, number = element.findtext(f"{SVG}title", "").split(" = ")
+        found[label] = float(number)
+    return found
+
+
+def test_values_of_a_wide_deep_network_are_those_of_the_units_drawn() -> None:
+    """deep_relu (784 → 256 → 128 → 64 → 10) with no options: the same elision as the plain
+    picture, and each drawn unit and connection carries its own number, checked against a
+    forward pass written here with torch.nn.functional."""
+    config = ROOT / "configs" / "deep_relu.yaml"
+    code, out, err = invoke("draw", str(config), "--values")
+    assert (code, err) == (0, "")
+    assert len(out.encode()) < 200_000
+    svg = ET.fromstring(out)
+    plain = drawn(str(config))
+    assert len(of_class(svg, "circle", "unit")) == len(of_class(plain, "circle", "unit")) == 40
+    assert len(of_class(svg, "line", "edge")) == len(of_class(plain, "line", "edge"))
+    built = network.build(load(config, []), torch.device("cpu"))
+    h, tensors = built.features[:1], [built.features[0]]
+    for k, (W, B) in enumerate(zip(built.weights, built.biases, strict=True), 1):
+        h = torch.nn.functional.linear(h, W.T, B.reshape(-1))
+        h = torch.relu(h) if k < len(built.weights) else torch.softmax(h, dim=1)
+        tensors.append(h[0])
+    names = ["features", "h1", "h2", "h3", "output"]
+    units = _numbers(svg, "circle", "unit")
+    assert {label.split("[")[0] for label in units} == set(names)
+    for label, value in units.items():
+        name, unit = label.rstrip("]").split("[")
+        assert value == pytest.approx(tensors[names.index(name)][int(unit)].item(), rel=1e-3)
+    weights = _numbers(svg, "line", "edge")
+    for label, w in weights.items():
+        k, i, j = map(int, re.findall(r"\d+", label))
+        assert w == pytest.approx(built.weights[k - 1][i, j].item(), rel=1e-3)
+    assert "W1[783,255]" in weights  # the last unit of each end is drawn
+
+
+def test_values_draw_thick_lines_over_thin_ones() -> None:
+    svg = drawn("layers=[6,8,4]", "--values")
+    widths = [
+        float(re.search(r"stroke-width:([\d.]+)", e.get("style", ""))[1])  # type: ignore[index]
+        for e in of_class(svg, "line", "edge")
+    ]
+    assert len(widths) == 6 * 8 + 8 * 4
+    assert widths == sorted(widths)
+    assert widths[0] < widths[-1]
+
+
+def test_values_name_their_scales_and_a_single_unit_shows_its_value() -> None:
+    """The legend gives each scale's range; units share one scale, so the notebook's one
+    output, 0.3171, is a pale red, not the scale's end, and the largest unit is the end."""
+    svg = drawn(TWO_LAYER, "--values")
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    units = _numbers(svg, "circle", "unit")
+    largest = max(abs(v) for v in units.values())
+    assert (
+        f"units (row 0): {-largest:.3g} … {largest:.3g}, one scale for all; black: not finite"
+        in texts
+    )
+    weights = _numbers(svg, "line", "edge")
+    heaviest = max(abs(w) for w in weights.values())
+    assert f"weights drawn: {-heaviest:.3g} … {heaviest:.3g}" in texts
+    fills = {
+        e.findtext(f"{SVG}title", "").split(" = ")[0]: e.get("style")
+        for e in of_class(svg, "circle", "unit")
+    }
+    assert units["output[0]"] == pytest.approx(0.3171, abs=1e-4)
+    assert fills["output[0]"] not in ("fill:#b2182b", "fill:#2166ac")
+    extreme = max(units, key=lambda label: abs(units[label]))
+    assert fills[extreme] in ("fill:#b2182b", "fill:#2166ac")
+
+
+def test_values_of_a_long_network_colour_the_columns_drawn() -> None:
+    code, out, _ = invoke("draw", "layers=[" + ",".join(["4"] * 20) + "]", "--values")
+    assert code == 0
+    svg = ET.fromstring(out)
+    assert len(of_class(svg, "circle", "unit")) == 11 * 4
+    assert len(_numbers(svg, "line", "edge")) == 9 * 16
+
+
+def test_more_units_than_a_picture_holds_are_refused_with_a_width_that_fits() -> None:
+    sizes = "layers=[" + ",".join(["256"] * 12) + "]"
+    code, out, err = invoke("draw", sizes, "--max-units", "64")
     assert (code, out) == (2, "")
-    assert "raise --max-units to 40" in err
+    advised = re.search(r"use at most --max-units (\d+) for this network", err)
+    assert advised is not None, err
+    code, out, _ = invoke("draw", sizes, "--max-units", advised[1], "--values")
+    assert code == 0
+    assert len(out.encode()) < 2_000_000
+    wider = str(int(advised[1]) + 1)
+    assert invoke("draw", sizes, "--max-units", wider)[0] == 2
     assert invoke("draw", "layers=[3,40,1]", "--values", "--max-units", "40")[0] == 0
 
 
@@ -178,13 +276,27 @@ def test_bad_draw_options(
     assert message in err
 
 
-def test_the_readme_picture_is_what_draw_writes(overwrite_golden: bool) -> None:
-    code, out, _ = invoke("draw", str(ROOT / "configs" / "two_layer.yaml"))
+@pytest.mark.parametrize(
+    ("picture", "args", "alt"),
+    [
+        (PICTURE, ["configs/two_layer.yaml"], "The notebook network"),
+        (
+            ROOT / "docs" / "deep_relu_values.svg",
+            ["configs/deep_relu.yaml", "--values"],
+            "deep_relu",
+        ),
+    ],
+)
+def test_the_readme_pictures_are_what_draw_writes(
+    overwrite_golden: bool, picture: Path, args: list[str], alt: str
+) -> None:
+    code, out, _ = invoke("draw", str(ROOT / args[0]), *args[1:])
     assert code == 0
     if overwrite_golden:
-        PICTURE.write_text(out)
-    assert PICTURE.read_text() == out
-    assert "![The notebook network" in (ROOT / "README.md").read_text()
+        picture.write_text(out)
+    assert picture.read_text() == out
+    assert f"![{alt}" in (ROOT / "README.md").read_text()
+    assert f"(docs/{picture.name})" in (ROOT / "README.md").read_text()
 
 
 def _ink_outside_the_canvas(svg: str) -> bool:
@@ -211,6 +323,7 @@ def _ink_outside_the_canvas(svg: str) -> bool:
     [
         ["name=mnist_mlp_baseline_relu_kaiming_seed0_v2", "layers=[784,128,10]"],
         ["name=x", "layers=[3,2,1]", "--values"],  # the legend's line is the widest text
+        [str(ROOT / "configs" / "deep_relu.yaml"), "--values"],
         ["name=" + "w" * 120, "layers=[2,2]"],
     ],
 )

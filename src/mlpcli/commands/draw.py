@@ -52,8 +52,8 @@ def draw(
         bool,
         typer.Option(
             "--values",
-            help="Run the network and colour each connection by its weight and each unit by its "
-            "value for the first row of features (every unit must be shown).",
+            help="Run the network and colour each connection drawn by its weight and each unit "
+            "drawn by its value for the first row of features.",
         ),
     ] = False,
 ) -> None:
@@ -69,23 +69,18 @@ def draw(
         raise UsageError(f"--output {output}: the suffix says {by_suffix}, --format says {kind}")
     if values and kind is DrawFormat.MERMAID:
         raise UsageError("--values colours an SVG picture; draw it as svg")
-    numbers = None
-    if values:
-        if len(config.layers) > pictures.MAX_COLUMNS:
-            raise UsageError(
-                f"--values needs every layer drawn: this network has {len(config.layers)} "
-                f"sizes, a picture shows at most {pictures.MAX_COLUMNS}; draw it without --values"
-            )
-        if max(config.layers) > max_units:
-            raise UsageError(
-                f"--values needs every unit shown: the widest layer has {max(config.layers)} "
-                f"units; raise --max-units to {max(config.layers)}, or draw without --values"
-            )
+    if kind is DrawFormat.SVG and pictures.edges(config, max_units) > pictures.MAX_EDGES:
+        raise UsageError(
+            f"--max-units {max_units} draws {pictures.edges(config, max_units):,} connections, "
+            f"more than a picture opens readily ({pictures.MAX_EDGES:,}); use at most "
+            f"--max-units {pictures.widest_fitting(config)} for this network"
+        )
     note_assumptions(config)
+    numbers = None
     if values:
         from mlpcli.engine import runners  # torch: only to colour the picture
 
-        numbers = runners.diagram_values(config)
+        numbers = runners.diagram_values(config, pictures.drawn_units(config, max_units))
     if kind is DrawFormat.SVG:
         text = pictures.svg(config, max_units, numbers)
     else:

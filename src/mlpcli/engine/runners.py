@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -100,8 +100,10 @@ def _kept(
     return kept
 
 
-def diagram_values(config: Config) -> Values:
-    """The weights, and the first row of features, h1.. and output, for `draw --values`.
+def diagram_values(config: Config, drawn: Mapping[int, Sequence[int]]) -> Values:
+    """The numbers `draw --values` shows: for each drawn column k (0 for the features) and its
+    drawn units, their values for the first row of features, and the weights Wk between the
+    drawn units of columns k-1 and k where both are drawn.
 
     Row 0 of the features is drawn before the weights, so a batch of one gives the same
     numbers without building the rest of the batch.
@@ -112,10 +114,16 @@ def diagram_values(config: Config) -> Values:
         network = build(config, device)
         rows = [network.features[0]]
         forward(network, lambda _, h: rows.append(h[0]))
-        return Values(
-            weights=tuple(tuple(map(tuple, W.float().tolist())) for W in network.weights),
-            units=tuple(tuple(row.float().tolist()) for row in rows),
-        )
+    units: dict[tuple[int, int], float] = {}
+    weights: dict[tuple[int, int, int], float] = {}
+    for k, shown in drawn.items():
+        row = rows[k][list(shown)].float().tolist()
+        units.update(((k, u), value) for u, value in zip(shown, row, strict=True))
+        if k and k - 1 in drawn:
+            W = network.weights[k - 1][list(drawn[k - 1])][:, list(shown)]
+            for i, out_of_i in zip(drawn[k - 1], W.float().tolist(), strict=True):
+                weights.update(((k, i, j), w) for j, w in zip(shown, out_of_i, strict=True))
+    return Values(units=units, weights=weights)
 
 
 def _estimate(config: Config, device: torch.device) -> Estimate | None:

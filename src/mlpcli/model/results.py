@@ -136,10 +136,11 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Values:
-    """A run's numbers for `draw --values`: each weight matrix, and each column's first row."""
+    """A run's numbers for `draw --values`, of the units a picture draws: each drawn unit's
+    value for the first row of features, and each connection's weight between drawn units."""
 
-    weights: tuple[tuple[tuple[float, ...], ...], ...]  # Wk[i][j]: (n(k-1), nk)
-    units: tuple[tuple[float, ...], ...]  # features, h1.., output: row 0
+    units: Mapping[tuple[int, int], float]  # (column k, unit): features, h1.., output, row 0
+    weights: Mapping[tuple[int, int, int], float]  # (k, i, j): Wk[i, j]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ ellipsis, and more than MAX_COLUMNS columns show their ends around a gap that gi
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -20,7 +21,17 @@ from mlpcli.model.results import Values
 from mlpcli.model.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
+MAX_EDGES = 12_000  # lines in one SVG: about 1.6 MB with --values, quick to open anywhere
 MERMAID_UNIT_EDGES = 64  # a network of more connections is charted layer by layer
+# Mermaid passes a title through an HTML sanitizer and then shows it as text, so `&` would
+# show as `&amp;` and no escape in the chart undoes it: these show as their full-width forms.
+MERMAID_TITLE = str.maketrans(
+    {
+        "&": "\N{FULLWIDTH AMPERSAND}",
+        "<": "\N{FULLWIDTH LESS-THAN SIGN}",
+        ">": "\N{FULLWIDTH GREATER-THAN SIGN}",
+    }
+)
 GAP_X = 170  # between columns
 GAP_Y = 46  # between units
 RADIUS = 14
@@ -28,7 +39,6 @@ MARGIN = 90  # room for a column's label at either end
 TOP = 125  # room for the title, the layer labels and the column labels
 LEGEND = 95  # room below for the legend of `values`
 TITLE_PX, LAYER_PX = 15, 11  # font sizes of the title and of the layer labels and legend
-UNITS_LEGEND = "units (row 0): each column on its own scale; black: not finite"
 NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (240, 240, 240), (178, 24, 43)  # a diverging scale
 STYLE = (  # scoped to the picture, so that an HTML page that inlines it keeps its own styles
     ".mlpcli .edge{stroke:#9a9a9a;stroke-width:1}"
@@ -70,17 +80,44 @@ def _units(size: int, max_units: int) -> tuple[int | None, ...]:
     return (*range(first), None, *range(size - (max_units - first), size))
 
 
+def drawn_units(config: Config, max_units: int) -> dict[int, list[int]]:
+    """The units a picture draws, by column (0 for the features): what `values` must hold."""
+    return {
+        column.index: [unit for unit in column.units if unit is not None]
+        for column in columns(config, max_units)
+        if column is not None
+    }
+
+
+def edges(config: Config, max_units: int) -> int:
+    """How many connections a picture draws."""
+    drawn = drawn_units(config, max_units)
+    return sum(len(drawn[k - 1]) * len(units) for k, units in drawn.items() if k - 1 in drawn)
+
+
+def widest_fitting(config: Config) -> int:
+    """The largest `max_units` whose picture draws at most MAX_EDGES connections."""
+    widest = max(config.layers)
+    fitting = range(2, widest + 1)
+    return bisect.bisect_right(fitting, MAX_EDGES, key=lambda m: edges(config, m)) + 1
+
+
 def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     """The SVG picture; units are `circle.unit`, connections `line.edge`, left-out parts
-    `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them."""
+    `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them. With `values`, lines
+    are drawn thinnest first, so that the thick ones lie on top."""
     shown = columns(config, max_units)
     rows = max(len(column.units) for column in shown if column is not None)
     every = len(shown) == len(config.layers)  # every column drawn: every size in the title
     sizes = " → ".join(map(str, config.layers)) if every else arrows(config.layers)
     title = f"{config.name}: layers {sizes}"
-    texts = [MARGIN / 2 + _text_width(title, TITLE_PX, bold=True)]
-    if values:
-        texts.append(MARGIN + _text_width(UNITS_LEGEND, LAYER_PX))
+    weight_scale = _largest(values.weights.values()) if values else 1.0
+    unit_scale = _largest(values.units.values()) if values else 1.0
+    legend: tuple[str, ...] = _legend_texts(weight_scale, unit_scale) if values else ()
+    texts = [
+        MARGIN / 2 + _text_width(title, TITLE_PX, bold=True),
+        *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
+    ]
     width = round(max(2 * MARGIN + (len(shown) - 1) * GAP_X, *(x + MARGIN / 2 for x in texts)))
     height = TOP + rows * GAP_Y + (LEGEND if values else 20)
     parts = [
@@ -92,7 +129,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
         f'<text class="title" x="{MARGIN / 2}" y="24">{escape(title)}</text>',
     ]
     at = _positions(shown, rows)
-    weight_scale = _largest(w for m in values.weights for r in m for w in r) if values else 1.0
+    edges: list[tuple[float, str]] = []  # (stroke width, markup)
     for left, right in itertools.pairwise(shown):
         if left is None or right is None:
             continue
@@ -101,13 +138,15 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
                 (x1, y1), (x2, y2) = at[left.index, i], at[right.index, j]
                 line = f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"'
                 if values is None:
-                    parts.append(line + "/>")
+                    edges.append((1.0, line + "/>"))
                     continue
-                w = values.weights[right.index - 1][i][j]
+                w = values.weights[right.index, i, j]
                 share = min(1.0, abs(w) / weight_scale) if math.isfinite(w) else 0.0
-                style = f"stroke:{_colour(w, weight_scale)};stroke-width:{0.5 + 3.5 * share:.2f}"
+                stroke = 0.5 + 3.5 * share
+                style = f"stroke:{_colour(w, weight_scale)};stroke-width:{stroke:.2f}"
                 named = f"W{right.index}[{i},{j}] = {w:.4g}"
-                parts.append(f'{line} style="{style}"><title>{named}</title></line>')
+                edges.append((stroke, f'{line} style="{style}"><title>{named}</title></line>'))
+    parts += [markup for _, markup in sorted(edges, key=lambda edge: edge[0])]
     for position, column in enumerate(shown):
         x = MARGIN + position * GAP_X
         if column is None:
@@ -121,7 +160,6 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
             f'<text class="label" x="{x}" y="{TOP - 22}" text-anchor="middle">'
             f"{column.name} ({column.size})</text>"
         )
-        scale = _largest(values.units[column.index]) if values else 1.0
         for unit in column.units:
             ux, uy = at[column.index, unit]
             if unit is None:
@@ -136,15 +174,15 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
             if values is None:
                 parts.append(circle + "/>")
                 continue
-            value = values.units[column.index][unit]
+            value = values.units[column.index, unit]
             parts.append(
-                f'{circle} style="fill:{_colour(value, scale)}">'
+                f'{circle} style="fill:{_colour(value, unit_scale)}">'
                 f"<title>{column.name}[{unit}] = {value:.4g}</title></circle>"
             )
         if column.index and shown[position - 1] is not None:  # not over the gap: no lines there
             parts.append(_layer_label(config, column, x - GAP_X / 2))
     if values:
-        parts.append(_legend(height, weight_scale))
+        parts.append(_legend(height, legend))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -177,21 +215,29 @@ def _layer_label(config: Config, column: Column, x: float) -> str:
     return f'<text class="layer" x="{x}" y="{TOP - 78}" text-anchor="middle">{spans}</text>'
 
 
-def _legend(height: int, weight_scale: float) -> str:
-    """The colour scale: weights from -max to +max; units each on their own column's scale."""
+def _legend_texts(weight_scale: float, unit_scale: float) -> tuple[str, str]:
+    """The two scales' captions, each naming its range."""
+    return (
+        f"weights drawn: {-weight_scale:.3g} … {weight_scale:.3g}",
+        f"units (row 0): {-unit_scale:.3g} … {unit_scale:.3g}, one scale for all; "
+        "black: not finite",
+    )
+
+
+def _legend(height: int, texts: tuple[str, ...]) -> str:
+    """The colour scales of weights and of units, each a bar under its caption."""
     y = height - LEGEND + 25
     stops = "".join(
         f'<stop offset="{o}" stop-color="{c}"/>'
         for o, c in (("0", _rgb(NEGATIVE)), ("0.5", _rgb(ZERO)), ("1", _rgb(POSITIVE)))
     )
-    return (
-        f'<defs><linearGradient id="mlpcli-scale">{stops}</linearGradient></defs>'
-        f'<text class="layer" x="{MARGIN}" y="{y - 6}">'
-        f"weights: {-weight_scale:.3g} … {weight_scale:.3g}</text>"
-        f'<rect class="legend" x="{MARGIN}" y="{y}" width="200" height="12" '
+    bars = "".join(
+        f'<text class="layer" x="{MARGIN}" y="{top - 6}">{escape(text)}</text>'
+        f'<rect class="legend" x="{MARGIN}" y="{top}" width="200" height="12" '
         'fill="url(#mlpcli-scale)"/>'
-        f'<text class="layer" x="{MARGIN}" y="{y + 30}">{UNITS_LEGEND}</text>'
+        for top, text in zip((y, y + 40), texts, strict=True)
     )
+    return f'<defs><linearGradient id="mlpcli-scale">{stops}</linearGradient></defs>{bars}'
 
 
 def _text_width(text: str, size_px: int, *, bold: bool = False) -> float:
@@ -230,7 +276,8 @@ def mermaid(config: Config, max_units: int) -> str:
     an edge per weight layer with its shape and activation, the middle of a long network left
     out as the SVG leaves it out."""
     shown = columns(config, max_units)
-    lines = ["---", f"title: {json.dumps(config.name)}", "---", "flowchart LR"]
+    title = json.dumps(config.name.translate(MERMAID_TITLE), ensure_ascii=False)
+    lines = ["---", f"title: {title}", "---", "flowchart LR"]
     whole = all(column is not None and None not in column.units for column in shown)
     edges = sum(a * b for a, b in itertools.pairwise(config.layers))
     if whole and edges <= MERMAID_UNIT_EDGES:
