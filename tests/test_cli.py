@@ -20,7 +20,7 @@ def test_run_table_shows_the_notebook_value() -> None:
     assert "two_layer  seed 7  device cpu  dtype float32  batch 1" in out
     assert "0.3171" in out
     for name in ("features", "W1", "W2", "B1", "B2", "h1", "output"):
-        assert f"│ {name} " in out
+        assert re.search(rf"^{name} ", out, re.MULTILINE), name
 
 
 def test_run_without_config_uses_the_builtin_default() -> None:
@@ -116,13 +116,13 @@ def test_overrides_change_the_run() -> None:
 def test_long_output_is_cut_with_a_note_and_full_shows_all() -> None:
     code, out, err = invoke("run", "layers=[3, 20]", "batch=30")
     assert code == 0
-    labels = re.findall(r"^│\s*(\S+) │", out, re.MULTILINE)
+    labels = re.findall(r"^ *(\d+|…)  ", out, re.MULTILINE)  # the output table's row labels
     assert labels[-11:] == ["0", "1", "2", "3", "4", "…", "25", "26", "27", "28", "29"]
     assert err.startswith("mlpcli: note: showing 10 of 30 rows")
     assert "--full" in err
     code, out, err = invoke("run", "layers=[3, 20]", "batch=30", "--full", env={"COLUMNS": "300"})
     assert (code, err) == (0, "")
-    assert re.findall(r"^│\s*(\S+) │", out, re.MULTILINE)[-30:] == [str(i) for i in range(30)]
+    assert re.findall(r"^ *(\d+|…)  ", out, re.MULTILINE) == [str(i) for i in range(30)]
     assert "…" not in out
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mlpcli.loading.loader import load
-from mlpcli.model import units
+from mlpcli.model import shapes, units
 from mlpcli.model.results import RunResult, TensorInfo
-from mlpcli.report import records, render
+from mlpcli.report import progress, records, render
 
 from .conftest import rendered
 
@@ -97,3 +97,41 @@ def test_no_nonzero_value_shows_as_zero_and_each_column_keeps_one_format() -> No
     assert "0.9500" in text
     assert "0.5000" in text
     assert "0.0000" in text  # a column of zeros: zero is zero
+
+
+# --- the progress bar ------------------------------------------------------------------------
+
+
+def test_each_step_of_a_chunked_run_weighs_its_flops() -> None:
+    config = load(
+        None, ["layers=[64, 32, 8]", "batch=100", "chunk=30", "activation=[relu, identity]"]
+    )
+    steps = shapes.step_flops(config)
+    assert len(steps) == 4 * 2  # chunks of 30, 30, 30 and 10 rows, two layers each
+    assert steps[:2] == [2 * 30 * 64 * 32 + 2 * 30 * 32, 2 * 30 * 32 * 8 + 30 * 8]
+    assert steps[-2:] == [2 * 10 * 64 * 32 + 2 * 10 * 32, 2 * 10 * 32 * 8 + 10 * 8]
+    assert sum(steps) == shapes.shapes(config).total_flops
+
+
+def test_the_time_left_counts_down_from_the_estimate_then_at_the_pace_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr("mlpcli.report.progress.time.monotonic", lambda: now[0])
+    bar = progress.LateProgress("running", [1.0, 3.0, 4.0, 2.0])
+    assert bar.time_left() is None  # nothing measured yet
+    bar.expect(20.0)  # 2 s a unit of work
+    now[0] = 105.0
+    assert bar.time_left() == 15.0
+    now[0] = 108.0
+    bar.advance()  # 1 of 10 done at 108: the estimate still sets the pace, from there
+    assert bar.time_left() == 18.0
+    now[0] = 110.0
+    assert bar.time_left() == 16.0
+    now[0] = 113.0
+    bar.advance()  # 4 of 10 at 113: 3 units in 5 s
+    assert bar.time_left() == pytest.approx(10.0)
+    now[0] = 116.0
+    assert bar.time_left() == pytest.approx(7.0)  # counts down between steps
+    now[0] = 130.0
+    assert bar.time_left() == 0.0  # late: never below zero

@@ -103,11 +103,17 @@ def say(line: str) -> None:
     """`line` on stderr: one line when piped, for scripts; on a terminal, wrapped at word
     boundaries to its width (COLUMNS where set), so that the terminal never cuts a word."""
     width = _terminal_width()
-    if width is not None and len(line) > width:
-        line = textwrap.fill(
-            line, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=True
-        )
-    print(line, file=sys.stderr)
+    print(line if width is None else wrapped(line, width), file=sys.stderr)
+
+
+def wrapped(line: str, width: int) -> str:
+    """`line` broken at word boundaries into lines of at most `width`, those after the first
+    indented by two spaces."""
+    if len(line) <= width:
+        return line
+    return textwrap.fill(
+        line, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=True
+    )
 
 
 def _terminal_width() -> int | None:

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 
 from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
+    MultirunOption,
     NprocOption,
     OutputOption,
     QuietOption,
     check_features,
     field_option,
-    load,
     note_assumptions,
+    plan,
     sources,
     split_one,
 )
 from mlpcli.errors import UsageError
 from mlpcli.model import memory
+from mlpcli.model.results import BenchResult
 from mlpcli.ranks import launch, process
-from mlpcli.report import records, render
+from mlpcli.report import files, records, render
+from mlpcli.report import plot as plots
 from mlpcli.report.output import Format, Layout, Output
 from mlpcli.report.progress import LateProgress
-
-LAYOUT = Layout.each(records.bench_record, records.bench_rows, render.bench_table)
 
 
 def bench(
@@ -45,40 +50,78 @@ def bench(
     output: OutputOption = None,
     field: Annotated[list[str] | None, field_option("forward_ms.median, tflops_per_s")] = None,
     quiet: QuietOption = False,
+    multirun: MultirunOption = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE",
+            help="Draw a sweep's samples/s and FLOP/s against its first key, as .svg or .png "
+            "(needs matplotlib).",
+            show_default=False,
+        ),
+    ] = None,
     nproc: NprocOption = None,
 ) -> None:
     """Time forward passes (median, min, max, samples/s, FLOP/s, peak memory).
 
-    Over several ranks: the group's figures, and each rank's peak memory and time spent
+    With -m, each combination of the swept values in turn, one table row each; --plot draws
+    them. Over several ranks: the group's figures, and each rank's peak memory and time spent
     communicating.
     """
     path, overrides = split_one(arguments, "bench")
     world = ranks.world_size(nproc)
     ranks.refuse_stdin(overrides, world)
-    config = load(path, overrides)
+    jobs = plan([path], overrides, multirun=multirun)
+    configs = [config for config, _ in jobs]
     out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT, sources(path, config))
-    if cuda_graph and config.device.type == "cpu":
-        raise UsageError("--cuda-graph needs a CUDA device; this config runs on cpu")
+    layout = _layout(sweep=multirun)
+    out.check(layout, sources(path, *configs))
+    if plot is not None:
+        files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs))
+        plots.check(plot, len(jobs))
     over_ranks = nproc is not None or process.current() is not None
+    if over_ranks and len(jobs) > 1:
+        raise UsageError("a sweep times one process at a time: leave --nproc out of bench -m")
+    for config, combo in jobs:
+        if cuda_graph and config.device.type == "cpu":
+            which = f"the sweep's {' '.join(combo)}" if multirun else "this config"
+            raise UsageError(f"--cuda-graph needs a CUDA device; {which} runs on cpu")
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
-    ranks.check([config], world, "bench")
-    check_features(config)
-    note_assumptions(config)
+    ranks.check(configs, world, "bench")
+    check_features(*configs)
+    note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)
         return
     if over_ranks:
         from mlpcli.ranks import group, parallel  # torch: only once the input is valid
 
-        result = parallel.bench(config, group.joined([config]), warmup, repeat)
+        result = parallel.bench(configs[0], group.joined(configs), warmup, repeat)
         if result is not None:
-            out.emit(LAYOUT, [result])
+            out.emit(layout, [result])
         return
-    memory.check_host(config, on_cpu=config.device.type == "cpu")
+    for config in configs:
+        memory.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli.engine import runners  # torch: only once the input is valid
 
-    with LateProgress("timing forward passes", repeat) as progress:
-        result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
-    out.emit(LAYOUT, [result])
+    results = []
+    for config, combo in jobs:
+        with LateProgress(f"timing {config.name}", [1.0] * repeat) as progress:
+            result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
+        results.append(dataclasses.replace(result, overrides=combo))
+    if plot is not None:
+        files.write_atomic(plot, plots.bench_plot(results, plot))
+    out.emit(layout, results)
+
+
+def _layout(*, sweep: bool) -> Layout[BenchResult]:
+    """Each bench's grid, or a sweep's one table; JSON a line each; CSV one table."""
+
+    def tables(results: Sequence[BenchResult], width: int) -> tuple[RenderableType, list[str]]:
+        if sweep:
+            return render.bench_sweep_table(results, width)
+        return render.stacked([render.bench_table(result, width) for result in results]), []
+
+    return Layout(records.bench_record, records.bench_rows, tables)

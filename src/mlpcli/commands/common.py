@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.errors import ConfigError, ExitCode, UsageError
-from mlpcli.loading import loader, yamlnodes
+from mlpcli.loading import loader, sweep, yamlnodes
 from mlpcli.model.config import Config
 from mlpcli.ranks import launch, process
 from mlpcli.report import terminal
@@ -42,6 +42,12 @@ OutputOption = Annotated[
         "-o",
         help="Also write the results to this file, in the format its suffix names: .json, .csv.",
         show_default=False,
+    ),
+]
+MultirunOption = Annotated[
+    bool,
+    typer.Option(
+        "--multirun", "-m", help="Comma-separated override values sweep their cartesian product."
     ),
 ]
 QuietOption = Annotated[
@@ -124,6 +130,20 @@ def sources(path: Path | None, *configs: Config) -> list[Path | None]:
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
     """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides."""
     return loader.load(path, overrides, os.environ)
+
+
+Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
+
+
+def plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
+    """Every config to run, read and checked before the first one runs: each path with the
+    overrides, or (`multirun`) with each combination of their comma-separated values.
+
+    A key given twice: the last one wins, in the config and in the run's label alike.
+    """
+    overrides = sweep.last_of_each_key(overrides)
+    combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
+    return [(load(path, combo), combo) for path in paths for combo in combinations]
 
 
 def check_features(*configs: Config) -> None:

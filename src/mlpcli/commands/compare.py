@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mlpcli.model.results import CompareResult
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
-LAYOUT = Layout.each(records.compare_record, records.compare_rows, render.compare_table)
+LAYOUT = Layout(records.compare_record, records.each(records.compare_rows), render.compare_tables)
 
 
 def compare(

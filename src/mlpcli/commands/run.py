@@ -19,20 +19,22 @@ from mlpcli.commands.common import (
     Arguments,
     AtolOption,
     FormatOption,
+    Job,
+    MultirunOption,
     NprocOption,
     QuietOption,
     RtolOption,
     check_features,
     field_option,
-    load,
     note_assumptions,
+    plan,
     sources,
     split,
 )
 from mlpcli.errors import CheckFailedError
-from mlpcli.loading import sweep
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
+from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import count_text, duration_text
 from mlpcli.ranks import launch, process
 from mlpcli.report import records, render, terminal
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from mlpcli.model.expect import Expectation
     from mlpcli.model.results import Estimate, RunResult
 
-Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
 
 
@@ -87,21 +88,14 @@ def run(
         list[str] | None, field_option("output.0.0, tensors.1.shape, config.seed")
     ] = None,
     quiet: QuietOption = False,
-    multirun: Annotated[
-        bool,
-        typer.Option(
-            "--multirun",
-            "-m",
-            help="Comma-separated override values sweep their cartesian product.",
-        ),
-    ] = False,
+    multirun: MultirunOption = False,
     nproc: NprocOption = None,
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
     world = ranks.world_size(nproc)
     ranks.refuse_stdin(overrides, world)
-    jobs = _plan(paths, overrides, multirun=multirun)
+    jobs = plan(paths, overrides, multirun=multirun)
     out = Output(output_format, output, field, quiet)
     layout = _layout(full=full, multirun=multirun)
     configs = [config for config, _ in jobs]
@@ -143,20 +137,22 @@ def run(
 
 
 def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
-    """Run one network; a long one gets a note with its estimate first, and a progress bar."""
+    """Run one network; a long one gets a note with its estimate first, and a progress bar that
+    moves by each layer's FLOPs and counts down from that estimate."""
     from mlpcli.engine import runners  # torch: only once the input is valid
 
-    def note_if_long(estimate: Estimate) -> None:
-        if estimate.seconds >= LONG_RUN_S:
-            terminal.note(
-                f"{config.name}: about {duration_text(estimate.seconds)} on {estimate.device} "
-                f"({count_text(estimate.flops)}FLOP at {count_text(int(estimate.rate))}FLOP/s, "
-                "measured here); Ctrl-C stops it"
-            )
+    with LateProgress(f"running {config.name}", step_flops(config)) as bar:
 
-    chunks = -(-config.batch // (config.chunk or config.batch))
-    with LateProgress(f"running {config.name}", chunks * (len(config.layers) - 1)) as bar:
-        return runners.run(config, bar.advance, note_if_long, with_stats=stats, keep=keep)
+        def heard(estimate: Estimate) -> None:
+            bar.expect(estimate.seconds)
+            if estimate.seconds >= LONG_RUN_S:
+                terminal.note(
+                    f"{config.name}: about {duration_text(estimate.seconds)} on {estimate.device} "
+                    f"({count_text(estimate.flops)}FLOP at {count_text(int(estimate.rate))}FLOP/s, "
+                    "measured here); Ctrl-C stops it"
+                )
+
+        return runners.run(config, bar.advance, heard, with_stats=stats, keep=keep)
 
 
 def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
@@ -186,23 +182,14 @@ def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunRes
     return [merged[index] for index in range(len(jobs))]
 
 
-def _plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
-    """Every config to run, read and checked before the first one runs.
-
-    A key given twice: the last one wins, in the config and in the run's label alike.
-    """
-    overrides = sweep.last_of_each_key(overrides)
-    combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
-    return [(load(path, combo), combo) for path in paths for combo in combinations]
-
-
 def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
     """A run's results: tables per network (one summary table for a sweep), JSON, CSV, .npy."""
 
     def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
         if multirun and not full:  # --full in a sweep: every run's tables
-            stats = [render.stats_table(r.stats) for r in results if r.stats]
-            return render.stacked([render.sweep_table(results), *stats]), []
+            stats = [render.stats_table(r.stats, width) for r in results if r.stats]
+            notes = list(dict.fromkeys(note for _, note in stats if note))
+            return render.stacked([render.sweep_table(results), *(t for t, _ in stats)]), notes
         return render.run_tables(results, full=full, width=width)
 
     files = {".npy": records.run_npy, ".safetensors": records.run_safetensors}

@@ -176,7 +176,7 @@ def bench(
     config: Config,
     warmup: int,
     repeat: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[], None] | None = None,
     cuda_graph: bool = False,
 ) -> BenchResult:
     """Time `repeat` forward passes after `warmup` untimed ones; the build is timed apart.
@@ -202,10 +202,10 @@ def bench(
         if not cuda_graph:
             baseline = devices.reset_peak(device)  # after the warm-up: not a pass's workspace
         times = []
-        for index in range(repeat):
+        for _ in range(repeat):
             times.append(devices.timed_ms(step, device))
             if progress is not None:
-                progress(index + 1)
+                progress()
         peak = devices.peak_since(device, baseline)
     flops = shapes(config).total_flops
     threads = torch.get_num_threads()

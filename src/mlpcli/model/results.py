@@ -8,7 +8,7 @@ and compute nothing.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +210,7 @@ class BenchResult:
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
     parallel: ParallelInfo | None = None  # over several ranks; None: one process
     ranks: tuple[RankFigures, ...] = ()  # over several processes: each rank's figures
+    overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this bench was given
 
     @property
     def median_ms(self) -> float:
@@ -232,9 +233,14 @@ class BenchResult:
         return self.config.batch / (self.median_ms / 1e3) if self.median_ms else None
 
     @property
+    def flops_per_s(self) -> float | None:
+        """The shapes' FLOPs per second at the median time."""
+        return self.flops / (self.median_ms / 1e3) if self.median_ms else None
+
+    @property
     def tflops_per_s(self) -> float | None:
         """The shapes' FLOPs per second at the median time, in TFLOP/s."""
-        return self.flops / (self.median_ms / 1e3) / 1e12 if self.median_ms else None
+        return None if self.flops_per_s is None else self.flops_per_s / 1e12
 
 
 @dataclass(frozen=True)
@@ -307,3 +313,13 @@ def _evidence(trouble: str, stats: TensorStats) -> str:
     if trouble == "vanish":
         return f"std {stats.std:.3g}"
     return f"min {stats.min:.3g}, max {stats.max:.3g}, {stats.nan} NaN, {stats.inf} infinite"
+
+
+def swept_keys(results: Sequence[RunResult | BenchResult]) -> list[str]:
+    """The override keys whose values differ between runs, in the order given."""
+    values: dict[str, set[str]] = {}
+    for result in results:
+        for override in result.overrides:
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [key for key, seen in values.items() if len(seen) > 1]

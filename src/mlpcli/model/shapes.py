@@ -16,6 +16,18 @@ def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias:
     return matmul + bias_add + activate
 
 
+def step_flops(config: Config) -> list[int]:
+    """The FLOPs of each step of a forward pass in order: each layer of each chunk of rows."""
+    rows = config.chunk or config.batch
+    chunks = [min(rows, config.batch - first) for first in range(0, config.batch, rows)]
+    layers = list(zip(itertools.pairwise(config.layers), config.activations, strict=True))
+    return [
+        layer_flops(chunk, n_in, n_out, activation, config.bias)
+        for chunk in chunks
+        for (n_in, n_out), activation in layers
+    ]
+
+
 def tensor_shapes(config: Config) -> tuple[TensorShape, ...]:
     """The network's tensors in the notebook's order: features, W1.., B1.., h1.., output."""
     sizes, batch = config.layers, config.batch

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from rich.console import RenderableType
 
-from mlpcli.errors import ReaderGone, UsageError
+from mlpcli.errors import ReaderGone, UsageError, wrapped
 from mlpcli.ranks import process
 from mlpcli.report import fields, files, records, render, terminal
 from mlpcli.report.records import Record, Rows
@@ -112,7 +112,11 @@ class Output:
         else:
             console = terminal.stdout_console()
             view, notes = layout.table(results, console.width)
-            if isinstance(view, str):
+            if isinstance(view, str) and console.is_terminal:  # lines wrapped at words
+                sys.stdout.write(
+                    "".join(wrapped(line, console.width) + "\n" for line in view.splitlines())
+                )
+            elif isinstance(view, str):  # one line each, for scripts
                 sys.stdout.write(view)
             else:
                 console.print(view)

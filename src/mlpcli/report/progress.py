@@ -1,23 +1,36 @@
 """A progress bar on stderr for long work: only on a terminal, and only once it has taken a
-second, so that quick commands and pipes never see one."""
+second, so that quick commands and pipes never see one. It moves by the work each step does
+(a layer of a chunk moves it by its FLOPs), shows the time elapsed, and the time left: from the
+measured pre-run estimate until a step has finished, then from the pace so far."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.progress import Task
 
 AFTER_S = 1.0
 
 
 class LateProgress:
-    """`with LateProgress("running layers", total) as bar: ... bar.advance(done)`."""
+    """`with LateProgress("running", [w1, w2, ...]) as bar: ... bar.advance()`, once a step;
+    each step moves the bar by its weight (its share of the work)."""
 
-    def __init__(self, description: str, total: int) -> None:
+    def __init__(self, description: str, steps: Sequence[float]) -> None:
         self.description = description
-        self.total = total
-        self.done = 0
+        self.steps = list(steps)
+        self.done = 0  # steps finished
+        self.completed = 0.0  # their weights
+        self.estimate_s: float | None = None
+        self.started = time.monotonic()
+        self._first: tuple[float, float] | None = None  # (when, work done) at the first step
+        self._last: tuple[float, float] | None = None  # and at the latest
         self._lock = threading.Lock()
         self._closed = False
         self._bar: Any = None  # a rich.progress.Progress, imported only when one is shown
@@ -31,22 +44,70 @@ class LateProgress:
             self._timer.start()
         return self
 
-    def advance(self, done: int | None = None) -> None:
-        """Record `done` steps (one more when None)."""
+    def expect(self, seconds: float) -> None:
+        """The measured estimate of the whole work, for the time left before steps finish."""
+        self.estimate_s = seconds
+
+    def time_left(self) -> float | None:
+        """Seconds left, counting down between steps: the work still to do at the pace of the
+        steps since the first one finished, once two have; before that, at the pace of the
+        estimate; None without either."""
+        total = sum(self.steps)
+        since, done = self._last or (self.started, 0.0)
+        if self._first is not None and done > self._first[1]:
+            seconds_per_work = (since - self._first[0]) / (done - self._first[1])
+        elif self.estimate_s is not None and total:
+            seconds_per_work = self.estimate_s / total
+        else:
+            return None
+        return max(0.0, seconds_per_work * (total - done) - (time.monotonic() - since))
+
+    def advance(self) -> None:
+        """One more step finished."""
         with self._lock:
-            self.done = self.done + 1 if done is None else done
+            self.completed += self.steps[self.done] if self.done < len(self.steps) else 0.0
+            self.done += 1
+            self._last = (time.monotonic(), self.completed)
+            self._first = self._first or self._last
             if self._bar is not None:
-                self._bar.update(self._task, completed=self.done)
+                self._bar.update(self._task, completed=self.completed)
 
     def _show(self) -> None:
-        from rich.progress import Progress
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            TaskProgressColumn,
+            TextColumn,
+        )
+        from rich.text import Text
+
+        class Times(ProgressColumn):
+            """`0:00:12 elapsed, 0:01:23 left`: since the work began, and by `time_left`."""
+
+            def render(self, task: Task) -> Text:
+                elapsed = _clock(time.monotonic() - bar.started)
+                return Text(f"{elapsed} elapsed, {_clock(bar.time_left())} left")
+
+        bar = self
 
         with self._lock:
             if self._closed:
                 return
-            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                Times(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self._bar.start()
-            self._task = self._bar.add_task(self.description, total=self.total, completed=self.done)
+            self._task = self._bar.add_task(
+                self.description,
+                total=sum(self.steps),
+                completed=self.completed,
+            )
 
     def __exit__(self, *_: object) -> None:
         if self._timer is not None:
@@ -55,3 +116,12 @@ class LateProgress:
             self._closed = True
             if self._bar is not None:
                 self._bar.stop()
+
+
+def _clock(seconds: float | None) -> str:
+    """`0:01:23`, or `-:--:--` when unknown."""
+    if seconds is None:
+        return "-:--:--"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}"

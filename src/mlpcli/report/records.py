@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from mlpcli.model.results import one_process
+from mlpcli.model.results import one_process, swept_keys
 
 if TYPE_CHECKING:
     from mlpcli.model.config import Config
@@ -115,7 +115,7 @@ def _stats_record(stats: TensorStats) -> Record:
 def run_rows(results: Sequence[RunResult]) -> list[Rows]:
     """Per network: `name`, a column per swept key, the output units (`output_0`, ...); a row
     per sample, so that every line says which network it belongs to."""
-    swept = _swept_keys(results)
+    swept = swept_keys(results)
     tables: list[Rows] = []
     for result in results:
         given = dict(override.split("=", 1) for override in result.overrides)
@@ -123,16 +123,6 @@ def run_rows(results: Sequence[RunResult]) -> list[Rows]:
         header = ["name", *swept, *(f"output_{j}" for j in range(result.output.shape[1]))]
         tables.append((header, [label + row for row in result.output.tolist()]))
     return tables
-
-
-def _swept_keys(results: Sequence[RunResult]) -> list[str]:
-    """The override keys whose values differ between runs, in the order given."""
-    values: dict[str, set[str]] = {}
-    for result in results:
-        for override in result.overrides:
-            key, _, value = override.partition("=")
-            values.setdefault(key, set()).add(value)
-    return [key for key, seen in values.items() if len(seen) > 1]
 
 
 def run_npy(results: Sequence[RunResult]) -> bytes:
@@ -244,6 +234,7 @@ def bench_record(result: BenchResult) -> Record:
     """Schema `mlpcli.bench/1`: build time apart from the forward passes' times and rates."""
     return {
         **_header("bench", result.config),
+        "overrides": list(result.overrides),
         "device": result.device,
         "cuda_graph": result.cuda_graph,
         "build_ms": result.build_ms,
@@ -263,16 +254,20 @@ def bench_record(result: BenchResult) -> Record:
     }
 
 
-def bench_rows(result: BenchResult) -> Rows:
-    """One row: the network, where, and its figures."""
-    header = ["name", "device", "cuda_graph", "build_ms", "median_ms", "min_ms", "max_ms"]
-    header += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
-    row: list[object] = [
-        result.config.name, result.device, result.cuda_graph, result.build_ms, result.median_ms,
-        result.min_ms, result.max_ms, result.samples_per_s,
-        result.tflops_per_s, result.peak_bytes, result.threads,
-    ]  # fmt: skip
-    return header, [row]
+def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
+    """One table, a row per bench: the network, a column per swept key, where, its figures."""
+    swept = swept_keys(results)
+    header = ["name", *swept, "device", "cuda_graph", "build_ms", "median_ms", "min_ms"]
+    header += ["max_ms", "samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
+    rows: list[list[object]] = []
+    for result in results:
+        given = dict(override.split("=", 1) for override in result.overrides)
+        rows.append([
+            result.config.name, *(given[key] for key in swept), result.device, result.cuda_graph,
+            result.build_ms, result.median_ms, result.min_ms, result.max_ms,
+            result.samples_per_s, result.tflops_per_s, result.peak_bytes, result.threads,
+        ])  # fmt: skip
+    return [(header, rows)]
 
 
 # --- compare ---------------------------------------------------------------------------------

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import TensorInfo, TensorShape
+from mlpcli.model.results import TensorInfo, TensorShape, swept_keys
 from mlpcli.model.units import arrows, byte_size, counted, rate_text
+from mlpcli.report import style
+from mlpcli.report.style import Column
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -67,39 +68,42 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     Returns the note to show when a table was cut to fit (empty when none was).
     """
     config = result.config
-    header = Text.assemble(
-        (config.name, "bold"),
-        f"  seed {config.seed}  device {result.device}  dtype {config.dtype}  batch {config.batch}",
-        _over_ranks(result.parallel),
-    )
+    pairs = [f"seed {config.seed}", f"device {result.device}", f"dtype {config.dtype}"]
+    pairs += [f"batch {config.batch}", *_over_ranks(result.parallel)]
     tensors, tensors_cut = tensors_table(result.tensors)
     output, cut = _output_table(result, full=full, width=width)
-    views = [header, tensors, output, *([stats_table(result.stats)] if result.stats else [])]
-    return Group(*views), "; ".join(note for note in (tensors_cut, cut) if note)
+    views: list[RenderableType] = [style.header(config.name, pairs, width), tensors, output]
+    notes = [tensors_cut, cut]
+    if result.stats:
+        stats, stats_cut = stats_table(result.stats, width)
+        views.append(stats)
+        notes.append(stats_cut)
+    return Group(*views), "; ".join(note for note in notes if note)
 
 
-def _over_ranks(parallel: ParallelInfo | None) -> str:
-    """`  parallel tensor over 3 ranks (gloo)`, or nothing for one process."""
+def _over_ranks(parallel: ParallelInfo | None) -> list[str]:
+    """A header's `parallel tensor over 3 ranks (gloo)`, or nothing for one process."""
     if parallel is None:
-        return ""
+        return []
     backend = f" ({parallel.backend})" if parallel.backend else ""
-    return f"  parallel {parallel.mode} over {counted(parallel.world_size, 'rank')}{backend}"
+    return [f"parallel {parallel.mode} over {counted(parallel.world_size, 'rank')}{backend}"]
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
-def stats_table(stats: Sequence[TensorStats]) -> Table:
-    """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram;
-    a deep network's first and last TABLE_ROWS tensors."""
-    table = Table(
-        title="statistics over the batch", title_justify="left", box=box.SIMPLE_HEAD,
-        padding=(0, 1, 0, 0),
-    )  # fmt: skip
-    for column in ("tensor", "mean", "std", "min", "max", "zeros", "sat.", "NaN/inf"):
-        table.add_column(column, justify="left" if column == "tensor" else "right", no_wrap=True)
-    table.add_column("histogram", no_wrap=True)
-    rows, _ = cut_rows(
+STATS_COLUMNS = (
+    Column("tensor"),
+    *(Column(name, "right") for name in ("mean", "std", "min", "max", "zeros", "sat.", "NaN/inf")),
+    Column("histogram"),
+)
+
+
+def stats_table(stats: Sequence[TensorStats], width: int) -> tuple[Table, str | None]:
+    """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram (a
+    deep network's first and last TABLE_ROWS tensors); the histogram, then the counts, left out
+    to fit `width`, and the note that says so."""
+    rows, cut = cut_rows(
         [
             (
                 row.name,
@@ -113,9 +117,15 @@ def stats_table(stats: Sequence[TensorStats]) -> Table:
         ],
         "statistics",
     )
-    for cells in rows:
-        table.add_row(*cells)
-    return table
+    table, dropped = style.fitted(
+        "statistics over the batch",
+        STATS_COLUMNS,
+        rows,
+        ("histogram", "NaN/inf", "sat.", "zeros"),
+        width,
+    )
+    notes = [cut, style.left_out("statistics", dropped, width) if dropped else None]
+    return table, "; ".join(note for note in notes if note) or None
 
 
 def _sparkline(counts: Sequence[int]) -> str:
@@ -144,13 +154,13 @@ def _output_table(
         max([len(format(row[j], specs[j])) for row in values.values()] + [len(str(j))])
         for j in range(columns)
     ]
-    # Beside the row labels each column takes its cell and 3 characters of padding and rule.
-    room = width - 1 - (max(3, len(str(rows))) + 3)
+    # Beside the row labels each column takes its cell and the gap between columns.
+    room = width - (max(3, len(str(rows))) + style.GAP)
     title = f"output {shape_text((rows, columns))}"
     if full:
         blocks: list[list[int]] = [[]]
         for j in range(columns):
-            if blocks[-1] and sum(cells[k] + 3 for k in (*blocks[-1], j)) > room:
+            if blocks[-1] and sum(cells[k] + style.GAP for k in (*blocks[-1], j)) > room:
                 blocks.append([])
             blocks[-1].append(j)
         tables = [
@@ -182,7 +192,7 @@ def _values_table(
 ) -> Table:
     """One table of output values, each column in its format; None in an index is an ellipsis
     row or column."""
-    table = Table(title=title, title_justify="left")
+    table = style.table(title)
     table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
         table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
@@ -227,9 +237,7 @@ def _number_spec(values: Sequence[float]) -> str:
 def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
     """Each tensor's name and shape, and its dtype and device once built; a long list cut."""
     built = isinstance(tensors[0], TensorInfo)
-    table = Table(title="tensors", title_justify="left")
-    for column in ("name", "shape", "dtype", "device") if built else ("name", "shape"):
-        table.add_column(column)
+    names = ("name", "shape", "dtype", "device") if built else ("name", "shape")
     rows, cut = cut_rows(
         [
             (
@@ -241,9 +249,7 @@ def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, s
         ],
         "tensors",
     )
-    for row in rows:
-        table.add_row(*row)
-    return table, cut
+    return style.filled("tensors", [Column(name) for name in names], rows), cut
 
 
 def cut_rows(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
@@ -313,7 +319,7 @@ def sweep_table(results: Sequence[RunResult]) -> Table:
         spec = _number_spec(first_row[:SWEEP_VALUES])
         rows.append([format(v, spec) for v in first_row[:SWEEP_VALUES]])
     widest = max((len(value) for row in rows for value in row), default=1)
-    table = Table(title=counted(len(results), "run"), title_justify="left")
+    table = style.table(counted(len(results), "run"))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold")
     table.add_column("overrides", overflow="fold")
@@ -337,7 +343,7 @@ def sweep_table(results: Sequence[RunResult]) -> Table:
 # --- bench -----------------------------------------------------------------------------------
 
 
-def bench_table(result: BenchResult) -> RenderableType:
+def bench_table(result: BenchResult, width: int) -> RenderableType:
     """A bench result as a two-column grid."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -351,7 +357,7 @@ def bench_table(result: BenchResult) -> RenderableType:
         (f"forward, median of {len(times)}", f"{result.median_ms:.3f} ms"),
         ("forward, min … max", f"{result.min_ms:.3f} … {result.max_ms:.3f} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
-        ("FLOP/s (from the shapes' FLOPs)", _rate(result.tflops_per_s, 1e12, "FLOP/s")),
+        ("FLOP/s (from the shapes' FLOPs)", _rate(result.flops_per_s, "FLOP/s")),
         ("CPU threads", str(result.threads)),
         (
             "peak memory, capture included" if result.cuda_graph else "peak memory of the passes",
@@ -360,13 +366,40 @@ def bench_table(result: BenchResult) -> RenderableType:
     ]
     for label, value in rows:
         grid.add_row(label, value)
-    title = Text(result.config.name + _over_ranks(result.parallel), style="bold")
-    return Group(title, grid, *([_ranks_table(result.ranks)] if result.ranks else []))
+    title = style.header(result.config.name, _over_ranks(result.parallel), width)
+    ranks = [_ranks_table(result.ranks)] if result.ranks else []
+    return Group(title, grid, *ranks)
+
+
+def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table, list[str]]:
+    """One row per bench of a sweep: the values swept, the forward times and the rates; the
+    spread of the times left out to fit `width`, and the note that says so."""
+    swept = swept_keys(results)
+    devices = ", ".join(dict.fromkeys(result.device for result in results))
+    title = f"{results[0].config.name}: {counted(len(results), 'combination')} on {devices}"
+    columns = [
+        Column("#", "right"),
+        *(Column(key, fold=True) for key in swept),
+        *(Column(name, "right") for name in ("median ms", "min … max ms", "samples/s", "FLOP/s")),
+    ]
+    rows: list[list[RenderableType]] = []
+    for index, result in enumerate(results):
+        given = dict(override.split("=", 1) for override in result.overrides)
+        rows.append([
+            str(index),
+            *(Text(given[key]) for key in swept),
+            f"{result.median_ms:.3f}",
+            f"{result.min_ms:.3f} … {result.max_ms:.3f}",
+            _number(result.samples_per_s, ",.0f"),
+            _rate(result.flops_per_s, "FLOP/s"),
+        ])  # fmt: skip
+    table, dropped = style.fitted(title, columns, rows, ("min … max ms",), width)
+    return table, [style.left_out("bench", dropped, width)] if dropped else []
 
 
 def _ranks_table(ranks: Sequence[RankFigures]) -> Table:
     """Each rank of a bench over several processes: its weights, peak memory, communication."""
-    table = Table(box=box.SIMPLE_HEAD)
+    table = style.table()
     for column in ("rank", "device", "weights", "peak memory", "communicating, median"):
         table.add_column(column, justify="right")
     for rank in ranks:
@@ -381,8 +414,8 @@ def _ranks_table(ranks: Sequence[RankFigures]) -> Table:
     return table
 
 
-def _rate(value: float | None, scale: float, unit: str) -> str:
-    return "-" if value is None else rate_text(value * scale, unit)
+def _rate(value: float | None, unit: str) -> str:
+    return "-" if value is None else rate_text(value, unit)
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -392,39 +425,53 @@ def _number(value: float | None, spec: str) -> str:
 # --- compare ---------------------------------------------------------------------------------
 
 
-def compare_table(report: CompareResult) -> RenderableType:
-    """Per tensor and device: the largest differences from the first, and what is allowed."""
+def compare_tables(
+    results: Sequence[CompareResult], width: int
+) -> tuple[RenderableType, list[str]]:
+    """Each comparison's header and table, a blank line apart, and the notes on what was left
+    out to fit `width`."""
+    views, notes = [], []
+    for report in results:
+        view, dropped = compare_table(report, width)
+        views.append(view)
+        if dropped:
+            notes.append(style.left_out("differences", dropped, width))
+    return stacked(views), notes
+
+
+def compare_table(report: CompareResult, width: int) -> tuple[RenderableType, list[str]]:
+    """Per tensor and device: the largest differences from the first, and what is allowed;
+    the shapes, then the relative differences, left out to fit `width`."""
     config = report.config
-    header = Text.assemble(
-        (config.name, "bold"),
-        f"  reference {report.devices[0]}  dtype {config.dtype}  "
-        f"atol {report.tolerance.atol:g}  rtol {report.tolerance.rtol:g} × max|ref|",
-    )
-    table = Table(title="differences from the reference", title_justify="left")
-    for column, justify in COMPARE_COLUMNS:
-        table.add_column(column, justify=justify)
-    for diff in report.diffs:
-        found = diff.difference
-        table.add_row(
+    pairs = [f"reference {report.devices[0]}", f"dtype {config.dtype}"]
+    pairs += [f"atol {report.tolerance.atol:g}", f"rtol {report.tolerance.rtol:g} × max|ref|"]
+    header = style.header(config.name, pairs, width)
+    rows = [
+        (
             diff.name,
             shape_text(diff.shape),
-            diff.device,
-            f"{found.max_abs:.3g}",
-            f"{found.allowed:.3g}",
-            f"{found.max_rel:.3g}",
-            "yes" if found.within else Text("NO", style="bold red"),
+            Text(diff.device),
+            f"{diff.difference.max_abs:.3g}",
+            f"{diff.difference.allowed:.3g}",
+            f"{diff.difference.max_rel:.3g}",
+            "yes" if diff.difference.within else Text("NO", style="bold red"),
         )
-    return Group(header, table)
+        for diff in report.diffs
+    ]
+    table, dropped = style.fitted(
+        "differences from the reference", COMPARE_COLUMNS, rows, ("shape", "max rel"), width
+    )
+    return Group(header, table), dropped
 
 
-COMPARE_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
-    ("tensor", "left"),
-    ("shape", "left"),
-    ("device", "left"),
-    ("max abs", "right"),
-    ("allowed", "right"),
-    ("max rel", "right"),
-    ("within", "left"),
+COMPARE_COLUMNS = (
+    Column("tensor"),
+    Column("shape"),
+    Column("device"),
+    Column("max abs", "right"),
+    Column("allowed", "right"),
+    Column("max rel", "right"),
+    Column("within"),
 )
 
 
@@ -440,7 +487,7 @@ def env_table(environment: EnvResult) -> RenderableType:
         grid.add_row(key, Text("-" if value is None else str(value)))
     if not environment.gpus:
         return Group(grid, Text("GPUs: none visible to torch"))
-    gpus = Table(title="GPUs", title_justify="left")
+    gpus = style.table("GPUs")
     for column in ("index", "name", "memory", "capability"):
         gpus.add_column(column)
     for gpu in environment.gpus:

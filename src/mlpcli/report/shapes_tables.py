@@ -4,16 +4,15 @@ columns left out whole to fit the width; the totals; the tensors; each rank's sh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.measure import Measurement
+from rich.console import Group, RenderableType
 from rich.table import Table
-from rich.text import Text
 
 from mlpcli.model.units import arrows, byte_size, count_column, count_text, counted
+from mlpcli.report import style
 from mlpcli.report.render import cut_rows, runs_of, tensors_table
+from mlpcli.report.style import Column
 
 if TYPE_CHECKING:
     from mlpcli.model.plan import ParallelPlan
@@ -27,10 +26,8 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     order of DROPPABLE; a note names them.
     """
     config = report.config
-    header = Text.assemble(
-        (config.name, "bold"),
-        f"  layers {arrows(config.layers)}  dtype {config.dtype}  batch {config.batch}",
-    )
+    pairs = [f"layers {arrows(config.layers)}", f"dtype {config.dtype}", f"batch {config.batch}"]
+    header = style.header(config.name, pairs, width)
     runs = runs_of(
         report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
     )
@@ -42,14 +39,7 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     rows, layers_cut = cut_rows(
         [(*_layer_row(*run), *texts) for run, texts in zip(runs, counts, strict=True)], "layers"
     )
-    columns = [name for name, _ in LAYER_COLUMNS]
-    layers = _layers_table(columns, rows)
-    dropped = []
-    for name in DROPPABLE:
-        if _natural_width(layers) <= width:
-            break
-        dropped.append(name)
-        layers = _layers_table([c for c in columns if c not in dropped], rows)
+    layers, dropped = style.fitted("layers", LAYER_COLUMNS, rows, DROPPABLE, width)
     totals = Table.grid(padding=(0, 2))
     totals.add_column(style="bold")
     totals.add_column()
@@ -67,10 +57,7 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
         views.append(plan_table(report.plan))
     notes = [cut for cut in (layers_cut, tensors_cut) if cut]
     if dropped:
-        notes.append(
-            f"left out the layers table's columns {', '.join(dropped)} to fit {width} columns "
-            "(a wider COLUMNS, or --format json or csv: everything)"
-        )
+        notes.append(style.left_out("layers", dropped, width))
     return Group(*views), notes
 
 
@@ -81,14 +68,10 @@ def plan_table(plan: ParallelPlan) -> RenderableType:
     else:
         fits = "fits" if plan.fits else "does not fit"
         verdict = f"{fits} in {byte_size(plan.device_memory)} a device"
-    table = Table(
-        title=f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
+    table = style.table(f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}")
     for column in ("rank", "weights", "activations", "float32 draw", "sent", "peak"):
         table.add_column(column, justify="right")
-    holds = Table(box=box.SIMPLE_HEAD)
+    holds = style.table()
     holds.add_column("rank", justify="right")
     holds.add_column("holds")
     for rank in plan.ranks:
@@ -117,24 +100,6 @@ def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:
     )
 
 
-def _layers_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
-    """The layers table with only `columns` (of LAYER_COLUMNS)."""
-    table = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    keep = [index for index, (name, _) in enumerate(LAYER_COLUMNS) if name in columns]
-    for index in keep:
-        name, justify = LAYER_COLUMNS[index]
-        table.add_column(name, justify=justify, no_wrap=True)
-    for row in rows:
-        table.add_row(*(row[index] for index in keep))
-    return table
-
-
-def _natural_width(table: Table) -> int:
-    """The width `table` takes when nothing in it is wrapped or cut."""
-    console = Console(width=1_000_000)
-    return Measurement.get(console, console.options, table).maximum
-
-
 def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}-{last}"
 
@@ -143,14 +108,14 @@ def _compact(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape))
 
 
-LAYER_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
-    ("#", "right"),
-    ("in → out", "right"),
-    ("W", "left"),
-    ("B", "left"),
-    ("output", "left"),
-    ("activation", "left"),
-    ("params", "right"),
-    ("FLOPs", "right"),
+LAYER_COLUMNS = (
+    Column("#", "right"),
+    Column("in → out", "right"),
+    Column("W"),
+    Column("B"),
+    Column("output"),
+    Column("activation"),
+    Column("params", "right"),
+    Column("FLOPs", "right"),
 )
 DROPPABLE = ("output", "B", "W", "in → out")  # the layers table's columns to leave out first

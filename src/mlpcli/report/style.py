@@ -1,0 +1,110 @@
+"""The one table style of every command, and tables that leave out whole columns to fit a
+terminal's width rather than cut or fold the numbers in them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rich import box
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+GAP = 2  # characters between two columns: a column's right padding and the rule's space
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table: its heading, its alignment, and whether its cells may fold
+    (names and overrides may; numbers and shapes never)."""
+
+    name: str
+    justify: Literal["left", "right"] = "left"
+    fold: bool = False
+
+
+def table(title: str | None = None) -> Table:
+    """An empty table in mlpcli's style: the title on the left, a rule under the headings,
+    columns GAP apart, no box; never narrower than its title, which is never folded."""
+    return Table(
+        title=title,
+        min_width=len(title) if title else None,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+
+
+def fitted(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[RenderableType]],
+    droppable: Sequence[str],
+    width: int,
+) -> tuple[Table, list[str]]:
+    """The table of `columns` and `rows`, leaving out the `droppable` columns, in that order,
+    while it is wider than `width`; and the names of those left out."""
+    dropped: list[str] = []
+    built = filled(title, columns, rows, dropped)
+    for name in droppable:
+        if natural_width(built) <= width:
+            break
+        dropped.append(name)
+        built = filled(title, columns, rows, dropped)
+    return built, dropped
+
+
+def left_out(what: str, dropped: Sequence[str], width: int) -> str:
+    """The note on the columns `fitted` left out of the `what` table."""
+    return (
+        f"left out the {what} table's columns {', '.join(dropped)} to fit {width} columns "
+        "(a wider COLUMNS, or --format json or csv: everything)"
+    )
+
+
+def header(name: str, pairs: Sequence[str], width: int) -> Text:
+    """`name` in bold and `pairs` (`seed 7`, `dtype float32`) two spaces apart, on as many lines
+    as `width` needs, never breaking a pair."""
+    text = Text(name, style="bold")
+    line = len(name)
+    for pair in pairs:
+        if line + 2 + len(pair) > width:
+            text.append("\n" + pair)
+            line = len(pair)
+        else:
+            text.append("  " + pair)
+            line += 2 + len(pair)
+    return text
+
+
+def natural_width(view: RenderableType) -> int:
+    """The width `view` takes when nothing in it is wrapped or cut."""
+    console = Console(width=1_000_000)
+    return Measurement.get(console, console.options, view).maximum
+
+
+def filled(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[RenderableType]],
+    dropped: Sequence[str] = (),
+) -> Table:
+    """The table of `columns` (but those `dropped`) and `rows`."""
+    built = table(title)
+    keep = [index for index, column in enumerate(columns) if column.name not in dropped]
+    for index in keep:
+        column = columns[index]
+        built.add_column(
+            column.name,
+            justify=column.justify,
+            overflow="fold" if column.fold else "ellipsis",
+            no_wrap=not column.fold,
+            min_width=len(column.name),
+        )
+    for row in rows:
+        built.add_row(*(row[index] for index in keep))
+    return built

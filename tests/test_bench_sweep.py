@@ -1,0 +1,119 @@
+"""`mlpcli bench -m`: a sweep timed combination by combination, and `--plot` drawing it with
+matplotlib (rendered by resvg here; its PNG read back)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+import resvg_py
+
+from .conftest import invoke
+
+SWEEP = ("-m", "batch=1,16,256", "activation=relu,tanh", "-n", "2", "--warmup", "0")
+
+
+def test_a_sweep_gives_every_point_in_json() -> None:
+    code, out, err = invoke("bench", "layers=[8,4,2]", *SWEEP, "-f", "json")
+    assert (code, err) == (0, "")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["overrides"] for r in records] == [
+        ["layers=[8,4,2]", f"batch={b}", f"activation={a}"]
+        for b in (1, 16, 256)
+        for a in ("relu", "tanh")
+    ]
+    for record in records:
+        batch = record["config"]["batch"]
+        assert record["overrides"][1] == f"batch={batch}"
+        assert record["config"]["activation"] == record["overrides"][2].split("=")[1]
+        assert len(record["forward_ms"]["all"]) == 2
+        flops = 2 * batch * (8 * 4 + 4 * 2) + 2 * batch * (4 + 2)  # a multiply-add 2; a bias
+        # add and an activation 1 each
+        assert record["flops"] == flops
+        assert record["samples_per_s"] == pytest.approx(
+            batch / record["forward_ms"]["median"] * 1e3
+        )
+
+
+def test_a_sweep_is_one_csv_table_and_one_table_for_people() -> None:
+    code, out, _ = invoke("bench", "layers=[8,4,2]", *SWEEP, "-f", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["batch"], r["activation"]) for r in rows] == [
+        (b, a) for b in ("1", "16", "256") for a in ("relu", "tanh")
+    ]
+    code, out, _ = invoke("bench", "layers=[8,4,2]", *SWEEP)
+    assert code == 0
+    assert "default: 6 combinations on cpu" in out
+    assert len(re.findall(r"FLOP/s", out)) == 7  # the heading and a rate a row
+    assert "activation" in out  # the swept key's heading is never folded
+
+
+def _comments(svg: str) -> set[str]:
+    """The texts matplotlib drew: it draws them as paths, each after a comment with its text."""
+    return {text.strip() for text in re.findall(r"<!-- (.*?) -->", svg)}
+
+
+def test_plot_as_svg_draws_both_rates_against_the_key(tmp_path: Path) -> None:
+    plot = tmp_path / "sweep.svg"
+    code, _, err = invoke("bench", "layers=[8,4,2]", *SWEEP, "--plot", str(plot), "-q")
+    assert (code, err) == (0, "")
+    svg = plot.read_text()
+    texts = _comments(svg)
+    assert {"samples/s", "FLOP/s (from the shapes' FLOPs)", "batch", "activation"} <= texts
+    assert {"relu", "tanh", "1", "16", "256"} <= texts  # a line each; a tick at each batch
+    assert "default on cpu: median of 2 forward passes" in texts
+    assert "dc:date" not in svg.lower()  # the same sweep draws the same file
+    png = bytes(resvg_py.svg_to_bytes(svg_string=svg, dpi=96))  # matplotlib sizes it in pt
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (960, 403)
+
+
+def test_plot_as_png(tmp_path: Path) -> None:
+    plot = tmp_path / "sweep.png"
+    code, _, _ = invoke(
+        "bench", "layers=[8,4,2]", "-m", "batch=1,4", "-n", "1", "--plot", str(plot)
+    )
+    assert code == 0
+    png = plot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (1000, 420)  # 10 x 4.2 in at 100 dpi
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--plot", "x.svg"], 2, "--plot x.svg: a plot draws a sweep: add -m"),
+        (["-m", "batch=1,2", "--plot", "x.pdf"], 2, "use one of .svg, .png"),
+        (["-m", "batch=1,2", "--nproc", "2"], 2, "leave --nproc out of bench -m"),
+    ],
+)
+def test_plots_and_sweeps_that_cannot_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    found, out, err = invoke("bench", *args)
+    assert (found, out) == (code, "")
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_without_matplotlib_names_it(tmp_path: Path, mlpcli_script: str) -> None:
+    code = "import sys; sys.modules['matplotlib'] = None; from mlpcli.cli import main; main()"
+    python = str(Path(mlpcli_script).parent / "python")
+    plot = tmp_path / "x.png"
+    done = subprocess.run(
+        [python, "-c", code, "bench", "-m", "batch=1,2", "--plot", str(plot)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr.startswith(f"mlpcli: error: --plot {plot}: drawing it needs matplotlib")
+    assert "pip install matplotlib" in done.stderr
+    assert done.stdout == ""
+    assert not plot.exists()
