@@ -78,7 +78,7 @@ def bench(
     layout = _layout(sweep=multirun)
     out.check(layout, sources(path, *configs))
     if plot is not None:
-        files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs))
+        files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs), "--plot ")
         plots.check(plot, len(jobs))
     over_ranks = nproc is not None or process.current() is not None
     if over_ranks and len(jobs) > 1:
