@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import resvg_py
 
+from mlpcli.model import units
+
 from .conftest import invoke
 
 SWEEP = ("-m", "batch=1,16,256", "activation=relu,tanh", "-n", "2", "--warmup", "0")
@@ -63,8 +65,8 @@ def _comments(svg: str) -> set[str]:
 def test_plot_as_svg_draws_both_rates_against_the_key(tmp_path: Path) -> None:
     plot = tmp_path / "sweep.svg"
     code, _, err = invoke("bench", "layers=[8,4,2]", *SWEEP, "--plot", str(plot), "-q")
-    assert (code, err) == (0, "")
     svg = plot.read_text()
+    assert (code, err) == (0, f"mlpcli: note: wrote {plot} ({units.byte_size(plot.stat().st_size)})\n")
     texts = _comments(svg)
     assert {"samples/s", "FLOP/s (from the shapes' FLOPs)", "batch", "activation"} <= texts
     assert {"relu", "tanh", "1", "16", "256"} <= texts  # a line each; a tick at each batch

@@ -28,8 +28,9 @@ from mlpcli.commands.common import (
 from mlpcli.errors import UsageError
 from mlpcli.model import memory
 from mlpcli.model.results import BenchResult
+from mlpcli.model.units import byte_size
 from mlpcli.ranks import launch, process
-from mlpcli.report import files, records, render
+from mlpcli.report import files, records, render, terminal
 from mlpcli.report import plot as plots
 from mlpcli.report.output import Format, Layout, Output
 from mlpcli.report.progress import LateProgress
@@ -111,9 +112,11 @@ def bench(
         with LateProgress(f"timing {config.name}", [1.0] * repeat) as progress:
             result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
         results.append(dataclasses.replace(result, overrides=combo))
-    if plot is not None:
-        files.write_atomic(plot, plots.bench_plot(results, plot))
+    picture = plots.bench_plot(results, plot) if plot is not None else None
     out.emit(layout, results)
+    if plot is not None and picture is not None:
+        files.write_atomic(plot, picture)
+        terminal.note(f"wrote {plot} ({byte_size(len(picture))})")
 
 
 def _layout(*, sweep: bool) -> Layout[BenchResult]:

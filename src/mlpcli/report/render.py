@@ -376,7 +376,11 @@ def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table
     spread of the times left out to fit `width`, and the note that says so."""
     swept = swept_keys(results)
     devices = ", ".join(dict.fromkeys(result.device for result in results))
-    title = f"{results[0].config.name}: {counted(len(results), 'combination')} on {devices}"
+    threads = ", ".join(dict.fromkeys(str(result.threads) for result in results))
+    title = (
+        f"{results[0].config.name}: {counted(len(results), 'combination')} on {devices}, "
+        f"{threads} CPU threads"
+    )
     columns = [
         Column("#", "right"),
         *(Column(key, fold=True) for key in swept),
