@@ -15,6 +15,7 @@ import pytest
 import resvg_py
 
 from mlpcli.model import units
+from mlpcli.report import plot as plots
 
 from .conftest import invoke
 
@@ -57,6 +58,30 @@ def test_a_sweep_is_one_csv_table_and_one_table_for_people() -> None:
     assert "activation" in out  # the swept key's heading is never folded
 
 
+def test_a_swept_key_the_csv_has_anyway_is_not_a_second_column() -> None:
+    code, out, _ = invoke("bench", "-m", "threads=1,2", "name=a,b", "-n", "1", "-f", "csv")
+    assert code == 0
+    header, *rows = list(csv.reader(io.StringIO(out)))
+    assert len(header) == len(set(header))
+    assert [(row[header.index("name")], row[header.index("threads")]) for row in rows] == [
+        ("a", "1"),
+        ("b", "1"),
+        ("a", "2"),
+        ("b", "2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("numbers", "log"),
+    [([1, 16, 256], True), ([1, 10], True), ([1, 2, 4, 8], False), ([0, 1, 100], False),
+     ([-1, 100], False), ([], False)],
+)  # fmt: skip
+def test_an_axis_is_logarithmic_where_its_numbers_span_ten_times(
+    numbers: list[float], log: bool
+) -> None:
+    assert plots.log_scale(numbers) is log
+
+
 def _comments(svg: str) -> set[str]:
     """The texts matplotlib drew: it draws them as paths, each after a comment with its text."""
     return {text.strip() for text in re.findall(r"<!-- (.*?) -->", svg)}
@@ -66,7 +91,8 @@ def test_plot_as_svg_draws_both_rates_against_the_key(tmp_path: Path) -> None:
     plot = tmp_path / "sweep.svg"
     code, _, err = invoke("bench", "layers=[8,4,2]", *SWEEP, "--plot", str(plot), "-q")
     svg = plot.read_text()
-    assert (code, err) == (0, f"mlpcli: note: wrote {plot} ({units.byte_size(plot.stat().st_size)})\n")
+    wrote = f"mlpcli: note: wrote {plot} ({units.byte_size(plot.stat().st_size)})\n"
+    assert (code, err) == (0, wrote)
     texts = _comments(svg)
     assert {"samples/s", "FLOP/s (from the shapes' FLOPs)", "batch", "activation"} <= texts
     assert {"relu", "tanh", "1", "16", "256"} <= texts  # a line each; a tick at each batch
@@ -91,7 +117,8 @@ def test_plot_as_png(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--plot", "x.svg"], 2, "--plot x.svg: a plot draws a sweep: add -m"),
+        (["--plot", "x.svg"], 2, "--plot x.svg: a plot draws a sweep: -m with a key of two"),
+        (["-m", "batch=1,1", "--plot", "x.svg"], 2, "--plot x.svg: a plot draws a sweep"),
         (["-m", "batch=1,2", "--plot", "x.pdf"], 2, "use one of .svg, .png"),
         (["-m", "batch=1,2", "--nproc", "2"], 2, "leave --nproc out of bench -m"),
     ],
@@ -110,9 +137,9 @@ def test_plot_without_matplotlib_names_it(tmp_path: Path, mlpcli_script: str) ->
     code = "import sys; sys.modules['matplotlib'] = None; from mlpcli.cli import main; main()"
     python = str(Path(mlpcli_script).parent / "python")
     plot = tmp_path / "x.png"
-    done = subprocess.run(
-        [python, "-c", code, "bench", "-m", "batch=1,2", "--plot", str(plot)],
-        capture_output=True, text=True, check=False,
+    done = subprocess.run(  # a billion passes: refused before the first, or it times out
+        [python, "-c", code, "bench", "-m", "batch=1,2", "-n", "1000000000", "--plot", str(plot)],
+        capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 3
     assert done.stderr.startswith(f"mlpcli: error: --plot {plot}: drawing it needs matplotlib")

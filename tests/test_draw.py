@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import xml.etree.ElementTree as ET
@@ -236,6 +237,22 @@ def test_values_name_their_scales_and_a_single_unit_shows_its_value() -> None:
     assert fills["output[0]"] not in ("fill:#b2182b", "fill:#2166ac")
     extreme = max(units, key=lambda label: abs(units[label]))
     assert fills[extreme] in ("fill:#b2182b", "fill:#2166ac")
+
+
+def test_values_that_are_not_finite_are_black_and_left_off_the_scale() -> None:
+    """float16 overflows in this identity network: its outputs are infinite."""
+    svg = drawn("layers=[512,512,512,512,4]", "dtype=float16", "activation=identity", "--values")
+    units = _numbers(svg, "circle", "unit")
+    fills = {
+        e.findtext(f"{SVG}title", "").split(" = ")[0]: e.get("style")
+        for e in of_class(svg, "circle", "unit")
+    }
+    infinite = [label for label, value in units.items() if not math.isfinite(value)]
+    assert infinite
+    assert all(fills[label] == "fill:#000000" for label in infinite)
+    largest = max(abs(v) for v in units.values() if math.isfinite(v))
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    assert any(text.startswith(f"units (row 0): {-largest:.3g} … {largest:.3g},") for text in texts)
 
 
 def test_values_of_a_long_network_colour_the_columns_drawn() -> None:

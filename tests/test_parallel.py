@@ -318,6 +318,7 @@ def test_bench_over_ranks_reports_the_group_and_each_rank(mlpcli_script: str) ->
     assert result["tflops_per_s"] > 0
     assert [r["rank"] for r in result["ranks"]] == [0, 1]
     assert all(r["peak_bytes"] > 0 and r["comm_ms"] >= 0 for r in result["ranks"])
+    assert result["overrides"] == [*NET, "parallel=pipeline"]
 
 
 def said(stderr: str) -> list[str]:

@@ -173,7 +173,7 @@ FAULTS = [
     Fault("command line", ["compare", "rng=device", "--devices", "cpu,cuda"], 2, r"^--devices cpu,cuda: with rng: device each device draws its own weights"),
     Fault("command line", ["bench", "--cuda-graph", "device=cpu"], 2, r"^--cuda-graph needs a CUDA device; this config runs on cpu$"),
     Fault("command line", ["bench", "-m", "device=cpu,cpu", "--cuda-graph"], 2, r"^--cuda-graph needs a CUDA device; the sweep's device=cpu runs on cpu$"),
-    Fault("command line", ["bench", "--plot", "{out}.svg", "-o", "{out}"], 2, r"^--plot .*\.svg: a plot draws a sweep: add -m and a key of several values \(-m batch=1,16,256\)$"),
+    Fault("command line", ["bench", "--plot", "{out}.svg", "-o", "{out}"], 2, r"^--plot .*\.svg: a plot draws a sweep: -m with a key of two values or more \(-m batch=1,16,256\)$"),
     Fault("command line", ["bench", "-m", "batch=1,2", "--plot", "{out}.pdf", "-o", "{out}"], 2, r"^--plot .*\.pdf: .*use one of \.svg, \.png"),
     Fault("command line", ["bench", "-m", "batch=1,2", "--nproc", "2", "-o", "{out}"], 2, r"^a sweep times one process at a time: leave --nproc out of bench -m$"),
     Fault("command line", ["draw", "layers=[256,256,256]", "--max-units", "200", "-o", "{out}.svg"], 2, r"^--max-units 200 draws 80,000 connections, more than a picture opens readily \(12,000\); use at most --max-units 77 for this network$"),

@@ -113,6 +113,15 @@ def test_each_step_of_a_chunked_run_weighs_its_flops() -> None:
     assert sum(steps) == shapes.shapes(config).total_flops
 
 
+def test_a_run_takes_one_step_for_each_layer_of_each_chunk() -> None:
+    from mlpcli.engine import runners
+
+    config = load(None, ["layers=[6, 5, 4, 3]", "batch=10", "chunk=4"])
+    steps: list[None] = []
+    runners.run(config, lambda: steps.append(None))
+    assert len(steps) == len(shapes.step_flops(config)) == 3 * 3
+
+
 def test_the_time_left_counts_down_from_the_estimate_then_at_the_pace_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

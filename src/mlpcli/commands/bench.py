@@ -28,7 +28,7 @@ from mlpcli.commands.common import (
 from mlpcli.errors import UsageError
 from mlpcli.model import memory
 from mlpcli.model.results import BenchResult
-from mlpcli.model.units import byte_size
+from mlpcli.model.units import byte_size, counted
 from mlpcli.ranks import launch, process
 from mlpcli.report import files, records, render, terminal
 from mlpcli.report import plot as plots
@@ -76,11 +76,11 @@ def bench(
     jobs = plan([path], overrides, multirun=multirun)
     configs = [config for config, _ in jobs]
     out = Output(output_format, output, field, quiet)
-    layout = _layout(sweep=multirun)
+    layout = _layout(sweep=len(jobs) > 1)
     out.check(layout, sources(path, *configs))
     if plot is not None:
         files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs), "--plot ")
-        plots.check(plot, len(jobs))
+        plots.check(plot, [combo for _, combo in jobs])
     over_ranks = nproc is not None or process.current() is not None
     if over_ranks and len(jobs) > 1:
         raise UsageError("a sweep times one process at a time: leave --nproc out of bench -m")
@@ -101,17 +101,18 @@ def bench(
 
         result = parallel.bench(configs[0], group.joined(configs), warmup, repeat)
         if result is not None:
-            out.emit(layout, [result])
+            out.emit(layout, [dataclasses.replace(result, overrides=jobs[0][1])])
         return
     for config in configs:
         memory.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli.engine import runners  # torch: only once the input is valid
 
     results = []
-    for config, combo in jobs:
-        with LateProgress(f"timing {config.name}", [1.0] * repeat) as progress:
+    what = configs[0].name if len(jobs) == 1 else counted(len(jobs), "combination")
+    with LateProgress(f"timing {what}", [1.0] * repeat * len(jobs)) as progress:
+        for config, combo in jobs:
             result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
-        results.append(dataclasses.replace(result, overrides=combo))
+            results.append(dataclasses.replace(result, overrides=combo))
     picture = plots.bench_plot(results, plot) if plot is not None else None
     out.emit(layout, results)
     if plot is not None and picture is not None:

@@ -10,6 +10,7 @@ import typer
 
 from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sources, split_one
 from mlpcli.errors import UsageError
+from mlpcli.model import memory
 from mlpcli.report import draw as pictures
 from mlpcli.report import files
 from mlpcli.report.output import to_stdout
@@ -69,12 +70,15 @@ def draw(
         raise UsageError(f"--output {output}: the suffix says {by_suffix}, --format says {kind}")
     if values and kind is DrawFormat.MERMAID:
         raise UsageError("--values colours an SVG picture; draw it as svg")
-    if kind is DrawFormat.SVG and pictures.edges(config, max_units) > pictures.MAX_EDGES:
+    connections = pictures.edges(config, max_units)
+    if kind is DrawFormat.SVG and connections > pictures.MAX_EDGES:
         raise UsageError(
-            f"--max-units {max_units} draws {pictures.edges(config, max_units):,} connections, "
-            f"more than a picture opens readily ({pictures.MAX_EDGES:,}); use at most "
+            f"--max-units {max_units} draws {connections:,} connections, more than a picture "
+            f"opens readily ({pictures.MAX_EDGES:,}); use at most "
             f"--max-units {pictures.widest_fitting(config)} for this network"
         )
+    if values:  # the network is built to colour the picture: it must fit
+        memory.check_host(config.first_row(), on_cpu=config.device.type == "cpu")
     note_assumptions(config)
     numbers = None
     if values:

@@ -187,9 +187,10 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
 
     def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
         if multirun and not full:  # --full in a sweep: every run's tables
+            table, notes = render.sweep_table(results, width)
             stats = [render.stats_table(r.stats, width) for r in results if r.stats]
-            notes = list(dict.fromkeys(note for _, note in stats if note))
-            return render.stacked([render.sweep_table(results), *(t for t, _ in stats)]), notes
+            notes += dict.fromkeys(note for _, note in stats if note)
+            return render.stacked([table, *(t for t, _ in stats)]), notes
         return render.run_tables(results, full=full, width=width)
 
     files = {".npy": records.run_npy, ".safetensors": records.run_safetensors}

@@ -108,7 +108,7 @@ def diagram_values(config: Config, drawn: Mapping[int, Sequence[int]]) -> Values
     Row 0 of the features is drawn before the weights, so a batch of one gives the same
     numbers without building the rest of the batch.
     """
-    config = dataclasses.replace(config, batch=1, chunk=None)
+    config = config.first_row()
     device = devices.prepare(config)
     with devices.memory_errors(device):
         network = build(config, device)

@@ -129,6 +129,10 @@ class Config:
         locations = {**self.locations, "device": Location(source)}
         return dataclasses.replace(self, device=device, locations=locations)
 
+    def first_row(self) -> Config:
+        """This network on a batch of one row (the first of its features): `draw --values`."""
+        return dataclasses.replace(self, batch=1, chunk=None)
+
     def where(self, key: str) -> Location:
         """Where field `key` was set (the file, an override, or the built-in default)."""
         return self.locations.get(key, Location(DEFAULT_SOURCE))

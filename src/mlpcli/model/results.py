@@ -8,7 +8,7 @@ and compute nothing.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -315,11 +315,15 @@ def _evidence(trouble: str, stats: TensorStats) -> str:
     return f"min {stats.min:.3g}, max {stats.max:.3g}, {stats.nan} NaN, {stats.inf} infinite"
 
 
-def swept_keys(results: Sequence[RunResult | BenchResult]) -> list[str]:
-    """The override keys whose values differ between runs, in the order given."""
+def given(overrides: Sequence[str]) -> dict[str, str]:
+    """KEY=VALUE overrides as {KEY: VALUE}."""
+    return dict(override.split("=", 1) for override in overrides)
+
+
+def swept_keys(combinations: Iterable[Sequence[str]]) -> list[str]:
+    """The override keys whose values differ between combinations, in the order given."""
     values: dict[str, set[str]] = {}
-    for result in results:
-        for override in result.overrides:
-            key, _, value = override.partition("=")
+    for combination in combinations:
+        for key, value in given(combination).items():
             values.setdefault(key, set()).add(value)
     return [key for key, seen in values.items() if len(seen) > 1]

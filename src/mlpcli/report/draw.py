@@ -21,7 +21,7 @@ from mlpcli.model.results import Values
 from mlpcli.model.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
-MAX_EDGES = 12_000  # lines in one SVG: about 1.6 MB with --values, quick to open anywhere
+MAX_EDGES = 12_000  # lines in one SVG: under 2 MB with --values, quick to open anywhere
 MERMAID_UNIT_EDGES = 64  # a network of more connections is charted layer by layer
 # Mermaid passes a title through an HTML sanitizer and then shows it as text, so `&` would
 # show as `&amp;` and no escape in the chart undoes it: these show as their full-width forms.
@@ -129,7 +129,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
         f'<text class="title" x="{MARGIN / 2}" y="24">{escape(title)}</text>',
     ]
     at = _positions(shown, rows)
-    edges: list[tuple[float, str]] = []  # (stroke width, markup)
+    lines: list[tuple[float, str]] = []  # (stroke width, markup) of each connection
     for left, right in itertools.pairwise(shown):
         if left is None or right is None:
             continue
@@ -138,15 +138,15 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
                 (x1, y1), (x2, y2) = at[left.index, i], at[right.index, j]
                 line = f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"'
                 if values is None:
-                    edges.append((1.0, line + "/>"))
+                    lines.append((1.0, line + "/>"))
                     continue
                 w = values.weights[right.index, i, j]
                 share = min(1.0, abs(w) / weight_scale) if math.isfinite(w) else 0.0
                 stroke = 0.5 + 3.5 * share
                 style = f"stroke:{_colour(w, weight_scale)};stroke-width:{stroke:.2f}"
                 named = f"W{right.index}[{i},{j}] = {w:.4g}"
-                edges.append((stroke, f'{line} style="{style}"><title>{named}</title></line>'))
-    parts += [markup for _, markup in sorted(edges, key=lambda edge: edge[0])]
+                lines.append((stroke, f'{line} style="{style}"><title>{named}</title></line>'))
+    parts += [markup for _, markup in sorted(lines, key=lambda drawn: drawn[0])]
     for position, column in enumerate(shown):
         x = MARGIN + position * GAP_X
         if column is None:
@@ -279,8 +279,8 @@ def mermaid(config: Config, max_units: int) -> str:
     title = json.dumps(config.name.translate(MERMAID_TITLE), ensure_ascii=False)
     lines = ["---", f"title: {title}", "---", "flowchart LR"]
     whole = all(column is not None and None not in column.units for column in shown)
-    edges = sum(a * b for a, b in itertools.pairwise(config.layers))
-    if whole and edges <= MERMAID_UNIT_EDGES:
+    connections = sum(a * b for a, b in itertools.pairwise(config.layers))
+    if whole and connections <= MERMAID_UNIT_EDGES:
         return "\n".join([*lines, *_unit_chart(config, shown)]) + "\n"
     for position, column in enumerate(shown):
         if column is None:

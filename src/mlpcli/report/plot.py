@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpcli.errors import UnavailableError, UsageError
-from mlpcli.model.results import BenchResult, swept_keys
+from mlpcli.model.results import BenchResult, given, swept_keys
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,11 +25,12 @@ RATES: tuple[tuple[str, str, Rate], ...] = (  # (axis label, tick unit, figure)
 )
 
 
-def check(plot: Path, combinations: int) -> None:
-    """UsageError or UnavailableError, before anything is timed, for a plot it cannot draw."""
-    if combinations < 2:
+def check(plot: Path, combinations: Sequence[Sequence[str]]) -> None:
+    """UsageError or UnavailableError, before anything is timed, for a plot it cannot draw:
+    `combinations` (each its overrides) must sweep a key over two values or more."""
+    if not swept_keys(combinations):
         raise UsageError(
-            f"--plot {plot}: a plot draws a sweep: add -m and a key of several values "
+            f"--plot {plot}: a plot draws a sweep: -m with a key of two values or more "
             "(-m batch=1,16,256)"
         )
     _figure_class(plot)
@@ -40,13 +41,13 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
     against the first swept key (a log axis where its numbers span LOG_FROM or more), a line
     per combination of the other swept keys; the network, the device and the passes timed in
     the title."""
-    swept = swept_keys(results)
+    swept = swept_keys(result.overrides for result in results)
     x_key = swept[0]
     lines: dict[str, list[tuple[str, BenchResult]]] = {}
     for result in results:
-        given = dict(override.split("=", 1) for override in result.overrides)
-        label = ", ".join(given[key] for key in swept[1:]) or result.config.name
-        lines.setdefault(label, []).append((given[x_key], result))
+        values = given(result.overrides)
+        label = ", ".join(values[key] for key in swept[1:]) or result.config.name
+        lines.setdefault(label, []).append((values[x_key], result))
     xs = list(dict.fromkeys(x for points in lines.values() for x, _ in points))
     numbers = [_number(x) for x in xs]
     figure = _figure_class(plot)(figsize=(10, 4.2), layout="constrained")
@@ -72,6 +73,12 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
     return buffer.getvalue()
 
 
+def log_scale(numbers: Sequence[float]) -> bool:
+    """Whether an axis of `numbers` reads best on a log scale: all positive, spanning a factor
+    of LOG_FROM or more."""
+    return bool(numbers) and min(numbers) > 0 and max(numbers) >= LOG_FROM * min(numbers)
+
+
 def _figure_class(plot: Path) -> type[Figure]:
     """matplotlib's Figure (no pyplot: no GUI backend, no global state)."""
     try:
@@ -90,7 +97,7 @@ def _number(text: str) -> float | None:
 
 def _numeric_x(panel: Axes, texts: Sequence[str], numbers: Sequence[float]) -> None:
     """A numeric x axis with a tick at each value swept, as it was typed."""
-    if min(numbers) > 0 and max(numbers) >= LOG_FROM * min(numbers):
+    if log_scale(numbers):
         panel.set_xscale("log")
         panel.minorticks_off()
     panel.set_xticks(list(numbers), labels=list(texts))
@@ -101,8 +108,7 @@ def _scale_y(panel: Axes, figures: Sequence[float], unit: str) -> None:
     ticks with SI prefixes (`12 kFLOP/s`)."""
     from matplotlib.ticker import EngFormatter, LogLocator
 
-    positive = [y for y in figures if y > 0]
-    if positive and max(positive) >= LOG_FROM * min(positive):
+    if log_scale(figures):
         panel.set_yscale("log")
         panel.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         panel.minorticks_off()

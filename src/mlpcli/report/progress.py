@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from rich.progress import Task
 
 AFTER_S = 1.0
+MIN_BAR, MAX_BAR = 10, 40  # the bar's width, as the terminal allows
+TEXT_WIDTH = 32  # `100%`, `0:00:12, 0:01:23 left` and the spaces between the columns
 
 
 class LateProgress:
@@ -83,23 +85,25 @@ class LateProgress:
         from rich.text import Text
 
         class Times(ProgressColumn):
-            """`0:00:12 elapsed, 0:01:23 left`: since the work began, and by `time_left`."""
+            """`0:00:12, 0:01:23 left`: since the work began, and by `time_left`."""
 
             def render(self, task: Task) -> Text:
                 elapsed = _clock(time.monotonic() - bar.started)
-                return Text(f"{elapsed} elapsed, {_clock(bar.time_left())} left")
+                return Text(f"{elapsed}, {_clock(bar.time_left())} left")
 
         bar = self
-
+        console = Console(stderr=True)
+        # the description, the percentage and the times take about TEXT_WIDTH besides the bar
+        room = console.width - len(self.description) - TEXT_WIDTH
         with self._lock:
             if self._closed:
                 return
             self._bar = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=max(MIN_BAR, min(MAX_BAR, room))),
                 TaskProgressColumn(),
                 Times(),
-                console=Console(stderr=True),
+                console=console,
                 transient=True,
             )
             self._bar.start()

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from mlpcli.model.results import one_process, swept_keys
+from mlpcli.model.results import given, one_process, swept_keys
 
 if TYPE_CHECKING:
     from mlpcli.model.config import Config
@@ -115,11 +115,11 @@ def _stats_record(stats: TensorStats) -> Record:
 def run_rows(results: Sequence[RunResult]) -> list[Rows]:
     """Per network: `name`, a column per swept key, the output units (`output_0`, ...); a row
     per sample, so that every line says which network it belongs to."""
-    swept = swept_keys(results)
+    swept = [key for key in swept_keys(r.overrides for r in results) if key != "name"]
     tables: list[Rows] = []
     for result in results:
-        given = dict(override.split("=", 1) for override in result.overrides)
-        label: list[object] = [result.config.name, *(given[key] for key in swept)]
+        values = given(result.overrides)
+        label: list[object] = [result.config.name, *(values[key] for key in swept)]
         header = ["name", *swept, *(f"output_{j}" for j in range(result.output.shape[1]))]
         tables.append((header, [label + row for row in result.output.tolist()]))
     return tables
@@ -255,15 +255,17 @@ def bench_record(result: BenchResult) -> Record:
 
 
 def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
-    """One table, a row per bench: the network, a column per swept key, where, its figures."""
-    swept = swept_keys(results)
-    header = ["name", *swept, "device", "cuda_graph", "build_ms", "median_ms", "min_ms"]
-    header += ["max_ms", "samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
+    """One table, a row per bench: the network, a column per swept key (but those it has
+    anyway: name, device, threads, as they ran), where, its figures."""
+    figures = ["device", "cuda_graph", "build_ms", "median_ms", "min_ms", "max_ms"]
+    figures += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
+    swept = [k for k in swept_keys(r.overrides for r in results) if k not in ("name", *figures)]
+    header = ["name", *swept, *figures]
     rows: list[list[object]] = []
     for result in results:
-        given = dict(override.split("=", 1) for override in result.overrides)
+        values = given(result.overrides)
         rows.append([
-            result.config.name, *(given[key] for key in swept), result.device, result.cuda_graph,
+            result.config.name, *(values[key] for key in swept), result.device, result.cuda_graph,
             result.build_ms, result.median_ms, result.min_ms, result.max_ms,
             result.samples_per_s, result.tflops_per_s, result.peak_bytes, result.threads,
         ])  # fmt: skip

@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import TensorInfo, TensorShape, swept_keys
+from mlpcli.model.results import TensorInfo, TensorShape, given, swept_keys
 from mlpcli.model.units import arrows, byte_size, counted, rate_text
 from mlpcli.report import style
 from mlpcli.report.style import Column
@@ -70,7 +70,7 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     config = result.config
     pairs = [f"seed {config.seed}", f"device {result.device}", f"dtype {config.dtype}"]
     pairs += [f"batch {config.batch}", *_over_ranks(result.parallel)]
-    tensors, tensors_cut = tensors_table(result.tensors)
+    tensors, tensors_cut = tensors_table(result.tensors, width)
     output, cut = _output_table(result, full=full, width=width)
     views: list[RenderableType] = [style.header(config.name, pairs, width), tensors, output]
     notes = [tensors_cut, cut]
@@ -101,8 +101,8 @@ STATS_COLUMNS = (
 
 def stats_table(stats: Sequence[TensorStats], width: int) -> tuple[Table, str | None]:
     """Per tensor: mean, std, min, max, zeros, saturated, NaN and infinities, a histogram (a
-    deep network's first and last TABLE_ROWS tensors); the histogram, then the counts, left out
-    to fit `width`, and the note that says so."""
+    deep network's first and last TABLE_ROWS tensors); the histogram, the counts, then std left
+    out to fit `width`, and the note that says so."""
     rows, cut = cut_rows(
         [
             (
@@ -121,7 +121,7 @@ def stats_table(stats: Sequence[TensorStats], width: int) -> tuple[Table, str | 
         "statistics over the batch",
         STATS_COLUMNS,
         rows,
-        ("histogram", "NaN/inf", "sat.", "zeros"),
+        ("histogram", "NaN/inf", "sat.", "zeros", "std"),
         width,
     )
     notes = [cut, style.left_out("statistics", dropped, width) if dropped else None]
@@ -166,13 +166,13 @@ def _output_table(
         tables = [
             _values_table(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
-                values, row_index, block, specs,
+                values, row_index, block, specs, width,
             )
             for block in blocks
         ]  # fmt: skip
         return stacked(tables), None
     column_index = _fitted(cells, room)
-    table = _values_table(title, values, row_index, column_index, specs)
+    table = _values_table(title, values, row_index, column_index, specs, width)
     if len(row_index) == rows and len(column_index) == columns:
         return table, None
     shown_rows = sum(r is not None for r in row_index)
@@ -189,10 +189,11 @@ def _values_table(
     row_index: Sequence[int | None],
     column_index: Sequence[int | None],
     specs: Sequence[str],
+    width: int,
 ) -> Table:
     """One table of output values, each column in its format; None in an index is an ellipsis
     row or column."""
-    table = style.table(title)
+    table = style.table(title, width)
     table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
         table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
@@ -215,11 +216,13 @@ def _shown(count: int, side: int) -> list[int | None]:
 def _fitted(cells: Sequence[int], room: int) -> list[int | None]:
     """The columns to show in `room` characters: all where they fit, else as many from each end
     as fit around an ellipsis column (one from each end at least)."""
-    if sum(cell + 3 for cell in cells) <= room:
+    if sum(cell + style.GAP for cell in cells) <= room:
         return list(range(len(cells)))
     side = 1
+    ellipsis = 1 + style.GAP
     while 2 * (side + 1) < len(cells) and (
-        sum(cell + 3 for cell in (*cells[: side + 1], *cells[-(side + 1) :])) + 4 <= room
+        sum(cell + style.GAP for cell in (*cells[: side + 1], *cells[-(side + 1) :])) + ellipsis
+        <= room
     ):
         side += 1
     return _shown(len(cells), side)
@@ -234,7 +237,9 @@ def _number_spec(values: Sequence[float]) -> str:
     return ".4f" if largest < 1e5 and smallest >= 1e-4 else ".4e"
 
 
-def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, str | None]:
+def tensors_table(
+    tensors: Sequence[TensorInfo | TensorShape], width: int
+) -> tuple[Table, str | None]:
     """Each tensor's name and shape, and its dtype and device once built; a long list cut."""
     built = isinstance(tensors[0], TensorInfo)
     names = ("name", "shape", "dtype", "device") if built else ("name", "shape")
@@ -249,7 +254,7 @@ def tensors_table(tensors: Sequence[TensorInfo | TensorShape]) -> tuple[Table, s
         ],
         "tensors",
     )
-    return style.filled("tensors", [Column(name) for name in names], rows), cut
+    return style.filled("tensors", [Column(name) for name in names], rows, width), cut
 
 
 def cut_rows(rows: list[tuple[str, ...]], what: str) -> tuple[list[tuple[str, ...]], str | None]:
@@ -307,37 +312,42 @@ def validate_lines(results: Sequence[ValidateResult]) -> str:
 # --- sweeps ----------------------------------------------------------------------------------
 
 
-def sweep_table(results: Sequence[RunResult]) -> Table:
-    """One row per run of a sweep: its overrides, the output's shape and first values.
+def sweep_table(results: Sequence[RunResult], width: int) -> tuple[Table, list[str]]:
+    """One row per run of a sweep: its overrides, the output's shape and first values; the
+    shape, then the time, then the name left out to fit `width`.
 
-    Names and overrides wrap when narrow; numbers never split (their column is never narrower
+    Names and overrides fold when narrow; numbers never split (their column is never narrower
     than the widest of them, and wraps between them).
     """
-    rows = []
+    firsts = []
     for result in results:
         first_row = result.output[0].tolist() if result.output.shape[0] else []
         spec = _number_spec(first_row[:SWEEP_VALUES])
-        rows.append([format(v, spec) for v in first_row[:SWEEP_VALUES]])
-    widest = max((len(value) for row in rows for value in row), default=1)
-    table = style.table(counted(len(results), "run"))
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("name", overflow="fold")
-    table.add_column("overrides", overflow="fold")
-    table.add_column("output", no_wrap=True)
-    table.add_column("row 0", min_width=widest + 1)
-    table.add_column("forward ms", justify="right", no_wrap=True)
-    for index, (result, numbers) in enumerate(zip(results, rows, strict=True)):
-        values = ", ".join(numbers)
-        first_row = result.output[0] if result.output.shape[0] else []
-        table.add_row(
+        shown = ", ".join(format(v, spec) for v in first_row[:SWEEP_VALUES])
+        firsts.append(shown + (", …" if len(first_row) > SWEEP_VALUES else ""))
+    widest = max((len(word) for first in firsts for word in first.split()), default=1)
+    columns = [
+        Column("#", "right"),
+        Column("name", fold=True),
+        Column("overrides", fold=True),
+        Column("output"),
+        Column("row 0", fold=True, min_width=widest),
+        Column("forward ms", "right"),
+    ]
+    rows: list[list[RenderableType]] = [
+        [
             str(index),
             Text(result.config.name),
             Text(" ".join(result.overrides)),
             shape_text(result.output.shape),
-            values + (", …" if len(first_row) > SWEEP_VALUES else ""),
+            Text(first),
             f"{result.forward_ms:.2f}",
-        )
-    return table
+        ]
+        for index, (result, first) in enumerate(zip(results, firsts, strict=True))
+    ]
+    title = counted(len(results), "run")
+    table, dropped = style.fitted(title, columns, rows, ("output", "forward ms", "name"), width)
+    return table, [style.left_out("runs", dropped, width)] if dropped else []
 
 
 # --- bench -----------------------------------------------------------------------------------
@@ -373,14 +383,12 @@ def bench_table(result: BenchResult, width: int) -> RenderableType:
 
 def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table, list[str]]:
     """One row per bench of a sweep: the values swept, the forward times and the rates; the
-    spread of the times left out to fit `width`, and the note that says so."""
-    swept = swept_keys(results)
+    spread of the times, then the rates, left out to fit `width`, and the note that says so."""
+    swept = swept_keys(result.overrides for result in results)
     devices = ", ".join(dict.fromkeys(result.device for result in results))
-    threads = ", ".join(dict.fromkeys(str(result.threads) for result in results))
-    title = (
-        f"{results[0].config.name}: {counted(len(results), 'combination')} on {devices}, "
-        f"{threads} CPU threads"
-    )
+    threads = ", ".join(dict.fromkeys(str(r.threads) for r in results if r.device == "cpu"))
+    title = f"{results[0].config.name}: {counted(len(results), 'combination')} on {devices}"
+    title += f" (CPU threads {threads})" if threads else ""
     columns = [
         Column("#", "right"),
         *(Column(key, fold=True) for key in swept),
@@ -388,16 +396,17 @@ def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table
     ]
     rows: list[list[RenderableType]] = []
     for index, result in enumerate(results):
-        given = dict(override.split("=", 1) for override in result.overrides)
+        values = given(result.overrides)
         rows.append([
             str(index),
-            *(Text(given[key]) for key in swept),
+            *(Text(values[key]) for key in swept),
             f"{result.median_ms:.3f}",
             f"{result.min_ms:.3f} … {result.max_ms:.3f}",
             _number(result.samples_per_s, ",.0f"),
             _rate(result.flops_per_s, "FLOP/s"),
         ])  # fmt: skip
-    table, dropped = style.fitted(title, columns, rows, ("min … max ms",), width)
+    droppable = ("min … max ms", "FLOP/s", "samples/s")
+    table, dropped = style.fitted(title, columns, rows, droppable, width)
     return table, [style.left_out("bench", dropped, width)] if dropped else []
 
 
@@ -445,7 +454,7 @@ def compare_tables(
 
 def compare_table(report: CompareResult, width: int) -> tuple[RenderableType, list[str]]:
     """Per tensor and device: the largest differences from the first, and what is allowed;
-    the shapes, then the relative differences, left out to fit `width`."""
+    the shapes, the relative differences, then what is allowed, left out to fit `width`."""
     config = report.config
     pairs = [f"reference {report.devices[0]}", f"dtype {config.dtype}"]
     pairs += [f"atol {report.tolerance.atol:g}", f"rtol {report.tolerance.rtol:g} × max|ref|"]
@@ -463,7 +472,11 @@ def compare_table(report: CompareResult, width: int) -> tuple[RenderableType, li
         for diff in report.diffs
     ]
     table, dropped = style.fitted(
-        "differences from the reference", COMPARE_COLUMNS, rows, ("shape", "max rel"), width
+        "differences from the reference",
+        COMPARE_COLUMNS,
+        rows,
+        ("shape", "max rel", "allowed"),
+        width,
     )
     return Group(header, table), dropped
 
@@ -485,8 +498,8 @@ COMPARE_COLUMNS = (
 def env_table(environment: EnvResult) -> RenderableType:
     """Versions and threads as a two-column grid, then one row per GPU."""
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # a long version or platform string folds, whole
     for key, value in environment.facts.items():
         grid.add_row(key, Text("-" if value is None else str(value)))
     if not environment.gpus:

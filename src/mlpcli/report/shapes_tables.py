@@ -51,31 +51,35 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     if report.total_flops >= 10**6:
         flops += f" ({count_text(report.total_flops)})"
     totals.add_row("FLOPs per forward", flops)
-    tensors, tensors_cut = tensors_table(report.tensors)
+    tensors, tensors_cut = tensors_table(report.tensors, width)
     views: list[RenderableType] = [header, layers, totals, tensors]
-    if report.plan is not None:
-        views.append(plan_table(report.plan))
     notes = [cut for cut in (layers_cut, tensors_cut) if cut]
     if dropped:
         notes.append(style.left_out("layers", dropped, width))
+    if report.plan is not None:
+        plan, plan_notes = plan_table(report.plan, width)
+        views.append(plan)
+        notes += plan_notes
     return Group(*views), notes
 
 
-def plan_table(plan: ParallelPlan) -> RenderableType:
-    """Each rank's share of a parallel run: what it holds, its bytes, what it sends."""
+PLAN_COLUMNS = (
+    Column("rank", "right"),
+    *(Column(name, "right") for name in ("weights", "activations", "float32 draw", "sent", "peak")),
+)
+
+
+def plan_table(plan: ParallelPlan, width: int) -> tuple[RenderableType, list[str]]:
+    """Each rank's share of a parallel run: what it holds, its bytes, what it sends; the draw,
+    the activations, then what it sends left out to fit `width`, and the note that says so."""
     if plan.device_memory is None:
         verdict = "fit unknown here (--device-memory SIZE tells)"
     else:
         fits = "fits" if plan.fits else "does not fit"
         verdict = f"{fits} in {byte_size(plan.device_memory)} a device"
-    table = style.table(f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}")
-    for column in ("rank", "weights", "activations", "float32 draw", "sent", "peak"):
-        table.add_column(column, justify="right")
-    holds = style.table()
-    holds.add_column("rank", justify="right")
-    holds.add_column("holds")
-    for rank in plan.ranks:
-        table.add_row(
+    title = f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}"
+    rows = [
+        (
             str(rank.rank),
             byte_size(rank.weight_bytes),
             byte_size(rank.activation_bytes),
@@ -83,8 +87,17 @@ def plan_table(plan: ParallelPlan) -> RenderableType:
             byte_size(rank.sent_bytes),
             byte_size(rank.total_bytes),
         )
-        holds.add_row(str(rank.rank), rank.holds)
-    return Group(table, holds)
+        for rank in plan.ranks
+    ]
+    droppable = ("float32 draw", "activations", "sent")
+    table, dropped = style.fitted(title, PLAN_COLUMNS, rows, droppable, width)
+    holds = style.filled(
+        None,
+        [Column("rank", "right"), Column("holds", fold=True)],
+        [(str(rank.rank), rank.holds) for rank in plan.ranks],
+        width,
+    )
+    return Group(table, holds), [style.left_out("plan", dropped, width)] if dropped else []
 
 
 def _layer_row(first: LayerShape, last: LayerShape) -> tuple[str, ...]:

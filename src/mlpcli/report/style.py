@@ -24,17 +24,20 @@ class Column:
     name: str
     justify: Literal["left", "right"] = "left"
     fold: bool = False
+    min_width: int = 0  # a folding column's narrowest: its widest word
 
 
-def table(title: str | None = None) -> Table:
+def table(title: str | None = None, width: int = 0) -> Table:
     """An empty table in mlpcli's style: the title on the left, a rule under the headings,
-    columns GAP apart, no box; never narrower than its title, which is never folded."""
+    columns GAP apart, no box; as wide as its title where `width` allows, so that the title
+    folds only past the terminal's width."""
     return Table(
         title=title,
-        min_width=len(title) if title else None,
+        min_width=min(len(title), width) if title and width else None,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
+        pad_edge=False,
         padding=(0, 1, 0, 0),
     )
 
@@ -49,12 +52,12 @@ def fitted(
     """The table of `columns` and `rows`, leaving out the `droppable` columns, in that order,
     while it is wider than `width`; and the names of those left out."""
     dropped: list[str] = []
-    built = filled(title, columns, rows, dropped)
+    built = filled(title, columns, rows, width, dropped)
     for name in droppable:
         if natural_width(built) <= width:
             break
         dropped.append(name)
-        built = filled(title, columns, rows, dropped)
+        built = filled(title, columns, rows, width, dropped)
     return built, dropped
 
 
@@ -91,10 +94,11 @@ def filled(
     title: str | None,
     columns: Sequence[Column],
     rows: Sequence[Sequence[RenderableType]],
+    width: int,
     dropped: Sequence[str] = (),
 ) -> Table:
-    """The table of `columns` (but those `dropped`) and `rows`."""
-    built = table(title)
+    """The table of `columns` (but those `dropped`) and `rows`, for a terminal `width` wide."""
+    built = table(title, width)
     keep = [index for index, column in enumerate(columns) if column.name not in dropped]
     for index in keep:
         column = columns[index]
@@ -103,7 +107,7 @@ def filled(
             justify=column.justify,
             overflow="fold" if column.fold else "ellipsis",
             no_wrap=not column.fold,
-            min_width=len(column.name),
+            min_width=max(len(column.name), column.min_width),
         )
     for row in rows:
         built.add_row(*(row[index] for index in keep))
