@@ -9,9 +9,11 @@ import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import resvg_py
 import torch
+from safetensors.numpy import save_file
 
 from mlpcli.engine import network
 from mlpcli.loading.loader import load
@@ -253,6 +255,20 @@ def test_values_that_are_not_finite_are_black_and_left_off_the_scale() -> None:
     largest = max(abs(v) for v in units.values() if math.isfinite(v))
     texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
     assert any(text.startswith(f"units (row 0): {-largest:.3g} … {largest:.3g},") for text in texts)
+
+
+def test_a_scale_with_nothing_on_it_says_so(tmp_path: Path) -> None:
+    weights = tmp_path / "zeros.safetensors"
+    save_file({"W1": np.zeros((3, 2), np.float32), "B1": np.zeros((1, 2), np.float32)}, weights)
+    svg = drawn(f"weights={weights}", "activation=identity", "--values")
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    assert "weights drawn: no finite value but 0" in texts
+    outputs = [
+        e.get("style")
+        for e in of_class(svg, "circle", "unit")
+        if e.findtext(f"{SVG}title", "").startswith("output")
+    ]
+    assert outputs == ["fill:#f0f0f0"] * 2  # 0 with zero weights and biases: the scale's middle
 
 
 def test_values_of_a_long_network_colour_the_columns_drawn() -> None:

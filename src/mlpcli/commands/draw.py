@@ -47,7 +47,13 @@ def draw(
         ),
     ] = None,
     max_units: Annotated[
-        int, typer.Option("--max-units", min=2, help="Units shown per layer; wider layers elide.")
+        int,
+        typer.Option(
+            "--max-units",
+            min=2,
+            help="Units shown per layer; wider layers elide. An SVG draws at most "
+            f"{pictures.MAX_EDGES:,} connections.",
+        ),
     ] = 8,
     values: Annotated[
         bool,

@@ -12,7 +12,7 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from html import escape
 
@@ -113,7 +113,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     title = f"{config.name}: layers {sizes}"
     weight_scale = _largest(values.weights.values()) if values else 1.0
     unit_scale = _largest(values.units.values()) if values else 1.0
-    legend: tuple[str, ...] = _legend_texts(weight_scale, unit_scale) if values else ()
+    legend: tuple[str, ...] = _legend_texts(values) if values else ()
     texts = [
         MARGIN / 2 + _text_width(title, TITLE_PX, bold=True),
         *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
@@ -215,13 +215,21 @@ def _layer_label(config: Config, column: Column, x: float) -> str:
     return f'<text class="layer" x="{x}" y="{TOP - 78}" text-anchor="middle">{spans}</text>'
 
 
-def _legend_texts(weight_scale: float, unit_scale: float) -> tuple[str, str]:
+def _legend_texts(values: Values) -> tuple[str, str]:
     """The two scales' captions, each naming its range."""
     return (
-        f"weights drawn: {-weight_scale:.3g} … {weight_scale:.3g}",
-        f"units (row 0): {-unit_scale:.3g} … {unit_scale:.3g}, one scale for all; "
+        f"weights drawn: {_range_text(values.weights.values())}",
+        f"units (row 0): {_range_text(values.units.values())}, one scale for all; "
         "black: not finite",
     )
+
+
+def _range_text(numbers: Collection[float]) -> str:
+    """`-0.464 … 0.464`: a scale's ends, as `_largest` finds them."""
+    if not any(math.isfinite(n) and n for n in numbers):
+        return "no finite value but 0"
+    largest = _largest(numbers)
+    return f"{-largest:.3g} … {largest:.3g}"
 
 
 def _legend(height: int, texts: tuple[str, ...]) -> str:
