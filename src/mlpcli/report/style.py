@@ -37,8 +37,8 @@ def table(title: str | None = None, width: int = 0) -> Table:
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
-        pad_edge=False,
-        padding=(0, 1, 0, 0),
+        padding=(0, 1, 0, 0),  # pad_edge=False would drop the last space, but Rich 13.7
+        # then widens a right-justified column: one spare column keeps every Rich alike
     )
 
 
