@@ -54,9 +54,16 @@ def count_column(counts: Sequence[int]) -> list[str]:
     return [_prefixed(count) for count in counts]
 
 
+SI_PREFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"))
+
+
+def _prefix(magnitude: float) -> tuple[int, str]:
+    """The power of ten and SI prefix for `magnitude`: (0, "") below a thousand."""
+    return next(((p, u) for p, u in SI_PREFIXES if magnitude >= 10**p), (0, ""))
+
+
 def _prefixed(count: int) -> str:
-    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"))
-    power, unit = next(((p, u) for p, u in prefixes if count >= 10**p), (0, ""))
+    power, unit = _prefix(count)
     return f"{count / 10**power:.2f} {unit}" if power else str(count)
 
 
@@ -64,8 +71,7 @@ def rate_text(per_second: float, unit: str) -> str:
     """`2.92 MFLOP/s`, `950 FLOP/s`, `1.23 TFLOP/s`: three significant digits and an SI prefix,
     never e-notation."""
     rounded = float(f"{per_second:.3g}")  # 999.6 is 1.00 k, not 1000
-    prefixes = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""))
-    power, prefix = next(((p, u) for p, u in prefixes if abs(rounded) >= 10**p), (0, ""))
+    power, prefix = _prefix(abs(rounded))
     scaled = rounded / 10**power
     decimals = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0
     return f"{scaled:.{decimals}f} {prefix}{unit}"

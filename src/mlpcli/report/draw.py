@@ -12,7 +12,7 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
@@ -111,9 +111,10 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     every = len(shown) == len(config.layers)  # every column drawn: every size in the title
     sizes = " → ".join(map(str, config.layers)) if every else arrows(config.layers)
     title = f"{config.name}: layers {sizes}"
-    weight_scale = _largest(values.weights.values()) if values else 1.0
-    unit_scale = _largest(values.units.values()) if values else 1.0
-    legend: tuple[str, ...] = _legend_texts(values) if values else ()
+    weight_top = _largest(values.weights.values()) if values else 0.0
+    unit_top = _largest(values.units.values()) if values else 0.0
+    weight_scale, unit_scale = weight_top or 1.0, unit_top or 1.0  # all 0: any scale will do
+    legend: tuple[str, ...] = _legend_texts(weight_top, unit_top) if values else ()
     texts = [
         MARGIN / 2 + _text_width(title, TITLE_PX, bold=True),
         *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
@@ -215,21 +216,17 @@ def _layer_label(config: Config, column: Column, x: float) -> str:
     return f'<text class="layer" x="{x}" y="{TOP - 78}" text-anchor="middle">{spans}</text>'
 
 
-def _legend_texts(values: Values) -> tuple[str, str]:
-    """The two scales' captions, each naming its range."""
+def _legend_texts(weight_top: float, unit_top: float) -> tuple[str, str]:
+    """The two scales' captions, each naming its range (`_largest` of what it shows)."""
     return (
-        f"weights drawn: {_range_text(values.weights.values())}",
-        f"units (row 0): {_range_text(values.units.values())}, one scale for all; "
-        "black: not finite",
+        f"weights drawn: {_range_text(weight_top)}",
+        f"units (row 0): {_range_text(unit_top)}, one scale for all; black: not finite",
     )
 
 
-def _range_text(numbers: Collection[float]) -> str:
-    """`-0.464 … 0.464`: a scale's ends, as `_largest` finds them."""
-    if not any(math.isfinite(n) and n for n in numbers):
-        return "no finite value but 0"
-    largest = _largest(numbers)
-    return f"{-largest:.3g} … {largest:.3g}"
+def _range_text(top: float) -> str:
+    """`-0.464 … 0.464`, for a scale whose largest magnitude is `top`."""
+    return f"{-top:.3g} … {top:.3g}" if top else "no finite value but 0"
 
 
 def _legend(height: int, texts: tuple[str, ...]) -> str:
@@ -259,8 +256,8 @@ def _text_width(text: str, size_px: int, *, bold: bool = False) -> float:
 
 
 def _largest(numbers: Iterable[float]) -> float:
-    """The largest magnitude among `numbers` (1 when there are none or all are 0)."""
-    return max((abs(n) for n in numbers if math.isfinite(n)), default=0.0) or 1.0
+    """The largest finite magnitude among `numbers` (0 when there is none)."""
+    return max((abs(n) for n in numbers if math.isfinite(n)), default=0.0)
 
 
 def _colour(value: float, scale: float) -> str:

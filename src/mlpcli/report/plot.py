@@ -49,16 +49,17 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
         label = ", ".join(values[key] for key in swept[1:]) or result.config.name
         lines.setdefault(label, []).append((values[x_key], result))
     xs = list(dict.fromkeys(x for points in lines.values() for x, _ in points))
-    numbers = [_number(x) for x in xs]
+    numbers = {x: number for x in xs if (number := _number(x)) is not None}
+    numeric = len(numbers) == len(xs)  # else the values are categories, in the order swept
     figure = _figure_class(plot)(figsize=(10, 4.2), layout="constrained")
     for panel, (label, unit, rate) in zip(figure.subplots(1, 2), RATES, strict=True):
         for name, points in lines.items():
-            at = [_number(x) for x, _ in points] if None not in numbers else [x for x, _ in points]
+            at = [numbers[x] if numeric else x for x, _ in points]
             ys = [rate(result) for _, result in points]
             panel.plot(at, [float("nan") if y is None else y for y in ys], marker="o", label=name)
         _scale_y(panel, [y for result in results if (y := rate(result)) is not None], unit)
-        if None not in numbers:
-            _numeric_x(panel, xs, [n for n in numbers if n is not None])
+        if numeric:
+            _numeric_x(panel, xs, [numbers[x] for x in xs])
         panel.set_xlabel(x_key)
         panel.set_ylabel(label)
         panel.grid(True, alpha=0.3)
