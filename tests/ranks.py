@@ -25,7 +25,7 @@ def main(out: Path, cases: dict[str, list[str]]) -> None:
         result = parallel.run(config, joined)
         if tensors is not None and result is not None:
             assert result.parallel is not None
-            arrays = {**tensors, "run_output": result.output}
+            arrays = {**tensors, "run_output": result.whole}
             np.savez(out / f"{name}.npz", **arrays)  # type: ignore[arg-type]
             parallel_info = {"mode": result.parallel.mode, "world_size": result.parallel.world_size}
             (out / f"{name}.json").write_text(json.dumps(parallel_info))

@@ -31,7 +31,7 @@ def test_cpu_and_cuda_agree_to_float32_rounding(path: object, overrides: list[st
     assert cuda.device.startswith("cuda")
     assert {t.device for t in cuda.tensors} == {cuda.device}
     # torch's float32 defaults, which mlpcli compare uses: a sum that cancels differs by a few 1e-6
-    torch.testing.assert_close(torch.from_numpy(cuda.output), torch.from_numpy(cpu.output))
+    torch.testing.assert_close(torch.from_numpy(cuda.whole), torch.from_numpy(cpu.whole))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
@@ -42,7 +42,7 @@ def test_compare_cpu_and_cuda_within_the_default_tolerance(dtype: str) -> None:
 
 
 def test_the_notebook_value_on_cuda() -> None:
-    output = runners.run(load(None, ["device=cuda"])).output
+    output = runners.run(load(None, ["device=cuda"])).whole
     assert output.item() == pytest.approx(0.3170831501483917, abs=1e-7)
 
 
@@ -91,9 +91,9 @@ def test_forward_holds_at_most_two_activation_buffers(activation: str) -> None:
 
 def test_rng_device_draws_on_the_gpu_reproducibly() -> None:
     overrides = ["layers=[64, 32, 8]", "batch=16", "device=cuda", "rng=device"]
-    first = runners.run(load(None, overrides)).output
-    again = runners.run(load(None, overrides)).output
-    contract = runners.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).output
+    first = runners.run(load(None, overrides)).whole
+    again = runners.run(load(None, overrides)).whole
+    contract = runners.run(load(None, ["layers=[64, 32, 8]", "batch=16", "device=cuda"])).whole
     assert first.tolist() == again.tolist()
     assert first.tolist() != contract.tolist()
 

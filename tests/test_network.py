@@ -23,8 +23,8 @@ def output_of(config: Config) -> torch.Tensor:
 
 def test_notebook_output_exactly() -> None:
     result = runners.run(load(None))
-    assert result.output.tolist() == [[0.3170831501483917]]
-    assert round(result.output.tolist()[0][0], 4) == 0.3171  # what the notebook prints
+    assert result.whole.tolist() == [[0.3170831501483917]]
+    assert round(result.whole.tolist()[0][0], 4) == 0.3171  # what the notebook prints
 
 
 def test_notebook_computed_the_notebooks_way() -> None:
@@ -158,7 +158,7 @@ def test_dtypes_cast_after_the_float32_draw(dtype: str, tolerance: float) -> Non
     result = runners.run(config)
     assert {t.dtype for t in result.tensors} == {dtype}
     expected = reference.forward(*reference.draw(0, [8, 6, 3], 4), ["sigmoid"] * 2)
-    output = torch.from_numpy(result.output).double()
+    output = torch.from_numpy(result.whole).double()
     torch.testing.assert_close(output, expected.double(), rtol=0, atol=tolerance)
 
 
@@ -239,7 +239,7 @@ def test_chunks_give_the_whole_batch_result(
     overrides = [f"layers={layers}", f"batch={batch}", f"activation={activation}"]
     whole = runners.run(load(None, overrides))
     chunked = runners.run(load(None, [*overrides, f"chunk={chunk}"]))
-    torch.testing.assert_close(torch.from_numpy(chunked.output), torch.from_numpy(whole.output))
+    torch.testing.assert_close(torch.from_numpy(chunked.whole), torch.from_numpy(whole.whole))
     assert [(t.name, t.shape) for t in chunked.tensors] == [
         (t.name, t.shape) for t in whole.tensors
     ]
@@ -262,7 +262,7 @@ def test_a_chunk_fits_what_the_whole_batch_does_not(monkeypatch: pytest.MonkeyPa
 def test_rng_device_on_the_cpu_is_the_cpu_draw() -> None:
     cpu = runners.run(load(None, ["layers=[8, 6, 3]", "batch=4"]))
     device = runners.run(load(None, ["layers=[8, 6, 3]", "batch=4", "rng=device"]))
-    assert device.output.tolist() == cpu.output.tolist()
+    assert device.whole.tolist() == cpu.whole.tolist()
 
 
 @pytest.mark.parametrize(
@@ -299,8 +299,8 @@ def test_each_layer_is_exactly_addmm() -> None:
 
 def test_chunk_1_reproduces_a_batch_of_one_bit_for_bit() -> None:
     sizes = ["layers=[64, 1000, 1000, 8]", "activation=gelu"]
-    one = runners.run(load(None, [*sizes, "batch=1"])).output
-    whole = runners.run(load(None, [*sizes, "batch=64"])).output
-    chunked = runners.run(load(None, [*sizes, "batch=64", "chunk=1"])).output
+    one = runners.run(load(None, [*sizes, "batch=1"])).whole
+    whole = runners.run(load(None, [*sizes, "batch=64"])).whole
+    chunked = runners.run(load(None, [*sizes, "batch=64", "chunk=1"])).whole
     assert (chunked[:1] == one).all()
     np.testing.assert_allclose(whole[:1], one, rtol=1e-5)  # equal to rounding only

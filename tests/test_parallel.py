@@ -63,7 +63,7 @@ def single(overrides: list[str]) -> dict[str, np.ndarray]:
     """Every tensor of one process, and its run's output."""
     config = loader.load(None, [*overrides, "parallel=none"], {})
     tensors = runners.named_tensors(config, devices.prepare(config))
-    tensors["run_output"] = runners.run(config).output.astype(np.float64)
+    tensors["run_output"] = runners.run(config).whole.astype(np.float64)
     return tensors
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mlpcli.loading.loader import load
 from mlpcli.model import shapes, units
-from mlpcli.model.results import RunResult, TensorInfo
+from mlpcli.model.results import Preview, RunResult, TensorInfo
 from mlpcli.report import progress, records, render
 
 from .conftest import rendered
@@ -57,6 +57,7 @@ def result_with(output: np.ndarray) -> RunResult:
         config=load(None, [f"layers=[3, {columns}]", f"batch={rows}"]),
         device="cpu",
         tensors=(TensorInfo("output", (rows, columns), "float32", "cpu"),),
+        preview=Preview.of(output),
         output=output,
         nonfinite=int((~np.isfinite(output)).sum()),
         build_ms=1.0,

@@ -193,9 +193,9 @@ def test_expected_nan_matches_nan() -> None:
     args = ["layers=[1, 1, 1]", "dtype=float16", "activation=identity", "bias=false"]
     result = runners.run(load(None, [*args, "seed=0"]))
     assert (
-        invoke(
-            "run", *args, "seed=0", "--expect", json.dumps(result.output.tolist()), "-f", "json"
-        )[0]
+        invoke("run", *args, "seed=0", "--expect", json.dumps(result.whole.tolist()), "-f", "json")[
+            0
+        ]
         == 0
     )
 

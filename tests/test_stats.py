@@ -105,7 +105,7 @@ def test_nonfinite_values_are_counted_and_left_out_of_the_figures() -> None:
     args = ["layers=[1024,1024,1024,1024,1024,1024]", "dtype=float16", "activation=identity"]
     config = load(None, [*args, "batch=4"])
     result = runners.run(config, with_stats=True)
-    output = result.output
+    output = result.whole
     last = result.stats[-1]
     assert (last.nan, last.inf) == (int(np.isnan(output).sum()), int(np.isinf(output).sum()))
     assert last.nan + last.inf > 0

@@ -1,12 +1,15 @@
-"""Text tables are read two ways: by NumPy at once where every cell is a finite number, cell by
-cell otherwise (to name the cell that is not). The two readings agree on every table both read."""
+"""Text tables are read a block of lines at a time, two ways: by NumPy at once where every cell
+is a finite number, cell by cell otherwise (to name the cell that is not). The two readings
+agree on every table both read, and blocks of any size read as the whole."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
 
-from mlpcli.data import tables
+from mlpcli.data import lines
 from mlpcli.errors import MlpcliError
 
 TEXTS = [
@@ -31,10 +34,12 @@ TEXTS = [
 ]
 
 
-def _read(text: str) -> tuple[object, ...]:
+def _read(text: str, rows: int = 1000, wanted: list[str | int] | None = None) -> tuple[object, ...]:
     try:
-        table = tables.text_table("x.csv", text)
-        return (table.names, tables.matrix(table, None).tolist(), table.notes)
+        numbered = list(lines.data_lines(lines.numbered("x.csv", io.BytesIO(text.encode()))))
+        layout = lines.text_layout("x.csv", numbered, len(numbered))
+        blocks = list(lines.text_blocks(layout, iter(numbered), rows, wanted))
+        return (layout.names, np.concatenate(blocks).tolist(), layout.notes)
     except MlpcliError as error:
         return ("error", str(error))
 
@@ -44,11 +49,20 @@ def test_numpy_and_cell_by_cell_read_a_table_alike(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = _read(text)
-    monkeypatch.setattr(tables, "_numeric_table", lambda source, text: None)
+    assert fast == _read(text, rows=1)  # a block a line
+    monkeypatch.setattr(lines, "numeric_block", lambda layout, block: None)
     assert fast == _read(text)
 
 
-def test_numpy_reads_a_table_of_numbers_at_once() -> None:
-    table = tables.text_table("x.csv", ",a,b\n0,1.5,2\n1,3,4\n")
-    assert table.values is not None  # no list of cells was made
-    assert np.array_equal(tables.matrix(table, ["b"]), [[2.0], [4.0]])
+def test_numpy_reads_a_table_of_numbers_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lines, "cell_table", None)  # no list of cells is made
+    assert _read(",a,b\n0,1.5,2\n1,3,4\n", wanted=["b"])[1] == [[2.0], [4.0]]
+
+
+def test_lines_break_where_splitlines_breaks_them_across_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "1,2\r\n3,4\r5,6\x0c7,8\u20289,10\n11,12"
+    monkeypatch.setattr(lines, "PIECE", 3)  # a '\r\n' and a UTF-8 character cut in two
+    got = list(lines.numbered("x.csv", io.BytesIO(text.encode())))
+    assert got == list(enumerate(text.splitlines(), 1))

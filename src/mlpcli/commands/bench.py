@@ -18,7 +18,6 @@ from mlpcli.commands.common import (
     NprocOption,
     OutputOption,
     QuietOption,
-    check_features,
     field_option,
     note_assumptions,
     plan,
@@ -91,7 +90,6 @@ def bench(
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
     ranks.check(configs, world, "bench")
-    check_features(*configs)
     note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)

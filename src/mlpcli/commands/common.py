@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.errors import ConfigError, ExitCode, UsageError
+from mlpcli.errors import ExitCode, UsageError
 from mlpcli.loading import loader, sweep, yamlnodes
 from mlpcli.model.config import Config
 from mlpcli.ranks import launch, process
@@ -144,20 +144,6 @@ def plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bo
     overrides = sweep.last_of_each_key(overrides)
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     return [(load(path, combo), combo) for path in paths for combo in combinations]
-
-
-def check_features(*configs: Config) -> None:
-    """Each config's `.npy` features scanned for a value that is not finite before torch is
-    imported (the run would find it seconds later), the error located at `inputs`."""
-    from mlpcli.data import features
-
-    for config in configs:
-        if config.inputs is None:
-            continue
-        try:
-            features.check_finite(config.inputs, config.input_columns)
-        except ConfigError as error:
-            raise ConfigError(config.where("inputs"), "inputs", str(error)) from None
 
 
 def note_assumptions(*configs: Config) -> None:

@@ -14,7 +14,6 @@ from mlpcli.commands.common import (
     OutputOption,
     QuietOption,
     RtolOption,
-    check_features,
     field_option,
     load,
     note_assumptions,
@@ -85,7 +84,6 @@ def compare(
         out = Output(output_format, output, field, quiet)
         out.check(LAYOUT, sources(path, config))
         ranks.check([config], world, "compare")
-        check_features(config)
         note_assumptions(config)
         _over_ranks(config, specs, nproc, atol, rtol, out)
         return
@@ -97,7 +95,6 @@ def compare(
     out = Output(output_format, output, field, quiet)
     out.check(LAYOUT, sources(path, config))
     memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
-    check_features(config)
     note_assumptions(config)
     from mlpcli.engine import runners  # torch: only once the input is valid
     from mlpcli.model.closeness import tolerance_for

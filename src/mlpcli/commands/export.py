@@ -11,7 +11,6 @@ from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
     RtolOption,
-    check_features,
     load,
     note_assumptions,
     sources,
@@ -73,7 +72,6 @@ def export(
                 f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
                 "cannot hold it); export it without --verify, or verify a float32 export"
             )
-    check_features(config)
     note_assumptions(config)
     tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
     data, difference = exports.export(config, suffix, tolerance)

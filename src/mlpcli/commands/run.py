@@ -6,6 +6,7 @@ torch is imported), run, report (the one output path), check (`--expect`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,22 +25,22 @@ from mlpcli.commands.common import (
     NprocOption,
     QuietOption,
     RtolOption,
-    check_features,
     field_option,
     note_assumptions,
     plan,
     sources,
     split,
 )
-from mlpcli.errors import CheckFailedError
+from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.shapes import step_flops
-from mlpcli.model.units import count_text, duration_text
+from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import launch, process
-from mlpcli.report import records, render, terminal
+from mlpcli.report import records, render, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
+from mlpcli.report.streams import Writer
 
 if TYPE_CHECKING:
     from mlpcli.model.expect import Expectation
@@ -79,8 +80,9 @@ def run(
             "--output",
             "-o",
             help="Also write the results to this file, in the format its suffix names: .json, "
-            ".csv, .npy (the output array of one network) or .safetensors (every tensor of one "
-            "network, in its dtype, with the config).",
+            ".csv, .npy (the output array of one network), .jsonl or .parquet (one network's "
+            "output rows) or .safetensors (every tensor of one network, in its dtype, with the "
+            "config). .npy, .csv, .jsonl and .parquet are written as the rows are computed.",
             show_default=False,
         ),
     ] = None,
@@ -100,31 +102,49 @@ def run(
     layout = _layout(full=full, multirun=multirun)
     configs = [config for config, _ in jobs]
     out.check(layout, [*sources(None, *configs), *paths, Path(expect) if expect else None])
-    refuse_several(out, ".npy", len(jobs))
-    refuse_several(out, ".safetensors", len(jobs))
+    for suffix in (*streams.ONE_OUTPUT, ".safetensors"):
+        refuse_several(out, suffix, len(jobs))
+    if output is not None:
+        streams.check(output)
     keep = output is not None and output.suffix.lower() == ".safetensors"
+    held = _holds(out, full=full, expect=expect is not None)
     ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
-            memory.check_host(config, on_cpu=config.device.type == "cpu")
+            memory.check_host(config, on_cpu=config.device.type == "cpu", streamed=True)
+        if held is not None:
+            _refuse_holding(config, held)
     if stats and output_format is Format.CSV and not process.prechecked():
         terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
-    check_features(*configs)
     note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)
         return
+    printing = _prints_as_it_runs(out)
     if process.current() is None:
-        results = [
-            dataclasses.replace(_run_one(config, stats, keep), overrides=combo)
-            for config, combo in jobs
-        ]
+        with _streaming(out, jobs) as writer, _printing(printing, jobs) as printer:
+            writers = [w for w in (writer, printer) if w is not None]
+            results = [
+                dataclasses.replace(
+                    _run_one(config, combo, stats, keep, held is not None, writers),
+                    overrides=combo,
+                )
+                for config, combo in jobs
+            ]
+            out.check_fields(layout, results)
+        out.emit(layout, results, printed=printing)
     elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
         results = gathered
+        with _streaming(out, jobs) as writer:
+            for result in results:
+                if writer is not None:
+                    writer.start(result.config, result.overrides)
+                    writer.add(result.whole)
+            out.check_fields(layout, results)
+        out.emit(layout, results)
     else:  # rank 0 reports
         return
-    out.emit(layout, results)
     for result in results:
         if result.trouble:
             terminal.note(f"{result.config.name}: {result.trouble}")
@@ -136,10 +156,72 @@ def run(
         _check(results, expected, atol, rtol)
 
 
-def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
-    """Run one network; a long one gets a note with its estimate first, and a progress bar that
-    moves by each layer's FLOPs and counts down from that estimate."""
+def _holds(out: Output, *, full: bool, expect: bool) -> str | None:
+    """Why a run must hold its whole output, or None: for what it prints (JSON, every value,
+    fields), a .json or .safetensors file, or `--expect`; a table shows a preview, and CSV is
+    printed as it is computed."""
+    suffix = "" if out.path is None else out.path.suffix.lower()
+    reasons = {
+        "--format json": not out.quiet and out.format is Format.JSON,
+        "--full": not out.quiet and full,
+        "--field": bool(out.fields),
+        f"--output {suffix}": suffix in (".json", ".safetensors"),
+        "--expect": expect,
+    }
+    return next((reason for reason, holds in reasons.items() if holds), None)
+
+
+def _refuse_holding(config: Config, why: str) -> None:
+    """UsageError, before any work, for an output too large to hold that a run would hold."""
+    size = memory.output_bytes(config)
+    if size > memory.HELD_BYTES:
+        raise UsageError(
+            f"{config.name}: its output, {byte_size(size)}, is more than the "
+            f"{byte_size(memory.HELD_BYTES)} a run holds whole for {why}; write it with "
+            "--output FILE.npy, .csv, .jsonl or .parquet, which grow as it runs"
+        )
+
+
+def _streaming(
+    out: Output, jobs: Sequence[Job]
+) -> contextlib.AbstractContextManager[Writer | None]:
+    """The writer of an output file that grows as the runs go, put in place when all have run;
+    None for another format (written whole after the runs) or no file."""
+    path = out.path
+    if path is None or path.suffix.lower() not in streams.SUFFIXES:
+        return contextlib.nullcontext()
+    return streams.streamed(path, [combo for _, combo in jobs])
+
+
+def _prints_as_it_runs(out: Output) -> bool:
+    """Whether the runs print their CSV as they compute it (`--format csv`, no `--field`)."""
+    return out.format is Format.CSV and not out.quiet and not out.fields and process.speaks()
+
+
+def _printing(
+    printing: bool, jobs: Sequence[Job]
+) -> contextlib.AbstractContextManager[Writer | None]:
+    """The writer of CSV onto stdout as the runs go; None when the results print after."""
+    if not printing:
+        return contextlib.nullcontext()
+    return streams.printed([combo for _, combo in jobs])
+
+
+def _run_one(
+    config: Config,
+    combo: Sequence[str],
+    stats: bool,
+    keep: bool,
+    hold: bool,
+    writers: Sequence[Writer],
+) -> RunResult:
+    """Run one network, its output to `writers` as it goes; a long one gets a note with its
+    estimate first, and a progress bar that moves by each layer's FLOPs and counts down from
+    that estimate."""
     from mlpcli.engine import runners  # torch: only once the input is valid
+
+    for writer in writers:
+        writer.start(config, combo)
 
     with LateProgress(f"running {config.name}", step_flops(config)) as bar:
 
@@ -152,7 +234,15 @@ def _run_one(config: Config, stats: bool, keep: bool) -> RunResult:
                     "measured here); Ctrl-C stops it"
                 )
 
-        return runners.run(config, bar.advance, heard, with_stats=stats, keep=keep)
+        return runners.run(
+            config,
+            bar.advance,
+            heard,
+            with_stats=stats,
+            keep=keep,
+            hold=hold,
+            sinks=[writer.add for writer in writers],
+        )
 
 
 def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
@@ -193,8 +283,8 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
             return render.stacked([table, *(t for t, _ in stats)]), notes
         return render.run_tables(results, full=full, width=width)
 
-    files = {".npy": records.run_npy, ".safetensors": records.run_safetensors}
-    return Layout(records.run_record, records.run_rows, tables, files)
+    files = {".safetensors": records.run_safetensors}
+    return Layout(records.run_record, records.run_rows, tables, files, streams.SUFFIXES)
 
 
 def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:

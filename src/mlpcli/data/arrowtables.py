@@ -7,7 +7,7 @@ column is left out; a column that is not integers or floats is an error naming i
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.tables import Column, pick
@@ -32,38 +32,62 @@ def _pyarrow(source: str) -> Any:
     return pyarrow
 
 
-def _read(source: str, data: bytes | None) -> Any:
-    """The file (memory-mapped), or stdin's `data`, as a pyarrow Table."""
-    pa = _pyarrow(source)
-    where = source if data is None else pa.BufferReader(data)
-    parquet = source.lower().endswith(".parquet") if data is None else data[:4] == b"PAR1"
-    with parsed_by_library(source, WHAT):
-        if parquet:
-            return pa.parquet.read_table(where, memory_map=data is None)
-        return pa.feather.read_table(where, memory_map=data is None)
+class _Batches:
+    """A Parquet or feather file, or stdin's bytes, read a record batch at a time (into memory,
+    not mapped): its schema and rows from the footer, its batches of the columns asked for."""
+
+    def __init__(self, source: str, data: bytes | None) -> None:
+        pa = _pyarrow(source)
+        self.source = source
+        where = source if data is None else pa.BufferReader(data)
+        self.parquet = source.lower().endswith(".parquet") if data is None else data[:4] == b"PAR1"
+        if data is None:
+            regular_size(source, "a features file")
+        with parsed_by_library(source, WHAT):
+            if self.parquet:
+                self.file = pa.parquet.ParquetFile(where)  # read, not mapped: no page stays
+                self.schema = self.file.schema_arrow
+                self.rows = self.file.metadata.num_rows
+            else:
+                self.file = pa.ipc.open_file(pa.OSFile(where) if data is None else where)
+                self.schema = self.file.schema
+                self.rows = self._ipc_rows()
+
+    def _ipc_rows(self) -> int:
+        """An IPC file's rows from its batches' metadata (pyarrow 15+), else by reading them."""
+        if hasattr(self.file, "count_rows"):
+            return int(self.file.count_rows())
+        return sum(self.file.get_batch(i).num_rows for i in range(self.file.num_record_batches))
+
+    def batches(self, names: list[str], rows: int) -> Iterator[Any]:
+        """Record batches of the columns `names`, at most `rows` rows each."""
+        with parsed_by_library(self.source, WHAT):
+            if self.parquet:
+                yield from self.file.iter_batches(batch_size=rows, columns=names)
+                return
+            for i in range(self.file.num_record_batches):
+                yield self.file.get_batch(i).select(names)
 
 
 @by_file
-def _file_table(path: str) -> Any:
-    regular_size(path, "a features file")
-    return _read(path, None)
+def _file_batches(path: str) -> _Batches:
+    return _Batches(path, None)
 
 
 @functools.cache
-def _stdin_table(data: bytes) -> Any:
-    return _read(STDIN_NAME, data)
+def _stdin_batches(data: bytes) -> _Batches:
+    return _Batches(STDIN_NAME, data)
 
 
-def table(source: str, data: bytes | None = None) -> Any:
-    """The Arrow table of a file, or of stdin's bytes."""
-    return _file_table(source) if data is None else _stdin_table(data)
+def _opened(source: str, data: bytes | None) -> _Batches:
+    return _file_batches(source) if data is None else _stdin_batches(data)
 
 
-def features(table: Any, source: str) -> tuple[list[str], list[str]]:
-    """The feature columns of `table` (its pandas index left out) and notes about them."""
-    names = list(table.column_names)
+def features(schema: Any, source: str) -> tuple[list[str], list[str]]:
+    """The feature columns of a schema (a pandas index left out) and notes about them."""
+    names = list(schema.names)
     with parsed_by_library(source, WHAT):  # pandas' metadata is JSON in the file's schema
-        metadata = table.schema.pandas_metadata or {}
+        metadata = schema.pandas_metadata or {}
     index = [name for name in metadata.get("index_columns", []) if isinstance(name, str)]
     notes = []
     if index:
@@ -74,44 +98,47 @@ def features(table: Any, source: str) -> tuple[list[str], list[str]]:
 
 def _picked(
     source: str, wanted: Sequence[Column] | None, data: bytes | None
-) -> tuple[Any, list[str], list[str]]:
-    """The table, the names of the picked columns (each checked to be numbers), and notes."""
-    arrow = table(source, data)
-    names, notes = features(arrow, source)
+) -> tuple[_Batches, list[str], list[str]]:
+    """The file, the names of the picked columns (each checked to be numbers), and notes."""
+    opened = _opened(source, data)
+    names, notes = features(opened.schema, source)
     picked = [names[j] for j in pick(source, names, len(names), wanted)]
     pa = _pyarrow(source)
     for name in picked:
-        kind = arrow.schema.field(name).type
+        kind = opened.schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             hint = "" if wanted is not None else "; pick the feature columns with input_columns"
             raise bad(source, f"column {name!r} is {kind}, not numbers{hint}")
-    if not arrow.num_rows:
+    if not opened.rows:
         raise bad(source, "holds no rows of features")
-    return arrow, picked, notes
+    return opened, picked, notes
 
 
 def describe(
     source: str, wanted: Sequence[Column] | None, data: bytes | None = None
 ) -> tuple[int, int, list[str]]:
-    """(rows, width, notes) of the picked columns."""
-    arrow, picked, notes = _picked(source, wanted, data)
-    return arrow.num_rows, len(picked), notes
+    """(rows, width, notes) of the picked columns, from the footer."""
+    opened, picked, notes = _picked(source, wanted, data)
+    return opened.rows, len(picked), notes
 
 
-def read(source: str, wanted: Sequence[Column] | None, data: bytes | None = None) -> np.ndarray:
-    """The picked columns as a (rows, width) array of their common type."""
+def blocks(
+    source: str, wanted: Sequence[Column] | None, rows: int, data: bytes | None = None
+) -> Iterator[np.ndarray]:
+    """The picked columns, a record batch (at most `rows` rows) at a time, each a (rows, width)
+    array of the columns' common type; a null is an error naming its row and column."""
     import numpy as np
 
-    arrow, picked, _ = _picked(source, wanted, data)
-    columns = []
-    for name in picked:
-        column = arrow.column(name)
-        if column.null_count:
-            row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
-            raise bad(source, f"row {row}, column {name!r}: null is a missing value")
-        columns.append(column.to_numpy())
-    common = np.result_type(*columns)
-    values = np.empty((arrow.num_rows, len(columns)), dtype=common)
-    for k, column in enumerate(columns):
-        values[:, k] = column
-    return values
+    opened, picked, _ = _picked(source, wanted, data)
+    common = np.result_type(*(opened.schema.field(name).type.to_pandas_dtype() for name in picked))
+    start = 0
+    for batch in opened.batches(picked, rows):
+        values = np.empty((batch.num_rows, len(picked)), dtype=common)
+        for k, name in enumerate(picked):
+            column = batch.column(name)
+            if column.null_count:
+                row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
+                raise bad(source, f"row {start + row}, column {name!r}: null is a missing value")
+            values[:, k] = column.to_numpy(zero_copy_only=False)
+        start += batch.num_rows
+        yield values

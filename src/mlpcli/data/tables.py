@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
 import json
 import math
 import re
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,11 +29,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 Column = str | int  # a column picked by `input_columns`: its name, or its 0-based index
-_OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
-_INDEX_NAMES = ("", "Unnamed: 0")
-# str.splitlines' line boundaries, for the lines read one at a time
-_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_LINE = re.compile(f"([^{_BREAKS}]*)(?:\r\n|[{_BREAKS}]|$)")
+OUTPUT_COLUMN = re.compile(r"output_[0-9]+")
+INDEX_NAMES = ("", "Unnamed: 0")
 _DELIMITERS = ("\t", ",", ";")
 
 
@@ -49,13 +44,10 @@ class Table:
     where: Callable[[int, int], str]  # (row, column) -> "line 3, column 2" for messages
     notes: tuple[str, ...] = ()
     json: bool = False  # cells are JSON values, shown as JSON in messages
-    values: np.ndarray | None = None  # every cell, read by NumPy, when all are finite numbers
 
     @property
     def width(self) -> int:
-        if self.names is not None:
-            return len(self.names)
-        return self.values.shape[1] if self.values is not None else len(self.rows[0])
+        return len(self.names) if self.names is not None else len(self.rows[0])
 
 
 def pick(
@@ -94,8 +86,6 @@ def matrix(table: Table, wanted: Sequence[Column] | None) -> np.ndarray:
     import numpy as np
 
     columns = pick(table.source, table.names, table.width, wanted)
-    if table.values is not None:  # finite numbers all, read by NumPy
-        return table.values if columns == list(range(table.width)) else table.values[:, columns]
     values = np.empty((len(table.rows), len(columns)), dtype=np.float64)
     for i, row in enumerate(table.rows):
         for k, j in enumerate(columns):
@@ -141,169 +131,36 @@ def _not_a_number(
     return f"{where}: {shown} is not a number"
 
 
-# Text
+# Text: the rules of a first line (read a block at a time by `lines`)
 
 
-def text_table(source: str, text: str) -> Table:
-    """The table of a CSV, TSV or whitespace-separated text: read by NumPy, in memory a few
-    times the values' own, where every cell is a finite number; else cell by cell (which
-    names the cell that is not)."""
-    fast = _numeric_table(source, text)
-    if fast is not None:
-        return fast
-    lines = _split(source, text)
-    if not lines:
-        raise bad(source, "holds no rows of features")
-    width = len(lines[0][1])
-    for number, cells in lines:
-        if len(cells) != width:
-            raise bad(source, f"line {number}: {len(cells)} values, but the first row has {width}")
-    first = [cell.strip() for cell in lines[0][1]]
-    names: tuple[str, ...] | None = None
-    notes: list[str] = []
-    if _is_header(first):
-        names = tuple(first)
-        lines = lines[1:]
-        if not lines:
-            raise bad(source, "holds a header and no rows of features")
-        kept = [j for j, name in enumerate(names) if _OUTPUT_COLUMN.fullmatch(name)]
-        if kept and len(names) - len(kept) > 1:  # name and swept keys: several networks
-            raise bad(source, "a sweep's results; chain one network's output at a time")
-        if kept:  # a `run --format csv` result: its output columns, quietly
-            names = tuple(names[j] for j in kept)
-            lines = [(number, [cells[j] for j in kept]) for number, cells in lines]
-        else:
-            if names[0] in _INDEX_NAMES and all(_whole(cells[0]) for _, cells in lines):
-                names = names[1:]
-                lines = [(number, cells[1:]) for number, cells in lines]
-                notes.append(_index_note(source, first[0]))
-            notes.insert(0, _header_note(source, names))
-    numbers = [number for number, _ in lines]
-    return Table(
-        source,
-        names,
-        [cells for _, cells in lines],
-        lambda i, j: f"line {numbers[i]}, column {j + 1}",
-        tuple(notes),
-    )
-
-
-def _numeric_table(source: str, text: str) -> Table | None:
-    """The table NumPy reads at once where every cell is a finite number (after a header, and
-    without pandas' index); None where it is anything else, for the cell-by-cell reading."""
-    import numpy as np
-
-    first = next(_data_lines(text), None)
-    if first is None:
-        return None
-    delimiter = _delimiter(first)
-    if delimiter is None:
-        cells = first.split()
-    else:
-        try:
-            cells = [cell.strip() for cell in next(csv.reader([first], delimiter=delimiter))]
-        except csv.Error:
-            return None
-    heading = cells[0]
-    header = _is_header(cells)
-    if header and any(_OUTPUT_COLUMN.fullmatch(cell) for cell in cells):
-        return None  # a `run --format csv` result: small, and read by its own rules
-    try:
-        with warnings.catch_warnings():  # "input contained no data": said below, in words
-            warnings.simplefilter("ignore")
-            values = np.loadtxt(
-                _data_lines(text),
-                delimiter=delimiter,
-                comments=None,  # a line that starts with # is left out above; none other is
-                skiprows=1 if header else 0,
-                quotechar='"',
-                ndmin=2,
-                dtype=np.float64,
-            )
-    except ValueError:  # a cell that is no number, rows of different widths: said cell by cell
-        return None
-    if not values.size or not np.isfinite(values).all():
-        return None
-    if not header:
-        return Table(source, None, [], _by_position, values=values)
-    notes = []
-    if cells[0] in _INDEX_NAMES and np.array_equal(values[:, 0], np.trunc(values[:, 0])):
-        cells, values = cells[1:], np.ascontiguousarray(values[:, 1:])
-        notes.append(_index_note(source, heading))
-    if len(cells) != values.shape[1]:
-        return None
-    names = tuple(cells)
-    return Table(
-        source, names, [], _by_position, (_header_note(source, names), *notes), values=values
-    )
-
-
-def _data_lines(text: str) -> Iterator[str]:
-    """The lines of `text` that are not blank or a `#` comment, one at a time (no list of
-    them), split where `str.splitlines` splits them."""
-    for match in _LINE.finditer(text):
-        if match.start() == match.end() == len(text):
-            return
-        line = match.group(1)
-        if line.strip() and not _comment(line):
-            yield line
-
-
-def _by_position(i: int, j: int) -> str:
-    return f"row {i}, column {j + 1}"
-
-
-def _is_header(cells: Sequence[str]) -> bool:
+def is_header(cells: Sequence[str]) -> bool:
     """Whether a first line is column names: a cell that is text, or exactly pandas' default
     names `0..n-1` (after its index cell)."""
-    named = cells[1:] if cells[0] in _INDEX_NAMES else cells
+    named = cells[1:] if cells[0] in INDEX_NAMES else cells
     return any(cell and _number(cell) is None for cell in cells) or list(named) == [
         str(j) for j in range(len(named))
     ]
 
 
-def _whole(cell: str) -> bool:
+def whole(cell: str) -> bool:
     """Whether a cell is a whole number (pandas' index: 0, 1, ...)."""
     value = _number(cell)
     return value is not None and math.isfinite(value) and value.is_integer()
 
 
-def _header_note(source: str, names: Sequence[str]) -> str:
+def header_note(source: str, names: Sequence[str]) -> str:
     return f"{source}: line 1 read as column names ({_listed(names)})"
 
 
-def _index_note(source: str, heading: str) -> str:
+def index_note(source: str, heading: str) -> str:
     return (
         f"{source}: its first column, headed {heading!r}, is pandas' index and is left out "
         "(write the file with index=False to leave it out there)"
     )
 
 
-def _split(source: str, text: str) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of every line that is not blank or a `#` comment."""
-    physical = text.splitlines()  # \n, \r\n and \r alike
-    first = next((line for line in physical if line.strip() and not _comment(line)), None)
-    if first is None:
-        return []
-    delimiter = _delimiter(first)
-    if delimiter is None:  # runs of whitespace, as np.savetxt writes by default
-        return [
-            (number, line.split())
-            for number, line in enumerate(physical, 1)
-            if line.strip() and not _comment(line)
-        ]
-    reader = csv.reader(io.StringIO("\n".join(physical)), delimiter=delimiter, strict=True)
-    lines = []
-    try:
-        for cells in reader:
-            if cells and any(cell.strip() for cell in cells) and not _comment(cells[0]):
-                lines.append((reader.line_num, cells))
-    except csv.Error as error:
-        raise bad(source, f"line {reader.line_num}: {error}") from None
-    return lines
-
-
-def _comment(line: str) -> bool:
+def comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
@@ -316,7 +173,7 @@ def _cells(line: str, delimiter: str) -> int:
         return 1
 
 
-def _delimiter(line: str) -> str | None:
+def delimiter_of(line: str) -> str | None:
     """The delimiter that splits `line` into the most cells (tab first on a tie); None for
     runs of whitespace."""
     counts = {delimiter: _cells(line, delimiter) for delimiter in _DELIMITERS if delimiter in line}
@@ -356,12 +213,12 @@ def _json_lines(source: str, lines: list[str]) -> list[object]:
             values.append(json.loads(line))
         except (json.JSONDecodeError, RecursionError, ValueError) as error:
             raise bad(source, f"line {number}: invalid JSON Lines: {str(error)[:80]}") from None
-    if all(_run_result(value) for value in values):
+    if all(run_result(value) for value in values):
         raise bad(source, f"holds {len(values)} results; chain one network's output at a time")
     return values
 
 
-def _run_result(value: object) -> bool:
+def run_result(value: object) -> bool:
     return isinstance(value, dict) and str(value.get("schema", "")).startswith("mlpcli.")
 
 
@@ -379,7 +236,7 @@ def _json_to_table(source: str, data: object) -> Table:
                 raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(rows[0])}")
         return Table(source, None, rows, lambda i, j: f"row {i}, column {j}", json=True)
 
-    if isinstance(data, dict) and _run_result(data):
+    if isinstance(data, dict) and run_result(data):
         if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
             raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
         data = data["output"]

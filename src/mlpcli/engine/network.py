@@ -172,12 +172,17 @@ def _cut(tensor: torch.Tensor, region: Region | None) -> torch.Tensor | None:
     return part(tensor, region).clone()
 
 
-def build(config: Config, device: torch.device) -> Network:
-    """The network of `config` cast and moved to `device`: drawn, or from its files."""
-    features, weights, biases = hold(config, device)
-    assert features is not None
+def build(config: Config, device: torch.device, features: bool = True) -> Network:
+    """The network of `config` cast and moved to `device`: drawn, or from its files. Without
+    `features`, its features are no rows (a run gives them a chunk at a time)."""
+    whole = plan.share(config, 1, 0)
+    share = whole if features else dataclasses.replace(whole, features=None)
+    held, weights, biases = hold(config, device, share)
+    if held is None:
+        held = torch.empty((0, config.layers[0]), dtype=TORCH_DTYPES[config.dtype], device=device)
+    features_tensor = held
     return Network(
-        features=features,
+        features=features_tensor,
         weights=tuple(W for W in weights if W is not None),
         biases=tuple(B for B in biases if B is not None),
         activations=config.activations,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,13 +15,16 @@ import torch
 from mlpcli.engine import devices
 from mlpcli.engine.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
 from mlpcli.engine.stats import Accumulator
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import ConfigError, UnavailableError
+from mlpcli.model import memory
 from mlpcli.model.closeness import Tolerance, difference
 from mlpcli.model.config import Config, Device, DType
 from mlpcli.model.results import (
+    PREVIEW_ROWS,
     BenchResult,
     CompareResult,
     Estimate,
+    Preview,
     RunResult,
     TensorDiff,
     TensorInfo,
@@ -32,15 +35,23 @@ from mlpcli.model.shapes import shapes
 ESTIMATE_FROM_FLOPS = 10**10  # below this, under 10 s even at 1 GFLOP/s: no estimate
 
 
+OutputSink = Callable[[np.ndarray], None]  # takes each chunk's output rows, in order
+
+
 def run(
     config: Config,
     step: Callable[[], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
     with_stats: bool = False,
     keep: bool = False,
+    hold: bool = True,
+    sinks: Sequence[OutputSink] = (),
 ) -> RunResult:
-    """Build and run `config`; running out of memory becomes UnavailableError.
+    """Build and run `config`, its features a chunk of rows at a time (`memory.chunk_rows`),
+    read from their file as they are needed; running out of memory becomes UnavailableError.
 
+    Each chunk's output goes to `sinks` (a file, stdout) and, with `hold`, into the result
+    whole; the result always has a preview of the first and last rows.
     `on_estimate` hears, before anything is built, about how long a large network will take;
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
     each tensor's statistics on the way (features, h1.., output); `keep` keeps every tensor.
@@ -49,20 +60,18 @@ def run(
     if on_estimate is not None and (estimate := _estimate(config, device)) is not None:
         on_estimate(estimate)
     with devices.memory_errors(device):
-        network, build_ms = _timed_build(config, device)
+        network, build_ms = _timed_build(config, device, features=config.inputs is None)
         hidden: dict[str, TensorInfo] = {}
-        parts: dict[str, list[torch.Tensor]] = {}  # each chunk's h1.., with `keep`
+        parts: dict[str, list[torch.Tensor]] = {}  # each chunk's h1.. and output, with `keep`
         gathered: dict[str, Accumulator] = {}
         if with_stats:
             gathered["features"] = Accumulator("features", None, device)
-            rows = config.chunk or config.batch
-            for first in range(0, config.batch, rows):
-                gathered["features"].add(network.features[first : first + rows])
+        outputs = _Outputs(config.batch, hold, sinks)
 
         def observe(name: str, h: torch.Tensor) -> None:
-            if name != "output" and name not in hidden:  # the first chunk's, for the whole batch
+            if name not in hidden:  # the first chunk's, for the whole batch
                 hidden[name] = _info(name, h, config.batch)
-            if keep and name != "output":
+            if keep:
                 parts.setdefault(name, []).append(h.cpu())
             if with_stats:
                 if name not in gathered:  # hi comes out of layer i's activation
@@ -73,30 +82,87 @@ def run(
                 step()
 
         start = time.perf_counter()
-        output = forward_in_chunks(network, config.chunk, observe)
+        for features in _feature_chunks(config, network, device):
+            if with_stats:
+                gathered["features"].add(features)
+            if keep:
+                parts.setdefault("features", []).append(features.cpu())
+            outputs.add(forward(dataclasses.replace(network, features=features), observe))
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
-        tensors = (*(_info(name, t) for name, t in network.named()), *hidden.values())
+        tensors = (*(_info(name, t, t.shape[0]) for name, t in network.named()), *hidden.values())
         return RunResult(
             config=config,
             device=str(device),
-            tensors=(*tensors, _info("output", output)),
-            output=to_numpy(output),
-            nonfinite=int((~torch.isfinite(output)).sum()),
+            tensors=(_info("features", network.features, config.batch), *tensors[1:]),
+            preview=outputs.preview(),
+            output=outputs.whole(),
+            nonfinite=outputs.nonfinite,
             build_ms=build_ms,
             forward_ms=forward_ms,
             stats=tuple(accumulator.result() for accumulator in gathered.values()),
-            kept=_kept(network, parts, output) if keep else {},
+            kept=_kept(network, parts) if keep else {},
         )
 
 
-def _kept(
-    network: Network, parts: dict[str, list[torch.Tensor]], output: torch.Tensor
-) -> dict[str, torch.Tensor]:
+class _Outputs:
+    """Where a run's output chunks go: the sinks, the first and last rows for the preview, the
+    whole output when it is held; and the count of values that are not finite."""
+
+    def __init__(self, rows: int, hold: bool, sinks: Sequence[OutputSink]) -> None:
+        self.rows, self.hold, self.sinks = rows, hold, sinks
+        self.held: list[np.ndarray] = []
+        self.head: np.ndarray | None = None
+        self.tail: np.ndarray | None = None
+        self.nonfinite = 0
+
+    def add(self, output: torch.Tensor) -> None:
+        self.nonfinite += int((~torch.isfinite(output)).sum())
+        rows = to_numpy(output)  # (chunk, nL)
+        for sink in self.sinks:
+            sink(rows)
+        if self.hold:
+            self.held.append(rows)
+        if self.head is None or self.tail is None:
+            self.head, self.tail = rows[:PREVIEW_ROWS].copy(), rows[-PREVIEW_ROWS:].copy()
+            return
+        if len(self.head) < PREVIEW_ROWS:
+            self.head = np.concatenate([self.head, rows[: PREVIEW_ROWS - len(self.head)]])
+        self.tail = np.concatenate([self.tail, rows[-PREVIEW_ROWS:]])[-PREVIEW_ROWS:]
+
+    def whole(self) -> np.ndarray | None:
+        return np.concatenate(self.held) if self.hold else None
+
+    def preview(self) -> Preview:
+        assert self.head is not None
+        assert self.tail is not None
+        return Preview((self.rows, self.head.shape[1]), self.head, self.tail)
+
+
+def _feature_chunks(
+    config: Config, network: Network, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """The run's features, `memory.chunk_rows` rows at a time, cast and on `device`: read from
+    their file chunk by chunk, or cut from the drawn features."""
+    rows = memory.chunk_rows(config)
+    if config.inputs is None:
+        for first in range(0, config.batch, rows):
+            yield network.features[first : first + rows]
+        return
+    from mlpcli.data import features as feature_files
+
+    dtype = TORCH_DTYPES[config.dtype]
+    try:
+        for block in feature_files.chunks(config.inputs, config.input_columns, rows):
+            yield block.to(device=device, dtype=dtype)
+    except ConfigError as error:  # a bad value in a later chunk, located at `inputs`
+        raise ConfigError(config.where("inputs"), "inputs", str(error)) from None
+
+
+def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Every tensor of a run by name, on the CPU: features, W1.., B1.., h1.., output."""
     kept = {name: tensor.cpu() for name, tensor in network.named()}
     kept.update((name, torch.cat(chunks)) for name, chunks in parts.items())
-    kept["output"] = output.cpu()
     return kept
 
 
@@ -252,10 +318,12 @@ def differences(
     ]
 
 
-def _timed_build(config: Config, device: torch.device) -> tuple[Network, float]:
+def _timed_build(
+    config: Config, device: torch.device, features: bool = True
+) -> tuple[Network, float]:
     """The built network and the milliseconds it took (drawing, casting, moving)."""
     start = time.perf_counter()
-    network = build(config, device)
+    network = build(config, device, features)
     devices.synchronize(device)
     return network, (time.perf_counter() - start) * 1e3
 

@@ -85,7 +85,7 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
     """None when the output matches, else one line naming the worst element."""
     name = result.config.name
     expected = expectation.for_network(name, result.overrides)
-    got = result.output.astype(np.float64)
+    got = result.whole.astype(np.float64)
     if got.shape != expected.shape:
         source = expectation.source
         return f"{name}: output has shape {_shape(got)}, {source} has shape {_shape(expected)}"

@@ -15,6 +15,26 @@ from mlpcli.errors import UnavailableError
 from mlpcli.model.config import Config, DType, Rng
 from mlpcli.model.units import byte_size
 
+CHUNK_BYTES = 64 << 20  # a chunk's features and activations, for features read from a file
+HELD_BYTES = 1 << 30  # the most of an output a run holds whole (JSON, a table of every value)
+
+
+def chunk_rows(config: Config) -> int:
+    """Rows of features a forward pass takes at a time: `chunk` where the config sets it; for
+    features from a file, as many as keep a chunk within CHUNK_BYTES at the widest layer (two
+    activations, and the features as read and as cast); else the whole batch."""
+    if config.chunk is not None:
+        return min(config.chunk, config.batch)
+    if config.inputs is None:
+        return config.batch
+    per_row = 8 * (2 * max(config.layers) + 2 * config.layers[0])
+    return max(1, min(config.batch, CHUNK_BYTES // per_row))
+
+
+def output_bytes(config: Config) -> int:
+    """The bytes of a whole output as a run holds it (bfloat16 as float32)."""
+    return config.batch * config.layers[-1] * max(config.dtype.itemsize, 4)
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -25,40 +45,45 @@ class MemoryEstimate:
     activations: int  # two activation buffers of a chunk at the widest layer, and the output
 
 
-def estimate(config: Config) -> MemoryEstimate:
-    """The memory a run of `config` needs."""
-    values = config.batch * config.layers[0] + sum(
+def estimate(config: Config, streamed: bool = False) -> MemoryEstimate:
+    """The memory a pass of `config` needs: all of it held (bench, compare, export), or
+    `streamed` as `run` streams it (features read a chunk at a time, the output not held)."""
+    rows = chunk_rows(config) if streamed else min(config.batch, config.chunk or config.batch)
+    from_file = streamed and config.inputs is not None
+    values = (0 if from_file else config.batch * config.layers[0]) + sum(
         n_in * n_out + (n_out if config.bias else 0)
         for n_in, n_out in itertools.pairwise(config.layers)
     )
     itemsize = config.dtype.itemsize
-    rows = min(config.batch, config.chunk or config.batch)
-    collected = config.batch * config.layers[-1] if rows < config.batch else 0  # the output
+    read = rows * config.layers[0] * (8 + itemsize) if from_file else 0
+    collected = output_bytes(config) if not streamed and rows < config.batch else 0
     return MemoryEstimate(
         draw=4 * values,
         placed=itemsize * values,
-        activations=(2 * rows * max(config.layers) + collected) * itemsize,
+        activations=2 * rows * max(config.layers) * itemsize + read + collected,
     )
 
 
-def device_bytes(config: Config, *, on_cpu: bool) -> int:
+def device_bytes(config: Config, *, on_cpu: bool, streamed: bool = False) -> int:
     """Bytes on a GPU: the draw (with `rng: device`), the cast copies, the activations."""
-    needs = estimate(config)
+    needs = estimate(config, streamed)
     drawn_here = config.rng is Rng.DEVICE and not on_cpu
     cast = 0 if config.dtype is DType.FLOAT32 and (on_cpu or drawn_here) else needs.placed
     return (needs.draw if drawn_here else 0) + cast + needs.activations
 
 
-def host_bytes(config: Config, *, on_cpu: bool) -> int:
+def host_bytes(config: Config, *, on_cpu: bool, streamed: bool = False) -> int:
     """Bytes on the CPU: the draw (unless on a GPU), and the whole run when it is on the CPU."""
     if on_cpu:
-        return estimate(config).draw + device_bytes(config, on_cpu=True)
-    return 0 if config.rng is Rng.DEVICE else estimate(config).draw
+        return estimate(config, streamed).draw + device_bytes(
+            config, on_cpu=True, streamed=streamed
+        )
+    return 0 if config.rng is Rng.DEVICE else estimate(config, streamed).draw
 
 
-def check_host(config: Config, *, on_cpu: bool) -> None:
+def check_host(config: Config, *, on_cpu: bool, streamed: bool = False) -> None:
     """UnavailableError when the CPU's part of a run cannot fit in available memory."""
-    host = host_bytes(config, on_cpu=on_cpu)
+    host = host_bytes(config, on_cpu=on_cpu, streamed=streamed)
     available = available_ram()
     if available is not None and host > available:
         raise UnavailableError(

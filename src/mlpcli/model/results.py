@@ -91,6 +91,31 @@ SATURATED = 0.5  # more than this fraction saturated: the layer has saturated
 VANISHED = 1e-3  # a standard deviation below this fraction of the features' has vanished
 
 
+PREVIEW_ROWS = 5  # output rows a run keeps from each end when it does not hold them all
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The first and last PREVIEW_ROWS rows of an output, and its shape: what a table shows of
+    a run that streamed its output instead of holding it."""
+
+    shape: tuple[int, int]
+    head: np.ndarray[Any, Any]
+    tail: np.ndarray[Any, Any]
+
+    @classmethod
+    def of(cls, output: np.ndarray[Any, Any]) -> Preview:
+        """The preview of a whole output."""
+        rows, columns = output.shape
+        return cls((rows, columns), output[:PREVIEW_ROWS], output[max(rows - PREVIEW_ROWS, 0) :])
+
+    def row(self, r: int) -> np.ndarray[Any, Any]:
+        """Row `r`, one of the first or last PREVIEW_ROWS."""
+        if r < len(self.head):
+            return self.head[r]  # type: ignore[no-any-return]
+        return self.tail[r - (self.shape[0] - len(self.tail))]  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class RunResult:
     """`mlpcli run`, one network: what was built, where, the output and how long it took."""
@@ -98,7 +123,9 @@ class RunResult:
     config: Config
     device: str
     tensors: tuple[TensorInfo, ...]
-    output: np.ndarray[Any, Any]  # (batch, n_out) on the CPU; bfloat16 as float32
+    preview: Preview
+    # (batch, n_out) on the CPU, bfloat16 as float32; None where the run streamed it elsewhere
+    output: np.ndarray[Any, Any] | None
     nonfinite: int  # count of NaN and infinite values in output
     build_ms: float
     forward_ms: float
@@ -107,6 +134,14 @@ class RunResult:
     # every tensor by name (torch tensors on the CPU, in the run's dtype), for a .safetensors file
     kept: Mapping[str, Any] = field(default_factory=dict)
     parallel: ParallelInfo | None = None  # over several ranks; None: one process
+
+    @property
+    def whole(self) -> np.ndarray[Any, Any]:
+        """Every output row; only a run that held them has them (its command asked, before it
+        ran, for an output that needs them)."""
+        if self.output is None:
+            raise AssertionError(f"{self.config.name}: the output was streamed, not held")
+        return self.output
 
     @property
     def trouble(self) -> str | None:

@@ -38,6 +38,7 @@ from mlpcli.model.results import (
     BenchResult,
     CompareResult,
     ParallelInfo,
+    Preview,
     RankFigures,
     RunResult,
     TensorInfo,
@@ -248,13 +249,15 @@ def run(config: Config, group: Group) -> RunResult | None:
     if output is None:
         return None
     dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
+    whole = to_numpy(output)
     return RunResult(
         config=config,
         device=str(device),
         tensors=tuple(
             TensorInfo(t.name, t.shape, dtype, str(device)) for t in tensor_shapes(config)
         ),
-        output=to_numpy(output),
+        preview=Preview.of(whole),
+        output=whole,
         nonfinite=int((~torch.isfinite(output)).sum()),
         build_ms=build_ms,
         forward_ms=forward_ms,

@@ -11,8 +11,9 @@ import errno
 import glob
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from mlpcli import interrupts
 from mlpcli.errors import UnavailableError, UsageError
@@ -46,7 +47,16 @@ def check_output(
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`, all or nothing.
+    """Replace `path` with `data`, all or nothing (`atomic`)."""
+    with atomic(path) as file:
+        file.write(data)
+
+
+@contextlib.contextmanager
+def atomic(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` through: a temporary in its folder, flushed to disk and renamed
+    over `path` when the block ends, removed if it raises; all or nothing however long the
+    block runs (a run writes its output as it computes it).
 
     A new file gets the mode the umask gives (0644 under umask 022); a replaced file keeps its
     permissions (never its setuid, setgid or sticky bit). Temporaries that a killed mlpcli left
@@ -64,7 +74,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             with os.fdopen(descriptor, "wb") as file:
                 if mode is not None:
                     os.fchmod(file.fileno(), mode)
-                file.write(data)
+                yield file
                 file.flush()
                 os.fsync(file.fileno())
             with interrupts.held():  # a signal now is dropped: the finished file goes in place

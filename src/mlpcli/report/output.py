@@ -51,6 +51,7 @@ class Layout(Generic[R]):
     # for people: a Rich view (or plain text) of the results at a width, and notes for stderr
     table: Callable[[Sequence[R], int], tuple[RenderableType | str, list[str]]]
     files: Mapping[str, Callable[[Sequence[R]], bytes]] = field(default_factory=dict)  # .npy
+    streams: tuple[str, ...] = ()  # suffixes of files the command writes as it runs
 
     @classmethod
     def each(
@@ -79,26 +80,33 @@ class Output:
     def check(self, layout: Layout[R], inputs: Sequence[Path | None] = ()) -> None:
         """UsageError, before any work, for an output file that cannot be written."""
         if self.path is not None:
-            suffixes = (".json", ".csv", *layout.files)
+            suffixes = dict.fromkeys((".json", ".csv", *layout.streams, *layout.files))
             files.check_output(self.path, suffixes, inputs)
 
-    def emit(self, layout: Layout[R], results: Sequence[R]) -> None:
-        """Write the file, then print the results in the chosen view (none with `quiet`); over
-        several ranks, rank 0 alone (any command run under torchrun)."""
+    def emit(self, layout: Layout[R], results: Sequence[R], printed: bool = False) -> None:
+        """Write the file, then print the results in the chosen view (none with `quiet`, nor
+        when the command `printed` them as it ran); over several ranks, rank 0 alone (any
+        command run under torchrun)."""
         if not process.speaks():
             return
         texts = _Texts(layout, results)
         chosen = texts.fields(self.fields) if self.fields else None  # a bad path: nothing written
-        if self.path is not None:
-            suffix = self.path.suffix.lower()
+        suffix = "" if self.path is None else self.path.suffix.lower()
+        if self.path is not None and suffix not in layout.streams:
             if suffix in layout.files:
                 data = layout.files[suffix](results)
             else:
                 data = (texts.csv if suffix == ".csv" else texts.json).encode()
             files.write_atomic(self.path, data)
-        if not self.quiet:
+        if not self.quiet and not printed:
             with to_stdout():
                 self._print(layout, results, texts, chosen)
+
+    def check_fields(self, layout: Layout[R], results: Sequence[R]) -> None:
+        """UsageError for a `--field` path that the results do not have (before a file that
+        was written as they ran is put in place)."""
+        if self.fields:
+            _Texts(layout, results).fields(self.fields)
 
     def _print(
         self, layout: Layout[R], results: Sequence[R], texts: _Texts[R], chosen: str | None

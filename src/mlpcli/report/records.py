@@ -13,7 +13,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from mlpcli.model.results import given, one_process, swept_keys
 
@@ -53,16 +53,31 @@ def _json(value: object) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
+class CsvTables:
+    """CSV of several tables onto a text stream; a table with the header of the one before
+    goes on under it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.writer = csv.writer(stream, lineterminator="\n")
+        self.last: list[str] | None = None
+
+    def table(self, header: list[str]) -> None:
+        """Rows of `header` follow."""
+        if header != self.last:
+            self.writer.writerow(header)
+        self.last = header
+
+    def rows(self, rows: Iterable[list[object]]) -> None:
+        self.writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
+
+
 def csv_text(tables: Iterable[Rows]) -> str:
-    """CSV of several tables; a table with the header of the one before goes on under it."""
+    """CSV of several tables (`CsvTables`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    last: list[str] | None = None
+    writer = CsvTables(buffer)
     for header, rows in tables:
-        if header != last:
-            writer.writerow(header)
-        writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
-        last = header
+        writer.table(header)
+        writer.rows(rows)
     return buffer.getvalue()
 
 
@@ -91,7 +106,7 @@ def run_record(result: RunResult) -> Record:
         ],
         "output": [
             [json_number(v) for v in row.tolist()] if result.nonfinite else row.tolist()
-            for row in result.output
+            for row in result.whole
         ],
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
@@ -115,23 +130,33 @@ def _stats_record(stats: TensorStats) -> Record:
 def run_rows(results: Sequence[RunResult]) -> list[Rows]:
     """Per network: `name`, a column per swept key, the output units (`output_0`, ...); a row
     per sample, so that every line says which network it belongs to."""
-    swept = [key for key in swept_keys(r.overrides for r in results) if key != "name"]
+    swept = run_swept([r.overrides for r in results])
     tables: list[Rows] = []
     for result in results:
-        values = given(result.overrides)
-        label: list[object] = [result.config.name, *(values[key] for key in swept)]
-        header = ["name", *swept, *(f"output_{j}" for j in range(result.output.shape[1]))]
-        tables.append((header, [label + row for row in result.output.tolist()]))
+        label = run_label(result.config, result.overrides, swept)
+        header = run_header(swept, result.preview.shape[1])
+        tables.append((header, [label + row for row in result.whole.tolist()]))
     return tables
 
 
-def run_npy(results: Sequence[RunResult]) -> bytes:
-    """The one output array in NumPy's .npy format (bfloat16 runs as float32)."""
-    import numpy as np  # only runs that computed something, and so loaded NumPy, get here
+def run_swept(overrides: Iterable[Sequence[str]]) -> list[str]:
+    """The swept keys that label a run's CSV rows (the name labels them anyway)."""
+    return [key for key in swept_keys(overrides) if key != "name"]
 
-    buffer = io.BytesIO()
-    np.save(buffer, results[0].output, allow_pickle=False)
-    return buffer.getvalue()
+
+def run_header(swept: Sequence[str], columns: int) -> list[str]:
+    """`name`, the swept keys, `output_0`, ...: a run's CSV header."""
+    return ["name", *swept, *output_names(columns)]
+
+
+def output_names(columns: int) -> list[str]:
+    return [f"output_{j}" for j in range(columns)]
+
+
+def run_label(config: Config, overrides: Sequence[str], swept: Sequence[str]) -> list[object]:
+    """The cells that start each of a run's CSV rows: its name and swept values."""
+    values = given(overrides)
+    return [config.name, *(values[key] for key in swept)]
 
 
 def run_safetensors(results: Sequence[RunResult]) -> bytes:

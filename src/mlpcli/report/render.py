@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import TensorInfo, TensorShape, given, swept_keys
+from mlpcli.model.results import PREVIEW_ROWS, TensorInfo, TensorShape, given, swept_keys
 from mlpcli.model.units import arrows, byte_size, counted, rate_text
 from mlpcli.report import style
 from mlpcli.report.style import Column
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
         ValidateResult,
     )
 
-HEAD_ROWS = 5  # output rows shown from each end when the table is cut
 TABLE_ROWS = 10  # rows of a layers or tensors table shown from each end when it is cut
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
 
@@ -145,9 +144,10 @@ def _output_table(
     When not `full`: the head and tail rows and as many columns as fit `width`. When `full`:
     every value, the columns in as many blocks, one under the other, as `width` needs.
     """
-    rows, columns = result.output.shape
-    row_index = _shown(rows, rows if full else HEAD_ROWS)
-    values = {r: result.output[r].tolist() for r in row_index if r is not None}
+    rows, columns = result.preview.shape
+    row_index = _shown(rows, rows if full else PREVIEW_ROWS)
+    row = (lambda r: result.whole[r]) if full else result.preview.row
+    values = {r: row(r).tolist() for r in row_index if r is not None}
     # one format per column, from the values shown in it; each column as wide as they need
     specs = [_number_spec([row[j] for row in values.values()]) for j in range(columns)]
     cells = [
@@ -321,7 +321,7 @@ def sweep_table(results: Sequence[RunResult], width: int) -> tuple[Table, list[s
     """
     firsts = []
     for result in results:
-        first_row = result.output[0].tolist() if result.output.shape[0] else []
+        first_row = result.preview.row(0).tolist() if result.preview.shape[0] else []
         spec = _number_spec(first_row[:SWEEP_VALUES])
         shown = ", ".join(format(v, spec) for v in first_row[:SWEEP_VALUES])
         firsts.append(shown + (", …" if len(first_row) > SWEEP_VALUES else ""))
@@ -339,7 +339,7 @@ def sweep_table(results: Sequence[RunResult], width: int) -> tuple[Table, list[s
             str(index),
             Text(result.config.name),
             Text(" ".join(result.overrides)),
-            shape_text(result.output.shape),
+            shape_text(result.preview.shape),
             Text(first),
             f"{result.forward_ms:.2f}",
         ]

@@ -1,0 +1,247 @@
+"""Text features read a block of lines at a time, so that no file is held whole: CSV, TSV and
+whitespace-separated text, and JSON Lines of records or rows.
+
+The table's layout (delimiter, header, pandas' index, `run` output columns) comes from its first
+lines by the rules of `tables`; every block is then read by NumPy at once where every cell is a
+finite number, else cell by cell through `tables.matrix`, which names the cell that is not.
+Lines break where `str.splitlines` breaks them; blank lines and whole-line `#` comments are
+left out (not in JSON Lines). docs/files.md.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import itertools
+import json
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from mlpcli.data import tables
+from mlpcli.data.tables import Column, Table
+from mlpcli.data.tensorfiles import bad
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PIECE = 1 << 20  # bytes decoded at a time
+Line = tuple[int, str]  # (1-based line number, the line without its break)
+
+
+def numbered(source: str, stream: IO[bytes]) -> Iterator[Line]:
+    """Every line of a UTF-8 byte stream (a BOM dropped), numbered, read PIECE bytes at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    number, carried, consumed = 0, "", 0
+    while True:  # until the final, empty read
+        data = stream.read(PIECE)
+        try:
+            text = carried + decoder.decode(data, final=not data)
+        except UnicodeDecodeError as error:
+            offset = consumed + error.start - len(decoder.getstate()[0])
+            raise bad(source, f"not UTF-8 text (byte offset {max(offset, 0)})") from None
+        consumed += len(data)
+        lines = text.splitlines(keepends=True)
+        # the last line may go on in the next piece (a '\r' may be half of '\r\n')
+        carried = lines.pop() if data and lines and _open(lines[-1]) else ""
+        for line in lines:
+            number += 1
+            yield number, line[:-2] if line.endswith("\r\n") else line.rstrip(_BREAKS)
+        if not data:
+            return
+
+
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
+
+
+def _open(line: str) -> bool:
+    """Whether a line read so far may not be whole: no break at its end, or a lone '\r'."""
+    return line.endswith("\r") or not line.endswith(tuple(_BREAKS))
+
+
+def data_lines(lines: Iterable[Line]) -> Iterator[Line]:
+    """The lines that are not blank or a whole-line `#` comment."""
+    return ((n, line) for n, line in lines if line.strip() and not tables.comment(line))
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """How a text table's lines read: the delimiter (None: runs of whitespace), the cells of a
+    line, the column names (None: by index), which cells are features, and what was assumed."""
+
+    source: str
+    delimiter: str | None
+    cells: int  # every line splits into this many
+    names: tuple[str, ...] | None  # of the kept cells
+    kept: tuple[int, ...]  # the cells of a line that are features (pandas' index left out ...)
+    header: bool  # whether the first data line is the header
+    notes: tuple[str, ...] = ()
+
+
+def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
+    """The layout of a text table from its first data lines (`first`: the header and a block of
+    rows after it); `rows` is every data line's count, for the error of a header alone."""
+    if not first:
+        raise bad(source, "holds no rows of features")
+    delimiter = tables.delimiter_of(first[0][1])
+    head = _cells(source, first[0], delimiter)
+    width = len(head)
+    heading = [cell.strip() for cell in head]
+    kept = tuple(range(width))
+    if not tables.is_header(heading):
+        return TextLayout(source, delimiter, width, None, kept, False)
+    if rows < 2:
+        raise bad(source, "holds a header and no rows of features")
+    names = tuple(heading)
+    notes: list[str] = []
+    outputs = tuple(j for j, name in enumerate(names) if tables.OUTPUT_COLUMN.fullmatch(name))
+    if outputs and width - len(outputs) > 1:  # name and swept keys: several networks
+        raise bad(source, "a sweep's results; chain one network's output at a time")
+    if outputs:  # a `run --format csv` result: its output columns, quietly
+        kept = outputs
+    elif names[0] in tables.INDEX_NAMES and all(
+        tables.whole(_cells(source, line, delimiter)[0]) for line in first[1:]
+    ):
+        kept = kept[1:]
+        notes.append(tables.index_note(source, heading[0]))
+    kept_names = tuple(names[j] for j in kept)
+    if not outputs:
+        notes.insert(0, tables.header_note(source, kept_names))
+    return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes))
+
+
+def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
+    """The cells of one line."""
+    number, text = line
+    if delimiter is None:
+        return text.split()
+    try:
+        return next(csv.reader([text], delimiter=delimiter, strict=True), [])
+    except csv.Error as error:
+        raise bad(source, f"line {number}: {error}") from None
+
+
+def text_blocks(
+    layout: TextLayout, lines: Iterator[Line], rows: int, wanted: Sequence[Column] | None
+) -> Iterator[np.ndarray]:
+    """The picked columns of the data lines after the header, `rows` lines at a time, each a
+    (rows, width) float64 block."""
+    chosen = tables.pick(layout.source, layout.names, len(layout.kept), wanted)
+    picked = [layout.kept[j] for j in chosen]
+    if layout.header:
+        next(lines)
+    while block := list(itertools.islice(lines, rows)):
+        yield _numbers(layout, block, picked, wanted)
+
+
+def _numbers(
+    layout: TextLayout, block: list[Line], picked: list[int], wanted: Sequence[Column] | None
+) -> np.ndarray:
+    """A block's picked cells as numbers: by NumPy at once, else cell by cell."""
+    fast = numeric_block(layout, block)
+    if fast is not None:
+        return fast[:, picked]
+    table = cell_table(layout, block)
+    return tables.matrix(table, wanted)
+
+
+def numeric_block(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
+    """The block as NumPy reads it where every cell is a finite number; else None."""
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.loadtxt(
+                [line for _, line in block],
+                delimiter=layout.delimiter,
+                comments=None,  # a line that starts with # is left out already; none other is
+                quotechar='"',
+                ndmin=2,
+                dtype=np.float64,
+            )
+    except ValueError:  # a cell that is no number, rows of other widths: said cell by cell
+        return None
+    if values.shape != (len(block), layout.cells) or not np.isfinite(values).all():
+        return None
+    return values
+
+
+def cell_table(layout: TextLayout, block: list[Line]) -> Table:
+    """A block's kept cells as a `Table`, each located at its line; ragged lines are errors."""
+    rows: list[Sequence[object]] = []
+    for line in block:
+        cells = _cells(layout.source, line, layout.delimiter)
+        if len(cells) != layout.cells:
+            message = f"line {line[0]}: {len(cells)} values, but the first row has {layout.cells}"
+            raise bad(layout.source, message)
+        rows.append([cells[j] for j in layout.kept])
+    numbers = [number for number, _ in block]
+    return Table(
+        layout.source,
+        layout.names,
+        rows,
+        lambda i, j: f"line {numbers[i]}, column {layout.kept[j] + 1}",
+        layout.notes,
+    )
+
+
+# JSON Lines
+
+
+@dataclass(frozen=True)
+class JsonLayout:
+    """JSON Lines of records (`names`: record 0's keys) or of rows (`names` None)."""
+
+    source: str
+    names: tuple[str, ...] | None
+    width: int
+
+
+def json_layout(source: str, first: Line) -> JsonLayout | None:
+    """The layout of JSON Lines that stream, a record or a row of values a line; None where the
+    first line is anything else (a `run` result, rows of rows), read whole by `tables`."""
+    value = _json_value(source, first)
+    if isinstance(value, dict) and value and not tables.run_result(value):
+        if any(isinstance(v, dict | list) for v in value.values()):
+            return None
+        return JsonLayout(source, tuple(value), len(value))
+    if isinstance(value, list) and value and not any(isinstance(v, list | dict) for v in value):
+        return JsonLayout(source, None, len(value))
+    return None
+
+
+def _json_value(source: str, line: Line) -> object:
+    try:
+        return json.loads(line[1])
+    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        raise bad(source, f"line {line[0]}: invalid JSON Lines: {str(error)[:80]}") from None
+
+
+def json_blocks(
+    layout: JsonLayout, lines: Iterator[Line], rows: int, wanted: Sequence[Column] | None
+) -> Iterator[np.ndarray]:
+    """The picked values of JSON Lines, `rows` lines at a time, as float64 blocks."""
+    source = layout.source
+    tables.pick(source, layout.names, layout.width, wanted)  # a bad pick before any line
+    blank = ((n, line) for n, line in lines if line.strip())
+    while block := list(itertools.islice(blank, rows)):
+        cells: list[Sequence[object]] = []
+        for line in block:
+            value = _json_value(source, line)
+            if layout.names is None:
+                if not isinstance(value, list) or len(value) != layout.width:
+                    raise bad(source, f"line {line[0]}: expected a row of {layout.width} values")
+                cells.append(value)
+            elif not isinstance(value, dict) or set(value) != set(layout.names):
+                raise bad(source, f"line {line[0]}: a record with other keys than line 1's")
+            else:
+                cells.append([value[name] for name in layout.names])
+        where = _located([number for number, _ in block], layout.names)
+        yield tables.matrix(Table(source, layout.names, cells, where, json=True), wanted)
+
+
+def _located(numbers: list[int], names: tuple[str, ...] | None) -> Callable[[int, int], str]:
+    """(row, column) of a block to its line and column, for messages."""
+    return lambda i, j: f"line {numbers[i]}, column {j if names is None else repr(names[j])}"

@@ -1,0 +1,199 @@
+"""Output files written as a run computes them: `.npy`, `.csv`, `.jsonl` and `.parquet` grow a
+chunk of rows at a time, so that no run holds its whole output for them.
+
+Each writes through `files.atomic`: a temporary beside the target, put in place when every run
+has finished, removed if one fails. `.npy`, `.jsonl` and `.parquet` hold one network's output;
+`.csv` holds several, each row labelled as `run --format csv` labels it; `printed` writes the
+same CSV onto stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+from mlpcli.errors import UnavailableError
+from mlpcli.model.config import Config, DType
+from mlpcli.report import files, records
+from mlpcli.report.output import to_stdout
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SUFFIXES = (".npy", ".csv", ".jsonl", ".parquet")
+ONE_OUTPUT = (".npy", ".jsonl", ".parquet")  # one network's output a file
+PARQUET_INSTALL = "pip install pyarrow (or, from this checkout, pip install -e '.[parquet]')"
+
+
+class Writer:
+    """One output file's format: told where each network starts, then given its rows."""
+
+    def __init__(self, file: BinaryIO | None, swept: Sequence[str]) -> None:
+        self.swept = swept
+
+    def start(self, config: Config, overrides: Sequence[str]) -> None:
+        """A network's rows follow."""
+
+    def add(self, rows: np.ndarray) -> None:
+        """The next rows of the output, (rows, n_out)."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Every row has been added."""
+
+
+class _ToFile(Writer):
+    """A writer of bytes into a file."""
+
+    def __init__(self, file: BinaryIO | None, swept: Sequence[str]) -> None:
+        super().__init__(file, swept)
+        assert file is not None
+        self.file = file
+
+
+class _Npy(_ToFile):
+    """NumPy's .npy, as `np.save` writes the whole output (bfloat16 as float32): the header
+    from the config's shape, then each chunk's bytes."""
+
+    def start(self, config: Config, overrides: Sequence[str]) -> None:
+        import numpy as np
+
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(_numpy_type(config.dtype))),
+            "fortran_order": False,
+            "shape": (config.batch, config.layers[-1]),
+        }
+        np.lib.format.write_array_header_1_0(self.file, header)
+
+    def add(self, rows: np.ndarray) -> None:
+        import numpy as np
+
+        self.file.write(np.ascontiguousarray(rows).data.cast("B"))
+
+
+class _Csv(Writer):
+    """CSV as `run --format csv` prints it: `name`, swept keys, `output_0`, ..., onto the file
+    or onto a text stream (stdout)."""
+
+    def __init__(
+        self, file: BinaryIO | None, swept: Sequence[str], text: TextIO | None = None
+    ) -> None:
+        super().__init__(file, swept)
+        self.wrapper = None if file is None else io.TextIOWrapper(file, "utf-8", newline="")
+        stream = self.wrapper or text
+        assert stream is not None
+        self.stream = stream
+        self.tables = records.CsvTables(stream)
+        self.label: list[object] = []
+
+    def start(self, config: Config, overrides: Sequence[str]) -> None:
+        self.tables.table(records.run_header(self.swept, config.layers[-1]))
+        self.label = records.run_label(config, overrides, self.swept)
+
+    def add(self, rows: np.ndarray) -> None:
+        self.tables.rows(self.label + row for row in rows.tolist())
+
+    def finish(self) -> None:
+        self.stream.flush()
+        if self.wrapper is not None:
+            self.wrapper.detach()  # the file stays open for `files.atomic`
+
+
+class _JsonLines(_ToFile):
+    """JSON Lines of records, `{"output_0": ..., ...}` a row, as pandas' `to_json(orient=
+    "records", lines=True)` writes them (NaN and infinities as `records` writes them)."""
+
+    names: list[str]
+
+    def start(self, config: Config, overrides: Sequence[str]) -> None:
+        self.names = records.output_names(config.layers[-1])
+
+    def add(self, rows: np.ndarray) -> None:
+        lines = (
+            json.dumps(
+                dict(zip(self.names, map(records.json_number, row), strict=True)),
+                separators=(",", ":"),
+            )
+            + "\n"
+            for row in rows.tolist()
+        )
+        self.file.write("".join(lines).encode())
+
+
+class _Parquet(_ToFile):
+    """Parquet through pyarrow, a column per output unit and a row group per chunk (float16
+    and bfloat16 as float32)."""
+
+    writer: Any = None
+    names: list[str]
+
+    def start(self, config: Config, overrides: Sequence[str]) -> None:
+        pa, parquet = _pyarrow()
+        self.names = records.output_names(config.layers[-1])
+        kind = pa.float64() if config.dtype is DType.FLOAT64 else pa.float32()
+        schema = pa.schema([(name, kind) for name in self.names])
+        self.writer = parquet.ParquetWriter(self.file, schema)
+
+    def add(self, rows: np.ndarray) -> None:
+        pa, _ = _pyarrow()
+        kind = self.writer.schema.types[0].to_pandas_dtype()
+        columns = [pa.array(rows[:, j].astype(kind, copy=False)) for j in range(rows.shape[1])]
+        self.writer.write_table(pa.Table.from_arrays(columns, names=self.names))
+
+    def finish(self) -> None:
+        self.writer.close()
+
+
+WRITERS: dict[str, type[Writer]] = {
+    ".npy": _Npy,
+    ".csv": _Csv,
+    ".jsonl": _JsonLines,
+    ".parquet": _Parquet,
+}
+
+
+def _numpy_type(dtype: DType) -> str:
+    """The NumPy type of a run's output rows (bfloat16, which NumPy lacks, as float32)."""
+    return {DType.FLOAT64: "f8", DType.FLOAT16: "f2"}.get(dtype, "f4")
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise UnavailableError(f"a .parquet output needs pyarrow: {PARQUET_INSTALL}") from None
+    return pyarrow, pyarrow.parquet
+
+
+def check(path: Path) -> None:
+    """UnavailableError, before any work, when the format's library is missing."""
+    if path.suffix.lower() == ".parquet":
+        _pyarrow()
+
+
+@contextlib.contextmanager
+def streamed(path: Path, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]:
+    """The writer of `path` in its suffix's format, for runs with these `overrides`; the file
+    is put in place when the block ends without an error."""
+    with files.atomic(path) as file:
+        writer = WRITERS[path.suffix.lower()](file, records.run_swept(overrides))
+        yield writer
+        writer.finish()
+
+
+@contextlib.contextmanager
+def printed(overrides: Sequence[Sequence[str]]) -> Iterator[Writer]:
+    """CSV on stdout as the runs compute it, for runs with these `overrides` (a reader that
+    goes away ends the command quietly)."""
+    with to_stdout():
+        writer = _Csv(None, records.run_swept(overrides), sys.stdout)
+        try:
+            yield writer
+        finally:
+            writer.finish()

@@ -1,0 +1,253 @@
+"""A run streams its features from the file to the output a chunk of rows at a time: the same
+numbers as the whole file read at once, errors naming the file's row, nothing half-written, and
+memory that does not grow with the file (issue 26). Files are small; `chunk: 7` forces many
+chunks. The GiB ladder is in benchmarks/bench.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from mlpcli.commands import run as run_command
+from mlpcli.data import features
+from mlpcli.loading.loader import load
+from mlpcli.model import memory
+from mlpcli.report.output import Format, Output
+
+ROWS = 53  # 7 chunks of 7 and one of 4
+LAYERS = "layers=[4, 6, 3]"
+X = np.random.default_rng(3).standard_normal((ROWS, 4)).astype(np.float32)
+NAMES = ["a", "b", "c", "d"]
+BINARY = (".npy", ".parquet", ".feather", ".safetensors")
+
+
+def _mlpcli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlpcli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(X, columns=NAMES)
+
+
+# Each format as its library writes it by default.
+WRITERS = {
+    "x.npy": lambda p: np.save(p, X),
+    "x.csv": lambda p: _frame().to_csv(p, index=False),
+    "index.csv": lambda p: _frame().to_csv(p),  # pandas' index: left out
+    "x.tsv": lambda p: _frame().to_csv(p, sep="\t", index=False),
+    "x.txt": lambda p: np.savetxt(p, X),
+    "x.parquet": lambda p: _frame().to_parquet(p),
+    "x.feather": lambda p: _frame().to_feather(p),
+    "x.jsonl": lambda p: _frame().to_json(p, orient="records", lines=True),
+    "x.json": lambda p: _frame().to_json(p, orient="records"),
+    "x.safetensors": lambda p: save_file({"features": X}, str(p)),
+}
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_chunks_of_every_format_are_the_whole_file(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    WRITERS[name](path)
+    blocks = list(features.chunks(str(path), None, 7))
+    assert [len(block) for block in blocks] == [7] * 7 + [4]
+    got = torch.cat(blocks).numpy()
+    # text as float64: pandas writes a float32's shortest repr, which reads back to it
+    assert np.array_equal(got.astype(np.float32), X)
+    assert got.dtype == (np.float32 if name.endswith(BINARY) else np.float64)
+    assert features.describe(str(path)).rows == ROWS
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.csv", "x.parquet", "x.jsonl"])
+def test_a_chunked_run_streams_each_output_file_bit_for_bit(name: str, tmp_path: Path) -> None:
+    WRITERS[name](tmp_path / name)
+    args = ("run", LAYERS, f"inputs={name}", "chunk=7")
+    whole = json.loads(_mlpcli(*args, "-f", "json", cwd=tmp_path).stdout)["output"]
+    expected = np.array(whole, dtype=np.float32)
+    for out in ("o.npy", "o.csv", "o.jsonl", "o.parquet"):
+        done = _mlpcli(*args, "-o", out, "-q", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        target = tmp_path / out
+        if out == "o.npy":
+            got = np.load(target)
+        elif out == "o.csv":
+            got = pd.read_csv(target).filter(like="output_")
+        elif out == "o.jsonl":
+            got = np.array([list(json.loads(line).values()) for line in target.open()])
+        else:
+            got = pd.read_parquet(target)
+        assert np.array_equal(np.asarray(got, dtype=np.float32), expected), out
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_chunked_run_is_the_whole_batch_within_tolerance(tmp_path: Path) -> None:
+    WRITERS["x.npy"](tmp_path / "x.npy")
+    runs = [
+        np.array(
+            json.loads(
+                _mlpcli("run", LAYERS, "inputs=x.npy", *chunk, "-f", "json", cwd=tmp_path).stdout
+            )["output"]
+        )
+        for chunk in ((), ("chunk=7",))
+    ]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_cell_in_a_late_chunk_names_its_line_and_leaves_nothing(tmp_path: Path) -> None:
+    lines = ["a,b,c,d", *(",".join(map(str, row)) for row in X.tolist())]
+    lines[41] = "1,2,x,4"  # row 40: line 42 of the file
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "o.npy").write_bytes(b"the old file")
+    done = _mlpcli("run", LAYERS, "inputs=x.csv", "chunk=7", "-o", "o.npy", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "x.csv: line 42, column 3: 'x' is not a number" in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2  # the header note, then the one error
+    assert (tmp_path / "o.npy").read_bytes() == b"the old file"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_nan_in_a_late_chunk_of_an_npy_names_its_row(tmp_path: Path) -> None:
+    bad = X.copy()
+    bad[45, 1] = np.nan
+    np.save(tmp_path / "x.npy", bad)
+    done = _mlpcli("run", LAYERS, "inputs=x.npy", "chunk=7", "-o", "o.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("x.npy: row 45, column 1: nan is not finite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_the_table_previews_a_streamed_output(tmp_path: Path) -> None:
+    WRITERS["x.npy"](tmp_path / "x.npy")
+    args = ("run", LAYERS, "inputs=x.npy", "chunk=7")
+    output = json.loads(_mlpcli(*args, "-f", "json", cwd=tmp_path).stdout)["output"]
+    table = _mlpcli(*args, "-o", "o.npy", cwd=tmp_path)
+    shown = {
+        int(cells[0]): [float(c) for c in cells[1:]]
+        for cells in (line.split() for line in table.stdout.splitlines())
+        if cells and cells[0].isdigit() and len(cells) == 4
+    }
+    assert sorted(shown) == [0, 1, 2, 3, 4, 48, 49, 50, 51, 52]
+    for row, values in shown.items():
+        np.testing.assert_allclose(values, output[row], atol=5e-5)
+
+
+def test_statistics_over_chunks_are_the_whole_batchs(tmp_path: Path) -> None:
+    WRITERS["x.parquet"](tmp_path / "x.parquet")
+    stats = [
+        json.loads(
+            _mlpcli(
+                "run", LAYERS, "inputs=x.parquet", *chunk, "--stats", "-f", "json", cwd=tmp_path
+            ).stdout
+        )["stats"]
+        for chunk in ((), ("chunk=7",))
+    ]
+    for whole, chunked in zip(*stats, strict=True):
+        assert whole["count"] == chunked["count"]
+        if whole["saturated"] is not None:  # a bounded range: the same bins whatever the chunks
+            assert whole["histogram"] == chunked["histogram"]
+        np.testing.assert_allclose(
+            chunked["mean"], whole["mean"], rtol=1e-6, atol=1e-9
+        )  # float32 rounding
+        assert (whole["min"], whole["max"]) == (chunked["min"], chunked["max"])
+    assert stats[0][0]["count"] == X.size
+
+
+def test_an_output_too_large_to_hold_is_refused_before_any_work(tmp_path: Path) -> None:
+    done = _mlpcli("run", "layers=[2, 4]", "batch=100000000", "-f", "json", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--output FILE.npy, .csv, .jsonl or .parquet" in done.stderr
+    assert "--format json" in done.stderr
+
+
+def test_the_chunk_comes_from_a_budget_for_files_and_the_config_decides() -> None:
+    default = load(None)
+    config = dataclasses.replace(default, layers=(64, 256, 256, 1), batch=10**8, inputs="x.npy")
+    rows = memory.chunk_rows(config)
+    assert 8 * rows * (2 * 256 + 2 * 64) <= memory.CHUNK_BYTES < 8 * (rows + 1) * (2 * 256 + 2 * 64)
+    assert memory.chunk_rows(dataclasses.replace(config, chunk=7)) == 7
+    drawn = dataclasses.replace(default, batch=1000)
+    assert memory.chunk_rows(drawn) == 1000  # drawn features: all at once
+
+
+def _peak_rss_of_run(tmp_path: Path, name: str) -> int:
+    """Peak RSS in bytes of one `mlpcli run` of `name` to an .npy, in a fresh interpreter."""
+    script = (
+        "import resource, subprocess, sys;"
+        f"subprocess.run([sys.executable, '-m', 'mlpcli', 'run', 'layers=[64, 32, 1]', "
+        f"'inputs={name}', '-o', 'o.npy', '-q'], check=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout) * 1024
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    small = np.ones((1000, 64), dtype=np.float32)
+    np.save(tmp_path / "small.npy", small)
+    big = np.lib.format.open_memmap(tmp_path / "big.npy", "w+", np.float32, (1_600_000, 64))
+    big[:] = 1.0  # 410 MB of features
+    big.flush()
+    del big
+    floor = _peak_rss_of_run(tmp_path, "small.npy")  # Python, torch and one chunk
+    peak = _peak_rss_of_run(tmp_path, "big.npy")
+    size = os.path.getsize(tmp_path / "big.npy")
+    # held whole, the features alone were 410 MB more; a chunk is at most CHUNK_BYTES
+    assert peak - floor < 2 * memory.CHUNK_BYTES, (floor, peak, size)
+    assert np.load(tmp_path / "o.npy", mmap_mode="r").shape == (1_600_000, 1)
+
+
+def test_csv_on_stdout_chains_into_a_run_that_reads_stdin(tmp_path: Path) -> None:
+    WRITERS["x.npy"](tmp_path / "x.npy")
+    first = _mlpcli("run", LAYERS, "inputs=x.npy", "chunk=7", "-f", "csv", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == "name,output_0,output_1,output_2"
+    assert len(first.stdout.splitlines()) == 1 + ROWS
+    chained = subprocess.run(
+        f"{sys.executable} -m mlpcli run '{LAYERS}' inputs=x.npy chunk=7 -f csv"
+        f" | {sys.executable} -m mlpcli run 'layers=[3, 2]' inputs=- -o piped.npy -q",
+        shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert chained.returncode == 0, chained.stderr
+    (tmp_path / "first.csv").write_text(first.stdout)
+    by_file = _mlpcli(
+        "run", "layers=[3, 2]", "inputs=first.csv", "-o", "file.npy", "-q", cwd=tmp_path
+    )
+    assert by_file.returncode == 0, by_file.stderr
+    assert np.array_equal(np.load(tmp_path / "piped.npy"), np.load(tmp_path / "file.npy"))
+
+
+@pytest.mark.parametrize(
+    ("options", "holds"),
+    [
+        ({}, None),  # a table: a preview
+        ({"format": Format.CSV}, None),  # printed as it is computed
+        ({"format": Format.JSON}, "--format json"),
+        ({"format": Format.JSON, "quiet": True}, None),
+        ({"path": Path("o.npy")}, None),
+        ({"path": Path("o.json")}, "--output .json"),
+        ({"fields": ["output.0.0"]}, "--field"),
+    ],
+)
+def test_what_makes_a_run_hold_its_whole_output(
+    options: dict[str, object], holds: str | None
+) -> None:
+    assert run_command._holds(Output(**options), full=False, expect=False) == holds  # type: ignore[arg-type]
