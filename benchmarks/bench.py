@@ -6,6 +6,7 @@
     python benchmarks/bench.py --startup-only  # only the start-up ladder
     python benchmarks/bench.py --weights-only  # only reading a 1 GiB weights file
     python benchmarks/bench.py --parallel-only  # only two ranks against one process
+    python benchmarks/bench.py --streaming-only  # only features files of 256 MiB to 4 GiB
 
 Prints Markdown tables (paste them into docs/performance.md):
 - forward: mlpcli's `network.forward` against raw eager loops on the same tensors (the
@@ -20,6 +21,10 @@ Prints Markdown tables (paste them into docs/performance.md):
   `safetensors.torch.load_file` plus the same cast, each in a fresh process (time, peak RSS);
 - parallel: `mlpcli bench --nproc 2` in each mode (Gloo, the CPU) against one process on the
   same cores (the floor: two ranks are that process's threads, split), forward median each;
+- streaming: `mlpcli run` of .npy, Parquet and CSV features of 256 MiB to 4 GiB through
+  [64, 256, 256, 1] to an .npy, against a hand-written loop (memmap, iter_batches or
+  read_csv chunks, a torch forward per chunk, an open_memmap output), each in a fresh process
+  (rows/s, peak RSS);
 - last, every target of docs/performance.md with what this run measured, met or not.
 """
 
@@ -449,6 +454,151 @@ def weights_ladder(quick: bool, targets: list[Target]) -> None:
                 targets.append(Target(name, f"{ratio:.2f}x", ratio <= 1.2))
 
 
+STREAM_LAYERS = [64, 256, 256, 1]
+MIB = 1 << 20
+# One process that reads features a chunk at a time and writes the output as it goes, the way a
+# careful user would by hand: NumPy's memmap or pyarrow's iter_batches or pandas' read_csv
+# chunks, a torch forward per chunk, an open_memmap output. Prints seconds and peak RSS.
+HAND_LOOP = """
+import resource, sys, time
+import numpy as np, torch
+path, rows = sys.argv[1], int(sys.argv[2])
+layers = [64, 256, 256, 1]
+g = torch.Generator().manual_seed(0)
+pairs = zip(layers, layers[1:])
+weights = [(torch.randn(a, b, generator=g), torch.randn(b, generator=g)) for a, b in pairs]
+start = time.perf_counter()
+if path.endswith(".npy"):
+    features = np.load(path, mmap_mode="r")
+    total = features.shape[0]
+    blocks = (features[i : i + rows] for i in range(0, total, rows))
+elif path.endswith(".parquet"):
+    import pyarrow.parquet as pq
+    file = pq.ParquetFile(path)
+    total = file.metadata.num_rows
+    blocks = (np.column_stack([c.to_numpy() for c in b.columns]) for b in file.iter_batches(rows))
+else:
+    import pandas as pd
+    total = sum(1 for _ in open(path)) - 1
+    blocks = (chunk.to_numpy() for chunk in pd.read_csv(path, chunksize=rows))
+out = np.lib.format.open_memmap("hand.npy", "w+", np.float32, (total, 1))
+done = 0
+for block in blocks:
+    h = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+    for W, B in weights:
+        h = torch.sigmoid_(torch.addmm(B, h, W))
+    out[done : done + len(h)] = h.numpy()
+    done += len(h)
+out.flush()
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+TIMED_CHILD = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def features_file(folder: Path, suffix: str, size: int) -> tuple[Path, int]:
+    """`size` bytes of float32 features, 64 a row, as .npy, Parquet (pandas' default: snappy,
+    row groups of 1M rows) or CSV (pandas' `to_csv`, written a block at a time); its rows."""
+    import numpy as np
+
+    rows = size // (4 * STREAM_LAYERS[0]) if suffix != ".csv" else size // (64 * 11)
+    path = folder / f"features_{size // MIB}MiB{suffix}"
+    generator = np.random.default_rng(0)
+    block = 1 << 20
+    if suffix == ".npy":
+        array = np.lib.format.open_memmap(path, "w+", np.float32, (rows, STREAM_LAYERS[0]))
+        for start in range(0, rows, block):
+            count = min(block, rows - start)
+            array[start : start + count] = generator.standard_normal((count, 64), np.float32)
+        array.flush()
+        return path, rows
+    import pandas as pd
+
+    names = [f"f{j}" for j in range(STREAM_LAYERS[0])]
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with pq.ParquetWriter(path, pa.schema([(name, pa.float32()) for name in names])) as out:
+            for start in range(0, rows, block):
+                count = min(block, rows - start)
+                values = generator.standard_normal((count, 64), np.float32)
+                out.write_table(pa.Table.from_pandas(pd.DataFrame(values, columns=names)))
+        return path, rows
+    with path.open("w") as out:
+        for start in range(0, rows, block // 4):
+            count = min(block // 4, rows - start)
+            values = generator.standard_normal((count, 64), np.float32).round(6)
+            pd.DataFrame(values, columns=names).to_csv(out, header=not start, index=False)
+    return path, rows
+
+
+def _timed_child(command: list[str], folder: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS of `command` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", TIMED_CHILD, *command],
+        capture_output=True, text=True, check=True, cwd=folder, env=bytecode_kept(),
+    )  # fmt: skip
+    seconds, peak = done.stdout.split()
+    return float(seconds), int(peak)
+
+
+def streaming_ladder(quick: bool, targets: list[Target]) -> None:
+    """`mlpcli run` of a features file to an .npy through STREAM_LAYERS against the hand loop,
+    each in a fresh process, alternating, the best of the repeats: rows/s and peak RSS by size."""
+    import tempfile
+
+    script = shutil.which("mlpcli", path=str(Path(sys.executable).parent))
+    mlpcli = [script] if script else [sys.executable, "-m", "mlpcli"]
+    sizes = {".npy": [64, 256], ".parquet": [64, 256], ".csv": [32]} if quick else {
+        ".npy": [256, 1024, 4096], ".parquet": [256, 1024, 4096], ".csv": [256, 1024]
+    }  # fmt: skip
+    repeat = 1 if quick else 2
+    layers = f"layers={STREAM_LAYERS}"
+    print(f"| features through {STREAM_LAYERS}, float32, to .npy | rows | mlpcli rows/s "
+          "| hand loop rows/s | ratio | peak RSS, mlpcli | peak RSS, hand loop |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    peaks: dict[str, dict[int, int]] = {}
+    for suffix, megabytes in sizes.items():
+        for size in megabytes:
+            with tempfile.TemporaryDirectory(dir=Path.cwd()) as temporary:
+                folder = Path(temporary)
+                path, rows = features_file(folder, suffix, size * MIB)
+                chunk = str(min(rows, 65536))
+                ours = [sys.executable, "-c", HAND_LOOP, str(path), chunk]
+                runs: dict[str, list[tuple[float, int]]] = {"mlpcli": [], "hand": []}
+                for _ in range(repeat):
+                    runs["mlpcli"].append(_timed_child(
+                        [*mlpcli, "run", layers, f"inputs={path}", "-o", "out.npy", "-q"], folder
+                    ))  # fmt: skip
+                    runs["hand"].append(_timed_child(ours, folder))
+            mine, hand = min(runs["mlpcli"]), min(runs["hand"])
+            ratio = hand[0] / mine[0]  # of rates: mlpcli's rows/s over the hand loop's
+            peaks.setdefault(suffix, {})[size] = mine[1]
+            print(
+                f"| {size} MiB {suffix} | {rows:,} | {rows / mine[0]:,.0f} | {rows / hand[0]:,.0f} "
+                f"| {ratio:.2f}x | {mine[1] / MIB:.0f} MiB | {hand[1] / MIB:.0f} MiB |"
+            )
+            floor = 1.0 if suffix == ".csv" else 0.9
+            what = "pandas.read_csv chunks" if suffix == ".csv" else "the hand loop"
+            targets.append(Target(
+                f"streaming {size} MiB {suffix}: rows/s >= {floor}x {what}", f"{ratio:.2f}x",
+                ratio >= floor,
+            ))  # fmt: skip
+    for suffix, by_size in peaks.items():
+        low, high = min(by_size), max(by_size)
+        growth = by_size[high] - by_size[low]
+        targets.append(Target(
+            f"streaming {suffix}: peak RSS at {high} MiB within 64 MiB of {low} MiB, under 600 MB",
+            f"{growth / MIB:+.0f} MiB ({by_size[high] / 1e6:.0f} MB)",
+            growth <= 64 * MIB and by_size[high] < 600e6,
+        ))  # fmt: skip
+
+
 def parallel_ladder(quick: bool, targets: list[Target]) -> None:
     """`mlpcli bench` over 2 ranks (Gloo) in each mode against one process on the same cores."""
     import json
@@ -486,6 +636,9 @@ def main() -> None:
     parser.add_argument("--startup-only", action="store_true", help="only the start-up ladder")
     parser.add_argument("--weights-only", action="store_true", help="only the weights ladder")
     parser.add_argument("--parallel-only", action="store_true", help="only the parallel ladder")
+    parser.add_argument(
+        "--streaming-only", action="store_true", help="only the streaming ladder (GiB files)"
+    )
     arguments = parser.parse_args()
     quick = arguments.quick
     print(
@@ -493,7 +646,12 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
     )
     targets: list[Target] = []
-    only = arguments.startup_only or arguments.weights_only or arguments.parallel_only
+    only = (
+        arguments.startup_only
+        or arguments.weights_only
+        or arguments.parallel_only
+        or arguments.streaming_only
+    )
     if not only:
         print()
         forward_ladder(quick, targets)
@@ -503,12 +661,17 @@ def main() -> None:
     if not only or arguments.parallel_only:
         print()
         parallel_ladder(quick, targets)
+    if not only or arguments.streaming_only:
+        print()
+        streaming_ladder(quick, targets)
     if torch.cuda.is_available() and not only:
         print()
         gpu_memory_and_build(targets)
         print()
         latency_ladder()
-    if not arguments.no_startup and not (arguments.weights_only or arguments.parallel_only):
+    if not arguments.no_startup and not (
+        arguments.weights_only or arguments.parallel_only or arguments.streaming_only
+    ):
         print()
         startup_ladder(quick, targets)
     print()

@@ -123,7 +123,8 @@ def run(
         return
     printing = _prints_as_it_runs(out)
     if process.current() is None:
-        with _streaming(out, jobs) as writer, _printing(printing, jobs) as printer:
+        # the file is put in place before a reader gone from stdout ends the command
+        with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
             writers = [w for w in (writer, printer) if w is not None]
             results = [
                 dataclasses.replace(
@@ -199,12 +200,12 @@ def _prints_as_it_runs(out: Output) -> bool:
 
 
 def _printing(
-    printing: bool, jobs: Sequence[Job]
+    printing: bool, jobs: Sequence[Job], out: Output
 ) -> contextlib.AbstractContextManager[Writer | None]:
     """The writer of CSV onto stdout as the runs go; None when the results print after."""
     if not printing:
         return contextlib.nullcontext()
-    return streams.printed([combo for _, combo in jobs])
+    return streams.printed([combo for _, combo in jobs], finish=out.path is not None)
 
 
 def _run_one(

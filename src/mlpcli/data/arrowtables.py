@@ -6,12 +6,11 @@ column is left out; a column that is not integers or floats is an error naming i
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.tables import Column, pick
-from mlpcli.data.tensorfiles import STDIN_NAME, bad, by_file, parsed_by_library, regular_size
+from mlpcli.data.tensorfiles import bad, by_file, parsed_by_library, regular_size
 from mlpcli.errors import UnavailableError
 
 if TYPE_CHECKING:
@@ -33,25 +32,30 @@ def _pyarrow(source: str) -> Any:
 
 
 class _Batches:
-    """A Parquet or feather file, or stdin's bytes, read a record batch at a time (into memory,
-    not mapped): its schema and rows from the footer, its batches of the columns asked for."""
+    """A Parquet or feather file read a record batch at a time (into memory, not mapped): its
+    schema and rows from the footer, its batches of the columns asked for. `where` is the path
+    to open (stdin's copy), `source` its name in messages."""
 
-    def __init__(self, source: str, data: bytes | None) -> None:
-        pa = _pyarrow(source)
+    def __init__(self, source: str, where: str) -> None:
+        self.pa = pa = _pyarrow(source)
         self.source = source
-        where = source if data is None else pa.BufferReader(data)
-        self.parquet = source.lower().endswith(".parquet") if data is None else data[:4] == b"PAR1"
-        if data is None:
-            regular_size(source, "a features file")
+        regular_size(where, "a features file")
+        with open(where, "rb") as file:
+            self.parquet = file.read(4) == b"PAR1"
         with parsed_by_library(source, WHAT):
             if self.parquet:
                 self.file = pa.parquet.ParquetFile(where)  # read, not mapped: no page stays
                 self.schema = self.file.schema_arrow
                 self.rows = self.file.metadata.num_rows
             else:
-                self.file = pa.ipc.open_file(pa.OSFile(where) if data is None else where)
+                try:
+                    self.file = pa.ipc.open_file(pa.OSFile(where))
+                except pa.ArrowInvalid:  # feather's first version, which pyarrow reads whole
+                    self.file = pa.feather.read_table(where)
+                    self.rows = self.file.num_rows
+                else:
+                    self.rows = self._ipc_rows()
                 self.schema = self.file.schema
-                self.rows = self._ipc_rows()
 
     def _ipc_rows(self) -> int:
         """An IPC file's rows from its batches' metadata (pyarrow 15+), else by reading them."""
@@ -62,25 +66,20 @@ class _Batches:
     def batches(self, names: list[str], rows: int) -> Iterator[Any]:
         """Record batches of the columns `names`, at most `rows` rows each."""
         with parsed_by_library(self.source, WHAT):
-            if self.parquet:
-                yield from self.file.iter_batches(batch_size=rows, columns=names)
+            if self.parquet:  # a row group at a time: pyarrow buffers every group it is given
+                for group in range(self.file.metadata.num_row_groups):
+                    yield from self.file.iter_batches(rows, row_groups=[group], columns=names)
+                return
+            if isinstance(self.file, self.pa.Table):
+                yield from self.file.select(names).to_batches(rows)
                 return
             for i in range(self.file.num_record_batches):
                 yield self.file.get_batch(i).select(names)
 
 
 @by_file
-def _file_batches(path: str) -> _Batches:
-    return _Batches(path, None)
-
-
-@functools.cache
-def _stdin_batches(data: bytes) -> _Batches:
-    return _Batches(STDIN_NAME, data)
-
-
-def _opened(source: str, data: bytes | None) -> _Batches:
-    return _file_batches(source) if data is None else _stdin_batches(data)
+def _opened(where: str, source: str) -> _Batches:
+    return _Batches(source, where)
 
 
 def features(schema: Any, source: str) -> tuple[list[str], list[str]]:
@@ -97,10 +96,10 @@ def features(schema: Any, source: str) -> tuple[list[str], list[str]]:
 
 
 def _picked(
-    source: str, wanted: Sequence[Column] | None, data: bytes | None
+    source: str, wanted: Sequence[Column] | None, where: str
 ) -> tuple[_Batches, list[str], list[str]]:
     """The file, the names of the picked columns (each checked to be numbers), and notes."""
-    opened = _opened(source, data)
+    opened = _opened(where, source)
     names, notes = features(opened.schema, source)
     picked = [names[j] for j in pick(source, names, len(names), wanted)]
     pa = _pyarrow(source)
@@ -115,21 +114,22 @@ def _picked(
 
 
 def describe(
-    source: str, wanted: Sequence[Column] | None, data: bytes | None = None
+    source: str, wanted: Sequence[Column] | None, where: str
 ) -> tuple[int, int, list[str]]:
-    """(rows, width, notes) of the picked columns, from the footer."""
-    opened, picked, notes = _picked(source, wanted, data)
+    """(rows, width, notes) of the picked columns, from the footer (`where`: the path to open,
+    `source` its name in messages)."""
+    opened, picked, notes = _picked(source, wanted, where)
     return opened.rows, len(picked), notes
 
 
 def blocks(
-    source: str, wanted: Sequence[Column] | None, rows: int, data: bytes | None = None
+    source: str, wanted: Sequence[Column] | None, rows: int, where: str
 ) -> Iterator[np.ndarray]:
     """The picked columns, a record batch (at most `rows` rows) at a time, each a (rows, width)
     array of the columns' common type; a null is an error naming its row and column."""
     import numpy as np
 
-    opened, picked, _ = _picked(source, wanted, data)
+    opened, picked, _ = _picked(source, wanted, where)
     common = np.result_type(*(opened.schema.field(name).type.to_pandas_dtype() for name in picked))
     start = 0
     for batch in opened.batches(picked, rows):

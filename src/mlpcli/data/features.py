@@ -12,9 +12,11 @@ file, and the row (the line, in text) and column where there is one. docs/contra
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
+import math
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from mlpcli.data.tables import Column
 from mlpcli.data.tensorfiles import (
     FLOATING,
     STDIN_NAME,
+    NpyHeader,
     bad,
     by_file,
     npy_header,
@@ -32,6 +35,8 @@ from mlpcli.data.tensorfiles import (
     regular_size,
     safetensors_header,
 )
+from mlpcli.errors import UnavailableError
+from mlpcli.model.units import byte_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +49,8 @@ JSON = (".json", ".jsonl")
 SUFFIXES = (".npy", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
 NPY_MAGIC = b"\x93NUMPY"
 READ_ROWS = 1 << 16  # rows a block when the whole file is read
+PIECE = 1 << 20  # bytes of standard input copied at a time
+SPOOL_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
 FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index)
 Columns = tuple[Column, ...] | None
 
@@ -69,14 +76,14 @@ def describe(path: str, columns: Columns = None) -> FeaturesFile:
     from one pass over its lines (nothing held)."""
     kind = _kind(path)
     if kind == ".npy":
-        header = npy_header(path) if path != STDIN else _stdin_npy(path)[0]
+        header = _npy_header(path)
         rows, width = _matrix_shape(path, header.shape)
         return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
     if kind == ".safetensors":
         rows, width = _matrix_shape(path, _safetensors_entry(path)[1].shape)
         return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
     if kind in arrowtables.SUFFIXES:
-        rows, width, notes = arrowtables.describe(_source(path), columns, _stdin_data(path))
+        rows, width, notes = arrowtables.describe(_source(path), columns, _local(path))
         return FeaturesFile(path, rows, width, tuple(notes))
     if (text := _text_layout(path)) is not None:
         table, count, first = text
@@ -91,10 +98,13 @@ def describe(path: str, columns: Columns = None) -> FeaturesFile:
     return FeaturesFile(path, values.shape[0], values.shape[1], _json_table(path).notes)
 
 
-def chunks(path: str, columns: Columns, rows: int) -> Iterator[torch.Tensor]:
+def chunks(
+    path: str, columns: Columns, rows: int, expected: int | None = None
+) -> Iterator[torch.Tensor]:
     """The features at `path`, `rows` rows at a time (the last block may be shorter), each a CPU
     tensor in the file's own type where torch has it (text as float64); a value that is not
-    finite is an error naming its row and column, raised when its block is read."""
+    finite is an error naming its row and column, raised when its block is read, and so is a
+    file that holds other than `expected` rows (what was planned; by default, what it holds)."""
     kind = _kind(path)
     blocks: Iterator[Any]
     if kind == ".npy":
@@ -102,7 +112,7 @@ def chunks(path: str, columns: Columns, rows: int) -> Iterator[torch.Tensor]:
     elif kind == ".safetensors":
         blocks = _safetensors_blocks(path, columns, rows)
     elif kind in arrowtables.SUFFIXES:
-        blocks = arrowtables.blocks(_source(path), columns, rows, _stdin_data(path))
+        blocks = arrowtables.blocks(_source(path), columns, rows, _local(path))
     elif (text := _text_layout(path)) is not None:
         blocks = lines.text_blocks(text[0], _data_lines(path), rows, columns)
     elif (json_lines := _json_layout(path)) is not None:
@@ -110,21 +120,27 @@ def chunks(path: str, columns: Columns, rows: int) -> Iterator[torch.Tensor]:
     else:
         whole = _json_matrix(path, columns)
         blocks = (whole[start : start + rows] for start in range(0, whole.shape[0], rows))
-    return _checked(describe(path, columns), _exact(blocks, rows))
+    rows_planned = describe(path, columns).rows if expected is None else expected
+    return _checked(_source(path), rows_planned, _exact(blocks, rows))
 
 
-def read(path: str, columns: Columns = None) -> torch.Tensor:
-    """The whole of the features at `path`, as `chunks` reads them, in one (rows, width) tensor."""
+def read(path: str, columns: Columns = None, stop: int | None = None) -> torch.Tensor:
+    """The features at `path`, as `chunks` reads them, in one (rows, width) tensor: all of them,
+    or the first `stop` rows (only those are read)."""
     import torch
 
     described = describe(path, columns)
+    rows = described.rows if stop is None else min(stop, described.rows)
     whole: torch.Tensor | None = None
     start = 0
-    for block in chunks(path, columns, READ_ROWS):
+    for block in chunks(path, columns, min(READ_ROWS, rows)):
         if whole is None:
-            whole = torch.empty((described.rows, described.width), dtype=block.dtype)
-        whole[start : start + block.shape[0]] = block
-        start += block.shape[0]
+            whole = torch.empty((rows, described.width), dtype=block.dtype)
+        taken = block[: rows - start]
+        whole[start : start + taken.shape[0]] = taken
+        start += taken.shape[0]
+        if start == rows:
+            break
     assert whole is not None
     return whole
 
@@ -155,27 +171,36 @@ def _joined(parts: list[Any], np: Any, torch: Any) -> Any:
     return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
 
 
-def _checked(described: FeaturesFile, blocks: Iterator[Any]) -> Iterator[torch.Tensor]:
-    """Each block as a tensor torch holds, checked finite (an error names the file's row), and
-    as many rows in all as `describe` found: a file that changed while read is an error."""
+def _nonfinite(tensor: torch.Tensor) -> bool:
+    """Whether a block holds NaN or an infinity: its sum is finite when every value is (a sum
+    that overflows is checked value by value), and costs no mask of the block."""
     import torch
 
-    source = described.source
+    if not tensor.is_floating_point() or math.isfinite(float(tensor.sum())):
+        return False
+    return not bool(torch.isfinite(tensor).all())
+
+
+def _checked(source: str, expected: int, blocks: Iterator[Any]) -> Iterator[torch.Tensor]:
+    """Each block as a tensor torch holds, checked finite (an error names the file's row), and
+    `expected` rows in all: a file that changed since it was described is an error."""
+    import torch
+
     start = 0
     for block in blocks:
         tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(_native(block))
-        if tensor.is_floating_point() and not (finite := torch.isfinite(tensor)).all():
+        if _nonfinite(tensor):
+            finite = torch.isfinite(tensor)
             row, column = (int(i) for i in (~finite).nonzero()[0])
             value = tensor[row, column].item()
             raise bad(source, f"row {start + row}, column {column}: {value} is not finite")
         start += tensor.shape[0]
-        if start > described.rows:
+        if start > expected:
             break
         yield tensor
-    if start != described.rows:
-        raise bad(
-            source, f"{start} rows read where {described.rows} were counted (changed while read?)"
-        )
+    if start != expected:
+        found = "more than the" if start > expected else f"{start} rows, not the"
+        raise bad(source, f"holds {found} {expected} rows counted before the run (changed since?)")
 
 
 def _source(path: str) -> str:
@@ -186,12 +211,13 @@ def _source(path: str) -> str:
 def _kind(path: str) -> str:
     """The format: a file's suffix, or what stdin's first bytes say."""
     if path == STDIN:
-        data = _stdin_bytes(path)
+        with Path(_local(path)).open("rb") as spool:
+            data = spool.read(64)
         if data.startswith(NPY_MAGIC):
             return ".npy"
         if data[:4] == b"PAR1" or data[:6] == b"ARROW1":
             return ".parquet"
-        return ".json" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
+        return ".jsonl" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
     suffix = Path(path).suffix.lower()
     if Path(path).is_dir():
         raise bad(path, "is a directory, not a features file")
@@ -200,40 +226,54 @@ def _kind(path: str) -> str:
     return suffix
 
 
+def _local(path: str) -> str:
+    """The path to read `path` from: itself, or standard input's copy on disk."""
+    return _spooled(path)[0] if path == STDIN else path
+
+
 @by_file
-def _stdin_bytes(path: str) -> bytes:
-    """All of standard input, read once; a terminal or an empty or closed stdin is an error."""
+def _spooled(path: str) -> tuple[str, IO[bytes]]:
+    """Standard input copied a piece at a time into an unnamed temporary file (gone when the
+    process ends, however it ends), and a path that opens it: memory stays flat whatever is
+    piped in, and every reader reads it as a file. A terminal, a closed or empty stdin, or more
+    than the temporary folder has room for, is an error."""
     stream = sys.stdin
     if stream is None or stream.closed:
         raise bad(STDIN_NAME, "standard input is closed; pipe a file in, or give its path")
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free
+    room = free - min(SPOOL_SPARE, free // 10)
+    spool = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (open while the process runs)
+    size = 0
     try:
         if stream.isatty():
             message = (
                 "standard input is a terminal; pipe a file in (inputs=- < x.csv), or give its path"
             )
             raise bad(STDIN_NAME, message)
-        data = stream.buffer.read()
+        while piece := stream.buffer.read(PIECE):
+            size += len(piece)
+            if size > room:
+                raise UnavailableError(
+                    f"{STDIN_NAME}: more is piped in than the {byte_size(max(room, 0))} free in "
+                    f"{folder} for its copy; give the file's path, or TMPDIR=a larger folder"
+                )
+            spool.write(piece)
+        spool.flush()
     except (OSError, ValueError) as error:
         raise bad(STDIN_NAME, f"cannot read standard input: {error}") from None
-    if not data:
+    if not size:
         raise bad(STDIN_NAME, "empty: nothing was piped in")
-    return data
+    return f"/dev/fd/{spool.fileno()}", spool
 
 
-def _stdin_data(path: str) -> bytes | None:
-    return _stdin_bytes(path) if path == STDIN else None
-
-
-@by_file
-def _stdin_npy(path: str) -> tuple[Any, np.ndarray]:
-    """The header and array of .npy bytes on stdin (the array a view of the bytes)."""
-    import numpy as np
-
-    data = _stdin_bytes(path)
-    header = npy_header_of(STDIN_NAME, io.BytesIO(data), len(data))
-    count = int(np.prod(header.shape))
-    flat = np.frombuffer(data, dtype=header.dtype, count=count, offset=header.offset)
-    return header, flat.reshape(header.shape, order="F" if header.fortran else "C")
+def _npy_header(path: str) -> NpyHeader:
+    """A .npy's header, checked against its size; stdin's named as such."""
+    if path != STDIN:
+        return npy_header(path)
+    local = _local(path)
+    with Path(local).open("rb") as file:
+        return npy_header_of(STDIN_NAME, file, Path(local).stat().st_size)
 
 
 def _npy_blocks(path: str, columns: Columns, rows: int) -> Iterator[np.ndarray]:
@@ -242,17 +282,14 @@ def _npy_blocks(path: str, columns: Columns, rows: int) -> Iterator[np.ndarray]:
     the mapped file."""
     import numpy as np
 
-    array: np.ndarray | None = None
-    if path == STDIN:
-        header, array = _stdin_npy(path)
-    else:
-        header = npy_header(path)  # checked: the type, and the size against the header
-        array = None if not header.fortran else np.load(path, mmap_mode="r", allow_pickle=False)
+    header = _npy_header(path)  # checked: the type, and the size against the header
+    local = _local(path)
+    array = np.load(local, mmap_mode="r", allow_pickle=False) if header.fortran else None
     height, width = _matrix_shape(path, header.shape)
     picked = tables.pick(path, None, width, columns)
     whole = picked == list(range(width))
     with contextlib.ExitStack() as stack:
-        file = stack.enter_context(Path(path).open("rb")) if array is None else None
+        file = stack.enter_context(Path(local).open("rb")) if array is None else None
         for start in range(0, height, rows):
             count = min(rows, height - start)
             if file is not None:
@@ -326,15 +363,12 @@ def _safetensors_entry(path: str) -> tuple[str, Any]:
 
 def _lines(path: str) -> Iterator[lines.Line]:
     """The numbered lines of a text file, or of stdin, read a piece at a time."""
-    stream: IO[bytes]
-    if path == STDIN:
-        stream = io.BytesIO(_stdin_bytes(path))
-    else:
-        regular_size(path, "a features file")
-        try:
-            stream = Path(path).open("rb")  # noqa: SIM115 (closed when the lines run out)
-        except OSError as error:
-            raise bad(path, f"cannot read: {error.strerror or error}") from None
+    local = _local(path)
+    regular_size(local, "a features file")
+    try:
+        stream = Path(local).open("rb")  # noqa: SIM115 (closed when the lines run out)
+    except OSError as error:
+        raise bad(path, f"cannot read: {error.strerror or error}") from None
     with stream:
         yield from lines.numbered(_source(path), stream)
 
@@ -380,17 +414,13 @@ def _json_matrix(path: str, columns: Columns) -> np.ndarray:
 
 def _json_text(path: str) -> str:
     """At most MAX_JSON_BYTES of UTF-8 text from a file, or from stdin."""
-    if path == STDIN:
-        data = _stdin_bytes(path)
-    else:
-        if regular_size(path, "a features file") > MAX_JSON_BYTES:
-            raise bad(path, _too_large())
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise bad(path, f"cannot read: {error.strerror or error}") from None
-    if len(data) > MAX_JSON_BYTES:
+    local = _local(path)
+    if regular_size(local, "a features file") > MAX_JSON_BYTES:
         raise bad(_source(path), _too_large())
+    try:
+        data = Path(local).read_bytes()
+    except OSError as error:
+        raise bad(_source(path), f"cannot read: {error.strerror or error}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -14,6 +14,7 @@ import codecs
 import csv
 import itertools
 import json
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,20 +32,33 @@ Line = tuple[int, str]  # (1-based line number, the line without its break)
 
 
 def numbered(source: str, stream: IO[bytes]) -> Iterator[Line]:
-    """Every line of a UTF-8 byte stream (a BOM dropped), numbered, read PIECE bytes at a time."""
+    """Every line of a UTF-8 byte stream (a BOM dropped), numbered, read PIECE bytes at a time;
+    a line longer than MAX_LINE characters is an error (a JSON document on one line, say)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    number, carried, consumed = 0, "", 0
+    number, consumed = 0, 0
+    unfinished: list[str] = []  # the pieces of a line that goes on in the next piece
+    held = 0
     while True:  # until the final, empty read
         data = stream.read(PIECE)
         try:
-            text = carried + decoder.decode(data, final=not data)
+            text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
-            offset = consumed + error.start - len(decoder.getstate()[0])
+            bom = len(codecs.BOM_UTF8) if not consumed and data.startswith(codecs.BOM_UTF8) else 0
+            offset = consumed + bom + error.start - len(decoder.getstate()[0])
             raise bad(source, f"not UTF-8 text (byte offset {max(offset, 0)})") from None
         consumed += len(data)
-        lines = text.splitlines(keepends=True)
+        if data and not _BREAK.search(text):  # the line goes on: split nothing yet
+            unfinished.append(text)
+            held += len(text)
+            if held > MAX_LINE:
+                raise bad(source, f"line {number + 1} is longer than {MAX_LINE >> 20} MiB")
+            continue
+        lines = ("".join(unfinished) + text).splitlines(keepends=True)
+        unfinished, held = [], 0
         # the last line may go on in the next piece (a '\r' may be half of '\r\n')
-        carried = lines.pop() if data and lines and _open(lines[-1]) else ""
+        if data and lines and _open(lines[-1]):
+            unfinished, held = [lines[-1]], len(lines[-1])
+            lines.pop()
         for line in lines:
             number += 1
             yield number, line[:-2] if line.endswith("\r\n") else line.rstrip(_BREAKS)
@@ -53,6 +67,8 @@ def numbered(source: str, stream: IO[bytes]) -> Iterator[Line]:
 
 
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
+_BREAK = re.compile(f"[{_BREAKS}]")
+MAX_LINE = 64 << 20  # characters of one line
 
 
 def _open(line: str) -> bool:
@@ -77,6 +93,7 @@ class TextLayout:
     kept: tuple[int, ...]  # the cells of a line that are features (pandas' index left out ...)
     header: bool  # whether the first data line is the header
     notes: tuple[str, ...] = ()
+    index: bool = False  # cell 0 is pandas' index, found whole in the first lines
 
 
 def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
@@ -108,7 +125,8 @@ def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
     kept_names = tuple(names[j] for j in kept)
     if not outputs:
         notes.insert(0, tables.header_note(source, kept_names))
-    return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes))
+    index = 0 not in kept and not outputs
+    return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes), index)
 
 
 def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
@@ -140,7 +158,7 @@ def _numbers(
 ) -> np.ndarray:
     """A block's picked cells as numbers: by NumPy at once, else cell by cell."""
     fast = numeric_block(layout, block)
-    if fast is not None:
+    if fast is not None and (not layout.index or (fast[:, 0] == fast[:, 0].round()).all()):
         return fast[:, picked]
     table = cell_table(layout, block)
     return tables.matrix(table, wanted)
@@ -176,6 +194,13 @@ def cell_table(layout: TextLayout, block: list[Line]) -> Table:
         if len(cells) != layout.cells:
             message = f"line {line[0]}: {len(cells)} values, but the first row has {layout.cells}"
             raise bad(layout.source, message)
+        if layout.index and not tables.whole(cells[0]):
+            raise bad(
+                layout.source,
+                f"line {line[0]}, column 1: {cells[0].strip()[:40]!r} is not a whole number, but "
+                "the column was read as pandas' index from the first lines; write the file "
+                "with index=False, or name the column",
+            )
         rows.append([cells[j] for j in layout.kept])
     numbers = [number for number, _ in block]
     return Table(
@@ -197,18 +222,23 @@ class JsonLayout:
     source: str
     names: tuple[str, ...] | None
     width: int
+    first: int  # the line of the first value
 
 
 def json_layout(source: str, first: Line) -> JsonLayout | None:
     """The layout of JSON Lines that stream, a record or a row of values a line; None where the
-    first line is anything else (a `run` result, rows of rows), read whole by `tables`."""
-    value = _json_value(source, first)
+    first line is anything else (a `run` result, rows of rows, a document over several lines),
+    read whole by `tables`."""
+    try:
+        value = json.loads(first[1])
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        return None
     if isinstance(value, dict) and value and not tables.run_result(value):
         if any(isinstance(v, dict | list) for v in value.values()):
             return None
-        return JsonLayout(source, tuple(value), len(value))
+        return JsonLayout(source, tuple(value), len(value), first[0])
     if isinstance(value, list) and value and not any(isinstance(v, list | dict) for v in value):
-        return JsonLayout(source, None, len(value))
+        return JsonLayout(source, None, len(value), first[0])
     return None
 
 
@@ -235,7 +265,8 @@ def json_blocks(
                     raise bad(source, f"line {line[0]}: expected a row of {layout.width} values")
                 cells.append(value)
             elif not isinstance(value, dict) or set(value) != set(layout.names):
-                raise bad(source, f"line {line[0]}: a record with other keys than line 1's")
+                message = f"line {line[0]}: a record with other keys than line {layout.first}'s"
+                raise bad(source, message)
             else:
                 cells.append([value[name] for name in layout.names])
         where = _located([number for number, _ in block], layout.names)

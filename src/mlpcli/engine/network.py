@@ -6,6 +6,7 @@ move. Runs, timing and device comparisons are in `runners`; devices and memory i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mlpcli.errors import ConfigError
 from mlpcli.model import plan
 from mlpcli.model.config import Activation, Config, DType, Init, Rng
 from mlpcli.model.plan import Region, Share
@@ -158,9 +160,19 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         ]  # empty without bias
     if config.inputs is not None and share.features is not None:
         rows = share.features
-        read = feature_files.read(config.inputs, config.input_columns)
-        features = _cut(read, (rows, range(config.layers[0])))
+        with located_at_inputs(config):  # the rows up to the share's last, and no more
+            read = feature_files.read(config.inputs, config.input_columns, rows.stop)
+        features = _cut(read, (range(rows.start, rows.stop), range(config.layers[0])))
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
+
+
+@contextlib.contextmanager
+def located_at_inputs(config: Config) -> Iterator[None]:
+    """Around reading `config`'s features file: its errors located at the `inputs` field."""
+    try:
+        yield
+    except ConfigError as error:
+        raise ConfigError(config.where("inputs"), "inputs", str(error)) from None
 
 
 def _cut(tensor: torch.Tensor, region: Region | None) -> torch.Tensor | None:

@@ -13,9 +13,16 @@ import numpy as np
 import torch
 
 from mlpcli.engine import devices
-from mlpcli.engine.network import TORCH_DTYPES, Network, build, forward, forward_in_chunks
+from mlpcli.engine.network import (
+    TORCH_DTYPES,
+    Network,
+    build,
+    forward,
+    forward_in_chunks,
+    located_at_inputs,
+)
 from mlpcli.engine.stats import Accumulator
-from mlpcli.errors import ConfigError, UnavailableError
+from mlpcli.errors import UnavailableError
 from mlpcli.model import memory
 from mlpcli.model.closeness import Tolerance, difference
 from mlpcli.model.config import Config, Device, DType
@@ -152,11 +159,13 @@ def _feature_chunks(
     from mlpcli.data import features as feature_files
 
     dtype = TORCH_DTYPES[config.dtype]
-    try:
-        for block in feature_files.chunks(config.inputs, config.input_columns, rows):
-            yield block.to(device=device, dtype=dtype)
-    except ConfigError as error:  # a bad value in a later chunk, located at `inputs`
-        raise ConfigError(config.where("inputs"), "inputs", str(error)) from None
+    blocks = feature_files.chunks(config.inputs, config.input_columns, rows, config.batch)
+    while True:
+        with located_at_inputs(config):  # a bad value in a later chunk
+            block = next(blocks, None)
+        if block is None:
+            return
+        yield block.to(device=device, dtype=dtype)
 
 
 def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from mlpcli.errors import UnavailableError
 from mlpcli.model.config import Config, DType, Rng
 from mlpcli.model.units import byte_size
 
-CHUNK_BYTES = 64 << 20  # a chunk's features and activations, for features read from a file
+CHUNK_BYTES = 128 << 20  # a chunk's features and activations, for features read from a file
 HELD_BYTES = 1 << 30  # the most of an output a run holds whole (JSON, a table of every value)
 
 

@@ -89,13 +89,15 @@ class _Csv(Writer):
         assert stream is not None
         self.stream = stream
         self.tables = records.CsvTables(stream)
+        self.header: list[str] = []
         self.label: list[object] = []
 
     def start(self, config: Config, overrides: Sequence[str]) -> None:
-        self.tables.table(records.run_header(self.swept, config.layers[-1]))
+        self.header = records.run_header(self.swept, config.layers[-1])
         self.label = records.run_label(config, overrides, self.swept)
 
     def add(self, rows: np.ndarray) -> None:
+        self.tables.table(self.header)  # with the first rows: an error before them prints none
         self.tables.rows(self.label + row for row in rows.tolist())
 
     def finish(self) -> None:
@@ -188,12 +190,40 @@ def streamed(path: Path, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]
 
 
 @contextlib.contextmanager
-def printed(overrides: Sequence[Sequence[str]]) -> Iterator[Writer]:
-    """CSV on stdout as the runs compute it, for runs with these `overrides` (a reader that
-    goes away ends the command quietly)."""
+def printed(overrides: Sequence[Sequence[str]], finish: bool) -> Iterator[Writer]:
+    """CSV on stdout as the runs compute it, for runs with these `overrides`. A reader that
+    goes away ends the command quietly (ReaderGone): at once, or with `finish` (a file is being
+    written too) once the runs are done and the block ends, printing nothing more."""
+    writer = _Printed(None, records.run_swept(overrides), sys.stdout)
+    writer.finish_anyway = finish
     with to_stdout():
-        writer = _Csv(None, records.run_swept(overrides), sys.stdout)
         try:
             yield writer
         finally:
             writer.finish()
+        if writer.gone:
+            raise BrokenPipeError
+
+
+class _Printed(_Csv):
+    """CSV onto stdout that notes a reader gone (BrokenPipeError) and, with `finish_anyway`,
+    goes on without printing."""
+
+    finish_anyway = False
+    gone = False
+
+    def add(self, rows: np.ndarray) -> None:
+        if self.gone:
+            return
+        try:
+            super().add(rows)
+            self.stream.flush()
+        except BrokenPipeError:
+            if not self.finish_anyway:
+                raise
+            self.gone = True
+
+    def finish(self) -> None:
+        if not self.gone:
+            with contextlib.suppress(BrokenPipeError):
+                super().finish()
