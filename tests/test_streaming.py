@@ -335,3 +335,29 @@ def test_json_lines_name_the_first_records_line(tmp_path: Path) -> None:
     done = _mlpcli("run", "layers=[2, 1]", "inputs=x.jsonl", cwd=tmp_path)
     assert done.returncode == 2
     assert "x.jsonl: line 4: a record with other keys than line 3's" in done.stderr
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_share_of_rows_is_read_alone(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    if name == "x.parquet":  # row groups of 10 rows: some passed over, one cut
+        _frame().to_parquet(path, row_group_size=10)
+    else:
+        WRITERS[name](path)
+    whole = features.read(str(path))
+    for rows in (range(0, 53), range(23, 41), range(50, 53), range(7, 8)):
+        assert torch.equal(features.read(str(path), None, rows), whole[rows.start : rows.stop])
+
+
+@pytest.mark.parametrize("name", ["x.npy", "x.csv", "x.parquet"])
+def test_ranks_of_a_data_parallel_run_read_their_own_rows(name: str, tmp_path: Path) -> None:
+    WRITERS[name](tmp_path / name)
+    args = ("run", LAYERS, f"inputs={name}", "parallel=data", "chunk=7")
+    one = _mlpcli(*args, "-o", "one.npy", "-q", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = _mlpcli(*args, "--nproc", "2", "-o", "two.npy", "-q", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    # each rank forwards its rows in chunks of 7 from its first row: rank 1's start at row 28
+    np.testing.assert_allclose(
+        np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy"), rtol=1e-6
+    )

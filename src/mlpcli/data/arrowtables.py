@@ -63,16 +63,46 @@ class _Batches:
             return int(self.file.count_rows())
         return sum(self.file.get_batch(i).num_rows for i in range(self.file.num_record_batches))
 
-    def batches(self, names: list[str], rows: int) -> Iterator[Any]:
-        """Record batches of the columns `names`, at most `rows` rows each."""
+    def batches(self, names: list[str], rows: int, first: int) -> Iterator[Any]:
+        """Record batches of the columns `names` from row `first` on, at most `rows` rows each;
+        a Parquet row group wholly before `first` is not read."""
+        groups = self._groups()
+        skipped = self._skipped(groups, first)
         with parsed_by_library(self.source, WHAT):
-            if self.parquet:  # a row group at a time: pyarrow buffers every group it is given
-                for group in range(self.file.metadata.num_row_groups):
-                    yield from self.file.iter_batches(rows, row_groups=[group], columns=names)
-                return
-            if isinstance(self.file, self.pa.Table):
-                yield from self.file.select(names).to_batches(rows)
-                return
+            skip = first - sum(count for _, count in groups[:skipped])
+            for batch in self._batches(names, rows, groups[skipped:]):
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                yield batch.slice(skip)
+                skip = 0
+
+    def _groups(self) -> list[tuple[int, int]]:
+        """(index, rows) of each Parquet row group; none for feather."""
+        if not self.parquet:
+            return []
+        metadata = self.file.metadata
+        return [(g, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
+
+    @staticmethod
+    def _skipped(groups: list[tuple[int, int]], first: int) -> int:
+        """How many of the leading row groups lie wholly before row `first`."""
+        start = 0
+        for k, (_, count) in enumerate(groups):
+            if start + count > first:
+                return k
+            start += count
+        return len(groups)
+
+    def _batches(self, names: list[str], rows: int, groups: list[tuple[int, int]]) -> Iterator[Any]:
+        """Record batches of `names`: of these Parquet row groups, one group at a time (pyarrow
+        buffers every group it is given), or of every feather batch."""
+        if self.parquet:
+            for group, _ in groups:
+                yield from self.file.iter_batches(rows, row_groups=[group], columns=names)
+        elif isinstance(self.file, self.pa.Table):
+            yield from self.file.select(names).to_batches(rows)
+        else:
             for i in range(self.file.num_record_batches):
                 yield self.file.get_batch(i).select(names)
 
@@ -123,7 +153,7 @@ def describe(
 
 
 def blocks(
-    source: str, wanted: Sequence[Column] | None, rows: int, where: str
+    source: str, wanted: Sequence[Column] | None, rows: int, where: str, first: int = 0
 ) -> Iterator[np.ndarray]:
     """The picked columns, a record batch (at most `rows` rows) at a time, each a (rows, width)
     array of the columns' common type; a null is an error naming its row and column."""
@@ -131,8 +161,8 @@ def blocks(
 
     opened, picked, _ = _picked(source, wanted, where)
     common = np.result_type(*(opened.schema.field(name).type.to_pandas_dtype() for name in picked))
-    start = 0
-    for batch in opened.batches(picked, rows):
+    start = first
+    for batch in opened.batches(picked, rows, first):
         values = np.empty((batch.num_rows, len(picked)), dtype=common)
         for k, name in enumerate(picked):
             column = batch.column(name)

@@ -99,47 +99,48 @@ def describe(path: str, columns: Columns = None) -> FeaturesFile:
 
 
 def chunks(
-    path: str, columns: Columns, rows: int, expected: int | None = None
+    path: str, columns: Columns, rows: int, expected: int | None = None, first: int = 0
 ) -> Iterator[torch.Tensor]:
-    """The features at `path`, `rows` rows at a time (the last block may be shorter), each a CPU
-    tensor in the file's own type where torch has it (text as float64); a value that is not
-    finite is an error naming its row and column, raised when its block is read, and so is a
-    file that holds other than `expected` rows (what was planned; by default, what it holds)."""
+    """The features at `path` from row `first` on, `rows` rows at a time (the last block may be
+    shorter), each a CPU tensor in the file's own type where torch has it (text as float64); a
+    value that is not finite is an error naming its row and column, raised when its block is
+    read, and so is a file that holds other than `expected` rows (what was planned; by default,
+    what it holds). Rows before `first` are not read (text lines are passed over unparsed)."""
     kind = _kind(path)
     blocks: Iterator[Any]
     if kind == ".npy":
-        blocks = _npy_blocks(path, columns, rows)
+        blocks = _npy_blocks(path, columns, rows, first)
     elif kind == ".safetensors":
-        blocks = _safetensors_blocks(path, columns, rows)
+        blocks = _safetensors_blocks(path, columns, rows, first)
     elif kind in arrowtables.SUFFIXES:
-        blocks = arrowtables.blocks(_source(path), columns, rows, _local(path))
+        blocks = arrowtables.blocks(_source(path), columns, rows, _local(path), first)
     elif (text := _text_layout(path)) is not None:
-        blocks = lines.text_blocks(text[0], _data_lines(path), rows, columns)
+        blocks = lines.text_blocks(text[0], _data_lines(path), rows, columns, first)
     elif (json_lines := _json_layout(path)) is not None:
-        blocks = lines.json_blocks(json_lines[0], _lines(path), rows, columns)
+        blocks = lines.json_blocks(json_lines[0], _lines(path), rows, columns, first)
     else:
         whole = _json_matrix(path, columns)
-        blocks = (whole[start : start + rows] for start in range(0, whole.shape[0], rows))
+        blocks = (whole[start : start + rows] for start in range(first, whole.shape[0], rows))
     rows_planned = describe(path, columns).rows if expected is None else expected
-    return _checked(_source(path), rows_planned, _exact(blocks, rows))
+    return _checked(_source(path), rows_planned, _exact(blocks, rows), first)
 
 
-def read(path: str, columns: Columns = None, stop: int | None = None) -> torch.Tensor:
+def read(path: str, columns: Columns = None, rows: range | None = None) -> torch.Tensor:
     """The features at `path`, as `chunks` reads them, in one (rows, width) tensor: all of them,
-    or the first `stop` rows (only those are read)."""
+    or the `rows` of a share (only those are read)."""
     import torch
 
     described = describe(path, columns)
-    rows = described.rows if stop is None else min(stop, described.rows)
+    wanted = range(described.rows) if rows is None else rows
     whole: torch.Tensor | None = None
-    start = 0
-    for block in chunks(path, columns, min(READ_ROWS, rows)):
+    done = 0
+    for block in chunks(path, columns, min(READ_ROWS, len(wanted)), None, wanted.start):
         if whole is None:
-            whole = torch.empty((rows, described.width), dtype=block.dtype)
-        taken = block[: rows - start]
-        whole[start : start + taken.shape[0]] = taken
-        start += taken.shape[0]
-        if start == rows:
+            whole = torch.empty((len(wanted), described.width), dtype=block.dtype)
+        taken = block[: len(wanted) - done]
+        whole[done : done + taken.shape[0]] = taken
+        done += taken.shape[0]
+        if done == len(wanted):
             break
     assert whole is not None
     return whole
@@ -181,12 +182,15 @@ def _nonfinite(tensor: torch.Tensor) -> bool:
     return not bool(torch.isfinite(tensor).all())
 
 
-def _checked(source: str, expected: int, blocks: Iterator[Any]) -> Iterator[torch.Tensor]:
-    """Each block as a tensor torch holds, checked finite (an error names the file's row), and
-    `expected` rows in all: a file that changed since it was described is an error."""
+def _checked(
+    source: str, expected: int, blocks: Iterator[Any], first: int = 0
+) -> Iterator[torch.Tensor]:
+    """Each block (of rows from `first` on) as a tensor torch holds, checked finite (an error
+    names the file's row), and `expected` rows in all: a file that changed since it was
+    described is an error."""
     import torch
 
-    start = 0
+    start = first
     for block in blocks:
         tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(_native(block))
         if _nonfinite(tensor):
@@ -276,7 +280,7 @@ def _npy_header(path: str) -> NpyHeader:
         return npy_header_of(STDIN_NAME, file, Path(local).stat().st_size)
 
 
-def _npy_blocks(path: str, columns: Columns, rows: int) -> Iterator[np.ndarray]:
+def _npy_blocks(path: str, columns: Columns, rows: int, first: int) -> Iterator[np.ndarray]:
     """A .npy's picked columns, `rows` rows at a time: each block read from the file on its
     own (a C-order file), so that no page of the file stays mapped; a Fortran-order one from
     the mapped file."""
@@ -290,7 +294,7 @@ def _npy_blocks(path: str, columns: Columns, rows: int) -> Iterator[np.ndarray]:
     whole = picked == list(range(width))
     with contextlib.ExitStack() as stack:
         file = stack.enter_context(Path(local).open("rb")) if array is None else None
-        for start in range(0, height, rows):
+        for start in range(first, height, rows):
             count = min(rows, height - start)
             if file is not None:
                 file.seek(header.offset + start * width * header.dtype.itemsize)
@@ -302,7 +306,9 @@ def _npy_blocks(path: str, columns: Columns, rows: int) -> Iterator[np.ndarray]:
             yield block if whole else block[:, picked]
 
 
-def _safetensors_blocks(path: str, columns: Columns, rows: int) -> Iterator[torch.Tensor]:
+def _safetensors_blocks(
+    path: str, columns: Columns, rows: int, first: int
+) -> Iterator[torch.Tensor]:
     """A .safetensors tensor's picked columns, `rows` rows at a time, sliced from the mapped
     file by safetensors itself."""
     from safetensors import safe_open
@@ -312,7 +318,7 @@ def _safetensors_blocks(path: str, columns: Columns, rows: int) -> Iterator[torc
     picked = tables.pick(path, None, width, columns)
     with safe_open(path, framework="pt") as file:
         tensor = file.get_slice(name)
-        for start in range(0, height, rows):
+        for start in range(first, height, rows):
             if len(entry.shape) == 1:
                 block = tensor[:].reshape(1, width)
             else:

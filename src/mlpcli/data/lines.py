@@ -141,14 +141,18 @@ def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
 
 
 def text_blocks(
-    layout: TextLayout, lines: Iterator[Line], rows: int, wanted: Sequence[Column] | None
+    layout: TextLayout,
+    lines: Iterator[Line],
+    rows: int,
+    wanted: Sequence[Column] | None,
+    first: int = 0,
 ) -> Iterator[np.ndarray]:
-    """The picked columns of the data lines after the header, `rows` lines at a time, each a
-    (rows, width) float64 block."""
+    """The picked columns of the data lines after the header from row `first` on (the lines
+    before it passed over unparsed), `rows` lines at a time, each a (rows, width) float64
+    block."""
     chosen = tables.pick(layout.source, layout.names, len(layout.kept), wanted)
     picked = [layout.kept[j] for j in chosen]
-    if layout.header:
-        next(lines)
+    lines = itertools.islice(lines, first + layout.header, None)
     while block := list(itertools.islice(lines, rows)):
         yield _numbers(layout, block, picked, wanted)
 
@@ -250,12 +254,17 @@ def _json_value(source: str, line: Line) -> object:
 
 
 def json_blocks(
-    layout: JsonLayout, lines: Iterator[Line], rows: int, wanted: Sequence[Column] | None
+    layout: JsonLayout,
+    lines: Iterator[Line],
+    rows: int,
+    wanted: Sequence[Column] | None,
+    first: int = 0,
 ) -> Iterator[np.ndarray]:
-    """The picked values of JSON Lines, `rows` lines at a time, as float64 blocks."""
+    """The picked values of JSON Lines from row `first` on (the lines before it passed over
+    unparsed), `rows` lines at a time, as float64 blocks."""
     source = layout.source
     tables.pick(source, layout.names, layout.width, wanted)  # a bad pick before any line
-    blank = ((n, line) for n, line in lines if line.strip())
+    blank = itertools.islice(((n, line) for n, line in lines if line.strip()), first, None)
     while block := list(itertools.islice(blank, rows)):
         cells: list[Sequence[object]] = []
         for line in block:

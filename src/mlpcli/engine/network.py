@@ -160,9 +160,8 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         ]  # empty without bias
     if config.inputs is not None and share.features is not None:
         rows = share.features
-        with located_at_inputs(config):  # the rows up to the share's last, and no more
-            read = feature_files.read(config.inputs, config.input_columns, rows.stop)
-        features = _cut(read, (range(rows.start, rows.stop), range(config.layers[0])))
+        with located_at_inputs(config):  # the share's rows, and no others
+            features = feature_files.read(config.inputs, config.input_columns, rows)
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
 
 
