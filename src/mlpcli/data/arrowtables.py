@@ -160,15 +160,17 @@ def blocks(
     import numpy as np
 
     opened, picked, _ = _picked(source, wanted, where)
-    common = np.result_type(*(opened.schema.field(name).type.to_pandas_dtype() for name in picked))
     start = first
     for batch in opened.batches(picked, rows, first):
-        values = np.empty((batch.num_rows, len(picked)), dtype=common)
-        for k, name in enumerate(picked):
+        columns = []
+        for name in picked:
             column = batch.column(name)
             if column.null_count:
                 row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
                 raise bad(source, f"row {start + row}, column {name!r}: null is a missing value")
-            values[:, k] = column.to_numpy(zero_copy_only=False)
+            columns.append(column.to_numpy(zero_copy_only=False))
+        values = np.empty((batch.num_rows, len(picked)), dtype=np.result_type(*columns))
+        for k, column in enumerate(columns):  # (no pandas: pyarrow's dtypes would import it)
+            values[:, k] = column
         start += batch.num_rows
         yield values

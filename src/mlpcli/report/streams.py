@@ -133,18 +133,19 @@ class _Parquet(_ToFile):
 
     writer: Any = None
     names: list[str]
+    kind: str  # the columns' NumPy type
 
     def start(self, config: Config, overrides: Sequence[str]) -> None:
         pa, parquet = _pyarrow()
         self.names = records.output_names(config.layers[-1])
-        kind = pa.float64() if config.dtype is DType.FLOAT64 else pa.float32()
-        schema = pa.schema([(name, kind) for name in self.names])
+        wide = config.dtype is DType.FLOAT64
+        self.kind = "f8" if wide else "f4"
+        schema = pa.schema([(name, pa.float64() if wide else pa.float32()) for name in self.names])
         self.writer = parquet.ParquetWriter(self.file, schema)
 
     def add(self, rows: np.ndarray) -> None:
         pa, _ = _pyarrow()
-        kind = self.writer.schema.types[0].to_pandas_dtype()
-        columns = [pa.array(rows[:, j].astype(kind, copy=False)) for j in range(rows.shape[1])]
+        columns = [pa.array(rows[:, j].astype(self.kind)) for j in range(rows.shape[1])]
         self.writer.write_table(pa.Table.from_arrays(columns, names=self.names))
 
     def finish(self) -> None:
