@@ -151,6 +151,7 @@ FAULTS = [
     Fault("command line", ["run", "--seed", "3"], 2, r"^no such option: --seed; config fields are set as KEY=VALUE: seed=3 \(see 'mlpcli run --help'\)$"),
     Fault("command line", ["run", "seed:3", "-o", "{out}"], 2, r"^seed:3: no such file \(to set seed, write seed=3\)$"),
     Fault("command line", ["run", "layers=3,2,1", "-o", "{out}"], 2, r"^override 'layers=3,2,1': layers: expected a list, got string '3,2,1'; write it in brackets: layers=\[3,2,1\]$"),
+    Fault("command line", ["run", "layers=[2, 3]", "batch=100000000", "-f", "json", "-o", "{out}"], 2, r"^default: its output, 1\.1 GiB, is more than the 1\.0 GiB a run holds whole for --format json; write it with --output FILE\.npy, \.csv, \.jsonl or \.parquet, which grow as it runs$"),
     Fault("command line", ["run", "--bogus"], 2, r"No such option:? '?--bogus'?\.? \(see 'mlpcli run --help'\)"),
     Fault("command line", ["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),
     Fault("command line", ["config", "shw"], 2, r"No such command 'shw'\. Did you mean 'show'\? \(see 'mlpcli config --help'\)"),
@@ -257,6 +258,9 @@ FAULTS = [
     Fault("bad files", ["run", "layers=[3, 2, 1]", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: holds 1,100 Linear layers; a network has at most 1,024$", files(**{"w.safetensors": tensors(**{f"l.{i}.weight": torch.ones(1, 1) for i in range(1100)})})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds 3,000,000,000 rows; a batch is at most 2,147,483,647$", files(**{"x.npy": sparse_npy})),
     Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
+    # streamed: found when the run reaches the chunk, and still nothing written
+    Fault("bad files", ["run", "inputs={dir}/x.csv", "chunk=7", "-o", "{out}"], 2, r"^override 'inputs=.*/x\.csv': inputs: .*/x\.csv: line 2001, column 2: 'n/a' is not a number$", files(**{"x.csv": lambda p: p.write_text("1,2,3\n" * 2000 + "1,n/a,3\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "chunk=7", "-o", "{out}"], 2, r"^override 'inputs=.*/x\.npy': inputs: .*/x\.npy: row 1999, column 0: inf is not finite$", files(**{"x.npy": npy([[1.0, 1.0, 1.0]] * 1999 + [[float("inf"), 1.0, 1.0]])})),
     # the machine
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
     Fault("machine", ["run", "layers=[2147483647, 2147483647]", "-o", "{out}"], 3, r"^default: needs about 16\.0 EiB of memory, .* is available$"),

@@ -6,7 +6,8 @@ Mean and variance combine chunks exactly (Chan's pairwise formula over count, me
 of squared deviations), so that a spread far below the mean's magnitude is not lost. The
 histogram's range is the activation's own where it is bounded (sigmoid and softmax [0, 1], tanh
 [-1, 1]); elsewhere it starts at the first chunk's range and doubles, merging bins in pairs,
-until it holds every value: the same counts, whatever the chunks.
+until it holds every value: the same counts, whatever the chunks, for a bounded range; an
+unbounded one's bins follow the first chunk's range, so they change with the chunk size.
 """
 
 from __future__ import annotations
