@@ -111,7 +111,8 @@ def run(
     ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
-            memory.check_host(config, on_cpu=config.device.type == "cpu", streamed=True)
+            on_cpu = config.device.type == "cpu"
+            memory.check_host(config, on_cpu=on_cpu, streamed=True, held=held is not None)
         if held is not None:
             _refuse_holding(config, held)
     if stats and output_format is Format.CSV and not process.prechecked():

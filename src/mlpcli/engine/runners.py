@@ -118,7 +118,8 @@ class _Outputs:
 
     def __init__(self, rows: int, hold: bool, sinks: Sequence[OutputSink]) -> None:
         self.rows, self.hold, self.sinks = rows, hold, sinks
-        self.held: list[np.ndarray] = []
+        self.held: np.ndarray | None = None  # with `hold`: every row, filled as they come
+        self.done = 0
         self.head: np.ndarray | None = None
         self.tail: np.ndarray | None = None
         self.nonfinite = 0
@@ -129,7 +130,10 @@ class _Outputs:
         for sink in self.sinks:
             sink(rows)
         if self.hold:
-            self.held.append(rows)
+            if self.held is None:
+                self.held = np.empty((self.rows, rows.shape[1]), dtype=rows.dtype)
+            self.held[self.done : self.done + rows.shape[0]] = rows
+        self.done += rows.shape[0]
         if self.head is None or self.tail is None:
             self.head, self.tail = rows[:PREVIEW_ROWS].copy(), rows[-PREVIEW_ROWS:].copy()
             return
@@ -138,7 +142,7 @@ class _Outputs:
         self.tail = np.concatenate([self.tail, rows[-PREVIEW_ROWS:]])[-PREVIEW_ROWS:]
 
     def whole(self) -> np.ndarray | None:
-        return np.concatenate(self.held) if self.hold else None
+        return self.held
 
     def preview(self) -> Preview:
         assert self.head is not None

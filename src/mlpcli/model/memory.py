@@ -45,9 +45,10 @@ class MemoryEstimate:
     activations: int  # two activation buffers of a chunk at the widest layer, and the output
 
 
-def estimate(config: Config, streamed: bool = False) -> MemoryEstimate:
+def estimate(config: Config, streamed: bool = False, held: bool = False) -> MemoryEstimate:
     """The memory a pass of `config` needs: all of it held (bench, compare, export), or
-    `streamed` as `run` streams it (features read a chunk at a time, the output not held)."""
+    `streamed` as `run` streams it (features read a chunk at a time, the output `held` whole
+    only where its format needs it)."""
     rows = chunk_rows(config) if streamed else min(config.batch, config.chunk or config.batch)
     from_file = streamed and config.inputs is not None
     values = (0 if from_file else config.batch * config.layers[0]) + sum(
@@ -56,7 +57,8 @@ def estimate(config: Config, streamed: bool = False) -> MemoryEstimate:
     )
     itemsize = config.dtype.itemsize
     read = rows * config.layers[0] * (8 + itemsize) if from_file else 0
-    collected = output_bytes(config) if not streamed and rows < config.batch else 0
+    chunked = rows < config.batch
+    collected = output_bytes(config) if (held if streamed else chunked) else 0
     return MemoryEstimate(
         draw=4 * values,
         placed=itemsize * values,
@@ -64,26 +66,28 @@ def estimate(config: Config, streamed: bool = False) -> MemoryEstimate:
     )
 
 
-def device_bytes(config: Config, *, on_cpu: bool, streamed: bool = False) -> int:
+def device_bytes(
+    config: Config, *, on_cpu: bool, streamed: bool = False, held: bool = False
+) -> int:
     """Bytes on a GPU: the draw (with `rng: device`), the cast copies, the activations."""
-    needs = estimate(config, streamed)
+    needs = estimate(config, streamed, held)
     drawn_here = config.rng is Rng.DEVICE and not on_cpu
     cast = 0 if config.dtype is DType.FLOAT32 and (on_cpu or drawn_here) else needs.placed
     return (needs.draw if drawn_here else 0) + cast + needs.activations
 
 
-def host_bytes(config: Config, *, on_cpu: bool, streamed: bool = False) -> int:
+def host_bytes(config: Config, *, on_cpu: bool, streamed: bool = False, held: bool = False) -> int:
     """Bytes on the CPU: the draw (unless on a GPU), and the whole run when it is on the CPU."""
     if on_cpu:
         return estimate(config, streamed).draw + device_bytes(
-            config, on_cpu=True, streamed=streamed
+            config, on_cpu=True, streamed=streamed, held=held
         )
     return 0 if config.rng is Rng.DEVICE else estimate(config, streamed).draw
 
 
-def check_host(config: Config, *, on_cpu: bool, streamed: bool = False) -> None:
+def check_host(config: Config, *, on_cpu: bool, streamed: bool = False, held: bool = False) -> None:
     """UnavailableError when the CPU's part of a run cannot fit in available memory."""
-    host = host_bytes(config, on_cpu=on_cpu, streamed=streamed)
+    host = host_bytes(config, on_cpu=on_cpu, streamed=streamed, held=held)
     available = available_ram()
     if available is not None and host > available:
         raise UnavailableError(
