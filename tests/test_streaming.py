@@ -390,3 +390,28 @@ def test_ranks_of_a_data_parallel_run_read_their_own_rows(name: str, tmp_path: P
     np.testing.assert_allclose(
         np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy"), rtol=1e-6
     )
+
+
+def test_what_stdin_and_late_blocks_say(tmp_path: Path) -> None:
+    save_file({"features": X}, str(tmp_path / "x.safetensors"))
+    with (tmp_path / "x.safetensors").open("rb") as piped:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlpcli", "run", LAYERS, "inputs=-"],
+            stdin=piped, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.endswith(
+        "<stdin>: looks like .safetensors, which is read from a file; give its path\n"
+    )
+    (tmp_path / "h.csv").write_text("# written by hand\na,b\n1,2\n")
+    noted = _mlpcli("run", "layers=[2, 1]", "inputs=h.csv", "-q", cwd=tmp_path)
+    assert noted.stderr == "mlpcli: note: h.csv: line 2 read as column names (a, b)\n"
+    (tmp_path / "t.csv").write_text("1,2\n" * 2000 + "3,x\n")  # past the lines read up front
+    late = _mlpcli(
+        "run", "layers=[2, 1]", "inputs=t.csv", "chunk=100", "-o", "o.parquet", cwd=tmp_path
+    )
+    assert late.returncode == 2
+    assert late.stderr.splitlines() == [  # no word of labels, nor pyarrow's of a closed file
+        "mlpcli: error: override 'inputs=t.csv': inputs: t.csv: "
+        "line 2001, column 2: 'x' is not a number"
+    ]

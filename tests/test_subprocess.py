@@ -525,3 +525,17 @@ def test_notes_and_errors_wrap_at_words_to_the_terminal(
     assert joined.startswith(said)
     piped = run(mlpcli_script, *args)  # piped: the same words on one line
     assert joined in piped.stderr.splitlines()
+
+
+def test_a_terminal_of_no_width_leaves_lines_whole(mlpcli_script: str) -> None:
+    """A pty that reports 0 columns (`script`, some containers): notes and errors are one line
+    each, not a traceback."""
+    environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    code, screen = _terminal([mlpcli_script, "run", "layer=[3,2]"], environment, columns=0)
+    lines = screen.decode().replace("\r\n", "\n").splitlines()
+    assert code == 2
+    assert lines == [
+        "mlpcli: error: override 'layer=[3,2]': unknown key 'layer' (did you mean 'layers'?); "
+        "known keys: name, seed, layers, activation, device, dtype, batch, init, bias, chunk, "
+        "rng, threads, inputs, input_columns, weights, weights_order, parallel, timeout"
+    ]

@@ -117,16 +117,18 @@ def wrapped(line: str, width: int) -> str:
 
 
 def _terminal_width() -> int | None:
-    """The width of the terminal stderr is, None when it is none."""
+    """The width of the terminal stderr is, None when it is none or says no usable width (a
+    pty of 0 columns under `script` or some containers): lines are then left whole."""
     try:
         if not sys.stderr.isatty():
             return None
         columns = os.environ.get("COLUMNS", "")
         if columns.isdecimal() and int(columns) > 10:
             return int(columns)
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):  # a closed or replaced stderr
         return None
+    return width if width > 10 else None
 
 
 class RanksEnded(MlpcliError):  # noqa: N818 - an outcome: the ranks may have succeeded

@@ -174,13 +174,16 @@ def _holds(out: Output, *, full: bool, expect: bool) -> str | None:
 
 
 def _refuse_holding(config: Config, why: str) -> None:
-    """UsageError, before any work, for an output too large to hold that a run would hold."""
-    size = memory.output_bytes(config)
+    """UsageError, before any work, for an output too large to hold that a run would hold
+    (for a .safetensors file: every tensor)."""
+    every = why == "--output .safetensors"
+    size = memory.kept_bytes(config) if every else memory.output_bytes(config)
     if size > memory.HELD_BYTES:
+        what = "tensors, {}, are" if every else "output, {}, is"
         raise UsageError(
-            f"{config.name}: its output, {byte_size(size)}, is more than the "
-            f"{byte_size(memory.HELD_BYTES)} a run holds whole for {why}; write it with "
-            "--output FILE.npy, .csv, .jsonl or .parquet, which grow as it runs"
+            f"{config.name}: its {what.format(byte_size(size))} more than the "
+            f"{byte_size(memory.HELD_BYTES)} a run holds whole for {why}; write the output "
+            "with --output FILE.npy, .csv, .jsonl or .parquet, which grow as it runs"
         )
 
 

@@ -1,5 +1,5 @@
 """Features from a file (`inputs:`): .npy, text tables (.csv, .tsv, .txt), JSON (.json,
-.jsonl), .safetensors, Parquet and feather, or `-` (stdin: .npy bytes, CSV or JSON).
+.jsonl), .safetensors, Parquet and feather, or `-` (stdin: any of these but .safetensors).
 
 `describe` gives the rows and width (of the columns `input_columns` picks) without torch and
 without holding the values; the loader sets `batch` from it. `chunks` reads the values a block
@@ -221,6 +221,10 @@ def _kind(path: str) -> str:
             return ".npy"
         if data[:4] == b"PAR1" or data[:6] == b"ARROW1":
             return ".parquet"
+        if data[8:10] == b'{"':  # safetensors: the header's length, then its JSON
+            raise bad(
+                STDIN_NAME, "looks like .safetensors, which is read from a file; give its path"
+            )
         return ".jsonl" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
     suffix = Path(path).suffix.lower()
     if Path(path).is_dir():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import itertools
 import json
 import re
@@ -124,7 +125,7 @@ def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
         notes.append(tables.index_note(source, heading[0]))
     kept_names = tuple(names[j] for j in kept)
     if not outputs:
-        notes.insert(0, tables.header_note(source, kept_names))
+        notes.insert(0, tables.header_note(source, kept_names, first[0][0]))
     index = 0 not in kept and not outputs
     return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes), index)
 
@@ -154,17 +155,23 @@ def text_blocks(
     picked = [layout.kept[j] for j in chosen]
     lines = itertools.islice(lines, first + layout.header, None)
     while block := list(itertools.islice(lines, rows)):
-        yield _numbers(layout, block, picked, wanted)
+        yield _numbers(layout, block, picked, wanted, first == 0)
+        first = -1  # the blocks after the first
 
 
 def _numbers(
-    layout: TextLayout, block: list[Line], picked: list[int], wanted: Sequence[Column] | None
+    layout: TextLayout,
+    block: list[Line],
+    picked: list[int],
+    wanted: Sequence[Column] | None,
+    opening: bool,
 ) -> np.ndarray:
-    """A block's picked cells as numbers: by NumPy at once, else cell by cell."""
+    """A block's picked cells as numbers: by NumPy at once, else cell by cell (`opening`: the
+    file's first rows, where a column of text is taken for labels)."""
     fast = numeric_block(layout, block)
     if fast is not None and (not layout.index or (fast[:, 0] == fast[:, 0].round()).all()):
         return fast[:, picked]
-    table = cell_table(layout, block)
+    table = dataclasses.replace(cell_table(layout, block), first=opening)
     return tables.matrix(table, wanted)
 
 

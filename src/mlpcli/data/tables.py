@@ -44,6 +44,7 @@ class Table:
     where: Callable[[int, int], str]  # (row, column) -> "line 3, column 2" for messages
     notes: tuple[str, ...] = ()
     json: bool = False  # cells are JSON values, shown as JSON in messages
+    first: bool = True  # holds the file's first rows: a column of text there is one of labels
 
     @property
     def width(self) -> int:
@@ -121,7 +122,7 @@ def _not_a_number(
         return f"{where}: null is a missing value; features must be finite numbers"
     if value is not None:
         return f"{where}: {shown} is not finite"
-    text_column = all(_number(row[j]) is None for row in table.rows[:20])
+    text_column = table.first and all(_number(row[j]) is None for row in table.rows[:20])
     if wanted is None and text_column:  # labels, ids, names: a column that is not features
         name = f"column {table.names[j]!r}" if table.names is not None else f"column {j}"
         return (
@@ -149,8 +150,8 @@ def whole(cell: str) -> bool:
     return value is not None and math.isfinite(value) and value.is_integer()
 
 
-def header_note(source: str, names: Sequence[str]) -> str:
-    return f"{source}: line 1 read as column names ({_listed(names)})"
+def header_note(source: str, names: Sequence[str], line: int = 1) -> str:
+    return f"{source}: line {line} read as column names ({_listed(names)})"
 
 
 def index_note(source: str, heading: str) -> str:

@@ -256,7 +256,8 @@ FIELDS = (
     FieldSpec(
         "inputs", Kind.PATH,
         "Features from a file instead of the seed: .npy, .csv, .tsv, .txt, .json, .jsonl, "
-        ".safetensors, .parquet, .feather, or - for standard input (.npy bytes, CSV or JSON); "
+        ".safetensors, .parquet, .feather, or - for standard input (.npy bytes, Parquet, "
+        "feather, CSV, JSON or JSON Lines); "
         "batch is its number of rows.",
         "null", stdin=True,
     ),

@@ -36,6 +36,16 @@ def output_bytes(config: Config) -> int:
     return config.batch * config.layers[-1] * max(config.dtype.itemsize, 4)
 
 
+def kept_bytes(config: Config) -> int:
+    """The bytes of every tensor of a run (features, weights, biases, h1.., output) in its
+    dtype: what `run -o x.safetensors` holds and writes."""
+    params = sum(
+        n_in * n_out + (n_out if config.bias else 0)
+        for n_in, n_out in itertools.pairwise(config.layers)
+    )
+    return (config.batch * sum(config.layers) + params) * config.dtype.itemsize
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """What a run holds at its peak, in bytes."""

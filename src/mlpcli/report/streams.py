@@ -46,6 +46,9 @@ class Writer:
     def finish(self) -> None:
         """Every row has been added."""
 
+    def abandon(self) -> None:
+        """A run failed: let go of the file, which is removed, quietly."""
+
 
 class _ToFile(Writer):
     """A writer of bytes into a file."""
@@ -151,6 +154,11 @@ class _Parquet(_ToFile):
     def finish(self) -> None:
         self.writer.close()
 
+    def abandon(self) -> None:
+        if self.writer is not None:  # else pyarrow's finalizer writes to the closed file
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
 
 WRITERS: dict[str, type[Writer]] = {
     ".npy": _Npy,
@@ -186,7 +194,11 @@ def streamed(path: Path, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]
     is put in place when the block ends without an error."""
     with files.atomic(path) as file:
         writer = WRITERS[path.suffix.lower()](file, records.run_swept(overrides))
-        yield writer
+        try:
+            yield writer
+        except BaseException:
+            writer.abandon()
+            raise
         writer.finish()
 
 
