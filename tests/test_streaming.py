@@ -415,3 +415,41 @@ def test_what_stdin_and_late_blocks_say(tmp_path: Path) -> None:
         "mlpcli: error: override 'inputs=t.csv': inputs: t.csv: "
         "line 2001, column 2: 'x' is not a number"
     ]
+
+
+@pytest.mark.parametrize("out", ["o.json", "o.safetensors", "o.npy"])
+def test_a_reader_gone_at_once_still_gets_every_file_written(out: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m mlpcli run 'layers=[3, 2, 1]' batch=100 -f csv -o {out}"
+        " | (exec 0<&-; sleep 2)",
+        shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / out).stat().st_size > 0
+
+
+def test_a_full_stdout_is_said_as_stdouts_failure(tmp_path: Path) -> None:
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlpcli", "run", "batch=10", "-f", "csv", "-o", "o.npy"],
+            stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr == "mlpcli: error: cannot write the results: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rank_with_no_rows_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "one.csv").write_text("a,b\n1,2\n")
+    args = ("run", "--nproc", "2", "parallel=data", "inputs=one.csv", "layers=[2, 1]", "-f", "csv")
+    done = _mlpcli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert features.read(str(tmp_path / "one.csv"), None, range(1, 1)).shape == (0, 2)
+
+
+def test_a_later_json_lines_block_says_its_cell(tmp_path: Path) -> None:
+    (tmp_path / "q.jsonl").write_text('{"a": 0}\n{"a": 1}\n{"a": "q"}\n')
+    done = _mlpcli("run", "layers=[1, 1]", "inputs=q.jsonl", "chunk=1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.endswith("q.jsonl: line 3, column 'a': \"q\" is not a number\n")

@@ -17,7 +17,7 @@ import typer
 from mlpcli import __version__, compat, interrupts
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
-from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, error_line
+from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, StdoutFailed, error_line
 from mlpcli.loading import yamlnodes
 from mlpcli.ranks import launch, process, store
 from mlpcli.report import files, terminal
@@ -93,9 +93,10 @@ def run_app(args: Sequence[str]) -> int:
             return process.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
             return process.report(error.lines(), int(error.exit_code), error_line)
-    except OSError as error:  # stdout itself failed: a full disk (`> /dev/full`), a lost terminal
+    except (OSError, StdoutFailed) as error:  # stdout failed: `> /dev/full`, a lost terminal
         _silence_stdout()
-        message = f"cannot write the results: {error.strerror or error}"
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        message = f"cannot write the results: {reason}"
         return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)

@@ -83,6 +83,14 @@ class ReaderGone(Exception):  # noqa: N818 - an event, not a failure
     """
 
 
+class StdoutFailed(Exception):  # noqa: N818 - carries the OSError of stdout itself
+    """Writing results to stdout failed (`> /dev/full`) while a file was written beside it:
+    said as stdout's failure, not the file's, which is then not put in place."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+
+
 class UnavailableError(MlpcliError):
     """The work cannot be done on this machine: device missing, not enough memory."""
 

@@ -31,7 +31,7 @@ from mlpcli.commands.common import (
     sources,
     split,
 )
-from mlpcli.errors import CheckFailedError, UsageError
+from mlpcli.errors import CheckFailedError, ReaderGone, UsageError
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.shapes import step_flops
@@ -40,7 +40,7 @@ from mlpcli.ranks import launch, process
 from mlpcli.report import records, render, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
-from mlpcli.report.streams import Writer
+from mlpcli.report.streams import Printed, Writer
 
 if TYPE_CHECKING:
     from mlpcli.model.expect import Expectation
@@ -110,11 +110,12 @@ def run(
     held = _holds(out, full=full, expect=expect is not None)
     ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
     for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
+        whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             on_cpu = config.device.type == "cpu"
-            memory.check_host(config, on_cpu=on_cpu, streamed=True, held=held is not None)
-        if held is not None:
-            _refuse_holding(config, held)
+            memory.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
+        if whole is not None:
+            _refuse_holding(config, whole)
     if stats and output_format is Format.CSV and not process.prechecked():
         terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
     expected = _expectation(expect, jobs)
@@ -124,7 +125,6 @@ def run(
         return
     printing = _prints_as_it_runs(out)
     if process.current() is None:
-        # the file is put in place before a reader gone from stdout ends the command
         with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
             writers = [w for w in (writer, printer) if w is not None]
             results = [
@@ -136,6 +136,8 @@ def run(
             ]
             out.check_fields(layout, results)
         out.emit(layout, results, printed=printing)
+        if printer is not None and printer.gone:  # every file is in place: end quietly
+            raise ReaderGone
     elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
         results = gathered
         with _streaming(out, jobs) as writer:
@@ -205,7 +207,7 @@ def _prints_as_it_runs(out: Output) -> bool:
 
 def _printing(
     printing: bool, jobs: Sequence[Job], out: Output
-) -> contextlib.AbstractContextManager[Writer | None]:
+) -> contextlib.AbstractContextManager[Printed | None]:
     """The writer of CSV onto stdout as the runs go; None when the results print after."""
     if not printing:
         return contextlib.nullcontext()

@@ -132,9 +132,12 @@ def read(path: str, columns: Columns = None, rows: range | None = None) -> torch
 
     described = describe(path, columns)
     wanted = range(described.rows) if rows is None else rows
-    whole: torch.Tensor | None = None
+    if not wanted:  # a rank with no rows of its own
+        return torch.empty((0, described.width), dtype=torch.float64)
+    blocks = -(-len(wanted) // READ_ROWS)  # as even as can be: the last ends at (or just past)
+    whole: torch.Tensor | None = None  # the wanted rows, so that few rows past them are read
     done = 0
-    for block in chunks(path, columns, min(READ_ROWS, len(wanted)), None, wanted.start):
+    for block in chunks(path, columns, -(-len(wanted) // blocks), None, wanted.start):
         if whole is None:
             whole = torch.empty((len(wanted), described.width), dtype=block.dtype)
         taken = block[: len(wanted) - done]
@@ -219,7 +222,7 @@ def _kind(path: str) -> str:
             data = spool.read(64)
         if data.startswith(NPY_MAGIC):
             return ".npy"
-        if data[:4] == b"PAR1" or data[:6] == b"ARROW1":
+        if data[:4] in (b"PAR1", b"FEA1") or data[:6] == b"ARROW1":
             return ".parquet"
         if data[8:10] == b'{"':  # safetensors: the header's length, then its JSON
             raise bad(

@@ -286,7 +286,9 @@ def json_blocks(
             else:
                 cells.append([value[name] for name in layout.names])
         where = _located([number for number, _ in block], layout.names)
-        yield tables.matrix(Table(source, layout.names, cells, where, json=True), wanted)
+        table = Table(source, layout.names, cells, where, json=True, first=first == 0)
+        yield tables.matrix(table, wanted)
+        first = -1  # the blocks after the first
 
 
 def _located(numbers: list[int], names: tuple[str, ...] | None) -> Callable[[int, int], str]:

@@ -17,8 +17,9 @@ from mlpcli.model.config import Config
 from mlpcli.model.units import byte_size
 
 
-def prepare(config: Config) -> torch.device:
-    """The device for `config`, once it is known to be there and to have room on a GPU.
+def prepare(config: Config, streamed: bool = False, held: bool = False) -> torch.device:
+    """The device for `config`, once it is known to be there and to have room on a GPU (for a
+    pass that holds everything, or one `streamed` as `run` streams it, its output `held`).
 
     The CPU's memory is checked before torch is imported (`memory.check_host`), once per run.
     """
@@ -26,7 +27,7 @@ def prepare(config: Config) -> torch.device:
     torch.set_num_threads(config.threads or _default_threads())  # per config: runs come in a row
     device = resolve(config)
     if device.type == "cuda":
-        needed = memory.device_bytes(config, on_cpu=False)
+        needed = memory.device_bytes(config, on_cpu=False, streamed=streamed, held=held)
         free, _ = torch.cuda.mem_get_info(device)
         if needed > free:
             raise UnavailableError(

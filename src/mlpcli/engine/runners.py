@@ -63,7 +63,7 @@ def run(
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
     each tensor's statistics on the way (features, h1.., output); `keep` keeps every tensor.
     """
-    device = devices.prepare(config)
+    device = devices.prepare(config, streamed=True, held=hold)
     if on_estimate is not None and (estimate := _estimate(config, device)) is not None:
         on_estimate(estimate)
     with devices.memory_errors(device):

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import StdoutFailed, UnavailableError
 from mlpcli.model.config import Config, DType
 from mlpcli.report import files, records
 from mlpcli.report.output import to_stdout
@@ -203,24 +203,23 @@ def streamed(path: Path, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]
 
 
 @contextlib.contextmanager
-def printed(overrides: Sequence[Sequence[str]], finish: bool) -> Iterator[Writer]:
+def printed(overrides: Sequence[Sequence[str]], finish: bool) -> Iterator[Printed]:
     """CSV on stdout as the runs compute it, for runs with these `overrides`. A reader that
-    goes away ends the command quietly (ReaderGone): at once, or with `finish` (a file is being
-    written too) once the runs are done and the block ends, printing nothing more."""
-    writer = _Printed(None, records.run_swept(overrides), sys.stdout)
+    goes away ends the command quietly (ReaderGone) at once, or, with `finish` (a file is
+    being written too), the runs go on unprinted and `gone` says so, for the command to end
+    once its file is in place."""
+    writer = Printed(None, records.run_swept(overrides), sys.stdout)
     writer.finish_anyway = finish
     with to_stdout():
         try:
             yield writer
         finally:
             writer.finish()
-        if writer.gone:
-            raise BrokenPipeError
 
 
-class _Printed(_Csv):
+class Printed(_Csv):
     """CSV onto stdout that notes a reader gone (BrokenPipeError) and, with `finish_anyway`,
-    goes on without printing."""
+    goes on without printing; stdout's other failures are StdoutFailed, not the file's."""
 
     finish_anyway = False
     gone = False
@@ -235,6 +234,8 @@ class _Printed(_Csv):
             if not self.finish_anyway:
                 raise
             self.gone = True
+        except OSError as error:
+            raise StdoutFailed(error) from None
 
     def finish(self) -> None:
         if not self.gone:
