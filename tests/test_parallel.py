@@ -352,8 +352,22 @@ def _started(mlpcli_script: str, *args: str) -> tuple[subprocess.Popen[str], dic
     while len(ranks := _ranks_of(process.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(ranks) == 3
-    time.sleep(2)  # into the run: torch imported, the group joined, the draw under way
+    # into the run: torch imported and the group joined (each rank holds a socket to the store
+    # and to both other ranks; before that, a kill makes Gloo's own logger say "failed to
+    # connect" on stderr, however long importing torch took on a busy machine)
+    while not all(_sockets(pid) >= 3 for pid in ranks.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)  # the draw under way
     return process, ranks
+
+
+def _sockets(pid: int) -> int:
+    """How many sockets process `pid` has open."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return 0
+    return sum(link.startswith("socket:") for link in links)
 
 
 @pytest.mark.slow

@@ -453,3 +453,12 @@ def test_a_later_json_lines_block_says_its_cell(tmp_path: Path) -> None:
     done = _mlpcli("run", "layers=[1, 1]", "inputs=q.jsonl", "chunk=1", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.endswith("q.jsonl: line 3, column 'a': \"q\" is not a number\n")
+
+
+def test_a_whole_read_is_cast_block_by_block(tmp_path: Path) -> None:
+    WRITERS["x.csv"](tmp_path / "x.csv")  # float64 as read: the whole cast at once, as before
+    whole = features.read(str(tmp_path / "x.csv"))
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        got = features.read(str(tmp_path / "x.csv"), None, None, dtype)
+        assert got.dtype == dtype
+        assert torch.equal(got, whole.to(dtype))

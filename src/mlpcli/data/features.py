@@ -125,21 +125,28 @@ def chunks(
     return _checked(_source(path), rows_planned, _exact(blocks, rows), first)
 
 
-def read(path: str, columns: Columns = None, rows: range | None = None) -> torch.Tensor:
+def read(
+    path: str,
+    columns: Columns = None,
+    rows: range | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """The features at `path`, as `chunks` reads them, in one (rows, width) tensor: all of them,
-    or the `rows` of a share (only those are read)."""
+    or the `rows` of a share (only those are read); in `dtype`, each block cast as it comes
+    (text is read as float64: held whole, it would take twice a float32 run's room), or in the
+    file's own type."""
     import torch
 
     described = describe(path, columns)
     wanted = range(described.rows) if rows is None else rows
     if not wanted:  # a rank with no rows of its own
-        return torch.empty((0, described.width), dtype=torch.float64)
+        return torch.empty((0, described.width), dtype=dtype or torch.float64)
     blocks = -(-len(wanted) // READ_ROWS)  # as even as can be: the last ends at (or just past)
     whole: torch.Tensor | None = None  # the wanted rows, so that few rows past them are read
     done = 0
     for block in chunks(path, columns, -(-len(wanted) // blocks), None, wanted.start):
         if whole is None:
-            whole = torch.empty((len(wanted), described.width), dtype=block.dtype)
+            whole = torch.empty((len(wanted), described.width), dtype=dtype or block.dtype)
         taken = block[: len(wanted) - done]
         whole[done : done + taken.shape[0]] = taken
         done += taken.shape[0]

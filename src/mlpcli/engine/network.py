@@ -161,7 +161,7 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
     if config.inputs is not None and share.features is not None:
         rows = share.features
         with located_at_inputs(config):  # the share's rows, and no others
-            features = feature_files.read(config.inputs, config.input_columns, rows)
+            features = feature_files.read(config.inputs, config.input_columns, rows, dtype)
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
 
 
