@@ -158,9 +158,6 @@ def read(
 
 def _exact(blocks: Iterator[Any], rows: int) -> Iterator[Any]:
     """`blocks` cut and joined into blocks of exactly `rows` rows (the last one may be short)."""
-    import numpy as np
-    import torch
-
     pending: list[Any] = []
     held = 0
     for block in blocks:
@@ -170,13 +167,17 @@ def _exact(blocks: Iterator[Any], rows: int) -> Iterator[Any]:
             pending.append(taken)
             held += taken.shape[0]
             if held == rows:
-                yield _joined(pending, np, torch)
+                yield _joined(pending)
                 pending, held = [], 0
     if pending:
-        yield _joined(pending, np, torch)
+        yield _joined(pending)
 
 
-def _joined(parts: list[Any], np: Any, torch: Any) -> Any:
+def _joined(parts: list[Any]) -> Any:
+    """Blocks of rows, NumPy's or torch's, as one."""
+    import numpy as np
+    import torch
+
     if len(parts) == 1:
         return parts[0]
     return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)

@@ -208,8 +208,7 @@ def printed(overrides: Sequence[Sequence[str]], finish: bool) -> Iterator[Printe
     goes away ends the command quietly (ReaderGone) at once, or, with `finish` (a file is
     being written too), the runs go on unprinted and `gone` says so, for the command to end
     once its file is in place."""
-    writer = Printed(None, records.run_swept(overrides), sys.stdout)
-    writer.finish_anyway = finish
+    writer = Printed(None, records.run_swept(overrides), sys.stdout, finish_anyway=finish)
     with to_stdout():
         try:
             yield writer
@@ -221,8 +220,16 @@ class Printed(_Csv):
     """CSV onto stdout that notes a reader gone (BrokenPipeError) and, with `finish_anyway`,
     goes on without printing; stdout's other failures are StdoutFailed, not the file's."""
 
-    finish_anyway = False
-    gone = False
+    def __init__(
+        self,
+        file: BinaryIO | None,
+        swept: Sequence[str],
+        text: TextIO | None = None,
+        finish_anyway: bool = False,
+    ) -> None:
+        super().__init__(file, swept, text)
+        self.finish_anyway = finish_anyway
+        self.gone = False
 
     def add(self, rows: np.ndarray) -> None:
         if self.gone:
