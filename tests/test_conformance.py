@@ -123,7 +123,6 @@ FEATURE_FILES: dict[str, Writer] = {
     "df.to_json(orient='values')": _json("values"),
     "df.to_json(orient='records')": _json("records"),
     "df.to_json(orient='split')": _json("split"),
-    "df.to_json(orient='index')": _json("index"),
     "df.to_json(orient='table')": _json("table"),
     "df.to_json(orient='records', lines=True)": _json("records", lines=True),
     "df.to_parquet() with an index": _arrow(".parquet"),
@@ -536,7 +535,7 @@ def test_json_numbered_both_ways_reads_as_pandas_does_and_says_so(tmp_path: Path
     square.to_json(path)  # orient='columns', pandas' default
     got, err = features_read(path, widths(4))
     np.testing.assert_array_equal(got, pd.read_json(path, precise_float=True).to_numpy())
-    assert "orient='index' reads transposed" in err
+    assert "written with orient='index', it needs input_orient: index" in err
 
 
 def test_an_error_about_the_output_is_the_only_line(tmp_path: Path) -> None:
@@ -560,7 +559,7 @@ def test_pandas_json_by_columns_or_by_index_whatever_the_order(tmp_path: Path) -
     by_index = NAMED.set_axis([5, 7, 9, 11, 13, 15])
     path = tmp_path / "index.json"
     by_index.to_json(path, orient="index")
-    got, _ = features_read(path, widths(4))
+    got, _ = features_read(path, widths(4), "input_orient=index")
     read = pd.read_json(path, orient="index", precise_float=True)
     np.testing.assert_array_equal(got, read.to_numpy())
 
@@ -588,21 +587,16 @@ def test_batchnorm_in_safetensors_folds_into_the_linear_named_alike(
     net.eval()
     path = tmp_path / "bn.safetensors"
     save_file(net.state_dict(), path)
+    activation = "activation=[relu,relu,identity]"
+    code, _, err = invoke("run", f"weights={path}", f"inputs={features_file}", activation)
+    assert code == 2  # fc2, bn2: the names do not say which side of the activation bn2 is on
+    assert "set batchnorm: after_linear" in err
     got, err = output_of(
-        f"weights={path}", f"inputs={features_file}", "activation=[relu,relu,identity]"
+        f"weights={path}", f"inputs={features_file}", activation, "batchnorm=after_linear"
     )
     with torch.no_grad():
         torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-6)
     assert "bn2 into fc2" in err
-
-
-def test_a_batchnorm_before_every_linear_is_refused(tmp_path: Path) -> None:
-    net = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
-    path = tmp_path / "bn0.pt"
-    torch.save(net.state_dict(), path)
-    code, _, err = invoke("run", f"weights={path}", "activation=relu")
-    assert code == 2
-    assert "cannot tell which Linear this BatchNorm1d" in err
 
 
 def test_the_features_width_chooses_between_orders(tmp_path: Path) -> None:
@@ -657,3 +651,143 @@ def test_an_output_that_is_a_directory_says_so(tmp_path: Path) -> None:
     code, _, err = invoke("export", "-o", f"{tmp_path}/")
     assert code == 2
     assert "is a directory" in err
+
+
+# No silent wrong answer: where the file cannot say, a note and a field
+
+
+@pytest.mark.parametrize("names", [[400, 500, 600, 700], [1, 2, 3, 4]])
+def test_columns_named_by_numbers_are_a_header_as_pandas_reads_them(
+    tmp_path: Path, names: list[float]
+) -> None:
+    path = tmp_path / "spectra.csv"
+    pd.DataFrame(X, columns=names).to_csv(path, index=False)
+    got, err = features_read(path, widths(4))
+    np.testing.assert_array_equal(got, pd.read_csv(path).to_numpy())
+    assert "line 1 read as column names" in err
+    assert "input_header: false" in err
+    got, _ = features_read(path, widths(4), "input_header=false", "batch=7")
+    assert got.shape == (7, 4)  # as the user says: the first line is a row
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame((abs(X) * 100).astype(int), columns=[1, 2, 3, 4]),  # counts
+        pd.DataFrame(X, columns=[0.5, 1, 2, 4]),  # written 0.5,1.0,2.0,4.0: decimals too
+    ],
+    ids=["whole numbers", "decimals"],
+)
+def test_numbers_above_numbers_of_their_kind_are_read_as_data_and_said(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    path = tmp_path / "counts.csv"
+    frame.to_csv(path, index=False)
+    got, err = features_read(path, widths(4), "batch=7")
+    assert got.shape == (7, 4)
+    assert "counts.csv: line 1 is numbers like the rows below and could be column names" in err
+    got, err = features_read(path, widths(4), "input_header=true")
+    np.testing.assert_array_equal(got, pd.read_csv(path).to_numpy())
+    assert "could be column names" not in err
+    rows = tmp_path / "rows.csv"  # data of whole numbers whose first row does not rise
+    np.savetxt(rows, [[3, 1, 2], [4, 4, 4]], delimiter=",", fmt="%d")
+    _, err = features_read(rows, widths(3))
+    assert "could be column names" not in err
+
+
+@pytest.mark.parametrize("orient", ["columns", "index"])
+def test_pandas_json_with_a_string_index(tmp_path: Path, orient: str) -> None:
+    frame = (FRAME if orient == "columns" else NAMED).set_axis([f"s{i}" for i in range(6)])
+    path = tmp_path / "x.json"
+    frame.to_json(path, orient=orient)
+    expected = pd.read_json(path, orient=orient, precise_float=True).to_numpy()
+    if orient == "columns":  # pandas' default: read as pandas reads it by default
+        got, err = features_read(path, widths(4))
+        np.testing.assert_array_equal(got, expected)
+        assert "orient='columns' (6 rows of 4 columns)" in err
+        return
+    code, _, err = invoke("run", f"inputs={path}", widths(4))
+    assert code == 2  # read as pandas' default, the rows are 6 wide: said, with the field
+    assert "rows of 6 features, but layers[0] is 4" in err
+    assert "input_orient: index" in err
+    got, _ = features_read(path, widths(4), "input_orient=index")
+    np.testing.assert_array_equal(got, expected)
+
+
+def _trained(net: nn.Module, width: int) -> nn.Module:
+    """`net` in eval mode after running statistics that are not the defaults."""
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for _ in range(20):
+            net(torch.randn(64, width) * 3 + 1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("suffix", ["pt", "safetensors"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_batchnorm_after_the_activation_folds_into_the_next_linear(
+    tmp_path: Path, features_file: Path, suffix: str, dropout: bool
+) -> None:
+    torch.manual_seed(12)
+    between = [nn.Dropout(0.2)] if dropout else []
+    net = _trained(
+        nn.Sequential(
+            nn.Linear(4, 16), nn.ReLU(), *between, nn.BatchNorm1d(16), nn.Linear(16, 3)
+        ),
+        4,
+    )  # fmt: skip
+    path = tmp_path / f"bn.{suffix}"
+    (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
+    got, err = output_of(f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]")
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+    last = 3 + len(between)
+    assert f"{last - 1} into the inputs of {last}" in err
+
+
+def test_batchnorm_on_the_inputs_folds_into_the_first_linear(
+    tmp_path: Path, features_file: Path
+) -> None:
+    torch.manual_seed(13)
+    net = _trained(nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), 4)
+    for suffix in ("pt", "safetensors"):
+        path = tmp_path / f"bn0.{suffix}"
+        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
+        got, err = output_of(
+            f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]"
+        )
+        with torch.no_grad():
+            torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+        assert "0 into the inputs of 1" in err
+
+
+class AfterActivation(nn.Module):
+    """fc1, ReLU, bn1, fc2: the state dict's names read like fc1, bn1, ReLU, fc2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.bn1, self.fc2 = nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.fc2(self.bn1(torch.relu(self.fc1(x))))
+        return output
+
+
+@pytest.mark.parametrize("suffix", ["pt", "safetensors"])
+def test_a_custom_modules_batchnorm_needs_the_field_that_places_it(
+    tmp_path: Path, features_file: Path, suffix: str
+) -> None:
+    net = _trained(AfterActivation(), 4)
+    path = tmp_path / f"custom.{suffix}"
+    (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
+    activation = "activation=[relu,identity]"
+    code, _, err = invoke("run", f"weights={path}", f"inputs={features_file}", activation)
+    assert code == 2
+    assert "bn1: the names do not say whether this BatchNorm1d of 8 sits" in err
+    assert err.count("\n") == 1
+    got, err = output_of(
+        f"weights={path}", f"inputs={features_file}", activation, "batchnorm=after_activation"
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+    assert "bn1 into the inputs of fc2" in err

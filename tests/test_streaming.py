@@ -93,7 +93,7 @@ WRITERS = {
 def test_chunks_of_every_format_are_the_whole_file(name: str, tmp_path: Path) -> None:
     path = tmp_path / name
     WRITERS[name](path)
-    blocks = list(features.chunks(str(path), None, 7))
+    blocks = list(features.chunks(str(path), features.Reading(), 7))
     assert [len(block) for block in blocks] == [7] * 7 + [4]
     got = torch.cat(blocks).numpy()
     # text as float64: pandas writes a float32's shortest repr, which reads back to it
@@ -306,9 +306,9 @@ def test_a_file_that_changed_since_it_was_planned_is_an_error(tmp_path: Path) ->
     with pytest.raises(
         MlpcliError, match=r"holds more than the 40 rows counted before the run \(changed since\?\)"
     ):
-        list(features.chunks(str(tmp_path / "x.npy"), None, 7, expected=40))
+        list(features.chunks(str(tmp_path / "x.npy"), features.Reading(), 7, expected=40))
     with pytest.raises(MlpcliError, match=r"holds 53 rows, not the 60 rows counted before the run"):
-        list(features.chunks(str(tmp_path / "x.npy"), None, 7, expected=60))
+        list(features.chunks(str(tmp_path / "x.npy"), features.Reading(), 7, expected=60))
 
 
 def test_a_late_line_that_is_not_pandas_index_is_an_error(tmp_path: Path) -> None:
@@ -331,7 +331,7 @@ def test_feathers_first_version_is_read(tmp_path: Path) -> None:
     with warnings.catch_warnings():  # pyarrow 25 on deprecates writing it, not reading it
         warnings.simplefilter("ignore", DeprecationWarning)
         pyarrow.feather.write_feather(_frame(), tmp_path / "v1.feather", version=1)
-    got = torch.cat(list(features.chunks(str(tmp_path / "v1.feather"), None, 7)))
+    got = torch.cat(list(features.chunks(str(tmp_path / "v1.feather"), features.Reading(), 7)))
     assert np.array_equal(got.numpy(), X)
 
 
@@ -375,7 +375,8 @@ def test_a_share_of_rows_is_read_alone(name: str, tmp_path: Path) -> None:
         WRITERS[name](path)
     whole = features.read(str(path))
     for rows in (range(0, 53), range(23, 41), range(50, 53), range(7, 8)):
-        assert torch.equal(features.read(str(path), None, rows), whole[rows.start : rows.stop])
+        got = features.read(str(path), features.Reading(), rows)
+        assert torch.equal(got, whole[rows.start : rows.stop])
 
 
 @pytest.mark.parametrize("name", ["x.npy", "x.csv", "x.parquet"])
@@ -445,7 +446,7 @@ def test_a_rank_with_no_rows_of_its_own(tmp_path: Path) -> None:
     done = _mlpcli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2
-    assert features.read(str(tmp_path / "one.csv"), None, range(1, 1)).shape == (0, 2)
+    assert features.read(str(tmp_path / "one.csv"), features.Reading(), range(1, 1)).shape == (0, 2)
 
 
 def test_a_later_json_lines_block_says_its_cell(tmp_path: Path) -> None:
@@ -459,6 +460,6 @@ def test_a_whole_read_is_cast_block_by_block(tmp_path: Path) -> None:
     WRITERS["x.csv"](tmp_path / "x.csv")  # float64 as read: the whole cast at once, as before
     whole = features.read(str(tmp_path / "x.csv"))
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        got = features.read(str(tmp_path / "x.csv"), None, None, dtype)
+        got = features.read(str(tmp_path / "x.csv"), features.Reading(), None, dtype)
         assert got.dtype == dtype
         assert torch.equal(got, whole.to(dtype))

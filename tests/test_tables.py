@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pytest
 
-from mlpcli.data import lines
+from mlpcli.data import lines, tables
 from mlpcli.errors import MlpcliError
 
 TEXTS = [
@@ -66,3 +66,23 @@ def test_lines_break_where_splitlines_breaks_them_across_pieces(
     monkeypatch.setattr(lines, "PIECE", 3)  # a '\r\n' and a UTF-8 character cut in two
     got = list(lines.numbered("x.csv", io.BytesIO(text.encode())))
     assert got == list(enumerate(text.splitlines(), 1))
+
+
+@pytest.mark.parametrize(
+    ("first", "below", "expected"),
+    [
+        (["400", "500", "600"], [["0.25", "1.5", "-2.0"], ["1.0", "0.5", "3.5"]], True),
+        (["", "400", "500"], [["0", "0.25", "1.5"], ["1", "1.0", "0.5"]], True),  # pandas index
+        (["0", "1", "2"], [["3", "7", "1"]], True),  # pandas' default names
+        (["3", "1", "2"], [["4", "5", "1"], ["9", "2", "8"]], False),  # whole over whole
+        (["1", "2", "3"], [["4", "5", "1"], ["9", "2", "8"]], None),  # rising like names
+        (["1", "2"], [["1", "2"], ["1", "2"]], False),  # rising like every row
+        (["0.5", "1.0", "2.0"], [["0.25", "1.5", "-2.0"], ["1.0", "0.5", "3.5"]], None),
+        (["0.5", "", "0.3"], [["1", "2", "3"]], False),  # a missing value, not a name
+        (["0.5", "0.1"], [], False),  # one line
+    ],
+)
+def test_a_first_line_of_numbers_is_a_header_where_its_types_differ(
+    first: list[str], below: list[list[str]], expected: bool | None
+) -> None:
+    assert tables.is_header(first, below) is expected

@@ -17,7 +17,7 @@ import math
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -56,6 +56,20 @@ Columns = tuple[Column, ...] | None
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How to read a table of features, as the config says (`input_*`; None: as found)."""
+
+    columns: Columns = None  # the columns that are features, in order
+    header: bool | None = None  # whether a text table's first line names its columns
+    orient: str | None = None  # how a JSON object of objects holds the table
+
+
+def reading_of(fields: Mapping[str, Any]) -> Reading:
+    """How a config's fields (its values by name) say to read its features."""
+    return Reading(fields["input_columns"], fields["input_header"], fields["input_orient"])
+
+
+@dataclass(frozen=True)
 class FeaturesFile:
     """What a features file holds: `rows` of `width` numbers, and what was assumed reading it."""
 
@@ -63,6 +77,7 @@ class FeaturesFile:
     rows: int
     width: int
     notes: tuple[str, ...] = ()
+    misfit: str = ""  # said where the width does not fit the network: how to read it otherwise
 
     @property
     def source(self) -> str:
@@ -71,10 +86,11 @@ class FeaturesFile:
 
 
 @by_file
-def describe(path: str, columns: Columns = None) -> FeaturesFile:
+def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
     """The rows and width of the features at `path`, from a header where there is one, else
     from one pass over its lines (nothing held)."""
     kind = _kind(path)
+    columns = reading.columns
     if kind == ".npy":
         header = _npy_header(path)
         rows, width = _matrix_shape(path, header.shape)
@@ -85,7 +101,7 @@ def describe(path: str, columns: Columns = None) -> FeaturesFile:
     if kind in arrowtables.SUFFIXES:
         rows, width, notes = arrowtables.describe(_source(path), columns, _local(path))
         return FeaturesFile(path, rows, width, tuple(notes))
-    if (text := _text_layout(path)) is not None:
+    if (text := _text_layout(path, reading.header)) is not None:
         table, count, first = text
         width = len(tables.pick(table.source, table.names, len(table.kept), columns))
         next(lines.text_blocks(table, iter(first), len(first), columns), None)  # labels, at once
@@ -94,12 +110,14 @@ def describe(path: str, columns: Columns = None) -> FeaturesFile:
         records, count = json_lines
         width = len(tables.pick(records.source, records.names, records.width, columns))
         return FeaturesFile(path, count, width)
-    values = _json_matrix(path, columns)
-    return FeaturesFile(path, values.shape[0], values.shape[1], _json_table(path).notes)
+    values = _json_matrix(path, reading)
+    json_table = _json_table(path, reading.orient)
+    rows, width = values.shape
+    return FeaturesFile(path, rows, width, json_table.notes, json_table.misfit)
 
 
 def chunks(
-    path: str, columns: Columns, rows: int, expected: int | None = None, first: int = 0
+    path: str, reading: Reading, rows: int, expected: int | None = None, first: int = 0
 ) -> Iterator[torch.Tensor]:
     """The features at `path` from row `first` on, `rows` rows at a time (the last block may be
     shorter), each a CPU tensor in the file's own type where torch has it (text as float64); a
@@ -107,6 +125,7 @@ def chunks(
     read, and so is a file that holds other than `expected` rows (what was planned; by default,
     what it holds). Rows before `first` are not read (text lines are passed over unparsed)."""
     kind = _kind(path)
+    columns = reading.columns
     blocks: Iterator[Any]
     if kind == ".npy":
         blocks = _npy_blocks(path, columns, rows, first)
@@ -114,20 +133,20 @@ def chunks(
         blocks = _safetensors_blocks(path, columns, rows, first)
     elif kind in arrowtables.SUFFIXES:
         blocks = arrowtables.blocks(_source(path), columns, rows, _local(path), first)
-    elif (text := _text_layout(path)) is not None:
+    elif (text := _text_layout(path, reading.header)) is not None:
         blocks = lines.text_blocks(text[0], _data_lines(path), rows, columns, first)
     elif (json_lines := _json_layout(path)) is not None:
         blocks = lines.json_blocks(json_lines[0], _lines(path), rows, columns, first)
     else:
-        whole = _json_matrix(path, columns)
+        whole = _json_matrix(path, reading)
         blocks = (whole[start : start + rows] for start in range(first, whole.shape[0], rows))
-    rows_planned = describe(path, columns).rows if expected is None else expected
+    rows_planned = describe(path, reading).rows if expected is None else expected
     return _checked(_source(path), rows_planned, _exact(blocks, rows), first)
 
 
 def read(
     path: str,
-    columns: Columns = None,
+    reading: Reading = Reading(),
     rows: range | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
@@ -137,14 +156,14 @@ def read(
     file's own type."""
     import torch
 
-    described = describe(path, columns)
+    described = describe(path, reading)
     wanted = range(described.rows) if rows is None else rows
     if not wanted:  # a rank with no rows of its own
         return torch.empty((0, described.width), dtype=dtype or torch.float64)
     blocks = -(-len(wanted) // READ_ROWS)  # as even as can be: the last ends at (or just past)
     whole: torch.Tensor | None = None  # the wanted rows, so that few rows past them are read
     done = 0
-    for block in chunks(path, columns, -(-len(wanted) // blocks), None, wanted.start):
+    for block in chunks(path, reading, -(-len(wanted) // blocks), None, wanted.start):
         if whole is None:
             whole = torch.empty((len(wanted), described.width), dtype=dtype or block.dtype)
         taken = block[: len(wanted) - done]
@@ -399,15 +418,17 @@ def _data_lines(path: str) -> Iterator[lines.Line]:
 
 
 @by_file
-def _text_layout(path: str) -> tuple[lines.TextLayout, int, list[lines.Line]] | None:
+def _text_layout(
+    path: str, header: bool | None
+) -> tuple[lines.TextLayout, int, list[lines.Line]] | None:
     """A text table's layout, its count of data lines and its first FIRST_LINES (one pass,
-    nothing else held); None for JSON."""
+    nothing else held); None for JSON. `header`: whether the first line is one (None: found)."""
     if _kind(path) in JSON:
         return None
     data = _data_lines(path)
     first = list(itertools.islice(data, FIRST_LINES))
     count = len(first) + sum(1 for _ in data)
-    return lines.text_layout(_source(path), first, count), count, first
+    return lines.text_layout(_source(path), first, count, header), count, first
 
 
 @by_file
@@ -423,14 +444,14 @@ def _json_layout(path: str) -> tuple[lines.JsonLayout, int] | None:
 
 
 @by_file
-def _json_table(path: str) -> tables.Table:
+def _json_table(path: str, orient: str | None) -> tables.Table:
     """The table of a JSON document (or of JSON Lines that do not stream), parsed whole."""
-    return tables.json_table(_source(path), _json_text(path))
+    return tables.json_table(_source(path), _json_text(path), orient)
 
 
 @by_file
-def _json_matrix(path: str, columns: Columns) -> np.ndarray:
-    return tables.matrix(_json_table(path), columns)
+def _json_matrix(path: str, reading: Reading) -> np.ndarray:
+    return tables.matrix(_json_table(path, reading.orient), reading.columns)
 
 
 def _json_text(path: str) -> str:

@@ -97,9 +97,12 @@ class TextLayout:
     index: bool = False  # cell 0 is pandas' index, found whole in the first lines
 
 
-def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
+def text_layout(
+    source: str, first: Sequence[Line], rows: int, header: bool | None = None
+) -> TextLayout:
     """The layout of a text table from its first data lines (`first`: the header and a block of
-    rows after it); `rows` is every data line's count, for the error of a header alone."""
+    rows after it); `rows` is every data line's count, for the error of a header alone;
+    `header` says whether the first line is one (`input_header`; None: `tables.is_header`)."""
     if not first:
         raise bad(source, "holds no rows of features")
     delimiter = tables.delimiter_of(first[0][1])
@@ -107,8 +110,13 @@ def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
     width = len(head)
     heading = [cell.strip() for cell in head]
     kept = tuple(range(width))
-    if not tables.is_header(heading):
-        return TextLayout(source, delimiter, width, None, kept, False)
+    found = header
+    if header is None:
+        below = [_cells(source, line, delimiter) for line in first[1:]]
+        found = tables.is_header(heading, [row for row in below if len(row) == width])
+    if not found:
+        guessed = (tables.data_note(source, first[0][0]),) if found is None else ()
+        return TextLayout(source, delimiter, width, None, kept, False, guessed)
     if rows < 2:
         raise bad(source, "holds a header and no rows of features")
     names = tuple(heading)
@@ -125,7 +133,8 @@ def text_layout(source: str, first: Sequence[Line], rows: int) -> TextLayout:
         notes.append(tables.index_note(source, heading[0]))
     kept_names = tuple(names[j] for j in kept)
     if not outputs:
-        notes.insert(0, tables.header_note(source, kept_names, first[0][0]))
+        numbers = header is None and all(tables.number(c) is not None for c in heading if c)
+        notes.insert(0, tables.header_note(source, kept_names, first[0][0], numbers))
     index = 0 not in kept and not outputs
     return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes), index)
 

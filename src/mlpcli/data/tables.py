@@ -5,8 +5,10 @@
 The rules (docs/files.md):
 - the delimiter is the one of tab, comma and semicolon that splits the first line into the most
   cells, else runs of whitespace; every line must split into the same number of cells;
-- a first row is a header when a cell that is not empty is not a number, or when it is exactly
-  pandas' default column names `0..n-1` (after an empty index cell); a note says so;
+- a first row is a header when a cell that is not empty is not a number, when it is exactly
+  pandas' default column names `0..n-1` (after an empty index cell), or when its numbers are of
+  another kind than the columns below (whole numbers over decimals); a note says so, and
+  `input_header` decides where the numbers cannot say;
 - a pandas index column (a first column headed by nothing or `Unnamed: 0`, holding integers) is
   left out, with a note that names `index=False`.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import itertools
 import json
 import math
 import re
@@ -45,6 +48,7 @@ class Table:
     notes: tuple[str, ...] = ()
     json: bool = False  # cells are JSON values, shown as JSON in messages
     first: bool = True  # holds the file's first rows: a column of text there is one of labels
+    misfit: str = ""  # said where the width does not fit the network: how to read it otherwise
 
     @property
     def width(self) -> int:
@@ -91,14 +95,14 @@ def matrix(table: Table, wanted: Sequence[Column] | None) -> np.ndarray:
     for i, row in enumerate(table.rows):
         for k, j in enumerate(columns):
             cell = row[j]
-            value = _number(cell)
+            value = number(cell)
             if value is None or not math.isfinite(value):
-                raise bad(table.source, _not_a_number(table, i, j, cell, value, wanted))
+                raise bad(table.source, _not_anumber(table, i, j, cell, value, wanted))
             values[i, k] = value
     return values
 
 
-def _number(cell: object) -> float | None:
+def number(cell: object) -> float | None:
     """A cell's number: text that Python reads as a float, or a JSON number."""
     if isinstance(cell, str):
         try:
@@ -113,7 +117,7 @@ def _number(cell: object) -> float | None:
     return None
 
 
-def _not_a_number(
+def _not_anumber(
     table: Table, i: int, j: int, cell: object, value: float | None, wanted: Sequence[Column] | None
 ) -> str:
     shown = json.dumps(cell)[:40] if table.json else repr(str(cell).strip()[:40])
@@ -122,7 +126,7 @@ def _not_a_number(
         return f"{where}: null is a missing value; features must be finite numbers"
     if value is not None:
         return f"{where}: {shown} is not finite"
-    text_column = table.first and all(_number(row[j]) is None for row in table.rows[:20])
+    text_column = table.first and all(number(row[j]) is None for row in table.rows[:20])
     if wanted is None and text_column:  # labels, ids, names: a column that is not features
         name = f"column {table.names[j]!r}" if table.names is not None else f"column {j}"
         return (
@@ -135,23 +139,67 @@ def _not_a_number(
 # Text: the rules of a first line (read a block at a time by `lines`)
 
 
-def is_header(cells: Sequence[str]) -> bool:
-    """Whether a first line is column names: a cell that is text, or exactly pandas' default
-    names `0..n-1` (after its index cell)."""
+def is_header(cells: Sequence[str], below: Sequence[Sequence[str]]) -> bool | None:
+    """Whether a first line is column names, told by its types against the rows below (in the
+    manner of `csv.Sniffer`): a cell of text, pandas' default names `0..n-1` (after its index cell), or numbers whose types differ from the
+    columns below them in more columns than they match (whole numbers above decimals: 400,
+    500, ... over 0.31, ...). None where the numbers cannot say: as many columns each way, or
+    numbers that rise like names (1, 2, 3 or 0.5, 1.0, 2.0) above numbers of their kind that
+    mostly do not."""
     named = cells[1:] if cells[0] in INDEX_NAMES else cells
-    return any(cell and _number(cell) is None for cell in cells) or list(named) == [
+    if any(cell and number(cell) is None for cell in cells) or list(named) == [
         str(j) for j in range(len(named))
-    ]
+    ]:
+        return True
+    if not below or not all(named):  # an empty cell but the index's: a missing value
+        return False
+    votes = 0
+    for j, cell in enumerate(cells):
+        column = [row[j].strip() for row in below if j < len(row)]
+        if not cell or not column or any(number(value) is None for value in column):
+            continue  # an index's empty heading, or a column that is not numbers
+        names_whole = _WHOLE.fullmatch(cell) is not None
+        votes += 1 if names_whole != all(map(_WHOLE.fullmatch, column)) else -1
+    if votes > 0:
+        return True
+    return (
+        None
+        if votes == 0 or (_rising(cells) and sum(map(_rising, below)) < len(below) / 2)
+        else False
+    )
+
+
+def _rising(cells: Sequence[str]) -> bool:
+    """Whether a line's numbers rise as names do (1, 2, 3); cells that are no number do not."""
+    values = [number(cell) for cell in cells]
+    return len(values) > 1 and all(
+        a is not None and b is not None and a < b for a, b in itertools.pairwise(values)
+    )
+
+
+_WHOLE = re.compile(r"\s*[+-]?[0-9]+\s*")  # a whole number as text: 400, not 400.0
 
 
 def whole(cell: str) -> bool:
     """Whether a cell is a whole number (pandas' index: 0, 1, ...)."""
-    value = _number(cell)
+    value = number(cell)
     return value is not None and math.isfinite(value) and value.is_integer()
 
 
-def header_note(source: str, names: Sequence[str], line: int = 1) -> str:
-    return f"{source}: line {line} read as column names ({_listed(names)})"
+def header_note(source: str, names: Sequence[str], line: int = 1, numbers: bool = False) -> str:
+    """What was read as a header; for names that are numbers, how to read them as data."""
+    note = f"{source}: line {line} read as column names ({_listed(names)})"
+    if numbers:
+        note += "; names that are numbers: input_header: false reads the line as data"
+    return note
+
+
+def data_note(source: str, line: int = 1) -> str:
+    """A first line of numbers read as data where it could be names."""
+    return (
+        f"{source}: line {line} is numbers like the rows below and could be column names; read "
+        "as data (input_header: true reads it as names)"
+    )
 
 
 def index_note(source: str, heading: str) -> str:
@@ -192,9 +240,10 @@ def _listed(names: Sequence[str]) -> str:
 # JSON
 
 
-def json_table(source: str, text: str) -> Table:
+def json_table(source: str, text: str, orient: str | None = None) -> Table:
     """The table of a JSON text: a `run` result, a list of rows, pandas' `to_json` in any orient,
-    or JSON Lines of records (`lines=True`) or of rows."""
+    or JSON Lines of records (`lines=True`) or of rows; `orient` (`input_orient`) for an object
+    of objects."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -204,7 +253,7 @@ def json_table(source: str, text: str) -> Table:
         data = _json_lines(source, lines)
     except (RecursionError, ValueError) as error:
         raise bad(source, f"invalid JSON: {str(error)[:80]}") from None
-    return _json_to_table(source, data)
+    return _json_to_table(source, data, orient)
 
 
 def _json_lines(source: str, lines: list[str]) -> list[object]:
@@ -223,7 +272,7 @@ def run_result(value: object) -> bool:
     return isinstance(value, dict) and str(value.get("schema", "")).startswith("mlpcli.")
 
 
-def _json_to_table(source: str, data: object) -> Table:
+def _json_to_table(source: str, data: object, orient: str | None) -> Table:
     def rows_of(values: list[object]) -> Table:
         if not values:
             raise bad(source, "holds no rows of features")
@@ -260,7 +309,7 @@ def _json_to_table(source: str, data: object) -> Table:
     if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data:
         return _table_orient(source, data)
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-        return _nested(source, data)  # orient columns or index
+        return _nested(source, data, orient)  # orient columns or index
     raise bad(
         source,
         "not a table of features: expected a list of rows, pandas' to_json (orient values, "
@@ -296,21 +345,22 @@ def _table_orient(source: str, data: dict[str, object]) -> Table:
     return _records(source, kept)
 
 
-def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
-    """orient='columns' (pandas' default: {column: {index: value}}), or orient='index'
-    ({index: {column: value}}) when the outer keys are numbers and the inner ones names."""
+def _nested(source: str, data: dict[str, dict[str, object]], orient: str | None) -> Table:
+    """orient='columns' ({column: {row: value}}), as `pd.read_json` reads an object of objects
+    by default, or orient='index' ({row: {column: value}}) where `orient` says so. Where the
+    keys do not say (column names outside, row numbers inside), a note names the reading."""
     outer = list(data)
-    inner = list(next(iter(data.values())))
-    numbered = [all(re.fullmatch(r"-?[0-9]+", key) for key in keys) for keys in (outer, inner)]
-    by_index = numbered[0] and not numbered[1]  # row numbers outside, column names inside
+    inner = list(dict.fromkeys(key for value in data.values() for key in value))
     notes: tuple[str, ...] = ()
-    if all(numbered):  # numbers both ways: as pandas reads it
+    hint = ""
+    if orient is None and not (not _numbered(outer) and _numbered(inner)):
         notes = (
-            f"{source}: rows and columns are both numbered 0, 1, ...: read as pandas reads it by "
-            "default, orient='columns' (a file written with orient='index' reads transposed; "
-            "write orient='records' or 'split' to say which)",
+            f"{source}: an object of objects, read as pandas reads it by default, "
+            f"orient='columns' ({counted(len(inner), 'row')} of {counted(len(outer), 'column')});"
+            " written with orient='index', it needs input_orient: index",
         )
-    if by_index:
+        hint = f"; read as orient='columns', input_orient: index reads rows of {len(inner)}"
+    if orient == "index":
         names = tuple(inner)
         rows = [[data[key].get(name) for name in names] for key in outer]
     else:
@@ -318,4 +368,10 @@ def _nested(source: str, data: dict[str, dict[str, object]]) -> Table:
         rows = [[data[name].get(key) for name in names] for key in inner]
     if not rows:
         raise bad(source, "holds no rows of features")
-    return Table(source, names, rows, _named_at(names), notes, json=True)  # type: ignore[arg-type]
+    where = _named_at(names)
+    return Table(source, names, rows, where, notes, json=True, misfit=hint)  # type: ignore[arg-type]
+
+
+def _numbered(keys: Sequence[str]) -> bool:
+    """Whether keys are row numbers (pandas' default index) rather than names."""
+    return all(re.fullmatch(r"-?[0-9]+", key) for key in keys)

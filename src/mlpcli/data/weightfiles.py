@@ -5,7 +5,9 @@
   of `run --output x.safetensors` (features, h1.., output) are passed over;
 - PyTorch's modules: `<name>.weight` (out, in) and `<name>.bias` (out,) of Linear layers, in the
   one order their shapes connect (the file's order, or `weights_order`, where several do); a
-  BatchNorm1d (`running_mean`, `running_var`) is folded into the Linear it follows.
+  BatchNorm1d (`running_mean`, `running_var`) is folded into the Linear it follows, or into the
+  inputs of the next one where it sits after the activation (an nn.Sequential's indices say
+  which; `batchnorm` where the names cannot).
 
 Training checkpoints give the state dict inside them; a wrapper's prefix (`module.`, `model.`,
 `_orig_mod.`) shared by every name is dropped; the aliases `safetensors.torch.save_model` writes
@@ -58,7 +60,8 @@ class Layer:
     bias: str | None
     n_in: int
     n_out: int
-    norm: Norm | None = None  # a BatchNorm1d folded into it
+    norm: Norm | None = None  # a BatchNorm1d after it, folded into its outputs
+    norm_in: Norm | None = None  # a BatchNorm1d before it, folded into its inputs
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class WeightsFile:
 
     @property
     def bias(self) -> bool:
-        return any(layer.bias or layer.norm for layer in self.entries)
+        return any(layer.bias or layer.norm or layer.norm_in for layer in self.entries)
 
     def expected(self, layer: int, sizes: tuple[int, ...]) -> tuple[str, list[int], list[int]]:
         """Weight `layer` (1-based): its name in the file, its shape there, and the shape that
@@ -92,11 +95,15 @@ class WeightsFile:
 
 
 def describe(
-    path: str, order: Sequence[str] | None = None, start: int | None = None
+    path: str,
+    order: Sequence[str] | None = None,
+    start: int | None = None,
+    norms: str | None = None,
 ) -> WeightsFile:
     """The layout and sizes of the weights at `path`; an error names any tensor that is
     missing, unexpected, of the wrong shape or not floating point. `start`: the features'
-    width, where it is known, which the first layer must take."""
+    width, where it is known, which the first layer must take; `norms`: where its BatchNorm1d
+    layers sit (`batchnorm`), where the names cannot say."""
     suffix = Path(path).suffix.lower()
     if Path(path).is_dir():
         raise bad(path, "is a directory, not a weights file")
@@ -129,7 +136,7 @@ def describe(
     # that order only where the names differ by numbers alone (`layers.0`, `layers.1`, ...)
     skeletons = {_NUMBERS.sub("#", name.rpartition(".")[0]) for name in names}
     in_order = suffix != ".safetensors" or len(skeletons) == 1
-    layers, more = _module_layout(path, shapes, names, _Order(order, start, in_order))
+    layers, more = _module_layout(path, shapes, names, _Order(order, start, in_order, norms))
     for layer in layers:
         for name in (layer.weight, layer.bias):
             if name is not None and shapes[name].dtype not in FLOATING:
@@ -162,6 +169,8 @@ def read(
             B = tensor(layer.bias) if layer.bias is not None else None
             if layer.norm is not None:
                 W, B = _folded(W, B, tensor, layer.norm)
+            if layer.norm_in is not None:
+                W, B = _folded_in(W, B, tensor, layer.norm_in)
             if weights.layout == "nn.Linear":
                 Ws.append(placed(W).t())  # (in, out), a view of (out, in)
             else:
@@ -189,15 +198,37 @@ def _folded(
     W: torch.Tensor, B: torch.Tensor | None, get: Callable[[str], torch.Tensor], norm: Norm
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Linear (W, B) with the BatchNorm1d `norm` after it folded in, in float64."""
-    import torch
     from torch.nn.utils.fusion import fuse_linear_bn_weights
+
+    mean, var, gamma, beta = _statistics(get, norm)
+    bias = B.double() if B is not None else None
+    fused = fuse_linear_bn_weights(W.double(), bias, mean, var, BATCHNORM_EPS, gamma, beta)
+    return fused[0].detach(), fused[1].detach()
+
+
+def _folded_in(
+    W: torch.Tensor, B: torch.Tensor | None, get: Callable[[str], torch.Tensor], norm: Norm
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Linear (W, B) with the BatchNorm1d `norm` before it folded into its inputs, in
+    float64: W (x * scale + shift) + B = (W * scale) x + (W shift + B)."""
+    mean, var, gamma, beta = _statistics(get, norm)
+    scale = gamma * (var + BATCHNORM_EPS).rsqrt()
+    shift = beta - mean * scale
+    W = W.double()
+    bias = W @ shift + (B.double() if B is not None else 0.0)
+    return W * scale, bias
+
+
+def _statistics(
+    get: Callable[[str], torch.Tensor], norm: Norm
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A BatchNorm1d's running mean and variance and its affine weight and bias, in float64."""
+    import torch
 
     mean, var = get(norm.mean).double(), get(norm.var).double()
     gamma = get(norm.weight).double() if norm.weight else torch.ones_like(mean)  # affine=False
     beta = get(norm.bias).double() if norm.bias else torch.zeros_like(mean)
-    bias = B.double() if B is not None else None
-    fused = fuse_linear_bn_weights(W.double(), bias, mean, var, BATCHNORM_EPS, gamma, beta)
-    return fused[0].detach(), fused[1].detach()
+    return mean, var, gamma, beta
 
 
 def _natural(name: str) -> list[object]:
@@ -283,6 +314,7 @@ class _Order:
     names: Sequence[str] | None
     start: int | None
     kept: bool
+    norms: str | None  # `batchnorm`: after_linear, after_activation; None: the names say
 
 
 @dataclass(eq=False)
@@ -368,20 +400,21 @@ def _module_layout(
                 f"{path}: the layers' shapes allow several orders; ran {shown} ({which}); set "
                 "weights_order to choose"
             )
-    folded = _fold(path, chain, norms, names if order.kept else None, entries)
-    if folded:
-        pairs = ", ".join(f"{norm.shown} into {linear.shown}" for linear, norm in folded.items())
+    folds = _fold(path, chain, norms, names if order.kept else None, entries, order.norms)
+    if folds:
+        pairs = ", ".join(
+            f"{fold.norm.shown} into the inputs of {fold.linear.shown}"
+            if fold.inputs
+            else f"{fold.norm.shown} into {fold.linear.shown}"
+            for fold in folds
+        )
         notes.append(
-            f"{path}: BatchNorm1d folded into the Linear before it (running statistics, eps "
-            f"{BATCHNORM_EPS:g}): {pairs}"
+            f"{path}: BatchNorm1d folded (running statistics, eps {BATCHNORM_EPS:g}): {pairs}"
         )
+    after = {fold.linear: _norm(fold.norm) for fold in folds if not fold.inputs}
+    before = {fold.linear: _norm(fold.norm) for fold in folds if fold.inputs}
     layers = tuple(
-        Layer(
-            m.tensors["weight"],
-            m.tensors.get("bias"),
-            *sizes(m),
-            _norm(folded[m]) if m in folded else None,
-        )
+        Layer(m.tensors["weight"], m.tensors.get("bias"), *sizes(m), after.get(m), before.get(m))
         for m in chain
     )
     return layers, notes
@@ -461,43 +494,138 @@ def _no_chain(linears: list[_Module], shapes: list[tuple[int, int]], start: int 
     return f"no order of the Linear layers connects their shapes ({listed})"
 
 
+@dataclass(frozen=True)
+class _Fold:
+    """A BatchNorm1d folded into a Linear: into its outputs (it follows the Linear), or into
+    its inputs (it follows the activation before the Linear, or is the network's first)."""
+
+    norm: _Module
+    linear: _Module
+    inputs: bool
+
+
 def _fold(
     path: str,
     chain: list[_Module],
     norms: list[_Module],
     names: Sequence[str] | None,
     entries: Mapping[str, Entry],
-) -> dict[_Module, _Module]:
-    """Each BatchNorm1d's Linear: the one right before it in the file, where the file keeps
-    the modules' order (`names`); else the one its name numbers alike (`fc2`, `bn2`), or the only
-    one of its width. Anything else is refused rather than guessed."""
-    folded: dict[_Module, _Module] = {}
-    position = (
-        {m.name: min(names.index(t) for t in m.tensors.values()) for m in [*chain, *norms]}
-        if names
-        else {}
-    )
+    place: str | None,
+) -> list[_Fold]:
+    """Where each BatchNorm1d folds. An nn.Sequential's indices say where it sits: right after
+    a Linear (`0`, `1`), or after the activation or Dropout that follows it (`0`, then `2`):
+    then it folds into the next Linear's inputs. Other names (`fc1`, `bn1`) do not say which
+    side of the activation it is on: `place` (`batchnorm`) must, with the Linear it follows
+    found as `_follows` finds it. One before every Linear folds into the first one's inputs."""
+    folds: list[_Fold] = []
+    indexed = _indices(chain, norms)
     for norm in norms:
-        width = entries[norm.tensors["running_mean"]].shape
-        fits = [m for m in chain if m not in folded and width == (_out(m, entries),)]
-        if names is not None:
-            before = [m for m in chain if position[m.name] < position[norm.name]]
-            last = max(before, key=lambda m: position[m.name]) if before else None
-            chosen = last if last in fits else None
+        width = entries[norm.tensors["running_mean"]].shape[0]
+        if place is None and indexed is not None:
+            fold = _fold_by_index(norm, chain, indexed)
         else:
-            alike = [
-                m for m in fits if _digits(m.shown) and _digits(m.shown) == _digits(norm.shown)
-            ]
-            chosen = alike[0] if len(alike) == 1 else (fits[0] if len(fits) == 1 else None)
-        if chosen is None:
+            follows = _follows(norm, width, chain, names, entries)
+            fold = _fold_placed(path, norm, chain, follows, place, names)
+        if fold is None:
+            raise bad(path, _unplaced(norm, width, place))
+        size = _out(fold.linear, entries) if not fold.inputs else _in(fold.linear, entries)
+        taken = {(f.linear.name, f.inputs) for f in folds}
+        if size != width or (fold.linear.name, fold.inputs) in taken:
+            where = "the inputs of " if fold.inputs else ""
             raise bad(
                 path,
-                f"{norm.shown}: cannot tell which Linear this BatchNorm1d of {list(width)} "
-                "follows (mlpcli folds one only into the Linear right before it); save the "
-                "state dict with torch.save, which keeps the modules' order",
+                f"{norm.shown}: a BatchNorm1d of {width} sits before {where}{fold.linear.shown} "
+                f"by its place in the file, which does not fit there; mlpcli folds one "
+                "BatchNorm1d into each side of a Linear",
             )
-        folded[chosen] = norm
-    return folded
+        folds.append(fold)
+    return folds
+
+
+def _indices(chain: list[_Module], norms: list[_Module]) -> dict[str, tuple[int, ...]] | None:
+    """Each module's place as an nn.Sequential numbers it (`layers.3` → (3,); `blocks.1.0` →
+    (1, 0)), where every module is named alike but for its numbers; else None."""
+    modules = [*chain, *norms]
+    skeletons = {_NUMBERS.sub("#", m.shown) for m in modules}
+    if len(skeletons) != 1 or not _NUMBERS.search(modules[0].shown):
+        return None
+    return {m.name: tuple(int(d) for d in _NUMBERS.findall(m.shown)) for m in modules}
+
+
+def _fold_by_index(
+    norm: _Module, chain: list[_Module], indexed: dict[str, tuple[int, ...]]
+) -> _Fold | None:
+    """A Sequential's BatchNorm1d: into the Linear right before it, else into the inputs of
+    the next Linear (an activation or Dropout, which hold no tensors, sits between)."""
+    at = indexed[norm.name]
+    right_before = (*at[:-1], at[-1] - 1)
+    for linear in chain:
+        if indexed[linear.name] == right_before:
+            return _Fold(norm, linear, inputs=False)
+    later = [linear for linear in chain if indexed[linear.name] > at]
+    if not later:
+        return None
+    return _Fold(norm, min(later, key=lambda m: indexed[m.name]), inputs=True)
+
+
+def _follows(
+    norm: _Module,
+    width: int,
+    chain: list[_Module],
+    names: Sequence[str] | None,
+    entries: Mapping[str, Entry],
+) -> _Module | None:
+    """The Linear a BatchNorm1d follows, by other names than a Sequential's: the one right
+    before it in the file, where the file keeps the modules' order (`names`); else the one its
+    name numbers alike (`fc2`, `bn2`), or the only one of its width."""
+    if names is not None:
+        position = {m.name: min(names.index(t) for t in m.tensors.values()) for m in chain}
+        norm_at = min(names.index(t) for t in norm.tensors.values())
+        before = [m for m in chain if position[m.name] < norm_at]
+        return max(before, key=lambda m: position[m.name]) if before else None
+    fits = [m for m in chain if _out(m, entries) == width]
+    alike = [m for m in fits if _digits(m.shown) and _digits(m.shown) == _digits(norm.shown)]
+    return alike[0] if len(alike) == 1 else (fits[0] if len(fits) == 1 else None)
+
+
+def _fold_placed(
+    path: str,
+    norm: _Module,
+    chain: list[_Module],
+    follows: _Module | None,
+    place: str | None,
+    names: Sequence[str] | None,
+) -> _Fold | None:
+    """A BatchNorm1d's fold where `place` (`batchnorm`) says which side of the activation it
+    sits on; one before every Linear (in a file that keeps the order) needs no `place`."""
+    if follows is None:
+        return _Fold(norm, chain[0], inputs=True) if names is not None else None
+    if place is None:
+        return None
+    if place == "after_linear":
+        return _Fold(norm, follows, inputs=False)
+    at = chain.index(follows)
+    if at + 1 == len(chain):
+        raise bad(
+            path,
+            f"{norm.shown}: batchnorm is after_activation, but it follows the last Linear, "
+            f"{follows.shown}, and nothing comes after it to fold it into",
+        )
+    return _Fold(norm, chain[at + 1], inputs=True)
+
+
+def _unplaced(norm: _Module, width: int, place: str | None) -> str:
+    """Why a BatchNorm1d has no place to fold into."""
+    if place is None:
+        return (
+            f"{norm.shown}: the names do not say whether this BatchNorm1d of {width} sits "
+            "before its Linear's activation or after it; set batchnorm: after_linear (Linear, "
+            "BatchNorm1d, activation) or after_activation (activation, BatchNorm1d, next Linear)"
+        )
+    return (
+        f"{norm.shown}: cannot tell which Linear this BatchNorm1d of {width} follows; save the "
+        "state dict with torch.save, which keeps the modules' order"
+    )
 
 
 def _digits(name: str) -> str:
@@ -511,3 +639,7 @@ def _norm(module: _Module) -> Norm:
 
 def _out(module: _Module, entries: Mapping[str, Entry]) -> int:
     return entries[module.tensors["weight"]].shape[0]
+
+
+def _in(module: _Module, entries: Mapping[str, Entry]) -> int:
+    return entries[module.tensors["weight"]].shape[1]

@@ -151,7 +151,9 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
         return None if tensor is None else tensor.to(device=device, dtype=dtype)
 
     if config.weights is not None:
-        described = weightfiles.describe(config.weights, config.weights_order, config.layers[0])
+        described = weightfiles.describe(
+            config.weights, config.weights_order, config.layers[0], config.batchnorm
+        )
         whole = weightfiles.read(described, dtype, device)
         weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
         biases = [
@@ -161,7 +163,8 @@ def hold(config: Config, device: torch.device, share: Share | None = None) -> He
     if config.inputs is not None and share.features is not None:
         rows = share.features
         with located_at_inputs(config):  # the share's rows, and no others
-            features = feature_files.read(config.inputs, config.input_columns, rows, dtype)
+            reading = feature_files.reading_of(vars(config))
+            features = feature_files.read(config.inputs, reading, rows, dtype)
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
 
 

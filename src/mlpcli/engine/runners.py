@@ -163,7 +163,8 @@ def _feature_chunks(
     from mlpcli.data import features as feature_files
 
     dtype = TORCH_DTYPES[config.dtype]
-    blocks = feature_files.chunks(config.inputs, config.input_columns, rows, config.batch)
+    reading = feature_files.reading_of(vars(config))
+    blocks = feature_files.chunks(config.inputs, reading, rows, config.batch)
     while True:
         with located_at_inputs(config):  # a bad value in a later chunk
             block = next(blocks, None)

@@ -52,24 +52,36 @@ def take_written_config(entries: dict[str, Entry]) -> list[str]:
     return [f"{', '.join(taken)} from {source}"] if taken else []
 
 
-def read_from(key: str, values: Mapping[str, Any]) -> object:
+def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry]) -> object:
     """Field `key`'s value as a file gives it: layers and bias from weights, batch from the
-    rows of inputs."""
+    rows of inputs; a problem is located where the config names the file it is in."""
     from mlpcli.data import features, weightfiles
 
-    inputs = values["inputs"]
-    given = features.describe(inputs, values["input_columns"]) if inputs is not None else None
-    if key == "batch":
-        assert given is not None
-        if given.rows > MAX_SIZE:  # a config's limit holds for a file's value too
+    def described_inputs() -> features.FeaturesFile:
+        given = features.describe(values["inputs"], features.reading_of(values))
+        if key == "batch" and given.rows > MAX_SIZE:  # a config's limit holds for a file's too
             message = f"holds {given.rows:,} rows; a batch is at most {MAX_SIZE:,}"
             raise ConfigError(Location(given.source), None, message)
+        return given
+
+    given = None
+    if values["inputs"] is not None:
+        given = about_file(entries["inputs"], "inputs", described_inputs)
+    if key == "batch":
+        assert given is not None
         return given.rows
-    start = given.width if given is not None else None  # the features decide between orders
-    weights = weightfiles.describe(values["weights"], values["weights_order"], start)
-    if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
-        message = f"holds layers of sizes {list(weights.layers)[:8]}; each is 1 to {MAX_SIZE:,}"
-        raise ConfigError(Location(weights.path), None, message)
+
+    def described_weights() -> weightfiles.WeightsFile:
+        start = given.width if given is not None else None  # the features decide the order
+        order, norms = values["weights_order"], values["batchnorm"]
+        weights = weightfiles.describe(values["weights"], order, start, norms)
+        if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
+            sizes = list(weights.layers)[:8]
+            message = f"holds layers of sizes {sizes}; each is 1 to {MAX_SIZE:,}"
+            raise ConfigError(Location(weights.path), None, message)
+        return weights
+
+    weights = about_file(entries["weights"], "weights", described_weights)
     return weights.layers if key == "layers" else weights.bias
 
 
@@ -87,10 +99,11 @@ def check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) 
     from mlpcli.data import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
+    path, order, norms = values["weights"], values["weights_order"], values["batchnorm"]
     try:  # the order of layers that starts where `layers` does
-        weights = weightfiles.describe(values["weights"], values["weights_order"], layers[0])
+        weights = weightfiles.describe(path, order, layers[0], norms)
     except ConfigError:  # none does: said below against `layers`, or the file's own error
-        weights = weightfiles.describe(values["weights"], values["weights_order"])
+        weights = weightfiles.describe(path, order, None, norms)
     where = locations.get("layers")
     if len(weights.layers) != len(layers):
         message = (
@@ -118,11 +131,13 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
     from mlpcli.data import features
 
     layers: tuple[int, ...] = values["layers"]
-    given = features.describe(values["inputs"], values["input_columns"])
+    given = features.describe(values["inputs"], features.reading_of(values))
     source = given.source
     if given.width != layers[0]:
         where = locations.get("layers", Location(str(values["weights"])))
-        message = f"rows of {given.width} features, but layers[0] is {layers[0]} ({where})"
+        message = (
+            f"rows of {given.width} features, but layers[0] is {layers[0]} ({where}){given.misfit}"
+        )
         raise ConfigError(Location(source), None, message)
     if given.rows != values["batch"]:
         message = (

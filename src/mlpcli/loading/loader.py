@@ -23,7 +23,7 @@ from mlpcli.loading.datafiles import (
     read_from,
     take_written_config,
 )
-from mlpcli.loading.values import PARSE_FIRST, PARSERS, Parsed, device_value
+from mlpcli.loading.values import PARSERS, Parsed, device_value, parse_order
 from mlpcli.loading.yamlnodes import (
     Entry,
     compose,
@@ -97,14 +97,12 @@ def _validate(
 ) -> Config:
     """Each field by the rules of its `FieldSpec`; absent fields take their defaults."""
     values: dict[str, object] = {}
-    # files, then what picks from them, then the rest: `layers` before `activation`, which needs it
-    for spec in sorted(FIELDS, key=lambda spec: PARSE_FIRST.get(spec.kind, 2)):
+    for spec in sorted(FIELDS, key=parse_order):
         entry = entries.get(spec.name)
         if entry is not None:
             values[spec.attribute] = PARSERS[spec.kind](entry, spec, Parsed(values, entries))
         elif spec.read_from and values[spec.read_from] is not None:
-            read = functools.partial(read_from, spec.name, values)
-            values[spec.attribute] = about_file(entries[spec.read_from], spec.read_from, read)
+            values[spec.attribute] = read_from(spec.name, values, entries)
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:
@@ -127,10 +125,8 @@ def _validate(
     if values["inputs"] is not None:
         check = functools.partial(check_inputs, values, locations)
         assumed += about_file(entries["inputs"], "inputs", check)
-    elif values["input_columns"] is not None:
-        message = "picks columns of a table of inputs, but inputs is not set"
-        raise ConfigError(locations["input_columns"], "input_columns", message)
-    if values["weights_order"] is not None and values["weights"] is None:
-        message = "orders the layers of a weights file, but weights is not set"
-        raise ConfigError(locations["weights_order"], "weights_order", message)
+    for spec in FIELDS:
+        if spec.reads and values[spec.attribute] is not None and values[spec.reads] is None:
+            message = f"says how to read the {spec.reads} file, but {spec.reads} is not set"
+            raise ConfigError(locations[spec.name], spec.name, message)
     return Config(**values, locations=locations, notes=tuple(assumed))  # type: ignore[arg-type]

@@ -66,7 +66,12 @@ def _integer(spec: FieldSpec) -> dict[str, object]:
 
 def _choice(spec: FieldSpec) -> dict[str, object]:
     assert spec.choices is not None
-    return {"enum": [member.value for member in spec.choices]}
+    return {"enum": [*(member.value for member in spec.choices), *_null(spec)]}
+
+
+def _null(spec: FieldSpec) -> list[None]:
+    """[None] for a field whose default is null (a choice or a boolean), else []."""
+    return [None] if spec.default is None and not spec.required else []
 
 
 _KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
@@ -82,7 +87,7 @@ _KIND_SCHEMAS: dict[Kind, Callable[[FieldSpec], dict[str, object]]] = {
     },
     Kind.DEVICE: lambda spec: {"type": "string", "pattern": f"^({Device.PATTERN})$"},
     Kind.CHOICE: _choice,
-    Kind.BOOLEAN: lambda spec: {"type": "boolean"},
+    Kind.BOOLEAN: lambda spec: {"type": ["boolean", "null"] if _null(spec) else "boolean"},
     Kind.INTEGER_OR_NULL: lambda spec: {**_integer(spec), "type": ["integer", "null"]},
     Kind.PATH: lambda spec: {"type": ["string", "null"], "minLength": 1},
     Kind.COLUMNS: lambda spec: {
@@ -122,13 +127,15 @@ def _values(spec: FieldSpec) -> str:
     """The values a field takes, for people."""
     if spec.choices is not None:
         names = " \\| ".join(f"`{member.value}`" for member in spec.choices)
-        return names if spec.kind is Kind.CHOICE else f"{names}, or a list of them"
+        if spec.kind is not Kind.CHOICE:
+            return f"{names}, or a list of them"
+        return names + (", or `null`" if _null(spec) else "")
     return {
         Kind.NAME: "text, 1-200 printable characters",
         Kind.INTEGER: f"integer, {spec.minimum} to {spec.maximum}",
         Kind.SIZES: f"list of integers, {spec.minimum} to {spec.maximum}",
         Kind.DEVICE: "`cpu` \\| `cuda` \\| `cuda:N` \\| `auto`",
-        Kind.BOOLEAN: "`true` \\| `false`",
+        Kind.BOOLEAN: "`true` \\| `false`" + (", or `null`" if _null(spec) else ""),
         Kind.INTEGER_OR_NULL: f"integer, {spec.minimum} to {spec.maximum}, or `null`",
         Kind.PATH: "a file's path, " + ("`-`, " if spec.stdin else "") + "or `null`",
         Kind.COLUMNS: "list of column names and 0-based indices, or `null`",

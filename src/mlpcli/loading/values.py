@@ -261,5 +261,9 @@ PARSERS: dict[Kind, _Parser] = {
     Kind.COLUMNS: _columns,
     Kind.NAMES: _names,
 }
-# parsed first: the files (`weights` gives `layers`), then what picks from them
-PARSE_FIRST = {Kind.PATH: 0, Kind.COLUMNS: 1, Kind.NAMES: 1}
+
+
+def parse_order(spec: FieldSpec) -> int:
+    """Fields are parsed files first (`weights` gives `layers`), then the fields that say how to
+    read them, then the rest (`layers` before `activation`, which needs it)."""
+    return 0 if spec.kind is Kind.PATH else 1 if spec.reads else 2

@@ -59,6 +59,20 @@ class Parallel(StrEnum):
     TENSOR = "tensor"  # each weight split: column then row parallel, in pairs of layers
 
 
+class Orient(StrEnum):
+    """How a JSON object of objects holds a table (pandas' `to_json` orients)."""
+
+    COLUMNS = "columns"  # {column: {row: value}}: pandas' default
+    INDEX = "index"  # {row: {column: value}}
+
+
+class NormPlace(StrEnum):
+    """Where a weights file's BatchNorm1d sits between two Linear layers."""
+
+    AFTER_LINEAR = "after_linear"  # Linear, BatchNorm1d, activation: folded into that Linear
+    AFTER_ACTIVATION = "after_activation"  # activation, BatchNorm1d, Linear: into the next's inputs
+
+
 class Init(StrEnum):
     """How drawn weights are scaled (biases never are)."""
 
@@ -120,7 +134,10 @@ class Config:
     parallel: Parallel = Parallel.NONE
     timeout: int = 60  # seconds a rank waits for another before every rank ends
     input_columns: tuple[str | int, ...] | None = None  # of a table of inputs; None: every one
+    input_header: bool | None = None  # a text table's first line names columns; None: guessed
+    input_orient: Orient | None = None  # a JSON object of objects; None: pandas' default
     weights_order: tuple[str, ...] | None = None  # the weights file's layers, in order
+    batchnorm: NormPlace | None = None  # where a file's BatchNorm1d sits; None: its names say
     locations: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
     notes: tuple[str, ...] = field(default=(), compare=False, repr=False)  # what was assumed
 
@@ -181,6 +198,7 @@ class FieldSpec:
     attribute: str = ""  # the `Config` attribute; the name when empty
     read_from: str = ""  # absent, and this PATH field given: the value is read from that file
     stdin: bool = False  # a PATH field that takes `-`, standard input
+    reads: str = ""  # the PATH field whose file this field says how to read
 
     def __post_init__(self) -> None:
         if not self.attribute:
@@ -265,7 +283,21 @@ FIELDS = (
         "input_columns", Kind.COLUMNS,
         "The columns of a table of inputs that are the features, in order: names from its "
         "header or 0-based indices; the others (labels, ids) are left out. null: every column.",
-        "null", minimum=0, maximum=MAX_SIZE,
+        "null", minimum=0, maximum=MAX_SIZE, reads="inputs",
+    ),
+    FieldSpec(
+        "input_header", Kind.BOOLEAN,
+        "Whether a text table's first line names its columns. null: a line of text is a header, "
+        "and a line of numbers is one where its types differ from the rows below (whole numbers "
+        "above decimals), with a note where that is a guess.",
+        "null", reads="inputs",
+    ),
+    FieldSpec(
+        "input_orient", Kind.CHOICE,
+        "How a JSON object of objects holds the table: columns ({column: {row: value}}, "
+        "pandas' default) or index ({row: {column: value}}). null: columns, with a note where "
+        "the file could be either.",
+        "null", choices=Orient, reads="inputs",
     ),
     FieldSpec(
         "weights", Kind.PATH,
@@ -279,7 +311,15 @@ FIELDS = (
         "weights_order", Kind.NAMES,
         "The weights file's Linear layers by name (fc1, out, ...), in the order they run, where "
         "their shapes allow several orders. null: the one order the shapes connect.",
-        "null",
+        "null", reads="weights",
+    ),
+    FieldSpec(
+        "batchnorm", Kind.CHOICE,
+        "Where a weights file's BatchNorm1d layers sit: after_linear (Linear, BatchNorm1d, "
+        "activation) or after_activation (activation, BatchNorm1d, next Linear). null: from an "
+        "nn.Sequential's indices (a gap before it is an activation or Dropout); other names "
+        "cannot say, and are refused.",
+        "null", choices=NormPlace, reads="weights",
     ),
     FieldSpec(
         "parallel", Kind.CHOICE,
