@@ -50,7 +50,12 @@ def _csv(**kwargs: object) -> Writer:
         path = folder / "x.csv"
         FRAME.to_csv(path, **kwargs)
         index_col = 0 if kwargs.get("index", True) else None
-        expected = pd.read_csv(path, index_col=index_col, sep=str(kwargs.get("sep", ",")))
+        expected = pd.read_csv(
+            path,
+            index_col=index_col,
+            sep=str(kwargs.get("sep", ",")),
+            decimal=str(kwargs.get("decimal", ".")),
+        )
         return path, expected.to_numpy()
 
     return write
@@ -102,6 +107,8 @@ FEATURE_FILES: dict[str, Writer] = {
     "pd.to_csv(): index column, header ,0..n-1": _csv(),
     "pd.to_csv(sep='\\t') as .csv": _csv(sep="\t", index=False),
     "pd.to_csv(sep=';')": _csv(sep=";", index=False),
+    "pd.to_csv(sep=';', decimal=',') (European)": _csv(sep=";", decimal=",", index=False),
+    "pd.to_csv(sep='\\t', decimal=',')": _csv(sep="\t", decimal=",", index=False),
     "pd.to_csv(lineterminator='\\r')": _csv(index=False, lineterminator="\r"),
     "np.save C order": _npy(lambda: X),
     "np.save(df.to_numpy()) Fortran order": _npy(lambda: NAMED.to_numpy()),
@@ -791,3 +798,43 @@ def test_a_custom_modules_batchnorm_needs_the_field_that_places_it(
     with torch.no_grad():
         torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
     assert "bn1 into the inputs of fc2" in err
+
+
+def test_a_decimal_comma_is_read_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    FRAME.to_csv(path, sep=";", decimal=",", index=False)
+    _, err = features_read(path, widths(4))
+    assert "eu.csv: decimal commas read as points" in err
+
+
+# Messages that name the right thing
+
+
+def test_a_bad_inputs_file_is_named_as_inputs_when_the_weights_give_the_layers(
+    tmp_path: Path,
+) -> None:
+    weights, inputs = tmp_path / "w.pt", tmp_path / "x.csv"
+    torch.save(sequential(True).state_dict(), weights)
+    inputs.write_text("a,b,c,d\n1,2,3,x\n")
+    code, _, err = invoke("run", f"weights={weights}", f"inputs={inputs}", "activation=relu")
+    assert code == 2
+    assert err.startswith(f"mlpcli: error: override 'inputs={inputs}': inputs: {inputs}: ")
+    np.save(inputs.with_suffix(".npy"), X[:, :3])  # 3 features; the weights take 4
+    code, _, err = invoke("run", f"weights={weights}", f"inputs={inputs.with_suffix('.npy')}")
+    assert code == 2
+    assert f"inputs: {inputs.with_suffix('.npy')}: rows of 3 features, but the weights" in err
+    assert "take 4 (layers [4, 16, 3])" in err
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_weight_saved_transposed_says_transpose_it_with_or_without_bias(
+    tmp_path: Path, bias: bool
+) -> None:
+    state = sequential(bias).state_dict()
+    state["0.weight"] = state["0.weight"].t().contiguous()
+    path = tmp_path / "t.pt"
+    torch.save(state, path)
+    code, _, err = invoke("run", f"weights={path}", "activation=relu")
+    assert code == 2
+    assert "0.weight has shape [4, 16], expected [16, 4]" in err
+    assert err.rstrip().endswith("transpose it")

@@ -95,6 +95,7 @@ class TextLayout:
     header: bool  # whether the first data line is the header
     notes: tuple[str, ...] = ()
     index: bool = False  # cell 0 is pandas' index, found whole in the first lines
+    decimal_comma: bool = False  # numbers are written 0,5 (a delimiter other than the comma)
 
 
 def text_layout(
@@ -106,6 +107,13 @@ def text_layout(
     if not first:
         raise bad(source, "holds no rows of features")
     delimiter = tables.delimiter_of(first[0][1])
+    comma = delimiter != "," and any(
+        _DECIMAL_COMMA.fullmatch(cell) for line in first for cell in _cells(source, line, delimiter)
+    )
+    if comma:
+        layout = text_layout(source, [_pointed(line) for line in first], rows, header)
+        note = f"{source}: decimal commas read as points (as pandas' decimal=',')"
+        return dataclasses.replace(layout, decimal_comma=True, notes=(*layout.notes, note))
     head = _cells(source, first[0], delimiter)
     width = len(head)
     heading = [cell.strip() for cell in head]
@@ -133,10 +141,22 @@ def text_layout(
         notes.append(tables.index_note(source, heading[0]))
     kept_names = tuple(names[j] for j in kept)
     if not outputs:
-        numbers = header is None and all(tables.number(c) is not None for c in heading if c)
+        numbers = (
+            header is None
+            and not tables.pandas_names(heading)
+            and all(tables.number(c) is not None for c in heading if c)
+        )
         notes.insert(0, tables.header_note(source, kept_names, first[0][0], numbers))
     index = 0 not in kept and not outputs
     return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes), index)
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?\s*")  # 0,125 or -1,5e-3
+
+
+def _pointed(line: Line) -> Line:
+    """A line of decimal commas with points instead."""
+    return line[0], line[1].replace(",", ".")
 
 
 def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
@@ -163,6 +183,8 @@ def text_blocks(
     chosen = tables.pick(layout.source, layout.names, len(layout.kept), wanted)
     picked = [layout.kept[j] for j in chosen]
     lines = itertools.islice(lines, first + layout.header, None)
+    if layout.decimal_comma:
+        lines = map(_pointed, lines)
     while block := list(itertools.islice(lines, rows)):
         yield _numbers(layout, block, picked, wanted, first == 0)
         first = -1  # the blocks after the first

@@ -141,15 +141,13 @@ def _not_anumber(
 
 def is_header(cells: Sequence[str], below: Sequence[Sequence[str]]) -> bool | None:
     """Whether a first line is column names, told by its types against the rows below (in the
-    manner of `csv.Sniffer`): a cell of text, pandas' default names `0..n-1` (after its index cell), or numbers whose types differ from the
-    columns below them in more columns than they match (whole numbers above decimals: 400,
-    500, ... over 0.31, ...). None where the numbers cannot say: as many columns each way, or
-    numbers that rise like names (1, 2, 3 or 0.5, 1.0, 2.0) above numbers of their kind that
-    mostly do not."""
+    manner of `csv.Sniffer`): a cell of text, pandas' default names, or numbers whose types
+    differ from the columns below them in more columns than they match (whole numbers above
+    decimals: 400, 500, ... over 0.31, ...). None where the numbers cannot say: as many columns
+    each way, or numbers that rise like names (1, 2, 3 or 0.5, 1.0, 2.0) above numbers of
+    their kind that mostly do not."""
     named = cells[1:] if cells[0] in INDEX_NAMES else cells
-    if any(cell and number(cell) is None for cell in cells) or list(named) == [
-        str(j) for j in range(len(named))
-    ]:
+    if any(cell and number(cell) is None for cell in cells) or pandas_names(cells):
         return True
     if not below or not all(named):  # an empty cell but the index's: a missing value
         return False
@@ -175,6 +173,12 @@ def _rising(cells: Sequence[str]) -> bool:
     return len(values) > 1 and all(
         a is not None and b is not None and a < b for a, b in itertools.pairwise(values)
     )
+
+
+def pandas_names(cells: Sequence[str]) -> bool:
+    """Whether a line is pandas' default column names, `0..n-1` (after its index's cell)."""
+    named = cells[1:] if cells[0] in INDEX_NAMES else cells
+    return list(named) == [str(j) for j in range(len(named))]
 
 
 _WHOLE = re.compile(r"\s*[+-]?[0-9]+\s*")  # a whole number as text: 400, not 400.0

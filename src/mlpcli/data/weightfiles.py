@@ -377,13 +377,18 @@ def _module_layout(
         return n_in, out
 
     for module in linears:
-        if "bias" in module.tensors and entries[module.tensors["bias"]].shape != (
-            sizes(module)[1],
-        ):
-            have = list(entries[module.tensors["bias"]].shape)
-            raise bad(
-                path, f"{module.tensors['bias']} has shape {have}, expected [{sizes(module)[1]}]"
-            )
+        n_in, out = sizes(module)
+        bias = module.tensors.get("bias")
+        if bias is not None and entries[bias].shape != (out,):
+            have = list(entries[bias].shape)
+            if have == [n_in]:  # the bias fits the weight's other side: the weight is turned
+                name = module.tensors["weight"]
+                raise bad(
+                    path,
+                    f"{name} has shape {[out, n_in]}, expected {[n_in, out]} (its bias, {bias}, "
+                    f"has {n_in}); transpose it",
+                )
+            raise bad(path, f"{bias} has shape {have}, expected [{out}]")
     notes = []
     if order.names is not None:
         chain = _ordered(path, linears, order.names)

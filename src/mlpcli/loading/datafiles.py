@@ -74,7 +74,13 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
     def described_weights() -> weightfiles.WeightsFile:
         start = given.width if given is not None else None  # the features decide the order
         order, norms = values["weights_order"], values["batchnorm"]
-        weights = weightfiles.describe(values["weights"], order, start, norms)
+        try:
+            weights = weightfiles.describe(values["weights"], order, start, norms)
+        except ConfigError:
+            if start is None:
+                raise
+            weights = weightfiles.describe(values["weights"], order, None, norms)  # else its own
+            # error: the file is sound, and no order of its layers starts at the features' width
         if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
             sizes = list(weights.layers)[:8]
             message = f"holds layers of sizes {sizes}; each is 1 to {MAX_SIZE:,}"
@@ -82,6 +88,13 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
         return weights
 
     weights = about_file(entries["weights"], "weights", described_weights)
+    if given is not None and weights.layers[0] != given.width:
+        message = (
+            f"rows of {given.width} features, but the weights ({weights.path}) take "
+            f"{weights.layers[0]} (layers {list(weights.layers)}){given.misfit}"
+        )
+        error = ConfigError(Location(given.source), None, message)
+        raise ConfigError(entries["inputs"].at(entries["inputs"].node), "inputs", str(error))
     return weights.layers if key == "layers" else weights.bias
 
 
