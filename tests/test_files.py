@@ -213,6 +213,22 @@ def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
     assert session.run(["output"], {"features": np.zeros((9, 3), np.float32)})[0].shape == (9, 4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_every_onnx_written_passes_the_onnx_checker(tmp_path: Path, dtype: str) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from mlpcli.model.config import Activation
+
+    every = ", ".join(a.value for a in Activation)  # elu, softplus: no bfloat16 in ONNX
+    path = tmp_path / "every.onnx"
+    layers = f"layers=[3{', 4' * len(Activation)}]"
+    code, _, err = invoke(
+        "export", TWO_LAYER, layers, f"activation=[{every}]", f"dtype={dtype}", "-o", str(path)
+    )
+    assert code == 0, err
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+
+
 def test_export_pth_is_a_state_dict_like_pt(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     code, out, err = invoke("export", TWO_LAYER, "-o", str(path), "--verify")

@@ -64,9 +64,11 @@ def _array(tensor: torch.Tensor) -> Any:
     return tensor.detach().double().numpy()
 
 
-def sequential(network: Network) -> nn.Sequential:
+def sequential(network: Network, widened: bool = False) -> nn.Sequential:
     """`nn.Sequential(Linear, activation, Linear, ...)` with the network's weights, on the CPU,
-    in evaluation mode; Linear k is module 2k, so its weight is `2k.weight`, (out, in)."""
+    in evaluation mode; Linear k is module 2k, so its weight is `2k.weight`, (out, in).
+    `widened`: each activation computed in float32 between casts (for ONNX, whose operators
+    take no bfloat16 for some activations)."""
     modules: list[nn.Module] = []
     biases = network.biases or (None,) * len(network.weights)
     for W, B, activation in zip(network.weights, biases, network.activations, strict=True):
@@ -75,8 +77,22 @@ def sequential(network: Network) -> nn.Sequential:
         linear.weight = nn.Parameter(W.t().contiguous().cpu(), requires_grad=False)
         if B is not None:
             linear.bias = nn.Parameter(B.reshape(-1).cpu(), requires_grad=False)
-        modules += [linear, MODULES[activation]()]
+        module = MODULES[activation]()
+        modules += [linear, _InFloat32(module) if widened else module]
     return nn.Sequential(*modules).eval()
+
+
+class _InFloat32(nn.Module):
+    """An activation computed in float32 and rounded back to its input's type, as PyTorch's CPU
+    kernels compute a bfloat16 activation."""
+
+    def __init__(self, activation: nn.Module) -> None:
+        super().__init__()
+        self.activation = activation
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.activation(h.float()).to(h.dtype)
+        return output
 
 
 def skeleton(config: Config) -> nn.Sequential:
@@ -92,6 +108,8 @@ def skeleton(config: Config) -> nn.Sequential:
 
 def encode(config: Config, network: Network, suffix: str) -> bytes:
     """The file's bytes for `suffix`; the exporters' chatter never reaches stdout."""
+    if suffix == ".onnx":
+        return _onnx(config, network)
     model = sequential(network)
     if suffix in (".safetensors", ".pt", ".pth"):
         state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -104,25 +122,44 @@ def encode(config: Config, network: Network, suffix: str) -> bytes:
         metadata = {"mlpcli.config": json.dumps(config.to_dict()), "mlpcli.version": __version__}
         return bytes(save(state, metadata=metadata))
     example = torch.zeros(2, config.layers[0], dtype=network.features.dtype)  # 2: not special
-    batch = torch.export.Dim("batch")
-    with _quietly():
-        if suffix == ".pt2":
-            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-            buffer = io.BytesIO()
-            torch.export.save(program, buffer)
-            return buffer.getvalue()
-        require_onnx(verify=False)
-        onnx_program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            dynamic_shapes=({0: batch},),
-            input_names=["features"],
-            output_names=["output"],  # whatever the last activation: the notebook's names
-            verbose=False,
+    with _quietly():  # .pt2
+        program = torch.export.export(
+            model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
         )
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
+def _onnx(config: Config, network: Network) -> bytes:
+    """The network as ONNX that `onnx.checker` passes in full: where an operator takes no
+    input of the network's type (Elu, Softplus in bfloat16), the activations run in float32
+    between casts; where that is not enough either, an error before anything is written."""
+    require_onnx(verify=False)
+    import onnx
+
+    example = torch.zeros(2, config.layers[0], dtype=network.features.dtype)  # 2: not special
+    problem = ""
+    for widened in (False, True):
+        with _quietly():
+            onnx_program = torch.onnx.export(
+                sequential(network, widened),
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                input_names=["features"],
+                output_names=["output"],  # whatever the last activation: the notebook's names
+                verbose=False,
+            )
         assert onnx_program is not None
-        return bytes(onnx_program.model_proto.SerializeToString())
+        proto = onnx_program.model_proto
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+            problem = problem or str(error).strip().splitlines()[0]
+            continue
+        return bytes(proto.SerializeToString())
+    raise UsageError(f"this network in {config.dtype} is not valid ONNX: {problem[:200]}")
 
 
 def require_onnx(*, verify: bool) -> None:
