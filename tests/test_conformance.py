@@ -70,6 +70,17 @@ def _npy(array: Callable[[], np.ndarray]) -> Writer:
     return write
 
 
+def _npz(save: Callable[[Path], None]) -> Writer:
+    def write(folder: Path) -> tuple[Path, np.ndarray]:
+        path = folder / "x.npz"
+        save(path)
+        with np.load(path, allow_pickle=False) as archive:
+            name = "features" if "features" in archive else archive.files[0]
+            return path, archive[name].astype(np.float64)
+
+    return write
+
+
 def _savetxt(suffix: str, delimiter: str | None = None, header: str = "") -> Writer:
     def write(folder: Path) -> tuple[Path, np.ndarray]:
         path = folder / f"x{suffix}"
@@ -121,6 +132,13 @@ FEATURE_FILES: dict[str, Writer] = {
     "np.save uint64": _npy(lambda: (abs(X) * 1000).astype(np.uint64)),
     "np.save long double": _npy(lambda: X.astype(np.longdouble)),
     "np.save one row (n0,)": _npy(lambda: X[0]),
+    "np.savez(X) (its one array, arr_0)": _npz(lambda path: np.savez(path, X)),
+    "np.savez_compressed(features=X, labels=y)": _npz(
+        lambda path: np.savez_compressed(path, features=X, labels=np.arange(6))
+    ),
+    "np.savez(features=Fortran-order float32)": _npz(
+        lambda path: np.savez(path, features=np.asfortranarray(X, np.float32))
+    ),
     "np.savetxt default (spaces) .txt": _savetxt(".txt"),
     "np.savetxt default as .csv": _savetxt(".csv"),
     "np.savetxt(header=...) commented": _savetxt(".txt", header="a b c d"),
@@ -838,3 +856,47 @@ def test_a_weight_saved_transposed_says_transpose_it_with_or_without_bias(
     assert code == 2
     assert "0.weight has shape [4, 16], expected [16, 4]" in err
     assert err.rstrip().endswith("transpose it")
+
+
+# NumPy archives
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_state_dict_in_an_npz_runs_bit_for_bit(
+    tmp_path: Path, features_file: Path, compressed: bool
+) -> None:
+    torch.manual_seed(14)
+    net = sequential(True).eval()
+    path = tmp_path / "m.npz"
+    arrays = {name: tensor.numpy() for name, tensor in net.state_dict().items()}
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    got, _ = output_of(f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]")
+    with torch.no_grad():
+        assert torch.equal(got, net(FEATURES32))
+
+
+def test_mlpcli_layout_in_an_npz_and_features_piped_as_npz(
+    tmp_path: Path, mlpcli_script: str
+) -> None:
+    torch.manual_seed(15)
+    W1, B1, W2, B2 = (torch.randn(shape).numpy() for shape in ((4, 5), (5,), (5, 2), (2,)))
+    weights, features = tmp_path / "w.npz", tmp_path / "x.npz"
+    np.savez(weights, W1=W1, B1=B1, W2=W2, B2=B2)
+    np.savez(features, features=X)
+    done = subprocess.run(
+        [mlpcli_script, "run", f"weights={weights}", "inputs=-", "dtype=float64",
+         "activation=[tanh,identity]", "-f", "json"],
+        input=features.read_bytes(), capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = np.tanh(X @ W1.astype(np.float64) + B1) @ W2.astype(np.float64) + B2
+    np.testing.assert_allclose(json.loads(done.stdout)["output"], expected, rtol=1e-12)
+
+
+def test_an_npz_of_python_objects_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "o.npz"
+    np.savez(path, features=np.array([{"a": 1}], dtype=object))
+    for field in ("inputs", "weights"):
+        code, _, err = invoke("run", f"{field}={path}")
+        assert code == 2
+        assert "holds an array of object" in err

@@ -30,8 +30,11 @@ from mlpcli.data.tensorfiles import (
     NpyHeader,
     bad,
     by_file,
+    native,
     npy_header,
     npy_header_of,
+    npz_headers,
+    npz_member,
     regular_size,
     safetensors_header,
 )
@@ -46,7 +49,7 @@ STDIN = "-"
 MAX_JSON_BYTES = 64 << 20  # a JSON document is parsed whole; JSON Lines stream
 TEXT = (".csv", ".tsv", ".txt")
 JSON = (".json", ".jsonl")
-SUFFIXES = (".npy", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
+SUFFIXES = (".npy", ".npz", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
 NPY_MAGIC = b"\x93NUMPY"
 READ_ROWS = 1 << 16  # rows a block when the whole file is read
 PIECE = 1 << 20  # bytes of standard input copied at a time
@@ -98,6 +101,9 @@ def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
     if kind == ".safetensors":
         rows, width = _matrix_shape(path, _safetensors_entry(path)[1].shape)
         return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
+    if kind == ".npz":
+        rows, width = _matrix_shape(path, _npz_array(path)[1].shape)
+        return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
     if kind in arrowtables.SUFFIXES:
         rows, width, notes = arrowtables.describe(_source(path), columns, _local(path))
         return FeaturesFile(path, rows, width, tuple(notes))
@@ -131,6 +137,8 @@ def chunks(
         blocks = _npy_blocks(path, columns, rows, first)
     elif kind == ".safetensors":
         blocks = _safetensors_blocks(path, columns, rows, first)
+    elif kind == ".npz":
+        blocks = _npz_blocks(path, columns, rows, first)
     elif kind in arrowtables.SUFFIXES:
         blocks = arrowtables.blocks(_source(path), columns, rows, _local(path), first)
     elif (text := _text_layout(path, reading.header)) is not None:
@@ -222,7 +230,7 @@ def _checked(
 
     start = first
     for block in blocks:
-        tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(_native(block))
+        tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(native(block))
         if _nonfinite(tensor):
             finite = torch.isfinite(tensor)
             row, column = (int(i) for i in (~finite).nonzero()[0])
@@ -249,6 +257,8 @@ def _kind(path: str) -> str:
             data = spool.read(64)
         if data.startswith(NPY_MAGIC):
             return ".npy"
+        if data.startswith(b"PK\x03\x04"):  # a zip: np.savez's
+            return ".npz"
         if data[:4] in (b"PAR1", b"FEA1") or data[:6] == b"ARROW1":
             return ".parquet"
         if data[8:10] == b'{"':  # safetensors: the header's length, then its JSON
@@ -360,21 +370,6 @@ def _safetensors_blocks(
             yield block if picked == list(range(width)) else block[:, picked]
 
 
-def _native(array: np.ndarray) -> np.ndarray:
-    """`array` in memory, C order, native byte order and a type torch holds (unsigned wider
-    than a byte as int64, or float64 for 64 bits; long double as float64): one copy at most."""
-    import numpy as np
-
-    kind, size = array.dtype.kind, array.dtype.itemsize
-    if kind == "f":
-        target = f"f{size}" if size in (2, 4, 8) else "f8"
-    elif kind == "u" and size > 1:
-        target = "i8" if size < 8 else "f8"
-    else:
-        target = f"{kind}{size}"
-    return np.require(array, dtype=np.dtype(target), requirements=["C", "W", "O", "E"])
-
-
 def _matrix_shape(path: str, shape: tuple[int, ...]) -> tuple[int, int]:
     """(rows, width) of a 2-D shape, or of a 1-D one as one row."""
     if len(shape) == 1:
@@ -385,17 +380,47 @@ def _matrix_shape(path: str, shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
+def _npz_array(path: str) -> tuple[str, NpyHeader]:
+    """The array `features` of a .npz, or its only array."""
+    return _the_features(_source(path), npz_headers(_local(path)), "array")
+
+
+def _the_features(source: str, held: dict[str, Any], what: str) -> tuple[str, Any]:
+    """The `what` (tensor, array) named `features` of a file, or its only one."""
+    if "features" in held:
+        return "features", held["features"]
+    if len(held) == 1:
+        return next(iter(held.items()))
+    names = ", ".join(sorted(held)[:8]) or "none"
+    raise bad(source, f"no {what} named features and not a single {what} (holds {names})")
+
+
+def _npz_blocks(path: str, columns: Columns, rows: int, first: int) -> Iterator[np.ndarray]:
+    """A .npz array's picked columns, `rows` rows at a time, read from the archive in order (a
+    compressed one is decompressed as it is read); a Fortran-order array is read whole."""
+    import numpy as np
+
+    name, header = _npz_array(path)
+    height, width = _matrix_shape(path, header.shape)
+    picked = tables.pick(path, None, width, columns)
+    whole = picked == list(range(width))
+    row_bytes = width * header.dtype.itemsize
+    with npz_member(_local(path), name) as file:
+        array = np.load(file, allow_pickle=False) if header.fortran else None
+        file.seek(header.offset + first * row_bytes)  # in an archive: the rows before, read past
+        for start in range(first, height, rows):
+            count = min(rows, height - start)
+            if array is not None:
+                block = array.reshape(height, width)[start : start + count]
+            else:
+                data = file.read(count * row_bytes)
+                block = np.frombuffer(data, dtype=header.dtype).reshape(count, width)
+            yield block if whole else block[:, picked]
+
+
 def _safetensors_entry(path: str) -> tuple[str, Any]:
     """The tensor `features`, or the file's only tensor."""
-    entries, _ = safetensors_header(path)
-    if "features" in entries:
-        name = "features"
-    elif len(entries) == 1:
-        (name,) = entries
-    else:
-        names = ", ".join(sorted(entries)[:8]) or "none"
-        raise bad(path, f"no tensor named features and not a single tensor (holds {names})")
-    entry = entries[name]
+    name, entry = _the_features(path, safetensors_header(path)[0], "tensor")
     if entry.dtype not in FLOATING and not entry.dtype.startswith(("I", "U")):
         raise bad(path, f"{name} is {entry.dtype}; features must be numbers")
     return name, entry

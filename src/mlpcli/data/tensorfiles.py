@@ -1,5 +1,5 @@
-"""Tensor files someone hands us, read as data and never as code: safetensors and .npy headers,
-without torch (PyTorch's own files are `checkpoints`).
+"""Tensor files someone hands us, read as data and never as code: safetensors, .npy and .npz
+headers, without torch (PyTorch's own files are `checkpoints`).
 
 Every problem is a ConfigError located at the file (exit 2; `validate` calls the config that
 names it invalid); docs/contract.md section 5.
@@ -16,10 +16,11 @@ import stat
 import struct
 import sys
 import warnings
+import zipfile
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, TypeVar
 
 from mlpcli.errors import ConfigError, Location, MlpcliError, first_line
 
@@ -33,6 +34,7 @@ SAFETENSORS_DTYPES = {
     "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
 }  # fmt: skip
 FLOATING = ("F64", "F32", "F16", "BF16")
+MAX_NPZ_ARRAYS = 4096  # arrays of a .npz read; a network has at most 2 x 1024 W and B
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def npy_header(path: str) -> NpyHeader:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
 
 
-def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
+def npy_header_of(source: str, file: IO[bytes], size: int) -> NpyHeader:
     """The header at the start of `file` (`size` bytes in all): an array of real numbers in any
     order and byte order; object, complex, boolean, text and structured arrays are errors, and
     so is a file whose size the header does not account for."""
@@ -219,3 +221,51 @@ def npy_header_of(source: str, file: BinaryIO, size: int) -> NpyHeader:
         what = "truncated" if size < expected else "corrupt"
         raise bad(source, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
     return NpyHeader(dtype, tuple(shape), bool(fortran), offset)
+
+
+@by_file
+def npz_headers(path: str) -> dict[str, NpyHeader]:
+    """The arrays of a .npz (`np.savez`, `np.savez_compressed`) by name, each header read from
+    the archive and checked against its size, none of the data read."""
+    regular_size(path, "a .npz file")
+    headers: dict[str, NpyHeader] = {}
+    with parsed_by_library(path, ".npz file"), zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_NPZ_ARRAYS:
+            raise bad(path, f"holds {len(members):,} arrays; mlpcli reads up to {MAX_NPZ_ARRAYS}")
+        for member in members:
+            name = member.filename.removesuffix(".npy")
+            with archive.open(member) as file:
+                headers[name] = npy_header_of(f"{path} ({name})", file, member.file_size)
+    if not headers:
+        raise bad(path, "holds no arrays")
+    return headers
+
+
+@contextlib.contextmanager
+def npz_member(path: str, name: str) -> Iterator[IO[bytes]]:
+    """Array `name` of a .npz, open at its start (its header is read with `npz_headers`)."""
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as file:
+        yield file
+
+
+def native(array: Any) -> Any:
+    """`array` in memory, C order, native byte order and a type torch holds (unsigned wider
+    than a byte as int64, or float64 for 64 bits; long double as float64): one copy at most."""
+    import numpy as np
+
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "f":
+        target = f"f{size}" if size in (2, 4, 8) else "f8"
+    elif kind == "u" and size > 1:
+        target = "i8" if size < 8 else "f8"
+    else:
+        target = f"{kind}{size}"
+    return np.require(array, dtype=np.dtype(target), requirements=["C", "W", "O", "E"])
+
+
+def npy_entry(header: NpyHeader) -> Entry:
+    """A .npy header as a header entry (safetensors' dtype names, as torch would hold it)."""
+    kind, size = header.dtype.kind, header.dtype.itemsize
+    name = {"f": "F", "i": "I", "u": "U"}[kind] + str(8 * min(size, 8))
+    return Entry(name, header.shape)

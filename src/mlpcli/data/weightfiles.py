@@ -1,5 +1,6 @@
-"""Weights and biases from a file (`weights:`): .safetensors, or .pt/.pth/.ckpt/.bin read with
-`weights_only=True`, in one of two layouts, found from the tensors' names:
+"""Weights and biases from a file (`weights:`): .safetensors, .pt/.pth/.ckpt/.bin read with
+`weights_only=True`, or NumPy's .npz (`allow_pickle=False`), in one of two layouts, found from
+the tensors' names:
 
 - mlpcli's: `W1..WL` shaped (n(i-1), ni), `B1..BL` shaped (1, ni) or (ni,); the other tensors
   of `run --output x.safetensors` (features, h1.., output) are passed over;
@@ -25,13 +26,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpcli.data import checkpoints
-from mlpcli.data.tensorfiles import FLOATING, Entry, bad, safetensors_header
+from mlpcli.data.tensorfiles import (
+    FLOATING,
+    Entry,
+    bad,
+    native,
+    npy_entry,
+    npz_headers,
+    safetensors_header,
+)
 from mlpcli.model.config import MAX_LAYERS
 
 if TYPE_CHECKING:
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz")
 WRAPPERS = ("module.", "model.", "_orig_mod.")  # DataParallel/DDP, Lightning, torch.compile
 BATCHNORM_EPS = 1e-5  # BatchNorm1d's default; a state dict does not hold it
 MAX_ORDERS_SEARCHED = 100_000  # steps of the search for the orders the shapes connect
@@ -113,6 +122,9 @@ def describe(
     if suffix == ".safetensors":
         entries, metadata = safetensors_header(path)
         names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
+    elif suffix == ".npz":
+        entries = {name: npy_entry(header) for name, header in npz_headers(path).items()}
+        metadata, names = {}, list(entries)  # np.savez keeps the order it was given
     else:
         state = checkpoints.state_dict(path)
         entries, metadata, notes = (
@@ -184,6 +196,13 @@ def read(
 @contextlib.contextmanager
 def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.Tensor]]:
     """A function from a tensor's name to the tensor, while the file is open."""
+    if path.lower().endswith(".npz"):
+        import numpy as np
+        import torch
+
+        with np.load(path, allow_pickle=False) as archive:
+            yield lambda name: torch.from_numpy(native(archive[name]))
+        return
     if not path.lower().endswith(".safetensors"):
         yield checkpoints.state_dict(path).tensors.__getitem__
         return

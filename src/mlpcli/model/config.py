@@ -273,10 +273,9 @@ FIELDS = (
     ),
     FieldSpec(
         "inputs", Kind.PATH,
-        "Features from a file instead of the seed: .npy, .csv, .tsv, .txt, .json, .jsonl, "
-        ".safetensors, .parquet, .feather, or - for standard input (.npy bytes, Parquet, "
-        "feather, CSV, JSON or JSON Lines); "
-        "batch is its number of rows.",
+        "Features from a file instead of the seed: .npy, .npz, .csv, .tsv, .txt, .json, .jsonl, "
+        ".safetensors, .parquet, .feather, or - for standard input (.npy or .npz bytes, "
+        "Parquet, feather, CSV, JSON or JSON Lines); batch is its number of rows.",
         "null", stdin=True,
     ),
     FieldSpec(
@@ -301,10 +300,10 @@ FIELDS = (
     ),
     FieldSpec(
         "weights", Kind.PATH,
-        "Weights and biases from .safetensors, or .pt, .pth, .ckpt, .bin (PyTorch's format, "
-        "tensors only): mlpcli's W1.., B1.., or a state dict or training checkpoint of Linear "
-        "(and BatchNorm1d) layers; layers and bias may then be left out. Features are still "
-        "drawn from the seed.",
+        "Weights and biases from .safetensors, .pt, .pth, .ckpt, .bin (PyTorch's format, "
+        "tensors only) or .npz: mlpcli's W1.., B1.., or a state dict or training checkpoint of "
+        "Linear (and BatchNorm1d) layers; layers and bias may then be left out. Features are "
+        "still drawn from the seed.",
         "null",
     ),
     FieldSpec(
