@@ -900,3 +900,101 @@ def test_an_npz_of_python_objects_is_refused_unread(tmp_path: Path) -> None:
         code, _, err = invoke("run", f"{field}={path}")
         assert code == 2
         assert "holds an array of object" in err
+
+
+# ONNX graphs as weights
+
+
+def _onnx_model(net: nn.Module, path: Path, dynamo: bool = True) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (FEATURES32,), str(path), dynamo=dynamo, input_names=["x"], verbose=False
+        )
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_torch_onnx_export_of_every_activation_runs_bit_for_bit(
+    tmp_path: Path, features_file: Path, dynamo: bool
+) -> None:
+    torch.manual_seed(16)
+    activations = [nn.ReLU(), nn.Tanh(), nn.GELU(), nn.SiLU(), nn.Softplus(), nn.LeakyReLU(),
+                   nn.ELU(), nn.Sigmoid(), nn.Dropout(0.3), nn.Softmax(dim=-1)]  # fmt: skip
+    net = nn.Sequential(*(m for a in activations for m in (nn.Linear(4, 4), a))).eval()
+    path = tmp_path / "user.onnx"
+    _onnx_model(net, path, dynamo)
+    got, err = output_of(f"weights={path}", f"inputs={features_file}")
+    with torch.no_grad():
+        assert torch.equal(got, net(FEATURES32))
+    assert "activation from" in err
+    assert "relu, tanh, gelu, silu, softplus, leaky_relu, elu, sigmoid, identity, softmax" in err
+
+
+def test_mlpclis_own_onnx_export_reads_back_as_its_state_dict(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    config = ["layers=[5, 7, 3]", "activation=[tanh, softmax]", "seed=3"]
+    for suffix in ("onnx", "safetensors"):
+        code, _, err = invoke("export", *config, "-o", str(tmp_path / f"m.{suffix}"))
+        assert code == 0, err
+    onnx_run, err = output_of(f"weights={tmp_path / 'm.onnx'}", "seed=3", "batch=4")
+    state_run, _ = output_of(f"weights={tmp_path / 'm.safetensors'}", "seed=3", "batch=4")
+    assert torch.equal(onnx_run, state_run)
+    assert "activation from" in err
+
+
+def test_a_graph_made_with_onnx_helper_matmul_add(tmp_path: Path, features_file: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(17)
+    W1, B1, W2 = (rng.standard_normal(s).astype(np.float32) for s in ((4, 6), (6,), (6, 3)))
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["p1"]),
+        helper.make_node("Add", ["B1", "p1"], ["z1"]),
+        helper.make_node("LeakyRelu", ["z1"], ["h1"], alpha=0.01),
+        helper.make_node("MatMul", ["h1", "W2"], ["y"]),  # no bias, no activation
+    ]
+    graph = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(a, n) for a, n in ((W1, "W1"), (B1, "B1"), (W2, "W2"))],
+    )  # fmt: skip
+    path = tmp_path / "helper.onnx"
+    onnx.save(helper.make_model(graph), path)
+    got, err = output_of(f"weights={path}", f"inputs={features_file}", "dtype=float64")
+    z = X.astype(np.float32).astype(np.float64) @ W1 + B1
+    expected = np.where(z > 0, z, 0.01 * z) @ W2
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert "leaky_relu, identity" in err
+
+
+def test_a_graph_that_is_no_mlp_is_refused_naming_its_node(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    kernel = numpy_helper.from_array(np.ones((1, 1, 3), np.float32), "k")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "k"], ["y"])], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6])], [kernel],
+    )  # fmt: skip
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph), path)
+    code, _, err = invoke("run", f"weights={path}")
+    assert code == 2
+    assert "conv.onnx: Conv at node 0: mlpcli reads Linear layers" in err
+    assert err.count("\n") == 1
+
+
+def test_an_activation_that_is_not_the_graphs_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    path = tmp_path / "m.onnx"
+    assert invoke("export", "layers=[3, 2]", "activation=tanh", "-o", str(path))[0] == 0
+    code, _, err = invoke("run", f"weights={path}", "activation=relu")
+    assert code == 2
+    assert "['relu'] differs from what the graph of" in err
+    assert "runs, ['tanh']" in err

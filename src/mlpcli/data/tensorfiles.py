@@ -264,8 +264,10 @@ def native(array: Any) -> Any:
     return np.require(array, dtype=np.dtype(target), requirements=["C", "W", "O", "E"])
 
 
-def npy_entry(header: NpyHeader) -> Entry:
-    """A .npy header as a header entry (safetensors' dtype names, as torch would hold it)."""
-    kind, size = header.dtype.kind, header.dtype.itemsize
-    name = {"f": "F", "i": "I", "u": "U"}[kind] + str(8 * min(size, 8))
-    return Entry(name, header.shape)
+def numpy_entry(dtype: Any, shape: tuple[int, ...]) -> Entry:
+    """An array of a NumPy type as a header entry (safetensors' dtype names, as torch holds
+    it); a type that is no real number keeps NumPy's name."""
+    kind, size = dtype.kind, dtype.itemsize
+    if kind not in "fiu":
+        return Entry(str(dtype), shape)
+    return Entry({"f": "F", "i": "I", "u": "U"}[kind] + str(8 * min(size, 8)), shape)

@@ -1,6 +1,6 @@
 """Weights and biases from a file (`weights:`): .safetensors, .pt/.pth/.ckpt/.bin read with
-`weights_only=True`, or NumPy's .npz (`allow_pickle=False`), in one of two layouts, found from
-the tensors' names:
+`weights_only=True`, NumPy's .npz (`allow_pickle=False`), or an ONNX graph (`onnxgraphs`, which
+gives the activations too); a file of tensors in one of two layouts, found from their names:
 
 - mlpcli's: `W1..WL` shaped (n(i-1), ni), `B1..BL` shaped (1, ni) or (ni,); the other tensors
   of `run --output x.safetensors` (features, h1.., output) are passed over;
@@ -19,20 +19,21 @@ torch); docs/contract.md section 5, docs/files.md.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpcli.data import checkpoints
+from mlpcli.data import checkpoints, onnxgraphs
 from mlpcli.data.tensorfiles import (
     FLOATING,
     Entry,
     bad,
     native,
-    npy_entry,
     npz_headers,
+    numpy_entry,
     safetensors_header,
 )
 from mlpcli.model.config import MAX_LAYERS
@@ -40,7 +41,7 @@ from mlpcli.model.config import MAX_LAYERS
 if TYPE_CHECKING:
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz", ".onnx")
 WRAPPERS = ("module.", "model.", "_orig_mod.")  # DataParallel/DDP, Lightning, torch.compile
 BATCHNORM_EPS = 1e-5  # BatchNorm1d's default; a state dict does not hold it
 MAX_ORDERS_SEARCHED = 100_000  # steps of the search for the orders the shapes connect
@@ -71,6 +72,7 @@ class Layer:
     n_out: int
     norm: Norm | None = None  # a BatchNorm1d after it, folded into its outputs
     norm_in: Norm | None = None  # a BatchNorm1d before it, folded into its inputs
+    out_in: bool = False  # the weight is stored (out, in), as nn.Linear holds it
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,12 @@ class WeightsFile:
     """Where each layer's weight and bias is in a file, and what was assumed reading it."""
 
     path: str
-    layout: str  # "mlpcli" or "nn.Linear"
+    layout: str  # "mlpcli", "nn.Linear" or "onnx"
     entries: tuple[Layer, ...]
     aliases: Mapping[str, str]  # a name the layers use -> the tensor's name in the file
     metadata: Mapping[str, str]
     notes: tuple[str, ...] = ()
+    activations: tuple[str, ...] | None = None  # what a graph runs after each layer
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -97,7 +100,7 @@ class WeightsFile:
         `sizes` asks of it, both in the file's layout."""
         entry = self.entries[layer - 1]
         have, want = [entry.n_in, entry.n_out], [sizes[layer - 1], sizes[layer]]
-        if self.layout == "nn.Linear":
+        if entry.out_in:
             have.reverse()
             want.reverse()
         return entry.weight, have, want
@@ -118,12 +121,16 @@ def describe(
         raise bad(path, "is a directory, not a weights file")
     if suffix not in SUFFIXES:
         raise bad(path, f"weights are read from {', '.join(SUFFIXES)}")
+    if suffix == ".onnx":
+        if order is not None:
+            raise bad(path, "an ONNX graph gives its layers' order; weights_order is for names")
+        return _graph_layout(path, onnxgraphs.read_graph(path))
     notes: tuple[str, ...] = ()
     if suffix == ".safetensors":
         entries, metadata = safetensors_header(path)
         names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
     elif suffix == ".npz":
-        entries = {name: npy_entry(header) for name, header in npz_headers(path).items()}
+        entries = {n: numpy_entry(h.dtype, h.shape) for n, h in npz_headers(path).items()}
         metadata, names = {}, list(entries)  # np.savez keeps the order it was given
     else:
         state = checkpoints.state_dict(path)
@@ -156,6 +163,11 @@ def describe(
     return WeightsFile(path, "nn.Linear", layers, aliases, metadata, (*notes, *more))
 
 
+def activations_of(path: str) -> tuple[str, ...] | None:
+    """What a graph file (.onnx) runs after each layer; None for a file of tensors."""
+    return onnxgraphs.read_graph(path).activations if path.lower().endswith(".onnx") else None
+
+
 def read(
     weights: WeightsFile, dtype: torch.dtype, device: torch.device
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -183,7 +195,7 @@ def read(
                 W, B = _folded(W, B, tensor, layer.norm)
             if layer.norm_in is not None:
                 W, B = _folded_in(W, B, tensor, layer.norm_in)
-            if weights.layout == "nn.Linear":
+            if layer.out_in:
                 Ws.append(placed(W).t())  # (in, out), a view of (out, in)
             else:
                 Ws.append(placed(W).contiguous())
@@ -196,6 +208,9 @@ def read(
 @contextlib.contextmanager
 def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.Tensor]]:
     """A function from a tensor's name to the tensor, while the file is open."""
+    if path.lower().endswith(".onnx"):
+        yield onnxgraphs.tensors(path)
+        return
     if path.lower().endswith(".npz"):
         import numpy as np
         import torch
@@ -313,6 +328,24 @@ def _mlpcli_layout(
     if any(n == 0 for layer in layers for n in (layer.n_in, layer.n_out)):
         raise bad(path, "weights give a layer of 0 units")
     return WeightsFile(path, "mlpcli", layers, {}, dict(metadata), notes)
+
+
+def _graph_layout(path: str, graph: onnxgraphs.Graph) -> WeightsFile:
+    """The layers of an ONNX graph, checked as a file of tensors is."""
+    layers = tuple(Layer(g.weight, g.bias, g.n_in, g.n_out, out_in=g.out_in) for g in graph.layers)
+    for layer in layers:
+        for name in (layer.weight, layer.bias):
+            if name is not None and graph.entries[name].dtype not in FLOATING:
+                raise bad(
+                    path, f"{name} is {graph.entries[name].dtype}; weights must be floating point"
+                )
+    for before, layer in itertools.pairwise(layers):
+        if layer.n_in != before.n_out:
+            message = (
+                f"{layer.weight} takes {layer.n_in} inputs, but {before.n_out} come out before"
+            )
+            raise bad(path, message)
+    return WeightsFile(path, "onnx", layers, {}, {}, (), graph.activations)
 
 
 def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:
@@ -438,9 +471,12 @@ def _module_layout(
     after = {fold.linear: _norm(fold.norm) for fold in folds if not fold.inputs}
     before = {fold.linear: _norm(fold.norm) for fold in folds if fold.inputs}
     layers = tuple(
-        Layer(m.tensors["weight"], m.tensors.get("bias"), *sizes(m), after.get(m), before.get(m))
+        Layer(
+            m.tensors["weight"], m.tensors.get("bias"), *sizes(m), after.get(m), before.get(m),
+            out_in=True,
+        )
         for m in chain
-    )
+    )  # fmt: skip
     return layers, notes
 
 

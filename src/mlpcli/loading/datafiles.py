@@ -27,6 +27,8 @@ def take_written_config(entries: dict[str, Entry]) -> list[str]:
     if weights is None:
         return []
     path = file_path(weights, SPECS["weights"], Parsed({}, entries))
+    if path.lower().endswith(".onnx"):
+        return _graph_activations(entries, weights, path)
     if not path.lower().endswith(".safetensors"):
         return []
     from mlpcli.data import tensorfiles
@@ -50,6 +52,20 @@ def take_written_config(entries: dict[str, Entry]) -> list[str]:
             entries[key] = value_entry(json.dumps(written[key]), source)
             taken.append(key)
     return [f"{', '.join(taken)} from {source}"] if taken else []
+
+
+def _graph_activations(entries: dict[str, Entry], weights: Entry, path: str) -> list[str]:
+    """The activations an ONNX graph runs, where the user set none (a note says so); one the
+    user set is checked against them (`check_weights`)."""
+    from mlpcli.data import weightfiles
+
+    graph = about_file(weights, "weights", lambda: weightfiles.activations_of(path))
+    current = entries.get("activation")
+    if graph is None or (current is not None and current.source != DEFAULT_SOURCE):
+        return []
+    source = f"{path} (its graph)"
+    entries["activation"] = value_entry(json.dumps(list(graph)), source)
+    return [f"activation from {source}: {', '.join(graph)}"]
 
 
 def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry]) -> object:
@@ -136,6 +152,20 @@ def check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) 
         message = f"holds {holds}, but bias is {str(values['bias']).lower()} ({locations['bias']})"
         raise ConfigError(Location(weights.path), None, message)
     return weights.notes
+
+
+def check_activations(values: Mapping[str, Any], locations: Mapping[str, Location]) -> None:
+    """A ConfigError where `activation` differs from what the weights' graph runs."""
+    from mlpcli.data import weightfiles
+
+    graph = weightfiles.activations_of(values["weights"])
+    given = tuple(str(a) for a in values["activations"])
+    if graph is not None and given != graph:
+        message = (
+            f"{list(given)} differs from what the graph of {values['weights']} runs, "
+            f"{list(graph)}; leave activation out to run the graph's"
+        )
+        raise ConfigError(locations["activation"], "activation", message)
 
 
 def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import yaml
 from mlpcli.errors import ConfigError, Location
 from mlpcli.loading.datafiles import (
     about_file,
+    check_activations,
     check_inputs,
     check_weights,
     read_from,
@@ -115,6 +116,7 @@ def _validate(
     if values["weights"] is not None:
         check = functools.partial(check_weights, values, locations)
         assumed += about_file(entries["weights"], "weights", check)
+        check_activations(values, locations)
         activation = entries.get("activation")
         if activation is None or activation.source == DEFAULT_SOURCE:
             default = values["activations"][0]  # type: ignore[index]
