@@ -6,10 +6,12 @@ by mlpcli; each checked against the library's own reading of the file, or its ow
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -996,5 +998,73 @@ def test_an_activation_that_is_not_the_graphs_is_refused(tmp_path: Path) -> None
     assert invoke("export", "layers=[3, 2]", "activation=tanh", "-o", str(path))[0] == 0
     code, _, err = invoke("run", f"weights={path}", "activation=relu")
     assert code == 2
-    assert "['relu'] differs from what the graph of" in err
+    assert "['relu'] differs from what the model in" in err
     assert "runs, ['tanh']" in err
+
+
+# Keras 3 models as weights
+
+
+def _keras() -> object:
+    """Keras on PyTorch's backend, where it installs."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def test_a_keras_model_runs_as_model_predict(tmp_path: Path, features_file: Path) -> None:
+    keras: Any = _keras()
+    keras.utils.set_random_seed(18)
+    activations = ["relu", "tanh", "gelu", "silu", "softplus", "elu", "sigmoid", "linear"]
+    layers = [keras.Input((4,))]
+    for activation in activations:
+        layers += [keras.layers.Dense(5, activation=activation), keras.layers.Dropout(0.1)]
+    layers += [keras.layers.Dense(3), keras.layers.Activation("softmax")]
+    model = keras.Sequential(layers)
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    expected = model.predict(X.astype(np.float32), verbose=0)
+    got, err = output_of(f"weights={tmp_path / 'm.keras'}", f"inputs={features_file}")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert "relu, tanh, gelu, silu, softplus, elu, sigmoid, identity, softmax" in err
+    names = [*activations[:-1], "identity", "softmax"]
+    got, _ = output_of(
+        f"weights={tmp_path / 'm.weights.h5'}", f"inputs={features_file}",
+        f"activation=[{', '.join(names)}]",
+    )  # fmt: skip
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("batchnorm", "(BatchNormalization) is no Dense layer"),
+        ("leaky_relu", "activation 'leaky_relu' is not one mlpcli computes alike"),
+    ],
+)
+def test_a_keras_layer_mlpcli_does_not_run_is_named(
+    tmp_path: Path, layer: str, message: str
+) -> None:
+    keras: Any = _keras()
+    middle = (
+        keras.layers.BatchNormalization()
+        if layer == "batchnorm"
+        else keras.layers.Dense(4, activation="leaky_relu")
+    )
+    model = keras.Sequential([keras.Input((4,)), middle, keras.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    code, _, err = invoke("run", f"weights={tmp_path / 'm.keras'}")
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_keras_weights_without_h5py_name_the_install(tmp_path: Path, mlpcli_script: str) -> None:
+    path = tmp_path / "m.weights.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n")
+    code = "import sys; sys.modules['h5py'] = None; from mlpcli.cli import main; main()"
+    python = str(Path(mlpcli_script).parent / "python")
+    done = subprocess.run(
+        [python, "-c", code, "run", f"weights={path}"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3
+    assert "pip install h5py" in done.stderr

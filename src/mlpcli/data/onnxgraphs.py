@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.data.tensorfiles import Entry, bad, by_file, numpy_entry, regular_size
+from mlpcli.data.graphs import Graph, GraphLayer
+from mlpcli.data.tensorfiles import (
+    Entry,
+    bad,
+    by_file,
+    numpy_entry,
+    parsed_by_library,
+    regular_size,
+)
 from mlpcli.errors import UnavailableError
 
 if TYPE_CHECKING:
@@ -29,26 +36,6 @@ SIMPLE = {  # op → activation, for ops that are one node with no attribute to 
 }
 PASSED_ON = ("Dropout", "Identity")  # inference: their first output is their input
 SOFTPLUS_THRESHOLD = 20.0  # torch's softplus: x itself above it (its exporter's Where)
-
-
-@dataclass(frozen=True)
-class GraphLayer:
-    """One Linear layer of a graph: its initializers, sizes, and how its weight is stored."""
-
-    weight: str
-    bias: str | None
-    n_in: int
-    n_out: int
-    out_in: bool  # stored (out, in): Gemm with transB=1, as PyTorch's exporter writes it
-
-
-@dataclass(frozen=True)
-class Graph:
-    """The layers of an MLP graph, the activation after each, and its initializers' entries."""
-
-    layers: tuple[GraphLayer, ...]
-    activations: tuple[str, ...]
-    entries: dict[str, Entry]
 
 
 @by_file
@@ -107,8 +94,6 @@ def _model(path: str) -> Any:
         raise UnavailableError(
             f"{path}: reading .onnx weights needs onnx: {ONNX_INSTALL}"
         ) from None
-    from mlpcli.data.tensorfiles import parsed_by_library
-
     regular_size(path, "an ONNX file")
     with parsed_by_library(path, "ONNX file"):
         model = onnx.load(path, load_external_data=False)

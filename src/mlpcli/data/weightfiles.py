@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpcli.data import checkpoints, onnxgraphs
+from mlpcli.data import checkpoints, kerasfiles, onnxgraphs
+from mlpcli.data.graphs import Graph
 from mlpcli.data.tensorfiles import (
     FLOATING,
     Entry,
@@ -41,7 +42,7 @@ from mlpcli.model.config import MAX_LAYERS
 if TYPE_CHECKING:
     import torch
 
-SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz", ".onnx")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz", ".onnx", *kerasfiles.SUFFIXES)
 WRAPPERS = ("module.", "model.", "_orig_mod.")  # DataParallel/DDP, Lightning, torch.compile
 BATCHNORM_EPS = 1e-5  # BatchNorm1d's default; a state dict does not hold it
 MAX_ORDERS_SEARCHED = 100_000  # steps of the search for the orders the shapes connect
@@ -121,10 +122,12 @@ def describe(
         raise bad(path, "is a directory, not a weights file")
     if suffix not in SUFFIXES:
         raise bad(path, f"weights are read from {', '.join(SUFFIXES)}")
-    if suffix == ".onnx":
+    if suffix == ".onnx" or suffix in kerasfiles.SUFFIXES:
         if order is not None:
-            raise bad(path, "an ONNX graph gives its layers' order; weights_order is for names")
-        return _graph_layout(path, onnxgraphs.read_graph(path))
+            raise bad(path, "a model file gives its layers' order; weights_order is for names")
+        if suffix == ".onnx":
+            return _graph_layout(path, onnxgraphs.read_graph(path), "onnx")
+        return _graph_layout(path, kerasfiles.read_model(path), "keras")
     notes: tuple[str, ...] = ()
     if suffix == ".safetensors":
         entries, metadata = safetensors_header(path)
@@ -164,8 +167,12 @@ def describe(
 
 
 def activations_of(path: str) -> tuple[str, ...] | None:
-    """What a graph file (.onnx) runs after each layer; None for a file of tensors."""
-    return onnxgraphs.read_graph(path).activations if path.lower().endswith(".onnx") else None
+    """What a model file (.onnx, .keras) runs after each layer; None where the file does not
+    say (a file of tensors, a .weights.h5)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return onnxgraphs.read_graph(path).activations
+    return kerasfiles.read_model(path).activations if suffix in kerasfiles.SUFFIXES else None
 
 
 def read(
@@ -210,6 +217,10 @@ def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.
     """A function from a tensor's name to the tensor, while the file is open."""
     if path.lower().endswith(".onnx"):
         yield onnxgraphs.tensors(path)
+        return
+    if path.lower().endswith(kerasfiles.SUFFIXES):
+        with kerasfiles.tensors(path) as get:
+            yield get
         return
     if path.lower().endswith(".npz"):
         import numpy as np
@@ -330,8 +341,8 @@ def _mlpcli_layout(
     return WeightsFile(path, "mlpcli", layers, {}, dict(metadata), notes)
 
 
-def _graph_layout(path: str, graph: onnxgraphs.Graph) -> WeightsFile:
-    """The layers of an ONNX graph, checked as a file of tensors is."""
+def _graph_layout(path: str, graph: Graph, layout: str) -> WeightsFile:
+    """The layers a model file describes (ONNX, Keras), checked as a file of tensors is."""
     layers = tuple(Layer(g.weight, g.bias, g.n_in, g.n_out, out_in=g.out_in) for g in graph.layers)
     for layer in layers:
         for name in (layer.weight, layer.bias):
@@ -345,7 +356,7 @@ def _graph_layout(path: str, graph: onnxgraphs.Graph) -> WeightsFile:
                 f"{layer.weight} takes {layer.n_in} inputs, but {before.n_out} come out before"
             )
             raise bad(path, message)
-    return WeightsFile(path, "onnx", layers, {}, {}, (), graph.activations)
+    return WeightsFile(path, layout, layers, {}, {}, (), graph.activations)
 
 
 def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:

@@ -27,7 +27,7 @@ def take_written_config(entries: dict[str, Entry]) -> list[str]:
     if weights is None:
         return []
     path = file_path(weights, SPECS["weights"], Parsed({}, entries))
-    if path.lower().endswith(".onnx"):
+    if path.lower().endswith((".onnx", ".keras")):
         return _graph_activations(entries, weights, path)
     if not path.lower().endswith(".safetensors"):
         return []
@@ -55,15 +55,15 @@ def take_written_config(entries: dict[str, Entry]) -> list[str]:
 
 
 def _graph_activations(entries: dict[str, Entry], weights: Entry, path: str) -> list[str]:
-    """The activations an ONNX graph runs, where the user set none (a note says so); one the
-    user set is checked against them (`check_weights`)."""
+    """The activations a model file (ONNX, .keras) runs, where the user set none (a note says
+    so); one the user set is checked against them (`check_activations`)."""
     from mlpcli.data import weightfiles
 
     graph = about_file(weights, "weights", lambda: weightfiles.activations_of(path))
     current = entries.get("activation")
     if graph is None or (current is not None and current.source != DEFAULT_SOURCE):
         return []
-    source = f"{path} (its graph)"
+    source = f"{path} (its model)"
     entries["activation"] = value_entry(json.dumps(list(graph)), source)
     return [f"activation from {source}: {', '.join(graph)}"]
 
@@ -162,7 +162,7 @@ def check_activations(values: Mapping[str, Any], locations: Mapping[str, Locatio
     given = tuple(str(a) for a in values["activations"])
     if graph is not None and given != graph:
         message = (
-            f"{list(given)} differs from what the graph of {values['weights']} runs, "
+            f"{list(given)} differs from what the model in {values['weights']} runs, "
             f"{list(graph)}; leave activation out to run the graph's"
         )
         raise ConfigError(locations["activation"], "activation", message)

@@ -302,9 +302,9 @@ FIELDS = (
         "weights", Kind.PATH,
         "Weights and biases from .safetensors, .pt, .pth, .ckpt, .bin (PyTorch's format, "
         "tensors only) or .npz: mlpcli's W1.., B1.., or a state dict or training checkpoint of "
-        "Linear (and BatchNorm1d) layers; or an MLP's ONNX graph (.onnx), which gives the "
-        "activations too. layers and bias may then be left out. Features are still drawn from "
-        "the seed.",
+        "Linear (and BatchNorm1d) layers; or an MLP's ONNX graph (.onnx) or Keras 3 model "
+        "(.keras, which give the activations too; .weights.h5). layers and bias may then be "
+        "left out. Features are still drawn from the seed.",
         "null",
     ),
     FieldSpec(

@@ -1,0 +1,208 @@
+"""A Keras 3 model as weights, read with h5py (the `keras` extra) and never with Keras: a
+`.keras` archive (its `config.json` gives the Dense stack, in order, and each layer's
+activation; its `model.weights.h5` the kernels and biases), or a `.weights.h5` alone (the
+Dense layers in their names' order, `dense`, `dense_1`, ...; no activations). Dense kernels
+are stored (in, out). `InputLayer`, `Dropout` and `Activation` layers are allowed; any other
+layer is refused naming it. docs/files.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlpcli.data.graphs import Graph, GraphLayer
+from mlpcli.data.tensorfiles import (
+    Entry,
+    bad,
+    by_file,
+    native,
+    numpy_entry,
+    parsed_by_library,
+    regular_size,
+)
+from mlpcli.errors import UnavailableError
+
+if TYPE_CHECKING:
+    import torch
+
+SUFFIXES = (".keras", ".h5")
+H5PY_INSTALL = "pip install h5py"
+WEIGHTS = "model.weights.h5"  # inside a .keras archive
+MAX_RATIO = 100  # a member that inflates more than this from its archive is refused
+ACTIVATIONS = {  # Keras' names → mlpcli's, where they compute the same
+    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "softmax": "softmax",
+    "elu": "elu", "softplus": "softplus", "silu": "silu", "swish": "silu",
+    "linear": "identity", None: "identity",
+}  # fmt: skip
+PASSED_ON = ("InputLayer", "Dropout")
+_NUMBER = re.compile(r"_([0-9]+)$")
+
+
+@by_file
+def read_model(path: str) -> Graph:
+    """The Dense layers a Keras file holds, with their activations where it has a config."""
+    with _weights(path) as h5:
+        variables = _variables(path, h5)
+    entries = {name: entry for held in variables.values() for name, entry in held}
+    if path.lower().endswith(".keras"):
+        names, activations = _stack(path, _config(path))
+        missing = [name for name in names if name not in variables]
+        if missing:
+            raise bad(path, f"its config names Dense layer {missing[0]!r}, which holds no weights")
+    else:
+        names = sorted(variables, key=_order)
+        activations = None
+    layers = tuple(_dense(path, name, variables[name]) for name in names)
+    if not layers:
+        raise bad(path, "holds no Dense layer")
+    return Graph(layers, activations, entries)
+
+
+@contextlib.contextmanager
+def tensors(path: str) -> Iterator[Callable[[str], torch.Tensor]]:
+    """A function from a variable's path in the file to its tensor, while the file is open."""
+    import torch
+
+    with _weights(path) as h5:
+        yield lambda name: torch.from_numpy(native(h5[name][()]))
+
+
+def _order(name: str) -> tuple[str, int]:
+    """Keras' own names in the order it made them: dense, dense_1, dense_2, ..., dense_10."""
+    match = _NUMBER.search(name)
+    return (name[: match.start()], int(match.group(1))) if match else (name, 0)
+
+
+@contextlib.contextmanager
+def _weights(path: str) -> Iterator[Any]:
+    """The file's weights as an open h5py File: the file itself, or a .keras archive's member."""
+    try:
+        import h5py
+    except ImportError:
+        message = f"{path}: reading Keras weights needs h5py: {H5PY_INSTALL}"
+        raise UnavailableError(message) from None
+    regular_size(path, "a Keras file")
+    with parsed_by_library(path, "Keras file"):
+        source: Any = (
+            io.BytesIO(_member(path, WEIGHTS)) if path.lower().endswith(".keras") else path
+        )
+        file = h5py.File(source, "r")
+    with file:
+        yield file
+
+
+def _member(path: str, name: str) -> bytes:
+    """A member of a .keras archive, refused where it inflates past MAX_RATIO."""
+    with parsed_by_library(path, "Keras file"), zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(name)
+        except KeyError:
+            raise bad(path, f"a .keras archive without {name}") from None
+        if info.file_size > MAX_RATIO * max(info.compress_size, 1) + (1 << 20):
+            raise bad(
+                path, f"{name} would inflate {info.compress_size:,} bytes to {info.file_size:,}"
+            )
+        return archive.read(info)
+
+
+def _config(path: str) -> dict[str, Any]:
+    try:
+        config = json.loads(_member(path, "config.json"))
+    except (ValueError, RecursionError):
+        raise bad(path, "its config.json is not JSON") from None
+    if not isinstance(config, dict):
+        raise bad(path, "its config.json is not a model's config")
+    return config
+
+
+def _variables(path: str, h5: Any) -> dict[str, list[tuple[str, Entry]]]:
+    """Each layer's variables (`layers/<name>/vars/<i>`) by layer name, with their entries."""
+    if "layers" not in h5:
+        hint = (
+            " (a Keras 2 .h5: save with Keras 3, model.save('m.keras'))"
+            if "model_weights" in h5
+            else ""
+        )
+        raise bad(path, f"holds no Keras 3 layers{hint}")
+    held: dict[str, list[tuple[str, Entry]]] = {}
+    for name, group in h5["layers"].items():
+        names = sorted(group.get("vars", {}), key=int)
+        variables = [f"layers/{name}/vars/{i}" for i in names]
+        if variables:
+            held[name] = [(v, numpy_entry(h5[v].dtype, tuple(h5[v].shape))) for v in variables]
+    return held
+
+
+def _dense(path: str, name: str, variables: list[tuple[str, Entry]]) -> GraphLayer:
+    """A Dense layer from its variables: a kernel (in, out), and a bias (out,) or none."""
+    shapes = [entry.shape for _, entry in variables]
+    if len(shapes) in (1, 2) and len(shapes[0]) == 2 and shapes[1:] in ([], [(shapes[0][1],)]):
+        bias = variables[1][0] if len(variables) == 2 else None
+        return GraphLayer(variables[0][0], bias, *shapes[0], out_in=False)
+    held = ", ".join(str(list(shape)) for shape in shapes)
+    raise bad(path, f"layer {name!r} holds variables {held}; mlpcli reads Dense layers only")
+
+
+def _stack(path: str, config: Mapping[str, Any]) -> tuple[list[str], tuple[str, ...]]:
+    """The Dense layers of a Sequential (or of a Functional model that is one chain), in
+    order, and the activation after each."""
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if config.get("class_name") not in ("Sequential", "Functional") or not isinstance(layers, list):
+        raise bad(path, f"a Keras {config.get('class_name')!r}; mlpcli reads Sequential models")
+    names: list[str] = []
+    activations: list[str] = []
+    for layer in layers:
+        kind = layer.get("class_name") if isinstance(layer, dict) else None
+        settings = layer.get("config", {}) if isinstance(layer, dict) else {}
+        name = settings.get("name", "?")
+        if kind in PASSED_ON:
+            continue
+        if kind == "Dense":
+            names.append(name)
+            activations.append(_activation(path, name, settings.get("activation")))
+        elif kind == "Activation" and names and activations[-1] == "identity":
+            activations[-1] = _activation(path, name, settings.get("activation"))
+        elif kind == "ReLU" and names and activations[-1] == "identity" and _plain_relu(settings):
+            activations[-1] = "relu"
+        else:
+            where = (
+                "follows another activation"
+                if kind in ("Activation", "ReLU")
+                else "is no Dense layer"
+            )
+            raise bad(
+                path,
+                f"layer {name!r} ({kind}) {where}; mlpcli reads Dense layers, one activation each",
+            )
+    return names, tuple(activations)
+
+
+def _activation(path: str, layer: str, activation: object) -> str:
+    """mlpcli's name for a Keras activation; an error for one it does not compute alike."""
+    if isinstance(activation, dict):  # a serialized function: {"class_name": "function", ...}
+        activation = (
+            activation.get("config") if activation.get("class_name") == "function" else activation
+        )
+    if isinstance(activation, str | None) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    raise bad(
+        path,
+        f"layer {layer!r}: activation {activation!r} is not one mlpcli computes alike (Keras' "
+        "leaky_relu slope is 0.2, mlpcli's 0.01)",
+    )
+
+
+def _plain_relu(settings: Mapping[str, Any]) -> bool:
+    """Whether a ReLU layer is max(x, 0): no cap, slope or threshold."""
+    return (
+        not settings.get("max_value")
+        and not settings.get("negative_slope")
+        and not settings.get("threshold")
+    )
