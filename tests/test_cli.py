@@ -41,7 +41,8 @@ def test_run_json_carries_the_schema_and_full_precision() -> None:
         "name": "two_layer", "seed": 7, "layers": [3, 2, 1], "activation": "sigmoid",
         "device": "cpu", "dtype": "float32", "batch": 1, "init": "normal", "bias": True,
         "chunk": None, "rng": "cpu", "threads": None, "inputs": None, "weights": None,
-        "parallel": "none", "timeout": 60, "input_columns": None, "weights_order": None,
+        "parallel": "none", "timeout": 60, "input_columns": None, "input_header": None,
+        "input_orient": None, "weights_order": None, "batchnorm": None,
     }  # fmt: skip
     assert [t["name"] for t in result["tensors"]] == NOTEBOOK_TENSORS
     assert result["tensors"][1] == {

@@ -87,6 +87,21 @@ def npy(array: Any) -> Callable[[Path], object]:
     return lambda path: np.save(path, array, allow_pickle=True)
 
 
+def conv_graph(path: Path) -> None:
+    """An ONNX graph of one Conv: a model that is not an MLP."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "k"], ["y"])], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6])],
+        [numpy_helper.from_array(np.ones((1, 1, 3), np.float32), "k")],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph), path)
+
+
 def cut(make: Callable[[Path], object], keep: int) -> Callable[[Path], object]:
     """A file made by `make`, then truncated by `keep` bytes from its end (negative) or to it."""
 
@@ -259,6 +274,9 @@ FAULTS = [
     Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: fc2\.weight has shape \[16, 3\], expected \[3, 16\]: no order of the layers fits it as saved; transpose it$", files(**{"w.safetensors": tensors(**{"fc1.weight": torch.ones(16, 4), "fc2.weight": torch.ones(16, 3)})})),
     Fault("bad files", ["run", "weights={dir}/w.safetensors", "weights_order=[fc1]", "-o", "{out}"], 2, r"/w\.safetensors: weights_order leaves out fc2; list every Linear layer once$", files(**{"w.safetensors": tensors(**{"fc1.weight": torch.ones(16, 4), "fc2.weight": torch.ones(3, 16)})})),
     Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: layer 'norm' \(bias \[16\], weight \[16\]\) is neither a Linear layer \(a 2-D weight\) nor a BatchNorm1d \(running statistics\); mlpcli runs only those$", files(**{"w.safetensors": tensors(**{"fc1.weight": torch.ones(16, 4), "norm.weight": torch.ones(16), "norm.bias": torch.ones(16)})})),
+    Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: bn1: the names do not say whether this BatchNorm1d of 8 sits before its Linear's activation or after it; set batchnorm: after_linear \(Linear, BatchNorm1d, activation\) or after_activation \(activation, BatchNorm1d, next Linear\)$", files(**{"w.pt": lambda p: torch.save({"fc1.weight": torch.ones(8, 4), "bn1.running_mean": torch.zeros(8), "bn1.running_var": torch.ones(8), "fc2.weight": torch.ones(3, 8)}, p)})),
+    Fault("bad files", ["run", "weights={dir}/w.npz", "-o", "{out}"], 2, r"/w\.npz \(W1\): holds an array of object; features must be numbers \(real ones\)$", files(**{"w.npz": lambda p: __import__("numpy").savez(p, W1=__import__("numpy").array([{}], dtype=object))})),
+    Fault("bad files", ["run", "weights={dir}/m.onnx", "-o", "{out}"], 2, r"/m\.onnx: Conv at node 0: mlpcli reads Linear layers \(Gemm, MatMul and Add\) and the activations", files(**{"m.onnx": lambda p: conv_graph(p)})),
     Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: holds entries that are not tensors \(epoch, optimizer, weights\) and no state dict under state_dict, model_state_dict, model, module$", files(**{"w.pt": lambda p: torch.save({"epoch": 3, "optimizer": {}, "weights": {"fc.weight": torch.ones(2, 2)}}, p)})),
     Fault("bad files", ["shapes", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W99999999: mlpcli's layers are W1 to W1024 \(and B1\.\.\)$", files(**{"w.safetensors": tensors(W1=W, W99999999=torch.ones(2, 1))})),
     Fault("bad files", ["shapes", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: W9{19}: mlpcli's layers are W1 to W1024", files(**{"w.safetensors": tensors(**{"W" + "9" * 5000: torch.ones(2, 1)})})),

@@ -537,5 +537,6 @@ def test_a_terminal_of_no_width_leaves_lines_whole(mlpcli_script: str) -> None:
     assert lines == [
         "mlpcli: error: override 'layer=[3,2]': unknown key 'layer' (did you mean 'layers'?); "
         "known keys: name, seed, layers, activation, device, dtype, batch, init, bias, chunk, "
-        "rng, threads, inputs, input_columns, weights, weights_order, parallel, timeout"
+        "rng, threads, inputs, input_columns, input_header, input_orient, weights, "
+        "weights_order, batchnorm, parallel, timeout"
     ]
