@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mlpcli.errors import ExitCode, UsageError
+from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, UsageError
 from mlpcli.loading import loader, sweep, yamlnodes
 from mlpcli.model.config import Config
 from mlpcli.ranks import launch, process
-from mlpcli.report import terminal
+from mlpcli.report import files, junit, terminal
 from mlpcli.report.output import Format
 
 
@@ -72,6 +74,103 @@ RtolOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+JunitOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit-xml",
+        metavar="FILE.xml",
+        help="Also write a JUnit XML report (a test case per network or file) for a CI's test "
+        "view; the exit code is the same.",
+        show_default=False,
+    ),
+]
+
+
+class Report:
+    """The test cases a command records for `--junit-xml`, and where they go."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.cases: list[junit.Case] = []
+
+    def check(self, inputs: Iterable[Path | None]) -> None:
+        """UsageError where the report cannot be written there, or would replace an input (and
+        then it is not written)."""
+        if self.path is not None:
+            try:
+                files.check_output(self.path, [".xml"], inputs, "--junit-xml ")
+            except UsageError:
+                self.path = None
+                raise
+
+    def add(
+        self,
+        classname: str,
+        name: str,
+        seconds: float,
+        failure: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """A case that passed, failed a check (`failure`) or could not run (`error`)."""
+        kind = "check failed" if failure is not None else "usage" if error is not None else ""
+        self.cases.append(junit.Case(classname, name, seconds, failure, error, kind))
+
+
+@contextlib.contextmanager
+def reported(
+    path: Path | None, suite: str, classname: str, name: str, inputs: Iterable[Path | None]
+) -> Iterator[Report]:
+    """A JUnit report of the command in its body, written (atomically, by the launcher or the
+    only process) however the body ends but by an interrupt: the cases it recorded, or one case
+    (`classname`, `name`) for the whole command that passed, failed (exit 1) or could not run
+    (exit 2-4, an `<error>`)."""
+    report = Report(path)
+    report.check(inputs)  # before the body: a path it cannot write is the only error
+    started, clock = time.time(), time.perf_counter()
+
+    def whole(failure: str | None = None, error: str | None = None, kind: str = "") -> None:
+        seconds = time.perf_counter() - clock
+        report.cases.append(junit.Case(classname, name, seconds, failure, error, kind))
+
+    try:
+        yield report
+    except MlpcliError as error:  # a failed check, an error, or ranks that ended with a code
+        code = ExitCode(error.exit_code)
+        message = "; ".join(error.lines()) or f"ended with exit {int(code)}"
+        if code is ExitCode.CHECK_FAILED and not any(case.failure for case in report.cases):
+            whole(failure=message, kind="check failed")
+        elif code not in (ExitCode.OK, ExitCode.CHECK_FAILED):
+            whole(error=message, kind=code.name.lower())
+        elif not report.cases:
+            whole()
+        _write(report, suite, started)
+        raise
+    except (typer.Exit, ReaderGone):  # the command's own verdict; stdout's reader gone
+        if not report.cases:
+            whole()
+        _write(report, suite, started)
+        raise
+    except Exception as error:
+        whole(error=f"internal error: {type(error).__name__}: {error}", kind="internal")
+        _write(report, suite, started)
+        raise
+    if not report.cases:
+        whole()
+    _write(report, suite, started)
+
+
+def named_files(paths: Sequence[Path | None], overrides: Sequence[str]) -> list[Path | None]:
+    """The config files and the files overrides name (`inputs=x.csv`): what a report written
+    before the configs are read must not replace."""
+    values = [Path(override.partition("=")[2]) for override in overrides]
+    return [*paths, *(value for value in values if value.is_file())]
+
+
+def _write(report: Report, suite: str, started: float) -> None:
+    if report.path is not None and process.current() is None:  # a rank leaves it to the launcher
+        files.write_atomic(report.path, junit.document(suite, report.cases, started))
 
 
 def nproc_option(help_text: str = launch.NPROC_HELP) -> Any:

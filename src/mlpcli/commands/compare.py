@@ -11,13 +11,16 @@ from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
     FormatOption,
+    JunitOption,
     OutputOption,
     QuietOption,
     RtolOption,
     field_option,
     load,
+    named_files,
     note_assumptions,
     nproc_option,
+    reported,
     sources,
     split_one,
 )
@@ -61,46 +64,56 @@ def compare(
             "the one device --devices names (default: the config's)."
         ),
     ] = None,
+    junit_xml: JunitOption = None,
 ) -> None:
     """Run one network on several devices; exit 1 when a tensor differs beyond tolerance.
 
     With --nproc N: the run over N ranks (`parallel` says how) against one process.
     """
     path, overrides = split_one(arguments, "compare")
-    world = ranks.world_size(nproc)
-    ranks.refuse_stdin(overrides, world)
-    over_ranks = nproc is not None or process.current() is not None
-    source = "--devices"
-    if device_list is None and not over_ranks:  # name the option only when the user typed it
-        source = f"compare's default devices {DEFAULT} (--devices chooses others)"
-        device_list = DEFAULT
-    specs = [loader.parse_device(d.strip(), source) for d in (device_list or "").split(",") if d]
-    if over_ranks and len(specs) > 1:
-        raise UsageError(f"--devices {device_list}: over ranks, name one device (both runs use it)")
-    if not over_ranks and len(specs) < 2:
-        raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
-    config = load(path, overrides)
-    if over_ranks:
+    named = " ".join(arguments or []) or "the built-in config"
+    inputs = named_files([path], overrides)
+    with reported(junit_xml, "mlpcli compare", "mlpcli compare", named, inputs) as report:
+        world = ranks.world_size(nproc)
+        ranks.refuse_stdin(overrides, world)
+        over_ranks = nproc is not None or process.current() is not None
+        source = "--devices"
+        if device_list is None and not over_ranks:  # name the option only when the user typed it
+            source = f"compare's default devices {DEFAULT} (--devices chooses others)"
+            device_list = DEFAULT
+        specs = [
+            loader.parse_device(d.strip(), source) for d in (device_list or "").split(",") if d
+        ]
+        if over_ranks and len(specs) > 1:
+            raise UsageError(
+                f"--devices {device_list}: over ranks, name one device (both runs use it)"
+            )
+        if not over_ranks and len(specs) < 2:
+            raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
+        config = load(path, overrides)
+        if over_ranks:
+            out = Output(output_format, output, field, quiet)
+            out.check(LAYOUT, sources(path, config))
+            report.check(sources(path, config))
+            ranks.check([config], world, "compare")
+            note_assumptions(config)
+            _over_ranks(config, specs, nproc, atol, rtol, out)
+            return
+        if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
+            raise UsageError(
+                f"--devices {device_list}: with rng: device each device draws its own weights, so "
+                "they differ; compare with rng=cpu (the default), or devices of one type"
+            )
         out = Output(output_format, output, field, quiet)
         out.check(LAYOUT, sources(path, config))
-        ranks.check([config], world, "compare")
+        report.check(sources(path, config))
+        memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
         note_assumptions(config)
-        _over_ranks(config, specs, nproc, atol, rtol, out)
-        return
-    if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
-        raise UsageError(
-            f"--devices {device_list}: with rng: device each device draws its own weights, so "
-            "they differ; compare with rng=cpu (the default), or devices of one type"
-        )
-    out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT, sources(path, config))
-    memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
-    note_assumptions(config)
-    from mlpcli.engine import runners  # torch: only once the input is valid
-    from mlpcli.model.closeness import tolerance_for
+        from mlpcli.engine import runners  # torch: only once the input is valid
+        from mlpcli.model.closeness import tolerance_for
 
-    result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
-    _report(result, out)
+        result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
+        _report(result, out)
 
 
 def _over_ranks(

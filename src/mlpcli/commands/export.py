@@ -10,9 +10,12 @@ import typer
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
+    JunitOption,
     RtolOption,
     load,
+    named_files,
     note_assumptions,
+    reported,
     sources,
     split_one,
 )
@@ -56,39 +59,44 @@ def export(
     ] = False,
     atol: AtolOption = None,
     rtol: RtolOption = None,
+    junit_xml: JunitOption = None,
 ) -> None:
     """Write the network, with its weights, as a file PyTorch or ONNX tools load."""
     path, overrides = split_one(arguments, "export")
-    config = load(path, overrides)
-    suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
-    memory.check_host(config, on_cpu=config.device.type == "cpu")
-    from mlpcli.engine import exports  # torch: only once the input is valid
-    from mlpcli.model.closeness import tolerance_for
+    named = " ".join(arguments or []) or "the built-in config"
+    inputs = named_files([path], overrides)
+    with reported(junit_xml, "mlpcli export", f"mlpcli export {output}", named, inputs) as report:
+        config = load(path, overrides)
+        suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
+        report.check([*sources(path, config), output])
+        memory.check_host(config, on_cpu=config.device.type == "cpu")
+        from mlpcli.engine import exports  # torch: only once the input is valid
+        from mlpcli.model.closeness import tolerance_for
 
-    if suffix == ".onnx":
-        exports.require_onnx(verify=verify)
-        if verify and config.dtype is DType.BFLOAT16:  # refused before the export's work
-            raise UnavailableError(
-                f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
-                "cannot hold it); export it without --verify, or verify a float32 export"
+        if suffix == ".onnx":
+            exports.require_onnx(verify=verify)
+            if verify and config.dtype is DType.BFLOAT16:  # refused before the export's work
+                raise UnavailableError(
+                    f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
+                    "cannot hold it); export it without --verify, or verify a float32 export"
+                )
+        note_assumptions(config)
+        tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
+        data, difference = exports.export(config, suffix, tolerance)
+        if difference is not None and not difference.within:
+            raise CheckFailedError(
+                [
+                    f"{output}: {RUNTIMES[suffix]} differs from run by {difference.max_abs:.3g} at "
+                    f"output{list(difference.worst)} ({difference.got:.9g} against "
+                    f"{difference.expected:.9g}, allowed {difference.allowed:.3g}); not written"
+                ]
             )
-    note_assumptions(config)
-    tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
-    data, difference = exports.export(config, suffix, tolerance)
-    if difference is not None and not difference.within:
-        raise CheckFailedError(
-            [
-                f"{output}: {RUNTIMES[suffix]} differs from run by {difference.max_abs:.3g} at "
-                f"output{list(difference.worst)} ({difference.got:.9g} against "
-                f"{difference.expected:.9g}, allowed {difference.allowed:.3g}); not written"
-            ]
-        )
-    files.write_atomic(output, data)
-    terminal.note(f"wrote {output} ({byte_size(len(data))})")
-    if difference is not None:
-        assert tolerance is not None
-        terminal.note(
-            f"{output}: {RUNTIMES[suffix]} gives run's output within {config.dtype} tolerance "
-            f"(max |diff| {difference.max_abs:.3g}; atol {tolerance.atol:g}, "
-            f"rtol {tolerance.rtol:g} of the largest value)"
-        )
+        files.write_atomic(output, data)
+        terminal.note(f"wrote {output} ({byte_size(len(data))})")
+        if difference is not None:
+            assert tolerance is not None
+            terminal.note(
+                f"{output}: {RUNTIMES[suffix]} gives run's output within {config.dtype} tolerance "
+                f"(max |diff| {difference.max_abs:.3g}; atol {tolerance.atol:g}, "
+                f"rtol {tolerance.rtol:g} of the largest value)"
+            )

@@ -21,13 +21,16 @@ from mlpcli.commands.common import (
     AtolOption,
     FormatOption,
     Job,
+    JunitOption,
     MultirunOption,
     NprocOption,
     QuietOption,
     RtolOption,
     field_option,
+    named_files,
     note_assumptions,
     plan,
+    reported,
     sources,
     split,
 )
@@ -92,72 +95,84 @@ def run(
     quiet: QuietOption = False,
     multirun: MultirunOption = False,
     nproc: NprocOption = None,
+    junit_xml: JunitOption = None,
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
     paths, overrides = split(arguments)
-    world = ranks.world_size(nproc)
-    ranks.refuse_stdin(overrides, world)
-    jobs = plan(paths, overrides, multirun=multirun)
-    out = Output(output_format, output, field, quiet)
-    layout = _layout(full=full, multirun=multirun)
-    configs = [config for config, _ in jobs]
-    out.check(layout, [*sources(None, *configs), *paths, Path(expect) if expect else None])
-    for suffix in (*streams.ONE_OUTPUT, ".safetensors"):
-        refuse_several(out, suffix, len(jobs))
-    if output is not None:
-        streams.check(output)
-    keep = output is not None and output.suffix.lower() == ".safetensors"
-    held = _holds(out, full=full, expect=expect is not None)
-    ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
-    for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
-        whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
-        if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
-            on_cpu = config.device.type == "cpu"
-            memory.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
-        if whole is not None:
-            _refuse_holding(config, whole)
-    if stats and output_format is Format.CSV and not process.prechecked():
-        terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
-    expected = _expectation(expect, jobs)
-    note_assumptions(*configs)
-    if nproc is not None:
-        launch.launch(nproc)
-        return
-    printing = _prints_as_it_runs(out)
-    if process.current() is None:
-        with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
-            writers = [w for w in (writer, printer) if w is not None]
-            results = [
-                dataclasses.replace(
-                    _run_one(config, combo, stats, keep, held is not None, writers),
-                    overrides=combo,
+    named = " ".join(arguments or []) or "the built-in config"
+    inputs = named_files(paths, overrides)
+    with reported(junit_xml, "mlpcli run", "mlpcli run", named, inputs) as report:
+        world = ranks.world_size(nproc)
+        ranks.refuse_stdin(overrides, world)
+        jobs = plan(paths, overrides, multirun=multirun)
+        out = Output(output_format, output, field, quiet)
+        layout = _layout(full=full, multirun=multirun)
+        configs = [config for config, _ in jobs]
+        inputs = [*sources(None, *configs), *paths, Path(expect) if expect else None]
+        out.check(layout, inputs)
+        report.check(inputs)
+        for suffix in (*streams.ONE_OUTPUT, ".safetensors"):
+            refuse_several(out, suffix, len(jobs))
+        if output is not None:
+            streams.check(output)
+        keep = output is not None and output.suffix.lower() == ".safetensors"
+        held = _holds(out, full=full, expect=expect is not None)
+        ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
+        for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
+            whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
+            if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
+                on_cpu = config.device.type == "cpu"
+                memory.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
+            if whole is not None:
+                _refuse_holding(config, whole)
+        if stats and output_format is Format.CSV and not process.prechecked():
+            terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
+        expected = _expectation(expect, jobs)
+        note_assumptions(*configs)
+        if nproc is not None:
+            launch.launch(nproc)
+            return
+        printing = _prints_as_it_runs(out)
+        if process.current() is None:
+            with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
+                writers = [w for w in (writer, printer) if w is not None]
+                results = [
+                    dataclasses.replace(
+                        _run_one(config, combo, stats, keep, held is not None, writers),
+                        overrides=combo,
+                    )
+                    for config, combo in jobs
+                ]
+                out.check_fields(layout, results)
+            out.emit(layout, results, printed=printing)
+            if printer is not None and printer.gone:  # every file is in place: end quietly
+                raise ReaderGone
+        elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
+            results = gathered
+            with _streaming(out, jobs) as writer:
+                for result in results:
+                    if writer is not None:
+                        writer.start(result.config, result.overrides)
+                        writer.add(result.whole)
+                out.check_fields(layout, results)
+            out.emit(layout, results)
+        else:  # rank 0 reports
+            return
+        for result in results:
+            if result.trouble:
+                terminal.note(f"{result.config.name}: {result.trouble}")
+            if result.nonfinite:
+                terminal.note(
+                    f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
                 )
-                for config, combo in jobs
-            ]
-            out.check_fields(layout, results)
-        out.emit(layout, results, printed=printing)
-        if printer is not None and printer.gone:  # every file is in place: end quietly
-            raise ReaderGone
-    elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
-        results = gathered
-        with _streaming(out, jobs) as writer:
-            for result in results:
-                if writer is not None:
-                    writer.start(result.config, result.overrides)
-                    writer.add(result.whole)
-            out.check_fields(layout, results)
-        out.emit(layout, results)
-    else:  # rank 0 reports
-        return
-    for result in results:
-        if result.trouble:
-            terminal.note(f"{result.config.name}: {result.trouble}")
-        if result.nonfinite:
-            terminal.note(
-                f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
-            )
-    if expected is not None:
-        _check(results, expected, atol, rtol)
+        failures = _check(results, expected, atol, rtol) if expected is not None else {}
+        for i, result in enumerate(results):
+            name = " ".join([result.config.name, *result.overrides])
+            report.add("mlpcli run", name, result.forward_ms / 1000, failures.get(i))
+        if failures:
+            raise CheckFailedError(list(failures.values()))
+        if expected is not None:
+            terminal.note(f"every output matches {expected.source}")
 
 
 def _holds(out: Output, *, full: bool, expect: bool) -> str | None:
@@ -308,16 +323,14 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
 
 def _check(
     results: Sequence[RunResult], expected: Expectation, atol: float | None, rtol: float | None
-) -> None:
-    """CheckFailedError naming each network whose output differs beyond tolerance."""
+) -> dict[int, str]:
+    """What is wrong with each network (by its index) whose output differs beyond tolerance."""
     from mlpcli.model import expect as expectations
     from mlpcli.model.closeness import tolerance_for
 
-    failures = []
-    for result in results:
+    failures = {}
+    for i, result in enumerate(results):
         tolerance = tolerance_for(result.config.dtype, atol, rtol)
         if failure := expectations.check(result, expected, tolerance):
-            failures.append(failure)
-    if failures:
-        raise CheckFailedError(failures)
-    terminal.note(f"every output matches {expected.source}")
+            failures[i] = failure
+    return failures

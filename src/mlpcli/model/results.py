@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlpcli.errors import Location
 from mlpcli.model.config import Activation, Config
 
 if TYPE_CHECKING:
@@ -315,7 +316,7 @@ class ValidateResult:
     path: str
     config: Config | None
     error: str | None = None  # the message, without the location
-    location: str | None = None  # file:line:column, where the error has one
+    location: Location | None = None  # where the error is: a file's line and column, ...
     readable: bool = True  # False: the file could not be read at all (exit 2, not 1)
 
     @property

@@ -361,7 +361,7 @@ def validate_record(result: ValidateResult) -> Record:
         "ok": result.ok,
         "name": None if result.config is None else result.config.name,
         "error": result.error,
-        "location": result.location,
+        "location": None if result.location is None else str(result.location),
     }
 
 
