@@ -5,6 +5,7 @@ by mlpcli; each checked against the library's own reading of the file, or its ow
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -55,6 +56,7 @@ def _csv(**kwargs: object) -> Writer:
         expected = pd.read_csv(
             path,
             index_col=index_col,
+            header=0 if kwargs.get("header", True) else None,
             sep=str(kwargs.get("sep", ",")),
             decimal=str(kwargs.get("decimal", ".")),
         )
@@ -122,6 +124,9 @@ FEATURE_FILES: dict[str, Writer] = {
     "pd.to_csv(sep=';')": _csv(sep=";", index=False),
     "pd.to_csv(sep=';', decimal=',') (European)": _csv(sep=";", decimal=",", index=False),
     "pd.to_csv(sep='\\t', decimal=',')": _csv(sep="\t", decimal=",", index=False),
+    "pd.to_csv(sep=';', decimal=',', header=False)": _csv(
+        sep=";", decimal=",", index=False, header=False
+    ),
     "pd.to_csv(lineterminator='\\r')": _csv(index=False, lineterminator="\r"),
     "np.save C order": _npy(lambda: X),
     "np.save(df.to_numpy()) Fortran order": _npy(lambda: NAMED.to_numpy()),
@@ -925,9 +930,13 @@ def test_a_torch_onnx_export_of_every_activation_runs_bit_for_bit(
     torch.manual_seed(16)
     activations = [nn.ReLU(), nn.Tanh(), nn.GELU(), nn.SiLU(), nn.Softplus(), nn.LeakyReLU(),
                    nn.ELU(), nn.Sigmoid(), nn.Dropout(0.3), nn.Softmax(dim=-1)]  # fmt: skip
-    net = nn.Sequential(*(m for a in activations for m in (nn.Linear(4, 4), a))).eval()
+    widths = [4, 32, *[4] * (len(activations) - 1)]  # 32 x 4 floats: past 1 KiB, kept apart
+    linears = [nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(widths)]
+    net = nn.Sequential(*(m for p in zip(linears, activations, strict=True) for m in p)).eval()
     path = tmp_path / "user.onnx"
     _onnx_model(net, path, dynamo)
+    if dynamo:  # the dynamo exporter keeps initializers of 1 KiB or more in a file beside it
+        assert (tmp_path / "user.onnx.data").exists()
     got, err = output_of(f"weights={path}", f"inputs={features_file}")
     with torch.no_grad():
         assert torch.equal(got, net(FEATURES32))
@@ -1068,3 +1077,114 @@ def test_keras_weights_without_h5py_name_the_install(tmp_path: Path, mlpcli_scri
     )
     assert done.returncode == 3
     assert "pip install h5py" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ("L D B R L", "modules without tensors sit on both sides of this BatchNorm1d"),
+        ("L R B D L", "modules without tensors sit on both sides of this BatchNorm1d"),
+        ("L R L R B", "follows the last Linear's activation"),
+    ],
+)
+def test_a_batchnorm_the_indices_cannot_place_is_refused(
+    tmp_path: Path, features_file: Path, modules: str, message: str
+) -> None:
+    made = {"L": None, "R": nn.ReLU, "D": lambda: nn.Dropout(0.2), "B": lambda: nn.BatchNorm1d(8)}
+    layers: list[nn.Module] = []
+    widths = iter([(4, 8), (8, 8)])
+    for kind in modules.split():
+        layers.append(nn.Linear(*next(widths)) if kind == "L" else made[kind]())  # type: ignore[misc]
+    net = _trained(nn.Sequential(*layers), 4)
+    path = tmp_path / "m.pt"
+    torch.save(net.state_dict(), path)
+    code, _, err = invoke("run", f"weights={path}", f"inputs={features_file}", "activation=relu")
+    assert code == 2
+    assert message in err
+    if "both sides" in message:  # the field decides
+        place = "after_linear" if modules.startswith("L D") else "after_activation"
+        got, _ = output_of(
+            f"weights={path}", f"inputs={features_file}", "activation=[relu, identity]",
+            f"batchnorm={place}",
+        )  # fmt: skip
+        with torch.no_grad():
+            torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+
+
+def test_a_batchnorm_field_that_contradicts_the_indices_is_refused(
+    tmp_path: Path, features_file: Path
+) -> None:
+    net = _trained(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)), 4)
+    path = tmp_path / "m.pt"
+    torch.save(net.state_dict(), path)
+    code, _, err = invoke("run", f"weights={path}", "batchnorm=after_activation")
+    assert code == 2
+    assert "indices put this BatchNorm1d right after 0; leave batchnorm out" in err
+
+
+def test_keras_layers_are_found_by_where_keras_saves_them(
+    tmp_path: Path, features_file: Path
+) -> None:
+    keras: Any = _keras()
+    keras.utils.set_random_seed(19)
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])  # takes the names dense, ...
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(6, activation="tanh", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(hidden))
+    model.save(tmp_path / "f.keras")
+    got, _ = output_of(f"weights={tmp_path / 'f.keras'}", f"inputs={features_file}")
+    expected = model.predict(X.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    branch = keras.layers.Dense(2)(inputs)
+    keras.Model(inputs, [hidden, branch]).save(tmp_path / "b.keras")
+    code, _, err = invoke("run", f"weights={tmp_path / 'b.keras'}")
+    assert code == 2
+    assert "does not read the layer before it; mlpcli reads one chain" in err
+
+
+def test_hostile_keras_weights_are_one_line(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(64))
+    makers = {
+        "dataset": lambda f: f.create_dataset("layers/dense", data=[1, 2]),
+        "names": lambda f: f.create_dataset("layers/dense/vars/x", data=[1, 2]),
+        "link": lambda f: f.__setitem__("layers/dense/vars/0", h5py.ExternalLink("o.h5", "/x")),
+        "external": lambda f: f.create_dataset(
+            "layers/dense/vars/0", shape=(4, 2), dtype="f4", external=[(str(secret), 0, 32)]
+        ),
+    }
+    for name, make in makers.items():
+        path = tmp_path / f"{name}.weights.h5"
+        with h5py.File(path, "w") as file:
+            make(file)
+        code, _, err = invoke("run", f"weights={path}", "activation=relu")
+        assert code == 2, (name, err)
+        assert err.count("\n") == 1
+
+
+def test_an_onnx_graph_that_loops_or_reads_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((2, 2), np.float32), "W")
+    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])  # fmt: skip
+    nodes = [
+        helper.make_node("Gemm", ["x", "W"], ["a"]),
+        helper.make_node("Identity", ["a"], ["a"]),
+    ]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", *io, [weight])), tmp_path / "l.onnx")
+    code, _, err = invoke("run", f"weights={tmp_path / 'l.onnx'}")
+    assert code == 2
+    assert "the graph loops back to Identity at node 1" in err
+    outside = helper.make_graph([helper.make_node("Gemm", ["x", "W"], ["y"])], "g", *io, [weight])
+    from onnx.external_data_helper import set_external_data
+
+    set_external_data(outside.initializer[0], location="../secret.bin")
+    outside.initializer[0].ClearField("raw_data")
+    outside.initializer[0].data_location = TensorProto.EXTERNAL
+    onnx.save(helper.make_model(outside), tmp_path / "o.onnx")
+    code, _, err = invoke("run", f"weights={tmp_path / 'o.onnx'}")
+    assert code == 2
+    assert "W's external data '../secret.bin' is not in the model's folder" in err

@@ -42,19 +42,20 @@ ACTIVATIONS = {  # Keras' names → mlpcli's, where they compute the same
 }  # fmt: skip
 PASSED_ON = ("InputLayer", "Dropout")
 _NUMBER = re.compile(r"_([0-9]+)$")
+ONE_CHAIN = "mlpcli reads one chain of Dense layers, each with at most one activation"
 
 
 @by_file
 def read_model(path: str) -> Graph:
     """The Dense layers a Keras file holds, with their activations where it has a config."""
-    with _weights(path) as h5:
+    with _weights(path) as h5, parsed_by_library(path, "Keras file"):
         variables = _variables(path, h5)
     entries = {name: entry for held in variables.values() for name, entry in held}
     if path.lower().endswith(".keras"):
         names, activations = _stack(path, _config(path))
         missing = [name for name in names if name not in variables]
         if missing:
-            raise bad(path, f"its config names Dense layer {missing[0]!r}, which holds no weights")
+            raise bad(path, f"its weights hold no {missing[0]!r}, which its config.json names")
     else:
         names = sorted(variables, key=_order)
         activations = None
@@ -122,21 +123,48 @@ def _config(path: str) -> dict[str, Any]:
 
 
 def _variables(path: str, h5: Any) -> dict[str, list[tuple[str, Entry]]]:
-    """Each layer's variables (`layers/<name>/vars/<i>`) by layer name, with their entries."""
-    if "layers" not in h5:
-        hint = (
-            " (a Keras 2 .h5: save with Keras 3, model.save('m.keras'))"
+    """Each layer's variables (`layers/<name>/vars/<i>`, as Keras 3 saves them) by layer
+    name, with their entries: datasets stored in the file itself (no link, no external or
+    virtual storage is followed)."""
+    import h5py
+
+    layers = _member_of(path, h5, "layers", h5py.Group)
+    if layers is None:
+        old = (
+            " (a Keras 2 file: save with Keras 3, model.save('m.keras'))"
             if "model_weights" in h5
             else ""
         )
-        raise bad(path, f"holds no Keras 3 layers{hint}")
+        raise bad(path, f"holds no Keras 3 layers{old}")
     held: dict[str, list[tuple[str, Entry]]] = {}
-    for name, group in h5["layers"].items():
-        names = sorted(group.get("vars", {}), key=int)
-        variables = [f"layers/{name}/vars/{i}" for i in names]
+    for name in layers:
+        group = _member_of(path, layers, name, h5py.Group)
+        found = _member_of(path, group, "vars", h5py.Group) if group is not None else None
+        if group is None or found is None:
+            raise bad(path, f"layers/{name} is not a Keras layer's group of variables")
+        numbers = list(found)
+        if not all(number.isdigit() for number in numbers):
+            raise bad(path, f"layers/{name}/vars holds {numbers[:4]}, not variables 0, 1, ...")
+        variables = []
+        for number in sorted(numbers, key=int):
+            data = _member_of(path, found, number, h5py.Dataset)
+            if data is None or data.external or data.is_virtual:
+                raise bad(path, f"layers/{name}/vars/{number} is not an array stored in the file")
+            variables.append((f"layers/{name}/vars/{number}", numpy_entry(data.dtype, data.shape)))
         if variables:
-            held[name] = [(v, numpy_entry(h5[v].dtype, tuple(h5[v].shape))) for v in variables]
+            held[name] = variables
     return held
+
+
+def _member_of(path: str, group: Any, name: str, kind: type) -> Any:
+    """`group[name]` where it is a `kind` (Group, Dataset) held in the file by a hard link;
+    else None."""
+    import h5py
+
+    if name not in group or not isinstance(group.get(name, getlink=True), h5py.HardLink):
+        return None
+    member = group[name]
+    return member if isinstance(member, kind) else None
 
 
 def _dense(path: str, name: str, variables: list[tuple[str, Entry]]) -> GraphLayer:
@@ -151,37 +179,75 @@ def _dense(path: str, name: str, variables: list[tuple[str, Entry]]) -> GraphLay
 
 def _stack(path: str, config: Mapping[str, Any]) -> tuple[list[str], tuple[str, ...]]:
     """The Dense layers of a Sequential (or of a Functional model that is one chain), in
-    order, and the activation after each."""
+    order, each by the name Keras saves its weights under (`dense`, `dense_1`, ... by
+    position, whatever the layer is called), and the activation after each."""
     inner = config.get("config")
-    layers = inner.get("layers") if isinstance(inner, dict) else None
-    if config.get("class_name") not in ("Sequential", "Functional") or not isinstance(layers, list):
-        raise bad(path, f"a Keras {config.get('class_name')!r}; mlpcli reads Sequential models")
+    inner = inner if isinstance(inner, dict) else {}
+    layers = inner.get("layers")
+    kind = config.get("class_name")
+    if kind not in ("Sequential", "Functional") or not isinstance(layers, list):
+        raise bad(path, f"a Keras {kind!r}; mlpcli reads Sequential models")
     names: list[str] = []
     activations: list[str] = []
+    before = None  # the layer the next one must read (a Functional model's chain)
     for layer in layers:
-        kind = layer.get("class_name") if isinstance(layer, dict) else None
-        settings = layer.get("config", {}) if isinstance(layer, dict) else {}
-        name = settings.get("name", "?")
-        if kind in PASSED_ON:
+        kind_of = layer.get("class_name") if isinstance(layer, dict) else None
+        settings = layer.get("config") if isinstance(layer, dict) else None
+        settings = settings if isinstance(settings, dict) else {}
+        name = str(settings.get("name", "?"))
+        chained = kind != "Functional" or kind_of == "InputLayer" or _inputs_of(layer) == [before]
+        if not chained:
+            raise bad(path, f"layer {name!r} does not read the layer before it; {ONE_CHAIN}")
+        before = name
+        if kind_of in PASSED_ON:
             continue
-        if kind == "Dense":
-            names.append(name)
+        if kind_of == "Dense":
+            names.append("dense" if not names else f"dense_{len(names)}")
             activations.append(_activation(path, name, settings.get("activation")))
-        elif kind == "Activation" and names and activations[-1] == "identity":
+        elif kind_of == "Activation" and names and activations[-1] == "identity":
             activations[-1] = _activation(path, name, settings.get("activation"))
-        elif kind == "ReLU" and names and activations[-1] == "identity" and _plain_relu(settings):
+        elif (
+            kind_of == "ReLU" and names and activations[-1] == "identity" and _plain_relu(settings)
+        ):
             activations[-1] = "relu"
         else:
             where = (
                 "follows another activation"
-                if kind in ("Activation", "ReLU")
+                if kind_of in ("Activation", "ReLU")
                 else "is no Dense layer"
             )
-            raise bad(
-                path,
-                f"layer {name!r} ({kind}) {where}; mlpcli reads Dense layers, one activation each",
-            )
+            raise bad(path, f"layer {name!r} ({kind_of}) {where}; {ONE_CHAIN}")
+    if kind == "Functional" and _outputs(inner) != [before]:
+        raise bad(path, f"its output is not its last layer's; {ONE_CHAIN}")
     return names, tuple(activations)
+
+
+def _inputs_of(layer: Mapping[str, Any]) -> list[object]:
+    """The layers a Functional model's layer reads (its inbound nodes' `keras_history`)."""
+    found: list[object] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            history = value.get("keras_history")
+            if isinstance(history, list) and history:
+                found.append(history[0])
+                return
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(layer.get("inbound_nodes", []))
+    return found
+
+
+def _outputs(inner: Mapping[str, Any]) -> list[object]:
+    """The layers a Functional model's outputs come from (`output_layers`)."""
+    outputs = inner.get("output_layers")
+    if isinstance(outputs, list) and outputs and not isinstance(outputs[0], list):
+        outputs = [outputs]  # one output: [name, node, tensor]
+    return [entry[0] for entry in outputs or [] if isinstance(entry, list) and entry]
 
 
 def _activation(path: str, layer: str, activation: object) -> str:
@@ -192,10 +258,11 @@ def _activation(path: str, layer: str, activation: object) -> str:
         )
     if isinstance(activation, str | None) and activation in ACTIVATIONS:
         return ACTIVATIONS[activation]
+    slope = (
+        " (Keras' leaky_relu has slope 0.2, mlpcli's 0.01)" if activation == "leaky_relu" else ""
+    )
     raise bad(
-        path,
-        f"layer {layer!r}: activation {activation!r} is not one mlpcli computes alike (Keras' "
-        "leaky_relu slope is 0.2, mlpcli's 0.01)",
+        path, f"layer {layer!r}: activation {activation!r} is not one mlpcli computes alike{slope}"
     )
 
 

@@ -108,7 +108,9 @@ def text_layout(
         raise bad(source, "holds no rows of features")
     delimiter = tables.delimiter_of(first[0][1])
     comma = delimiter != "," and any(
-        _DECIMAL_COMMA.fullmatch(cell) for line in first for cell in _cells(source, line, delimiter)
+        tables.DECIMAL_COMMA.fullmatch(cell)
+        for line in first
+        for cell in _cells(source, line, delimiter)
     )
     if comma:
         layout = text_layout(source, [_pointed(line) for line in first], rows, header)
@@ -149,9 +151,6 @@ def text_layout(
         notes.insert(0, tables.header_note(source, kept_names, first[0][0], numbers))
     index = 0 not in kept and not outputs
     return TextLayout(source, delimiter, width, kept_names, kept, True, tuple(notes), index)
-
-
-_DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?\s*")  # 0,125 or -1,5e-3
 
 
 def _pointed(line: Line) -> Line:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.graphs import Graph, GraphLayer
@@ -73,10 +74,12 @@ def tensors(path: str) -> Callable[[str], torch.Tensor]:
     from onnx import TensorProto, numpy_helper
 
     initializers = {tensor.name: tensor for tensor in _model(path).graph.initializer}
+    folder = str(Path(path).parent)
 
     def tensor(name: str) -> torch.Tensor:
         proto = initializers[name]
-        array = numpy_helper.to_array(proto)
+        with parsed_by_library(path, "ONNX file"):  # its external data, checked by `_model`
+            array = numpy_helper.to_array(proto, base_dir=folder)
         if proto.data_type == TensorProto.BFLOAT16:  # NumPy holds no bfloat16: its bits
             bits = np.ascontiguousarray(array).view(np.uint16)
             return torch.from_numpy(bits.astype(np.int16)).view(torch.bfloat16)
@@ -87,7 +90,8 @@ def tensors(path: str) -> Callable[[str], torch.Tensor]:
 
 @by_file
 def _model(path: str) -> Any:
-    """The file's ModelProto (its external data refused: only the file itself is read)."""
+    """The file's ModelProto; initializers kept in external data files (as `torch.onnx.export`
+    writes any of 1 KiB or more) are read later, from files beside it only."""
     try:
         import onnx
     except ImportError:
@@ -97,9 +101,29 @@ def _model(path: str) -> Any:
     regular_size(path, "an ONNX file")
     with parsed_by_library(path, "ONNX file"):
         model = onnx.load(path, load_external_data=False)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        raise bad(path, "keeps initializers in external data files; mlpcli reads the .onnx alone")
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            _check_external(path, tensor)
     return model
+
+
+def _check_external(path: str, tensor: Any) -> None:
+    """An initializer's external data: a regular file in the model's folder (no other path is
+    read), long enough for the bytes the initializer names."""
+    from onnx.external_data_helper import ExternalDataInfo
+
+    info = ExternalDataInfo(tensor)
+    folder = Path(path).parent.resolve()
+    location = Path(info.location)
+    target = (folder / location).resolve()
+    if location.is_absolute() or ".." in location.parts or not target.is_relative_to(folder):
+        message = f"{tensor.name}'s external data {info.location!r} is not in the model's folder"
+        raise bad(path, message)
+    size = regular_size(str(target), "an ONNX external data file")
+    needed = (info.offset or 0) + (info.length or 0)
+    if size < needed:
+        message = f"{tensor.name}'s external data {info.location} holds {size} bytes, not {needed}"
+        raise bad(path, message)
 
 
 def _entry(path: str, tensor: Any) -> Entry:
@@ -135,6 +159,9 @@ class _Walk:
         readers = self.readers.get(current, [])
         if not readers:
             raise bad(self.path, f"{current!r} is read by no node and is not the graph's output")
+        if looped := [i for i in readers if i in self.visited]:
+            node = self.nodes[looped[0]]
+            raise bad(self.path, f"the graph loops back to {node.op_type} at node {looped[0]}")
         ops = sorted(self.nodes[i].op_type for i in readers)
         if ops == ["Mul", "Sigmoid"]:
             return self._silu(current, readers)

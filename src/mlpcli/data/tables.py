@@ -228,12 +228,21 @@ def _cells(line: str, delimiter: str) -> int:
 
 def delimiter_of(line: str) -> str | None:
     """The delimiter that splits `line` into the most cells (tab first on a tie); None for
-    runs of whitespace."""
+    runs of whitespace. A line of numbers with decimal commas (`0,5;1,25`, `0,5 1,25`) splits
+    where its cells are those numbers."""
+    if "," in line:
+        for delimiter in ("\t", ";", None):
+            cells = line.split(delimiter)
+            if len(cells) > 1 and all(DECIMAL_COMMA.fullmatch(cell) for cell in cells):
+                return delimiter
     counts = {delimiter: _cells(line, delimiter) for delimiter in _DELIMITERS if delimiter in line}
     best = max(counts, key=lambda d: counts[d], default=None)
     if best is not None and counts[best] > 1:
         return best
     return None if len(line.split()) > 1 else ","
+
+
+DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?\s*")  # 0,125 or -1,5e-3
 
 
 def _listed(names: Sequence[str]) -> str:

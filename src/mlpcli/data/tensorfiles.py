@@ -200,7 +200,7 @@ def npy_header(path: str) -> NpyHeader:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
 
 
-def npy_header_of(source: str, file: IO[bytes], size: int) -> NpyHeader:
+def npy_header_of(source: str, file: IO[bytes], size: int, role: str = "features") -> NpyHeader:
     """The header at the start of `file` (`size` bytes in all): an array of real numbers in any
     order and byte order; object, complex, boolean, text and structured arrays are errors, and
     so is a file whose size the header does not account for."""
@@ -215,7 +215,7 @@ def npy_header_of(source: str, file: IO[bytes], size: int) -> NpyHeader:
         offset = file.tell()
     if dtype.hasobject or dtype.names is not None or dtype.kind not in "fiu":
         kind = "object" if dtype.hasobject else str(dtype)
-        raise bad(source, f"holds an array of {kind}; features must be numbers (real ones)")
+        raise bad(source, f"holds an array of {kind}; {role} must be numbers (real ones)")
     expected = offset + math.prod(shape) * dtype.itemsize
     if size != expected:
         what = "truncated" if size < expected else "corrupt"
@@ -224,9 +224,10 @@ def npy_header_of(source: str, file: IO[bytes], size: int) -> NpyHeader:
 
 
 @by_file
-def npz_headers(path: str) -> dict[str, NpyHeader]:
-    """The arrays of a .npz (`np.savez`, `np.savez_compressed`) by name, each header read from
-    the archive and checked against its size, none of the data read."""
+def npz_headers(path: str, role: str = "features") -> dict[str, NpyHeader]:
+    """The arrays of a .npz (`np.savez`, `np.savez_compressed`) by name (as `np.load` names
+    them), each header read from the archive and checked against its size, none of the data
+    read; `role` (features, weights) names what they must be in messages."""
     regular_size(path, "a .npz file")
     headers: dict[str, NpyHeader] = {}
     with parsed_by_library(path, ".npz file"), zipfile.ZipFile(path) as archive:
@@ -236,7 +237,7 @@ def npz_headers(path: str) -> dict[str, NpyHeader]:
         for member in members:
             name = member.filename.removesuffix(".npy")
             with archive.open(member) as file:
-                headers[name] = npy_header_of(f"{path} ({name})", file, member.file_size)
+                headers[name] = npy_header_of(f"{path} ({name})", file, member.file_size, role)
     if not headers:
         raise bad(path, "holds no arrays")
     return headers
@@ -245,8 +246,10 @@ def npz_headers(path: str) -> dict[str, NpyHeader]:
 @contextlib.contextmanager
 def npz_member(path: str, name: str) -> Iterator[IO[bytes]]:
     """Array `name` of a .npz, open at its start (its header is read with `npz_headers`)."""
-    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as file:
-        yield file
+    with zipfile.ZipFile(path) as archive:
+        member = f"{name}.npy" if f"{name}.npy" in archive.namelist() else name
+        with archive.open(member) as file:
+            yield file
 
 
 def native(array: Any) -> Any:

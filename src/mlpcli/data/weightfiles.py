@@ -81,7 +81,7 @@ class WeightsFile:
     """Where each layer's weight and bias is in a file, and what was assumed reading it."""
 
     path: str
-    layout: str  # "mlpcli", "nn.Linear" or "onnx"
+    layout: str  # "mlpcli", "nn.Linear", "onnx" or "keras"
     entries: tuple[Layer, ...]
     aliases: Mapping[str, str]  # a name the layers use -> the tensor's name in the file
     metadata: Mapping[str, str]
@@ -133,7 +133,8 @@ def describe(
         entries, metadata = safetensors_header(path)
         names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
     elif suffix == ".npz":
-        entries = {n: numpy_entry(h.dtype, h.shape) for n, h in npz_headers(path).items()}
+        headers = npz_headers(path, "weights")
+        entries = {n: numpy_entry(h.dtype, h.shape) for n, h in headers.items()}
         metadata, names = {}, list(entries)  # np.savez keeps the order it was given
     else:
         state = checkpoints.state_dict(path)
@@ -583,31 +584,31 @@ def _fold(
     entries: Mapping[str, Entry],
     place: str | None,
 ) -> list[_Fold]:
-    """Where each BatchNorm1d folds. An nn.Sequential's indices say where it sits: right after
-    a Linear (`0`, `1`), or after the activation or Dropout that follows it (`0`, then `2`):
-    then it folds into the next Linear's inputs. Other names (`fc1`, `bn1`) do not say which
-    side of the activation it is on: `place` (`batchnorm`) must, with the Linear it follows
-    found as `_follows` finds it. One before every Linear folds into the first one's inputs."""
+    """Where each BatchNorm1d folds: into the outputs of the Linear it follows, or, where it
+    sits after that Linear's activation (or before every Linear), into the next Linear's
+    inputs. An nn.Sequential's indices say which where they can (`_by_index`); other names
+    cannot (`_by_name`), and `place` (`batchnorm`) must. Anything else is refused rather than
+    guessed."""
     folds: list[_Fold] = []
     indexed = _indices(chain, norms)
     for norm in norms:
         width = entries[norm.tensors["running_mean"]].shape[0]
-        if place is None and indexed is not None:
-            fold = _fold_by_index(norm, chain, indexed)
+        if indexed is not None:
+            fold = _by_index(path, norm, chain, indexed, place)
         else:
-            follows = _follows(norm, width, chain, names, entries)
-            fold = _fold_placed(path, norm, chain, follows, place, names)
-        if fold is None:
-            raise bad(path, _unplaced(norm, width, place))
-        size = _out(fold.linear, entries) if not fold.inputs else _in(fold.linear, entries)
+            fold = _by_name(path, norm, width, chain, names, entries, place)
+        size = _in(fold.linear, entries) if fold.inputs else _out(fold.linear, entries)
         taken = {(f.linear.name, f.inputs) for f in folds}
         if size != width or (fold.linear.name, fold.inputs) in taken:
-            where = "the inputs of " if fold.inputs else ""
+            where = (
+                f"before {fold.linear.shown}, which takes"
+                if fold.inputs
+                else (f"after {fold.linear.shown}, which gives")
+            )
             raise bad(
                 path,
-                f"{norm.shown}: a BatchNorm1d of {width} sits before {where}{fold.linear.shown} "
-                f"by its place in the file, which does not fit there; mlpcli folds one "
-                "BatchNorm1d into each side of a Linear",
+                f"{norm.shown}: a BatchNorm1d of {width} sits {where} {size}; mlpcli folds one "
+                "BatchNorm1d of the Linear's width into each side of it",
             )
         folds.append(fold)
     return folds
@@ -623,20 +624,100 @@ def _indices(chain: list[_Module], norms: list[_Module]) -> dict[str, tuple[int,
     return {m.name: tuple(int(d) for d in _NUMBERS.findall(m.shown)) for m in modules}
 
 
-def _fold_by_index(
-    norm: _Module, chain: list[_Module], indexed: dict[str, tuple[int, ...]]
-) -> _Fold | None:
-    """A Sequential's BatchNorm1d: into the Linear right before it, else into the inputs of
-    the next Linear (an activation or Dropout, which hold no tensors, sits between)."""
+def _by_index(
+    path: str,
+    norm: _Module,
+    chain: list[_Module],
+    indexed: dict[str, tuple[int, ...]],
+    place: str | None,
+) -> _Fold:
+    """A Sequential's BatchNorm1d. Right after a Linear (`0`, `1`): after it. Right before the
+    next Linear with modules that hold no tensors (an activation, Dropout) between it and the
+    Linear before, or before every Linear: after the activation. Modules on both sides
+    (`Linear, Dropout, BatchNorm1d, ReLU`): the indices cannot say, and `place` decides."""
     at = indexed[norm.name]
-    right_before = (*at[:-1], at[-1] - 1)
-    for linear in chain:
-        if indexed[linear.name] == right_before:
-            return _Fold(norm, linear, inputs=False)
-    later = [linear for linear in chain if indexed[linear.name] > at]
-    if not later:
-        return None
-    return _Fold(norm, min(later, key=lambda m: indexed[m.name]), inputs=True)
+    before = [m for m in chain if indexed[m.name] < at]
+    after = [m for m in chain if indexed[m.name] > at]
+    last = max(before, key=lambda m: indexed[m.name]) if before else None
+    following = min(after, key=lambda m: indexed[m.name]) if after else None
+    found: str | None = None
+    if last is not None and indexed[last.name] == (*at[:-1], at[-1] - 1):
+        found, shown = "after_linear", f"right after {last.shown}"
+    elif following is None:
+        raise bad(path, _after_the_last(norm))
+    elif last is None or indexed[following.name] == (*at[:-1], at[-1] + 1):
+        found, shown = "after_activation", f"right before {following.shown}"
+    if found is not None and place is not None and place != found:
+        raise bad(
+            path,
+            f"{norm.shown}: batchnorm is {place}, but the nn.Sequential's indices put this "
+            f"BatchNorm1d {shown}; leave batchnorm out",
+        )
+    side = found or place
+    if side is None:
+        raise bad(
+            path,
+            f"{norm.shown}: modules without tensors sit on both sides of this BatchNorm1d, so "
+            "the indices do not say whether it is before the activation or after it; set "
+            f"batchnorm: {_PLACES}",
+        )
+    if side == "after_linear":
+        if last is None:
+            raise bad(
+                path, f"{norm.shown}: batchnorm is after_linear, but no Linear comes before it"
+            )
+        return _Fold(norm, last, inputs=False)
+    if following is None:
+        raise bad(path, _after_the_last(norm))
+    return _Fold(norm, following, inputs=True)
+
+
+def _by_name(
+    path: str,
+    norm: _Module,
+    width: int,
+    chain: list[_Module],
+    names: Sequence[str] | None,
+    entries: Mapping[str, Entry],
+    place: str | None,
+) -> _Fold:
+    """A BatchNorm1d of a module with its own names (`fc1`, `bn1`): on the inputs where only
+    the first Linear's inputs have its width; else where `place` says, beside the Linear it
+    follows (`_follows`)."""
+    if width == _in(chain[0], entries) and all(_out(m, entries) != width for m in chain):
+        return _Fold(norm, chain[0], inputs=True)  # nothing else has its width: the inputs
+    follows = _follows(norm, width, chain, names, entries)
+    if follows is None:
+        raise bad(
+            path,
+            f"{norm.shown}: cannot tell which Linear this BatchNorm1d of {width} follows; save "
+            "the model as an nn.Sequential, or name its layers alike (fc1, bn1)",
+        )
+    if place is None:
+        raise bad(
+            path,
+            f"{norm.shown}: the names do not say whether this BatchNorm1d of {width} sits "
+            f"before its Linear's activation or after it; set batchnorm: {_PLACES}",
+        )
+    if place == "after_linear":
+        return _Fold(norm, follows, inputs=False)
+    at = chain.index(follows)
+    if at + 1 == len(chain):
+        raise bad(path, _after_the_last(norm))
+    return _Fold(norm, chain[at + 1], inputs=True)
+
+
+_PLACES = (
+    "after_linear (Linear, BatchNorm1d, activation) or after_activation (activation, "
+    "BatchNorm1d, next Linear)"
+)
+
+
+def _after_the_last(norm: _Module) -> str:
+    return (
+        f"{norm.shown}: this BatchNorm1d follows the last Linear's activation, where mlpcli's "
+        "network ends: there is no Linear to fold it into"
+    )
 
 
 def _follows(
@@ -657,46 +738,6 @@ def _follows(
     fits = [m for m in chain if _out(m, entries) == width]
     alike = [m for m in fits if _digits(m.shown) and _digits(m.shown) == _digits(norm.shown)]
     return alike[0] if len(alike) == 1 else (fits[0] if len(fits) == 1 else None)
-
-
-def _fold_placed(
-    path: str,
-    norm: _Module,
-    chain: list[_Module],
-    follows: _Module | None,
-    place: str | None,
-    names: Sequence[str] | None,
-) -> _Fold | None:
-    """A BatchNorm1d's fold where `place` (`batchnorm`) says which side of the activation it
-    sits on; one before every Linear (in a file that keeps the order) needs no `place`."""
-    if follows is None:
-        return _Fold(norm, chain[0], inputs=True) if names is not None else None
-    if place is None:
-        return None
-    if place == "after_linear":
-        return _Fold(norm, follows, inputs=False)
-    at = chain.index(follows)
-    if at + 1 == len(chain):
-        raise bad(
-            path,
-            f"{norm.shown}: batchnorm is after_activation, but it follows the last Linear, "
-            f"{follows.shown}, and nothing comes after it to fold it into",
-        )
-    return _Fold(norm, chain[at + 1], inputs=True)
-
-
-def _unplaced(norm: _Module, width: int, place: str | None) -> str:
-    """Why a BatchNorm1d has no place to fold into."""
-    if place is None:
-        return (
-            f"{norm.shown}: the names do not say whether this BatchNorm1d of {width} sits "
-            "before its Linear's activation or after it; set batchnorm: after_linear (Linear, "
-            "BatchNorm1d, activation) or after_activation (activation, BatchNorm1d, next Linear)"
-        )
-    return (
-        f"{norm.shown}: cannot tell which Linear this BatchNorm1d of {width} follows; save the "
-        "state dict with torch.save, which keeps the modules' order"
-    )
 
 
 def _digits(name: str) -> str:

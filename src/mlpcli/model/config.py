@@ -317,8 +317,8 @@ FIELDS = (
         "batchnorm", Kind.CHOICE,
         "Where a weights file's BatchNorm1d layers sit: after_linear (Linear, BatchNorm1d, "
         "activation) or after_activation (activation, BatchNorm1d, next Linear). null: from an "
-        "nn.Sequential's indices (a gap before it is an activation or Dropout); other names "
-        "cannot say, and are refused.",
+        "nn.Sequential's indices (right after a Linear, or right before the next one after a "
+        "gap, the activation); where they or other names cannot say, it is refused.",
         "null", choices=NormPlace, reads="weights",
     ),
     FieldSpec(
