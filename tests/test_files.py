@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -367,3 +369,19 @@ def test_parquet_and_feather_through_pyarrow(tmp_path: Path, suffix: str) -> Non
                   "-o", str(kept), "-q")[0] == 0  # fmt: skip
     expected = np.stack([[1.0, 2.0, 3.0], FEATURES[:3, 0].double().numpy()], axis=1)
     np.testing.assert_array_equal(load_file(kept)["features"].numpy(), expected)
+
+
+def test_an_output_that_is_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = invoke("run", "-o", str(fifo), "-q")
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the FIFO its reader opened
+    assert json.loads(read[0])["schema"] == "mlpcli.run/2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary

@@ -72,18 +72,26 @@ def state_dict(path: str) -> StateDict:
     if not isinstance(loaded, Mapping):
         raise bad(path, f"holds a {type(loaded).__name__}; expected a state dict of tensors")
     if tensors(loaded):
-        return StateDict(loaded)
+        return StateDict(_named(path, loaded))
     for key in CHECKPOINT_KEYS:
         if key in loaded and tensors(loaded[key]) and loaded[key]:
             others = ", ".join(str(k) for k in loaded if k != key)
             note = f"{path}: a checkpoint; its state dict is {key!r} (left out: {others[:120]})"
-            return StateDict(loaded[key], (note,))
+            return StateDict(_named(path, loaded[key]), (note,))
     others = ", ".join(str(k) for k, v in loaded.items() if not isinstance(v, torch.Tensor))
     raise bad(
         path,
         f"holds entries that are not tensors ({others[:120]}) and no state dict under "
         f"{', '.join(CHECKPOINT_KEYS)}",
     )
+
+
+def _named(path: str, tensors: Mapping[object, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A state dict whose every key is a name; an error names the first key that is not."""
+    for key in tensors:
+        if not isinstance(key, str):
+            raise bad(path, f"holds a tensor keyed {key!r:.40}; a state dict's keys are names")
+    return tensors  # type: ignore[return-value]
 
 
 def _check_archive(path: str) -> None:

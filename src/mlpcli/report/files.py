@@ -60,8 +60,13 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
 
     A new file gets the mode the umask gives (0644 under umask 022); a replaced file keeps its
     permissions (never its setuid, setgid or sticky bit). Temporaries that a killed mlpcli left
-    for this path are removed first.
+    for this path are removed first. A path that is no regular file (a FIFO, a device) is
+    written into as it is, never replaced: its reader gets the bytes.
     """
+    if path.exists() and not path.is_file():
+        with _streamed(path) as file:
+            yield file
+        return
     _remove_stale_temporaries(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     created = False
@@ -92,6 +97,18 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
             raise kind(f"{path}: cannot write: {reason}") from None
         raise
+
+
+@contextlib.contextmanager
+def _streamed(path: Path) -> Iterator[BinaryIO]:
+    """A FIFO or a device, opened and written into; an OSError is the path's error."""
+    try:
+        with path.open("wb") as file:
+            yield file
+        WRITTEN.append(path)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise UsageError(f"{path}: cannot write: {reason}") from None
 
 
 def _remove_stale_temporaries(path: Path) -> None:
