@@ -463,3 +463,14 @@ def test_a_whole_read_is_cast_block_by_block(tmp_path: Path) -> None:
         got = features.read(str(tmp_path / "x.csv"), features.Reading(), None, dtype)
         assert got.dtype == dtype
         assert torch.equal(got, whole.to(dtype))
+
+
+def test_pandas_metadata_that_is_no_list_of_columns_leaves_every_column(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    odd = {b"pandas": json.dumps({"index_columns": 5, "columns": []}).encode()}
+    pq.write_table(table.replace_schema_metadata(odd), tmp_path / "odd.parquet")
+    got = features.read(str(tmp_path / "odd.parquet"))
+    assert got.tolist() == [[1.0, 3.0], [2.0, 4.0]]

@@ -117,7 +117,8 @@ def features(schema: Any, source: str) -> tuple[list[str], list[str]]:
     names = list(schema.names)
     with parsed_by_library(source, WHAT):  # pandas' metadata is JSON in the file's schema
         metadata = schema.pandas_metadata or {}
-    index = [name for name in metadata.get("index_columns", []) if isinstance(name, str)]
+    listed = metadata.get("index_columns", []) if isinstance(metadata, dict) else []
+    index = [name for name in listed if isinstance(name, str)] if isinstance(listed, list) else []
     notes = []
     if index:
         names = [name for name in names if name not in index]
