@@ -225,6 +225,7 @@ FAULTS = [
     Fault("parallel runs", ["run", "parallel=data", "-o", "{out}"], 2, r"^MASTER_ADDR='': expected the host name or address of rank 0$", env={"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "", "MASTER_PORT": "29500"}),
     # files and paths
     Fault("files and paths", ["run", "{dir}/missing.yaml", "-o", "{out}"], 2, r"/missing\.yaml: no such file$"),
+    Fault("files and paths", ["run", "inputs={dir}/" + "a" * 300 + ".csv", "-o", "{out}"], 2, r"/a{300}\.csv: File name too long$"),
     Fault("files and paths", ["run", "{dir}/folder", "-o", "{out}"], 2, r"/folder: is a directory, not a config file$", making("folder", Path.mkdir)),
     Fault("files and paths", ["run", "{dir}/pipe", "-o", "{out}"], 2, r"/pipe: not a regular file$", making("pipe", os.mkfifo)),
     Fault("files and paths", ["run", "{dir}/big.yaml", "-o", "{out}"], 2, r"/big\.yaml: larger than 1 MiB", making("big.yaml", lambda p: p.write_bytes(b"#" * (1 << 20 + 1)))),

@@ -93,8 +93,11 @@ def run_app(args: Sequence[str]) -> int:
             return process.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
             return process.report(error.lines(), int(error.exit_code), error_line)
-    except (OSError, StdoutFailed) as error:  # stdout failed: `> /dev/full`, a lost terminal
-        _silence_stdout()
+    except (OSError, StdoutFailed) as error:
+        if isinstance(error, OSError) and error.filename is not None:  # a path the user gave
+            message = f"{error.filename}: {error.strerror or error}"  # (too long, say)
+            return process.report([message], int(ExitCode.USAGE), error_line)
+        _silence_stdout()  # stdout failed: `> /dev/full`, a lost terminal
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         message = f"cannot write the results: {reason}"
         return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
