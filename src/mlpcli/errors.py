@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -109,9 +110,15 @@ def error_line(message: str) -> None:
 
 def say(line: str) -> None:
     """`line` on stderr: one line when piped, for scripts; on a terminal, wrapped at word
-    boundaries to its width (COLUMNS where set), so that the terminal never cuts a word."""
+    boundaries to its width (COLUMNS where set), so that the terminal never cuts a word.
+    Control characters (a terminal escape typed in a KEY=VALUE) are shown as escapes, never
+    sent to the terminal."""
+    line = _CONTROL.sub(lambda match: repr(match.group())[1:-1], line)
     width = _terminal_width()
     print(line if width is None else wrapped(line, width), file=sys.stderr)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: ESC, BEL, CR, CSI ...
 
 
 def wrapped(line: str, width: int) -> str:
