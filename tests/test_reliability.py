@@ -175,6 +175,7 @@ FAULTS = [
     # the command line
     Fault("command line", ["run", "--seed", "3"], 2, r"^no such option: --seed; config fields are set as KEY=VALUE: seed=3 \(see 'mlpcli run --help'\)$"),
     Fault("command line", ["run", "name=\x1b]0;title\x07\x1b[31m", "-o", "{out}"], 2, r"^override 'name=\\x1b\]0;title\\x07\\x1b\[31m': invalid YAML: character U\+001B is not allowed$"),
+    Fault("command line", ["run", "-m", "seed=" + ",".join(map(str, range(101))), "batch=" + ",".join(map(str, range(1, 101))), "-o", "{out}"], 2, r"^-m: the sweep is 101 x 100 = 10,100 runs; at most 10,000 in one command \(split it, or sweep fewer values\)$"),
     Fault("command line", ["run", "seed:3", "-o", "{out}"], 2, r"^seed:3: no such file \(to set seed, write seed=3\)$"),
     Fault("command line", ["run", "layers=3,2,1", "-o", "{out}"], 2, r"^override 'layers=3,2,1': layers: expected a list, got string '3,2,1'; write it in brackets: layers=\[3,2,1\]$"),
     Fault("command line", ["run", "layers=[64, 1024, 1]", "inputs={dir}/x.npy", "-o", "{dir}/x.safetensors"], 2, r"^default: its tensors, 1\.2 GiB, are more than the 1\.0 GiB a run holds whole for --output \.safetensors; write the output with --output FILE\.npy, \.csv, \.jsonl or \.parquet, which grow as it runs$", files(**{"x.npy": sparse_features})),

@@ -165,7 +165,15 @@ def named_files(paths: Sequence[Path | None], overrides: Sequence[str]) -> list[
     """The config files and the files overrides name (`inputs=x.csv`): what a report written
     before the configs are read must not replace."""
     values = [Path(override.partition("=")[2]) for override in overrides]
-    return [*paths, *(value for value in values if value.is_file())]
+    return [*paths, *(value for value in values if _is_file(value))]
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; False for a text that is no path at all (too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _write(report: Report, suite: str, started: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from mlpcli.errors import UsageError
@@ -45,7 +46,8 @@ def last_of_each_key(overrides: Sequence[str]) -> list[str]:
 
 
 def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
-    """Every combination of the overrides' values, the last override varying fastest."""
+    """Every combination of the overrides' values, the last override varying fastest; more
+    than MAX_COMBINATIONS is an error before any is read."""
     choices = []
     for override in overrides:
         key, _, value = override.partition("=")
@@ -53,4 +55,14 @@ def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
         if any(not v.strip() for v in values):
             raise UsageError(f"override '{override}': an empty value in a comma-separated sweep")
         choices.append([f"{key}={v}" for v in values])
+    count = math.prod(len(values) for values in choices)
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(str(len(values)) for values in choices if len(values) > 1)
+        raise UsageError(
+            f"-m: the sweep is {sizes} = {count:,} runs; at most {MAX_COMBINATIONS:,} in one "
+            "command (split it, or sweep fewer values)"
+        )
     return list(itertools.product(*choices))
+
+
+MAX_COMBINATIONS = 10_000  # runs one sweep makes: each is read, checked and held before any runs
