@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import stat
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import jsonschema
@@ -521,6 +523,11 @@ def test_env() -> None:
     assert info["schema"] == "mlpcli.env/1"
     assert info["torch"] == torch.__version__
     assert info["torch_threads"] == torch.get_num_threads()
+    assert info["safetensors"] == metadata.version("safetensors")
+    for package in ("pyarrow", "onnx", "h5py"):  # the extras': None where not installed
+        assert info[package] == (
+            metadata.version(package) if importlib.util.find_spec(package) else None
+        )
     assert len(info["gpus"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
     code, out, _ = invoke("env")
     assert code == 0

@@ -1,4 +1,5 @@
-"""The version report of `mlpcli env`, with torch: versions, CPU threads and each GPU."""
+"""The version report of `mlpcli env`, with torch: versions (the extras' libraries too, None
+where not installed), CPU threads and each GPU."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import torch
 
 from mlpcli import __version__
 from mlpcli.model.results import EnvResult, Gpu
+
+# the libraries of mlpcli's extras: Parquet and feather, ONNX, Keras weights, bench plots
+OPTIONAL = ("pyarrow", "onnx", "onnxscript", "onnxruntime", "h5py", "matplotlib")
 
 
 def environment() -> EnvResult:
@@ -31,6 +35,8 @@ def environment() -> EnvResult:
         "typer": _version("typer"),
         "rich": _version("rich"),
         "pyyaml": _version("pyyaml"),
+        "safetensors": _version("safetensors"),
+        **{package: _version(package) for package in OPTIONAL},  # None: not installed
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "MLPCLI_THREADS": os.environ.get("MLPCLI_THREADS") or None,
