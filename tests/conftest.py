@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 TWO_LAYER = str(CONFIGS / "two_layer.yaml")
 NOTEBOOK_TENSORS = ["features", "W1", "W2", "B1", "B2", "h1", "output"]
+# Inside a GitHub Actions job `run --expect` adds an annotation line to its error: the tests
+# that count stderr's lines run as anywhere else (tests/test_ci.py sets it where it checks it).
+os.environ.pop("GITHUB_ACTIONS", None)
 
 # Hypothesis: `ci` (the default) keeps the suite quick on 2 cores; `deep` searches for longer
 # (HYPOTHESIS_PROFILE=deep pytest tests/test_fuzz.py), before a release or after a loader change.

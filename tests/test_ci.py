@@ -196,3 +196,25 @@ def test_the_documented_ci_files_are_valid(tmp_path: Path, name: str, schema: st
     text = json.dumps(commands)
     assert "mlpcli validate --format" in text
     assert "--junit-xml" in text
+
+
+def test_expect_failures_are_annotated_on_their_golden_line_in_github_actions(
+    tmp_path: Path,
+) -> None:
+    golden = tmp_path / "golden.csv"
+    sweep = (TWO_LAYER, "-m", "seed=7,8", "-q")
+    assert invoke("run", *sweep, "-f", "csv", "-o", str(golden))[0] == 0
+    lines = golden.read_text().splitlines()  # a header, then a row per network
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",0.5"  # seed 8's row, line 3
+    golden.write_text("\n".join(lines) + "\n")
+    github = {"GITHUB_ACTIONS": "true"}
+    code, out, err = invoke("run", *sweep, "--expect", str(golden), env=github)
+    assert (code, out) == (1, "")
+    annotation, said = err.splitlines()
+    assert annotation.startswith(
+        f"::error file={golden},line=3,title=mlpcli run --expect::two_layer: output differs"
+    )
+    assert said.startswith("mlpcli: error: two_layer: output differs")
+    code, _, err = invoke("run", *sweep, "--expect", str(golden), env={"GITHUB_ACTIONS": ""})
+    assert code == 1
+    assert "::error" not in err  # elsewhere, the one line

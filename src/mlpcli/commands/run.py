@@ -34,19 +34,19 @@ from mlpcli.commands.common import (
     sources,
     split,
 )
-from mlpcli.errors import CheckFailedError, ReaderGone, UsageError
+from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import launch, process
-from mlpcli.report import records, render, streams, terminal
+from mlpcli.report import problems, records, render, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
 
 if TYPE_CHECKING:
-    from mlpcli.model.expect import Expectation
+    from mlpcli.model.expect import Expectation, Mismatch
     from mlpcli.model.results import Estimate, RunResult
 
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
@@ -168,9 +168,15 @@ def run(
         failures = _check(results, expected, atol, rtol) if expected is not None else {}
         for i, result in enumerate(results):
             name = " ".join([result.config.name, *result.overrides])
-            report.add("mlpcli run", name, result.forward_ms / 1000, failures.get(i))
+            failed = failures.get(i)
+            message = None if failed is None else failed.message
+            report.add("mlpcli run", name, result.forward_ms / 1000, message)
         if failures:
-            raise CheckFailedError(list(failures.values()))
+            if problems.in_github_actions():  # each on its line of the golden file
+                for failed in failures.values():
+                    title = "mlpcli run --expect"
+                    say(problems.workflow_error(failed.message, title, failed.file, failed.line))
+            raise CheckFailedError([failed.message for failed in failures.values()])
         if expected is not None:
             terminal.note(f"every output matches {expected.source}")
 
@@ -323,7 +329,7 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
 
 def _check(
     results: Sequence[RunResult], expected: Expectation, atol: float | None, rtol: float | None
-) -> dict[int, str]:
+) -> dict[int, Mismatch]:
     """What is wrong with each network (by its index) whose output differs beyond tolerance."""
     from mlpcli.model import expect as expectations
     from mlpcli.model.closeness import tolerance_for

@@ -27,6 +27,18 @@ class Expected:
     name: str | None
     overrides: frozenset[str]  # KEY=VALUE of its run (a JSON file) or its swept keys (CSV)
     values: Array
+    line: int | None = None  # where it is in its file: a JSON record's line, a CSV's first row's
+    rows: bool = False  # its rows are lines of their own from `line` on (CSV)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """An output that differs from its expectation: the line that says so, and where the
+    expected value is in its file (None for VALUES)."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,15 +47,20 @@ class Expectation:
 
     source: str
     outputs: tuple[Expected, ...]
+    file: str | None = None  # the file it was read from; None for VALUES
 
     def for_network(self, name: str, overrides: Sequence[str] = ()) -> Array:
-        """The expected output of network `name` run with `overrides`.
+        """The expected output of network `name` run with `overrides` (`output`)."""
+        return self.output(name, overrides).values
+
+    def output(self, name: str, overrides: Sequence[str] = ()) -> Expected:
+        """What is expected of network `name` run with `overrides`.
 
         UsageError when the file holds other networks only, or, among several outputs of this
         name (a sweep), not exactly one whose overrides the run shares.
         """
         if len(self.outputs) == 1 and self.outputs[0].name in (None, name):
-            return self.outputs[0].values
+            return self.outputs[0]
         named = [output for output in self.outputs if output.name == name]
         if not named and len(self.outputs) == 1:
             raise UsageError(
@@ -63,7 +80,7 @@ class Expectation:
                 f"{self.source}: {which} of its {len(named)} outputs of network {name!r} came "
                 f"from a run with {given}; check each run against the golden file of its own sweep"
             )
-        return matching[0].values
+        return matching[0]
 
 
 def parse(argument: str) -> Expectation:
@@ -81,24 +98,29 @@ def parse(argument: str) -> Expectation:
     return Expectation(f"--expect {argument}", (Expected(None, frozenset(), values),))
 
 
-def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> str | None:
-    """None when the output matches, else one line naming the worst element."""
+def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> Mismatch | None:
+    """None when the output matches, else one line naming the worst element, and where it is
+    in the expectation's file."""
     name = result.config.name
-    expected = expectation.for_network(name, result.overrides)
+    output = expectation.output(name, result.overrides)
+    expected = output.values
     got = result.whole.astype(np.float64)
     if got.shape != expected.shape:
         source = expectation.source
-        return f"{name}: output has shape {_shape(got)}, {source} has shape {_shape(expected)}"
+        message = f"{name}: output has shape {_shape(got)}, {source} has shape {_shape(expected)}"
+        return Mismatch(message, expectation.file, output.line)
     found = difference(got, expected, tolerance)
     if found.within:
         return None
     row, column = found.worst
     gap = abs(found.got - found.expected) if math.isfinite(found.got - found.expected) else math.inf
-    return (
+    message = (
         f"{name}: output differs from {expectation.source} at row {row}, column {column}: "
         f"got {found.got!r}, expected {found.expected!r}, difference {gap:.3g} > allowed "
         f"{found.allowed:.3g} (atol {tolerance.atol:g} + rtol {tolerance.rtol:g} × |expected|)"
     )
+    line = None if output.line is None else output.line + (row if output.rows else 0)
+    return Mismatch(message, expectation.file, line)
 
 
 def _shape(array: Array) -> str:
@@ -133,24 +155,27 @@ def _read_file(path: Path) -> Expectation:
         overrides = frozenset(map(str, record.get("overrides") or []))
         if any((o.name, o.overrides) == (name, overrides) for o in outputs):
             raise UsageError(f"{source}:{number}: a second network named {name!r}")
-        outputs.append(Expected(name, overrides, _matrix(record["output"], f"{source}:{number}")))
+        values = _matrix(record["output"], f"{source}:{number}")
+        outputs.append(Expected(name, overrides, values, number))
     if not outputs:
         raise UsageError(f"{source}: holds no results")
-    return Expectation(source, tuple(outputs))
+    return Expectation(source, tuple(outputs), source)
 
 
 def _csv_expectation(text: str, source: str) -> Expectation:
     """A `run --format csv` file: blocks of a header (`name`, swept keys, `output_0`...) and
     rows, or, from before the name column, one network's outputs alone."""
+    reader = csv.reader(io.StringIO(text))
     try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        rows = [(reader.line_num, row) for row in reader if row]
     except csv.Error as error:
         raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
-    if not rows or not any(cell.startswith("output_") for cell in rows[0]):
+    if not rows or not any(cell.startswith("output_") for cell in rows[0][1]):
         raise UsageError(f"{source}: expected the header line of `mlpcli run --format csv`")
     groups: dict[tuple[str | None, frozenset[str]], list[list[float]]] = {}
+    first: dict[tuple[str | None, frozenset[str]], int] = {}  # the line of each one's first row
     header: list[str] = []
-    for row in rows:
+    for number, row in rows:
         if any(cell.startswith("output_") for cell in row):  # a header: a block begins
             header = row
             continue
@@ -161,10 +186,12 @@ def _csv_expectation(text: str, source: str) -> Expectation:
         swept = frozenset(f"{k}={v}" for k, v in cells.items() if not k.startswith("output_"))
         numbers = [_number(v, source) for k, v in cells.items() if k.startswith("output_")]
         groups.setdefault((name, swept), []).append(numbers)
-    return Expectation(
-        source,
-        tuple(Expected(n, o, _matrix(values, source)) for (n, o), values in groups.items()),
+        first.setdefault((name, swept), number)
+    outputs = tuple(
+        Expected(n, o, _matrix(values, source), first[n, o], rows=True)
+        for (n, o), values in groups.items()
     )
+    return Expectation(source, outputs, source)
 
 
 def _number(value: object, source: str) -> float:

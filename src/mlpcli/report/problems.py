@@ -1,11 +1,13 @@
-"""`validate`'s problems as CI systems annotate code with them: GitHub Actions' workflow
-commands (`::error file=...,line=...,col=...::message`, as ruff's `--output-format github`
-writes them) and a GitLab code quality report. docs/ci.md.
+"""Problems as CI systems annotate code with them: GitHub Actions' workflow commands
+(`::error file=...,line=...,col=...::message`, as ruff's `--output-format github` writes
+them) for `validate` and for `run --expect` inside GitHub Actions, and a GitLab code quality
+report. docs/ci.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,13 +20,28 @@ def github(results: Sequence[ValidateResult]) -> str:
     """One `::error` line per invalid file, at the line and column the error names."""
     lines = []
     for result in results:
-        if result.error is None:
-            continue
-        path, line, column = _place(result)
-        where = {"file": path, "line": line, "col": column, "title": TITLE}
-        shown = ",".join(f"{key}={_property(str(value))}" for key, value in where.items() if value)
-        lines.append(f"::error {shown}::{_data(result.error)}\n")
+        if result.error is not None:
+            path, line, column = _place(result)
+            lines.append(workflow_error(result.error, TITLE, path, line, column) + "\n")
     return "".join(lines)
+
+
+def workflow_error(
+    message: str,
+    title: str,
+    path: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+) -> str:
+    """GitHub's `::error` workflow command: an annotation on `path`'s line where known."""
+    where = {"file": path, "line": line, "col": column, "title": title}
+    shown = ",".join(f"{key}={_property(str(value))}" for key, value in where.items() if value)
+    return f"::error {shown}::{_data(message)}"
+
+
+def in_github_actions() -> bool:
+    """Whether this runs in a GitHub Actions job (which sets GITHUB_ACTIONS=true)."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
 def gitlab(results: Sequence[ValidateResult]) -> list[dict[str, object]]:
