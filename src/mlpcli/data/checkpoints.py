@@ -87,10 +87,19 @@ def state_dict(path: str) -> StateDict:
 
 
 def _named(path: str, tensors: Mapping[object, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    """A state dict whose every key is a name; an error names the first key that is not."""
-    for key in tensors:
+    """A state dict whose every key is a name, and whose every tensor is held by its file: one
+    that repeats a few stored values over a larger shape (a stride-0 view, which would grow
+    past the file's size when cast) is an error naming it."""
+    for key, tensor in tensors.items():
         if not isinstance(key, str):
             raise bad(path, f"holds a tensor keyed {key!r:.40}; a state dict's keys are names")
+        stored = tensor.untyped_storage().nbytes()
+        if stored < tensor.numel() * tensor.element_size():
+            raise bad(
+                path,
+                f"{key}: a view of {list(tensor.shape)} over {stored:,} stored bytes (an expanded "
+                "tensor); save a tensor that holds its values (.contiguous())",
+            )
     return tensors  # type: ignore[return-value]
 
 
