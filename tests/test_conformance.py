@@ -357,13 +357,8 @@ def test_batchnorm_after_a_linear_is_folded(tmp_path: Path, features_file: Path)
             net(torch.randn(64, 4) * 3 + 1)
     net.eval()
     for suffix in ("pt", "safetensors"):
-        path = tmp_path / f"bn.{suffix}"
-        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
-        got, err = output_of(
-            f"weights={path}", f"inputs={features_file}", "activation=[relu,relu,identity]"
-        )
-        with torch.no_grad():
-            torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-6)
+        path, activation = tmp_path / f"bn.{suffix}", "activation=[relu,relu,identity]"
+        err = _runs_as_saved(net, path, f"inputs={features_file}", activation, atol=1e-6)
         assert "BatchNorm1d folded" in err
 
 
@@ -746,6 +741,21 @@ def test_pandas_json_with_a_string_index(tmp_path: Path, orient: str) -> None:
     np.testing.assert_array_equal(got, expected)
 
 
+def _save(net: nn.Module, path: Path) -> None:
+    """`net`'s state dict as its suffix says: torch.save, or safetensors' save_file."""
+    (save_file if path.suffix == ".safetensors" else torch.save)(net.state_dict(), path)
+
+
+def _runs_as_saved(net: nn.Module, path: Path, *args: str, atol: float = 1e-5) -> str:
+    """`net` saved to `path` and run by mlpcli with `args`: its output is `net`'s (float32
+    rounding); the run's notes."""
+    _save(net, path)
+    got, err = output_of(f"weights={path}", *args)
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=atol)
+    return err
+
+
 def _trained(net: nn.Module, width: int) -> nn.Module:
     """`net` in eval mode after running statistics that are not the defaults."""
     torch.manual_seed(11)
@@ -768,11 +778,8 @@ def test_batchnorm_after_the_activation_folds_into_the_next_linear(
         ),
         4,
     )  # fmt: skip
-    path = tmp_path / f"bn.{suffix}"
-    (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
-    got, err = output_of(f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]")
-    with torch.no_grad():
-        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+    path, activation = tmp_path / f"bn.{suffix}", "activation=[relu,identity]"
+    err = _runs_as_saved(net, path, f"inputs={features_file}", activation)
     last = 3 + len(between)
     assert f"{last - 1} into the inputs of {last}" in err
 
@@ -783,13 +790,8 @@ def test_batchnorm_on_the_inputs_folds_into_the_first_linear(
     torch.manual_seed(13)
     net = _trained(nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), 4)
     for suffix in ("pt", "safetensors"):
-        path = tmp_path / f"bn0.{suffix}"
-        (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
-        got, err = output_of(
-            f"weights={path}", f"inputs={features_file}", "activation=[relu,identity]"
-        )
-        with torch.no_grad():
-            torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+        path, activation = tmp_path / f"bn0.{suffix}", "activation=[relu,identity]"
+        err = _runs_as_saved(net, path, f"inputs={features_file}", activation)
         assert "0 into the inputs of 1" in err
 
 
@@ -811,17 +813,13 @@ def test_a_custom_modules_batchnorm_needs_the_field_that_places_it(
 ) -> None:
     net = _trained(AfterActivation(), 4)
     path = tmp_path / f"custom.{suffix}"
-    (torch.save if suffix == "pt" else save_file)(net.state_dict(), path)
-    activation = "activation=[relu,identity]"
-    code, _, err = invoke("run", f"weights={path}", f"inputs={features_file}", activation)
+    _save(net, path)
+    inputs, activation = f"inputs={features_file}", "activation=[relu,identity]"
+    code, _, err = invoke("run", f"weights={path}", inputs, activation)
     assert code == 2
     assert "bn1: the names do not say whether this BatchNorm1d of 8 sits" in err
     assert err.count("\n") == 1
-    got, err = output_of(
-        f"weights={path}", f"inputs={features_file}", activation, "batchnorm=after_activation"
-    )
-    with torch.no_grad():
-        torch.testing.assert_close(got, net(FEATURES32), rtol=1e-5, atol=1e-5)
+    err = _runs_as_saved(net, path, inputs, activation, "batchnorm=after_activation")
     assert "bn1 into the inputs of fc2" in err
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from mlpcli.data.tensorfiles import (
     bad,
     by_file,
     native,
+    natural_key,
     numpy_entry,
     parsed_by_library,
     regular_size,
@@ -41,7 +41,6 @@ ACTIVATIONS = {  # Keras' names → mlpcli's, where they compute the same
     "linear": "identity", None: "identity",
 }  # fmt: skip
 PASSED_ON = ("InputLayer", "Dropout")
-_NUMBER = re.compile(r"_([0-9]+)$")
 ONE_CHAIN = "mlpcli reads one chain of Dense layers, each with at most one activation"
 
 
@@ -57,7 +56,7 @@ def read_model(path: str) -> Graph:
         if missing:
             raise bad(path, f"its weights hold no {missing[0]!r}, which its config.json names")
     else:
-        names = sorted(variables, key=_order)
+        names = sorted(variables, key=natural_key)  # dense, dense_1, ... as Keras made them
         activations = None
     layers = tuple(_dense(path, name, variables[name]) for name in names)
     if not layers:
@@ -72,12 +71,6 @@ def tensors(path: str) -> Iterator[Callable[[str], torch.Tensor]]:
 
     with _weights(path) as h5:
         yield lambda name: torch.from_numpy(native(h5[name][()]))
-
-
-def _order(name: str) -> tuple[str, int]:
-    """Keras' own names in the order it made them: dense, dense_1, dense_2, ..., dense_10."""
-    match = _NUMBER.search(name)
-    return (name[: match.start()], int(match.group(1))) if match else (name, 0)
 
 
 @contextlib.contextmanager

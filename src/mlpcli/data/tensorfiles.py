@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import re
 import stat
 import struct
 import sys
@@ -274,3 +275,18 @@ def numpy_entry(dtype: Any, shape: tuple[int, ...]) -> Entry:
     if kind not in "fiu":
         return Entry(str(dtype), shape)
     return Entry({"f": "F", "i": "I", "u": "U"}[kind] + str(8 * min(size, 8)), shape)
+
+
+def natural_key(name: str) -> list[object]:
+    """A sort key for tensor and layer names that orders `fc2` before `fc10`, `layers.2`
+    before `layers.10` and `dense_9` before `dense_10`."""
+    return [_number_key(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+
+
+def _number_key(digits: str) -> tuple[int, str]:
+    """Digits ordered as their number, without making one (a name may hold 5,000 digits)."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
+
+
+_DIGITS = re.compile(r"([0-9]+)")

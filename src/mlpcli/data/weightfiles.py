@@ -33,6 +33,7 @@ from mlpcli.data.tensorfiles import (
     Entry,
     bad,
     native,
+    natural_key,
     npz_headers,
     numpy_entry,
     safetensors_header,
@@ -131,7 +132,7 @@ def describe(
     notes: tuple[str, ...] = ()
     if suffix == ".safetensors":
         entries, metadata = safetensors_header(path)
-        names = sorted(entries, key=_natural)  # safetensors stores them sorted by name
+        names = sorted(entries, key=natural_key)  # safetensors stores them sorted by name
     elif suffix == ".npz":
         headers = npz_headers(path, "weights")
         entries = {n: numpy_entry(h.dtype, h.shape) for n, h in headers.items()}
@@ -154,7 +155,7 @@ def describe(
             raise bad(path, "holds mlpcli's W1.., B1..; weights_order is for named layers")
         return _mlpcli_layout(path, entries, metadata, notes)
     shapes = {**entries, **{alias: entries[name] for alias, name in aliases.items()}}
-    names += sorted(aliases, key=_natural)
+    names += sorted(aliases, key=natural_key)
     # a .pt keeps the order the modules registered in; a .safetensors sorts names, which is
     # that order only where the names differ by numbers alone (`layers.0`, `layers.1`, ...)
     skeletons = {_NUMBERS.sub("#", name.rpartition(".")[0]) for name in names}
@@ -275,17 +276,6 @@ def _statistics(
     gamma = get(norm.weight).double() if norm.weight else torch.ones_like(mean)  # affine=False
     beta = get(norm.bias).double() if norm.bias else torch.zeros_like(mean)
     return mean, var, gamma, beta
-
-
-def _natural(name: str) -> list[object]:
-    """A sort key that orders `fc2` before `fc10` and `layers.2` before `layers.10`."""
-    return [_number_key(part) if part.isdigit() else part for part in _NUMBERS.split(name)]
-
-
-def _number_key(digits: str) -> tuple[int, str]:
-    """Digits ordered as their number, without making one (a name may hold 5,000 digits)."""
-    significant = digits.lstrip("0")
-    return len(significant), significant
 
 
 def _mlpcli_layout(

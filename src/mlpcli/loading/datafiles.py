@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlpcli.errors import ConfigError, Location
 from mlpcli.loading.values import Parsed, file_path
 from mlpcli.loading.yamlnodes import Entry, value_entry
 from mlpcli.model.config import DEFAULT_SOURCE, MAX_SIZE, SPECS
 from mlpcli.model.units import counted
+
+if TYPE_CHECKING:
+    from mlpcli.data.weightfiles import WeightsFile
 
 # Fields a weights file that mlpcli wrote gives when the user sets none (its mlpcli.config);
 # `layers` and `bias` come from its tensors, as with any weights file.
@@ -71,7 +74,7 @@ def _graph_activations(entries: dict[str, Entry], weights: Entry, path: str) -> 
 def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry]) -> object:
     """Field `key`'s value as a file gives it: layers and bias from weights, batch from the
     rows of inputs; a problem is located where the config names the file it is in."""
-    from mlpcli.data import features, weightfiles
+    from mlpcli.data import features
 
     def described_inputs() -> features.FeaturesFile:
         given = features.describe(values["inputs"], features.reading_of(values))
@@ -87,16 +90,8 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
         assert given is not None
         return given.rows
 
-    def described_weights() -> weightfiles.WeightsFile:
-        start = given.width if given is not None else None  # the features decide the order
-        order, norms = values["weights_order"], values["batchnorm"]
-        try:
-            weights = weightfiles.describe(values["weights"], order, start, norms)
-        except ConfigError:
-            if start is None:
-                raise
-            weights = weightfiles.describe(values["weights"], order, None, norms)  # else its own
-            # error: the file is sound, and no order of its layers starts at the features' width
+    def described_weights() -> WeightsFile:
+        weights = _weights_from(values, given.width if given is not None else None)
         if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
             sizes = list(weights.layers)[:8]
             message = f"holds layers of sizes {sizes}; each is 1 to {MAX_SIZE:,}"
@@ -122,17 +117,27 @@ def about_file(entry: Entry, key: str, action: Callable[[], T]) -> T:
         raise ConfigError(entry.at(entry.node), key, str(error)) from None
 
 
+def _weights_from(values: Mapping[str, Any], start: int | None) -> WeightsFile:
+    """The weights file, its layers in the order that starts at `start` (the features' or
+    `layers[0]`'s width) where one does, else in the order it gives (its own errors raised):
+    the caller says the mismatch."""
+    from mlpcli.data import weightfiles
+
+    path, order, norms = values["weights"], values["weights_order"], values["batchnorm"]
+    try:
+        return weightfiles.describe(path, order, start, norms)
+    except ConfigError:
+        if start is None:
+            raise
+        return weightfiles.describe(path, order, None, norms)
+
+
 def check_weights(values: Mapping[str, Any], locations: Mapping[str, Location]) -> tuple[str, ...]:
     """A ConfigError, naming the tensor, where the weights file and `layers` or `bias` differ;
     else what was assumed reading the file."""
-    from mlpcli.data import weightfiles
 
     layers: tuple[int, ...] = values["layers"]
-    path, order, norms = values["weights"], values["weights_order"], values["batchnorm"]
-    try:  # the order of layers that starts where `layers` does
-        weights = weightfiles.describe(path, order, layers[0], norms)
-    except ConfigError:  # none does: said below against `layers`, or the file's own error
-        weights = weightfiles.describe(path, order, None, norms)
+    weights = _weights_from(values, layers[0])  # a mismatch is said below against `layers`
     where = locations.get("layers")
     if len(weights.layers) != len(layers):
         message = (

@@ -7,11 +7,8 @@ and GitLab, Jenkins and GitHub's test-report actions read. docs/ci.md.
 from __future__ import annotations
 
 import re
-import socket
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 # characters XML 1.0 cannot hold (controls but tab, newline and carriage return; surrogates)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -32,6 +29,10 @@ class Case:
 def document(suite: str, cases: Sequence[Case], started: float) -> bytes:
     """The JUnit XML of `cases`, one `<testsuite>` named `suite` (the command) that began at
     `started` (time.time())."""
+    import socket  # here, not at start-up: only a command given --junit-xml writes one
+    import xml.etree.ElementTree as ET
+    from datetime import UTC, datetime
+
     failures = sum(case.failure is not None for case in cases)
     errors = sum(case.error is not None for case in cases)
     total = f"{sum(case.seconds for case in cases):.6f}"

@@ -6,7 +6,6 @@ report. docs/ci.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,8 @@ def in_github_actions() -> bool:
 
 def gitlab(results: Sequence[ValidateResult]) -> list[dict[str, object]]:
     """GitLab's code quality report: one issue per invalid file."""
+    import hashlib  # here, not at every command's start-up
+
     issues: list[dict[str, object]] = []
     for result in results:
         if result.error is None:
