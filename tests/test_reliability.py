@@ -125,6 +125,27 @@ def huge_shape(path: Path) -> None:
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
 
 
+def npy_version(major: int) -> Callable[[Path], object]:
+    """A .npy whose magic says format version `major`.0 (NumPy writes 1.0 to 3.0)."""
+
+    def made(path: Path) -> None:
+        import numpy as np
+
+        np.save(path, np.ones((2, 3), np.float32))
+        data = bytearray(path.read_bytes())
+        data[6] = major
+        path.write_bytes(bytes(data))
+
+    return made
+
+
+def twice_named(path: Path) -> None:
+    """A safetensors header that names W1 twice (serde keeps the last; Python's json too)."""
+    entry = '{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}'
+    header = ('{"W1":' + entry + ',"W1":' + entry + "}").encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(24))
+
+
 def sparse_npy(path: Path) -> None:
     """A .npy of 3,000,000,000 rows that takes no room: its header, and a hole for the data."""
     import numpy as np
@@ -291,6 +312,12 @@ FAULTS = [
     Fault("bad files", ["run", "--expect", "{dir}/e.json", "-o", "{out}"], 2, r"/e\.json:1: 9{20}… \(400 digits\) is past float64's range$", files(**{"e.json": text('{"output": [[' + "9" * 400 + "]]}\n")})),
     Fault("bad files", ["run", "layers=[3, 2, 1]", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: holds 1,100 Linear layers; a network has at most 1,024$", files(**{"w.safetensors": tensors(**{f"l.{i}.weight": torch.ones(1, 1) for i in range(1100)})})),
     Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: holds 3,000,000,000 rows; a batch is at most 2,147,483,647$", files(**{"x.npy": sparse_npy})),
+    Fault("bad files", ["run", "inputs={dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: a \.npy of format version 4\.0; NumPy writes 1\.0, 2\.0, 3\.0$", files(**{"x.npy": npy_version(4)})),
+    Fault("bad files", ["run", "weights={dir}/w.safetensors", "-o", "{out}"], 2, r"/w\.safetensors: not a safetensors file \(its header is not JSON mlpcli reads: the key 'W1' twice in one object\)$", files(**{"w.safetensors": twice_named})),
+    Fault("bad files", ["run", "inputs={dir}/x.json", "-o", "{out}"], 2, r"/x\.json: invalid JSON: the key 'a' twice in one object$", files(**{"x.json": text('[{"a": 1, "b": 2, "c": 3, "a": 4}]')})),
+    Fault("bad files", ["run", "inputs={dir}/x.jsonl", "-o", "{out}"], 2, r"/x\.jsonl: rows of 1 feature, but layers\[0\] is 3 ", files(**{"x.jsonl": text("1\n2\n3\n")})),
+    Fault("bad files", ["run", "inputs={dir}/x.json", "-o", "{out}"], 2, r"/x\.json: orient 'split': an index of 3 for 1 row$", files(**{"x.json": text('{"columns": ["a", "b", "c"], "index": [0, 1, 2], "data": [[1, 2, 3]]}')})),
+    Fault("bad files", ["run", "--expect", "{dir}/e.json", "-o", "{out}"], 2, r"/e\.json:1: schema 'mlpcli\.run/99' is not one this mlpcli reads \(mlpcli\.run/1, mlpcli\.run/2\)$", files(**{"e.json": text('{"schema": "mlpcli.run/99", "name": "default", "output": [[0.5]]}\n')})),
     Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
     # streamed: found when the run reaches the chunk, and still nothing written
     Fault("bad files", ["run", "inputs={dir}/x.csv", "chunk=7", "-o", "{out}"], 2, r"^override 'inputs=.*/x\.csv': inputs: .*/x\.csv: line 2001, column 2: 'n/a' is not a number$", files(**{"x.csv": lambda p: p.write_text("1,2,3\n" * 2000 + "1,n/a,3\n")})),

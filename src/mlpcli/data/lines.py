@@ -14,14 +14,13 @@ import codecs
 import csv
 import dataclasses
 import itertools
-import json
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from mlpcli.data import tables
+from mlpcli.data import jsontext, tables
 from mlpcli.data.tables import Column, Table
 from mlpcli.data.tensorfiles import bad
 
@@ -258,12 +257,14 @@ def cell_table(layout: TextLayout, block: list[Line]) -> Table:
 
 @dataclass(frozen=True)
 class JsonLayout:
-    """JSON Lines of records (`names`: record 0's keys) or of rows (`names` None)."""
+    """JSON Lines of records (`names`: record 0's keys), of rows (`names` None), or of single
+    values (`scalars`: a column, as pandas reads them)."""
 
     source: str
     names: tuple[str, ...] | None
     width: int
     first: int  # the line of the first value
+    scalars: bool = False
 
 
 def json_layout(source: str, first: Line) -> JsonLayout | None:
@@ -271,8 +272,8 @@ def json_layout(source: str, first: Line) -> JsonLayout | None:
     first line is anything else (a `run` result, rows of rows, a document over several lines),
     read whole by `tables`."""
     try:
-        value = json.loads(first[1])
-    except (json.JSONDecodeError, RecursionError, ValueError):
+        value = jsontext.loads(first[1])
+    except (RecursionError, ValueError):
         return None
     if isinstance(value, dict) and value and not tables.run_result(value):
         if any(isinstance(v, dict | list) for v in value.values()):
@@ -280,13 +281,15 @@ def json_layout(source: str, first: Line) -> JsonLayout | None:
         return JsonLayout(source, tuple(value), len(value), first[0])
     if isinstance(value, list) and value and not any(isinstance(v, list | dict) for v in value):
         return JsonLayout(source, None, len(value), first[0])
+    if not isinstance(value, list | dict):
+        return JsonLayout(source, None, 1, first[0], scalars=True)
     return None
 
 
 def _json_value(source: str, line: Line) -> object:
     try:
-        return json.loads(line[1])
-    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        return jsontext.loads(line[1])
+    except (RecursionError, ValueError) as error:
         raise bad(source, f"line {line[0]}: invalid JSON Lines: {str(error)[:80]}") from None
 
 
@@ -306,7 +309,11 @@ def json_blocks(
         cells: list[Sequence[object]] = []
         for line in block:
             value = _json_value(source, line)
-            if layout.names is None:
+            if layout.scalars:
+                if isinstance(value, list | dict):
+                    raise bad(source, f"line {line[0]}: expected one value, as on every line")
+                cells.append([value])
+            elif layout.names is None:
                 if not isinstance(value, list) or len(value) != layout.width:
                     raise bad(source, f"line {line[0]}: expected a row of {layout.width} values")
                 cells.append(value)

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mlpcli.data import jsontext
 from mlpcli.data.tensorfiles import bad
+from mlpcli.model.results import unknown_run_schema
 from mlpcli.model.units import counted
 
 if TYPE_CHECKING:
@@ -258,7 +260,7 @@ def json_table(source: str, text: str, orient: str | None = None) -> Table:
     or JSON Lines of records (`lines=True`) or of rows; `orient` (`input_orient`) for an object
     of objects."""
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except json.JSONDecodeError as error:
         lines = [line for line in text.splitlines() if line.strip()]
         if error.msg != "Extra data" or len(lines) < 2:
@@ -273,11 +275,13 @@ def _json_lines(source: str, lines: list[str]) -> list[object]:
     values = []
     for number, line in enumerate(lines, 1):
         try:
-            values.append(json.loads(line))
-        except (json.JSONDecodeError, RecursionError, ValueError) as error:
+            values.append(jsontext.loads(line))
+        except (RecursionError, ValueError) as error:
             raise bad(source, f"line {number}: invalid JSON Lines: {str(error)[:80]}") from None
     if all(run_result(value) for value in values):
         raise bad(source, f"holds {len(values)} results; chain one network's output at a time")
+    if not any(isinstance(value, list | dict) for value in values):
+        return [[value] for value in values]  # a value a line: a column, as pandas reads it
     return values
 
 
@@ -302,6 +306,8 @@ def _json_to_table(source: str, data: object, orient: str | None) -> Table:
     if isinstance(data, dict) and run_result(data):
         if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
             raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
+        if (unknown := unknown_run_schema(data["schema"])) is not None:
+            raise bad(source, unknown)
         data = data["output"]
     if (
         isinstance(data, dict)
@@ -318,6 +324,10 @@ def _json_to_table(source: str, data: object, orient: str | None) -> Table:
         table = rows_of(data["data"]) if isinstance(data["data"], list) else None
         if table is None or (table.rows and len(table.rows[0]) != len(names)):
             raise bad(source, "orient 'split': data must be rows as long as columns")
+        index = data.get("index")
+        if isinstance(index, list) and len(index) != len(table.rows):
+            rows = counted(len(table.rows), "row")
+            raise bad(source, f"orient 'split': an index of {len(index)} for {rows}")
         return Table(source, names, table.rows, _named_at(names), json=True)
     if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data:
         return _table_orient(source, data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import os
 import re
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from mlpcli.data import jsontext
 from mlpcli.errors import ConfigError, Location, MlpcliError, first_line
 
 STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
@@ -123,7 +123,7 @@ def safetensors_header(path: str) -> tuple[dict[str, Entry], dict[str, str]]:
     except OSError as error:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
     try:
-        header = json.loads(raw)
+        header = jsontext.loads(raw)
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, a 4,300-digit number
         reason = first_line(error)[:80]
         raise bad(
@@ -180,6 +180,9 @@ def _safetensors_entry(path: str, name: str, info: object) -> tuple[Entry, tuple
     return Entry(dtype, tuple(shape)), (begin, stop)
 
 
+NPY_VERSIONS = ((1, 0), (2, 0), (3, 0))  # the .npy format versions NumPy writes and reads
+
+
 @dataclass(frozen=True)
 class NpyHeader:
     """What a .npy header says: the array's dtype, shape and order, and where its data starts."""
@@ -209,6 +212,10 @@ def npy_header_of(source: str, file: IO[bytes], size: int, role: str = "features
 
     with parsed_by_library(source, ".npy file"):
         version = np.lib.format.read_magic(file)
+        if version not in NPY_VERSIONS:
+            written = ", ".join(f"{major}.{minor}" for major, minor in NPY_VERSIONS)
+            major, minor = version
+            raise bad(source, f"a .npy of format version {major}.{minor}; NumPy writes {written}")
         read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
             version, np.lib.format.read_array_header_2_0
         )

@@ -183,9 +183,8 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
     source = given.source
     if given.width != layers[0]:
         where = locations.get("layers", Location(str(values["weights"])))
-        message = (
-            f"rows of {given.width} features, but layers[0] is {layers[0]} ({where}){given.misfit}"
-        )
+        rows = f"rows of {counted(given.width, 'feature')}"
+        message = f"{rows}, but layers[0] is {layers[0]} ({where}){given.misfit}"
         raise ConfigError(Location(source), None, message)
     if given.rows != values["batch"]:
         message = (

@@ -15,7 +15,7 @@ import yaml
 
 from mlpcli.errors import UsageError
 from mlpcli.model.closeness import Array, Tolerance, difference
-from mlpcli.model.results import RunResult
+from mlpcli.model.results import RunResult, unknown_run_schema
 
 FILE_SUFFIXES = (".json", ".csv")
 
@@ -151,6 +151,8 @@ def _read_file(path: Path) -> Expectation:
             raise UsageError(f"{source}:{number}: not JSON mlpcli reads: {error}"[:200]) from None
         if not isinstance(record, dict) or "output" not in record:
             raise UsageError(f"{source}:{number}: not a line of `mlpcli run --format json`")
+        if "schema" in record and (unknown := unknown_run_schema(record["schema"])) is not None:
+            raise UsageError(f"{source}:{number}: {unknown}")
         name = str(record.get("name", ""))
         overrides = frozenset(map(str, record.get("overrides") or []))
         if any((o.name, o.overrides) == (name, overrides) for o in outputs):

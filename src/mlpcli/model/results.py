@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 
+RUN_VERSION = 2  # `mlpcli.run/2`: non-finite values as "NaN" and "Infinity"; /1 wrote null
+
+
+def unknown_run_schema(schema: object) -> str | None:
+    """Why a `mlpcli.run/N` record cannot be read (a version newer than this mlpcli's), or None."""
+    known = [f"mlpcli.run/{version}" for version in range(1, RUN_VERSION + 1)]
+    if schema in known:
+        return None
+    return f"schema {str(schema)[:40]!r} is not one this mlpcli reads ({', '.join(known)})"
+
 
 @dataclass(frozen=True)
 class ParallelInfo:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from mlpcli.model.results import given, one_process, swept_keys
+from mlpcli.model.results import RUN_VERSION, given, one_process, swept_keys
 
 if TYPE_CHECKING:
     from mlpcli.model.config import Config
@@ -95,9 +95,9 @@ def each(rows: Callable[[R], Rows]) -> Callable[[Sequence[R]], list[Rows]]:
 
 
 def run_record(result: RunResult) -> Record:
-    """Schema `mlpcli.run/2` (/1 wrote every non-finite value as null)."""
+    """Schema `mlpcli.run/RUN_VERSION`."""
     return {
-        **_header("run", result.config, version=2),
+        **_header("run", result.config, version=RUN_VERSION),
         "overrides": list(result.overrides),
         "device": result.device,
         "tensors": [
