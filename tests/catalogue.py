@@ -268,4 +268,10 @@ BAD_CONFIG_FILES = [
         b"layers: [3, 2]\nname: \xff\n",
         r": not UTF-8 text \(byte 0xff at offset 21\)",
     ),
+    Case(
+        "YAML and encoding",
+        "layers: [3, 1]\n".encode("utf-16"),
+        r": UTF-16 text \(by its byte order mark\); save the config as UTF-8$",
+        schema_cannot="UTF-16",
+    ),
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from mlpcli.loading.loader import load
 from mlpcli.model import shapes, units
@@ -145,3 +148,29 @@ def test_the_time_left_counts_down_from_the_estimate_then_at_the_pace_seen(
     assert bar.time_left() == pytest.approx(7.0)  # counts down between steps
     now[0] = 130.0
     assert bar.time_left() == 0.0  # late: never below zero
+
+
+@pytest.mark.parametrize("rows", [3, 120])
+def test_a_long_table_prints_past_its_first_rows_as_rich_would(rows: int) -> None:
+    """--full's rows after the first that Rich lays out are the lines Rich would have made,
+    colour aside: the same columns, widths and gaps, and its row labels dim on a terminal."""
+    from rich.text import Text
+
+    from mlpcli.report import style
+
+    headings = ("row", "0", "1")
+    body = [(str(r), f"{r / 7:.4f}", f"{-r * 1e3:.4e}") for r in range(rows)]
+    widths = [max(len(row[j]) for row in [headings, *body]) for j in range(3)]
+    whole = style.table()
+    for heading, width in zip(headings, widths, strict=True):
+        whole.add_column(heading, justify="right", no_wrap=True, min_width=width)
+    for row in body:
+        whole.add_row(*row)
+    long = style.LongTable("output", headings, body, widths)
+    assert rendered(long) == rendered(Text("output")) + rendered(whole)
+    lines = rendered(long).splitlines()
+    assert len(lines) == rows + 3 and lines[-1].startswith(f"{rows - 1:>3}  ")
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, force_terminal=True, color_system="standard").print(long)
+    dim = re.findall(r"^\x1b\[2m *\d+", buffer.getvalue(), re.MULTILINE)
+    assert len(dim) == rows  # each row label dim, the long rows' too

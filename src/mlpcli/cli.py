@@ -17,6 +17,7 @@ import typer
 from mlpcli import __version__, compat, interrupts
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
+from mlpcli.commands.help import help_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, StdoutFailed, error_line
 from mlpcli.loading import yamlnodes
 from mlpcli.ranks import launch, process, store
@@ -42,6 +43,7 @@ app.add_typer(config.app)
 app.command()(bench.bench)
 app.command()(compare.compare)
 app.command()(env.env)
+app.command("help", hidden=True)(help_command)
 
 
 def _version(value: bool) -> None:

@@ -122,13 +122,27 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: ESC, BEL, CR, C
 
 
 def wrapped(line: str, width: int) -> str:
-    """`line` broken at word boundaries into lines of at most `width`, those after the first
-    indented by two spaces."""
+    """`line` broken at spaces into lines of at most `width`, those after the first indented by
+    two spaces; a path or a quoted value is never broken (a line holding one may run past)."""
     if len(line) <= width:
         return line
-    return textwrap.fill(
-        line, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=True
+    kept = _QUOTED.sub(lambda match: match.group().replace(" ", "\0"), line)
+    filled = textwrap.fill(
+        kept, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
     )
+    return filled.replace("\0", " ")
+
+
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def shortened(text: str, limit: int = 60) -> str:
+    """`text` whole when short, else its start and end around `…`: a value typed on the command
+    line is shown, never poured whole into a message."""
+    if len(text) <= limit:
+        return text
+    end = limit // 4
+    return f"{text[: limit - end - 1]}…{text[-end:]}"
 
 
 def _terminal_width() -> int | None:

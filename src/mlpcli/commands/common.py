@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, UsageError
+from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, UsageError, shortened
 from mlpcli.loading import loader, sweep, yamlnodes
 from mlpcli.model.config import Config
 from mlpcli.ranks import launch, process
@@ -212,9 +212,32 @@ def help_without_command(ctx: typer.Context) -> None:
 def split(arguments: Sequence[str] | None) -> tuple[list[Path | None], list[str]]:
     """Config paths (or [None], the built-in default) and KEY=VALUE overrides."""
     arguments = arguments or []
+    _whole_lists(arguments)
     overrides = [a for a in arguments if yamlnodes.is_override(a)]
     paths: list[Path | None] = [Path(a) for a in arguments if not yamlnodes.is_override(a)]
     return paths or [None], overrides
+
+
+def _whole_lists(arguments: Sequence[str]) -> None:
+    """An override whose list the shell split at its spaces (`layers=[3, 2, 1]` unquoted) is
+    an error that shows it quoted, before its pieces are taken for config paths."""
+
+    def still_open(text: str) -> bool:
+        return text.count("[") + text.count("{") > text.count("]") + text.count("}")
+
+    for index, argument in enumerate(arguments):
+        if yamlnodes.is_override(argument) and still_open(argument):
+            pieces = [argument]
+            for piece in arguments[index + 1 :]:
+                if not still_open(" ".join(pieces)):
+                    break
+                pieces.append(piece)
+            if len(pieces) > 1:
+                whole = shortened(" ".join(pieces))
+                raise UsageError(
+                    f"override '{shortened(argument)}': the shell split its list at the spaces; "
+                    f"quote it: '{whole}'"
+                )
 
 
 def split_one(arguments: Sequence[str] | None, command: str) -> tuple[Path | None, list[str]]:
@@ -246,9 +269,9 @@ def plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bo
     """Every config to run, read and checked before the first one runs: each path with the
     overrides, or (`multirun`) with each combination of their comma-separated values.
 
-    A key given twice: the last one wins, in the config and in the run's label alike.
+    A key given twice is an error.
     """
-    overrides = sweep.last_of_each_key(overrides)
+    sweep.once_each(overrides)
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     return [(load(path, combo), combo) for path in paths for combo in combinations]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +12,9 @@ import typer
 from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sources, split_one
 from mlpcli.errors import UsageError
 from mlpcli.model import memory
+from mlpcli.model.units import byte_size
 from mlpcli.report import draw as pictures
-from mlpcli.report import files
+from mlpcli.report import files, terminal
 from mlpcli.report.output import to_stdout
 
 
@@ -74,6 +76,11 @@ def draw(
     kind = draw_format or by_suffix or DrawFormat.SVG
     if by_suffix is not None and by_suffix is not kind:
         raise UsageError(f"--output {output}: the suffix says {by_suffix}, --format says {kind}")
+    if output is None and kind is DrawFormat.SVG and sys.stdout.isatty():  # (Mermaid reads)
+        raise UsageError(
+            "draw makes an SVG picture, text for a file, not for the terminal: write it with "
+            "-o network.svg, or pipe it on (-f mermaid prints a chart to paste)"
+        )
     if values and kind is DrawFormat.MERMAID:
         raise UsageError("--values colours an SVG picture; draw it as svg")
     connections = pictures.edges(config, max_units)
@@ -97,6 +104,7 @@ def draw(
         text = pictures.mermaid(config, max_units)
     if output is not None:
         files.write_atomic(output, text.encode())
+        terminal.note(f"wrote {output} ({byte_size(len(text.encode()))})")
     else:
         with to_stdout():
             print(text, end="")

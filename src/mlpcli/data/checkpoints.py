@@ -118,6 +118,12 @@ def _check_archive(path: str) -> None:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
     except (ValueError, EOFError, NotImplementedError) as error:
         raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
+    if any(m.filename.endswith("/constants.pkl") for m in members):
+        raise bad(
+            path,
+            "a TorchScript archive (torch.jit.save), which holds code; mlpcli reads weights: "
+            "save the model's weights with torch.save(model.state_dict(), PATH)",
+        )
     compressed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
     if compressed:
         message = (

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlpcli.errors import ConfigError, Location
+from mlpcli.errors import ConfigError, Location, UsageError
 from mlpcli.loading.values import Parsed, file_path
 from mlpcli.loading.yamlnodes import Entry, value_entry
 from mlpcli.model.config import DEFAULT_SOURCE, MAX_SIZE, SPECS
@@ -21,6 +22,29 @@ if TYPE_CHECKING:
 # `layers` and `bias` come from its tensors, as with any weights file.
 WRITTEN_FIELDS = ("name", "seed", "activation", "init", "dtype", "batch")
 T = TypeVar("T")
+
+
+def not_a_config(path: Path) -> None:
+    """A path given where a config goes that is standard input or a file of another kind (the
+    features, the weights, TOML): one line that says where it goes instead."""
+    from mlpcli.data import features, weightfiles
+
+    if str(path) == "-":
+        raise UsageError(
+            "-: a config is read from its file, not from standard input; `-` is for the "
+            "features: inputs=-"
+        )
+    suffix = path.suffix.lower()
+    fields = [
+        f"{field}={path}"
+        for field, suffixes in (("inputs", features.SUFFIXES), ("weights", weightfiles.SUFFIXES))
+        if suffix in suffixes and suffix != ".json"  # JSON may be a config: it is YAML too
+    ]
+    if fields:
+        raise UsageError(f"{path}: a {suffix} file is no config; give it as {' or '.join(fields)}")
+    if suffix == ".toml":
+        message = "TOML; a config is YAML (mlpcli config init FILE.yaml writes one)"
+        raise UsageError(f"{path}: {message}")
 
 
 def take_written_config(entries: dict[str, Entry]) -> list[str]:

@@ -21,6 +21,7 @@ from mlpcli.loading.datafiles import (
     check_activations,
     check_inputs,
     check_weights,
+    not_a_config,
     read_from,
     take_written_config,
 )
@@ -66,19 +67,21 @@ def load(
     if path is None:
         source, text, stem = DEFAULT_SOURCE, DEFAULT_YAML, "default"
     else:
+        not_a_config(path)
         source, text, stem = str(path), read_text(path), path.stem
     entries = entries_of(compose(text, source), source, text)
     for variable, key in ENVIRONMENT.items():
         if value := environment.get(variable):
             entries[key] = value_entry(value, f"environment {variable}={value}")
     entries.update(parse_overrides(overrides))
-    entries = {key: entry for key, entry in entries.items() if not is_null(entry.node)}  # default
+    cleared = {key: entry for key, entry in entries.items() if is_null(entry.node)}  # default
+    entries = {key: entry for key, entry in entries.items() if key not in cleared}
     for spec in FIELDS:  # the built-in network's sizes yield to a file that gives them
         given = entries.get(spec.name)
         if given is not None and given.source == DEFAULT_SOURCE and spec.read_from in entries:
             del entries[spec.name]
     notes = take_written_config(entries)
-    return _validate(entries, source, stem, notes)
+    return _validate(entries, cleared, source, stem, notes)
 
 
 def parse_device(text: str, source: str) -> Device:
@@ -94,9 +97,14 @@ def to_yaml(config: Config) -> str:
 
 
 def _validate(
-    entries: Mapping[str, Entry], source: str, stem: str, notes: Sequence[str] = ()
+    entries: Mapping[str, Entry],
+    cleared: Mapping[str, Entry],
+    source: str,
+    stem: str,
+    notes: Sequence[str],
 ) -> Config:
-    """Each field by the rules of its `FieldSpec`; absent fields take their defaults."""
+    """Each field by the rules of its `FieldSpec`; absent fields take their defaults (a field
+    set to null, `cleared`, too)."""
     values: dict[str, object] = {}
     for spec in sorted(FIELDS, key=parse_order):
         entry = entries.get(spec.name)
@@ -104,6 +112,9 @@ def _validate(
             values[spec.attribute] = PARSERS[spec.kind](entry, spec, Parsed(values, entries))
         elif spec.read_from and values[spec.read_from] is not None:
             values[spec.attribute] = read_from(spec.name, values, entries)
+        elif spec.required and spec.name in cleared:
+            where = cleared[spec.name]
+            raise ConfigError(where.at(where.node), spec.name, "required; null leaves it unset")
         elif spec.required:
             raise ConfigError(Location(source), spec.name, "required field is missing")
         else:

@@ -6,7 +6,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from mlpcli.errors import UsageError
+from mlpcli.errors import UsageError, shortened
 
 _CLOSE = {"[": "]", "{": "}"}
 
@@ -35,14 +35,18 @@ def split_values(value: str) -> list[str]:
     return values
 
 
-def last_of_each_key(overrides: Sequence[str]) -> list[str]:
-    """The overrides, a key given twice kept only where it was given last: the one that wins."""
-    last = {override.partition("=")[0]: index for index, override in enumerate(overrides)}
-    return [
-        override
-        for index, override in enumerate(overrides)
-        if last[override.partition("=")[0]] == index
-    ]
+def once_each(overrides: Sequence[str]) -> None:
+    """A key given twice is an error, as it is in a config file: neither value silently wins."""
+    first: dict[str, str] = {}
+    for override in overrides:
+        key = override.partition("=")[0]
+        if key in first:
+            raise UsageError(
+                f"override '{shortened(override)}': {key} is given twice (also "
+                f"'{shortened(first[key])}'); give it once, or sweep its values with -m "
+                f"{key}=A,B"
+            )
+        first[key] = override
 
 
 def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
@@ -53,7 +57,8 @@ def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
         key, _, value = override.partition("=")
         values = split_values(value)
         if any(not v.strip() for v in values):
-            raise UsageError(f"override '{override}': an empty value in a comma-separated sweep")
+            message = f"override '{shortened(override)}': an empty value in a comma-separated sweep"
+            raise UsageError(message)
         choices.append([f"{key}={v}" for v in values])
     count = math.prod(len(values) for values in choices)
     if count > MAX_COMBINATIONS:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mlpcli.errors import ConfigError, Location, UsageError
+from mlpcli.errors import ConfigError, Location, UsageError, shortened
 from mlpcli.model.config import KNOWN_KEYS
 
 MAX_FILE_BYTES = 1 << 20
@@ -67,7 +67,9 @@ def read_text(path: Path) -> str:
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
-            raise UsageError(f"{path}: is a directory, not a config file")
+            raise UsageError(
+                f"{path}: a directory, not a config file; give the configs in it: {path / '*.yaml'}"
+            )
         if not stat.S_ISREG(mode):
             raise UsageError(f"{path}: not a regular file")
         with path.open("rb") as file:
@@ -82,6 +84,10 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         message = f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            message = "UTF-16 text (by its byte order mark); save the config as UTF-8"
+        elif data.startswith(b"\x93NUMPY"):
+            message = f"a NumPy array (.npy), no config; give it as inputs={path}"
         raise ConfigError(Location(str(path)), None, message) from None
 
 
@@ -115,19 +121,24 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for argument in overrides:
         match = _OVERRIDE.fullmatch(argument)
-        source = f"override '{argument}'"
+        source = f"override '{shortened(argument)}'"
         if match is None:
             raise UsageError(f"{source}: expected KEY=VALUE")
         key, value = match.groups()
         if key not in KNOWN_KEYS:
             raise ConfigError(Location(source), None, unknown_key(key))
+        if not value.strip():
+            raise UsageError(
+                f"{source}: an empty value (an unset shell variable?); "
+                f"{key}=null gives {key} its default"
+            )
         entries[key] = value_entry(value, source)
     return entries
 
 
 def value_entry(value: str, source: str) -> Entry:
-    """A value given outside a file (an override, a variable), read as YAML; empty is null,
-    and `-` is itself (standard input), not a YAML list."""
+    """A value given outside a file (an override, a variable), read as YAML, and `-` as itself
+    (standard input), not a YAML list."""
     if value.strip() == "-":
         return string_entry("-", source)
     node = compose(value, source, in_file=False) if value.strip() else None

@@ -164,9 +164,11 @@ def _output_table(
                 blocks.append([])
             blocks[-1].append(j)
         tables = [
-            _values_table(
+            style.LongTable(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
-                values, row_index, block, specs, width,
+                ("row", *map(str, block)),
+                [(str(r), *(format(v[j], specs[j]) for j in block)) for r, v in values.items()],
+                (max(3, len(str(rows - 1))), *(cells[j] for j in block)),
             )
             for block in blocks
         ]  # fmt: skip
