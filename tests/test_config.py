@@ -119,7 +119,7 @@ def test_file_larger_than_a_mebibyte_is_refused(write_config: Callable[..., Path
     ("make", "message"),
     [
         (lambda tmp: tmp / "missing.yaml", "no such file"),
-        (lambda tmp: tmp, "is a directory"),
+        (lambda tmp: tmp, "a directory, not a config file"),
     ],
 )
 def test_unreadable_path_is_a_usage_error(

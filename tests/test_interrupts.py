@@ -1,6 +1,6 @@
 """The signal watcher in a real process, as the console script runs it: a run stuck in a C call
 is ended within a second and its temporary file removed; a signal while a finished file is
-renamed into place is dropped, and the command completes."""
+renamed into place waits for the rename, then ends the command saying the file was written."""
 
 from __future__ import annotations
 
@@ -26,18 +26,15 @@ with interrupts.writing(temporary):
 
 RENAMING = """
 import os, sys, time
-from pathlib import Path
-from mlpcli.report import files
-from mlpcli import interrupts
-interrupts.watch()
+from mlpcli import cli
 replace = os.replace
 def slow_replace(source, target):
     print("renaming", flush=True)
     time.sleep(1.5)  # the signal comes now
     replace(source, target)
 os.replace = slow_replace
-files.write_atomic(Path(sys.argv[1]), b"new")
-print("completed", flush=True)
+sys.argv = ["mlpcli", "run", "-q", "-o", sys.argv[1]]
+cli.main()
 """
 
 
@@ -65,7 +62,7 @@ def test_a_run_stuck_in_c_ends_within_a_second_and_removes_its_temporary(
     assert not temporary.exists()
 
 
-def test_a_signal_while_the_finished_file_is_renamed_lets_the_command_complete(
+def test_a_signal_while_the_finished_file_is_renamed_ends_the_command_once_it_is_in_place(
     tmp_path: Path,
 ) -> None:
     target = tmp_path / "out.json"
@@ -73,8 +70,9 @@ def test_a_signal_while_the_finished_file_is_renamed_lets_the_command_complete(
     process = start(RENAMING, target)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    assert (process.returncode, out, err) == (0, "completed\n", "")
-    assert target.read_text() == "new"
+    assert (process.returncode, out) == (130, "")
+    assert err == f"mlpcli: error: interrupted; {target} was written in full before\n"
+    assert target.read_text().startswith('{"schema":"mlpcli.run/')
     assert [path.name for path in tmp_path.iterdir()] == ["out.json"]
 
 

@@ -567,3 +567,39 @@ def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
         done.stderr,
     )
     assert took < 3 + 30, f"{took:.0f} s"  # it was 190 s; torch's import counts here too
+
+
+def test_a_rank_pointed_at_a_port_where_no_store_answers_ends_within_its_timeout(
+    mlpcli_script: str,
+) -> None:
+    """Something other than a store on MASTER_PORT (an HTTP server, which holds the connection
+    open) held a hand-started rank past 150 s with timeout=5; it ends within its timeout and
+    a few seconds, one line, exit 3."""
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        held: list[socket.socket] = []
+        threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+        launcher = {
+            "RANK": "1",
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(server.getsockname()[1]),
+        }
+        start = time.monotonic()
+        done = subprocess.run(
+            [mlpcli_script, "run", *NET, "parallel=data", "timeout=3"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, **launcher},
+        )  # fmt: skip
+        took = time.monotonic() - start
+    assert done.returncode == 3
+    assert re.fullmatch(
+        r"mlpcli: error: the process group did not form at MASTER_ADDR:MASTER_PORT "
+        r"\(127\.0\.0\.1:\d+\) within the timeout \(3 s\): no rank 0 is there, or something "
+        r"other than its store answers on that port\n",
+        done.stderr,
+    )
+    assert took < 3 + 30, f"{took:.0f} s"  # torch's import counts here too

@@ -169,7 +169,8 @@ def test_a_long_table_prints_past_its_first_rows_as_rich_would(rows: int) -> Non
     long = style.LongTable("output", headings, body, widths)
     assert rendered(long) == rendered(Text("output")) + rendered(whole)
     lines = rendered(long).splitlines()
-    assert len(lines) == rows + 3 and lines[-1].startswith(f"{rows - 1:>3}  ")
+    assert len(lines) == rows + 3
+    assert lines[-1].startswith(f"{rows - 1:>3}  ")
     buffer = io.StringIO()
     Console(file=buffer, width=100, force_terminal=True, color_system="standard").print(long)
     dim = re.findall(r"^\x1b\[2m *\d+", buffer.getvalue(), re.MULTILINE)

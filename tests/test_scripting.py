@@ -381,7 +381,8 @@ def test_multirun_is_the_cartesian_product() -> None:
 def test_a_key_given_twice_is_refused_as_in_a_file(args: list[str]) -> None:
     code, out, err = invoke("run", *args, "-f", "json")
     assert (code, out) == (2, "")
-    assert "seed is given twice" in err and err.count("\n") == 1
+    assert "seed is given twice" in err
+    assert err.count("\n") == 1
 
 
 def test_multirun_keeps_brackets_together_and_shows_one_table() -> None:

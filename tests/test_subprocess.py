@@ -412,7 +412,8 @@ NEWCOMER = [
     ("{mlpcli} config show {two_layer} -f json", 0, r'"mlpcli.config/1","name":"two_layer"'),
     ("{mlpcli} shapes --help", 0, r"total_params, layers\.0\.params"),
     ("{mlpcli} run -m seed=1,2 -f csv", 0, r"^name,seed,output_0\ndefault,1,[0-9.]+\ndefault,2,"),
-    ("{mlpcli} run -m seed=1,2 seed=3 --field overrides", 2, r"override 'seed=3': seed is given twice"),
+    ("{mlpcli} run -m seed=1,2 seed=3 --field overrides", 2,
+     r"override 'seed=3': seed is given twice"),
     ("cat {two_layer} | {mlpcli} run -", 2, r"`-` is for the features: inputs=-"),
     ("{mlpcli} help run", 0, r"^Usage: mlpcli run \[OPTIONS\]"),
     ("{mlpcli} run batch=3000 --full | head -3", 0, r"^default  seed 7"),
@@ -548,6 +549,8 @@ def test_a_terminal_of_no_width_leaves_lines_whole(mlpcli_script: str) -> None:
 def test_draw_on_a_terminal_says_where_the_picture_goes(mlpcli_script: str) -> None:
     code, screen = _terminal([mlpcli_script, "draw", TWO_LAYER], dict(os.environ))
     assert code == 2
-    assert b"draw makes an SVG picture" in screen and b"<svg" not in screen
+    assert b"draw makes an SVG picture" in screen
+    assert b"<svg" not in screen
     code, screen = _terminal([mlpcli_script, "draw", TWO_LAYER, "-f", "mermaid"], dict(os.environ))
-    assert code == 0 and b"flowchart" in screen  # a chart to paste reads on a terminal
+    assert code == 0
+    assert b"flowchart" in screen  # a chart to paste reads on a terminal

@@ -136,7 +136,7 @@ def wrapped(line: str, width: int) -> str:
 _QUOTED = re.compile(r"'[^']*'")
 
 
-def shortened(text: str, limit: int = 60) -> str:
+def shortened(text: str, limit: int = 160) -> str:
     """`text` whole when short, else its start and end around `…`: a value typed on the command
     line is shown, never poured whole into a message."""
     if len(text) <= limit:

@@ -44,7 +44,8 @@ _temporary: Path | None = None  # the file a write has made and not yet renamed
 _held = 0  # > 0 while a result is put in place (a rename; a complete run over ranks reported):
 # the first signal then is dropped, a second one ends the process as usual
 _signalled = False  # a signal has been raised in the main thread already
-_dropped = False  # a signal came while held and was dropped: a second one ends the process
+_dropped: signal.Signals | None = None  # a signal that came while held: a second one ends the
+# process; a finished write (`held`) raises it once the file is in place
 
 
 class Terminated(BaseException):
@@ -87,8 +88,8 @@ def writing(temporary: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """Putting a finished file in place: a signal meanwhile is dropped, and the command goes
-    on to complete (an interrupted write leaves the old file, a finished one is kept)."""
+    """Putting a finished file in place (a rename: milliseconds): a signal meanwhile waits,
+    for `raise_waiting` (or, past `hold`, is dropped)."""
     global _held
     with _state:
         _held += 1
@@ -97,6 +98,21 @@ def held() -> Iterator[None]:
     finally:
         with _state:
             _held -= 1
+
+
+def raise_waiting() -> None:
+    """The signal that came while a file was put in place, raised now that it is: the command
+    ends with the signal's code, saying the file was written in full. Nothing while `hold`
+    holds (the result is decided and reported whole)."""
+    global _dropped, _signalled
+    with _state:
+        waiting = _dropped if not _held else None
+        if waiting is not None:
+            _dropped, _signalled = None, True
+    if waiting == signal.SIGINT:
+        raise KeyboardInterrupt
+    if waiting is not None:
+        raise Terminated(waiting)
 
 
 def hold() -> None:
@@ -143,8 +159,8 @@ def _watcher() -> None:
         if signum in FATAL:
             _end_as(signum)
         with _state:  # decided and raised under the lock: no write can start in between
-            if _held and not _dropped:  # the result is being put in place: this one waits
-                _dropped = True
+            if _held and _dropped is None:  # the result is being put in place: this one waits
+                _dropped = signum
                 continue
             again, _signalled = _signalled or _held > 0, True
             if not again and not _passed_on():

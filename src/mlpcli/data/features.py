@@ -241,8 +241,9 @@ def _checked(
             break
         yield tensor
     if start != expected:
-        found = "more than the" if start > expected else f"{start} rows, not the"
-        raise bad(source, f"holds {found} {expected} rows counted before the run (changed since?)")
+        found = "more than the" if start > expected else f"{start:,} rows, not the"
+        message = f"holds {found} {expected:,} rows its header or a first count gave"
+        raise bad(source, f"{message} (a corrupt file, or one changed since)")
 
 
 def _source(path: str) -> str:

@@ -32,6 +32,7 @@ from mlpcli.ranks.store import agent_store, client, key
 if TYPE_CHECKING:
     from torch._C._distributed_c10d import Store
 
+JOIN_SLACK_S = 3.0  # past a hand-started rank's timeout, the most its group may take to form
 BEAT_S = 1.0  # a heartbeat a second (five within the timeout, for short ones)
 POLL_S = 0.2  # how often a rank looks for a failure posted by another
 STOPPED_S = 3 * BEAT_S  # after a broken connection: the rank whose heartbeat stood still this long
@@ -329,13 +330,41 @@ def joined(configs: Sequence[Config]) -> Group:
         group.watch()
     backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
     limit = COLLECTIVE_TIMEOUT if agent_store() else timedelta(seconds=timeout)
-    with group._checked():
+    with group._checked(), _formed_within(None if agent_store() else timeout):
         dist.init_process_group(backend, timeout=limit)
     if not group.has_store:
         group.has_store = True
         group.watch()
     _joined = group
     return group
+
+
+@contextlib.contextmanager
+def _formed_within(timeout_s: int | None) -> Iterator[None]:
+    """A hand-started rank's group formed within `timeout_s` plus JOIN_SLACK_S, or one line and
+    exit 3: torch's own limits do not bound every wait (a port where something other than a
+    store answers holds the connection open for good). None: the launcher's agent watches."""
+    if timeout_s is None:
+        yield
+        return
+    address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+
+    def give_up() -> None:
+        line = (
+            f"the process group did not form at MASTER_ADDR:MASTER_PORT ({address}) within "
+            f"the timeout ({timeout_s} s): no rank 0 is there, or something other than its "
+            "store answers on that port"
+        )
+        error_line(line)
+        process.end_now(ExitCode.UNAVAILABLE)
+
+    timer = threading.Timer(timeout_s + JOIN_SLACK_S, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _beat(store: Store, rank: int) -> str:

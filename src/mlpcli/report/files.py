@@ -82,7 +82,7 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
                 yield file
                 file.flush()
                 os.fsync(file.fileno())
-            with interrupts.held():  # a signal now is dropped: the finished file goes in place
+            with interrupts.held():  # a signal now waits: the finished file goes in place
                 os.replace(temporary, path)
         WRITTEN.append(path)
     except BaseException as error:
@@ -97,6 +97,7 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
             raise kind(f"{path}: cannot write: {reason}") from None
         raise
+    interrupts.raise_waiting()  # a signal that waited for the rename ends the command now
 
 
 @contextlib.contextmanager
