@@ -157,11 +157,15 @@ def main() -> None:
     process.tie_to_launcher()
     process.claim_voice_by(store.first_to_say)
     interrupts.watch()
+    code: int | None = None
     try:
         code = run_app(sys.argv[1:])
-    except KeyboardInterrupt:  # a signal while an error was being reported: it was said
-        code = ExitCode.INTERRUPTED
-    except interrupts.Terminated as ended:
-        code = interrupts.SIGNALS[ended.signum]
+        interrupts.hold()  # from here to the exit (microseconds) a signal goes unsaid
+    except (KeyboardInterrupt, interrupts.Terminated) as error:
+        signum = error.signum if isinstance(error, interrupts.Terminated) else signal.SIGINT
+        # as the command ended, it says what was written; while an error was said, not again
+        code = _interrupted(signum) if code == ExitCode.OK else interrupts.SIGNALS[signum]
     process.leave(code)
+    if "torch" in sys.modules:  # its teardown at exit takes up to a second, a signal unsaid
+        process.end_now(code)  # so the process ends at once, its output flushed
     sys.exit(code)
