@@ -146,6 +146,7 @@ def _seed_files(directory: Path) -> dict[str, bytes]:
         "inputs.jsonl": lambda p: frame.to_json(p, orient="records", lines=True),
         "inputs.npy": lambda p: np.save(p, x),
         "inputs.parquet": lambda p: frame.to_parquet(p),
+        "inputs.feather": lambda p: frame.to_feather(p),
         "inputs.safetensors": lambda p: save_file({"features": x.astype(np.float32)}, str(p)),
         "weights.safetensors": lambda p: save_file(
             {
@@ -169,7 +170,7 @@ def _seed_files(directory: Path) -> dict[str, bytes]:
 
 SEED_NAMES = [
     "inputs.csv", "inputs.tsv", "inputs.json", "inputs.jsonl", "inputs.npy", "inputs.parquet",
-    "inputs.safetensors", "weights.safetensors", "weights.pt",
+    "inputs.feather", "inputs.safetensors", "weights.safetensors", "weights.pt",
 ]  # fmt: skip
 edits = st.lists(
     st.tuples(

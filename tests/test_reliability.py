@@ -176,6 +176,20 @@ def compressed_pt(path: Path) -> None:
     plain.unlink()
 
 
+def retyped_pt(path: Path) -> None:
+    """A state dict torch.save wrote, its pickle then naming DoubleStorage over float32 records
+    (torch, memory-mapping, would read past each record into the next)."""
+    plain = path.with_suffix(".plain")
+    torch.save({"0.weight": torch.ones(2, 3), "2.weight": torch.ones(1, 2)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as out:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename.endswith("data.pkl"):
+                data = data.replace(b"FloatStorage", b"DoubleStorage")
+            out.writestr(member.filename, data)
+    plain.unlink()
+
+
 class _Boom:
     """Unpickled, it would run `touch pwned` (os.system); weights_only must refuse it first."""
 
@@ -328,6 +342,7 @@ FAULTS = [
     Fault("bad files", ["run", "inputs={dir}/x.json", "-o", "{out}"], 2, r"/x\.json: orient 'split': an index of 3 for 1 row$", files(**{"x.json": text('{"columns": ["a", "b", "c"], "index": [0, 1, 2], "data": [[1, 2, 3]]}')})),
     Fault("bad files", ["run", "--expect", "{dir}/e.json", "-o", "{out}"], 2, r"/e\.json:1: schema 'mlpcli\.run/99' is not one this mlpcli reads \(mlpcli\.run/1, mlpcli\.run/2\)$", files(**{"e.json": text('{"schema": "mlpcli.run/99", "name": "default", "output": [[0.5]]}\n')})),
     Fault("bad files", ["run", "weights={dir}/m.pt", "-o", "{out}"], 2, r"/m\.pt: a TorchScript archive \(torch\.jit\.save\), which holds code; mlpcli reads weights: save the model's weights with torch\.save\(model\.state_dict\(\), PATH\)$", files(**{"m.pt": lambda p: torch.jit.save(torch.jit.script(torch.nn.Linear(3, 1)), p)})),
+    Fault("bad files", ["run", "weights={dir}/w.pt", "-o", "{out}"], 2, r"/w\.pt: its tensors' storages declare 64 bytes, but its records hold 32 \(a storage type that is not its record's\); not a file torch\.save wrote$", files(**{"w.pt": retyped_pt})),
     Fault("bad files", ["run", "weights=-", "-o", "{out}"], 2, r"^override 'weights=-': weights: cannot be read from standard input; give a file's path$"),
     # streamed: found when the run reaches the chunk, and still nothing written
     Fault("bad files", ["run", "inputs={dir}/x.csv", "chunk=7", "-o", "{out}"], 2, r"^override 'inputs=.*/x\.csv': inputs: .*/x\.csv: line 2001, column 2: 'n/a' is not a number$", files(**{"x.csv": lambda p: p.write_text("1,2,3\n" * 2000 + "1,n/a,3\n")})),
@@ -341,6 +356,7 @@ FAULTS = [
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 3, r"results\.json: cannot write: No space left on device$", raising(os, "fsync", OSError(errno.ENOSPC, "No space left on device"))),
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 130, r"^interrupted$", raising(os, "fsync", KeyboardInterrupt())),
     Fault("machine", ["run", "-o", "{out}"], 130, r"^interrupted$", raising(runners, "run", KeyboardInterrupt())),
+    Fault("machine", ["run", "weights={dir}/w.pt", "-o", "{out}"], 3, r"/w\.pt: cannot be memory-mapped here \(unable to mmap 2800000000 bytes from file <.*w\.pt>: Cannot allocate memory \(12\)\)$", lambda d, patch: (torch.save({"0.weight": torch.ones(2, 3), "2.weight": torch.ones(1, 2)}, d / "w.pt"), raising(torch, "load", RuntimeError(f"unable to mmap 2800000000 bytes from file <{d}/w.pt>: Cannot allocate memory (12)"))(d, patch))),
     Fault("machine", ["env"], 4, r"^internal error \(ZeroDivisionError: boom\); rerun with MLPCLI_DEBUG=1 and report the traceback$", raising(environment, "environment", ZeroDivisionError("boom"))),
 ]  # fmt: skip
 # Cases that only a machine without CUDA shows; not counted in docs/reliability.md.

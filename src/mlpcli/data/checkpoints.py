@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlpcli.data.tensorfiles import Entry, bad, by_file, regular_size
-from mlpcli.errors import first_line
+from mlpcli.data.tensorfiles import Entry, bad, by_file, mapped, regular_size
+from mlpcli.errors import MlpcliError, UnavailableError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -38,16 +38,17 @@ def state_dict(path: str) -> StateDict:
     import torch
 
     regular_size(path, "a .pt file")
-    _check_archive(path)
+    recorded = _check_archive(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as error:  # the legacy format cannot be memory-mapped
-                if "mmap" not in str(error):
+                with mapped(path):
+                    loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except UnavailableError:
+                if recorded is not None:  # an archive this machine cannot map
                     raise
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
+                loaded = torch.load(path, map_location="cpu", weights_only=True)  # legacy
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         if found is None:  # not a pickle torch wrote: no objects in it either
@@ -59,10 +60,21 @@ def state_dict(path: str) -> StateDict:
             "(save model.state_dict())"
         )
         raise bad(path, message) from None
-    except (KeyboardInterrupt, MemoryError):
+    except (KeyboardInterrupt, MlpcliError):
         raise
+    except MemoryError as error:
+        raise UnavailableError(
+            f"{path}: not enough memory to read it ({first_line(error)})"
+        ) from None
     except Exception as error:  # torch.load on a damaged file raises what its parts raise
         raise bad(path, f"not a readable .pt file ({first_line(error)[:120]})") from None
+
+    if recorded is not None and (declared := _storage_bytes(loaded)) > recorded:
+        message = (
+            f"its tensors' storages declare {declared:,} bytes, but its records hold "
+            f"{recorded:,} (a storage type that is not its record's); not a file torch.save wrote"
+        )
+        raise bad(path, message)
 
     def tensors(value: object) -> bool:
         return isinstance(value, Mapping) and all(
@@ -103,17 +115,18 @@ def _named(path: str, tensors: Mapping[object, torch.Tensor]) -> Mapping[str, to
     return tensors  # type: ignore[return-value]
 
 
-def _check_archive(path: str) -> None:
+def _check_archive(path: str) -> int | None:
     """A .pt archive checked before torch.load reads it: torch.save stores every record
     uncompressed, so a compressed one (which could inflate past any memory) is no file torch
-    wrote. The legacy format, no archive at all, is left to torch.load."""
+    wrote. Returns the bytes its storages' records hold; None for the legacy format, no
+    archive at all, which is left to torch.load."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except zipfile.BadZipFile:
-        return
+        return None
     except OSError as error:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
     except (ValueError, EOFError, NotImplementedError) as error:
@@ -131,6 +144,26 @@ def _check_archive(path: str) -> None:
             "(torch stores every record as it is)"
         )
         raise bad(path, message)
+    return sum(m.file_size for m in members if re.search(r"(^|/)data/[^/]+$", m.filename))
+
+
+def _storage_bytes(loaded: object) -> int:
+    """The bytes the storages of every tensor in a loaded object declare, each storage once
+    (mapped from its record: a storage's type decides how many of the file's bytes it takes)."""
+    import torch
+
+    storages: dict[int, int] = {}
+    pending = [loaded]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return sum(storages.values())
 
 
 def entry(tensor: torch.Tensor) -> Entry:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from mlpcli.data import jsontext
-from mlpcli.errors import ConfigError, Location, MlpcliError, first_line
+from mlpcli.errors import ConfigError, Location, MlpcliError, UnavailableError, first_line
 
 STDIN_NAME = "<stdin>"  # standard input (`-`) in messages
 MAX_MESSAGE = 300  # characters of a message about a file
@@ -78,16 +78,37 @@ def bad(path: str | Path, message: str) -> ConfigError:
 @contextlib.contextmanager
 def parsed_by_library(path: str | Path, what: str) -> Iterator[None]:
     """Around a library's parser (NumPy's header, torch.load, pyarrow): whatever it raises on a
-    bad file, which no library documents in full, is `not a readable {what}` and one line; what
-    it warns is not printed."""
+    bad file, which no library documents in full, is `not a readable {what}` and one line (an
+    allocation the file's lengths ask for and memory refuses, too); what it warns is not
+    printed."""
     try:
         with warnings.catch_warnings():  # (NumPy's header parser warns about escapes, torch...)
             warnings.simplefilter("ignore")
             yield
-    except (MlpcliError, KeyboardInterrupt, MemoryError):
+    except (MlpcliError, KeyboardInterrupt):
         raise
+    except MemoryError as error:  # sizes the file declares (the memory pre-flight passed)
+        reason = first_line(error)[:120]
+        raise bad(
+            path, f"not a readable {what}: it declares more than memory holds ({reason})"
+        ) from None
     except Exception as error:
         raise bad(path, f"not a readable {what} ({first_line(error)[:120]})") from None
+
+
+@contextlib.contextmanager
+def mapped(path: str | Path) -> Iterator[None]:
+    """Around memory-mapping a file (safetensors, torch.load's mmap): a machine that cannot map
+    it (its address space, `ulimit -v`) is exit 3 naming the file, not a bad file."""
+    try:
+        yield
+    except (MlpcliError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if "mmap" not in str(error).lower():
+            raise
+        message = f"{path}: cannot be memory-mapped here ({first_line(error)})"
+        raise UnavailableError(message) from None
 
 
 def regular_size(path: str | Path, what: str) -> int:

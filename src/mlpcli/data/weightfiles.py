@@ -32,6 +32,7 @@ from mlpcli.data.tensorfiles import (
     FLOATING,
     Entry,
     bad,
+    mapped,
     native,
     natural_key,
     npz_headers,
@@ -237,7 +238,7 @@ def _tensors(path: str, device: torch.device) -> Iterator[Callable[[str], torch.
     from safetensors import safe_open
 
     where = "cpu" if device.type == "cpu" else str(device)  # the library's own device loading
-    with safe_open(path, framework="pt", device=where) as file:
+    with mapped(path), safe_open(path, framework="pt", device=where) as file:
         yield file.get_tensor
 
 

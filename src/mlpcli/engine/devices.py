@@ -106,7 +106,7 @@ def memory_errors(device: torch.device) -> Iterator[None]:
     """Turn running out of memory into UnavailableError naming the device."""
     try:
         yield
-    except torch.OutOfMemoryError as error:
+    except (torch.OutOfMemoryError, MemoryError) as error:
         raise UnavailableError(f"not enough memory on {device}: {first_line(error)}") from None
     except RuntimeError as error:
         if "can't allocate memory" not in str(error):
