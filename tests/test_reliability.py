@@ -190,6 +190,14 @@ def retyped_pt(path: Path) -> None:
     plain.unlink()
 
 
+def unmappable(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .pt file that this machine cannot memory-map (its address space, `ulimit -v`)."""
+    path = directory / "w.pt"
+    torch.save({"0.weight": torch.ones(2, 3), "2.weight": torch.ones(1, 2)}, path)
+    error = f"unable to mmap 2800000000 bytes from file <{path}>: Cannot allocate memory (12)"
+    raising(torch, "load", RuntimeError(error))(directory, monkeypatch)
+
+
 class _Boom:
     """Unpickled, it would run `touch pwned` (os.system); weights_only must refuse it first."""
 
@@ -356,7 +364,7 @@ FAULTS = [
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 3, r"results\.json: cannot write: No space left on device$", raising(os, "fsync", OSError(errno.ENOSPC, "No space left on device"))),
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 130, r"^interrupted$", raising(os, "fsync", KeyboardInterrupt())),
     Fault("machine", ["run", "-o", "{out}"], 130, r"^interrupted$", raising(runners, "run", KeyboardInterrupt())),
-    Fault("machine", ["run", "weights={dir}/w.pt", "-o", "{out}"], 3, r"/w\.pt: cannot be memory-mapped here \(unable to mmap 2800000000 bytes from file <.*w\.pt>: Cannot allocate memory \(12\)\)$", lambda d, patch: (torch.save({"0.weight": torch.ones(2, 3), "2.weight": torch.ones(1, 2)}, d / "w.pt"), raising(torch, "load", RuntimeError(f"unable to mmap 2800000000 bytes from file <{d}/w.pt>: Cannot allocate memory (12)"))(d, patch))),
+    Fault("machine", ["run", "weights={dir}/w.pt", "-o", "{out}"], 3, r"/w\.pt: cannot be memory-mapped here \(unable to mmap 2800000000 bytes from file <.*w\.pt>: Cannot allocate memory \(12\)\)$", unmappable),
     Fault("machine", ["env"], 4, r"^internal error \(ZeroDivisionError: boom\); rerun with MLPCLI_DEBUG=1 and report the traceback$", raising(environment, "environment", ZeroDivisionError("boom"))),
 ]  # fmt: skip
 # Cases that only a machine without CUDA shows; not counted in docs/reliability.md.
