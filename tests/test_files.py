@@ -385,3 +385,27 @@ def test_an_output_that_is_a_fifo_is_written_into_not_replaced(tmp_path: Path) -
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the FIFO its reader opened
     assert json.loads(read[0])["schema"] == "mlpcli.run/2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary
+
+
+def test_a_file_cut_short_between_two_counts_of_its_rows_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """batch is the file's rows, counted once for batch and again for the checks; a file cut
+    short in between (another process truncating it) was an internal error (KeyError)."""
+    import dataclasses
+
+    from mlpcli.data import features
+    from mlpcli.errors import ConfigError
+    from mlpcli.loading.loader import load
+
+    path = tmp_path / "x.csv"
+    path.write_text("1,2,3\n" * 10)
+    counts = iter([10, 4])
+    described = features.describe
+
+    def shrinking(path: str, reading: features.Reading) -> features.FeaturesFile:
+        return dataclasses.replace(described(path, reading), rows=next(counts))
+
+    monkeypatch.setattr(features, "describe", shrinking)
+    with pytest.raises(ConfigError, match=r"holds 4 rows, not the 10 counted a moment before; "):
+        load(None, [f"inputs={path}"])

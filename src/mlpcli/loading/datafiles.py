@@ -210,6 +210,12 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
         rows = f"rows of {counted(given.width, 'feature')}"
         message = f"{rows}, but layers[0] is {layers[0]} ({where}){given.misfit}"
         raise ConfigError(Location(source), None, message)
+    if given.rows != values["batch"] and "batch" not in locations:  # batch came from this file
+        message = (
+            f"holds {given.rows:,} rows, not the {values['batch']:,} counted a moment before; "
+            "it changed while it was read"
+        )
+        raise ConfigError(Location(source), None, message)
     if given.rows != values["batch"]:
         message = (
             f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
