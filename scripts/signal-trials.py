@@ -1,7 +1,7 @@
 """Signals sent to a real `mlpcli run -o FILE` at random moments of its run, most of them while
 its output is written: what each try ended with, and how long the process took to end.
 
-    python scripts/signal-trials.py [--tries 50] [--suffix .csv]
+    python scripts/signal-trials.py [--tries 50] [--suffix .csv] [--nproc N]
 
 Each try replaces an existing output; the outcome must be one of: the signal's code with one
 line and the old file kept, or the signal's code with a line saying the file was written in
@@ -28,12 +28,12 @@ OLD = b"old\n"
 
 
 def one_try(
-    mlpcli: str, folder: Path, suffix: str, signum: signal.Signals, delay: float
+    run: list[str], folder: Path, suffix: str, signum: signal.Signals, delay: float
 ) -> tuple[str, float]:
     """The outcome of one try, and the seconds from the signal to the end."""
     target = folder / f"out{suffix}"
     target.write_bytes(OLD)
-    command = [mlpcli, "run", "batch=400000", "-q", "-o", str(target)]
+    command = [*run, "-o", str(target)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(delay)
     sent = time.perf_counter()
@@ -63,26 +63,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=50)
     parser.add_argument("--suffix", default=".csv")
+    parser.add_argument("--nproc", type=int, default=1, help="over N ranks (parallel: data)")
     arguments = parser.parse_args()
     mlpcli = shutil.which("mlpcli", path=str(Path(sys.executable).parent)) or "mlpcli"
+    run = [mlpcli, "run", "batch=400000", "-q"]
+    if arguments.nproc > 1:
+        run += ["--nproc", str(arguments.nproc), "parallel=data"]
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         start = time.perf_counter()
-        subprocess.run(
-            [mlpcli, "run", "batch=400000", "-q", "-o", str(folder / f"t{arguments.suffix}")],
-            check=True,
-        )
+        trial = folder / f"t{arguments.suffix}"
+        subprocess.run([*run, "-o", str(trial)], check=True)
         whole = time.perf_counter() - start
-        (folder / f"t{arguments.suffix}").unlink()
+        trial.unlink()
         print(f"a run takes {whole:.2f} s; signals sent between 40% and 105% of that")
         rng = random.Random(0)
         for signum in CODES:
             outcomes: collections.Counter[str] = collections.Counter()
             times = []
             for _ in range(arguments.tries):
-                outcome, took = one_try(
-                    mlpcli, folder, arguments.suffix, signum, rng.uniform(0.4, 1.05) * whole
-                )
+                delay = rng.uniform(0.4, 1.05) * whole
+                outcome, took = one_try(run, folder, arguments.suffix, signum, delay)
                 outcomes[outcome] += 1
                 if outcome != "ended before the signal":
                     times.append(took)

@@ -155,12 +155,11 @@ class Group:
 
     def complete(self) -> None:
         """Every rank has done its part (a barrier, watched, once rank 0 holds all it reports):
-        from here the result stands and is reported, whatever becomes of the other ranks; a
-        first signal is dropped. Before it, a failure anywhere ends every rank with no result.
-        The watcher stops: nothing another rank posts ends this one."""
+        from here rank 0 reports the result; before it, a failure anywhere ends every rank with
+        no result. The watcher stops: nothing another rank posts ends this one (a rank's death
+        from here ends the run through the launcher, which names what was written in full)."""
         self.barrier()
         self.completed = True
-        interrupts.hold()  # the launcher's signal, passed on, changes nothing
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()

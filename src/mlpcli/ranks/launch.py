@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from mlpcli import interrupts
 from mlpcli.errors import ExitCode, RanksEnded
-from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED
+from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED, WRITTEN
 
 MAX_PROCESSES = 1024
 NPROC_HELP = (
@@ -52,6 +52,8 @@ def launch(nproc: int) -> None:
     logs = tempfile.mkdtemp(prefix="mlpcli-ranks-")
     finished = os.path.join(logs, "finished")
     os.environ[FINISHED] = finished
+    written = os.path.join(logs, "written")
+    os.environ[WRITTEN] = written
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -72,16 +74,27 @@ def launch(nproc: int) -> None:
         if os.path.exists(finished):  # rank 0 reported the result: a rank ending after counts not
             return
         codes = {rank: failure.exitcode for rank, failure in error.failures.items()}
-        raise _ended(codes) from None
+        raise _with_written(_ended(codes), written) from None
     except SignalException as error:  # passed on to every rank, which end without a word
-        if os.path.exists(finished):
-            return
         signum = signal.Signals(error.sigval)
         if signum not in interrupts.SIGNALS:
             signum = signal.SIGTERM
-        raise RanksEnded(interrupts.SIGNALS[signum], interrupts.MESSAGES[signum]) from None
+        ended = RanksEnded(interrupts.SIGNALS[signum], interrupts.MESSAGES[signum])
+        raise _with_written(ended, written) from None
     finally:
         shutil.rmtree(logs, ignore_errors=True)  # its folders, and the file rank 0 made
+
+
+def _with_written(ended: RanksEnded, written: str) -> RanksEnded:
+    """`ended`, its line naming the outputs rank 0 had put in place in full before the end."""
+    try:
+        with open(written, encoding="utf-8") as file:
+            paths = ", ".join(line.rstrip("\n") for line in file if line.strip())
+    except OSError:
+        return ended
+    if not paths:
+        return ended
+    return RanksEnded(int(ended.exit_code), f"{ended.message}; {paths} was written in full before")
 
 
 def _ended(codes: dict[int, int]) -> RanksEnded:

@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn, Protocol
 
 from mlpcli import interrupts
@@ -19,6 +20,7 @@ from mlpcli.errors import ExitCode, UsageError
 PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
 LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
 FINISHED = "MLPCLI_FINISHED"  # a file rank 0 makes once the command has succeeded, for --nproc
+WRITTEN = "MLPCLI_WRITTEN"  # a file rank 0 adds each output to once it is in place, for --nproc
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,14 @@ def leave(code: int) -> None:
     cannot be torn down once another rank is gone, and C++ aborts the exit if they are not."""
     if _voice is not None:
         end_now(code)
+
+
+def wrote(path: Path) -> None:
+    """An output is in place: `--nproc`'s launcher, if it must end the run, says so."""
+    listed = os.environ.get(WRITTEN)
+    if listed and os.environ.get("RANK") == "0":
+        with contextlib.suppress(OSError), open(listed, "a", encoding="utf-8") as file:
+            file.write(f"{path}\n")
 
 
 def end_now(code: int) -> NoReturn:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from mlpcli import interrupts
 from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.ranks import process
 
 WRITTEN: list[Path] = []  # files this process has put in place, for the line of an interrupt
 
@@ -84,6 +85,7 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
                 os.fsync(file.fileno())
             with interrupts.held():  # a signal now waits: the finished file goes in place
                 os.replace(temporary, path)
+                process.wrote(path)
         WRITTEN.append(path)
     except BaseException as error:
         if created and not temporary.exists():  # renamed: an interrupt came just after
