@@ -30,6 +30,7 @@ from mlpcli.data.tensorfiles import (
     NpyHeader,
     bad,
     by_file,
+    mapped,
     native,
     npy_header,
     npy_header_of,
@@ -361,7 +362,7 @@ def _safetensors_blocks(
     name, entry = _safetensors_entry(path)
     height, width = _matrix_shape(path, entry.shape)
     picked = tables.pick(path, None, width, columns)
-    with safe_open(path, framework="pt") as file:
+    with mapped(path), safe_open(path, framework="pt") as file:
         tensor = file.get_slice(name)
         for start in range(first, height, rows):
             if len(entry.shape) == 1:
