@@ -175,3 +175,18 @@ def test_a_long_table_prints_past_its_first_rows_as_rich_would(rows: int) -> Non
     Console(file=buffer, width=100, force_terminal=True, color_system="standard").print(long)
     dim = re.findall(r"^\x1b\[2m *\d+", buffer.getvalue(), re.MULTILINE)
     assert len(dim) == rows  # each row label dim, the long rows' too
+
+
+def test_terminal_numbers_never_hide_what_they_are() -> None:
+    """A nonzero share is never 0%, a maximum that is not 1 never `1`, times keep three
+    significant digits, and a column of sizes has one unit."""
+    assert [units.share_text(x) for x in (0, 9.25e-5, 0.004, 0.9996, 0.99999, 1)] == [
+        "0%", "<0.01%", "0.4%", "99.96%", ">99.99%", "100%",
+    ]  # fmt: skip
+    assert [units.value_text(x) for x in (0.9998, 1.0, 0.31708, -0.99996)] == [
+        "0.9998", "1", "0.317", "-0.99996",
+    ]  # fmt: skip
+    assert [units.ms_text(x) for x in (0.008123, 1.2345, 39.33, 1234.5)] == [
+        "0.00812", "1.23", "39.3", "1234",
+    ]  # fmt: skip
+    assert units.byte_column([1_037_517, 1_572_864, 0]) == ["1.0 MiB", "1.5 MiB", "0.0 MiB"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -14,6 +15,61 @@ def byte_size(count: int) -> str:
         return f"{count} B"
     power = min(6, (count.bit_length() - 1) // 10)
     return f"{count / 1024**power:.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')[power - 1]}"
+
+
+def byte_column(counts: Sequence[int]) -> list[str]:
+    """A table column of byte sizes in one unit, the largest's (`0.99 MiB` beside `1.5 MiB`,
+    never `1013.2 KiB` beside it); a nonzero size never shows as 0."""
+    largest = max(counts, default=0)
+    if largest < 1024:
+        return [f"{count} B" for count in counts]
+    power = min(6, (largest.bit_length() - 1) // 10)
+    unit = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")[power - 1]
+    scaled = [count / 1024**power for count in counts]
+    return [f"{_decimals(value, 1)} {unit}" for value in scaled]
+
+
+def _decimals(value: float, places: int) -> str:
+    """`value` to `places` decimals, or as many more as a nonzero value needs not to read 0."""
+    while places < 6 and value and float(f"{value:.{places}f}") == 0:
+        places += 1
+    return f"{value:.{places}f}"
+
+
+def ms_text(milliseconds: float) -> str:
+    """A time in milliseconds to three significant digits, never e-notation (`0.00812`,
+    `12.3`, `1234`)."""
+    if milliseconds >= 100 or milliseconds <= 0:
+        return f"{milliseconds:.0f}"
+    digits = 2 - math.floor(math.log10(milliseconds))
+    return f"{milliseconds:.{digits}f}"
+
+
+def share_text(fraction: float) -> str:
+    """A share as a percentage that never hides what it is: a nonzero share is never `0%`
+    (`<0.01%` below that), nor one short of all `100%`."""
+    if fraction <= 0 or fraction >= 1:
+        return f"{fraction:.0%}"
+    if fraction < 1e-4:
+        return "<0.01%"
+    if fraction > 1 - 1e-4:
+        return ">99.99%"
+    for places in (0, 1, 2):
+        text = f"{fraction:.{places}%}"
+        if 0 < float(text[:-1]) < 100:
+            return text
+    return f"{fraction:.2%}"
+
+
+def value_text(value: float) -> str:
+    """A statistic to three significant digits, with more where three would round a value to
+    -1, 0 or 1 that it is not (a maximum of 0.9998 is not `1`: saturation reads there)."""
+    text = f"{value:.3g}"
+    for digits in range(4, 10):
+        if float(text) not in (-1.0, 0.0, 1.0) or float(text) == value:
+            break
+        text = f"{value:.{digits}g}"
+    return text
 
 
 def parse_byte_size(text: str) -> int | None:

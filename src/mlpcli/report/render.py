@@ -15,7 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.model.results import PREVIEW_ROWS, TensorInfo, TensorShape, given, swept_keys
-from mlpcli.model.units import arrows, byte_size, counted, rate_text
+from mlpcli.model.units import (
+    arrows,
+    byte_column,
+    byte_size,
+    counted,
+    ms_text,
+    rate_text,
+    share_text,
+    value_text,
+)
 from mlpcli.report import style
 from mlpcli.report.style import Column
 
@@ -106,9 +115,9 @@ def stats_table(stats: Sequence[TensorStats], width: int) -> tuple[Table, str | 
         [
             (
                 row.name,
-                *(f"{v:.3g}" for v in (row.mean, row.std, row.min, row.max)),
-                f"{row.zeros:.0%}",
-                "-" if row.saturated is None else f"{row.saturated:.0%}",
+                *(value_text(v) for v in (row.mean, row.std, row.min, row.max)),
+                share_text(row.zeros),
+                "-" if row.saturated is None else share_text(row.saturated),
                 f"{row.nan}/{row.inf}",
                 _sparkline(row.histogram),
             )
@@ -343,7 +352,7 @@ def sweep_table(results: Sequence[RunResult], width: int) -> tuple[Table, list[s
             Text(" ".join(result.overrides)),
             shape_text(result.preview.shape),
             Text(first),
-            f"{result.forward_ms:.2f}",
+            ms_text(result.forward_ms),
         ]
         for index, (result, first) in enumerate(zip(results, firsts, strict=True))
     ]
@@ -364,10 +373,10 @@ def bench_table(result: BenchResult, width: int) -> RenderableType:
     peak = "not measured on the CPU" if result.peak_bytes is None else byte_size(result.peak_bytes)
     rows = [
         ("device", result.device),
-        ("build (weights drawn, cast, moved)", f"{result.build_ms:.2f} ms"),
+        ("build (weights drawn, cast, moved)", f"{ms_text(result.build_ms)} ms"),
         ("forward pass", "CUDA graph replay" if result.cuda_graph else "eager"),
-        (f"forward, median of {len(times)}", f"{result.median_ms:.3f} ms"),
-        ("forward, min … max", f"{result.min_ms:.3f} … {result.max_ms:.3f} ms"),
+        (f"forward, median of {len(times)}", f"{ms_text(result.median_ms)} ms"),
+        ("forward, min … max", f"{ms_text(result.min_ms)} … {ms_text(result.max_ms)} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
         ("FLOP/s (from the shapes' FLOPs)", _rate(result.flops_per_s, "FLOP/s")),
         ("CPU threads", str(result.threads)),
@@ -402,8 +411,8 @@ def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table
         rows.append([
             str(index),
             *(Text(values[key]) for key in swept),
-            f"{result.median_ms:.3f}",
-            f"{result.min_ms:.3f} … {result.max_ms:.3f}",
+            ms_text(result.median_ms),
+            f"{ms_text(result.min_ms)} … {ms_text(result.max_ms)}",
             _number(result.samples_per_s, ",.0f"),
             _rate(result.flops_per_s, "FLOP/s"),
         ])  # fmt: skip
@@ -417,14 +426,15 @@ def _ranks_table(ranks: Sequence[RankFigures]) -> Table:
     table = style.table()
     for column in ("rank", "device", "weights", "peak memory", "communicating, median"):
         table.add_column(column, justify="right")
-    for rank in ranks:
-        peak = byte_size(rank.peak_bytes) + (" (RSS)" if rank.peak_is_rss else "")
+    weights = byte_column([rank.weight_bytes for rank in ranks])
+    peaks = byte_column([rank.peak_bytes for rank in ranks])
+    for rank, weight, peak in zip(ranks, weights, peaks, strict=True):
         table.add_row(
             str(rank.rank),
             rank.device,
-            byte_size(rank.weight_bytes),
-            peak,
-            f"{rank.comm_ms:.3f} ms",
+            weight,
+            peak + (" (RSS)" if rank.peak_is_rss else ""),
+            f"{ms_text(rank.comm_ms)} ms",
         )
     return table
 
@@ -497,13 +507,16 @@ COMPARE_COLUMNS = (
 # --- env -------------------------------------------------------------------------------------
 
 
+ENV_LABELS = {"cpu_count": "CPUs", "torch_threads": "CPU threads"}  # as bench names them
+
+
 def env_table(environment: EnvResult) -> RenderableType:
     """Versions and threads as a two-column grid, then one row per GPU."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")  # a long version or platform string folds, whole
     for key, value in environment.facts.items():
-        grid.add_row(key, Text("-" if value is None else str(value)))
+        grid.add_row(ENV_LABELS.get(key, key), Text("-" if value is None else str(value)))
     if not environment.gpus:
         return Group(grid, Text("GPUs: none visible to torch"))
     gpus = style.table("GPUs")

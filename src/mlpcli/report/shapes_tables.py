@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from mlpcli.model.units import arrows, byte_size, count_column, count_text, counted
+from mlpcli.model.units import (
+    arrows,
+    byte_column,
+    byte_size,
+    count_column,
+    count_text,
+    counted,
+)
 from mlpcli.report import style
 from mlpcli.report.render import cut_rows, runs_of, tensors_table
 from mlpcli.report.style import Column
@@ -78,16 +85,20 @@ def plan_table(plan: ParallelPlan, width: int) -> tuple[RenderableType, list[str
         fits = "fits" if plan.fits else "does not fit"
         verdict = f"{fits} in {byte_size(plan.device_memory)} a device"
     title = f"parallel {plan.mode} over {counted(plan.world_size, 'rank')}: {verdict}"
+    columns = [
+        byte_column([getattr(rank, name) for rank in plan.ranks])
+        for name in ("weight_bytes", "activation_bytes", "draw_bytes", "sent_bytes", "total_bytes")
+    ]
     rows = [
         (
             str(rank.rank),
-            byte_size(rank.weight_bytes),
-            byte_size(rank.activation_bytes),
-            byte_size(rank.draw_bytes) + ("" if rank.draw_on_device else " (host)"),
-            byte_size(rank.sent_bytes),
-            byte_size(rank.total_bytes),
+            weights,
+            activations,
+            draw + ("" if rank.draw_on_device else " (host)"),
+            sent,
+            total,
         )
-        for rank in plan.ranks
+        for rank, weights, activations, draw, sent, total in zip(plan.ranks, *columns, strict=True)
     ]
     droppable = ("float32 draw", "activations", "sent")
     table, dropped = style.fitted(title, PLAN_COLUMNS, rows, droppable, width)
