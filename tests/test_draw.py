@@ -389,3 +389,15 @@ def test_a_title_shows_every_size_when_every_column_is_drawn() -> None:
     title = svg.find("{http://www.w3.org/2000/svg}title")
     assert title is not None
     assert title.text == "default: layers " + " → ".join(map(str, range(1, 13)))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "direction"), [("[784,256,10]", "LR"), ("[8,8,8,8,8,8,8]", "TB")]
+)
+def test_a_mermaid_chain_of_more_than_a_few_nodes_runs_top_to_bottom(
+    sizes: str, direction: str
+) -> None:
+    """Left to right, a 7-layer chart was 1813 px wide (text at 8 px in a page column)."""
+    code, out, _ = invoke("draw", f"layers={sizes}", "-f", "mermaid")
+    assert code == 0
+    assert out.splitlines()[3] == f"flowchart {direction}"

@@ -274,6 +274,9 @@ def _rgb(colour: tuple[int, ...]) -> str:
     return "#" + "".join(f"{c:02x}" for c in colour)
 
 
+MERMAID_ACROSS = 4  # nodes of a layer-by-layer chart drawn left to right; more run top to bottom
+
+
 def mermaid(config: Config, max_units: int) -> str:
     """A Mermaid flowchart (GitHub renders it in Markdown and CI job summaries). A small network
     whole, unit by unit: a subgraph per column, a node per unit, an edge per connection. Any
@@ -282,11 +285,13 @@ def mermaid(config: Config, max_units: int) -> str:
     out as the SVG leaves it out."""
     shown = columns(config, max_units)
     title = json.dumps(config.name.translate(MERMAID_TITLE), ensure_ascii=False)
-    lines = ["---", f"title: {title}", "---", "flowchart LR"]
+    lines = ["---", f"title: {title}", "---"]
     whole = all(column is not None and None not in column.units for column in shown)
     connections = sum(a * b for a, b in itertools.pairwise(config.layers))
-    if whole and connections <= MERMAID_UNIT_EDGES:
-        return "\n".join([*lines, *_unit_chart(config, shown)]) + "\n"
+    if whole and connections <= MERMAID_UNIT_EDGES:  # the notebook's columns, left to right
+        return "\n".join([*lines, "flowchart LR", *_unit_chart(config, shown)]) + "\n"
+    # a chain of more than a few nodes runs down the page: across, it shrinks to fit its width
+    lines.append("flowchart LR" if len(shown) <= MERMAID_ACROSS else "flowchart TB")
     for position, column in enumerate(shown):
         if column is None:
             left_out = len(config.layers) - sum(c is not None for c in shown)
