@@ -94,13 +94,28 @@ def test_plot_as_svg_draws_both_rates_against_the_key(tmp_path: Path) -> None:
     wrote = f"mlpcli: note: wrote {plot} ({units.byte_size(plot.stat().st_size)})\n"
     assert (code, err) == (0, wrote)
     texts = _comments(svg)
-    assert {"samples/s", "FLOP/s (from the shapes' FLOPs)", "batch", "activation"} <= texts
+    time_axis = {
+        t for t in texts if re.fullmatch(r"forward pass \((µs|ms|s)\): median, min … max", t)
+    }
+    assert len(time_axis) == 1  # the time and its spread beside the throughput, each unit once
+    assert {"samples/s", "batch", "activation"} <= texts
+    assert "FLOP/s (from the shapes' FLOPs)" not in texts  # a row's work is the same throughout
     assert {"relu", "tanh", "1", "16", "256"} <= texts  # a line each; a tick at each batch
-    assert "default on cpu: median of 2 forward passes" in texts
+    assert "default on cpu: 2 forward passes each" in texts
     assert "dc:date" not in svg.lower()  # the same sweep draws the same file
     png = bytes(resvg_py.svg_to_bytes(svg_string=svg, dpi=96))  # matplotlib sizes it in pt
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (960, 403)
+
+
+def test_a_sweep_of_the_work_a_row_takes_plots_flops(tmp_path: Path) -> None:
+    """Where the sweep changes the FLOPs of a row (the layers), the throughput is FLOP/s."""
+    plot = tmp_path / "sweep.svg"
+    code, _, _ = invoke(
+        "bench", "-m", "layers=[8,4,2],[8,64,2]", "-n", "1", "--plot", str(plot), "-q"
+    )
+    assert code == 0
+    assert "FLOP/s (from the shapes' FLOPs)" in _comments(plot.read_text())
 
 
 def test_plot_as_png(tmp_path: Path) -> None:
@@ -111,7 +126,7 @@ def test_plot_as_png(tmp_path: Path) -> None:
     assert code == 0
     png = plot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (1000, 420)  # 10 x 4.2 in at 100 dpi
+    assert struct.unpack(">II", png[16:24]) == (2000, 840)  # 10 x 4.2 in at 200 dpi
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""A bench sweep as a picture, with matplotlib (optional: `pip install matplotlib`): samples/s
-and FLOP/s against the first key swept, a line for each combination of the other keys."""
+"""A bench sweep as a picture, with matplotlib (optional: `pip install matplotlib`): the forward
+time (median, min to max) beside the throughput, against the first key swept, a line (points,
+for categories) for each combination of the other keys."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ if TYPE_CHECKING:
 INSTALL = "pip install matplotlib (or, from this checkout, pip install -e '.[plot]')"
 SUFFIXES = (".svg", ".png")
 LOG_FROM = 10  # an axis whose numbers span this factor or more is drawn on a log scale
+PNG_DPI = 200
 Rate = Callable[[BenchResult], float | None]
-RATES: tuple[tuple[str, str, Rate], ...] = (  # (axis label, tick unit, figure)
-    ("samples/s", "", lambda result: result.samples_per_s),
-    ("FLOP/s (from the shapes' FLOPs)", "FLOP/s", lambda result: result.flops_per_s),
-)
+THROUGHPUT: dict[bool, tuple[str, Rate]] = {  # by whether the FLOPs of a row differ
+    False: ("samples/s", lambda result: result.samples_per_s),
+    True: ("FLOP/s (from the shapes' FLOPs)", lambda result: result.flops_per_s),
+}
 
 
 def check(plot: Path, combinations: Sequence[Sequence[str]]) -> None:
@@ -37,10 +39,11 @@ def check(plot: Path, combinations: Sequence[Sequence[str]]) -> None:
 
 
 def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
-    """The picture, in the format `plot`'s suffix names: two panels, samples/s and FLOP/s,
-    against the first swept key (a log axis where its numbers span LOG_FROM or more), a line
-    per combination of the other swept keys; the network, the device and the passes timed in
-    the title."""
+    """The picture, in the format `plot`'s suffix names: the forward time (the median, a bar
+    from the fastest pass to the slowest) beside the throughput (samples/s, or FLOP/s where the
+    sweep changes the work a row takes), against the first swept key (a log axis where its
+    numbers span LOG_FROM or more), a line per combination of the other swept keys (points
+    alone where the key's values are categories); units in the axis labels."""
     swept = swept_keys(result.overrides for result in results)
     x_key = swept[0]
     lines: dict[str, list[tuple[str, BenchResult]]] = {}
@@ -51,26 +54,44 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
     xs = list(dict.fromkeys(x for points in lines.values() for x, _ in points))
     numbers = {x: number for x in xs if (number := _number(x)) is not None}
     numeric = len(numbers) == len(xs)  # else the values are categories, in the order swept
+    per_row = {result.flops / result.config.batch for result in results}
+    throughput_label, throughput = THROUGHPUT[len(per_row) > 1]
+    unit, scale = _time_unit(max(result.max_ms for result in results))
     figure = _figure_class(plot)(figsize=(10, 4.2), layout="constrained")
-    for panel, (label, unit, rate) in zip(figure.subplots(1, 2), RATES, strict=True):
-        for name, points in lines.items():
-            at = [numbers[x] if numeric else x for x, _ in points]
-            ys = [rate(result) for _, result in points]
-            panel.plot(at, [float("nan") if y is None else y for y in ys], marker="o", label=name)
-        _scale_y(panel, [y for result in results if (y := rate(result)) is not None], unit)
+    timing, rates = figure.subplots(1, 2)
+    for name, points in lines.items():
+        at = [numbers[x] if numeric else x for x, _ in points]
+        runs = [result for _, result in points]
+        medians = [result.median_ms * scale for result in runs]
+        spread = [
+            [m - r.min_ms * scale for m, r in zip(medians, runs, strict=True)],
+            [r.max_ms * scale - m for m, r in zip(medians, runs, strict=True)],
+        ]
+        marks = {"marker": "o", "linestyle": "-" if numeric else "none", "label": name}
+        timing.errorbar(at, medians, yerr=spread, capsize=3, **marks)
+        ys = [throughput(result) for result in runs]
+        rates.plot(at, [float("nan") if y is None else y for y in ys], **marks)
+    times = [t * scale for result in results for t in (result.min_ms, result.max_ms) if t > 0]
+    _scale_y(timing, times, plain=True)
+    _scale_y(rates, [y for result in results if (y := throughput(result)) is not None])
+    timing.set_ylabel(f"forward pass ({unit}): median, min … max")
+    rates.set_ylabel(throughput_label)
+    for panel in (timing, rates):
         if numeric:
             _numeric_x(panel, xs, [numbers[x] for x in xs])
         panel.set_xlabel(x_key)
-        panel.set_ylabel(label)
         panel.grid(True, alpha=0.3)
         if len(lines) > 1:
             panel.legend(title=", ".join(swept[1:]), fontsize="small")
     devices = ", ".join(dict.fromkeys(result.device for result in results))
     passes = len(results[0].forward_ms)
-    figure.suptitle(f"{results[0].config.name} on {devices}: median of {passes} forward passes")
+    figure.suptitle(f"{results[0].config.name} on {devices}: {passes} forward passes each")
     buffer = io.BytesIO()
     kind = plot.suffix.lower().removeprefix(".")
-    figure.savefig(buffer, format=kind, metadata={"Date": None} if kind == "svg" else None)
+    if kind == "svg":
+        figure.savefig(buffer, format=kind, metadata={"Date": None})
+    else:
+        figure.savefig(buffer, format=kind, dpi=PNG_DPI)
     return buffer.getvalue()
 
 
@@ -104,13 +125,22 @@ def _numeric_x(panel: Axes, texts: Sequence[str], numbers: Sequence[float]) -> N
     panel.set_xticks(list(numbers), labels=list(texts))
 
 
-def _scale_y(panel: Axes, figures: Sequence[float], unit: str) -> None:
+def _time_unit(longest_ms: float) -> tuple[str, float]:
+    """The unit a time axis reads best in (µs, ms or s) and its factor from milliseconds."""
+    if longest_ms < 1:
+        return "µs", 1e3
+    return ("ms", 1.0) if longest_ms < 1e3 else ("s", 1e-3)
+
+
+def _scale_y(panel: Axes, figures: Sequence[float], *, plain: bool = False) -> None:
     """Log where the figures span LOG_FROM or more, ticked at 1, 2 and 5 of each power of ten;
-    ticks with SI prefixes (`12 kFLOP/s`)."""
-    from matplotlib.ticker import EngFormatter, LogLocator
+    ticks with SI prefixes (`12 k`), or `plain` numbers (`0.5`: a time, whose unit its label
+    names), the unit in the axis label."""
+    from matplotlib.ticker import EngFormatter, LogLocator, StrMethodFormatter
 
     if log_scale(figures):
         panel.set_yscale("log")
         panel.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         panel.minorticks_off()
-    panel.yaxis.set_major_formatter(EngFormatter(unit=unit))
+    formatter = StrMethodFormatter("{x:g}") if plain else EngFormatter()
+    panel.yaxis.set_major_formatter(formatter)
