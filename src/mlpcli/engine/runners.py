@@ -39,6 +39,9 @@ from mlpcli.model.results import (
 )
 from mlpcli.model.shapes import shapes
 
+SINK_VALUES = 1 << 20  # output values handed to a sink at once: a signal is heard between two
+# blocks (a C loop formatting millions of rows holds the GIL, and Ctrl-C, until it returns)
+
 ESTIMATE_FROM_FLOPS = 10**10  # below this, under 10 s even at 1 GFLOP/s: no estimate
 
 
@@ -127,8 +130,10 @@ class _Outputs:
     def add(self, output: torch.Tensor) -> None:
         self.nonfinite += int((~torch.isfinite(output)).sum())
         rows = to_numpy(output)  # (chunk, nL)
-        for sink in self.sinks:
-            sink(rows)
+        block = max(1, SINK_VALUES // max(1, rows.shape[1]))
+        for start in range(0, rows.shape[0], block):
+            for sink in self.sinks:
+                sink(rows[start : start + block])
         if self.hold:
             if self.held is None:
                 self.held = np.empty((self.rows, rows.shape[1]), dtype=rows.dtype)
