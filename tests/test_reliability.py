@@ -242,7 +242,7 @@ FAULTS = [
     Fault("command line", ["run", str(ROOT / "configs" / "large_bf16.yaml"), "layers=[64,64]", "-o", "{out}"], 2, r"^override 'layers=\[64,64\]': layers has 1 weight layer, but activation lists 4 names \(.*large_bf16\.yaml:8:13\); override activation too"),
     Fault("command line", ["run", "seed", "-o", "{out}"], 2, r"^seed: no such file \(seed is a config key: to set it, write seed=VALUE\)$"),
     Fault("command line", ["--install-completion", "zsh"], 2, r"^--install-completion takes no shell name: it is for the shell it runs in; to set up zsh"),
-    Fault("command line", ["validate"], 2, r"Missing argument 'CONFIG\.\.\.'"),
+    Fault("command line", ["validate"], 2, r"Missing argument 'CONFIG'"),
     Fault("command line", ["run", "seed=x", "-o", "{out}"], 2, r"^override 'seed=x': seed: expected an integer"),
     Fault("command line", ["run", "layer=[3]", "-o", "{out}"], 2, r"^override 'layer=\[3\]': unknown key 'layer' \(did you mean 'layers'\?\)"),
     Fault("command line", ["run", "-m", "seed=1,,2", "-o", "{out}"], 2, r"^override 'seed=1,,2': an empty value"),

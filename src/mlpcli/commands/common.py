@@ -29,9 +29,9 @@ def _config_arguments(metavar: str, what: str) -> Any:
     )
 
 
-Arguments = Annotated[list[str] | None, _config_arguments("[CONFIG|KEY=VALUE]...", "Config files")]
+Arguments = Annotated[list[str] | None, _config_arguments("CONFIG|KEY=VALUE", "Config files")]
 ConfigArguments = Annotated[
-    list[str] | None, _config_arguments("[CONFIG] [KEY=VALUE]...", "A config file")
+    list[str] | None, _config_arguments("CONFIG|KEY=VALUE", "A config file")
 ]
 FormatOption = Annotated[
     Format,

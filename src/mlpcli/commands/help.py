@@ -16,7 +16,7 @@ from mlpcli.report.output import to_stdout
 def help_command(
     ctx: typer.Context,
     command: Annotated[
-        list[str] | None, typer.Argument(metavar="[COMMAND]...", show_default=False)
+        list[str] | None, typer.Argument(metavar="COMMAND", show_default=False)
     ] = None,
 ) -> None:
     """Show the help of mlpcli, or of COMMAND (`mlpcli help config init`)."""

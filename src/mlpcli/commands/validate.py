@@ -36,9 +36,7 @@ class ValidateFormat(StrEnum):
 
 
 def validate(
-    paths: Annotated[
-        list[Path], typer.Argument(metavar="CONFIG...", help="Config files to check.")
-    ],
+    paths: Annotated[list[Path], typer.Argument(metavar="CONFIG", help="Config files to check.")],
     output_format: Annotated[
         ValidateFormat,
         typer.Option(
