@@ -542,6 +542,23 @@ def test_a_signal_once_the_result_is_written_says_it_was(
     )
 
 
+def _hand_started(mlpcli_script: str, rank: int, port: int) -> tuple[int, str, float]:
+    """A rank of two started by hand at 127.0.0.1:`port` with timeout=3: its exit code, its
+    stderr and the seconds it took."""
+    launcher = {
+        "RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    start = time.monotonic()
+    done = subprocess.run(
+        [mlpcli_script, "run", *NET, "parallel=data", "timeout=3"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **launcher},
+    )  # fmt: skip
+    return done.returncode, done.stderr, time.monotonic() - start
+
+
 @pytest.mark.slow
 def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
     mlpcli_script: str,
@@ -553,22 +570,10 @@ def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
     with socket.socket() as probe:  # a port no one listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    launcher = {
-        "RANK": "0",
-        "WORLD_SIZE": "2",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-    }
-    start = time.monotonic()
-    done = subprocess.run(
-        [mlpcli_script, "run", *NET, "parallel=data", "timeout=3"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **launcher},
-    )  # fmt: skip
-    took = time.monotonic() - start
-    assert done.returncode == 3
+    code, err, took = _hand_started(mlpcli_script, 0, port)
+    assert code == 3
     assert re.fullmatch(
-        r"mlpcli: error: the 2 ranks did not all arrive within the timeout \(3 s\): .*\n",
-        done.stderr,
+        r"mlpcli: error: the 2 ranks did not all arrive within the timeout \(3 s\): .*\n", err
     )
     assert took < 3 + 30, f"{took:.0f} s"  # it was 190 s; torch's import counts here too
 
@@ -587,23 +592,12 @@ def test_a_rank_pointed_at_a_port_where_no_store_answers_ends_within_its_timeout
         server.listen()
         held: list[socket.socket] = []
         threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
-        launcher = {
-            "RANK": "1",
-            "WORLD_SIZE": "2",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(server.getsockname()[1]),
-        }
-        start = time.monotonic()
-        done = subprocess.run(
-            [mlpcli_script, "run", *NET, "parallel=data", "timeout=3"],
-            capture_output=True, text=True, timeout=120, env={**os.environ, **launcher},
-        )  # fmt: skip
-        took = time.monotonic() - start
-    assert done.returncode == 3
+        code, err, took = _hand_started(mlpcli_script, 1, server.getsockname()[1])
+    assert code == 3
     assert re.fullmatch(
         r"mlpcli: error: the process group did not form at MASTER_ADDR:MASTER_PORT "
         r"\(127\.0\.0\.1:\d+\) within the timeout \(3 s\): no rank 0 is there, or something "
         r"other than its store answers on that port\n",
-        done.stderr,
+        err,
     )
     assert took < 3 + 30, f"{took:.0f} s"  # torch's import counts here too
