@@ -401,3 +401,23 @@ def test_a_mermaid_chain_of_more_than_a_few_nodes_runs_top_to_bottom(
     code, out, _ = invoke("draw", f"layers={sizes}", "-f", "mermaid")
     assert code == 0
     assert out.splitlines()[3] == f"flowchart {direction}"
+
+
+def test_a_long_name_is_shortened_in_the_heading_and_kept_whole_in_the_title() -> None:
+    """A 3-2-1 network named with 120 characters drew 1717 px wide, the network 470 px of it."""
+    name = "a_very_long_network_name_" * 5
+    svg, short = drawn(f"name={name}"), drawn("name=net")
+    assert svg.get("width") == short.get("width")
+    assert svg.findtext(f"{SVG}title") == f"{name}: layers 3 → 2 → 1"
+    heading = next(t for t in svg.iter(f"{SVG}text") if t.get("class") == "title").text or ""
+    assert "…" in heading
+    assert heading.endswith(": layers 3 → 2 → 1")
+
+
+def test_a_picture_taller_than_renderers_draw_is_refused_with_the_units_that_fit() -> None:
+    code, _, err = invoke("draw", "layers=[5000,1]", "--max-units", "5000", "-o", "x.svg")
+    assert code == 2
+    assert "230,145 px tall" in err
+    assert "use at most --max-units 691" in err
+    svg = drawn("layers=[5000,1]", "--max-units", "691")
+    assert int(svg.get("height") or 0) <= 32_767

@@ -231,6 +231,7 @@ FAULTS = [
     Fault("command line", ["run", "-", "-o", "{out}"], 2, r"^-: a config is read from its file, not from standard input; `-` is for the features: inputs=-$"),
     Fault("command line", ["run", "{dir}/x.npy", "-o", "{out}"], 2, r"/x\.npy: a \.npy file is no config; give it as inputs=.*/x\.npy$", files(**{"x.npy": npy([[1.0, 2.0, 3.0]])})),
     Fault("command line", ["run", "{dir}/c.toml", "-o", "{out}"], 2, r"/c\.toml: TOML; a config is YAML \(mlpcli config init FILE\.yaml writes one\)$", files(**{"c.toml": text("layers = [3, 2, 1]\n")})),
+    Fault("command line", ["draw", "layers=[5000,1]", "--max-units", "5000", "-o", "{dir}/x.svg"], 2, r"^--max-units 5000 draws a picture 230,145 px tall, more than renderers draw \(32,767 px\); use at most --max-units 691$"),
     Fault("command line", ["help", "rnu"], 2, r"^help: no command 'rnu' \(did you mean 'run'\?\)$"),
     Fault("command line", ["run", "--bogus"], 2, r"No such option:? '?--bogus'?\.? \(see 'mlpcli run --help'\)"),
     Fault("command line", ["rn"], 2, r"No such command 'rn'\. Did you mean 'run'\?"),

@@ -90,6 +90,12 @@ def draw(
             f"opens readily ({pictures.MAX_EDGES:,}); use at most "
             f"--max-units {pictures.widest_fitting(config)} for this network"
         )
+    tall = pictures.picture_height(config, max_units, values=values)
+    if kind is DrawFormat.SVG and tall > pictures.MAX_HEIGHT:
+        raise UsageError(
+            f"--max-units {max_units} draws a picture {tall:,} px tall, more than renderers "
+            f"draw (32,767 px); use at most --max-units {pictures.tallest_fitting(values=values)}"
+        )
     if values:  # the network is built to colour the picture: it must fit
         memory.check_host(config.first_row(), on_cpu=config.device.type == "cpu")
     note_assumptions(config)

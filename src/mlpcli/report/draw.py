@@ -12,7 +12,7 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -22,6 +22,7 @@ from mlpcli.model.units import arrows
 
 MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
 MAX_EDGES = 12_000  # lines in one SVG: under 2 MB with --values, quick to open anywhere
+MAX_HEIGHT = 32_000  # px: rsvg-convert, Cairo and browsers' canvases stop at 32,767
 MERMAID_UNIT_EDGES = 64  # a network of more connections is charted layer by layer
 # Mermaid passes a title through an HTML sanitizer and then shows it as text, so `&` would
 # show as `&amp;` and no escape in the chart undoes it: these show as their full-width forms.
@@ -107,27 +108,29 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them. With `values`, lines
     are drawn thinnest first, so that the thick ones lie on top."""
     shown = columns(config, max_units)
-    rows = max(len(column.units) for column in shown if column is not None)
+    rows = _rows(shown)
     every = len(shown) == len(config.layers)  # every column drawn: every size in the title
     sizes = " → ".join(map(str, config.layers)) if every else arrows(config.layers)
     title = f"{config.name}: layers {sizes}"
+    network_width = 2 * MARGIN + (len(shown) - 1) * GAP_X
+    heading = _fitted_title(config.name, f": layers {sizes}", network_width - MARGIN)
     weight_top = _largest(values.weights.values()) if values else 0.0
     unit_top = _largest(values.units.values()) if values else 0.0
     weight_scale, unit_scale = weight_top or 1.0, unit_top or 1.0  # all 0: any scale will do
     legend: tuple[str, ...] = _legend_texts(weight_top, unit_top) if values else ()
     texts = [
-        MARGIN / 2 + _text_width(title, TITLE_PX, bold=True),
+        MARGIN / 2 + _text_width(heading, TITLE_PX, bold=True),
         *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
     ]
-    width = round(max(2 * MARGIN + (len(shown) - 1) * GAP_X, *(x + MARGIN / 2 for x in texts)))
-    height = TOP + rows * GAP_Y + (LEGEND if values else 20)
+    width = round(max(network_width, *(x + MARGIN / 2 for x in texts)))
+    height = picture_height(config, max_units, values=values is not None)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
         f"<title>{escape(title)}</title>",
         f"<style>{STYLE}</style>",
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text class="title" x="{MARGIN / 2}" y="24">{escape(title)}</text>',
+        f'<text class="title" x="{MARGIN / 2}" y="24">{escape(heading)}</text>',
     ]
     at = _positions(shown, rows)
     lines: list[tuple[float, str]] = []  # (stroke width, markup) of each connection
@@ -186,6 +189,32 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
         parts.append(_legend(height, legend))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def picture_height(config: Config, max_units: int, *, values: bool) -> int:
+    """The SVG's height in pixels: the tallest column's units, the labels, and the legend."""
+    return TOP + _rows(columns(config, max_units)) * GAP_Y + (LEGEND if values else 20)
+
+
+def tallest_fitting(*, values: bool) -> int:
+    """The largest `max_units` whose picture is at most MAX_HEIGHT tall (an elided column draws
+    its units and an ellipsis)."""
+    return (MAX_HEIGHT - TOP - (LEGEND if values else 20)) // GAP_Y - 1
+
+
+def _rows(shown: Sequence[Column | None]) -> int:
+    return max(len(column.units) for column in shown if column is not None)
+
+
+def _fitted_title(name: str, rest: str, room: float) -> str:
+    """`name` and `rest` as the picture's heading: the name shortened in the middle where the
+    whole would be wider than `room` (the network's width), never below 12 characters; the
+    SVG's `<title>` keeps it whole."""
+    shown = name
+    while len(shown) > 12 and _text_width(shown + rest, TITLE_PX, bold=True) > room:
+        keep = len(shown) - 2  # one character fewer, and the ellipsis for the cut
+        shown = name[: keep - keep // 3] + "…" + name[len(name) - keep // 3 :]
+    return shown + rest
 
 
 def _positions(
