@@ -123,7 +123,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
         *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
     ]
     width = round(max(network_width, *(x + MARGIN / 2 for x in texts)))
-    height = picture_height(config, max_units, values=values is not None)
+    height = _height(rows, values=values is not None)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
@@ -193,13 +193,17 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
 
 def picture_height(config: Config, max_units: int, *, values: bool) -> int:
     """The SVG's height in pixels: the tallest column's units, the labels, and the legend."""
-    return TOP + _rows(columns(config, max_units)) * GAP_Y + (LEGEND if values else 20)
+    return _height(_rows(columns(config, max_units)), values=values)
 
 
 def tallest_fitting(*, values: bool) -> int:
     """The largest `max_units` whose picture is at most MAX_HEIGHT tall (an elided column draws
     its units and an ellipsis)."""
-    return (MAX_HEIGHT - TOP - (LEGEND if values else 20)) // GAP_Y - 1
+    return (MAX_HEIGHT - _height(0, values=values)) // GAP_Y - 1
+
+
+def _height(rows: int, *, values: bool) -> int:
+    return TOP + rows * GAP_Y + (LEGEND if values else 20)
 
 
 def _rows(shown: Sequence[Column | None]) -> int:

@@ -157,12 +157,14 @@ def _output_table(
     row_index = _shown(rows, rows if full else PREVIEW_ROWS)
     row = (lambda r: result.whole[r]) if full else result.preview.row
     values = {r: row(r).tolist() for r in row_index if r is not None}
-    # one format per column, from the values shown in it; each column as wide as they need
+    # one format per column, from the values shown in it; each value formatted once, and each
+    # column as wide as its texts need
     specs = [_number_spec([row[j] for row in values.values()]) for j in range(columns)]
-    cells = [
-        max([len(format(row[j], specs[j])) for row in values.values()] + [len(str(j))])
-        for j in range(columns)
-    ]
+    texts = {
+        r: [format(v, spec) for v, spec in zip(row, specs, strict=True)]
+        for r, row in values.items()
+    }
+    cells = [max([len(text[j]) for text in texts.values()] + [len(str(j))]) for j in range(columns)]
     # Beside the row labels each column takes its cell and the gap between columns.
     room = width - (max(3, len(str(rows))) + style.GAP)
     title = f"output {shape_text((rows, columns))}"
@@ -176,14 +178,14 @@ def _output_table(
             style.LongTable(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
                 ("row", *map(str, block)),
-                [(str(r), *(format(v[j], specs[j]) for j in block)) for r, v in values.items()],
+                [(str(r), *(text[j] for j in block)) for r, text in texts.items()],
                 (max(3, len(str(rows - 1))), *(cells[j] for j in block)),
             )
             for block in blocks
         ]  # fmt: skip
         return stacked(tables), None
     column_index = _fitted(cells, room)
-    table = _values_table(title, values, row_index, column_index, specs, width)
+    table = _values_table(title, texts, row_index, column_index, width)
     if len(row_index) == rows and len(column_index) == columns:
         return table, None
     shown_rows = sum(r is not None for r in row_index)
@@ -196,23 +198,20 @@ def _output_table(
 
 def _values_table(
     title: str,
-    values: dict[int, list[float]],
+    texts: dict[int, list[str]],
     row_index: Sequence[int | None],
     column_index: Sequence[int | None],
-    specs: Sequence[str],
     width: int,
 ) -> Table:
-    """One table of output values, each column in its format; None in an index is an ellipsis
-    row or column."""
+    """One table of output values, formatted (`texts`, by row); None in an index is an
+    ellipsis row or column."""
     table = style.table(title, width)
     table.add_column("row", justify="right", style="dim", no_wrap=True)
     for j in column_index:
         table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
     for r in row_index:
-        row = values.get(r) if r is not None else None
-        cells = (
-            "…" if row is None or j is None else format(row[j], specs[j]) for j in column_index
-        )
+        text = texts.get(r) if r is not None else None
+        cells = ("…" if text is None or j is None else text[j] for j in column_index)
         table.add_row("…" if r is None else str(r), *cells)
     return table
 
