@@ -505,7 +505,9 @@ def test_no_line_is_wider_than_the_terminal_and_nothing_is_cut(
         mlpcli_script, columns, *(str(ROOT / a) if a.startswith("configs/") else a for a in args)
     )
     assert lines
-    assert all(len(line) <= columns for line in lines), lines
+    # A path is never broken (a reader copies it): only a line that is one word may run past.
+    wide = [line for line in lines if len(line) > columns and len(line.split()) > 1]
+    assert not wide, lines
     cut = [line for line in lines if re.search(r"[^\s…]…|…[^\s…]", line)]
     assert not cut  # Rich's sign of a cell cut short; mlpcli's own … stands alone
     rates = [line for line in lines if re.search(r"\d (?:[kMGT])?FLOP/s", line)]
