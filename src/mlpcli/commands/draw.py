@@ -61,8 +61,9 @@ def draw(
         bool,
         typer.Option(
             "--values",
-            help="Run the network and colour each connection drawn by its weight and each unit "
-            "drawn by its value for the first row of features.",
+            help="Run the network: colour each connection drawn by its weight and each unit by "
+            "its value for the first row of features, each layer on its own scale, and print "
+            f"the values of a column of at most {pictures.VALUES_SHOWN} units.",
         ),
     ] = False,
 ) -> None:

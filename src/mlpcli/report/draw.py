@@ -12,15 +12,15 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from html import escape
 
 from mlpcli.model.config import Config
 from mlpcli.model.results import Values
 from mlpcli.model.units import arrows
 
-MAX_COLUMNS = 12  # columns shown; more show the first 6 and last 5 around a gap
+MAX_COLUMNS = 8  # columns shown; more show the first 4 and last 3 around a gap
 MAX_EDGES = 12_000  # lines in one SVG: under 2 MB with --values, quick to open anywhere
 MAX_HEIGHT = 32_000  # px: rsvg-convert, Cairo and browsers' canvases stop at 32,767
 MERMAID_UNIT_EDGES = 64  # a network of more connections is charted layer by layer
@@ -33,20 +33,28 @@ MERMAID_TITLE = str.maketrans(
         ">": "\N{FULLWIDTH GREATER-THAN SIGN}",
     }
 )
-GAP_X = 170  # between columns
+GAP_X = 170  # between columns, where they fit
+MAX_WIDTH = 1000  # px: more columns narrow their gaps (to 117 px for 8) to stay within it
 GAP_Y = 46  # between units
 RADIUS = 14
 MARGIN = 90  # room for a column's label at either end
 TOP = 125  # room for the title, the layer labels and the column labels
-LEGEND = 95  # room below for the legend of `values`
-TITLE_PX, LAYER_PX = 15, 11  # font sizes of the title and of the layer labels and legend
+LEGEND_ROW = 48  # a legend's caption, its bars and their ticks
+# Font sizes: none under 11 px, so that a picture at most MAX_WIDTH wide shown in a page column
+# 880 px wide (a README's) shows no text under 9.6 px.
+TITLE_PX, LABEL_PX, SMALL_PX = 15, 13, 11
+VALUES_SHOWN = 8  # a column showing at most this many units prints their values beside them
 NEGATIVE, ZERO, POSITIVE = (33, 102, 172), (240, 240, 240), (178, 24, 43)  # a diverging scale
 STYLE = (  # scoped to the picture, so that an HTML page that inlines it keeps its own styles
     ".mlpcli .edge{stroke:#9a9a9a;stroke-width:1}"
     ".mlpcli .unit{fill:#ffffff;stroke:#333333;stroke-width:1.5}"
     ".mlpcli .ellipsis{fill:#555555;font-size:20px}"
-    ".mlpcli .label{fill:#222222;font-size:13px}"
-    f".mlpcli .layer{{fill:#555555;font-size:{LAYER_PX}px}}"
+    f".mlpcli .more{{fill:#555555;font-size:{SMALL_PX}px}}"
+    f".mlpcli .label{{fill:#222222;font-size:{LABEL_PX}px}}"
+    f".mlpcli .layer{{fill:#555555;font-size:{SMALL_PX}px}}"
+    f".mlpcli .value{{fill:#111111;font-size:{SMALL_PX}px;"
+    "stroke:#ffffff;stroke-width:3px;paint-order:stroke}"  # a halo over the lines it crosses
+    ".mlpcli .tick{stroke:#555555;stroke-width:1}"
     f".mlpcli .title{{fill:#111111;font-size:{TITLE_PX}px;font-weight:bold}}"
 )
 
@@ -67,7 +75,7 @@ def columns(config: Config, max_units: int) -> list[Column | None]:
     names = ["features", *(f"h{k}" for k in range(1, len(sizes) - 1)), "output"]
     shown: list[int | None] = list(range(len(sizes)))
     if len(sizes) > MAX_COLUMNS:
-        shown = [*range(6), None, *range(len(sizes) - 5, len(sizes))]
+        shown = [*range(4), None, *range(len(sizes) - 3, len(sizes))]
     return [
         None if k is None else Column(names[k], sizes[k], k, _units(sizes[k], max_units))
         for k in shown
@@ -105,58 +113,37 @@ def widest_fitting(config: Config) -> int:
 
 def svg(config: Config, max_units: int, values: Values | None = None) -> str:
     """The SVG picture; units are `circle.unit`, connections `line.edge`, left-out parts
-    `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them. With `values`, lines
-    are drawn thinnest first, so that the thick ones lie on top."""
+    `.ellipsis`, all inside `svg.mlpcli`, so that CSS can restyle them. With `values`, each
+    weight layer and each column is coloured on its own scale (a legend gives each), lines are
+    drawn thinnest first, so that the thick ones lie on top, and a column of at most
+    VALUES_SHOWN units prints their values."""
     shown = columns(config, max_units)
-    rows = _rows(shown)
     every = len(shown) == len(config.layers)  # every column drawn: every size in the title
     sizes = " → ".join(map(str, config.layers)) if every else arrows(config.layers)
     title = f"{config.name}: layers {sizes}"
-    network_width = 2 * MARGIN + (len(shown) - 1) * GAP_X
-    heading = _fitted_title(config.name, f": layers {sizes}", network_width - MARGIN)
-    weight_top = _largest(values.weights.values()) if values else 0.0
-    unit_top = _largest(values.units.values()) if values else 0.0
-    weight_scale, unit_scale = weight_top or 1.0, unit_top or 1.0  # all 0: any scale will do
-    legend: tuple[str, ...] = _legend_texts(weight_top, unit_top) if values else ()
-    texts = [
-        MARGIN / 2 + _text_width(heading, TITLE_PX, bold=True),
-        *(MARGIN + _text_width(text, LAYER_PX) for text in legend),
-    ]
-    width = round(max(network_width, *(x + MARGIN / 2 for x in texts)))
-    height = _height(rows, values=values is not None)
+    layout = _Layout.of(shown, values is not None)
+    heading = _fitted_title(config.name, f": layers {sizes}", layout.network_width - MARGIN)
+    scales = _Scales.of(values) if values else None
+    texts = [MARGIN / 2 + _text_width(heading, TITLE_PX, bold=True)]
+    if scales:
+        texts += [MARGIN / 2 + _text_width(caption, SMALL_PX) for caption in LEGEND_CAPTIONS]
+    layout = layout.widened(max(texts) + MARGIN / 2)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" font-family="DejaVu Sans, Arial, sans-serif">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="mlpcli" '
+        f'viewBox="0 0 {layout.width} {layout.height}" width="{layout.width}" '
+        f'height="{layout.height}" font-family="DejaVu Sans, Arial, sans-serif">',
         f"<title>{escape(title)}</title>",
         f"<style>{STYLE}</style>",
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<rect width="{layout.width}" height="{layout.height}" fill="#ffffff"/>',
         f'<text class="title" x="{MARGIN / 2}" y="24">{escape(heading)}</text>',
+        *_edges(layout, values, scales),
     ]
-    at = _positions(shown, rows)
-    lines: list[tuple[float, str]] = []  # (stroke width, markup) of each connection
-    for left, right in itertools.pairwise(shown):
-        if left is None or right is None:
-            continue
-        for i in (u for u in left.units if u is not None):
-            for j in (u for u in right.units if u is not None):
-                (x1, y1), (x2, y2) = at[left.index, i], at[right.index, j]
-                line = f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"'
-                if values is None:
-                    lines.append((1.0, line + "/>"))
-                    continue
-                w = values.weights[right.index, i, j]
-                share = min(1.0, abs(w) / weight_scale) if math.isfinite(w) else 0.0
-                stroke = 0.5 + 3.5 * share
-                style = f"stroke:{_colour(w, weight_scale)};stroke-width:{stroke:.2f}"
-                named = f"W{right.index}[{i},{j}] = {w:.4g}"
-                lines.append((stroke, f'{line} style="{style}"><title>{named}</title></line>'))
-    parts += [markup for _, markup in sorted(lines, key=lambda drawn: drawn[0])]
     for position, column in enumerate(shown):
-        x = MARGIN + position * GAP_X
+        x = layout.x(position)
         if column is None:
             left_out = len(config.layers) - sum(c is not None for c in shown)
             parts.append(
-                f'<text class="ellipsis" x="{x}" y="{TOP + rows * GAP_Y / 2}" '
+                f'<text class="ellipsis" x="{x}" y="{TOP + layout.rows * GAP_Y / 2}" '
                 f'text-anchor="middle">… {left_out} layers …</text>'
             )
             continue
@@ -164,31 +151,133 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
             f'<text class="label" x="{x}" y="{TOP - 22}" text-anchor="middle">'
             f"{column.name} ({column.size})</text>"
         )
-        for unit in column.units:
-            ux, uy = at[column.index, unit]
-            if unit is None:
-                hidden = column.size - sum(u is not None for u in column.units)
-                parts.append(
-                    f'<text class="ellipsis" x="{ux}" y="{uy + 7}" text-anchor="middle">⋮</text>'
-                    f'<text class="ellipsis" x="{ux}" y="{TOP - 8}" text-anchor="middle" '
-                    f'style="font-size:10px">{hidden:,} more</text>'
-                )
-                continue
-            circle = f'<circle class="unit" cx="{ux}" cy="{uy}" r="{RADIUS}"'
-            if values is None:
-                parts.append(circle + "/>")
-                continue
-            value = values.units[column.index, unit]
-            parts.append(
-                f'{circle} style="fill:{_colour(value, unit_scale)}">'
-                f"<title>{column.name}[{unit}] = {value:.4g}</title></circle>"
-            )
+        parts += _units_drawn(layout, column, values, scales)
         if column.index and shown[position - 1] is not None:  # not over the gap: no lines there
-            parts.append(_layer_label(config, column, x - GAP_X / 2))
-    if values:
-        parts.append(_legend(height, legend))
+            parts.append(_layer_label(config, column, x - layout.gap / 2))
+    if scales:
+        parts += _legend(layout, scales)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a picture's columns go: `gap` apart, the network centred in a canvas `width` wide."""
+
+    shown: Sequence[Column | None]
+    rows: int  # the tallest column's units (an ellipsis counts as one)
+    gap: float
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, shown: Sequence[Column | None], values: bool) -> _Layout:
+        gap = min(GAP_X, (MAX_WIDTH - 2 * MARGIN) / max(1, len(shown) - 1))
+        rows = _rows(shown)
+        width = math.ceil(2 * MARGIN + (len(shown) - 1) * gap)
+        return cls(shown, rows, gap, width, _height(rows, values=values))
+
+    @property
+    def network_width(self) -> float:
+        return 2 * MARGIN + (len(self.shown) - 1) * self.gap
+
+    def widened(self, width: float) -> _Layout:
+        """The layout on a canvas at least `width` wide (for a title or caption)."""
+        return replace(self, width=max(self.width, math.ceil(width)))
+
+    def x(self, position: float) -> float:
+        """The centre of the column at `position` (a fraction: between two columns)."""
+        return round((self.width - self.network_width) / 2 + MARGIN + position * self.gap, 1)
+
+    def at(self, position: int, column: Column, row: int) -> tuple[float, float]:
+        """The centre of the unit in `row` of `column`, the column centred vertically."""
+        offset = (self.rows - len(column.units)) / 2
+        return self.x(position), TOP + (row + offset + 0.5) * GAP_Y
+
+
+@dataclass(frozen=True)
+class _Scales:
+    """The largest finite magnitude of each weight layer k and of each column k drawn (None
+    where none is finite): each is coloured from -top to +top."""
+
+    values: Values
+    weights: Mapping[int, float | None]
+    units: Mapping[int, float | None]
+
+    @classmethod
+    def of(cls, values: Values) -> _Scales:
+        return cls(values, _tops(values.weights.items()), _tops(values.units.items()))
+
+
+def _tops(numbered: Iterable[tuple[tuple[int, ...], float]]) -> dict[int, float | None]:
+    """The largest finite magnitude of the numbers for each k (the first of each key)."""
+    tops: dict[int, float | None] = {}
+    for (k, *_), number in numbered:
+        top = tops.setdefault(k, None)
+        if math.isfinite(number):
+            tops[k] = max(top or 0.0, abs(number))
+    return tops
+
+
+def _edges(layout: _Layout, values: Values | None, scales: _Scales | None) -> list[str]:
+    """A line per connection drawn; with values, coloured and as thick as its weight's share of
+    its layer's largest, thinnest first."""
+    lines: list[tuple[float, str]] = []  # (stroke width, markup) of each connection
+    for position, (left, right) in enumerate(itertools.pairwise(layout.shown)):
+        if left is None or right is None:
+            continue
+        ends = [
+            (i, layout.at(position, left, a), j, layout.at(position + 1, right, b))
+            for a, i in enumerate(left.units)
+            for b, j in enumerate(right.units)
+            if i is not None and j is not None
+        ]
+        for i, (x1, y1), j, (x2, y2) in ends:
+            line = f'<line class="edge" x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}"'
+            if values is None or scales is None:
+                lines.append((1.0, line + "/>"))
+                continue
+            w, top = values.weights[right.index, i, j], scales.weights[right.index] or 0.0
+            share = min(1.0, abs(w) / top) if math.isfinite(w) and top else 0.0
+            stroke = 0.5 + 3.5 * share
+            style = f"stroke:{_colour(w, top)};stroke-width:{stroke:.2f}"
+            named = f"W{right.index}[{i},{j}] = {w:.4g}"
+            lines.append((stroke, f'{line} style="{style}"><title>{named}</title></line>'))
+    return [markup for _, markup in sorted(lines, key=lambda drawn: drawn[0])]
+
+
+def _units_drawn(
+    layout: _Layout, column: Column, values: Values | None, scales: _Scales | None
+) -> list[str]:
+    """A column's circles (coloured by value, and the value printed below each when the column
+    shows at most VALUES_SHOWN), and its ellipsis with the count it stands for."""
+    position = layout.shown.index(column)
+    parts = []
+    for row, unit in enumerate(column.units):
+        ux, uy = layout.at(position, column, row)
+        if unit is None:
+            hidden = column.size - sum(u is not None for u in column.units)
+            parts.append(
+                f'<text class="ellipsis" x="{ux}" y="{uy + 7}" text-anchor="middle">⋮</text>'
+                f'<text class="more" x="{ux}" y="{TOP - 8}" text-anchor="middle">'
+                f"{hidden:,} more</text>"
+            )
+            continue
+        circle = f'<circle class="unit" cx="{ux}" cy="{uy}" r="{RADIUS}"'
+        if values is None or scales is None:
+            parts.append(circle + "/>")
+            continue
+        value = values.units[column.index, unit]
+        parts.append(
+            f'{circle} style="fill:{_colour(value, scales.units[column.index] or 0.0)}">'
+            f"<title>{column.name}[{unit}] = {value:.4g}</title></circle>"
+        )
+        if len(column.units) - (None in column.units) <= VALUES_SHOWN:
+            parts.append(
+                f'<text class="value" x="{ux}" y="{uy + RADIUS + SMALL_PX}" '
+                f'text-anchor="middle">{value:.4g}</text>'
+            )
+    return parts
 
 
 def picture_height(config: Config, max_units: int, *, values: bool) -> int:
@@ -203,7 +292,7 @@ def tallest_fitting(*, values: bool) -> int:
 
 
 def _height(rows: int, *, values: bool) -> int:
-    return TOP + rows * GAP_Y + (LEGEND if values else 20)
+    return TOP + rows * GAP_Y + 20 + (2 * LEGEND_ROW if values else 0)
 
 
 def _rows(shown: Sequence[Column | None]) -> int:
@@ -221,20 +310,6 @@ def _fitted_title(name: str, rest: str, room: float) -> str:
     return shown + rest
 
 
-def _positions(
-    shown: list[Column | None], rows: int
-) -> dict[tuple[int, int | None], tuple[float, float]]:
-    """Where each shown unit (and each column's ellipsis, None) is drawn: centred in its column."""
-    at: dict[tuple[int, int | None], tuple[float, float]] = {}
-    for position, column in enumerate(shown):
-        if column is None:
-            continue
-        offset = (rows - len(column.units)) / 2
-        for row, unit in enumerate(column.units):
-            at[column.index, unit] = (MARGIN + position * GAP_X, TOP + (row + offset + 0.5) * GAP_Y)
-    return at
-
-
 def _layer_label(config: Config, column: Column, x: float) -> str:
     """`W1 (3×2)`, `B1 (1×2)` and the activation, above the gap before `column`."""
     k, n_in, n_out = column.index, config.layers[column.index - 1], column.size
@@ -249,33 +324,74 @@ def _layer_label(config: Config, column: Column, x: float) -> str:
     return f'<text class="layer" x="{x}" y="{TOP - 78}" text-anchor="middle">{spans}</text>'
 
 
-def _legend_texts(weight_top: float, unit_top: float) -> tuple[str, str]:
-    """The two scales' captions, each naming its range (`_largest` of what it shows)."""
-    return (
-        f"weights drawn: {_range_text(weight_top)}",
-        f"units (row 0): {_range_text(unit_top)}, one scale for all; black: not finite",
-    )
+LEGEND_CAPTIONS = (
+    "weights: each layer on its own scale (and line width)",
+    "units, row 0 of the features: each column on its own scale; black: not finite",
+)
 
 
-def _range_text(top: float) -> str:
-    """`-0.464 … 0.464`, for a scale whose largest magnitude is `top`."""
-    return f"{-top:.3g} … {top:.3g}" if top else "no finite value but 0"
-
-
-def _legend(height: int, texts: tuple[str, ...]) -> str:
-    """The colour scales of weights and of units, each a bar under its caption."""
-    y = height - LEGEND + 25
+def _legend(layout: _Layout, scales: _Scales) -> list[str]:
+    """Two rows under the picture, each a caption and a colour bar with its range under each
+    weight layer (between its columns) and under each column."""
+    y = layout.height - 2 * LEGEND_ROW + 12
     stops = "".join(
         f'<stop offset="{o}" stop-color="{c}"/>'
         for o, c in (("0", _rgb(NEGATIVE)), ("0.5", _rgb(ZERO)), ("1", _rgb(POSITIVE)))
     )
-    bars = "".join(
-        f'<text class="layer" x="{MARGIN}" y="{top - 6}">{escape(text)}</text>'
-        f'<rect class="legend" x="{MARGIN}" y="{top}" width="200" height="12" '
+    parts = [f'<defs><linearGradient id="mlpcli-scale">{stops}</linearGradient></defs>']
+    layers: list[tuple[float, float | None]] = [
+        (position + 0.5, scales.weights[right.index])
+        for position, (left, right) in enumerate(itertools.pairwise(layout.shown))
+        if left is not None and right is not None
+    ]
+    units: list[tuple[float, float | None]] = [
+        (position, scales.units[column.index])
+        for position, column in enumerate(layout.shown)
+        if column is not None
+    ]
+    for row, (caption, bars) in enumerate(zip(LEGEND_CAPTIONS, (layers, units), strict=True)):
+        top = y + row * LEGEND_ROW
+        parts.append(f'<text class="layer" x="{MARGIN / 2}" y="{top}">{escape(caption)}</text>')
+        parts += [_scale_bar(layout, layout.x(position), top + 6, end) for position, end in bars]
+    return parts
+
+
+def _scale_bar(layout: _Layout, x: float, y: float, top: float | None) -> str:
+    """A colour bar centred at `x` from -top to +top, ticks at its ends and 0, and the labels
+    of as many of them as fit (`±top` when neither end's does)."""
+    half = min(70.0, layout.gap / 2 - 10)
+    left, right = round(x - half, 1), round(x + half, 1)
+    bar = (
+        f'<rect class="legend" x="{left}" y="{y}" width="{2 * half:g}" height="10" '
         'fill="url(#mlpcli-scale)"/>'
-        for top, text in zip((y, y + 40), texts, strict=True)
     )
-    return f'<defs><linearGradient id="mlpcli-scale">{stops}</linearGradient></defs>{bars}'
+    ticks = "".join(
+        f'<line class="tick" x1="{t}" y1="{y + 10}" x2="{t}" y2="{y + 14}"/>'
+        for t in (left, x, right)
+    )
+    labels = _tick_labels(left, x, right, top)
+    texts = "".join(
+        f'<text class="layer" x="{at}" y="{y + 25}" text-anchor="{anchor}">{text}</text>'
+        for at, anchor, text in labels
+    )
+    return bar + ticks + texts
+
+
+def _tick_labels(
+    left: float, middle: float, right: float, top: float | None
+) -> list[tuple[float, str, str]]:
+    """(x, text-anchor, text) of the labels under a bar: both ends and 0 where they fit, else
+    both ends, else one `±top` in the middle."""
+    if top is None or top == 0:
+        return [(middle, "middle", "not finite" if top is None else "all 0")]
+    end = f"{top:.2g}"
+    width = {text: _text_width(text, SMALL_PX) + 4 for text in (f"-{end}", end, "0")}
+    room = (middle - left) - width["0"] / 2
+    if max(width[f"-{end}"], width[end]) <= room:
+        return [(left, "start", f"-{end}"), (middle, "middle", "0"), (right, "end", end)]
+    if width[f"-{end}"] + width[end] <= right - left:
+        return [(left, "start", f"-{end}"), (right, "end", end)]
+    return [(middle, "middle", f"±{end}")]
 
 
 def _text_width(text: str, size_px: int, *, bold: bool = False) -> float:
@@ -286,11 +402,6 @@ def _text_width(text: str, size_px: int, *, bold: bool = False) -> float:
         1.1 if c in "MWmw@%" else 0.9 if c.isupper() or not c.isascii() else 0.72 for c in text
     )
     return ems * size_px * (1.0 if bold else 0.92)
-
-
-def _largest(numbers: Iterable[float]) -> float:
-    """The largest finite magnitude among `numbers` (0 when there is none)."""
-    return max((abs(n) for n in numbers if math.isfinite(n)), default=0.0)
 
 
 def _colour(value: float, scale: float) -> str:
