@@ -492,12 +492,8 @@ def _boxes(svg: ET.Element) -> list[tuple[str, float, float, float, float]]:
     fonts = _fonts()
     boxes = []
     for text in svg.iter(f"{SVG}text"):
-        size = float(
-            re.search(
-                r"font-size:([\d.]+)px",
-                text.get("style", "") + f"font-size:{sizes[text.get('class', '')]}px",
-            )[1]
-        )  # type: ignore[index]
+        inline = re.search(r"font-size:([\d.]+)px", text.get("style", ""))
+        size = float(inline[1]) if inline else sizes[text.get("class", "")]
         lines = [(float(text.get("x", 0)), 0.0, text.text or "")] if text.text else []
         lines += [(float(s.get("x", 0)), float(s.get("dy", 0)), s.text or "") for s in text]
         y = float(text.get("y", 0))
