@@ -7,6 +7,7 @@
     python benchmarks/bench.py --weights-only  # only reading a 1 GiB weights file
     python benchmarks/bench.py --parallel-only  # only two ranks against one process
     python benchmarks/bench.py --streaming-only  # only features files of 256 MiB to 4 GiB
+    python benchmarks/bench.py --estimate-only  # only the run-time estimate against the run
 
 Prints Markdown tables (paste them into docs/performance.md):
 - forward: mlpcli's `network.forward` against raw eager loops on the same tensors (the
@@ -25,6 +26,7 @@ Prints Markdown tables (paste them into docs/performance.md):
   [64, 256, 256, 1] to an .npy, against a hand-written loop (memmap, iter_batches or
   read_csv chunks, a torch forward per chunk, an open_memmap output), each in a fresh process
   (rows/s, peak RSS);
+- estimate: the note's estimate of a long run's forward against that forward (CPU);
 - last, every target of docs/performance.md with what this run measured, met or not.
 """
 
@@ -629,6 +631,32 @@ def parallel_ladder(quick: bool, targets: list[Target]) -> None:
             targets.append(Target(name, f"{ms / floor:.2f}x", ms <= 1.1 * floor))
 
 
+def estimate_ladder(quick: bool, targets: list[Target]) -> None:
+    """The note's estimate (`engine.estimates`, measured before the run) against the forward
+    of `runners.run` that follows it, on the CPU, for the configs in configs/ at sizes that get
+    an estimate and the networks the estimate once missed by 12-50x."""
+    from mlpcli.engine import estimates
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    cases = [
+        ("configs/large_bf16.yaml, CPU", root / "large_bf16.yaml", ["device=cpu"]),
+        ("configs/deep_relu.yaml, batch 65536", root / "deep_relu.yaml", ["batch=65536"]),
+        ("[4096]*8, batch 4096", None, ["layers=[" + ",".join(["4096"] * 8) + "]", "batch=4096"]),
+        ("[64]*6, batch 4M (whole)", None, ["layers=[64,64,64,64,64,64]", "batch=4000000"]),
+    ]
+    print("| network | estimate s | run's forward s | estimate / run |")
+    print("|---|---:|---:|---:|")
+    for label, path, overrides in cases[:2] if quick else cases:
+        config = load(path, overrides)
+        estimates._seconds.cache_clear()  # each as a fresh process measures it
+        estimate = estimates.forward_estimate(config, torch.device("cpu"))
+        assert estimate is not None, label
+        seconds = runners.run(config, hold=False).forward_ms / 1e3
+        ratio = estimate.seconds / seconds
+        print(f"| {label} | {estimate.seconds:.2f} | {seconds:.2f} | {ratio:.2f} |")
+        targets.append(Target(f"estimate within 3x: {label}", f"{ratio:.2f}x", 1 / 3 <= ratio <= 3))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
@@ -638,6 +666,9 @@ def main() -> None:
     parser.add_argument("--parallel-only", action="store_true", help="only the parallel ladder")
     parser.add_argument(
         "--streaming-only", action="store_true", help="only the streaming ladder (GiB files)"
+    )
+    parser.add_argument(
+        "--estimate-only", action="store_true", help="only the run-time estimate's ladder"
     )
     arguments = parser.parse_args()
     quick = arguments.quick
@@ -651,6 +682,7 @@ def main() -> None:
         or arguments.weights_only
         or arguments.parallel_only
         or arguments.streaming_only
+        or arguments.estimate_only
     )
     if not only:
         print()
@@ -664,14 +696,15 @@ def main() -> None:
     if not only or arguments.streaming_only:
         print()
         streaming_ladder(quick, targets)
+    if not only or arguments.estimate_only:
+        print()
+        estimate_ladder(quick, targets)
     if torch.cuda.is_available() and not only:
         print()
         gpu_memory_and_build(targets)
         print()
         latency_ladder()
-    if not arguments.no_startup and not (
-        arguments.weights_only or arguments.parallel_only or arguments.streaming_only
-    ):
+    if (not arguments.no_startup and not only) or arguments.startup_only:
         print()
         startup_ladder(quick, targets)
     print()

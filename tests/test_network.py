@@ -304,3 +304,58 @@ def test_chunk_1_reproduces_a_batch_of_one_bit_for_bit() -> None:
     chunked = runners.run(load(None, [*sizes, "batch=64", "chunk=1"])).whole
     assert (chunked[:1] == one).all()
     np.testing.assert_allclose(whole[:1], one, rtol=1e-5)  # equal to rounding only
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_nonfinite_counts_nan_and_infinities_not_a_sum_that_overflows(dtype: torch.dtype) -> None:
+    """The count first asks whether the sum is finite; a sum of finite values that overflows
+    (the largest value of the dtype, many times) must still count 0."""
+    from mlpcli.engine.runners import nonfinite
+
+    largest = torch.full((64, 8), torch.finfo(dtype).max, dtype=dtype)
+    assert nonfinite(largest) == 0
+    largest[3, 4], largest[5, 5], largest[6, 6] = float("nan"), float("inf"), float("-inf")
+    assert nonfinite(largest) == 3
+    assert nonfinite(torch.zeros(0, 3, dtype=dtype)) == 0
+
+
+def test_the_estimate_scales_each_probed_layer_by_its_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each distinct layer is probed once (at most 1,024 wide on the CPU) and its time scaled
+    by rows and multiply-adds: checked with a probe that answers 1 ms per million of its own
+    multiply-adds, whatever the machine."""
+    from mlpcli.engine import estimates
+    from mlpcli.loading.loader import load
+
+    probed: list[tuple[int, int, int]] = []
+
+    def probe(layer: estimates._Layer, rows: int, dtype: object, device: object) -> float:
+        probed.append((rows, layer.inputs, layer.units))
+        return rows * layer.inputs * layer.units / 1e9
+
+    monkeypatch.setattr(estimates, "_seconds", probe)
+    config = load(None, ["layers=[4096,64,4096,4096]", "batch=100000"])
+    estimate = estimates.forward_estimate(config, torch.device("cpu"))
+    assert estimate is not None
+    # 1 ms per million multiply-adds of the whole layers, whatever the probe's rows and width
+    work = 100_000 * (4096 * 64 + 64 * 4096 + 4096 * 4096)
+    assert estimate.seconds == pytest.approx(work / 1e9)
+    assert estimate.rate == pytest.approx(estimate.flops / estimate.seconds)
+    assert sorted({(i, u) for _, i, u in probed}) == [(64, 1024), (1024, 64), (1024, 1024)]
+    assert all(rows * 4 * (i + u) <= 8 << 20 for rows, i, u in probed)  # within its bytes
+    assert estimates.forward_estimate(load(None, []), torch.device("cpu")) is None  # too small
+
+
+def test_the_estimate_measures_the_forward_s_own_layer() -> None:
+    """A real probe: positive, cached for the process, one entry per distinct layer."""
+    from mlpcli.engine import estimates
+    from mlpcli.loading.loader import load
+    from mlpcli.model.config import Activation, DType
+
+    layer = estimates._Layer(64, 32, Activation.RELU, True)
+    first = estimates._seconds(layer, 256, DType.FLOAT32, torch.device("cpu"))
+    assert first > 0
+    assert estimates._seconds(layer, 256, DType.FLOAT32, torch.device("cpu")) == first
+    config = load(None, ["layers=[2048,2048,2048]", "batch=4096"])  # 68.7 GFLOP
+    estimate = estimates.forward_estimate(config, torch.device("cpu"))
+    assert estimate is not None
+    assert estimate.seconds > 0

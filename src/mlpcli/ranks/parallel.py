@@ -29,7 +29,7 @@ from mlpcli.engine.network import (
     forward_layers,
     hold,
 )
-from mlpcli.engine.runners import differences, named_tensors, to_numpy
+from mlpcli.engine.runners import differences, named_tensors, nonfinite, to_numpy
 from mlpcli.model import plan
 from mlpcli.model.closeness import Tolerance
 from mlpcli.model.config import Config, Parallel
@@ -258,7 +258,7 @@ def run(config: Config, group: Group) -> RunResult | None:
         ),
         preview=Preview.of(whole),
         output=whole,
-        nonfinite=int((~torch.isfinite(output)).sum()),
+        nonfinite=nonfinite(output),
         build_ms=build_ms,
         forward_ms=forward_ms,
         parallel=info(config, group, device),
