@@ -81,6 +81,25 @@ def test_json_is_strict_with_nonfinite_values_as_proto3_strings() -> None:
     assert data["timing_ms"] == {"build": 1.0, "forward": 2.0}
 
 
+@pytest.mark.parametrize(
+    "rows", [1, records.JSON_ROWS - 1, records.JSON_ROWS, 3 * records.JSON_ROWS + 5]
+)
+@pytest.mark.parametrize("nonfinite", [False, True])
+def test_json_written_in_blocks_is_the_text_of_one_dumps(rows: int, nonfinite: bool) -> None:
+    """The output is made into JSON a block of rows at a time, from the array, and written in
+    blocks of text: the same characters as `json.dumps` of the whole record with every row a
+    Python list (the reference), at every block edge."""
+    output = np.random.default_rng(rows).normal(size=(rows, 3)).astype(np.float32)
+    if nonfinite:
+        output[rows // 2, 1], output[-1, 0] = np.nan, -np.inf
+    record = records.run_record(result_with(output))
+    whole = [[records.json_number(v) for v in row] for row in output.tolist()]
+    reference = json.dumps({**record, "output": whole}, allow_nan=False, separators=(",", ":"))
+    blocks = list(records.json_blocks([record, record], size=1000))
+    assert "".join(blocks) == (reference + "\n") * 2
+    assert max(map(len, blocks)) < 1000 + 25 * 3 * records.JSON_ROWS  # a block and one piece
+
+
 def test_csv_is_full_precision() -> None:
     text = records.csv_text(records.run_rows([result_with(np.array([[0.1, 1e-30]]))]))
     assert text == "name,output_0,output_1\ndefault,0.1,1e-30\n"

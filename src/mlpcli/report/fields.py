@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from mlpcli.errors import UsageError
+from mlpcli.report import records
 
 
 def select(data: object, path: str) -> object:
@@ -18,7 +20,7 @@ def select(data: object, path: str) -> object:
                 keys = ", ".join(current)
                 raise UsageError(f"--field {path}: no key {part!r} in {here}; keys there: {keys}")
             current = current[part]
-        elif isinstance(current, list):
+        elif isinstance(current, Sequence) and not isinstance(current, str):
             if not part.isdecimal() or int(part) >= len(current):
                 span = f"0..{len(current) - 1}" if current else "none: it is empty"
                 raise UsageError(f"--field {path}: {here} is a list; indices there: {span}")
@@ -32,4 +34,4 @@ def text(value: object) -> str:
     """A scalar as plain text (strings unquoted), anything else as one line of JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return "".join(records.json_pieces(value))

@@ -94,10 +94,13 @@ class Output:
         suffix = "" if self.path is None else self.path.suffix.lower()
         if self.path is not None and suffix not in layout.streams:
             if suffix in layout.files:
-                data = layout.files[suffix](results)
+                files.write_atomic(self.path, layout.files[suffix](results))
+            elif suffix == ".csv":
+                files.write_atomic(self.path, texts.csv.encode())
             else:
-                data = (texts.csv if suffix == ".csv" else texts.json).encode()
-            files.write_atomic(self.path, data)
+                with files.atomic(self.path) as file:
+                    for block in records.json_blocks(texts.records):
+                        file.write(block.encode())
         if not self.quiet and not printed:
             with to_stdout():
                 self._print(layout, results, texts, chosen)
@@ -114,7 +117,8 @@ class Output:
         if chosen is not None:
             sys.stdout.write(chosen)
         elif self.format is Format.JSON:
-            sys.stdout.write(texts.json)
+            for block in records.json_blocks(texts.records):
+                sys.stdout.write(block)
         elif self.format is Format.CSV:
             sys.stdout.write(texts.csv)
         else:
@@ -133,7 +137,7 @@ class Output:
 
 
 class _Texts(Generic[R]):
-    """The results as JSON records, JSON lines and CSV, each made at most once."""
+    """The results as JSON records and CSV, each made at most once."""
 
     def __init__(self, layout: Layout[R], results: Sequence[R]) -> None:
         self.layout = layout
@@ -149,10 +153,6 @@ class _Texts(Generic[R]):
             "\t".join(fields.text(fields.select(record, path)) for path in paths) + "\n"
             for record in self.records
         )
-
-    @functools.cached_property
-    def json(self) -> str:
-        return "".join(map(records.json_line, self.records))
 
     @functools.cached_property
     def csv(self) -> str:

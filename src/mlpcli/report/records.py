@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TextIO, TypeVar, cast, overload
 
 from mlpcli.model.results import RUN_VERSION, given, one_process, swept_keys
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mlpcli.model.config import Config
     from mlpcli.model.plan import ParallelPlan, RankPlan
     from mlpcli.model.results import (
@@ -33,24 +36,90 @@ if TYPE_CHECKING:
 Record = dict[str, object]
 Rows = tuple[list[str], list[list[object]]]  # a CSV header and its rows
 R = TypeVar("R")
+JSON_BLOCK = 1 << 20  # characters of JSON written at once
+JSON_ROWS = 4096  # rows of a run's output made into JSON at once
 
 
 def json_line(record: Record) -> str:
     """One line of strict JSON, newline-terminated."""
-    return _json(record) + "\n"
+    return "".join(json_pieces(record)) + "\n"
 
 
-def _json(value: object) -> str:
-    """Compact strict JSON; a dict's values and a list of rows one `json.dumps` call each.
+def json_blocks(records: Iterable[Record], size: int = JSON_BLOCK) -> Iterator[str]:
+    """JSON lines of `records` in blocks of about `size` characters: a run's output of any
+    length is written without its whole text, or all its rows as Python lists, in memory."""
+    block: list[str] = []
+    held = 0
+    for record in records:
+        for piece in itertools.chain(json_pieces(record), "\n"):
+            block.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield "".join(block)
+                block, held = [], 0
+    if block:
+        yield "".join(block)
+
+
+def json_pieces(value: object) -> Iterator[str]:
+    """Compact strict JSON in pieces: a dict's values and a list's rows each apart, a run's
+    output (OutputRows) JSON_ROWS rows a piece, made only when it is reached.
 
     One call over millions of outputs holds the interpreter, and so the signal watcher
-    (`interrupts`), for seconds; a call per row lets Ctrl-C in between. The text is one call's.
+    (`interrupts`), for seconds; a call per block of rows lets Ctrl-C in between. The text is
+    one call's.
     """
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_json(str(k))}:{_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list) and value and isinstance(value[0], list):
-        return "[" + ",".join(map(_json, value)) + "]"
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        yield "{"
+        for n, (key, item) in enumerate(value.items()):
+            yield ("," if n else "") + _ENCODE(str(key)) + ":"
+            yield from json_pieces(item)
+        yield "}"
+    elif isinstance(value, OutputRows):
+        yield "["
+        for start in range(0, len(value), JSON_ROWS):
+            yield ("," if start else "") + _ENCODE(value[start : start + JSON_ROWS])[1:-1]
+        yield "]"
+    elif isinstance(value, list) and value and isinstance(value[0], list):
+        yield "["
+        for n, row in enumerate(value):
+            if n:
+                yield ","
+            yield from json_pieces(row)
+        yield "]"
+    else:
+        yield _ENCODE(value)
+
+
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+class OutputRows(Sequence[list[object]]):
+    """A run's output rows as its record holds them: a row becomes a list of numbers (strict
+    JSON's strings where not finite) only when it is read, so that nothing holds every row as
+    Python objects."""
+
+    def __init__(self, array: np.ndarray, nonfinite: bool) -> None:
+        self.array, self.nonfinite = array, nonfinite
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @overload
+    def __getitem__(self, index: int) -> list[object]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[object]]: ...
+    def __getitem__(self, index: int | slice) -> list[object] | list[list[object]]:
+        if isinstance(index, slice):
+            rows: list[list[float]] = self.array[index].tolist()
+            return [self._strict(row) for row in rows]
+        return self._strict(self.array[index].tolist())
+
+    def _strict(self, numbers: list[float]) -> list[object]:
+        if self.nonfinite:
+            strict: list[object] = [json_number(v) for v in numbers]
+            return strict
+        return cast(list[object], numbers)
 
 
 class CsvTables:
@@ -104,10 +173,7 @@ def run_record(result: RunResult) -> Record:
             {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "device": t.device}
             for t in result.tensors
         ],
-        "output": [
-            [json_number(v) for v in row.tolist()] if result.nonfinite else row.tolist()
-            for row in result.whole
-        ],
+        "output": OutputRows(result.whole, bool(result.nonfinite)),
         "nonfinite": result.nonfinite,
         "timing_ms": {"build": result.build_ms, "forward": result.forward_ms},
         "parallel": dataclasses.asdict(result.parallel or one_process(result.config)),
