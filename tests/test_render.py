@@ -170,9 +170,12 @@ def test_the_time_left_counts_down_from_the_estimate_then_at_the_pace_seen(
 
 
 @pytest.mark.parametrize("rows", [3, 120])
-def test_a_long_table_prints_past_its_first_rows_as_rich_would(rows: int) -> None:
+def test_a_long_table_prints_past_its_first_rows_as_rich_would(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--full's rows after the first that Rich lays out are the lines Rich would have made,
     colour aside: the same columns, widths and gaps, and its row labels dim on a terminal."""
+    from rich.console import Group
     from rich.text import Text
 
     from mlpcli.report import style
@@ -194,6 +197,16 @@ def test_a_long_table_prints_past_its_first_rows_as_rich_would(rows: int) -> Non
     Console(file=buffer, width=100, force_terminal=True, color_system="standard").print(long)
     dim = re.findall(r"^\x1b\[2m *\d+", buffer.getvalue(), re.MULTILINE)
     assert len(dim) == rows  # each row label dim, the long rows' too
+    for colours in (None, "standard"):  # printed a piece at a time, blocks of 7 rows: the same
+        whole_print, pieces_print = io.StringIO(), io.StringIO()
+        Console(file=whole_print, width=100, force_terminal=True, color_system=colours).print(
+            Group(Text("before"), long)
+        )
+        console = Console(file=pieces_print, width=100, force_terminal=True, color_system=colours)
+        monkeypatch.setattr(style.LongTable, "BLOCK_ROWS", 7)
+        for piece in style.pieces(Group(Text("before"), long), console):
+            console.print(piece)
+        assert pieces_print.getvalue() == whole_print.getvalue()
 
 
 def test_terminal_numbers_never_hide_what_they_are() -> None:

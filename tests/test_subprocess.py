@@ -453,17 +453,19 @@ def test_a_24_mib_csv_runs_in_under_1_gb(tmp_path: Path, mlpcli_script: str) -> 
 
 
 @pytest.mark.slow
-def test_json_of_two_million_rows_holds_the_output_not_its_text(
-    tmp_path: Path, mlpcli_script: str
+@pytest.mark.parametrize("shown", [["-f", "json"], ["--full"]])
+def test_every_value_of_two_million_rows_holds_the_output_not_its_text(
+    tmp_path: Path, mlpcli_script: str, shown: list[str]
 ) -> None:
-    """`-f json` made every output row a Python list and the whole text a string: 2 million
-    rows of one output (8 MB as float32) peaked at 737 MB; it is now written a block of rows
-    at a time from the output array."""
+    """`-f json` made every output row a Python list and the whole text a string, `--full`
+    every value's text and Rich every line before it printed: 2 million rows of one output (8
+    MB as float32) peaked at 737 MB and 1.6 GB; each is now made a block of rows at a time
+    from the output array."""
     import numpy as np
 
     features = tmp_path / "x.npy"
     np.save(features, np.zeros((2_000_000, 3), np.float32))
-    code, peak = _exit_and_peak(mlpcli_script, "run", f"inputs={features}", "-f", "json")
+    code, peak = _exit_and_peak(mlpcli_script, "run", f"inputs={features}", *shown)
     assert code == 0
     assert peak < 500 << 20, f"{peak / 2**20:.0f} MiB"
 

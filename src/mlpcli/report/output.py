@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from rich.console import RenderableType
+from rich.segment import Segments
 
 from mlpcli.errors import ReaderGone, UsageError, wrapped
 from mlpcli.ranks import process
-from mlpcli.report import fields, files, records, render, terminal
+from mlpcli.report import fields, files, records, render, style, terminal
 from mlpcli.report.records import Record, Rows
 
 R = TypeVar("R")
@@ -131,7 +132,8 @@ class Output:
             elif isinstance(view, str):  # one line each, for scripts
                 sys.stdout.write(view)
             else:
-                console.print(view)
+                for piece in style.pieces(view, console):  # lines of a block fit the width
+                    console.print(piece, crop=not isinstance(piece, Segments))
             for note in notes:
                 terminal.note(note)
 

@@ -6,9 +6,8 @@ markup, so `[red]` in a name prints as written.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -29,6 +28,8 @@ from mlpcli.report import style
 from mlpcli.report.style import Column
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mlpcli.model.results import (
         BenchResult,
         CompareResult,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         ValidateResult,
     )
 
+FORMATTED_ROWS = 4096  # output rows of `run --full` formatted at once
 TABLE_ROWS = 10  # rows of a layers or tensors table shown from each end when it is cut
 SWEEP_VALUES = 4  # values of output row 0 shown per run in a sweep's table
 
@@ -151,20 +153,19 @@ def _output_table(
     """Rows and columns of the output, every value whole.
 
     When not `full`: the head and tail rows and as many columns as fit `width`. When `full`:
-    every value, the columns in as many blocks, one under the other, as `width` needs.
+    every value, the columns in as many blocks, one under the other, as `width` needs, each
+    row formatted as it is printed (a million rows hold the array, never its text).
     """
+    import numpy as np
+
     rows, columns = result.preview.shape
     row_index = _shown(rows, rows if full else PREVIEW_ROWS)
-    row = (lambda r: result.whole[r]) if full else result.preview.row
-    values = {r: row(r).tolist() for r in row_index if r is not None}
-    # one format per column, from the values shown in it; each value formatted once, and each
-    # column as wide as its texts need
-    specs = [_number_spec([row[j] for row in values.values()]) for j in range(columns)]
-    texts = {
-        r: [format(v, spec) for v, spec in zip(row, specs, strict=True)]
-        for r, row in values.items()
-    }
-    cells = [max([len(text[j]) for text in texts.values()] + [len(str(j))]) for j in range(columns)]
+    shown = [r for r in row_index if r is not None]
+    values = result.whole if full else np.array([result.preview.row(r) for r in shown])
+    # one format per column, from the values shown in it, and each column as wide as its
+    # widest text needs
+    specs = [_number_spec(values[:, j]) for j in range(columns)]
+    cells = [max(_widest(values[:, j], specs[j]), len(str(j))) for j in range(columns)]
     # Beside the row labels each column takes its cell and the gap between columns.
     room = width - (max(3, len(str(rows))) + style.GAP)
     title = f"output {shape_text((rows, columns))}"
@@ -178,12 +179,14 @@ def _output_table(
             style.LongTable(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
                 ("row", *map(str, block)),
-                [(str(r), *(text[j] for j in block)) for r, text in texts.items()],
+                _FormattedRows(values, [specs[j] for j in block], block),
                 (max(3, len(str(rows - 1))), *(cells[j] for j in block)),
             )
             for block in blocks
         ]  # fmt: skip
         return stacked(tables), None
+    formatted = _FormattedRows(values, specs, range(columns))
+    texts = {r: row[1:] for r, row in zip(shown, formatted, strict=True)}  # the labels apart
     column_index = _fitted(cells, room)
     table = _values_table(title, texts, row_index, column_index, width)
     if len(row_index) == rows and len(column_index) == columns:
@@ -196,9 +199,41 @@ def _output_table(
     )
 
 
+class _FormattedRows(Sequence[tuple[str, ...]]):
+    """Rows of output values as a table shows them, `(label, value texts...)` of `columns`,
+    each formatted with its column's spec when it is read (FORMATTED_ROWS at a time when
+    iterated)."""
+
+    def __init__(self, values: np.ndarray, specs: Sequence[str], columns: Sequence[int]) -> None:
+        self.values, self.specs, self.columns = values, specs, list(columns)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[str, ...]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, ...] | list[tuple[str, ...]]:
+        if isinstance(index, slice):
+            return list(self._formatted(range(len(self))[index], self.values[index]))
+        label = range(len(self))[index]  # IndexError past either end
+        return next(self._formatted(range(label, label + 1), self.values[label : label + 1]))
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        for start in range(0, len(self), FORMATTED_ROWS):
+            rows = range(start, min(start + FORMATTED_ROWS, len(self)))
+            yield from self._formatted(rows, self.values[rows.start : rows.stop])
+
+    def _formatted(self, labels: range, rows: np.ndarray) -> Iterator[tuple[str, ...]]:
+        specs = self.specs
+        for label, row in zip(labels, rows[:, self.columns].tolist(), strict=True):
+            yield (str(label), *(format(v, spec) for v, spec in zip(row, specs, strict=True)))
+
+
 def _values_table(
     title: str,
-    texts: dict[int, list[str]],
+    texts: Mapping[int, Sequence[str]],
     row_index: Sequence[int | None],
     column_index: Sequence[int | None],
     width: int,
@@ -238,13 +273,32 @@ def _fitted(cells: Sequence[int], room: int) -> list[int | None]:
     return _shown(len(cells), side)
 
 
-def _number_spec(values: Sequence[float]) -> str:
+def _number_spec(values: np.ndarray) -> str:
     """Fixed point with 4 decimals when every value reads well so (none past 1e5, none nonzero
     under 1e-4, which would show as 0.0000), else scientific."""
-    finite = [abs(v) for v in values if math.isfinite(v)]
-    largest = max(finite, default=0.0)
-    smallest = min((v for v in finite if v), default=1.0)
+    import numpy as np
+
+    magnitudes = np.abs(values[np.isfinite(values)])
+    largest = magnitudes.max(initial=0.0)
+    smallest = magnitudes[magnitudes > 0].min(initial=1.0)
     return ".4f" if largest < 1e5 and smallest >= 1e-4 else ".4e"
+
+
+def _widest(values: np.ndarray, spec: str) -> int:
+    """The length of the longest of `values` formatted with `spec`, from the few that can be
+    longest: a text grows with its magnitude (fixed point) or its exponent's (scientific), and
+    a sign; NaN and infinities as `format` writes them."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    candidates = [float(v) for v in np.unique(values[~np.isfinite(values)])]
+    for part in (finite[finite > 0], finite[finite < 0]):
+        if part.size:
+            candidates += [float(part.min()), float(part.max())]
+    zeros = finite[finite == 0]
+    if zeros.size:  # -0.0 shows its sign
+        candidates.append(-0.0 if np.signbit(zeros).any() else 0.0)
+    return max((len(format(v, spec)) for v in candidates), default=0)
 
 
 def tensors_table(
@@ -329,10 +383,12 @@ def sweep_table(results: Sequence[RunResult], width: int) -> tuple[Table, list[s
     Names and overrides fold when narrow; numbers never split (their column is never narrower
     than the widest of them, and wraps between them).
     """
+    import numpy as np
+
     firsts = []
     for result in results:
         first_row = result.preview.row(0).tolist() if result.preview.shape[0] else []
-        spec = _number_spec(first_row[:SWEEP_VALUES])
+        spec = _number_spec(np.array(first_row[:SWEEP_VALUES], dtype=float))
         shown = ", ".join(format(v, spec) for v in first_row[:SWEEP_VALUES])
         firsts.append(shown + (", …" if len(first_row) > SWEEP_VALUES else ""))
     widest = max((len(word) for first in firsts for word in first.split()), default=1)
