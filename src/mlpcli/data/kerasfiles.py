@@ -27,6 +27,7 @@ from mlpcli.data.tensorfiles import (
     regular_size,
 )
 from mlpcli.errors import UnavailableError
+from mlpcli.model.activations import KERAS
 
 if TYPE_CHECKING:
     import torch
@@ -35,11 +36,6 @@ SUFFIXES = (".keras", ".h5")
 H5PY_INSTALL = "pip install h5py"
 WEIGHTS = "model.weights.h5"  # inside a .keras archive
 MAX_RATIO = 100  # a member that inflates more than this from its archive is refused
-ACTIVATIONS = {  # Keras' names → mlpcli's, where they compute the same
-    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "softmax": "softmax",
-    "elu": "elu", "softplus": "softplus", "silu": "silu", "swish": "silu",
-    "linear": "identity", None: "identity",
-}  # fmt: skip
 PASSED_ON = ("InputLayer", "Dropout")
 ONE_CHAIN = "mlpcli reads one chain of Dense layers, each with at most one activation"
 
@@ -249,8 +245,8 @@ def _activation(path: str, layer: str, activation: object) -> str:
         activation = (
             activation.get("config") if activation.get("class_name") == "function" else activation
         )
-    if isinstance(activation, str | None) and activation in ACTIVATIONS:
-        return ACTIVATIONS[activation]
+    if isinstance(activation, str | None) and activation in KERAS:
+        return KERAS[activation]
     slope = (
         " (Keras' leaky_relu has slope 0.2, mlpcli's 0.01)" if activation == "leaky_relu" else ""
     )

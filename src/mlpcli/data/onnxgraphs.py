@@ -24,17 +24,12 @@ from mlpcli.data.tensorfiles import (
     regular_size,
 )
 from mlpcli.errors import UnavailableError
+from mlpcli.model.activations import ONNX
 
 if TYPE_CHECKING:
     import torch
 
 ONNX_INSTALL = "pip install onnx"
-SIMPLE = {  # op → activation, for ops that are one node with no attribute to check
-    "Relu": "relu",
-    "Sigmoid": "sigmoid",
-    "Tanh": "tanh",
-    "Softplus": "softplus",
-}
 PASSED_ON = ("Dropout", "Identity")  # inference: their first output is their input
 SOFTPLUS_THRESHOLD = 20.0  # torch's softplus: x itself above it (its exporter's Where)
 
@@ -236,8 +231,8 @@ class _Walk:
     def _activation_of(self, i: int, node: Any) -> str:
         """mlpcli's name for an activation node; an error for any other op."""
         op, attributes = node.op_type, _attributes(node)
-        if op in SIMPLE:
-            return SIMPLE[op]
+        if op in ONNX:  # one node with no attribute to check
+            return ONNX[op]
         if op == "Gelu" and attributes.get("approximate", b"none") in (b"none", "none"):
             return "gelu"
         if op == "Softmax" and attributes.get("axis", -1) in (-1, 1):

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -21,27 +21,15 @@ from torch import nn
 
 from mlpcli import __version__
 from mlpcli.engine import devices
-from mlpcli.engine.network import Network, build, forward_in_chunks
+from mlpcli.engine.network import ACTIVATIONS, Network, build, forward_in_chunks
 from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.model.closeness import Difference, Tolerance, difference
-from mlpcli.model.config import Activation, Config
+from mlpcli.model.config import Config
 
 # mlpcli's distribution is mlpcli-yaml: `mlpcli` on PyPI is another project, so name the packages
 ONNX_INSTALL = (
     "pip install onnx onnxscript onnxruntime (from this checkout: pip install -e '.[onnx]')"
 )
-MODULES: dict[Activation, Callable[[], nn.Module]] = {
-    Activation.SIGMOID: nn.Sigmoid,
-    Activation.RELU: nn.ReLU,
-    Activation.TANH: nn.Tanh,
-    Activation.GELU: nn.GELU,
-    Activation.SILU: nn.SiLU,
-    Activation.LEAKY_RELU: nn.LeakyReLU,  # slope 0.01, as F.leaky_relu's
-    Activation.ELU: nn.ELU,
-    Activation.SOFTPLUS: nn.Softplus,
-    Activation.SOFTMAX: lambda: nn.Softmax(dim=-1),
-    Activation.IDENTITY: nn.Identity,
-}
 
 
 def export(
@@ -77,7 +65,7 @@ def sequential(network: Network, widened: bool = False) -> nn.Sequential:
         linear.weight = nn.Parameter(W.t().contiguous().cpu(), requires_grad=False)
         if B is not None:
             linear.bias = nn.Parameter(B.reshape(-1).cpu(), requires_grad=False)
-        module = MODULES[activation]()
+        module = ACTIVATIONS[activation].module()
         modules += [linear, _InFloat32(module) if widened else module]
     return nn.Sequential(*modules).eval()
 
@@ -102,7 +90,10 @@ def skeleton(config: Config) -> nn.Sequential:
     for (n_in, n_out), activation in zip(
         itertools.pairwise(config.layers), config.activations, strict=True
     ):
-        modules += [nn.Linear(n_in, n_out, bias=config.bias, dtype=dtype), MODULES[activation]()]
+        modules += [
+            nn.Linear(n_in, n_out, bias=config.bias, dtype=dtype),
+            ACTIVATIONS[activation].module(),
+        ]
     return nn.Sequential(*modules).eval()
 
 

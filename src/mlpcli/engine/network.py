@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mlpcli.errors import ConfigError
 from mlpcli.model import plan
@@ -29,18 +30,30 @@ TORCH_DTYPES = {
     DType.BFLOAT16: torch.bfloat16,
 }
 
-# Each takes a freshly computed pre-activation it may overwrite, and returns the activation.
-ACTIVATIONS: dict[Activation, Callable[[torch.Tensor], torch.Tensor]] = {
-    Activation.SIGMOID: torch.sigmoid_,
-    Activation.RELU: torch.relu_,
-    Activation.TANH: torch.tanh_,
-    Activation.GELU: F.gelu,
-    Activation.SILU: lambda z: F.silu(z, inplace=True),
-    Activation.LEAKY_RELU: lambda z: F.leaky_relu(z, inplace=True),
-    Activation.ELU: lambda z: F.elu(z, inplace=True),
-    Activation.SOFTPLUS: F.softplus,
-    Activation.SOFTMAX: lambda z: torch.softmax(z, dim=-1),
-    Activation.IDENTITY: lambda z: z,
+
+@dataclass(frozen=True)
+class TorchActivation:
+    """How torch computes an activation (its other facts: model/activations.py)."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]  # on a fresh pre-activation it may overwrite
+    module: Callable[[], nn.Module]  # the same as a module, for an exported model
+
+
+ACTIVATIONS: dict[Activation, TorchActivation] = {
+    Activation.SIGMOID: TorchActivation(torch.sigmoid_, nn.Sigmoid),
+    Activation.RELU: TorchActivation(torch.relu_, nn.ReLU),
+    Activation.TANH: TorchActivation(torch.tanh_, nn.Tanh),
+    Activation.GELU: TorchActivation(F.gelu, nn.GELU),
+    Activation.SILU: TorchActivation(lambda z: F.silu(z, inplace=True), nn.SiLU),
+    Activation.LEAKY_RELU: TorchActivation(  # slope 0.01 both
+        lambda z: F.leaky_relu(z, inplace=True), nn.LeakyReLU
+    ),
+    Activation.ELU: TorchActivation(lambda z: F.elu(z, inplace=True), nn.ELU),
+    Activation.SOFTPLUS: TorchActivation(F.softplus, nn.Softplus),
+    Activation.SOFTMAX: TorchActivation(
+        lambda z: torch.softmax(z, dim=-1), lambda: nn.Softmax(dim=-1)
+    ),
+    Activation.IDENTITY: TorchActivation(lambda z: z, nn.Identity),
 }
 
 
@@ -243,7 +256,7 @@ def forward_layers(
     for W, B, activation, name in layers:
         z = affine(h, W, B)  # (batch, ni)
         del h  # free h(i-1) before an out-of-place activation allocates hi
-        h = ACTIVATIONS[activation](z)
+        h = ACTIVATIONS[activation].apply(z)
         del z
         if observe is not None:
             observe(name, h)

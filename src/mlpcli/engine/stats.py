@@ -16,17 +16,13 @@ import math
 
 import torch
 
+from mlpcli.model.activations import BOUNDED, WHOLE_ROW
 from mlpcli.model.config import Activation
 from mlpcli.model.results import TensorStats
 
 BINS = 8
 NEAR = 1e-3  # a sigmoid or tanh value within this of a bound is saturated
 SOFTMAX_PEAK = 0.99  # a softmax row with a value above this is saturated
-BOUNDED = {
-    Activation.SIGMOID: (0.0, 1.0),
-    Activation.SOFTMAX: (0.0, 1.0),
-    Activation.TANH: (-1.0, 1.0),
-}
 
 
 class Accumulator:
@@ -70,12 +66,13 @@ class Accumulator:
         self._count_bins(x[finite].double())
 
     def _saturated(self, x: torch.Tensor) -> torch.Tensor:
-        if self.activation is Activation.SIGMOID:
-            return ((x <= NEAR) | (x >= 1 - NEAR)).sum()
-        if self.activation is Activation.TANH:
-            return (x.abs() >= 1 - NEAR).sum()
-        if self.activation is Activation.SOFTMAX:
+        """Rows past SOFTMAX_PEAK of an activation of whole rows, else values within NEAR of
+        a bound; nothing for an unbounded activation."""
+        if self.activation in WHOLE_ROW:
             return (x.max(dim=-1).values > SOFTMAX_PEAK).sum()
+        if self.activation in BOUNDED:
+            low, high = BOUNDED[self.activation]
+            return ((x <= low + NEAR) | (x >= high - NEAR)).sum()
         return torch.zeros((), dtype=torch.int64, device=x.device)
 
     def _count_bins(self, kept: torch.Tensor) -> None:
@@ -111,7 +108,7 @@ class Accumulator:
                          self.low, self.high]).tolist()
         )  # fmt: skip
         saturable = self.activation in BOUNDED
-        of = self.rows if self.activation is Activation.SOFTMAX else self.count
+        of = self.rows if self.activation in WHOLE_ROW else self.count
         return TensorStats(
             name=self.name,
             count=int(finite),

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlpcli.errors import ConfigError
-from mlpcli.model.config import Activation, Config, Parallel, Rng
+from mlpcli.model.activations import WHOLE_ROW
+from mlpcli.model.config import Config, Parallel, Rng
 
 Region = tuple[range, range]  # the rows and columns of a full tensor that a rank holds
-WHOLE_ROW = frozenset({Activation.SOFTMAX})  # activations that need a row's every value
 
 
 @dataclass(frozen=True)

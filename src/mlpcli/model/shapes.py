@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from mlpcli.model.activations import FACTS
 from mlpcli.model.config import Activation, Config
 from mlpcli.model.results import LayerShape, ShapesResult, TensorShape
 
@@ -12,7 +13,7 @@ def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias:
     """FLOPs of one layer's forward: 2 per multiply-add, 1 per bias add, 1 per activation value."""
     matmul = 2 * batch * n_in * n_out
     bias_add = batch * n_out if bias else 0
-    activate = 0 if activation is Activation.IDENTITY else batch * n_out
+    activate = batch * n_out if FACTS[activation].computes else 0
     return matmul + bias_add + activate
 
 

@@ -31,9 +31,10 @@ from mlpcli.engine.network import (
 )
 from mlpcli.engine.runners import differences, named_tensors, nonfinite, to_numpy
 from mlpcli.model import plan
+from mlpcli.model.activations import WHOLE_ROW
 from mlpcli.model.closeness import Tolerance
 from mlpcli.model.config import Config, Parallel
-from mlpcli.model.plan import WHOLE_ROW, Region, Share
+from mlpcli.model.plan import Region, Share
 from mlpcli.model.results import (
     BenchResult,
     CompareResult,
@@ -204,23 +205,23 @@ def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor |
                 group.all_reduce(z)
                 if B is not None:
                     z.add_(B)
-                h = ACTIVATIONS[activation](z)
+                h = ACTIVATIONS[activation].apply(z)
                 if observe is not None and rank == 0:
                     observe(name, (rows, range(h.shape[1])), h)
             elif i == count - 1:  # the last layer's columns, on rank 0
                 h = _gathered(group, affine(h, W, B), columns[i], dim=1)
-                h = None if h is None else ACTIVATIONS[activation](h)
+                h = None if h is None else ACTIVATIONS[activation].apply(h)
                 if observe is not None and h is not None:
                     observe(name, (rows, range(h.shape[1])), h)
             elif activation in WHOLE_ROW:  # whole rows, then this rank's columns again
-                full = ACTIVATIONS[activation](
+                full = ACTIVATIONS[activation].apply(
                     group.all_gather_columns(affine(h, W, B), columns[i])
                 )
                 if observe is not None and rank == 0:
                     observe(name, (rows, range(full.shape[1])), full)
                 h = full[:, mine.start : mine.stop].contiguous()
             else:
-                h = ACTIVATIONS[activation](affine(h, W, B))  # (rows, this rank's columns)
+                h = ACTIVATIONS[activation].apply(affine(h, W, B))  # (rows, this rank's columns)
                 if observe is not None:
                     observe(name, (rows, mine), h)
         if rank == 0:
