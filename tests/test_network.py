@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlpcli.engine import devices, network, runners
+from mlpcli.engine import devices, host, network, runners
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory, plan
@@ -251,12 +251,12 @@ def test_a_chunk_fits_what_the_whole_batch_does_not(monkeypatch: pytest.MonkeyPa
     assert memory.estimate(config).activations == 2 * 100000 * 100000 * 4
     chunked = load(None, ["layers=[1, 100000, 1]", "batch=100000", "chunk=10"])
     assert memory.estimate(chunked).activations == (2 * 10 * 100000 + 100000) * 4
-    monkeypatch.setattr(memory, "available_ram", lambda: 2**33)
+    monkeypatch.setattr(host, "available_ram", lambda: 2**33)
     with pytest.raises(
         UnavailableError, match=r"needs about 74\.5 GiB of memory, 8\.0 GiB is available"
     ):
-        memory.check_host(config, on_cpu=True)
-    memory.check_host(chunked, on_cpu=True)
+        host.check_host(config, on_cpu=True)
+    host.check_host(chunked, on_cpu=True)
 
 
 def test_rng_device_on_the_cpu_is_the_cpu_draw() -> None:

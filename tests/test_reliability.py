@@ -359,7 +359,7 @@ FAULTS = [
     # the machine
     Fault("machine", ["run", "device=cuda:99", "-o", "{out}"], 3, r"^override 'device=cuda:99': device: cuda:99 is not available here"),
     Fault("machine", ["run", "layers=[2147483647, 2147483647]", "-o", "{out}"], 3, r"^default: needs about 16\.0 EiB of memory, .* is available$"),
-    Fault("machine", ["run", "-o", "{out}"], 3, r"^default: needs about .* of memory, 1 B is available$", lambda _, patch: patch.setattr("mlpcli.model.memory.available_ram", lambda: 1)),
+    Fault("machine", ["run", "-o", "{out}"], 3, r"^default: needs about .* of memory, 1 B is available$", lambda _, patch: patch.setattr("mlpcli.engine.host.available_ram", lambda: 1)),
     Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: CUDA out of memory\. Tried to allocate 2\.00 GiB$", raising(runners, "build", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nsecond line"))),
     Fault("machine", ["run", "-o", "{out}"], 3, r"^not enough memory on cpu: DefaultCPUAllocator: can't allocate memory", raising(runners, "build", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes."))),
     Fault("machine", ["run", "-o", "{out}", "-f", "json"], 3, r"results\.json: cannot write: No space left on device$", raising(os, "fsync", OSError(errno.ENOSPC, "No space left on device"))),

@@ -24,8 +24,8 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
+from mlpcli.engine import host
 from mlpcli.errors import UsageError
-from mlpcli.model import memory
 from mlpcli.model.results import BenchResult
 from mlpcli.model.units import byte_size, counted
 from mlpcli.ranks import launch, process
@@ -102,7 +102,7 @@ def bench(
             out.emit(layout, [dataclasses.replace(result, overrides=jobs[0][1])])
         return
     for config in configs:
-        memory.check_host(config, on_cpu=config.device.type == "cpu")
+        host.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli.engine import runners  # torch: only once the input is valid
 
     results = []

@@ -24,9 +24,9 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
+from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.loading import loader
-from mlpcli.model import memory
 from mlpcli.model.config import Config, Device, Rng
 from mlpcli.ranks import launch, process
 from mlpcli.report import records, render
@@ -107,7 +107,7 @@ def compare(
         out = Output(output_format, output, field, quiet)
         out.check(LAYOUT, sources(path, config))
         report.check(sources(path, config))
-        memory.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
+        host.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
         note_assumptions(config)
         from mlpcli.engine import runners  # torch: only once the input is valid
         from mlpcli.model.closeness import tolerance_for

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sources, split_one
+from mlpcli.engine import host
 from mlpcli.errors import UsageError
-from mlpcli.model import memory
 from mlpcli.model.units import byte_size
 from mlpcli.report import draw as pictures
 from mlpcli.report import files, terminal
@@ -98,7 +98,7 @@ def draw(
             f"draw (32,767 px); use at most --max-units {pictures.tallest_fitting(values=values)}"
         )
     if values:  # the network is built to colour the picture: it must fit
-        memory.check_host(config.first_row(), on_cpu=config.device.type == "cpu")
+        host.check_host(config.first_row(), on_cpu=config.device.type == "cpu")
     note_assumptions(config)
     numbers = None
     if values:

@@ -19,8 +19,8 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
+from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, UnavailableError
-from mlpcli.model import memory
 from mlpcli.model.config import DType
 from mlpcli.model.units import byte_size
 from mlpcli.report import files, terminal
@@ -69,7 +69,7 @@ def export(
         config = load(path, overrides)
         suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
         report.check([*sources(path, config), output])
-        memory.check_host(config, on_cpu=config.device.type == "cpu")
+        host.check_host(config, on_cpu=config.device.type == "cpu")
         from mlpcli.engine import exports  # torch: only once the input is valid
         from mlpcli.model.closeness import tolerance_for
 

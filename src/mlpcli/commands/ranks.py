@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from mlpcli.engine import host
 from mlpcli.errors import UnavailableError, UsageError
-from mlpcli.model import memory, plan
+from mlpcli.model import plan
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.units import byte_size
 from mlpcli.ranks import process
@@ -80,17 +81,17 @@ def check(
 def _fits_this_machine(world: int, cores: int, on_cpu: bool) -> None:
     """--nproc N refused at once (exit 3) where N ranks cannot run here: on the CPU more than
     RANKS_PER_CORE a core (MIN_RANKS at least), or more than the available memory holds at
-    memory.RANK_BYTES a rank (before the network's own share)."""
+    host.RANK_BYTES a rank (before the network's own share)."""
     limits = []
     most = max(MIN_RANKS, RANKS_PER_CORE * cores)
     if on_cpu and world > most:
         limits.append(f"{most} ranks on its {cores} CPU cores ({RANKS_PER_CORE} a core)")
-    available = memory.available_ram()
-    if available is not None and world * memory.RANK_BYTES > available:
-        most = available // memory.RANK_BYTES
+    available = host.available_ram()
+    if available is not None and world * host.RANK_BYTES > available:
+        most = available // host.RANK_BYTES
         limits.append(
             f"{most} ranks in its {byte_size(available)} of available memory "
-            f"(about {byte_size(memory.RANK_BYTES)} a rank)"
+            f"(about {byte_size(host.RANK_BYTES)} a rank)"
         )
     if limits:
         raise UnavailableError(f"--nproc {world}: this machine runs at most {' and '.join(limits)}")

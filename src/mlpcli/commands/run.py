@@ -34,6 +34,7 @@ from mlpcli.commands.common import (
     sources,
     split,
 )
+from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
@@ -46,7 +47,7 @@ from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
 
 if TYPE_CHECKING:
-    from mlpcli.model.expect import Expectation, Mismatch
+    from mlpcli.data.expect import Expectation, Mismatch
     from mlpcli.model.results import Estimate, RunResult
 
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
@@ -122,7 +123,7 @@ def run(
             whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
             if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
                 on_cpu = config.device.type == "cpu"
-                memory.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
+                host.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
             if whole is not None:
                 _refuse_holding(config, whole)
         if stats and output_format is Format.CSV and not process.prechecked():
@@ -319,7 +320,7 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
     """The expected outputs, read and matched to every network before anything runs."""
     if expect is None:
         return None
-    from mlpcli.model import expect as expectations  # NumPy
+    from mlpcli.data import expect as expectations  # NumPy
 
     expected = expectations.parse(expect)
     for config, combo in jobs:
@@ -331,7 +332,7 @@ def _check(
     results: Sequence[RunResult], expected: Expectation, atol: float | None, rtol: float | None
 ) -> dict[int, Mismatch]:
     """What is wrong with each network (by its index) whose output differs beyond tolerance."""
-    from mlpcli.model import expect as expectations
+    from mlpcli.data import expect as expectations
     from mlpcli.model.closeness import tolerance_for
 
     failures = {}

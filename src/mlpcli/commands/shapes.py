@@ -19,8 +19,9 @@ from mlpcli.commands.common import (
     sources,
     split_one,
 )
+from mlpcli.engine import host
 from mlpcli.errors import UnavailableError, UsageError
-from mlpcli.model import memory, plan
+from mlpcli.model import plan
 from mlpcli.model.shapes import shapes as compute
 from mlpcli.model.units import byte_size, parse_byte_size
 from mlpcli.report import records, shapes_tables
@@ -74,7 +75,7 @@ def shapes(
     note_assumptions(config)
     result = compute(config)
     if nproc is not None:
-        memory_bytes = memory_bytes or memory.device_memory(config, nproc)
+        memory_bytes = memory_bytes or host.device_memory(config, nproc)
         result = dataclasses.replace(result, plan=plan.plan(config, nproc, memory_bytes))
     out.emit(LAYOUT, [result])
     if result.plan is not None and result.plan.fits is False:  # shown, and then exit 3

@@ -21,7 +21,7 @@ def prepare(config: Config, streamed: bool = False, held: bool = False) -> torch
     """The device for `config`, once it is known to be there and to have room on a GPU (for a
     pass that holds everything, or one `streamed` as `run` streams it, its output `held`).
 
-    The CPU's memory is checked before torch is imported (`memory.check_host`), once per run.
+    The CPU's memory is checked before torch is imported (`host.check_host`), once per run.
     """
     torch.set_float32_matmul_precision("highest")  # no TF32: CPU and CUDA agree
     torch.set_num_threads(config.threads or _default_threads())  # per config: runs come in a row
