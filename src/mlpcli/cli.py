@@ -14,14 +14,13 @@ from typing import Annotated
 
 import typer
 
-from mlpcli import __version__, compat, interrupts
+from mlpcli import __version__, compat, interrupts, session
 from mlpcli.commands import bench, compare, config, draw, env, export, run, shapes, validate
 from mlpcli.commands.common import help_without_command
 from mlpcli.commands.help import help_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, StdoutFailed, error_line
 from mlpcli.loading import yamlnodes
-from mlpcli.ranks import launch, process, store
-from mlpcli.report import files, terminal
+from mlpcli.ranks import process, store
 from mlpcli.report.output import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
@@ -73,9 +72,7 @@ def _main(
 def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
-    files.WRITTEN.clear()
-    terminal.NOTED.clear()
-    launch.remember(args)
+    session.begin(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         message = (
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
@@ -132,7 +129,7 @@ def _interrupted(signum: signal.Signals) -> int:
     if not interrupts.claim():  # the signal watcher is ending the process itself
         threading.Event().wait()
     what = interrupts.MESSAGES[signum]
-    written = ", ".join(map(str, files.WRITTEN))
+    written = ", ".join(map(str, session.current().written))
     if interrupts.voiced(signum):
         error_line(f"{what}; {written} was written in full before" if written else what)
     return int(interrupts.SIGNALS[signum])

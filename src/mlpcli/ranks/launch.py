@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 
-from mlpcli import interrupts
+from mlpcli import interrupts, session
 from mlpcli.errors import ExitCode, RanksEnded
 from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED, WRITTEN
 
@@ -23,14 +23,6 @@ NPROC_HELP = (
     "Run over N local processes (ranks), started by PyTorch's launcher as torchrun does; "
     "`parallel` says how they share the work."
 )
-
-
-_arguments: list[str] = []  # this command's arguments, for --nproc to start it again
-
-
-def remember(arguments: Sequence[str]) -> None:
-    """Keep the command's arguments, for `--nproc` to start the same command on each rank."""
-    _arguments[:] = arguments
 
 
 def launch(nproc: int) -> None:
@@ -65,7 +57,7 @@ def launch(nproc: int) -> None:
         monitor_interval=0.1,
         logs_specs=DefaultLogsSpecs(log_dir=logs),  # its folders, removed with it below
     )
-    arguments = _without_nproc(_arguments)
+    arguments = _without_nproc(session.current().arguments)
     try:
         with interrupts.handed_over():
             elastic_launch(config, sys.executable)("-m", "mlpcli", *arguments)

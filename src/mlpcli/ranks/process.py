@@ -12,10 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
-from mlpcli import interrupts
+from mlpcli import interrupts, session
 from mlpcli.errors import ExitCode, UsageError
+from mlpcli.session import Voice
 
 PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
 LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
@@ -30,19 +31,6 @@ class Rank:
     rank: int
     world_size: int
     local_rank: int
-
-
-class Voice(Protocol):
-    """How a process group ends a command on every rank together (`group.Group`)."""
-
-    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
-        """Say `lines` (by `write`) once for all ranks, and end them all with `code`."""
-
-    def finish(self) -> int:
-        """End the group once this rank's command has succeeded; returns the exit code, 0."""
-
-
-_voice: Voice | None = None  # set while this process is in a process group
 
 
 def _rank_zero(rank: int) -> bool:
@@ -128,15 +116,14 @@ def claim_voice_by(claims: Callable[[int], bool]) -> None:
 
 def joined(voice: Voice | None) -> None:
     """Route the end of the command through `voice` (the process group's), or back."""
-    global _voice
-    _voice = voice
+    session.current().voice = voice
 
 
 def report(lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
     """Voice an error once for every rank: through the process group once joined, else from
     rank 0 only (every rank meets the same config errors); returns the exit code."""
-    if _voice is not None:
-        return _voice.report(lines, code, write)
+    if (voice := session.current().voice) is not None:
+        return voice.report(lines, code, write)
     if lines and _first_to_say():
         for line in lines:
             write(line)
@@ -159,7 +146,7 @@ def _first_to_say() -> bool:
 def leave(code: int) -> None:
     """End the process now if it is still in a process group (a failure): the group's threads
     cannot be torn down once another rank is gone, and C++ aborts the exit if they are not."""
-    if _voice is not None:
+    if session.current().voice is not None:
         end_now(code)
 
 
@@ -183,4 +170,5 @@ def end_now(code: int) -> NoReturn:
 def finish() -> int:
     """A command's success: in a process group, once every rank has done its part (and rank 0
     has told the launcher that started it, `group.Group.finish`)."""
-    return 0 if _voice is None else _voice.finish()
+    voice = session.current().voice
+    return 0 if voice is None else voice.finish()

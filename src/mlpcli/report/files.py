@@ -15,11 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mlpcli import interrupts
+from mlpcli import interrupts, session
 from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.ranks import process
-
-WRITTEN: list[Path] = []  # files this process has put in place, for the line of an interrupt
 
 
 def check_output(
@@ -86,10 +84,10 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             with interrupts.held():  # a signal now waits: the finished file goes in place
                 os.replace(temporary, path)
                 process.wrote(path)
-        WRITTEN.append(path)
+        session.current().written.append(path)
     except BaseException as error:
         if created and not temporary.exists():  # renamed: an interrupt came just after
-            WRITTEN.append(path)
+            session.current().written.append(path)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(error, PermissionError):
@@ -108,7 +106,7 @@ def _streamed(path: Path) -> Iterator[BinaryIO]:
     try:
         with path.open("wb") as file:
             yield file
-        WRITTEN.append(path)
+        session.current().written.append(path)
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         raise UsageError(f"{path}: cannot write: {reason}") from None

@@ -6,6 +6,7 @@ import os
 
 from rich.console import Console
 
+from mlpcli import session
 from mlpcli.errors import ReaderGone, say
 from mlpcli.ranks import process
 
@@ -25,15 +26,13 @@ def stdout_console() -> Console:
     return _ResultsConsole(highlight=False, soft_wrap=False)
 
 
-NOTED: set[str] = set()  # the notes said `once` by this command
-
-
 def note(message: str, *, once: bool = False) -> None:
     """A one-line remark for the user, on stderr (wrapped on a terminal; over several ranks,
     from rank 0 alone);
     `once`: not again if this command has said it."""
-    if once and message in NOTED:
+    noted = session.current().noted
+    if once and message in noted:
         return
-    NOTED.add(message)
+    noted.add(message)
     if process.speaks():
         say(f"mlpcli: note: {message}")
