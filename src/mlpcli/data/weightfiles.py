@@ -127,25 +127,10 @@ def describe(
     if suffix == ".onnx" or suffix in kerasfiles.SUFFIXES:
         if order is not None:
             raise bad(path, "a model file gives its layers' order; weights_order is for names")
-        if suffix == ".onnx":
-            return _graph_layout(path, onnxgraphs.read_graph(path), "onnx")
-        return _graph_layout(path, kerasfiles.read_model(path), "keras")
-    notes: tuple[str, ...] = ()
-    if suffix == ".safetensors":
-        entries, metadata = safetensors_header(path)
-        names = sorted(entries, key=natural_key)  # safetensors stores them sorted by name
-    elif suffix == ".npz":
-        headers = npz_headers(path, "weights")
-        entries = {n: numpy_entry(h.dtype, h.shape) for n, h in headers.items()}
-        metadata, names = {}, list(entries)  # np.savez keeps the order it was given
-    else:
-        state = checkpoints.state_dict(path)
-        entries, metadata, notes = (
-            {n: checkpoints.entry(t) for n, t in state.tensors.items()},
-            {},
-            state.notes,
-        )
-        names = list(entries)  # the order the module registered them
+        onnx = suffix == ".onnx"
+        graph = onnxgraphs.read_graph(path) if onnx else kerasfiles.read_model(path)
+        return _graph_layout(path, graph, "onnx" if onnx else "keras")
+    entries, metadata, names, notes = _tensors_of(path, suffix)
     if not entries:
         raise bad(path, "holds no tensors")
     aliases = {
@@ -162,11 +147,25 @@ def describe(
     skeletons = {_NUMBERS.sub("#", name.rpartition(".")[0]) for name in names}
     in_order = suffix != ".safetensors" or len(skeletons) == 1
     layers, more = _module_layout(path, shapes, names, _Order(order, start, in_order, norms))
-    for layer in layers:
-        for name in (layer.weight, layer.bias):
-            if name is not None and shapes[name].dtype not in FLOATING:
-                raise bad(path, f"{name} is {shapes[name].dtype}; weights must be floating point")
+    _check_floating(path, shapes, layers)
     return WeightsFile(path, "nn.Linear", layers, aliases, metadata, (*notes, *more))
+
+
+def _tensors_of(
+    path: str, suffix: str
+) -> tuple[dict[str, Entry], dict[str, str], list[str], tuple[str, ...]]:
+    """A file of tensors' entries, its metadata, their names in the order the file keeps (by
+    name for safetensors) and its notes, read without their data."""
+    if suffix == ".safetensors":
+        entries, metadata = safetensors_header(path)
+        return dict(entries), dict(metadata), sorted(entries, key=natural_key), ()
+    if suffix == ".npz":
+        headers = npz_headers(path, "weights")
+        entries = {n: numpy_entry(h.dtype, h.shape) for n, h in headers.items()}
+        return entries, {}, list(entries), ()  # np.savez keeps the order it was given
+    state = checkpoints.state_dict(path)
+    entries = {n: checkpoints.entry(t) for n, t in state.tensors.items()}
+    return entries, {}, list(entries), state.notes  # the order the module registered them
 
 
 def activations_of(path: str) -> tuple[str, ...] | None:
@@ -282,19 +281,7 @@ def _statistics(
 def _mlpcli_layout(
     path: str, entries: Mapping[str, Entry], metadata: Mapping[str, str], notes: tuple[str, ...]
 ) -> WeightsFile:
-    found = {name: _MLPCLI.fullmatch(name) for name in entries}
-    for name, match in found.items():  # before any name is made from the largest index
-        if match and (len(match.group(2)) > 4 or int(match.group(2)) >= MAX_LAYERS):
-            message = f"{name[:20]}: mlpcli's layers are W1 to W{MAX_LAYERS - 1} (and B1..)"
-            raise bad(path, message)
-    count = max(int(m.group(2)) for m in found.values() if m and m.group(1) == "W")
-    weights = tuple(f"W{i}" for i in range(1, count + 1))
-    has_bias = any(m and m.group(1) == "B" for m in found.values())
-    biases = tuple(f"B{i}" for i in range(1, count + 1)) if has_bias else ()
-    known = {*weights, *biases}
-    unexpected = [n for n in entries if n not in known and not _RUN_OUTPUT.fullmatch(n)]
-    missing = [n for n in (*weights, *biases) if n not in entries]
-    _complain(path, missing, unexpected)
+    weights, biases = _mlpcli_names(path, entries)
     for name in (*weights, *biases):
         if entries[name].dtype not in FLOATING:
             raise bad(path, f"{name} is {entries[name].dtype}; weights must be floating point")
@@ -302,7 +289,39 @@ def _mlpcli_layout(
     for name, shape in zip(weights, shapes, strict=True):
         if len(shape) != 2:
             raise bad(path, f"{name} has shape {list(shape)}; a weight has two dimensions")
-    for i in range(1, count):
+    _check_in_to_out(path, weights, shapes)
+    layers = tuple(
+        Layer(name, biases[i] if biases else None, shapes[i][0], shapes[i][1])
+        for i, name in enumerate(weights)
+    )
+    for layer in layers:
+        _check_bias(path, entries, layer)
+    if any(n == 0 for layer in layers for n in (layer.n_in, layer.n_out)):
+        raise bad(path, "weights give a layer of 0 units")
+    return WeightsFile(path, "mlpcli", layers, {}, dict(metadata), notes)
+
+
+def _mlpcli_names(path: str, entries: Mapping[str, Entry]) -> tuple[list[str], list[str]]:
+    """W1..WL and B1..BL (or no bias), every one there and nothing else but a run's output."""
+    found = {name: _MLPCLI.fullmatch(name) for name in entries}
+    for name, match in found.items():  # before any name is made from the largest index
+        if match and (len(match.group(2)) > 4 or int(match.group(2)) >= MAX_LAYERS):
+            message = f"{name[:20]}: mlpcli's layers are W1 to W{MAX_LAYERS - 1} (and B1..)"
+            raise bad(path, message)
+    count = max(int(m.group(2)) for m in found.values() if m and m.group(1) == "W")
+    weights = [f"W{i}" for i in range(1, count + 1)]
+    has_bias = any(m and m.group(1) == "B" for m in found.values())
+    biases = [f"B{i}" for i in range(1, count + 1)] if has_bias else []
+    known = {*weights, *biases}
+    unexpected = [n for n in entries if n not in known and not _RUN_OUTPUT.fullmatch(n)]
+    _complain(path, [n for n in (*weights, *biases) if n not in entries], unexpected)
+    return weights, biases
+
+
+def _check_in_to_out(path: str, weights: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> None:
+    """Each weight (in, out) takes what the one before gives; else the line says which one to
+    transpose where that would make it fit."""
+    for i in range(1, len(weights)):
         (_, n_in), (rows, columns) = shapes[i - 1], shapes[i]
         if rows == n_in:
             continue
@@ -317,31 +336,21 @@ def _mlpcli_layout(
             have = list(shapes[i - 1])
             message = f"{weights[i - 1]} has shape {have}, expected {have[::-1]}; transpose it"
         raise bad(path, message)
-    layers = tuple(
-        Layer(name, biases[i] if biases else None, shapes[i][0], shapes[i][1])
-        for i, name in enumerate(weights)
-    )
-    for layer in layers:
-        if layer.bias is not None and entries[layer.bias].shape not in (
-            (layer.n_out,),
-            (1, layer.n_out),
-        ):
-            have, n = list(entries[layer.bias].shape), layer.n_out
-            raise bad(path, f"{layer.bias} has shape {have}, expected [{n}] or [1, {n}]")
-    if any(n == 0 for layer in layers for n in (layer.n_in, layer.n_out)):
-        raise bad(path, "weights give a layer of 0 units")
-    return WeightsFile(path, "mlpcli", layers, {}, dict(metadata), notes)
+
+
+def _check_bias(path: str, entries: Mapping[str, Entry], layer: Layer) -> None:
+    """A bias of mlpcli's layout is (out,) or (1, out)."""
+    if layer.bias is None:
+        return
+    have, n = entries[layer.bias].shape, layer.n_out
+    if have not in ((n,), (1, n)):
+        raise bad(path, f"{layer.bias} has shape {list(have)}, expected [{n}] or [1, {n}]")
 
 
 def _graph_layout(path: str, graph: Graph, layout: str) -> WeightsFile:
     """The layers a model file describes (ONNX, Keras), checked as a file of tensors is."""
     layers = tuple(Layer(g.weight, g.bias, g.n_in, g.n_out, out_in=g.out_in) for g in graph.layers)
-    for layer in layers:
-        for name in (layer.weight, layer.bias):
-            if name is not None and graph.entries[name].dtype not in FLOATING:
-                raise bad(
-                    path, f"{name} is {graph.entries[name].dtype}; weights must be floating point"
-                )
+    _check_floating(path, graph.entries, layers)
     for before, layer in itertools.pairwise(layers):
         if layer.n_in != before.n_out:
             message = (
@@ -349,6 +358,14 @@ def _graph_layout(path: str, graph: Graph, layout: str) -> WeightsFile:
             )
             raise bad(path, message)
     return WeightsFile(path, layout, layers, {}, {}, (), graph.activations)
+
+
+def _check_floating(path: str, entries: Mapping[str, Entry], layers: Sequence[Layer]) -> None:
+    """Every weight and bias a layer reads is floating point."""
+    for layer in layers:
+        for name in (layer.weight, layer.bias):
+            if name is not None and entries[name].dtype not in FLOATING:
+                raise bad(path, f"{name} is {entries[name].dtype}; weights must be floating point")
 
 
 def _complain(path: str, missing: list[str], unexpected: list[str]) -> None:
@@ -402,6 +419,42 @@ def _module_layout(
     path: str, entries: Mapping[str, Entry], names: Sequence[str], order: _Order
 ) -> tuple[tuple[Layer, ...], list[str]]:
     """The Linear layers in the order they run, each with the BatchNorm1d folded into it."""
+    linears, norms = _linears_and_norms(path, entries, names)
+
+    def sizes(module: _Module) -> tuple[int, int]:
+        out, n_in = entries[module.tensors["weight"]].shape
+        return n_in, out
+
+    for module in linears:
+        _check_linear_bias(path, entries, module, *sizes(module))
+    chain, notes = _chain_of(path, linears, [sizes(m) for m in linears], order)
+    folds = _fold(path, chain, norms, names if order.kept else None, entries, order.norms)
+    if folds:
+        pairs = ", ".join(
+            f"{fold.norm.shown} into the inputs of {fold.linear.shown}"
+            if fold.inputs
+            else f"{fold.norm.shown} into {fold.linear.shown}"
+            for fold in folds
+        )
+        notes.append(
+            f"{path}: BatchNorm1d folded (running statistics, eps {BATCHNORM_EPS:g}): {pairs}"
+        )
+    after = {fold.linear: _norm(fold.norm) for fold in folds if not fold.inputs}
+    before = {fold.linear: _norm(fold.norm) for fold in folds if fold.inputs}
+    layers = tuple(
+        Layer(
+            m.tensors["weight"], m.tensors.get("bias"), *sizes(m), after.get(m), before.get(m),
+            out_in=True,
+        )
+        for m in chain
+    )  # fmt: skip
+    return layers, notes
+
+
+def _linears_and_norms(
+    path: str, entries: Mapping[str, Entry], names: Sequence[str]
+) -> tuple[list[_Module], list[_Module]]:
+    """The file's Linear layers and BatchNorm1d modules; anything else is refused by name."""
     linears, norms = [], []
     for module in _modules(path, names):
         parts = set(module.tensors)
@@ -426,61 +479,48 @@ def _module_layout(
         raise bad(
             path, f"holds {len(linears):,} Linear layers; a network has at most {MAX_LAYERS - 1:,}"
         )
+    return linears, norms
 
-    def sizes(module: _Module) -> tuple[int, int]:
-        out, n_in = entries[module.tensors["weight"]].shape
-        return n_in, out
 
-    for module in linears:
-        n_in, out = sizes(module)
-        bias = module.tensors.get("bias")
-        if bias is not None and entries[bias].shape != (out,):
-            have = list(entries[bias].shape)
-            if have == [n_in]:  # the bias fits the weight's other side: the weight is turned
-                name = module.tensors["weight"]
-                raise bad(
-                    path,
-                    f"{name} has shape {[out, n_in]}, expected {[n_in, out]} (its bias, {bias}, "
-                    f"has {n_in}); transpose it",
-                )
-            raise bad(path, f"{bias} has shape {have}, expected [{out}]")
-    notes = []
+def _check_linear_bias(
+    path: str, entries: Mapping[str, Entry], module: _Module, n_in: int, out: int
+) -> None:
+    """A Linear layer's bias is (out,); one of (in,) says the weight is turned."""
+    bias = module.tensors.get("bias")
+    if bias is None or entries[bias].shape == (out,):
+        return
+    have = list(entries[bias].shape)
+    if have == [n_in]:  # the bias fits the weight's other side: the weight is turned
+        name = module.tensors["weight"]
+        raise bad(
+            path,
+            f"{name} has shape {[out, n_in]}, expected {[n_in, out]} (its bias, {bias}, "
+            f"has {n_in}); transpose it",
+        )
+    raise bad(path, f"{bias} has shape {have}, expected [{out}]")
+
+
+def _chain_of(
+    path: str, linears: list[_Module], sizes: list[tuple[int, int]], order: _Order
+) -> tuple[list[_Module], list[str]]:
+    """The Linear layers in the order they run (`weights_order`'s, or the one their shapes
+    allow, the file's first where several do, with a note), and the notes."""
     if order.names is not None:
         chain = _ordered(path, linears, order.names)
-        _check_chain(path, [sizes(m) for m in chain], chain)
-    else:
-        chains = _chains([sizes(m) for m in linears], start=order.start)
-        if not chains:
-            raise bad(path, _no_chain(linears, [sizes(m) for m in linears], order.start))
-        chain = [linears[i] for i in chains[0]]
-        if len(chains) > 1:
-            shown = " → ".join(m.shown for m in chain)
-            which = "the file's order" if order.kept else "by name: a .safetensors keeps no order"
-            notes.append(
-                f"{path}: the layers' shapes allow several orders; ran {shown} ({which}); set "
-                "weights_order to choose"
-            )
-    folds = _fold(path, chain, norms, names if order.kept else None, entries, order.norms)
-    if folds:
-        pairs = ", ".join(
-            f"{fold.norm.shown} into the inputs of {fold.linear.shown}"
-            if fold.inputs
-            else f"{fold.norm.shown} into {fold.linear.shown}"
-            for fold in folds
-        )
-        notes.append(
-            f"{path}: BatchNorm1d folded (running statistics, eps {BATCHNORM_EPS:g}): {pairs}"
-        )
-    after = {fold.linear: _norm(fold.norm) for fold in folds if not fold.inputs}
-    before = {fold.linear: _norm(fold.norm) for fold in folds if fold.inputs}
-    layers = tuple(
-        Layer(
-            m.tensors["weight"], m.tensors.get("bias"), *sizes(m), after.get(m), before.get(m),
-            out_in=True,
-        )
-        for m in chain
-    )  # fmt: skip
-    return layers, notes
+        _check_chain(path, [sizes[linears.index(m)] for m in chain], chain)
+        return chain, []
+    chains = _chains(sizes, start=order.start)
+    if not chains:
+        raise bad(path, _no_chain(linears, sizes, order.start))
+    chain = [linears[i] for i in chains[0]]
+    if len(chains) == 1:
+        return chain, []
+    shown = " → ".join(m.shown for m in chain)
+    which = "the file's order" if order.kept else "by name: a .safetensors keeps no order"
+    return chain, [
+        f"{path}: the layers' shapes allow several orders; ran {shown} ({which}); set "
+        "weights_order to choose"
+    ]
 
 
 def _ordered(path: str, linears: list[_Module], order: Sequence[str]) -> list[_Module]:
