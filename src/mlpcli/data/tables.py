@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpcli.data import jsontext
 from mlpcli.data.tensorfiles import bad
@@ -290,54 +290,76 @@ def run_result(value: object) -> bool:
 
 
 def _json_to_table(source: str, data: object, orient: str | None) -> Table:
-    def rows_of(values: list[object]) -> Table:
-        if not values:
-            raise bad(source, "holds no rows of features")
-        if not isinstance(values[0], list):
-            values = [values]  # one row
-        if not all(isinstance(row, list) for row in values):
-            raise bad(source, "a JSON list must hold rows (lists) of numbers or records")
-        rows: list[Sequence[object]] = values  # type: ignore[assignment]
-        for i, row in enumerate(rows):
-            if len(row) != len(rows[0]):
-                raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(rows[0])}")
-        return Table(source, None, rows, lambda i, j: f"row {i}, column {j}", json=True)
-
+    """The table a parsed JSON document holds, by pandas' orients (or a run's result)."""
     if isinstance(data, dict) and run_result(data):
-        if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
-            raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
-        if (unknown := unknown_run_schema(data["schema"])) is not None:
-            raise bad(source, unknown)
-        data = data["output"]
+        data = _run_output(source, data)
     if (
         isinstance(data, dict)
         and data
         and not any(isinstance(v, dict | list) for v in data.values())
     ):
         data = [data]  # one record (JSON Lines of one row)
-    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
-        return _records(source, data)  # records, JSON Lines of records
-    if isinstance(data, list) and data:
-        return rows_of(data)  # values
-    if isinstance(data, dict) and isinstance(data.get("columns"), list) and "data" in data:
-        names = tuple(map(str, data["columns"]))  # split
-        table = rows_of(data["data"]) if isinstance(data["data"], list) else None
-        if table is None or (table.rows and len(table.rows[0]) != len(names)):
-            raise bad(source, "orient 'split': data must be rows as long as columns")
-        index = data.get("index")
-        if isinstance(index, list) and len(index) != len(table.rows):
-            rows = counted(len(table.rows), "row")
-            raise bad(source, f"orient 'split': an index of {len(index)} for {rows}")
-        return Table(source, names, table.rows, _named_at(names), json=True)
-    if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data:
-        return _table_orient(source, data)
-    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-        return _nested(source, data, orient)  # orient columns or index
+    for holds, read in _JSON_LAYOUTS:
+        if holds(data):
+            return read(source, data, orient)
     raise bad(
         source,
         "not a table of features: expected a list of rows, pandas' to_json (orient values, "
         "records, split, index, columns or table; lines=True), or a `mlpcli run` result",
     )
+
+
+def _is_records(data: object) -> bool:
+    return isinstance(data, list) and bool(data) and all(isinstance(row, dict) for row in data)
+
+
+def _is_split(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("columns"), list) and "data" in data
+
+
+def _is_table(data: object) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("schema"), dict) and "data" in data
+
+
+def _is_nested(data: object) -> bool:
+    return isinstance(data, dict) and bool(data) and all(isinstance(v, dict) for v in data.values())
+
+
+def _run_output(source: str, data: dict[str, object]) -> object:
+    """The output of a `mlpcli run` result, the features of the next run."""
+    if not str(data["schema"]).startswith("mlpcli.run/") or "output" not in data:
+        raise bad(source, f"a {data['schema']} result; features come from `mlpcli run`'s")
+    if (unknown := unknown_run_schema(data["schema"])) is not None:
+        raise bad(source, unknown)
+    return data["output"]
+
+
+def _json_rows(source: str, values: list[object]) -> Table:
+    """A JSON list of rows of numbers (or one row), all as long as the first."""
+    if not values:
+        raise bad(source, "holds no rows of features")
+    if not isinstance(values[0], list):
+        values = [values]  # one row
+    if not all(isinstance(row, list) for row in values):
+        raise bad(source, "a JSON list must hold rows (lists) of numbers or records")
+    rows: list[Sequence[object]] = values  # type: ignore[assignment]
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise bad(source, f"row {i}: {len(row)} values, but row 0 has {len(rows[0])}")
+    return Table(source, None, rows, lambda i, j: f"row {i}, column {j}", json=True)
+
+
+def _split_orient(source: str, data: dict[str, object]) -> Table:
+    """pandas' orient 'split': columns, data (rows as long as them) and an optional index."""
+    names = tuple(map(str, data["columns"]))  # type: ignore[call-overload]
+    table = _json_rows(source, data["data"]) if isinstance(data["data"], list) else None
+    if table is None or (table.rows and len(table.rows[0]) != len(names)):
+        raise bad(source, "orient 'split': data must be rows as long as columns")
+    index = data.get("index")
+    if isinstance(index, list) and len(index) != len(table.rows):
+        rows = counted(len(table.rows), "row")
+        raise bad(source, f"orient 'split': an index of {len(index)} for {rows}")
+    return Table(source, names, table.rows, _named_at(names), json=True)
 
 
 def _named_at(names: Sequence[str]) -> Callable[[int, int], str]:
@@ -398,3 +420,14 @@ def _nested(source: str, data: dict[str, dict[str, object]], orient: str | None)
 def _numbered(keys: Sequence[str]) -> bool:
     """Whether keys are row numbers (pandas' default index) rather than names."""
     return all(re.fullmatch(r"-?[0-9]+", key) for key in keys)
+
+
+# Each JSON layout a table of features comes in, in the order they are told apart: whether the
+# document is one, and how it is read.
+_JSON_LAYOUTS: tuple[tuple[Callable[[Any], bool], Callable[[str, Any, str | None], Table]], ...] = (
+    (_is_records, lambda source, data, _: _records(source, data)),  # JSON Lines of records too
+    (lambda data: isinstance(data, list) and bool(data), lambda s, d, _: _json_rows(s, d)),
+    (_is_split, lambda source, data, _: _split_orient(source, data)),
+    (_is_table, lambda source, data, _: _table_orient(source, data)),
+    (_is_nested, _nested),  # orient columns or index
+)
