@@ -128,7 +128,17 @@ def text_layout(
         return TextLayout(source, delimiter, width, None, kept, False, guessed)
     if rows < 2:
         raise bad(source, "holds a header and no rows of features")
+    return _headed(source, first, delimiter, heading, typed=header is not None)
+
+
+def _headed(
+    source: str, first: Sequence[Line], delimiter: str | None, heading: list[str], *, typed: bool
+) -> TextLayout:
+    """The layout of a text table under a header: a run's output columns alone, else every
+    column but pandas' index, with a note of the names (`typed`: input_header said so)."""
     names = tuple(heading)
+    width = len(names)
+    kept = tuple(range(width))
     notes: list[str] = []
     outputs = tuple(j for j, name in enumerate(names) if tables.OUTPUT_COLUMN.fullmatch(name))
     if outputs and width - len(outputs) > 1:  # name and swept keys: several networks
@@ -143,7 +153,7 @@ def text_layout(
     kept_names = tuple(names[j] for j in kept)
     if not outputs:
         numbers = (
-            header is None
+            not typed
             and not tables.pandas_names(heading)
             and all(tables.number(c) is not None for c in heading if c)
         )
