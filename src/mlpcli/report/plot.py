@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.model.results import BenchResult, given, swept_keys
@@ -45,49 +45,89 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
     numbers span LOG_FROM or more), a line per combination of the other swept keys (points
     alone where the key's values are categories); units in the axis labels."""
     swept = swept_keys(result.overrides for result in results)
-    x_key = swept[0]
-    lines: dict[str, list[tuple[str, BenchResult]]] = {}
-    for result in results:
-        values = given(result.overrides)
-        label = ", ".join(values[key] for key in swept[1:]) or result.config.name
-        lines.setdefault(label, []).append((values[x_key], result))
-    xs = list(dict.fromkeys(x for points in lines.values() for x, _ in points))
-    numbers = {x: number for x in xs if (number := _number(x)) is not None}
-    numeric = len(numbers) == len(xs)  # else the values are categories, in the order swept
+    lines = _lines(results, swept)
+    numbers = _numbers(lines)
     per_row = {result.flops / result.config.batch for result in results}
     throughput_label, throughput = THROUGHPUT[len(per_row) > 1]
     unit, scale = _time_unit(max(result.max_ms for result in results))
     figure = _figure_class(plot)(figsize=(10, 4.2), layout="constrained")
     timing, rates = figure.subplots(1, 2)
     for name, points in lines.items():
-        at = [numbers[x] if numeric else x for x, _ in points]
-        runs = [result for _, result in points]
-        medians = [result.median_ms * scale for result in runs]
-        spread = [
-            [m - r.min_ms * scale for m, r in zip(medians, runs, strict=True)],
-            [r.max_ms * scale - m for m, r in zip(medians, runs, strict=True)],
-        ]
-        marks = {"marker": "o", "linestyle": "-" if numeric else "none", "label": name}
-        timing.errorbar(at, medians, yerr=spread, capsize=3, **marks)
-        ys = [throughput(result) for result in runs]
-        rates.plot(at, [float("nan") if y is None else y for y in ys], **marks)
-    times = [t * scale for result in results for t in (result.min_ms, result.max_ms) if t > 0]
-    _scale_y(timing, times, plain=True)
+        at: list[float] | list[str] = [x for x, _ in points]
+        if numbers is not None:
+            at = [numbers[x] for x, _ in points]
+        marks = {"marker": "o", "linestyle": "none" if numbers is None else "-", "label": name}
+        _draw(timing, rates, at, [result for _, result in points], scale, throughput, marks)
+    _scale_y(timing, [t * scale for r in results for t in (r.min_ms, r.max_ms) if t], plain=True)
     _scale_y(rates, [y for result in results if (y := throughput(result)) is not None])
     timing.set_ylabel(f"forward pass ({unit}): median, min … max")
     rates.set_ylabel(throughput_label)
     for panel in (timing, rates):
-        if numeric:
-            _numeric_x(panel, xs, [numbers[x] for x in xs])
-        panel.set_xlabel(x_key)
-        panel.grid(True, alpha=0.3)
-        if len(lines) > 1:
-            panel.legend(title=", ".join(swept[1:]), fontsize="small")
+        _finish(panel, swept, numbers, legend=len(lines) > 1)
     devices = ", ".join(dict.fromkeys(result.device for result in results))
     passes = len(results[0].forward_ms)
     figure.suptitle(f"{results[0].config.name} on {devices}: {passes} forward passes each")
+    return _saved(figure, plot.suffix.lower().removeprefix("."))
+
+
+def _draw(
+    timing: Axes,
+    rates: Axes,
+    at: Sequence[float] | Sequence[str],
+    runs: Sequence[BenchResult],
+    scale: float,
+    throughput: Callable[[BenchResult], float | None],
+    marks: dict[str, Any],
+) -> None:
+    """One line of each panel: the median times `scale` with bars to the fastest and slowest
+    pass, and the throughput (a gap where there is none)."""
+    medians = [result.median_ms * scale for result in runs]
+    spread = [
+        [m - r.min_ms * scale for m, r in zip(medians, runs, strict=True)],
+        [r.max_ms * scale - m for m, r in zip(medians, runs, strict=True)],
+    ]
+    timing.errorbar(at, medians, yerr=spread, capsize=3, **marks)
+    ys = [throughput(result) for result in runs]
+    rates.plot(at, [float("nan") if y is None else y for y in ys], **marks)
+
+
+def _numbers(lines: dict[str, list[tuple[str, BenchResult]]]) -> dict[str, float] | None:
+    """Each value of the first swept key as a number, in the order swept; None where any is
+    not one: the values are categories."""
+    xs = list(dict.fromkeys(x for points in lines.values() for x, _ in points))
+    numbers = {x: number for x in xs if (number := _number(x)) is not None}
+    return numbers if len(numbers) == len(xs) else None
+
+
+def _finish(
+    panel: Axes, swept: Sequence[str], numbers: dict[str, float] | None, *, legend: bool
+) -> None:
+    """A panel's x axis (numeric where `numbers` gives the swept values'), grid and legend."""
+    if numbers is not None:
+        _numeric_x(panel, list(numbers), list(numbers.values()))
+    panel.set_xlabel(swept[0])
+    panel.grid(True, alpha=0.3)
+    if legend:
+        panel.legend(title=", ".join(swept[1:]), fontsize="small")
+
+
+def _lines(
+    results: Sequence[BenchResult], swept: Sequence[str]
+) -> dict[str, list[tuple[str, BenchResult]]]:
+    """The plot's lines: the results of each combination of the swept keys after the first
+    (or the network's name), each as (the first key's value, the result), in sweep order."""
+    lines: dict[str, list[tuple[str, BenchResult]]] = {}
+    for result in results:
+        values = given(result.overrides)
+        label = ", ".join(values[key] for key in swept[1:]) or result.config.name
+        lines.setdefault(label, []).append((values[swept[0]], result))
+    return lines
+
+
+def _saved(figure: Figure, kind: str) -> bytes:
+    """The figure as a file of `kind`: an SVG without its date (the same bytes for the same
+    figure), anything else at PNG_DPI."""
     buffer = io.BytesIO()
-    kind = plot.suffix.lower().removeprefix(".")
     if kind == "svg":
         figure.savefig(buffer, format=kind, metadata={"Date": None})
     else:
