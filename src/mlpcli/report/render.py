@@ -170,11 +170,7 @@ def _output_table(
     room = width - (max(3, len(str(rows))) + style.GAP)
     title = f"output {shape_text((rows, columns))}"
     if full:
-        blocks: list[list[int]] = [[]]
-        for j in range(columns):
-            if blocks[-1] and sum(cells[k] + style.GAP for k in (*blocks[-1], j)) > room:
-                blocks.append([])
-            blocks[-1].append(j)
+        blocks = _column_blocks(cells, room)
         tables = [
             style.LongTable(
                 title if len(blocks) == 1 else f"{title}, columns {block[0]}-{block[-1]}",
@@ -197,6 +193,16 @@ def _output_table(
         f"showing {shown_rows} of {rows} rows, {shown_columns} of {columns} columns "
         "(--full: all; --format json or csv: every value)"
     )
+
+
+def _column_blocks(cells: Sequence[int], room: int) -> list[list[int]]:
+    """The columns in blocks, each as many as fit `room` beside the row labels."""
+    blocks: list[list[int]] = [[]]
+    for j, cell in enumerate(cells):
+        if blocks[-1] and sum(cells[k] + style.GAP for k in blocks[-1]) + cell + style.GAP > room:
+            blocks.append([])
+        blocks[-1].append(j)
+    return blocks
 
 
 class _FormattedRows(Sequence[tuple[str, ...]]):
