@@ -75,6 +75,13 @@ def state_dict(path: str) -> StateDict:
             f"{recorded:,} (a storage type that is not its record's); not a file torch.save wrote"
         )
         raise bad(path, message)
+    return _state_of(path, loaded)
+
+
+def _state_of(path: str, loaded: object) -> StateDict:
+    """The state dict a loaded file holds: itself, or a checkpoint's under one of
+    CHECKPOINT_KEYS (with a note of what is left out)."""
+    import torch
 
     def tensors(value: object) -> bool:
         return isinstance(value, Mapping) and all(
