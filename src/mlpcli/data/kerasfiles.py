@@ -188,27 +188,36 @@ def _stack(path: str, config: Mapping[str, Any]) -> tuple[list[str], tuple[str, 
         if not chained:
             raise bad(path, f"layer {name!r} does not read the layer before it; {ONE_CHAIN}")
         before = name
-        if kind_of in PASSED_ON:
-            continue
-        if kind_of == "Dense":
-            names.append("dense" if not names else f"dense_{len(names)}")
-            activations.append(_activation(path, name, settings.get("activation")))
-        elif kind_of == "Activation" and names and activations[-1] == "identity":
-            activations[-1] = _activation(path, name, settings.get("activation"))
-        elif (
-            kind_of == "ReLU" and names and activations[-1] == "identity" and _plain_relu(settings)
-        ):
-            activations[-1] = "relu"
-        else:
-            where = (
-                "follows another activation"
-                if kind_of in ("Activation", "ReLU")
-                else "is no Dense layer"
-            )
-            raise bad(path, f"layer {name!r} ({kind_of}) {where}; {ONE_CHAIN}")
+        if kind_of not in PASSED_ON:
+            _add_layer(path, name, kind_of, settings, names, activations)
     if kind == "Functional" and _outputs(inner) != [before]:
         raise bad(path, f"its output is not its last layer's; {ONE_CHAIN}")
     return names, tuple(activations)
+
+
+def _add_layer(
+    path: str,
+    name: str,
+    kind: object,
+    settings: Mapping[str, Any],
+    names: list[str],
+    activations: list[str],
+) -> None:
+    """One layer of the chain: a Dense layer (by the name Keras saves its weights under) and
+    its activation, or the activation layer after a Dense layer that has none."""
+    bare = bool(names) and activations[-1] == "identity"  # a Dense layer with no activation
+    if kind == "Dense":
+        names.append("dense" if not names else f"dense_{len(names)}")
+        activations.append(_activation(path, name, settings.get("activation")))
+    elif kind == "Activation" and bare:
+        activations[-1] = _activation(path, name, settings.get("activation"))
+    elif kind == "ReLU" and bare and _plain_relu(settings):
+        activations[-1] = "relu"
+    else:
+        where = (
+            "follows another activation" if kind in ("Activation", "ReLU") else "is no Dense layer"
+        )
+        raise bad(path, f"layer {name!r} ({kind}) {where}; {ONE_CHAIN}")
 
 
 def _inputs_of(layer: Mapping[str, Any]) -> list[object]:
