@@ -41,29 +41,14 @@ def check(
     share the work (said once: not again by the ranks that --nproc starts)."""
     noted = process.prechecked()
     for config in configs:
-        where = config.where("parallel")
         if world == 1:
             if config.parallel is not Parallel.NONE and not noted:
                 terminal.note(
-                    f"parallel: {config.parallel} ({where}) on one process is the single-process "
-                    "run; --nproc N or torchrun starts ranks"
+                    f"parallel: {config.parallel} ({config.where('parallel')}) on one process is "
+                    "the single-process run; --nproc N or torchrun starts ranks"
                 )
             continue
-        if config.inputs == "-":
-            raise _stdin(str(config.where("inputs")))
-        if config.parallel is Parallel.NONE and command != "run":
-            raise UsageError(
-                f"parallel: none ({where}) runs each network on one rank: name a mode for "
-                f"{command} over ranks, such as parallel=tensor"
-            )
-        if config.parallel is Parallel.PIPELINE:
-            plan.stages(config, world)  # enough layers for every rank
-        if config.parallel is not Parallel.NONE and (stats or keep):
-            what = "--stats" if stats else "--output .safetensors"
-            raise UsageError(
-                f"{what} needs every tensor in one process; with parallel: {config.parallel} "
-                f"({where}) leave it out, or use parallel=none"
-            )
+        _check_shared(config, world, command, stats=stats, keep=keep)
     cores = os.cpu_count() or 1
     on_cpu = any(config.device.type == "cpu" for config in configs)
     if world > 1 and not process.launched():  # --nproc: this process starts them, here
@@ -75,6 +60,27 @@ def check(
         terminal.note(
             f"parallel: none ({configs[0].where('parallel')}) runs each network on one rank: with "
             f"one network the other {world - 1} wait (parallel=data, pipeline or tensor shares it)"
+        )
+
+
+def _check_shared(config: Config, world: int, command: str, *, stats: bool, keep: bool) -> None:
+    """What one network cannot do over `world` ranks: read stdin, run a command other than
+    `run` on one rank, pipeline fewer layers than ranks, or gather every tensor."""
+    where = config.where("parallel")
+    if config.inputs == "-":
+        raise _stdin(str(config.where("inputs")))
+    if config.parallel is Parallel.NONE and command != "run":
+        raise UsageError(
+            f"parallel: none ({where}) runs each network on one rank: name a mode for "
+            f"{command} over ranks, such as parallel=tensor"
+        )
+    if config.parallel is Parallel.PIPELINE:
+        plan.stages(config, world)  # enough layers for every rank
+    if config.parallel is not Parallel.NONE and (stats or keep):
+        what = "--stats" if stats else "--output .safetensors"
+        raise UsageError(
+            f"{what} needs every tensor in one process; with parallel: {config.parallel} "
+            f"({where}) leave it out, or use parallel=none"
         )
 
 
