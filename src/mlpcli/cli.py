@@ -93,35 +93,47 @@ def run_app(args: Sequence[str]) -> int:
         except MlpcliError as error:
             return process.report(error.lines(), int(error.exit_code), error_line)
     except (OSError, StdoutFailed) as error:
-        if isinstance(error, OSError) and error.filename is not None:  # a path the user gave
-            message = f"{error.filename}: {error.strerror or error}"  # (too long, say)
-            return process.report([message], int(ExitCode.USAGE), error_line)
-        _silence_stdout()  # stdout failed: `> /dev/full`, a lost terminal
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        message = f"cannot write the results: {reason}"
-        return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
+        return _not_written(error)
     except KeyboardInterrupt:
         return _interrupted(signal.SIGINT)
     except interrupts.Terminated as ended:  # SIGTERM, SIGHUP
         return _interrupted(ended.signum)
     except Exception as error:
-        if (usage := compat.usage_error(error)) is not None:  # a bad option, a missing argument
-            message, command_path = usage
-            unknown = re.match(r"No such option:? '?(-[^\s'.]+)", message)
-            hint = unknown and yamlnodes.option_hint(args, unknown.group(1))
-            return _usage(hint or message, command_path)
-        debug = os.environ.get("MLPCLI_DEBUG") == "1"
-        if debug:
-            traceback.print_exc()
-        message = (
-            f"internal error ({type(error).__name__}: {error}); "
-            "rerun with MLPCLI_DEBUG=1 and report the traceback"
-        )
-        return process.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
+        return _unexpected(error, args)
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
         return _interrupted(signal.SIGINT)
     code = returned if isinstance(returned, int) else int(ExitCode.OK)
     return process.report([], code, error_line) if code else code
+
+
+def _not_written(error: OSError | StdoutFailed) -> int:
+    """Exit 2 for a path the user gave that the system refuses (too long, say); exit 3 when
+    stdout itself failed (`> /dev/full`, a lost terminal)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        message = f"{error.filename}: {error.strerror or error}"
+        return process.report([message], int(ExitCode.USAGE), error_line)
+    _silence_stdout()
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+    message = f"cannot write the results: {reason}"
+    return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
+
+
+def _unexpected(error: Exception, args: Sequence[str]) -> int:
+    """Exit 2 for a usage error Click raised (a bad option, a missing argument); else exit 4,
+    an internal error, with its traceback under MLPCLI_DEBUG=1."""
+    if (usage := compat.usage_error(error)) is not None:
+        message, command_path = usage
+        unknown = re.match(r"No such option:? '?(-[^\s'.]+)", message)
+        hint = unknown and yamlnodes.option_hint(args, unknown.group(1))
+        return _usage(hint or message, command_path)
+    debug = os.environ.get("MLPCLI_DEBUG") == "1"
+    if debug:
+        traceback.print_exc()
+    message = (
+        f"internal error ({type(error).__name__}: {error}); "
+        "rerun with MLPCLI_DEBUG=1 and report the traceback"
+    )
+    return process.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
 
 
 def _interrupted(signum: signal.Signals) -> int:
