@@ -188,48 +188,65 @@ def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor |
     """Column then row parallel, a pair of layers at a time: the first layer's columns are
     split (its activation runs on each rank's columns, or on whole rows after an all-gather
     where it needs them); the second's rows, and an all-reduce sums the partial products."""
-    config, rank = part.config, group.rank
-    count = len(part.weights)
+    config = part.config
     columns = [plan.split(n, group.world_size) for n in config.layers[1:]]
     output = None
     for rows in _micro_batches(config):
         assert part.features is not None
         h: torch.Tensor | None = part.features[rows.start : rows.stop]
-        for i, (W, B, name) in enumerate(zip(part.weights, part.biases, part.names, strict=True)):
-            assert W is not None
+        for i in range(len(part.weights)):
             assert h is not None
-            activation = config.activations[i]
-            mine = columns[i][rank]
-            if not plan.is_column(i):  # partial sums of every column, summed over the ranks
-                z = h @ W  # (rows, ni)
-                group.all_reduce(z)
-                if B is not None:
-                    z.add_(B)
-                h = ACTIVATIONS[activation].apply(z)
-                if observe is not None and rank == 0:
-                    observe(name, (rows, range(h.shape[1])), h)
-            elif i == count - 1:  # the last layer's columns, on rank 0
-                h = _gathered(group, affine(h, W, B), columns[i], dim=1)
-                h = None if h is None else ACTIVATIONS[activation].apply(h)
-                if observe is not None and h is not None:
-                    observe(name, (rows, range(h.shape[1])), h)
-            elif activation in WHOLE_ROW:  # whole rows, then this rank's columns again
-                full = ACTIVATIONS[activation].apply(
-                    group.all_gather_columns(affine(h, W, B), columns[i])
-                )
-                if observe is not None and rank == 0:
-                    observe(name, (rows, range(full.shape[1])), full)
-                h = full[:, mine.start : mine.stop].contiguous()
-            else:
-                h = ACTIVATIONS[activation].apply(affine(h, W, B))  # (rows, this rank's columns)
-                if observe is not None:
-                    observe(name, (rows, mine), h)
-        if rank == 0:
+            h = _tensor_layer(part, group, i, h, (rows, columns[i]), observe)
+        if group.rank == 0:
             assert h is not None
             if output is None:
                 output = h.new_empty((config.batch, h.shape[1]))
             output[rows.start : rows.stop] = h
     return output
+
+
+def _tensor_layer(
+    part: Part,
+    group: Group,
+    i: int,
+    h: torch.Tensor,
+    split: tuple[range, Sequence[range]],
+    observe: Observe | None,
+) -> torch.Tensor | None:
+    """Layer `i` of `_tensor` on `h`, `split` its rows of the batch and its columns by rank:
+    this rank's part of its result (the whole on rank 0 for the last layer, None on the
+    others)."""
+    rows, columns = split
+    W, B, name = part.weights[i], part.biases[i], part.names[i]
+    assert W is not None
+    apply, rank = ACTIVATIONS[part.config.activations[i]].apply, group.rank
+    mine = columns[rank]
+    if not plan.is_column(i):  # partial sums of every column, summed over the ranks
+        z = h @ W  # (rows, ni)
+        group.all_reduce(z)
+        if B is not None:
+            z.add_(B)
+        out = apply(z)
+        if observe is not None and rank == 0:
+            observe(name, (rows, range(out.shape[1])), out)
+        return out
+    if i == len(part.weights) - 1:  # the last layer's columns, on rank 0
+        gathered = _gathered(group, affine(h, W, B), columns, dim=1)
+        if gathered is None:
+            return None
+        last = apply(gathered)
+        if observe is not None:
+            observe(name, (rows, range(last.shape[1])), last)
+        return last
+    if part.config.activations[i] in WHOLE_ROW:  # whole rows, then this rank's columns again
+        full = apply(group.all_gather_columns(affine(h, W, B), columns))
+        if observe is not None and rank == 0:
+            observe(name, (rows, range(full.shape[1])), full)
+        return full[:, mine.start : mine.stop].contiguous()
+    out = apply(affine(h, W, B))  # (rows, this rank's columns)
+    if observe is not None:
+        observe(name, (rows, mine), out)
+    return out
 
 
 def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
