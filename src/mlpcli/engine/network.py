@@ -92,15 +92,7 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
         return None, [None] * len(pairs), [None] * len(share.biases)  # nothing drawn is kept
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
-    not_whole = [
-        rows * columns
-        for (rows, columns), region in zip(pairs, share.weights, strict=True)
-        if region is None or (len(region[0]), len(region[1])) != (rows, columns)
-    ]
-    not_whole += [
-        n for n, columns in zip(sizes[1:], share.biases, strict=False) if len(columns or ()) < n
-    ]
-    scratch = torch.empty(max([sizes[0], *not_whole]), device=where)
+    scratch = torch.empty(_scratch_size(config, share), device=where)
     rows = config.batch if share.features is not None else 1
     features = torch.empty(rows, sizes[0], device=where) if share.features is not None else None
     row0 = scratch[: sizes[0]].view(1, sizes[0]) if features is None else features[:1]
@@ -128,11 +120,29 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
         if len(share.features) < config.batch:
             features = features[share.features.start : share.features.stop].clone()
     for W, (n_in, n_out) in zip(weights, pairs, strict=True):
-        if W is not None and config.init is Init.XAVIER:
-            W.mul_(math.sqrt(2 / (n_in + n_out)))
-        elif W is not None and config.init is Init.KAIMING:
-            W.mul_(math.sqrt(2 / n_in))
+        if W is not None and config.init is not Init.NORMAL:
+            W.mul_(_init_scale(config.init, n_in, n_out))
     return features, weights, biases
+
+
+def _scratch_size(config: Config, share: Share) -> int:
+    """The values of the largest tensor drawn and dropped, or cut to a share: row 0 of the
+    features at least (it is drawn first, held or not)."""
+    pairs = itertools.pairwise(config.layers)
+    not_whole = [
+        rows * columns
+        for (rows, columns), region in zip(pairs, share.weights, strict=True)
+        if region is None or (len(region[0]), len(region[1])) != (rows, columns)
+    ]
+    biases = zip(config.layers[1:], share.biases, strict=False)
+    not_whole += [n for n, columns in biases if len(columns or ()) < n]
+    return max([config.layers[0], *not_whole])
+
+
+def _init_scale(init: Init, n_in: int, n_out: int) -> float:
+    """What a standard normal draw is multiplied by for `init`: Xavier's (Glorot's) or
+    Kaiming's (He's) standard deviation."""
+    return math.sqrt(2 / (n_in + n_out)) if init is Init.XAVIER else math.sqrt(2 / n_in)
 
 
 def _drawn(config: Config, share: Share) -> Share:
