@@ -14,6 +14,7 @@ from mlpcli.commands import ranks
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
+    Job,
     MultirunOption,
     NprocOption,
     OutputOption,
@@ -81,14 +82,7 @@ def bench(
         files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs), "--plot ")
         plots.check(plot, [combo for _, combo in jobs])
     over_ranks = nproc is not None or process.current() is not None
-    if over_ranks and len(jobs) > 1:
-        raise UsageError("a sweep times one process at a time: leave --nproc out of bench -m")
-    for config, combo in jobs:
-        if cuda_graph and config.device.type == "cpu":
-            which = f"the sweep's {' '.join(combo)}" if multirun else "this config"
-            raise UsageError(f"--cuda-graph needs a CUDA device; {which} runs on cpu")
-    if cuda_graph and over_ranks:
-        raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
+    _check_timing(jobs, over_ranks=over_ranks, cuda_graph=cuda_graph, multirun=multirun)
     ranks.check(configs, world, "bench")
     note_assumptions(*configs)
     if nproc is not None:
@@ -101,21 +95,43 @@ def bench(
         if result is not None:
             out.emit(layout, [dataclasses.replace(result, overrides=jobs[0][1])])
         return
-    for config in configs:
-        host.check_host(config, on_cpu=config.device.type == "cpu")
-    from mlpcli.engine import runners  # torch: only once the input is valid
-
-    results = []
-    what = configs[0].name if len(jobs) == 1 else counted(len(jobs), "combination")
-    with LateProgress(f"timing {what}", [1.0] * repeat * len(jobs)) as progress:
-        for config, combo in jobs:
-            result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
-            results.append(dataclasses.replace(result, overrides=combo))
+    results = _timed_here(jobs, warmup, repeat, cuda_graph)
     picture = plots.bench_plot(results, plot) if plot is not None else None
     out.emit(layout, results)
     if plot is not None and picture is not None:
         files.write_atomic(plot, picture)
         terminal.note(f"wrote {plot} ({byte_size(len(picture))})")
+
+
+def _check_timing(
+    jobs: Sequence[Job], *, over_ranks: bool, cuda_graph: bool, multirun: bool
+) -> None:
+    """What bench cannot time: a sweep over ranks, a CUDA graph on the CPU or over ranks."""
+    if over_ranks and len(jobs) > 1:
+        raise UsageError("a sweep times one process at a time: leave --nproc out of bench -m")
+    for config, combo in jobs:
+        if cuda_graph and config.device.type == "cpu":
+            which = f"the sweep's {' '.join(combo)}" if multirun else "this config"
+            raise UsageError(f"--cuda-graph needs a CUDA device; {which} runs on cpu")
+    if cuda_graph and over_ranks:
+        raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
+
+
+def _timed_here(
+    jobs: Sequence[Job], warmup: int, repeat: int, cuda_graph: bool
+) -> list[BenchResult]:
+    """Each job timed in this process, one after another, a progress bar over all passes."""
+    for config, _ in jobs:
+        host.check_host(config, on_cpu=config.device.type == "cpu")
+    from mlpcli.engine import runners  # torch: only once the input is valid
+
+    results = []
+    what = jobs[0][0].name if len(jobs) == 1 else counted(len(jobs), "combination")
+    with LateProgress(f"timing {what}", [1.0] * repeat * len(jobs)) as progress:
+        for config, combo in jobs:
+            result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
+            results.append(dataclasses.replace(result, overrides=combo))
+    return results
 
 
 def _layout(*, sweep: bool) -> Layout[BenchResult]:
