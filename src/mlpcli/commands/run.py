@@ -25,6 +25,7 @@ from mlpcli.commands.common import (
     MultirunOption,
     NprocOption,
     QuietOption,
+    Report,
     RtolOption,
     field_option,
     named_files,
@@ -119,13 +120,7 @@ def run(
         keep = output is not None and output.suffix.lower() == ".safetensors"
         held = _holds(out, full=full, expect=expect is not None)
         ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
-        for config, _ in jobs:  # before torch is imported: what cannot fit fails at once
-            whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
-            if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
-                on_cpu = config.device.type == "cpu"
-                host.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
-            if whole is not None:
-                _refuse_holding(config, whole)
+        _check_memory(jobs, world, held)
         if stats and output_format is Format.CSV and not process.prechecked():
             terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
         expected = _expectation(expect, jobs)
@@ -133,53 +128,94 @@ def run(
         if nproc is not None:
             launch.launch(nproc)
             return
-        printing = _prints_as_it_runs(out)
         if process.current() is None:
-            with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
-                writers = [w for w in (writer, printer) if w is not None]
-                results = [
-                    dataclasses.replace(
-                        _run_one(config, combo, stats, keep, held is not None, writers),
-                        overrides=combo,
-                    )
-                    for config, combo in jobs
-                ]
-                out.check_fields(layout, results)
-            out.emit(layout, results, printed=printing)
-            if printer is not None and printer.gone:  # every file is in place: end quietly
-                raise ReaderGone
+            results = _run_here(jobs, out, layout, stats=stats, keep=keep, held=held is not None)
         elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
             results = gathered
-            with _streaming(out, jobs) as writer:
-                for result in results:
-                    if writer is not None:
-                        writer.start(result.config, result.overrides)
-                        writer.add(result.whole)
-                out.check_fields(layout, results)
-            out.emit(layout, results)
+            _written(jobs, out, layout, results)
         else:  # rank 0 reports
             return
+        _checked(results, expected, (atol, rtol), report)
+
+
+def _check_memory(jobs: Sequence[Job], world: int, held: str | None) -> None:
+    """Before torch is imported, what cannot fit fails at once: the host's part of each run,
+    and an output held whole (for what `held` names, or by rank 0 over ranks) past the
+    budget."""
+    for config, _ in jobs:
+        whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
+        if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
+            on_cpu = config.device.type == "cpu"
+            host.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
+        if whole is not None:
+            _refuse_holding(config, whole)
+
+
+def _run_here(
+    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], *, stats: bool, keep: bool,
+    held: bool,
+) -> list[RunResult]:  # fmt: skip
+    """Every job in this process, its output to the file and stdout as it is computed where
+    they stream; the results, emitted."""
+    printing = _prints_as_it_runs(out)
+    with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
+        writers = [w for w in (writer, printer) if w is not None]
+        results = [
+            dataclasses.replace(
+                _run_one(config, combo, stats, keep, held, writers), overrides=combo
+            )
+            for config, combo in jobs
+        ]
+        out.check_fields(layout, results)
+    out.emit(layout, results, printed=printing)
+    if printer is not None and printer.gone:  # every file is in place: end quietly
+        raise ReaderGone
+    return results
+
+
+def _written(
+    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], results: Sequence[RunResult]
+) -> None:
+    """Rank 0's results of a run over ranks, to the output file and emitted."""
+    with _streaming(out, jobs) as writer:
         for result in results:
-            if result.trouble:
-                terminal.note(f"{result.config.name}: {result.trouble}")
-            if result.nonfinite:
-                terminal.note(
-                    f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
-                )
-        failures = _check(results, expected, atol, rtol) if expected is not None else {}
-        for i, result in enumerate(results):
-            name = " ".join([result.config.name, *result.overrides])
-            failed = failures.get(i)
-            message = None if failed is None else failed.message
-            report.add("mlpcli run", name, result.forward_ms / 1000, message)
-        if failures:
-            if problems.in_github_actions():  # each on its line of the golden file
-                for failed in failures.values():
-                    title = "mlpcli run --expect"
-                    say(problems.workflow_error(failed.message, title, failed.file, failed.line))
-            raise CheckFailedError([failed.message for failed in failures.values()])
-        if expected is not None:
-            terminal.note(f"every output matches {expected.source}")
+            if writer is not None:
+                writer.start(result.config, result.overrides)
+                writer.add(result.whole)
+        out.check_fields(layout, results)
+    out.emit(layout, results)
+
+
+def _checked(
+    results: Sequence[RunResult],
+    expected: Expectation | None,
+    tolerance: tuple[float | None, float | None],
+    report: Report,
+) -> None:
+    """The notes on each result, and `--expect`: a case of the JUnit report per network, a
+    GitHub annotation per failure, and CheckFailedError if any output differs beyond the
+    `tolerance` given (atol, rtol; None: the dtype's)."""
+    for result in results:
+        if result.trouble:
+            terminal.note(f"{result.config.name}: {result.trouble}")
+        if result.nonfinite:
+            terminal.note(
+                f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
+            )
+    failures = _check(results, expected, *tolerance) if expected is not None else {}
+    for i, result in enumerate(results):
+        name = " ".join([result.config.name, *result.overrides])
+        failed = failures.get(i)
+        message = None if failed is None else failed.message
+        report.add("mlpcli run", name, result.forward_ms / 1000, message)
+    if failures:
+        if problems.in_github_actions():  # each on its line of the golden file
+            for failed in failures.values():
+                title = "mlpcli run --expect"
+                say(problems.workflow_error(failed.message, title, failed.file, failed.line))
+        raise CheckFailedError([failed.message for failed in failures.values()])
+    if expected is not None:
+        terminal.note(f"every output matches {expected.source}")
 
 
 def _holds(out: Output, *, full: bool, expect: bool) -> str | None:
