@@ -200,17 +200,17 @@ class _Scales:
     """The largest finite magnitude of each weight layer k and of each column k drawn (None
     where none is finite): each is coloured from -top to +top."""
 
-    values: Values
     weights: Mapping[int, float | None]
     units: Mapping[int, float | None]
 
     @classmethod
     def of(cls, values: Values) -> _Scales:
-        return cls(values, _tops(values.weights.items()), _tops(values.units.items()))
+        return cls(_tops(values.weights.items()), _tops(values.units.items()))
 
 
 def _tops(numbered: Iterable[tuple[tuple[int, ...], float]]) -> dict[int, float | None]:
-    """The largest finite magnitude of the numbers for each k (the first of each key)."""
+    """The largest finite magnitude of the numbers of each k, the first part of their key
+    (a weight's layer, a unit's column)."""
     tops: dict[int, float | None] = {}
     for (k, *_), number in numbered:
         top = tops.setdefault(k, None)
