@@ -14,14 +14,13 @@ HELD_BYTES = 1 << 30  # the most of an output a run holds whole (JSON, a table o
 
 
 def chunk_rows(config: Config) -> int:
-    """Rows of features a forward pass takes at a time: `chunk` where the config sets it; for
-    features from a file, as many as keep a chunk within CHUNK_BYTES at the widest layer (two
-    activations, and the features as read and as cast); else the whole batch."""
+    """Rows of features a forward pass takes at a time: `chunk` where the config sets it, else
+    as many as keep a chunk within CHUNK_BYTES at the widest layer: two activations, and for
+    features from a file the features as read and as cast (drawn ones are held whole)."""
     if config.chunk is not None:
         return min(config.chunk, config.batch)
-    if config.inputs is None:
-        return config.batch
-    per_row = 8 * (2 * max(config.layers) + 2 * config.layers[0])
+    read = 2 * config.layers[0] if config.inputs is not None else 0
+    per_row = 8 * (2 * max(config.layers) + read)
     return max(1, min(config.batch, CHUNK_BYTES // per_row))
 
 
