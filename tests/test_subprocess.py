@@ -470,6 +470,16 @@ def test_every_value_of_two_million_rows_holds_the_output_not_its_text(
     assert peak < 500 << 20, f"{peak / 2**20:.0f} MiB"
 
 
+@pytest.mark.slow
+def test_a_run_of_drawn_features_holds_a_chunk_of_activations(mlpcli_script: str) -> None:
+    """A million drawn rows through a 256-wide layer: the whole batch's activations (1 GB
+    each) peaked at 1.37 GB; the forward now takes chunks of 128 MiB of them (the features,
+    64 MB, are held)."""
+    code, peak = _exit_and_peak(mlpcli_script, "run", "layers=[16,256,16]", "batch=1000000")
+    assert code == 0
+    assert peak < 900 << 20, f"{peak / 2**20:.0f} MiB"
+
+
 def _exit_and_peak(*command: str) -> tuple[int, int]:
     """The exit code of `command`, its output thrown away, and its peak resident bytes."""
     probe = (
