@@ -642,7 +642,7 @@ def estimate_ladder(quick: bool, targets: list[Target]) -> None:
         ("configs/large_bf16.yaml, CPU", root / "large_bf16.yaml", ["device=cpu"]),
         ("configs/deep_relu.yaml, batch 65536", root / "deep_relu.yaml", ["batch=65536"]),
         ("[4096]*8, batch 4096", None, ["layers=[" + ",".join(["4096"] * 8) + "]", "batch=4096"]),
-        ("[64]*6, batch 4M (whole)", None, ["layers=[64,64,64,64,64,64]", "batch=4000000"]),
+        ("[64]*6, batch 4M, drawn", None, ["layers=[64,64,64,64,64,64]", "batch=4000000"]),
     ]
     print("| network | estimate s | run's forward s | estimate / run |")
     print("|---|---:|---:|---:|")
