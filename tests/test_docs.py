@@ -42,3 +42,21 @@ def test_no_text_advises_installing_the_unrelated_pypi_mlpcli() -> None:
     for path in texts:
         text = path.read_text()
         assert not re.search(r"pip install ['\"]?mlpcli\b(?!-yaml)", text), path
+
+
+def test_every_install_hint_names_the_packages_pyproject_gives_its_extra() -> None:
+    """A missing optional package's line says `pip install <the extra's packages>`: the same
+    packages as pyproject.toml's extra, in its order."""
+    import tomllib
+
+    from mlpcli.errors import EXTRAS, install_hint
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = declared["optional-dependencies"]
+    for extra, packages in EXTRAS.items():
+        names = tuple(
+            re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0] for requirement in extras[extra]
+        )
+        assert packages == names, extra
+        assert install_hint(extra).startswith(f"pip install {' '.join(names)} (")
+    assert set(EXTRAS) == set(extras) - {"dev"}

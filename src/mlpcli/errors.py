@@ -9,6 +9,23 @@ import textwrap
 from dataclasses import dataclass
 from enum import IntEnum
 
+# The packages of each optional extra, as pyproject.toml declares them (tests/test_docs.py
+# checks): mlpcli's distribution is mlpcli-yaml, and `mlpcli` on PyPI is another project, so an
+# install hint names the packages, and the extra for a checkout.
+EXTRAS = {
+    "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "parquet": ("pyarrow",),
+    "keras": ("h5py",),
+    "plot": ("matplotlib",),
+}
+
+
+def install_hint(extra: str) -> str:
+    """pip's command for an optional extra: `pip install pyarrow (or, from this checkout, pip
+    install -e '.[parquet]')`."""
+    packages = " ".join(EXTRAS[extra])
+    return f"pip install {packages} (or, from this checkout, pip install -e '.[{extra}]')"
+
 
 class ExitCode(IntEnum):
     """What a process exit status means (the README's table)."""

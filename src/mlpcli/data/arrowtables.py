@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlpcli.data.tables import Column, pick
 from mlpcli.data.tensorfiles import bad, by_file, parsed_by_library, regular_size
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import UnavailableError, install_hint
 
 if TYPE_CHECKING:
     import numpy as np
 
 SUFFIXES = (".parquet", ".feather")
 WHAT = "Parquet or feather file"
-INSTALL = "pip install pyarrow (or, from this checkout, pip install -e '.[parquet]')"
 
 
 def _pyarrow(source: str) -> Any:
@@ -27,7 +26,9 @@ def _pyarrow(source: str) -> Any:
         import pyarrow.feather
         import pyarrow.parquet
     except ImportError:
-        raise UnavailableError(f"{source}: reading it needs pyarrow: {INSTALL}") from None
+        raise UnavailableError(
+            f"{source}: reading it needs pyarrow: {install_hint('parquet')}"
+        ) from None
     return pyarrow
 
 

@@ -26,14 +26,13 @@ from mlpcli.data.tensorfiles import (
     parsed_by_library,
     regular_size,
 )
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import UnavailableError, install_hint
 from mlpcli.model.activations import KERAS
 
 if TYPE_CHECKING:
     import torch
 
 SUFFIXES = (".keras", ".h5")
-H5PY_INSTALL = "pip install h5py"
 WEIGHTS = "model.weights.h5"  # inside a .keras archive
 MAX_RATIO = 100  # a member that inflates more than this from its archive is refused
 PASSED_ON = ("InputLayer", "Dropout")
@@ -75,7 +74,7 @@ def _weights(path: str) -> Iterator[Any]:
     try:
         import h5py
     except ImportError:
-        message = f"{path}: reading Keras weights needs h5py: {H5PY_INSTALL}"
+        message = f"{path}: reading Keras weights needs h5py: {install_hint('keras')}"
         raise UnavailableError(message) from None
     regular_size(path, "a Keras file")
     with parsed_by_library(path, "Keras file"):

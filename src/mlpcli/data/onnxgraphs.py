@@ -23,13 +23,12 @@ from mlpcli.data.tensorfiles import (
     parsed_by_library,
     regular_size,
 )
-from mlpcli.errors import UnavailableError
+from mlpcli.errors import UnavailableError, install_hint
 from mlpcli.model.activations import ONNX
 
 if TYPE_CHECKING:
     import torch
 
-ONNX_INSTALL = "pip install onnx"
 PASSED_ON = ("Dropout", "Identity")  # inference: their first output is their input
 SOFTPLUS_THRESHOLD = 20.0  # torch's softplus: x itself above it (its exporter's Where)
 
@@ -91,7 +90,7 @@ def _model(path: str) -> Any:
         import onnx
     except ImportError:
         raise UnavailableError(
-            f"{path}: reading .onnx weights needs onnx: {ONNX_INSTALL}"
+            f"{path}: reading .onnx weights needs onnx: {install_hint('onnx')}"
         ) from None
     regular_size(path, "an ONNX file")
     with parsed_by_library(path, "ONNX file"):

@@ -22,14 +22,9 @@ from torch import nn
 from mlpcli import __version__
 from mlpcli.engine import devices
 from mlpcli.engine.network import ACTIVATIONS, Network, build, forward_in_chunks
-from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.errors import UnavailableError, UsageError, install_hint
 from mlpcli.model.closeness import Difference, Tolerance, difference
 from mlpcli.model.config import Config
-
-# mlpcli's distribution is mlpcli-yaml: `mlpcli` on PyPI is another project, so name the packages
-ONNX_INSTALL = (
-    "pip install onnx onnxscript onnxruntime (from this checkout: pip install -e '.[onnx]')"
-)
 
 
 def export(
@@ -160,7 +155,7 @@ def require_onnx(*, verify: bool) -> None:
     needed = ("onnx", "onnxscript", *(("onnxruntime",) if verify else ()))
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
-        raise UnavailableError(f".onnx needs {', '.join(missing)}: {ONNX_INSTALL}")
+        raise UnavailableError(f".onnx needs {', '.join(missing)}: {install_hint('onnx')}")
 
 
 def run_file(data: bytes, suffix: str, config: Config, features: torch.Tensor) -> torch.Tensor:

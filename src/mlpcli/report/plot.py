@@ -9,14 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpcli.errors import UnavailableError, UsageError
+from mlpcli.errors import UnavailableError, UsageError, install_hint
 from mlpcli.model.results import BenchResult, given, swept_keys
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-INSTALL = "pip install matplotlib (or, from this checkout, pip install -e '.[plot]')"
 SUFFIXES = (".svg", ".png")
 LOG_FROM = 10  # an axis whose numbers span this factor or more is drawn on a log scale
 PNG_DPI = 200
@@ -146,7 +145,9 @@ def _figure_class(plot: Path) -> type[Figure]:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise UnavailableError(f"--plot {plot}: drawing it needs matplotlib: {INSTALL}") from None
+        raise UnavailableError(
+            f"--plot {plot}: drawing it needs matplotlib: {install_hint('plot')}"
+        ) from None
     return Figure
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from mlpcli.errors import StdoutFailed, UnavailableError
+from mlpcli.errors import StdoutFailed, UnavailableError, install_hint
 from mlpcli.model.config import Config, DType
 from mlpcli.report import files, records
 from mlpcli.report.output import to_stdout
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".npy", ".csv", ".jsonl", ".parquet")
 ONE_OUTPUT = (".npy", ".jsonl", ".parquet")  # one network's output a file
-PARQUET_INSTALL = "pip install pyarrow (or, from this checkout, pip install -e '.[parquet]')"
 
 
 class Writer:
@@ -178,7 +177,9 @@ def _pyarrow() -> tuple[Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
-        raise UnavailableError(f"a .parquet output needs pyarrow: {PARQUET_INSTALL}") from None
+        raise UnavailableError(
+            f"a .parquet output needs pyarrow: {install_hint('parquet')}"
+        ) from None
     return pyarrow, pyarrow.parquet
 
 
