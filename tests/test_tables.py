@@ -86,3 +86,19 @@ def test_a_first_line_of_numbers_is_a_header_where_its_types_differ(
     first: list[str], below: list[list[str]], expected: bool | None
 ) -> None:
     assert tables.is_header(first, below) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("a,b\n1,\n", "line 2, column 2: '' is not a number"),  # one row: a missing value
+        ("a,b\n1,\n2,3\n", "line 2, column 2: '' is not a number"),
+        ("a,b\n1,x\n", "column 'b' is not numbers (line 2, column 2: 'x'); pick the feature"),
+    ],
+)
+def test_an_empty_cell_is_a_missing_value_not_a_column_of_labels(text: str, said: str) -> None:
+    """A column whose cells are all empty was taken for one of text (pick the columns with
+    input_columns): its cells are missing numbers, named where they are."""
+    error = _read(text)
+    assert error[0] == "error"
+    assert said in str(error[1])

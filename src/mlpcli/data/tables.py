@@ -128,7 +128,12 @@ def _not_anumber(
         return f"{where}: null is a missing value; features must be finite numbers"
     if value is not None:
         return f"{where}: {shown} is not finite"
-    text_column = table.first and all(number(row[j]) is None for row in table.rows[:20])
+    first = table.rows[:20]
+    text_column = (  # every value text, and not every one empty (missing values, not labels)
+        table.first
+        and all(number(row[j]) is None for row in first)
+        and any(str(row[j]).strip() for row in first)
+    )
     if wanted is None and text_column:  # labels, ids, names: a column that is not features
         name = f"column {table.names[j]!r}" if table.names is not None else f"column {j}"
         return (
