@@ -13,8 +13,7 @@ from mlpcli.commands.common import ConfigArguments, load, note_assumptions, sour
 from mlpcli.engine import host
 from mlpcli.errors import UsageError
 from mlpcli.model.units import byte_size
-from mlpcli.report import draw as pictures
-from mlpcli.report import files, terminal
+from mlpcli.report import files, pictures, terminal
 from mlpcli.report.output import to_stdout
 
 
