@@ -78,20 +78,20 @@ def run_app(args: Sequence[str]) -> int:
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
             f"{args[1]}, run `mlpcli {args[0]}` from {args[1]} (see 'mlpcli --help')"
         )
-        return process.report([message], int(ExitCode.USAGE), error_line)
+        return process.end_with([message], int(ExitCode.USAGE), error_line)
     try:
         returned = command.main(list(args), prog_name="mlpcli", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
         if returned in (None, ExitCode.OK):
             returned = process.finish()  # over several ranks: once every rank has succeeded
     except MlpcliError as error:
-        return process.report(error.lines(), int(error.exit_code), error_line)
+        return process.end_with(error.lines(), int(error.exit_code), error_line)
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         try:
             return process.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
-            return process.report(error.lines(), int(error.exit_code), error_line)
+            return process.end_with(error.lines(), int(error.exit_code), error_line)
     except (OSError, StdoutFailed) as error:
         return _not_written(error)
     except KeyboardInterrupt:
@@ -103,7 +103,7 @@ def run_app(args: Sequence[str]) -> int:
     if returned == ExitCode.INTERRUPTED:  # Typer turns Ctrl-C into a silent exit 130
         return _interrupted(signal.SIGINT)
     code = returned if isinstance(returned, int) else int(ExitCode.OK)
-    return process.report([], code, error_line) if code else code
+    return process.end_with([], code, error_line) if code else code
 
 
 def _not_written(error: OSError | StdoutFailed) -> int:
@@ -111,11 +111,11 @@ def _not_written(error: OSError | StdoutFailed) -> int:
     stdout itself failed (`> /dev/full`, a lost terminal)."""
     if isinstance(error, OSError) and error.filename is not None:
         message = f"{error.filename}: {error.strerror or error}"
-        return process.report([message], int(ExitCode.USAGE), error_line)
+        return process.end_with([message], int(ExitCode.USAGE), error_line)
     _silence_stdout()
     reason = error.strerror if isinstance(error, OSError) and error.strerror else error
     message = f"cannot write the results: {reason}"
-    return process.report([message], int(ExitCode.UNAVAILABLE), error_line)
+    return process.end_with([message], int(ExitCode.UNAVAILABLE), error_line)
 
 
 def _unexpected(error: Exception, args: Sequence[str]) -> int:
@@ -133,7 +133,7 @@ def _unexpected(error: Exception, args: Sequence[str]) -> int:
         f"internal error ({type(error).__name__}: {error}); "
         "rerun with MLPCLI_DEBUG=1 and report the traceback"
     )
-    return process.report([] if debug else [message], int(ExitCode.INTERNAL), error_line)
+    return process.end_with([] if debug else [message], int(ExitCode.INTERNAL), error_line)
 
 
 def _interrupted(signum: signal.Signals) -> int:
@@ -149,7 +149,7 @@ def _interrupted(signum: signal.Signals) -> int:
 
 def _usage(message: str, command_path: str) -> int:
     """Exit 2 for a usage error, with where to read about it."""
-    return process.report(
+    return process.end_with(
         [f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), error_line
     )
 

@@ -16,7 +16,7 @@ from typing import Protocol
 class Voice(Protocol):
     """How a process group ends a command on every rank together (`ranks.group.Group`)."""
 
-    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+    def end_with(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
         """Say `lines` (by `write`) once for all ranks, and end them all with `code`."""
 
     def finish(self) -> int:

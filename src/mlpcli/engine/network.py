@@ -73,10 +73,10 @@ class Network:
         yield from ((f"B{i}", B) for i, B in enumerate(self.biases, 1))
 
 
-Held = tuple[torch.Tensor | None, list[torch.Tensor | None], list[torch.Tensor | None]]
+Tensors = tuple[torch.Tensor | None, list[torch.Tensor | None], list[torch.Tensor | None]]
 
 
-def draw(config: Config, device: torch.device = CPU, share: Share | None = None) -> Held:
+def draw(config: Config, device: torch.device = CPU, share: Share | None = None) -> Tensors:
     """Features, weights and biases in float32, in the contract's draw order: of each, the part
     that `share` holds (everything by default; None where it holds nothing).
 
@@ -160,7 +160,7 @@ def part(tensor: torch.Tensor, region: Region) -> torch.Tensor:
     return tensor[rows.start : rows.stop, columns.start : columns.stop]
 
 
-def hold(config: Config, device: torch.device, share: Share | None = None) -> Held:
+def placed(config: Config, device: torch.device, share: Share | None = None) -> Tensors:
     """What `share` holds of `config`'s network (everything by default), cast and on `device`:
     drawn, or read from its files and cut to the share."""
     from mlpcli.data import features as feature_files
@@ -214,12 +214,11 @@ def build(config: Config, device: torch.device, features: bool = True) -> Networ
     `features`, its features are no rows (a run gives them a chunk at a time)."""
     whole = plan.share(config, 1, 0)
     share = whole if features else dataclasses.replace(whole, features=None)
-    held, weights, biases = hold(config, device, share)
-    if held is None:
-        held = torch.empty((0, config.layers[0]), dtype=TORCH_DTYPES[config.dtype], device=device)
-    features_tensor = held
+    rows, weights, biases = placed(config, device, share)
+    if rows is None:
+        rows = torch.empty((0, config.layers[0]), dtype=TORCH_DTYPES[config.dtype], device=device)
     return Network(
-        features=features_tensor,
+        features=rows,
         weights=tuple(W for W in weights if W is not None),
         biases=tuple(B for B in biases if B is not None),
         activations=config.activations,

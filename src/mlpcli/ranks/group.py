@@ -164,7 +164,7 @@ class Group:
         if self._watcher is not None:
             self._watcher.join()
 
-    def report(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+    def end_with(self, lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
         """The first rank to fail says why and posts `code`; every rank ends with that code.
         Ends this process (a live group cannot be torn down once another rank is gone). After
         `complete`, a failure is this rank's own (rank 0's report): said, and no one else told."""
@@ -232,7 +232,7 @@ class Group:
     def _end_group(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
-        process.joined(None)
+        process.speak_through(None)
 
     def lost(self, error: Exception) -> UnavailableError:
         """What a failed collective means: the ranks whose heartbeat stood still, by name."""
@@ -298,7 +298,7 @@ class Group:
         line = (
             f"rank {rank} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
         )
-        self.report([line], ExitCode.UNAVAILABLE, error_line)
+        self.end_with([line], ExitCode.UNAVAILABLE, error_line)
 
 
 def joined(configs: Sequence[Config]) -> Group:
@@ -321,7 +321,7 @@ def joined(configs: Sequence[Config]) -> Group:
     if cuda:
         torch.cuda.set_device(rank.local_rank)
     group = Group(rank, timeout)
-    process.joined(group)
+    process.speak_through(group)
     # torchrun's agent holds the store from the start: the heartbeats begin before the group
     # forms, so that a rank that never arrives is named. Without it (a hand-set MASTER_ADDR),
     # rank 0 makes the store as the group forms, and `timeout` bounds every collective too.

@@ -27,7 +27,7 @@ from mlpcli.engine.network import (
     affine,
     forward_in_chunks,
     forward_layers,
-    hold,
+    placed,
 )
 from mlpcli.engine.runners import differences, named_tensors, nonfinite, to_numpy
 from mlpcli.model import plan
@@ -67,10 +67,10 @@ class Part:
         return [f"h{i}" for i in range(1, count)] + ["output"]
 
 
-def held(config: Config, group: Group, device: torch.device) -> Part:
+def part_of(config: Config, group: Group, device: torch.device) -> Part:
     """This rank's share of `config`'s network."""
     share = plan.share(config, group.world_size, group.rank)
-    features, weights, biases = hold(config, device, share)
+    features, weights, biases = placed(config, device, share)
     layers = len(weights)
     return Part(config, share, features, tuple(weights), tuple(biases) or (None,) * layers)
 
@@ -258,7 +258,7 @@ def run(config: Config, group: Group) -> RunResult | None:
     """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere."""
     device = devices.prepare(group.on_device(config))
     with devices.memory_errors(device):
-        part, build_ms = _timed_held(config, group, device)
+        part, build_ms = _timed_part(config, group, device)
         group.barrier()
         start = time.perf_counter()
         output = forward(part, group)
@@ -288,7 +288,7 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
     starts every rank together); each rank's peak memory and time spent communicating."""
     device = devices.prepare(group.on_device(config))
     with devices.memory_errors(device):
-        part, build_ms = _timed_held(config, group, device)
+        part, build_ms = _timed_part(config, group, device)
         for _ in range(warmup):
             forward(part, group)
         baseline = devices.reset_peak(device)
@@ -324,10 +324,10 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
     )
 
 
-def _timed_held(config: Config, group: Group, device: torch.device) -> tuple[Part, float]:
+def _timed_part(config: Config, group: Group, device: torch.device) -> tuple[Part, float]:
     """This rank's share, and the milliseconds its build took."""
     start = time.perf_counter()
-    part = held(config, group, device)
+    part = part_of(config, group, device)
     devices.synchronize(device)
     return part, (time.perf_counter() - start) * 1e3
 
@@ -349,7 +349,7 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
         pieces.append((name, region, to_numpy(tensor, np.float64)))
 
     with devices.memory_errors(device):
-        part = held(config, group, device)
+        part = part_of(config, group, device)
         share = part.share
         if part.features is not None and share.features is not None:
             observe("features", (share.features, range(config.layers[0])), part.features)

@@ -114,16 +114,16 @@ def claim_voice_by(claims: Callable[[int], bool]) -> None:
     _claims_voice = claims
 
 
-def joined(voice: Voice | None) -> None:
+def speak_through(voice: Voice | None) -> None:
     """Route the end of the command through `voice` (the process group's), or back."""
     session.current().voice = voice
 
 
-def report(lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
+def end_with(lines: Sequence[str], code: int, write: Callable[[str], None]) -> int:
     """Voice an error once for every rank: through the process group once joined, else from
     rank 0 only (every rank meets the same config errors); returns the exit code."""
     if (voice := session.current().voice) is not None:
-        return voice.report(lines, code, write)
+        return voice.end_with(lines, code, write)
     if lines and _first_to_say():
         for line in lines:
             write(line)
