@@ -135,7 +135,7 @@ def run(
             _written(jobs, out, layout, results)
         else:  # rank 0 reports
             return
-        _checked(results, expected, (atol, rtol), report)
+        _checked(results, expected, atol, rtol, report)
 
 
 def _check_memory(jobs: Sequence[Job], world: int, held: str | None) -> None:
@@ -189,12 +189,13 @@ def _written(
 def _checked(
     results: Sequence[RunResult],
     expected: Expectation | None,
-    tolerance: tuple[float | None, float | None],
+    atol: float | None,
+    rtol: float | None,
     report: Report,
 ) -> None:
     """The notes on each result, and `--expect`: a case of the JUnit report per network, a
     GitHub annotation per failure, and CheckFailedError if any output differs beyond the
-    `tolerance` given (atol, rtol; None: the dtype's)."""
+    tolerance given (`atol`, `rtol`; None: the dtype's)."""
     for result in results:
         if result.trouble:
             terminal.note(f"{result.config.name}: {result.trouble}")
@@ -202,7 +203,7 @@ def _checked(
             terminal.note(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
-    failures = _check(results, expected, *tolerance) if expected is not None else {}
+    failures = _check(results, expected, atol, rtol) if expected is not None else {}
     for i, result in enumerate(results):
         name = " ".join([result.config.name, *result.overrides])
         failed = failures.get(i)

@@ -507,7 +507,8 @@ def _chain_of(
     allow, the file's first where several do, with a note), and the notes."""
     if order.names is not None:
         chain = _ordered(path, linears, order.names)
-        _check_chain(path, [sizes[linears.index(m)] for m in chain], chain)
+        size_of = dict(zip(linears, sizes, strict=True))
+        _check_chain(path, [size_of[m] for m in chain], chain)
         return chain, []
     chains = _chains(sizes, start=order.start)
     if not chains:

@@ -151,7 +151,7 @@ def svg(config: Config, max_units: int, values: Values | None = None) -> str:
             f'<text class="label" x="{x}" y="{TOP - 22}" text-anchor="middle">'
             f"{column.name} ({column.size})</text>"
         )
-        parts += _units_drawn(layout, column, values, scales)
+        parts += _units_drawn(layout, position, column, values, scales)
         if column.index and shown[position - 1] is not None:  # not over the gap: no lines there
             parts.append(_layer_label(config, column, x - layout.gap / 2))
     if scales:
@@ -247,11 +247,15 @@ def _edges(layout: _Layout, values: Values | None, scales: _Scales | None) -> li
 
 
 def _units_drawn(
-    layout: _Layout, column: Column, values: Values | None, scales: _Scales | None
+    layout: _Layout,
+    position: int,
+    column: Column,
+    values: Values | None,
+    scales: _Scales | None,
 ) -> list[str]:
     """A column's circles (coloured by value, and the value printed below each when the column
-    shows at most VALUES_SHOWN), and its ellipsis with the count it stands for."""
-    position = layout.shown.index(column)
+    shows at most VALUES_SHOWN), and its ellipsis with the count it stands for; `position`:
+    where the column is drawn."""
     parts = []
     for row, unit in enumerate(column.units):
         ux, uy = layout.at(position, column, row)
