@@ -25,7 +25,8 @@ Prints Markdown tables (paste them into docs/performance.md):
 - streaming: `mlpcli run` of .npy, Parquet and CSV features of 256 MiB to 4 GiB through
   [64, 256, 256, 1] to an .npy, against a hand-written loop (memmap, iter_batches or
   read_csv chunks, a torch forward per chunk, an open_memmap output), each in a fresh process
-  (rows/s, peak RSS);
+  (rows/s, peak RSS), and `.npy`/Parquet over 2 ranks (`parallel=data --nproc 2`, each rank
+  reading and writing its own rows) against that one process;
 - estimate: the note's estimate of a long run's forward against that forward (CPU);
 - last, every target of docs/performance.md with what this run measured, met or not.
 """
@@ -562,8 +563,9 @@ def streaming_ladder(quick: bool, targets: list[Target]) -> None:
     repeat = 1 if quick else 2
     layers = f"layers={STREAM_LAYERS}"
     print(f"| features through {STREAM_LAYERS}, float32, to .npy | rows | mlpcli rows/s "
-          "| hand loop rows/s | ratio | peak RSS, mlpcli | peak RSS, hand loop |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| hand loop rows/s | ratio | peak RSS, mlpcli | peak RSS, hand loop "
+          "| 2 ranks rows/s | 2 ranks / 1 | peak RSS, a rank |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     peaks: dict[str, dict[int, int]] = {}
     for suffix, megabytes in sizes.items():
         for size in megabytes:
@@ -572,19 +574,30 @@ def streaming_ladder(quick: bool, targets: list[Target]) -> None:
                 path, rows = features_file(folder, suffix, size * MIB)
                 chunk = str(min(rows, 65536))
                 ours = [sys.executable, "-c", HAND_LOOP, str(path), chunk]
-                runs: dict[str, list[tuple[float, int]]] = {"mlpcli": [], "hand": []}
+                run = [*mlpcli, "run", layers, f"inputs={path}", "-o", "out.npy", "-q"]
+                runs: dict[str, list[tuple[float, int]]] = {"mlpcli": [], "hand": [], "ranks": []}
                 for _ in range(repeat):
-                    runs["mlpcli"].append(_timed_child(
-                        [*mlpcli, "run", layers, f"inputs={path}", "-o", "out.npy", "-q"], folder
-                    ))  # fmt: skip
+                    runs["mlpcli"].append(_timed_child(run, folder))
                     runs["hand"].append(_timed_child(ours, folder))
+                    if suffix != ".csv":  # each rank reads and writes its own rows
+                        ranks = [*run, "parallel=data", "--nproc", "2"]
+                        runs["ranks"].append(_timed_child(ranks, folder))
             mine, hand = min(runs["mlpcli"]), min(runs["hand"])
             ratio = hand[0] / mine[0]  # of rates: mlpcli's rows/s over the hand loop's
             peaks.setdefault(suffix, {})[size] = mine[1]
+            two = min(runs["ranks"], default=None)
+            over_ranks = "| - | - | - |" if two is None else (
+                f"| {rows / two[0]:,.0f} | {mine[0] / two[0]:.2f}x | {two[1] / MIB:.0f} MiB |"
+            )  # fmt: skip
             print(
                 f"| {size} MiB {suffix} | {rows:,} | {rows / mine[0]:,.0f} | {rows / hand[0]:,.0f} "
-                f"| {ratio:.2f}x | {mine[1] / MIB:.0f} MiB | {hand[1] / MIB:.0f} MiB |"
+                f"| {ratio:.2f}x | {mine[1] / MIB:.0f} MiB | {hand[1] / MIB:.0f} MiB {over_ranks}"
             )
+            if two is not None:
+                targets.append(Target(
+                    f"streaming {size} MiB {suffix}: 2 ranks (data) rows/s >= 0.9x one process",
+                    f"{mine[0] / two[0]:.2f}x", mine[0] / two[0] >= 0.9,
+                ))  # fmt: skip
             floor = 1.0 if suffix == ".csv" else 0.9
             what = "pandas.read_csv chunks" if suffix == ".csv" else "the hand loop"
             targets.append(Target(

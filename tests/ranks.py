@@ -23,9 +23,12 @@ def main(out: Path, cases: dict[str, list[str]]) -> None:
     for name, config in configs.items():
         tensors = parallel.all_tensors(config, joined)
         result = parallel.run(config, joined)
-        if tensors is not None and result is not None:
+        streamed = parallel.run(config, joined, hold=False)  # `data`: the rows stay with the ranks
+        if tensors is not None and result is not None and streamed is not None:
             assert result.parallel is not None
-            arrays = {**tensors, "run_output": result.whole}
+            assert (streamed.output is None) == (config.parallel.value == "data")
+            preview = {"preview_head": streamed.preview.head, "preview_tail": streamed.preview.tail}
+            arrays = {**tensors, "run_output": result.whole, **preview}
             np.savez(out / f"{name}.npz", **arrays)  # type: ignore[arg-type]
             parallel_info = {"mode": result.parallel.mode, "world_size": result.parallel.world_size}
             (out / f"{name}.json").write_text(json.dumps(parallel_info))

@@ -26,6 +26,7 @@ from mlpcli.loading import loader
 from mlpcli.model import plan
 from mlpcli.model.closeness import tolerance_for
 from mlpcli.model.config import Parallel
+from mlpcli.model.results import PREVIEW_ROWS
 
 from .conftest import invoke
 
@@ -193,6 +194,9 @@ def test_shards_put_together_are_the_single_draw_and_outputs_agree(
 ) -> None:
     world = int((ranks_ran / "world").read_text())
     got = dict(np.load(ranks_ran / f"{case}.npz"))
+    head, tail = got.pop("preview_head"), got.pop("preview_tail")  # the ranks' put together
+    np.testing.assert_array_equal(head, got["run_output"][:PREVIEW_ROWS])
+    np.testing.assert_array_equal(tail, got["run_output"][-PREVIEW_ROWS:])
     assert json.loads((ranks_ran / f"{case}.json").read_text()) == {
         "mode": case.split("_")[0],
         "world_size": world,
@@ -256,6 +260,35 @@ def test_under_torchrun_the_same_one_result(tmp_path: Path) -> None:
     assert json.loads(line)["output"] == alone["output"]
     assert json.loads(output.read_text())["output"] == alone["output"]  # written by rank 0
     assert "mlpcli: error" not in done.stderr
+
+
+@pytest.mark.slow
+def test_two_hosts_sharing_a_folder_write_one_output(tmp_path: Path) -> None:
+    """Two launchers, as on two hosts (over loopback), each rank reading its rows of one file
+    and writing them into one output in the folder both share: one process's file, bit for
+    bit."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    np.save(tmp_path / "x.npy", np.random.default_rng(5).standard_normal((50, 12), "f4"))
+    net = [o for o in NET if not o.startswith("batch=")]  # the file's 50 rows
+    run = ["run", *net, f"inputs={tmp_path / 'x.npy'}", "chunk=8", "parallel=data", "-q"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
+    rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    command = [*launcher, "--nproc-per-node", "1", *rendezvous, "--rdzv-id", "shared-folder"]
+    host = [*command, "-m", "mlpcli", *run, "-o", str(tmp_path / "two.npy")]
+    pipe = subprocess.PIPE
+    hosts = [
+        subprocess.Popen(host, cwd=tmp_path, stdout=pipe, stderr=pipe, text=True) for _ in range(2)
+    ]
+    ended = [host.communicate(timeout=120) for host in hosts]
+    assert [host.returncode for host in hosts] == [0, 0], ended
+    alone = invoke(*run, "-o", str(tmp_path / "one.npy"))
+    assert alone[0] == 0
+    assert (tmp_path / "two.npy").read_bytes() == (tmp_path / "one.npy").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.npy", "two.npy", "x.npy"]
 
 
 @pytest.mark.slow

@@ -39,10 +39,11 @@ from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
+from mlpcli.model.plan import data_rows
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import launch, process
-from mlpcli.report import problems, records, render, streams, terminal
+from mlpcli.report import problems, records, render, shares, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
@@ -50,6 +51,7 @@ from mlpcli.report.streams import Printed, Writer
 if TYPE_CHECKING:
     from mlpcli.data.expect import Expectation, Mismatch
     from mlpcli.model.results import Estimate, RunResult
+    from mlpcli.ranks.group import Group
 
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
 
@@ -120,7 +122,8 @@ def run(
         keep = output is not None and output.suffix.lower() == ".safetensors"
         held = _holds(out, full=full, expect=expect is not None)
         ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
-        _check_memory(jobs, world, held)
+        with_ranks = world > 1 and _stays_with_the_ranks(out, jobs, held)
+        _check_memory(jobs, world, held, with_ranks)
         if stats and output_format is Format.CSV and not process.prechecked():
             terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
         expected = _expectation(expect, jobs)
@@ -130,20 +133,21 @@ def run(
             return
         if process.current() is None:
             results = _run_here(jobs, out, layout, stats=stats, keep=keep, held=held is not None)
-        elif (gathered := _run_over_ranks(jobs, stats, keep)) is not None:
+        elif (gathered := _run_over_ranks(jobs, stats, keep, out, with_ranks)) is not None:
             results = gathered
-            _written(jobs, out, layout, results)
+            _written(jobs, out, layout, results, with_ranks)
         else:  # rank 0 reports
             return
         _checked(results, expected, atol, rtol, report)
 
 
-def _check_memory(jobs: Sequence[Job], world: int, held: str | None) -> None:
+def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks: bool) -> None:
     """Before torch is imported, what cannot fit fails at once: the host's part of each run,
-    and an output held whole (for what `held` names, or by rank 0 over ranks) past the
-    budget."""
+    and an output held whole (for what `held` names, or by rank 0 over ranks unless it stays
+    `with_ranks`) past the budget."""
     for config, _ in jobs:
-        whole = held or ("--nproc" if world > 1 else None)  # a rank's result goes whole to 0
+        gathered = world > 1 and not with_ranks  # the ranks' output goes whole to rank 0
+        whole = held or ("--nproc" if gathered else None)
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             on_cpu = config.device.type == "cpu"
             host.check_host(config, on_cpu=on_cpu, streamed=True, held=whole is not None)
@@ -173,11 +177,27 @@ def _run_here(
     return results
 
 
+def _stays_with_the_ranks(out: Output, jobs: Sequence[Job], held: str | None) -> bool:
+    """Whether a run over ranks leaves its output rows with the ranks (each writes its own to
+    the output file, rank 0 shows a preview): one `data` network that nothing holds whole, and
+    no output file or one the ranks can write. CSV onto stdout is rank 0's to print: held."""
+    printed = out.format is Format.CSV and not out.quiet and not out.fields
+    writable = out.path is None or shares.written_by_ranks(out.path)
+    data = len(jobs) == 1 and jobs[0][0].parallel is Parallel.DATA
+    return data and held is None and not printed and writable
+
+
 def _written(
-    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], results: Sequence[RunResult]
+    jobs: Sequence[Job],
+    out: Output,
+    layout: Layout[RunResult],
+    results: Sequence[RunResult],
+    with_ranks: bool,
 ) -> None:
-    """Rank 0's results of a run over ranks, to the output file and emitted."""
-    with _streaming(out, jobs) as writer:
+    """Rank 0's results of a run over ranks, to the output file (unless the ranks wrote it)
+    and emitted."""
+    writing = contextlib.nullcontext() if with_ranks else _streaming(out, jobs)
+    with writing as writer:
         for result in results:
             if writer is not None:
                 writer.start(result.config, result.overrides)
@@ -311,12 +331,15 @@ def _run_one(
         )
 
 
-def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunResult] | None:
+def _run_over_ranks(
+    jobs: Sequence[Job], stats: bool, keep: bool, out: Output, with_ranks: bool
+) -> list[RunResult] | None:
     """Every job over this process group: a `parallel: none` network on one rank (they take
-    turns), the others on every rank; the results in sweep order on rank 0, None elsewhere."""
+    turns), the others on every rank; the results in sweep order on rank 0, None elsewhere.
+    `with_ranks`: the one network's output stays with the ranks, each writing its rows into
+    the output file."""
     from mlpcli.engine import runners
     from mlpcli.ranks import group as groups
-    from mlpcli.ranks import parallel
 
     group = groups.joined([config for config, _ in jobs])
     mine: dict[int, RunResult] = {}
@@ -328,7 +351,7 @@ def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunRes
             if ours:
                 result = runners.run(group.on_device(config), with_stats=stats, keep=keep)
                 mine[index] = dataclasses.replace(result, overrides=combo)
-        elif (shared_result := parallel.run(config, group)) is not None:
+        elif (shared_result := _shared(config, combo, group, out, with_ranks)) is not None:
             mine[index] = dataclasses.replace(shared_result, overrides=combo)
     gathered = group.gather(mine)
     group.complete()  # every rank has done its part: only now is the result reported
@@ -336,6 +359,22 @@ def _run_over_ranks(jobs: Sequence[Job], stats: bool, keep: bool) -> list[RunRes
         return None
     merged = {index: result for results in gathered for index, result in results.items()}
     return [merged[index] for index in range(len(jobs))]
+
+
+def _shared(
+    config: Config, combo: Sequence[str], group: Group, out: Output, with_ranks: bool
+) -> RunResult | None:
+    """One network run by every rank: its result on rank 0, its output there whole unless it
+    stays `with_ranks`, each rank writing its rows into the output file."""
+    from mlpcli.ranks import parallel
+
+    if not with_ranks:
+        return parallel.run(config, group)
+    if out.path is None:
+        return parallel.run(config, group, hold=False)
+    rows = data_rows(config, group.world_size)[group.rank]
+    with shares.written(out.path, config, combo, rows, group) as writer:
+        return parallel.run(config, group, [writer.add], hold=False)
 
 
 def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:

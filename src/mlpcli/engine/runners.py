@@ -55,16 +55,20 @@ def run(
     keep: bool = False,
     hold: bool = True,
     sinks: Sequence[OutputSink] = (),
+    rows: range | None = None,
 ) -> RunResult:
     """Build and run `config`, its features a chunk of rows at a time (`memory.chunk_rows`),
     read from their file as they are needed; running out of memory becomes UnavailableError.
 
-    Each chunk's output goes to `sinks` (a file, stdout) and, with `hold`, into the result
-    whole; the result always has a preview of the first and last rows.
+    `rows` runs those rows of the batch only (a rank's share of a `data` run; all by default):
+    the result's preview, output and tensors' shapes are theirs, each chunk counted from
+    `rows.start`. Each chunk's output goes to `sinks` (a file, stdout) and, with `hold`, into
+    the result whole; the result always has a preview of the first and last rows.
     `on_estimate` hears, before anything is built, about how long a large network will take;
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
     each tensor's statistics on the way (features, h1.., output); `keep` keeps every tensor.
     """
+    rows = range(config.batch) if rows is None else rows
     device = devices.prepare(config, streamed=True, held=hold)
     if on_estimate is not None and (estimate := forward_estimate(config, device)) is not None:
         on_estimate(estimate)
@@ -75,11 +79,11 @@ def run(
         gathered: dict[str, Accumulator] = {}
         if with_stats:
             gathered["features"] = Accumulator("features", None, device)
-        outputs = _Outputs(config.batch, hold, sinks)
+        outputs = _Outputs(config, len(rows), hold, sinks)
 
         def observe(name: str, h: torch.Tensor) -> None:
-            if name not in hidden:  # the first chunk's, for the whole batch
-                hidden[name] = _info(name, h, config.batch)
+            if name not in hidden:  # the first chunk's, for every row run
+                hidden[name] = _info(name, h, len(rows))
             if keep:
                 parts.setdefault(name, []).append(h.cpu())
             if with_stats:
@@ -91,7 +95,7 @@ def run(
                 step()
 
         start = time.perf_counter()
-        for features in _feature_chunks(config, network, device):
+        for features in _feature_chunks(config, network, device, rows):
             if with_stats:
                 gathered["features"].add(features)
             if keep:
@@ -103,7 +107,7 @@ def run(
         return RunResult(
             config=config,
             device=str(device),
-            tensors=(_info("features", network.features, config.batch), *tensors[1:]),
+            tensors=(_info("features", network.features, len(rows)), *tensors[1:]),
             preview=outputs.preview(),
             output=outputs.whole(),
             nonfinite=outputs.nonfinite,
@@ -118,12 +122,13 @@ class _Outputs:
     """Where a run's output chunks go: the sinks, the first and last rows for the preview, the
     whole output when it is held; and the count of values that are not finite."""
 
-    def __init__(self, rows: int, hold: bool, sinks: Sequence[OutputSink]) -> None:
+    def __init__(self, config: Config, rows: int, hold: bool, sinks: Sequence[OutputSink]) -> None:
         self.rows, self.hold, self.sinks = rows, hold, sinks
-        self.held: np.ndarray | None = None  # with `hold`: every row, filled as they come
         self.done = 0
-        self.head: np.ndarray | None = None
-        self.tail: np.ndarray | None = None
+        empty = np.empty((0, config.layers[-1]), config.dtype.output_type)  # no rows yet
+        self.head: np.ndarray = empty
+        self.tail: np.ndarray = empty
+        self.held = np.empty((rows, empty.shape[1]), empty.dtype) if hold else None
         self.nonfinite = 0
 
     def add(self, output: torch.Tensor) -> None:
@@ -133,14 +138,9 @@ class _Outputs:
         for start in range(0, rows.shape[0], block):
             for sink in self.sinks:
                 sink(rows[start : start + block])
-        if self.hold:
-            if self.held is None:
-                self.held = np.empty((self.rows, rows.shape[1]), dtype=rows.dtype)
+        if self.held is not None:
             self.held[self.done : self.done + rows.shape[0]] = rows
         self.done += rows.shape[0]
-        if self.head is None or self.tail is None:
-            self.head, self.tail = rows[:PREVIEW_ROWS].copy(), rows[-PREVIEW_ROWS:].copy()
-            return
         if len(self.head) < PREVIEW_ROWS:
             self.head = np.concatenate([self.head, rows[: PREVIEW_ROWS - len(self.head)]])
         self.tail = np.concatenate([self.tail, rows[-PREVIEW_ROWS:]])[-PREVIEW_ROWS:]
@@ -149,32 +149,36 @@ class _Outputs:
         return self.held
 
     def preview(self) -> Preview:
-        assert self.head is not None
-        assert self.tail is not None
         return Preview((self.rows, self.head.shape[1]), self.head, self.tail)
 
 
 def _feature_chunks(
-    config: Config, network: Network, device: torch.device
+    config: Config, network: Network, device: torch.device, rows: range
 ) -> Iterator[torch.Tensor]:
-    """The run's features, `memory.chunk_rows` rows at a time, cast and on `device`: read from
-    their file chunk by chunk, or cut from the drawn features."""
-    rows = memory.chunk_rows(config)
+    """The features of `rows`, `memory.chunk_rows` rows at a time from `rows.start`, cast and
+    on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
+    last share reads to the file's end, whose row count is checked there), or cut from the
+    drawn features."""
+    step = min(memory.chunk_rows(config), max(1, len(rows)))
     if config.inputs is None:
-        for first in range(0, config.batch, rows):
-            yield network.features[first : first + rows]
+        for first in range(rows.start, rows.stop, step):
+            yield network.features[first : min(first + step, rows.stop)]
         return
     from mlpcli.data import features as feature_files
 
     dtype = TORCH_DTYPES[config.dtype]
     reading = feature_files.reading_of(vars(config))
-    blocks = feature_files.chunks(config.inputs, reading, rows, config.batch)
-    while True:
+    blocks = feature_files.chunks(config.inputs, reading, step, config.batch, rows.start)
+    left = len(rows)
+    while left or rows.stop == config.batch:  # the last share reads on: the count is checked
         with located_at_inputs(config):  # a bad value in a later chunk
             block = next(blocks, None)
         if block is None:
             return
-        yield block.to(device=device, dtype=dtype)
+        taken = block[:left]
+        left -= taken.shape[0]
+        if taken.shape[0]:
+            yield taken.to(device=device, dtype=dtype)
 
 
 def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -42,6 +42,11 @@ class DType(StrEnum):
         """Bytes per element."""
         return {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}[self.value]
 
+    @property
+    def output_type(self) -> str:
+        """The NumPy type of a run's output rows (bfloat16, which NumPy lacks, as float32)."""
+        return {"float64": "f8", "float16": "f2"}.get(self.value, "f4")
+
 
 class Rng(StrEnum):
     """Where the seeded generator draws: the contract's CPU draw, or the target device."""

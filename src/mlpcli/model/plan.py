@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlpcli.errors import ConfigError
+from mlpcli.model import memory
 from mlpcli.model.activations import WHOLE_ROW
 from mlpcli.model.config import Config, Parallel, Rng
 
@@ -78,10 +79,11 @@ def split(total: int, parts: int) -> tuple[range, ...]:
 
 
 def data_rows(config: Config, world: int) -> tuple[range, ...]:
-    """Each rank's rows for `data`: whole chunks with `chunk`, so that every rank computes what
-    one process would (bit for bit); without it the rows split evenly."""
-    batch, chunk = config.batch, config.chunk
-    if chunk is None or chunk >= batch:
+    """Each rank's rows for `data`: whole chunks of the rows a run takes at a time
+    (`memory.chunk_rows`: `chunk`, or what the memory budget gives), so that every rank
+    computes what one process would (bit for bit); a batch of one chunk splits evenly."""
+    batch, chunk = config.batch, memory.chunk_rows(config)
+    if chunk >= batch:
         return split(batch, world)
     chunks = split(math.ceil(batch / chunk), world)
     return tuple(range(min(c.start * chunk, batch), min(c.stop * chunk, batch)) for c in chunks)

@@ -153,6 +153,15 @@ class Group:
             dist.gather_object(value, gathered, dst=0)
         return cast("list[T] | None", gathered)
 
+    def shared(self, value: T) -> T:
+        """Rank 0's `value`, on every rank."""
+        if not self.distributed:
+            return value
+        sent: list[T] = [value]
+        with self._waiting(torch.device("cpu")):
+            dist.broadcast_object_list(sent, src=0)
+        return sent[0]
+
     def complete(self) -> None:
         """Every rank has done its part (a barrier, watched, once rank 0 holds all it reports):
         from here rank 0 reports the result; before it, a failure anywhere ends every rank with

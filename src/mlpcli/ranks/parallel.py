@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mlpcli.engine import devices
+from mlpcli.engine import devices, runners
 from mlpcli.engine.network import (
     ACTIVATIONS,
     TORCH_DTYPES,
@@ -29,13 +29,14 @@ from mlpcli.engine.network import (
     forward_layers,
     placed,
 )
-from mlpcli.engine.runners import differences, named_tensors, nonfinite, to_numpy
+from mlpcli.engine.runners import OutputSink, differences, named_tensors, nonfinite, to_numpy
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
 from mlpcli.model.closeness import Tolerance
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.plan import Region, Share
 from mlpcli.model.results import (
+    PREVIEW_ROWS,
     BenchResult,
     CompareResult,
     ParallelInfo,
@@ -254,8 +255,66 @@ def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
     return ParallelInfo(config.parallel.value, group.world_size, group.backend(device))
 
 
-def run(config: Config, group: Group) -> RunResult | None:
-    """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere."""
+def run(
+    config: Config, group: Group, sinks: Sequence[OutputSink] = (), hold: bool = True
+) -> RunResult | None:
+    """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere.
+
+    With `data`, each rank streams its own rows as one process streams all of them
+    (`runners.run`): each chunk's output to `sinks` (this rank's part of an output file), and
+    to rank 0 whole only with `hold`; the preview and the counts go through rank 0. The other
+    modes hold their features and gather the output to rank 0 (`sinks` take it there)."""
+    if config.parallel is Parallel.DATA and group.distributed:
+        return _run_rows(config, group, sinks, hold)
+    result = _run_held(config, group)
+    if result is not None:
+        for sink in sinks:
+            sink(result.whole)
+    return result
+
+
+def _run_rows(
+    config: Config, group: Group, sinks: Sequence[OutputSink], hold: bool
+) -> RunResult | None:
+    """A `data` run: this rank's rows streamed; rank 0's result the ranks' put together, its
+    times the slowest rank's."""
+    spans = plan.data_rows(config, group.world_size)
+    mine = runners.run(group.on_device(config), hold=hold, sinks=sinks, rows=spans[group.rank])
+    part = (mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms)
+    whole = None
+    if hold:
+        output = torch.from_numpy(mine.whole)
+        whole = _gathered(group, output, spans, dim=0)
+    parts = group.gather(part)
+    if parts is None:
+        return None
+    heads, tails, nonfinite, build_ms, forward_ms = zip(*parts, strict=True)
+    preview = Preview(
+        (config.batch, config.layers[-1]),
+        np.concatenate(heads)[:PREVIEW_ROWS],
+        np.concatenate(tails)[-PREVIEW_ROWS:],
+    )
+    return dataclasses.replace(
+        mine,
+        tensors=_shapes(config, mine.device),
+        preview=preview,
+        output=None if whole is None else whole.numpy(),
+        nonfinite=sum(nonfinite),
+        build_ms=max(build_ms),
+        forward_ms=max(forward_ms),
+        parallel=info(config, group, torch.device(mine.device)),
+    )
+
+
+def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
+    """Every tensor of the whole run, as one process would hold them."""
+    dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
+    return tuple(TensorInfo(t.name, t.shape, dtype, device) for t in tensor_shapes(config))
+
+
+def _run_held(config: Config, group: Group) -> RunResult | None:
+    """A `pipeline` or `tensor` run (or a world of one): the features held, the output
+    gathered to rank 0."""
     device = devices.prepare(group.on_device(config))
     with devices.memory_errors(device):
         part, build_ms = _timed_part(config, group, device)
@@ -266,14 +325,11 @@ def run(config: Config, group: Group) -> RunResult | None:
         forward_ms = (time.perf_counter() - start) * 1e3
     if output is None:
         return None
-    dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
     whole = to_numpy(output)
     return RunResult(
         config=config,
         device=str(device),
-        tensors=tuple(
-            TensorInfo(t.name, t.shape, dtype, str(device)) for t in tensor_shapes(config)
-        ),
+        tensors=_shapes(config, str(device)),
         preview=Preview.of(whole),
         output=whole,
         nonfinite=nonfinite(output),

@@ -67,15 +67,14 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             yield file
         return
     _remove_stale_temporaries(path)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    temporary = _temporary(path)
     created = False
     try:
         with interrupts.writing(temporary):
             # its permissions only: a result never becomes setuid, setgid or sticky
             mode = stat.S_IMODE(path.stat().st_mode) & 0o777 if path.exists() else None
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            created = True
-            with os.fdopen(descriptor, "wb") as file:
+            with temporary.open("xb") as file:  # named: other ranks write into it (`shares`)
+                created = True
                 if mode is not None:
                     os.fchmod(file.fileno(), mode)
                 yield file
@@ -90,14 +89,44 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             session.current().written.append(path)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        if isinstance(error, PermissionError):
-            raise UsageError(f"{path}: permission denied") from None
         if isinstance(error, OSError):
-            reason = os.strerror(error.errno) if error.errno else str(error)
-            kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
-            raise kind(f"{path}: cannot write: {reason}") from None
+            raise cannot_write(path, error) from None
         raise
     interrupts.raise_waiting()  # a signal that waited for the rename ends the command now
+
+
+@contextlib.contextmanager
+def part(path: Path) -> Iterator[BinaryIO]:
+    """A part of `path` that another process appends to it (a rank's share of the rows): a
+    temporary beside `path` as `atomic`'s, flushed to disk when the block ends and left for
+    that process to remove; removed here if the block raises, or the process must end."""
+    temporary = _temporary(path)
+    try:
+        with interrupts.writing(temporary), temporary.open("xb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise cannot_write(path, error) from None
+        raise
+
+
+def cannot_write(path: Path, error: OSError) -> UsageError | UnavailableError:
+    """What a failed write of `path` says: a full disk is the machine's (exit 3)."""
+    if isinstance(error, PermissionError):
+        return UsageError(f"{path}: permission denied")
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
+    return kind(f"{path}: cannot write: {reason}")
+
+
+def _temporary(path: Path) -> Path:
+    """A new temporary's name beside `path`, with this process's id (`_remove_stale_temporaries`
+    knows it by that)."""
+    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
 
 
 @contextlib.contextmanager

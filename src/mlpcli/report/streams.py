@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".npy", ".csv", ".jsonl", ".parquet")
 ONE_OUTPUT = (".npy", ".jsonl", ".parquet")  # one network's output a file
+APPEND_BYTES = 1 << 20  # a part file is copied this much at a time
 
 
 class Writer:
@@ -40,6 +42,13 @@ class Writer:
 
     def add(self, rows: np.ndarray) -> None:
         """The next rows of the output, (rows, n_out)."""
+        raise NotImplementedError
+
+    def continues(self) -> None:
+        """The rows follow another writer's in the same file (a rank's share): no heading."""
+
+    def append(self, part: Path) -> None:
+        """The rows of a part file another writer of this format wrote (`continues`)."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -57,20 +66,17 @@ class _ToFile(Writer):
         assert file is not None
         self.file = file
 
+    def append(self, part: Path) -> None:
+        with part.open("rb") as source:
+            shutil.copyfileobj(source, self.file, APPEND_BYTES)
+
 
 class _Npy(_ToFile):
     """NumPy's .npy, as `np.save` writes the whole output (bfloat16 as float32): the header
     from the config's shape, then each chunk's bytes."""
 
     def start(self, config: Config, overrides: Sequence[str]) -> None:
-        import numpy as np
-
-        header = {
-            "descr": np.lib.format.dtype_to_descr(np.dtype(_numpy_type(config.dtype))),
-            "fortran_order": False,
-            "shape": (config.batch, config.layers[-1]),
-        }
-        np.lib.format.write_array_header_1_0(self.file, header)
+        self.file.write(npy_header(config))
 
     def add(self, rows: np.ndarray) -> None:
         import numpy as np
@@ -101,6 +107,15 @@ class _Csv(Writer):
     def add(self, rows: np.ndarray) -> None:
         self.tables.table(self.header)  # with the first rows: an error before them prints none
         self.tables.rows(self.label + row for row in rows.tolist())
+
+    def continues(self) -> None:
+        self.tables.last = self.header
+
+    def append(self, part: Path) -> None:
+        assert self.wrapper is not None
+        self.wrapper.flush()
+        with part.open("rb") as source:
+            shutil.copyfileobj(source, self.wrapper.buffer, APPEND_BYTES)
 
     def finish(self) -> None:
         self.stream.flush()
@@ -150,6 +165,12 @@ class _Parquet(_ToFile):
         columns = [pa.array(rows[:, j].astype(self.kind)) for j in range(rows.shape[1])]
         self.writer.write_table(pa.Table.from_arrays(columns, names=self.names))
 
+    def append(self, part: Path) -> None:
+        _, parquet = _pyarrow()
+        source = parquet.ParquetFile(part)
+        for group in range(source.num_row_groups):  # as the part wrote them: a chunk's rows
+            self.writer.write_table(source.read_row_group(group))
+
     def finish(self) -> None:
         self.writer.close()
 
@@ -167,9 +188,18 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
-def _numpy_type(dtype: DType) -> str:
-    """The NumPy type of a run's output rows (bfloat16, which NumPy lacks, as float32)."""
-    return {DType.FLOAT64: "f8", DType.FLOAT16: "f2"}.get(dtype, "f4")
+def npy_header(config: Config) -> bytes:
+    """The header of a .npy of `config`'s output, as `np.save` writes it."""
+    import numpy as np
+
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(config.dtype.output_type)),
+        "fortran_order": False,
+        "shape": (config.batch, config.layers[-1]),
+    }
+    written = io.BytesIO()
+    np.lib.format.write_array_header_1_0(written, header)
+    return written.getvalue()
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -193,14 +223,21 @@ def check(path: Path) -> None:
 def streamed(path: Path, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]:
     """The writer of `path` in its suffix's format, for runs with these `overrides`; the file
     is put in place when the block ends without an error."""
-    with files.atomic(path) as file:
-        writer = WRITERS[path.suffix.lower()](file, records.run_swept(overrides))
-        try:
-            yield writer
-        except BaseException:
-            writer.abandon()
-            raise
-        writer.finish()
+    with files.atomic(path) as file, writing(path, file, overrides) as writer:
+        yield writer
+
+
+@contextlib.contextmanager
+def writing(path: Path, file: BinaryIO, overrides: Sequence[Sequence[str]]) -> Iterator[Writer]:
+    """The writer of `path`'s format into `file`, finished when the block ends, or abandoned
+    if it raises."""
+    writer = WRITERS[path.suffix.lower()](file, records.run_swept(overrides))
+    try:
+        yield writer
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.finish()
 
 
 @contextlib.contextmanager
