@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import RenderableType
 
-from mlpcli.commands import ranks
+from mlpcli.commands import world as ranks_world
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -71,8 +71,8 @@ def bench(
     communicating.
     """
     path, overrides = split_one(arguments, "bench")
-    world = ranks.world_size(nproc)
-    ranks.refuse_stdin(overrides, world)
+    world = ranks_world.size(nproc)
+    ranks_world.refuse_stdin(overrides, world)
     jobs = plan([path], overrides, multirun=multirun)
     configs = [config for config, _ in jobs]
     out = Output(output_format, output, field, quiet)
@@ -83,7 +83,7 @@ def bench(
         plots.check(plot, [combo for _, combo in jobs])
     over_ranks = nproc is not None or process.current() is not None
     _check_timing(jobs, over_ranks=over_ranks, cuda_graph=cuda_graph, multirun=multirun)
-    ranks.check(configs, world, "bench")
+    ranks_world.check(configs, world, "bench")
     note_assumptions(*configs)
     if nproc is not None:
         launch.launch(nproc)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlpcli.commands import ranks
+from mlpcli.commands import world as ranks_world
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
@@ -74,8 +74,8 @@ def compare(
     named = " ".join(arguments or []) or "the built-in config"
     inputs = named_files([path], overrides)
     with reported(junit_xml, "mlpcli compare", "mlpcli compare", named, inputs) as report:
-        world = ranks.world_size(nproc)
-        ranks.refuse_stdin(overrides, world)
+        world = ranks_world.size(nproc)
+        ranks_world.refuse_stdin(overrides, world)
         over_ranks = nproc is not None or process.current() is not None
         source = "--devices"
         if device_list is None and not over_ranks:  # name the option only when the user typed it
@@ -95,7 +95,7 @@ def compare(
             out = Output(output_format, output, field, quiet)
             out.check(LAYOUT, sources(path, config))
             report.check(sources(path, config))
-            ranks.check([config], world, "compare")
+            ranks_world.check([config], world, "compare")
             note_assumptions(config)
             _over_ranks(config, specs, nproc, atol, rtol, out)
             return

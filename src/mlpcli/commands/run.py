@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import RenderableType
 
-from mlpcli.commands import ranks
+from mlpcli.commands import world as ranks_world
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
@@ -106,8 +106,8 @@ def run(
     named = " ".join(arguments or []) or "the built-in config"
     inputs = named_files(paths, overrides)
     with reported(junit_xml, "mlpcli run", "mlpcli run", named, inputs) as report:
-        world = ranks.world_size(nproc)
-        ranks.refuse_stdin(overrides, world)
+        world = ranks_world.size(nproc)
+        ranks_world.refuse_stdin(overrides, world)
         jobs = plan(paths, overrides, multirun=multirun)
         out = Output(output_format, output, field, quiet)
         layout = _layout(full=full, multirun=multirun)
@@ -121,7 +121,7 @@ def run(
             streams.check(output)
         keep = output is not None and output.suffix.lower() == ".safetensors"
         held = _holds(out, full=full, expect=expect is not None)
-        ranks.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
+        ranks_world.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
         with_ranks = world > 1 and _stays_with_the_ranks(out, jobs, held)
         _check_memory(jobs, world, held, with_ranks)
         if stats and output_format is Format.CSV and not process.prechecked():

@@ -18,7 +18,7 @@ RANKS_PER_CORE = 2  # past this, ranks on the CPU mostly wait on each other
 MIN_RANKS = 4  # allowed on any machine, however few its cores
 
 
-def world_size(nproc: int | None) -> int:
+def size(nproc: int | None) -> int:
     """The ranks this command runs over: --nproc's, the launcher's, or 1."""
     rank = process.current()
     if nproc is not None and process.launched():
