@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import RenderableType
 
-from mlpcli.commands import world as ranks_world
 from mlpcli.commands.common import (
     ConfigArguments,
     FormatOption,
@@ -19,21 +18,22 @@ from mlpcli.commands.common import (
     NprocOption,
     OutputOption,
     QuietOption,
+    Report,
     field_option,
-    note_assumptions,
     plan,
     sources,
-    split_one,
 )
-from mlpcli.engine import host
+from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import UsageError
 from mlpcli.model.results import BenchResult
 from mlpcli.model.units import byte_size, counted
-from mlpcli.ranks import launch, process
 from mlpcli.report import files, records, render, terminal
 from mlpcli.report import plot as plots
 from mlpcli.report.output import Format, Layout, Output
 from mlpcli.report.progress import LateProgress
+
+if TYPE_CHECKING:
+    from mlpcli.ranks.group import Group
 
 
 def bench(
@@ -70,37 +70,62 @@ def bench(
     them. Over several ranks: the group's figures, and each rank's peak memory and time spent
     communicating.
     """
-    path, overrides = split_one(arguments, "bench")
-    world = ranks_world.size(nproc)
-    ranks_world.refuse_stdin(overrides, world)
-    jobs = plan([path], overrides, multirun=multirun)
-    configs = [config for config, _ in jobs]
     out = Output(output_format, output, field, quiet)
-    layout = _layout(sweep=len(jobs) > 1)
-    out.check(layout, sources(path, *configs))
-    if plot is not None:
-        files.check_output(plot, list(plots.SUFFIXES), sources(path, *configs), "--plot ")
-        plots.check(plot, [combo for _, combo in jobs])
-    over_ranks = nproc is not None or process.current() is not None
-    _check_timing(jobs, over_ranks=over_ranks, cuda_graph=cuda_graph, multirun=multirun)
-    ranks_world.check(configs, world, "bench")
-    note_assumptions(*configs)
-    if nproc is not None:
-        launch.launch(nproc)
-        return
-    if over_ranks:
-        from mlpcli.ranks import group, parallel  # torch: only once the input is valid
+    drive(_Bench(arguments, nproc, out, multirun, cuda_graph, (warmup, repeat), plot))
 
-        result = parallel.bench(configs[0], group.joined(configs), warmup, repeat)
-        if result is not None:
-            out.emit(layout, [dataclasses.replace(result, overrides=jobs[0][1])])
-        return
-    results = _timed_here(jobs, warmup, repeat, cuda_graph)
-    picture = plots.bench_plot(results, plot) if plot is not None else None
-    out.emit(layout, results)
-    if plot is not None and picture is not None:
-        files.write_atomic(plot, picture)
-        terminal.note(f"wrote {plot} ({byte_size(len(picture))})")
+
+class _Bench(Command[BenchResult]):
+    """`bench` for the driver: a sweep's timings here, or one network's over ranks."""
+
+    name, shared = "bench", True
+
+    def __init__(
+        self,
+        arguments: Sequence[str] | None,
+        nproc: int | None,
+        out: Output,
+        multirun: bool,
+        cuda_graph: bool,
+        passes: tuple[int, int],
+        plot: Path | None,
+    ) -> None:
+        super().__init__(arguments, nproc)
+        self.out = out
+        self.multirun, self.cuda_graph, self.plot = multirun, cuda_graph, plot
+        self.warmup, self.repeat = passes
+
+    def plan(
+        self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
+    ) -> list[Job]:
+        return plan(paths, overrides, multirun=self.multirun)
+
+    def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
+        self.layout = _layout(sweep=len(jobs) > 1)
+        read = sources(self.paths[0], *(config for config, _ in jobs))
+        self.out.check(self.layout, read)
+        if self.plot is not None:
+            files.check_output(self.plot, list(plots.SUFFIXES), read, "--plot ")
+            plots.check(self.plot, [combo for _, combo in jobs])
+        _check_timing(
+            jobs, over_ranks=world.over_ranks, cuda_graph=self.cuda_graph, multirun=self.multirun
+        )
+
+    def here(self, jobs: Sequence[Job]) -> list[BenchResult]:
+        return _timed_here(jobs, self.warmup, self.repeat, self.cuda_graph)
+
+    def in_group(self, jobs: Sequence[Job], group: Group) -> list[BenchResult] | None:
+        from mlpcli.ranks import parallel  # torch
+
+        ((config, combo),) = jobs
+        result = parallel.bench(config, group, self.warmup, self.repeat)
+        return None if result is None else [dataclasses.replace(result, overrides=combo)]
+
+    def emit(self, results: Sequence[BenchResult]) -> None:
+        picture = plots.bench_plot(results, self.plot) if self.plot is not None else None
+        self.out.emit(self.layout, results)
+        if self.plot is not None and picture is not None:
+            files.write_atomic(self.plot, picture)
+            terminal.note(f"wrote {self.plot} ({byte_size(len(picture))})")
 
 
 def _check_timing(
@@ -121,8 +146,6 @@ def _timed_here(
     jobs: Sequence[Job], warmup: int, repeat: int, cuda_graph: bool
 ) -> list[BenchResult]:
     """Each job timed in this process, one after another, a progress bar over all passes."""
-    for config, _ in jobs:
-        host.check_host(config, on_cpu=config.device.type == "cpu")
     from mlpcli.engine import runners  # torch: only once the input is valid
 
     results = []

@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlpcli.commands import world as ranks_world
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
     FormatOption,
+    Job,
     JunitOption,
     OutputOption,
     QuietOption,
+    Report,
     RtolOption,
     field_option,
     load,
-    named_files,
-    note_assumptions,
     nproc_option,
-    reported,
     sources,
-    split_one,
 )
+from mlpcli.commands.driver import Command, World, drive
 from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.loading import loader
-from mlpcli.model.config import Config, Device, Rng
-from mlpcli.ranks import launch, process
+from mlpcli.model.config import Config, Rng
 from mlpcli.report import records, render
 from mlpcli.report.output import Format, Layout, Output
 
 if TYPE_CHECKING:
+    from mlpcli.model.closeness import Tolerance
     from mlpcli.model.results import CompareResult
+    from mlpcli.ranks.group import Group
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
 LAYOUT = Layout(records.compare_record, records.each(records.compare_rows), render.compare_tables)
@@ -70,79 +71,102 @@ def compare(
 
     With --nproc N: the run over N ranks (`parallel` says how) against one process.
     """
-    path, overrides = split_one(arguments, "compare")
-    named = " ".join(arguments or []) or "the built-in config"
-    inputs = named_files([path], overrides)
-    with reported(junit_xml, "mlpcli compare", "mlpcli compare", named, inputs) as report:
-        world = ranks_world.size(nproc)
-        ranks_world.refuse_stdin(overrides, world)
-        over_ranks = nproc is not None or process.current() is not None
-        source = "--devices"
-        if device_list is None and not over_ranks:  # name the option only when the user typed it
-            source = f"compare's default devices {DEFAULT} (--devices chooses others)"
+    out = Output(output_format, output, field, quiet)
+    drive(_Compare(arguments, nproc, junit_xml, out, device_list, (atol, rtol)))
+
+
+class _Compare(Command["CompareResult"]):
+    """`compare` for the driver: one network on each device here, or over ranks against one
+    process."""
+
+    name, shared = "compare", True
+
+    def __init__(
+        self,
+        arguments: Sequence[str] | None,
+        nproc: int | None,
+        junit: Path | None,
+        out: Output,
+        device_list: str | None,
+        tolerance: tuple[float | None, float | None],
+    ) -> None:
+        super().__init__(arguments, nproc, junit)
+        self.out, self.device_list, (self.atol, self.rtol) = out, device_list, tolerance
+
+    def plan(
+        self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
+    ) -> list[Job]:
+        """The devices, checked before the config is read; over ranks, the config on the one
+        device named."""
+        device_list, self.source = self.device_list, "--devices"
+        if device_list is None and not world.over_ranks:  # named only when the user typed it
+            self.source = f"compare's default devices {DEFAULT} (--devices chooses others)"
             device_list = DEFAULT
-        specs = [
-            loader.parse_device(d.strip(), source) for d in (device_list or "").split(",") if d
+        self.specs = [
+            loader.parse_device(d.strip(), self.source) for d in (device_list or "").split(",") if d
         ]
-        if over_ranks and len(specs) > 1:
+        if world.over_ranks and len(self.specs) > 1:
             raise UsageError(
                 f"--devices {device_list}: over ranks, name one device (both runs use it)"
             )
-        if not over_ranks and len(specs) < 2:
+        if not world.over_ranks and len(self.specs) < 2:
             raise UsageError(f"--devices {device_list}: name two or more devices, such as cpu,cuda")
-        config = load(path, overrides)
-        if over_ranks:
-            out = Output(output_format, output, field, quiet)
-            out.check(LAYOUT, sources(path, config))
-            report.check(sources(path, config))
-            ranks_world.check([config], world, "compare")
-            note_assumptions(config)
-            _over_ranks(config, specs, nproc, atol, rtol, out)
-            return
-        if config.rng is Rng.DEVICE and len({spec.type for spec in specs}) > 1:
+        config = load(paths[0], overrides)
+        if world.over_ranks and self.specs:
+            config = config.on_device(self.specs[0], "--devices")
+        several_types = len({spec.type for spec in self.specs}) > 1
+        if not world.over_ranks and config.rng is Rng.DEVICE and several_types:
             raise UsageError(
-                f"--devices {device_list}: with rng: device each device draws its own weights, so "
-                "they differ; compare with rng=cpu (the default), or devices of one type"
+                f"--devices {device_list}: with rng: device each device draws its own "
+                "weights, so they differ; compare with rng=cpu (the default), or devices "
+                "of one type"
             )
-        out = Output(output_format, output, field, quiet)
-        out.check(LAYOUT, sources(path, config))
-        report.check(sources(path, config))
-        host.check_host(config, on_cpu=any(spec.type == "cpu" for spec in specs))
-        note_assumptions(config)
+        return [(config, ())]
+
+    def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
+        read = sources(self.paths[0], *(config for config, _ in jobs))
+        self.out.check(LAYOUT, read)
+        report.check(read)
+
+    def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
+        if world.over_ranks:  # one process compares devices: no word of ranks
+            super().check_ranks(jobs, world)
+
+    def fits(self, jobs: Sequence[Job], world: World) -> None:
+        if not world.over_ranks:  # over ranks a mode is named: `shapes --nproc` plans it
+            ((config, _),) = jobs
+            host.check_host(config, on_cpu=any(spec.type == "cpu" for spec in self.specs))
+
+    def here(self, jobs: Sequence[Job]) -> list[CompareResult]:
         from mlpcli.engine import runners  # torch: only once the input is valid
-        from mlpcli.model.closeness import tolerance_for
 
-        result = runners.compare(config, specs, tolerance_for(config.dtype, atol, rtol), source)
-        _report(result, out)
+        ((config, _),) = jobs
+        return [runners.compare(config, self.specs, self._tolerance(config), self.source)]
 
+    def in_group(self, jobs: Sequence[Job], group: Group) -> list[CompareResult] | None:
+        from mlpcli.ranks import parallel  # torch: only once the input is valid
 
-def _over_ranks(
-    config: Config,
-    specs: list[Device],
-    nproc: int | None,
-    atol: float | None,
-    rtol: float | None,
-    out: Output,
-) -> None:
-    """The run over ranks (`parallel` as configured) against one process, reported by rank 0."""
-    if specs:
-        config = config.on_device(specs[0], "--devices")
-    if nproc is not None:
-        launch.launch(nproc)
-        return
-    from mlpcli.model.closeness import tolerance_for
-    from mlpcli.ranks import group, parallel  # torch: only once the input is valid
+        ((config, _),) = jobs
+        result = parallel.compare(config, group, self._tolerance(config))
+        return None if result is None else [result]
 
-    tolerance = tolerance_for(config.dtype, atol, rtol)
-    result = parallel.compare(config, group.joined([config]), tolerance)
-    if result is not None:
-        _report(result, out)
+    def _tolerance(self, config: Config) -> Tolerance:
+        """--atol and --rtol, or the dtype's."""
+        from mlpcli.model.closeness import tolerance_for  # NumPy: only once the input is valid
+
+        return tolerance_for(config.dtype, self.atol, self.rtol)
+
+    def emit(self, results: Sequence[CompareResult]) -> None:
+        self.out.emit(LAYOUT, results)
+
+    def check(self, results: Sequence[CompareResult], report: Report) -> None:
+        for result in results:
+            _beyond(result)
 
 
-def _report(result: CompareResult, out: Output) -> None:
-    """The comparison's results; exit 1 naming the worst tensor when any is beyond tolerance."""
+def _beyond(result: CompareResult) -> None:
+    """CheckFailedError naming the worst tensor when any is beyond tolerance."""
     config = result.config
-    out.emit(LAYOUT, [result])
     if result.beyond:
         worst = max(result.beyond, key=lambda diff: diff.difference.max_abs)
         raise CheckFailedError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -10,16 +11,13 @@ import typer
 from mlpcli.commands.common import (
     AtolOption,
     ConfigArguments,
+    Job,
     JunitOption,
+    Report,
     RtolOption,
-    load,
-    named_files,
-    note_assumptions,
-    reported,
     sources,
-    split_one,
 )
-from mlpcli.engine import host
+from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import CheckFailedError, UnavailableError
 from mlpcli.model.config import DType
 from mlpcli.model.units import byte_size
@@ -62,41 +60,73 @@ def export(
     junit_xml: JunitOption = None,
 ) -> None:
     """Write the network, with its weights, as a file PyTorch or ONNX tools load."""
-    path, overrides = split_one(arguments, "export")
-    named = " ".join(arguments or []) or "the built-in config"
-    inputs = named_files([path], overrides)
-    with reported(junit_xml, "mlpcli export", f"mlpcli export {output}", named, inputs) as report:
-        config = load(path, overrides)
-        suffix = "." + files.check_output(output, SUFFIXES, sources(path, config))
-        report.check([*sources(path, config), output])
-        host.check_host(config, on_cpu=config.device.type == "cpu")
+    drive(_Export(arguments, junit_xml, output, verify, (atol, rtol)))
+
+
+class _Export(Command[bytes]):
+    """`export` for the driver: the file's bytes, checked in their runtime with `verify`
+    (exit 1, nothing written, beyond the tolerance), then written."""
+
+    name = "export"
+
+    def __init__(
+        self,
+        arguments: Sequence[str] | None,
+        junit: Path | None,
+        output: Path,
+        verify: bool,
+        tolerance: tuple[float | None, float | None],
+    ) -> None:
+        super().__init__(arguments, junit=junit)
+        self.output, self.verify, (self.atol, self.rtol) = output, verify, tolerance
+        self.verified: str | None = None  # what --verify found, said once the file is written
+
+    def case(self) -> str:
+        return f"mlpcli export {self.output}"
+
+    def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
+        ((config, _),) = jobs
+        read = sources(self.paths[0], config)
+        self.suffix = "." + files.check_output(self.output, SUFFIXES, read)
+        report.check([*read, self.output])
+        if self.suffix == ".onnx":
+            from mlpcli.engine import exports  # torch: only once the input is valid
+
+            exports.require_onnx(verify=self.verify)
+            if self.verify and config.dtype is DType.BFLOAT16:  # before the export's work
+                raise UnavailableError(
+                    f"--verify {self.output}: onnxruntime's CPU kernels do not run bfloat16 (and "
+                    "NumPy cannot hold it); export it without --verify, or verify a float32 export"
+                )
+
+    def here(self, jobs: Sequence[Job]) -> list[bytes]:
         from mlpcli.engine import exports  # torch: only once the input is valid
         from mlpcli.model.closeness import tolerance_for
 
-        if suffix == ".onnx":
-            exports.require_onnx(verify=verify)
-            if verify and config.dtype is DType.BFLOAT16:  # refused before the export's work
-                raise UnavailableError(
-                    f"--verify {output}: onnxruntime's CPU kernels do not run bfloat16 (and NumPy "
-                    "cannot hold it); export it without --verify, or verify a float32 export"
-                )
-        note_assumptions(config)
-        tolerance = tolerance_for(config.dtype, atol, rtol) if verify else None
-        data, difference = exports.export(config, suffix, tolerance)
+        ((config, _),) = jobs
+        tolerance = tolerance_for(config.dtype, self.atol, self.rtol) if self.verify else None
+        data, difference = exports.export(config, self.suffix, tolerance)
+        output, runtime = self.output, RUNTIMES[self.suffix]
         if difference is not None and not difference.within:
             raise CheckFailedError(
                 [
-                    f"{output}: {RUNTIMES[suffix]} differs from run by {difference.max_abs:.3g} at "
+                    f"{output}: {runtime} differs from run by {difference.max_abs:.3g} at "
                     f"output{list(difference.worst)} ({difference.got:.9g} against "
                     f"{difference.expected:.9g}, allowed {difference.allowed:.3g}); not written"
                 ]
             )
-        files.write_atomic(output, data)
-        terminal.note(f"wrote {output} ({byte_size(len(data))})")
         if difference is not None:
             assert tolerance is not None
-            terminal.note(
-                f"{output}: {RUNTIMES[suffix]} gives run's output within {config.dtype} tolerance "
+            self.verified = (
+                f"{output}: {runtime} gives run's output within {config.dtype} tolerance "
                 f"(max |diff| {difference.max_abs:.3g}; atol {tolerance.atol:g}, "
                 f"rtol {tolerance.rtol:g} of the largest value)"
             )
+        return [data]
+
+    def emit(self, results: Sequence[bytes]) -> None:
+        (data,) = results
+        files.write_atomic(self.output, data)
+        terminal.note(f"wrote {self.output} ({byte_size(len(data))})")
+        if self.verified is not None:
+            terminal.note(self.verified)

@@ -1,7 +1,8 @@
 """`mlpcli run`: build and run networks; check them against expected outputs.
 
-In stages: plan (configs and sweeps), pre-check (memory, output path, expectations, before
-torch is imported), run, report (the one output path), check (`--expect`).
+Through the commands' driver (`driver.drive`): plan (configs and sweeps), pre-flight (outputs,
+expectations, ranks, memory: before torch is imported), run (here, or over ranks), emit, check
+(`--expect`).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import RenderableType
 
-from mlpcli.commands import world as ranks_world
+from mlpcli.commands import world as worlds
 from mlpcli.commands.common import (
     Arguments,
     AtolOption,
@@ -28,13 +30,10 @@ from mlpcli.commands.common import (
     Report,
     RtolOption,
     field_option,
-    named_files,
-    note_assumptions,
     plan,
-    reported,
     sources,
-    split,
 )
+from mlpcli.commands.driver import Command, World, drive
 from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
@@ -42,7 +41,7 @@ from mlpcli.model.config import Config, Parallel
 from mlpcli.model.plan import data_rows
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
-from mlpcli.ranks import launch, process
+from mlpcli.ranks import process
 from mlpcli.report import problems, records, render, shares, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
@@ -102,43 +101,102 @@ def run(
     junit_xml: JunitOption = None,
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
-    paths, overrides = split(arguments)
-    named = " ".join(arguments or []) or "the built-in config"
-    inputs = named_files(paths, overrides)
-    with reported(junit_xml, "mlpcli run", "mlpcli run", named, inputs) as report:
-        world = ranks_world.size(nproc)
-        ranks_world.refuse_stdin(overrides, world)
-        jobs = plan(paths, overrides, multirun=multirun)
-        out = Output(output_format, output, field, quiet)
-        layout = _layout(full=full, multirun=multirun)
-        configs = [config for config, _ in jobs]
-        inputs = [*sources(None, *configs), *paths, Path(expect) if expect else None]
-        out.check(layout, inputs)
+    out = Output(output_format, output, field, quiet)
+    options = _Options(
+        full=full, stats=stats, multirun=multirun, expect=expect, atol=atol, rtol=rtol
+    )
+    drive(_Run(arguments, nproc, junit_xml, out, options))
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What `run` was asked for beyond its configs and outputs."""
+
+    full: bool
+    stats: bool
+    multirun: bool
+    expect: str | None  # --expect, and its tolerance
+    atol: float | None
+    rtol: float | None
+
+
+class _Run(Command["RunResult"]):
+    """`run` for the driver: its outputs, what it holds, how it runs here and over ranks."""
+
+    name, several, shared = "run", True, True
+
+    def __init__(
+        self,
+        arguments: Sequence[str] | None,
+        nproc: int | None,
+        junit: Path | None,
+        out: Output,
+        options: _Options,
+    ) -> None:
+        super().__init__(arguments, nproc, junit)
+        self.out, self.o = out, options
+        self.layout = _layout(full=options.full, multirun=options.multirun)
+        self.keep = out.path is not None and out.path.suffix.lower() == ".safetensors"
+        self.held = _holds(out, full=options.full, expect=options.expect is not None)
+        self.with_ranks = False  # the output stays with the ranks (`_stays_with_the_ranks`)
+        self.expected: Expectation | None = None
+        self.printed = False  # CSV printed as it was computed
+        self.gone = False  # and its reader went away
+
+    def plan(
+        self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
+    ) -> list[Job]:
+        return plan(paths, overrides, multirun=self.o.multirun)
+
+    def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
+        expect, output = self.o.expect, self.out.path
+        inputs = [
+            *sources(None, *(c for c, _ in jobs)),
+            *self.paths,
+            Path(expect) if expect else None,
+        ]
+        self.out.check(self.layout, inputs)
         report.check(inputs)
         for suffix in (*streams.ONE_OUTPUT, ".safetensors"):
-            refuse_several(out, suffix, len(jobs))
+            refuse_several(self.out, suffix, len(jobs))
         if output is not None:
             streams.check(output)
-        keep = output is not None and output.suffix.lower() == ".safetensors"
-        held = _holds(out, full=full, expect=expect is not None)
-        ranks_world.check([config for config, _ in jobs], world, "run", stats=stats, keep=keep)
-        with_ranks = world > 1 and _stays_with_the_ranks(out, jobs, held)
-        _check_memory(jobs, world, held, with_ranks)
-        if stats and output_format is Format.CSV and not process.prechecked():
+        self.expected = _expectation(expect, jobs)
+
+    def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
+        configs = [config for config, _ in jobs]
+        worlds.check(configs, world.size, self.name, stats=self.o.stats, keep=self.keep)
+        self.with_ranks = world.size > 1 and _stays_with_the_ranks(self.out, jobs, self.held)
+
+    def fits(self, jobs: Sequence[Job], world: World) -> None:
+        _check_memory(jobs, world.size, self.held, self.with_ranks)
+
+    def notes(self, jobs: Sequence[Job]) -> None:
+        if self.o.stats and self.out.format is Format.CSV and not process.prechecked():
             terminal.note("CSV holds the outputs; --stats figures are in the table and in JSON")
-        expected = _expectation(expect, jobs)
-        note_assumptions(*configs)
-        if nproc is not None:
-            launch.launch(nproc)
-            return
-        if process.current() is None:
-            results = _run_here(jobs, out, layout, stats=stats, keep=keep, held=held is not None)
-        elif (gathered := _run_over_ranks(jobs, stats, keep, out, with_ranks)) is not None:
-            results = gathered
-            _written(jobs, out, layout, results, with_ranks)
-        else:  # rank 0 reports
-            return
-        _checked(results, expected, atol, rtol, report)
+        super().notes(jobs)
+
+    def here(self, jobs: Sequence[Job]) -> list[RunResult]:
+        self.printed = _prints_as_it_runs(self.out)
+        results, self.gone = _run_here(
+            jobs, self.out, self.layout, self.printed,
+            stats=self.o.stats, keep=self.keep, held=self.held is not None,
+        )  # fmt: skip
+        return results
+
+    def in_group(self, jobs: Sequence[Job], group: Group) -> list[RunResult] | None:
+        results = _run_over_ranks(jobs, group, self.o.stats, self.keep, self.out, self.with_ranks)
+        if results is not None:
+            _written(jobs, self.out, self.layout, results, self.with_ranks)
+        return results
+
+    def emit(self, results: Sequence[RunResult]) -> None:
+        self.out.emit(self.layout, results, printed=self.printed)
+        if self.gone:  # stdout's reader went while CSV was printed; every file is in place
+            raise ReaderGone
+
+    def check(self, results: Sequence[RunResult], report: Report) -> None:
+        _checked(results, self.expected, self.o.atol, self.o.rtol, report)
 
 
 def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks: bool) -> None:
@@ -156,12 +214,11 @@ def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks:
 
 
 def _run_here(
-    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], *, stats: bool, keep: bool,
-    held: bool,
-) -> list[RunResult]:  # fmt: skip
-    """Every job in this process, its output to the file and stdout as it is computed where
-    they stream; the results, emitted."""
-    printing = _prints_as_it_runs(out)
+    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], printing: bool, *, stats: bool,
+    keep: bool, held: bool,
+) -> tuple[list[RunResult], bool]:  # fmt: skip
+    """Every job in this process, its output to the file and (`printing`) stdout as it is
+    computed where they stream; the results, and whether stdout's reader has gone."""
     with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
         writers = [w for w in (writer, printer) if w is not None]
         results = [
@@ -171,10 +228,7 @@ def _run_here(
             for config, combo in jobs
         ]
         out.check_fields(layout, results)
-    out.emit(layout, results, printed=printing)
-    if printer is not None and printer.gone:  # every file is in place: end quietly
-        raise ReaderGone
-    return results
+    return results, printer is not None and printer.gone
 
 
 def _stays_with_the_ranks(out: Output, jobs: Sequence[Job], held: str | None) -> bool:
@@ -194,8 +248,7 @@ def _written(
     results: Sequence[RunResult],
     with_ranks: bool,
 ) -> None:
-    """Rank 0's results of a run over ranks, to the output file (unless the ranks wrote it)
-    and emitted."""
+    """Rank 0's results of a run over ranks, to the output file (unless the ranks wrote it)."""
     writing = contextlib.nullcontext() if with_ranks else _streaming(out, jobs)
     with writing as writer:
         for result in results:
@@ -203,7 +256,6 @@ def _written(
                 writer.start(result.config, result.overrides)
                 writer.add(result.whole)
         out.check_fields(layout, results)
-    out.emit(layout, results)
 
 
 def _checked(
@@ -332,16 +384,14 @@ def _run_one(
 
 
 def _run_over_ranks(
-    jobs: Sequence[Job], stats: bool, keep: bool, out: Output, with_ranks: bool
+    jobs: Sequence[Job], group: Group, stats: bool, keep: bool, out: Output, with_ranks: bool
 ) -> list[RunResult] | None:
     """Every job over this process group: a `parallel: none` network on one rank (they take
     turns), the others on every rank; the results in sweep order on rank 0, None elsewhere.
     `with_ranks`: the one network's output stays with the ranks, each writing its rows into
     the output file."""
     from mlpcli.engine import runners
-    from mlpcli.ranks import group as groups
 
-    group = groups.joined([config for config, _ in jobs])
     mine: dict[int, RunResult] = {}
     turn = 0
     for index, (config, combo) in enumerate(jobs):
