@@ -6,7 +6,10 @@ import contextlib
 import io
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,3 +92,27 @@ def mlpcli_script() -> str:
     if script is None:
         pytest.fail("mlpcli is not installed beside this Python: run the README's install command")
     return script
+
+
+@pytest.fixture
+def start_up_s() -> float:
+    """The floor of a timed test, taken in the test: the seconds this machine takes now to start
+    a Python that imports torch and mlpcli. A limit on how fast mlpcli answers allows this much
+    more, so that a busy machine (where everything is that much slower) cannot fail it, while a
+    wait the limit was written against (minutes) still does."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, mlpcli.cli"], check=True)
+    return time.perf_counter() - start
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signals_at_their_defaults() -> None:
+    """The tests send signals to the processes they start, which inherit this process's
+    dispositions, and mlpcli keeps ignoring a signal it was started ignoring (nohup's SIGHUP,
+    a background job's SIGINT and SIGQUIT): whatever started the suite, they start with the
+    defaults."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGQUIT, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)

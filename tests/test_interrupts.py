@@ -50,7 +50,7 @@ def start(script: str, path: Path) -> subprocess.Popen[str]:
 
 
 def test_a_run_stuck_in_c_ends_within_a_second_and_removes_its_temporary(
-    tmp_path: Path,
+    tmp_path: Path, start_up_s: float
 ) -> None:
     temporary = tmp_path / ".out.json.1.abcd.tmp"
     process = start(STUCK, temporary)
@@ -58,7 +58,7 @@ def test_a_run_stuck_in_c_ends_within_a_second_and_removes_its_temporary(
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (143, "mlpcli: error: terminated\n")
-    assert time.perf_counter() - sent < 2
+    assert time.perf_counter() - sent < 2 + start_up_s  # a busy machine: a start-up more
     assert not temporary.exists()
 
 

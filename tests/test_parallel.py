@@ -404,12 +404,15 @@ def _sockets(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(mlpcli_script: str) -> None:
+def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(
+    mlpcli_script: str, start_up_s: float
+) -> None:
     process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline")
     os.kill(ranks[1], signal.SIGKILL)
     start = time.monotonic()
     _, err = process.communicate(timeout=60)
-    assert time.monotonic() - start < 10  # the launcher ends the others within its interval
+    # the launcher ends the others within its interval (a busy machine: a start-up more)
+    assert time.monotonic() - start < 10 + start_up_s
     assert process.returncode == 3
     assert said(err) == ["mlpcli: error: rank 1 died (SIGKILL); the other ranks were ended"]
     assert _ranks_of(process.pid) == {}
@@ -425,7 +428,9 @@ def test_ctrl_c_ends_every_rank_with_130(mlpcli_script: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: str) -> None:
+def test_a_rank_that_stops_answering_is_named_within_the_timeout(
+    mlpcli_script: str, start_up_s: float
+) -> None:
     process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=tensor",
                               "timeout=3")  # fmt: skip
     os.kill(ranks[2], signal.SIGSTOP)
@@ -436,7 +441,8 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(mlpcli_script: 
     ended_in = time.monotonic() - start
     os.kill(ranks[2], signal.SIGCONT)  # the launcher's SIGTERM, pending, now ends it at once
     _, err = process.communicate(timeout=60)
-    assert ended_in < 3 + 10, err  # the timeout, two heartbeats, the wait for the others
+    # the timeout, two heartbeats, the wait for the others (a busy machine: a start-up more)
+    assert ended_in < 3 + 10 + start_up_s, err
     assert process.returncode == 3, err
     assert len(said(err)) == 1, err
     [line] = said(err)
@@ -594,7 +600,7 @@ def _hand_started(mlpcli_script: str, rank: int, port: int) -> tuple[int, str, f
 
 @pytest.mark.slow
 def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
-    mlpcli_script: str,
+    mlpcli_script: str, start_up_s: float
 ) -> None:
     """Started by hand (no launcher's store): rank 0 waits `timeout` for the group to form,
     then one line and exit 3 (it took 190 s and printed 82 lines)."""
@@ -608,11 +614,11 @@ def test_a_rank_alone_ends_within_its_timeout_when_the_others_never_arrive(
     assert re.fullmatch(
         r"mlpcli: error: the 2 ranks did not all arrive within the timeout \(3 s\): .*\n", err
     )
-    assert took < 3 + 30, f"{took:.0f} s"  # it was 190 s; torch's import counts here too
+    assert took < 3 + 30 + start_up_s, f"{took:.0f} s"  # it was 190 s; torch's import counts
 
 
 def test_a_rank_pointed_at_a_port_where_no_store_answers_ends_within_its_timeout(
-    mlpcli_script: str,
+    mlpcli_script: str, start_up_s: float
 ) -> None:
     """Something other than a store on MASTER_PORT (an HTTP server, which holds the connection
     open) held a hand-started rank past 150 s with timeout=5; it ends within its timeout and
@@ -633,4 +639,4 @@ def test_a_rank_pointed_at_a_port_where_no_store_answers_ends_within_its_timeout
         r"other than its store answers on that port\n",
         err,
     )
-    assert took < 3 + 30, f"{took:.0f} s"  # torch's import counts here too
+    assert took < 3 + 30 + start_up_s, f"{took:.0f} s"  # torch's import counts here too

@@ -8,8 +8,9 @@ import sys
 def main() -> None:
     """Import the application, then run it; Ctrl-C, SIGTERM or SIGHUP during the imports is
     one line and 130, 143 or 129 too (the application's own watcher takes over once imported)."""
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGHUP, _terminated)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) != signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+            signal.signal(signum, _terminated)
     # torch's C++ log lines (Gloo's, c10d's) say what mlpcli says in one line of its own
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:

@@ -38,6 +38,7 @@ FATAL = (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 _RESTORE_TERMINAL = "\r\x1b[2K\x1b[?25h"  # clear a progress bar's line, show the cursor again
 
 _watching = False  # only the console script watches; in-process callers (tests) do not
+_watched: frozenset[signal.Signals] = frozenset()  # the signals it waits for
 _claimed = threading.Lock()  # whoever takes it prints the one line
 _state = threading.Lock()  # guards the three below
 _temporary: Path | None = None  # the file a write has made and not yet renamed
@@ -59,13 +60,21 @@ class Terminated(BaseException):
 
 def watch() -> None:
     """Route SIGINT, SIGTERM, SIGHUP and the FATAL signals through the watcher thread (the
-    console script's entry only)."""
-    global _watching
+    console script's entry only). A signal the process was started ignoring stays ignored:
+    `nohup`'s SIGHUP, a background job's SIGINT and SIGQUIT."""
+    global _watching, _watched
     _watching = True
-    signal.pthread_sigmask(signal.SIG_BLOCK, {*SIGNALS, *FATAL})
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    signal.signal(signal.SIGHUP, _raise_terminated)
+    _watched = _not_ignored()
+    signal.pthread_sigmask(signal.SIG_BLOCK, _watched)
+    for signum in {signal.SIGTERM, signal.SIGHUP} & _watched:
+        signal.signal(signum, _raise_terminated)
     threading.Thread(target=_watcher, name="mlpcli-signals", daemon=True).start()
+
+
+def _not_ignored() -> frozenset[signal.Signals]:
+    """SIGNALS and FATAL, but those this process ignores (as it was started)."""
+    every = (*SIGNALS, *FATAL)
+    return frozenset(signum for signum in every if signal.getsignal(signum) != signal.SIG_IGN)
 
 
 def claim() -> bool:
@@ -135,7 +144,7 @@ def handed_over() -> Iterator[None]:
         yield
     finally:
         if _watching:
-            signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+            signal.pthread_sigmask(signal.SIG_BLOCK, _watched & set(SIGNALS))
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -155,7 +164,7 @@ def voiced(signum: int) -> bool:
 def _watcher() -> None:
     global _signalled, _dropped
     while True:
-        signum = signal.Signals(signal.sigwait({*SIGNALS, *FATAL}))
+        signum = signal.Signals(signal.sigwait(_watched))
         if signum in FATAL:
             _end_as(signum)
         with _state:  # decided and raised under the lock: no write can start in between
