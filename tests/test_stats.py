@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from mlpcli.engine import network, runners
-from mlpcli.engine.stats import Accumulator
+from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.loading.loader import load
+from mlpcli.model.config import Activation
 
 from .conftest import invoke
 
@@ -122,3 +125,32 @@ def test_a_spread_far_below_the_mean_is_kept() -> None:
 
 def test_the_notebook_gets_no_note() -> None:
     assert invoke("run", "--stats", "-q")[2] == ""
+
+
+@pytest.mark.parametrize("activation", [Activation.SIGMOID, Activation.SOFTMAX, Activation.RELU])
+def test_the_ranks_figures_combined_are_the_whole_tensors(activation: Activation) -> None:
+    """Rows split as a `data` run splits them (a rank with none too), each part's figures
+    combined: every figure the whole tensor's; the histogram too where the range is the
+    activation's own, and over the whole tensor's range where it is not."""
+    values = torch.randn(301, 6, dtype=torch.float64) * 4
+    values[7, 2], values[200, 1] = math.nan, math.inf
+    values = torch.sigmoid(values) if activation is Activation.SIGMOID else values
+    values = torch.softmax(values, -1) if activation is Activation.SOFTMAX else values
+    whole = Accumulator("h1", activation, torch.device("cpu"))
+    whole.add(values[:160])  # rank 0's rows, as its first chunk: the range starts there
+    whole.add(values[160:])
+    parts = []
+    for rows in (slice(0, 160), slice(160, 301), None):  # None: a rank with no rows
+        part = Accumulator("h1", activation, torch.device("cpu"))
+        if rows is not None:
+            part.add(values[rows])
+        parts.append(part.result())
+    got, expected = combined(parts), whole.result()
+    for name in ("count", "min", "max", "nan", "inf", "histogram_range"):
+        assert getattr(got, name) == getattr(expected, name), name
+    for name in ("mean", "std", "zeros"):
+        assert getattr(got, name) == pytest.approx(getattr(expected, name), rel=1e-12), name
+    assert got.saturated == (expected.saturated and pytest.approx(expected.saturated, rel=1e-12))
+    assert sum(got.histogram) == sum(expected.histogram) == got.count
+    if activation is not Activation.RELU:  # bounded: one range, the same bins
+        assert got.histogram == expected.histogram

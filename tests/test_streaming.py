@@ -414,6 +414,24 @@ def test_ranks_of_a_data_run_read_and_write_their_own_rows(
 
 
 @pytest.mark.slow
+def test_the_statistics_of_a_data_run_over_ranks_are_one_processs(tmp_path: Path) -> None:
+    WRITERS["x.npy"](tmp_path / "x.npy")
+    args = ("run", LAYERS, "inputs=x.npy", "parallel=data", "chunk=7", "activation=[tanh, sigmoid]")
+    one = _mlpcli(*args, "--stats", "-f", "json", cwd=tmp_path)
+    two = _mlpcli(*args, "--stats", "-f", "json", "--nproc", "2", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    alone, shared = json.loads(one.stdout)["stats"], json.loads(two.stdout)["stats"]
+    assert [s["name"] for s in shared] == ["features", "h1", "output"]
+    for got, expected in zip(shared, alone, strict=True):
+        for exact in ("count", "min", "max", "zeros", "saturated", "nan", "inf", "histogram_range"):
+            assert got[exact] == expected[exact], (got["name"], exact)
+        assert got["mean"] == pytest.approx(expected["mean"], rel=1e-12, abs=1e-15)
+        assert got["std"] == pytest.approx(expected["std"], rel=1e-12)
+        if got["name"] != "features":  # tanh and sigmoid: one range, the same bins
+            assert got["histogram"] == expected["histogram"]
+
+
+@pytest.mark.slow
 def test_a_bad_row_in_a_later_ranks_share_leaves_no_output(tmp_path: Path) -> None:
     rows = "".join(f"{i},{i + 1}\n" for i in range(40))
     (tmp_path / "x.csv").write_text(f"a,b\n{rows}1,x\n")  # in rank 1's rows

@@ -401,7 +401,7 @@ def _run_over_ranks(
             if ours:
                 result = runners.run(group.on_device(config), with_stats=stats, keep=keep)
                 mine[index] = dataclasses.replace(result, overrides=combo)
-        elif (shared_result := _shared(config, combo, group, out, with_ranks)) is not None:
+        elif (shared_result := _shared(config, combo, group, out, with_ranks, stats)) is not None:
             mine[index] = dataclasses.replace(shared_result, overrides=combo)
     gathered = group.gather(mine)
     group.complete()  # every rank has done its part: only now is the result reported
@@ -412,19 +412,25 @@ def _run_over_ranks(
 
 
 def _shared(
-    config: Config, combo: Sequence[str], group: Group, out: Output, with_ranks: bool
+    config: Config,
+    combo: Sequence[str],
+    group: Group,
+    out: Output,
+    with_ranks: bool,
+    stats: bool,
 ) -> RunResult | None:
-    """One network run by every rank: its result on rank 0, its output there whole unless it
-    stays `with_ranks`, each rank writing its rows into the output file."""
+    """One network run by every rank: its result on rank 0 (with `stats`, its statistics),
+    its output there whole unless it stays `with_ranks`, each rank writing its rows into the
+    output file."""
     from mlpcli.ranks import parallel
 
     if not with_ranks:
-        return parallel.run(config, group)
+        return parallel.run(config, group, with_stats=stats)
     if out.path is None:
-        return parallel.run(config, group, hold=False)
+        return parallel.run(config, group, hold=False, with_stats=stats)
     rows = data_rows(config, group.world_size)[group.rank]
     with shares.written(out.path, config, combo, rows, group) as writer:
-        return parallel.run(config, group, [writer.add], hold=False)
+        return parallel.run(config, group, [writer.add], hold=False, with_stats=stats)
 
 
 def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:

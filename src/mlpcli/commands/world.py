@@ -65,7 +65,8 @@ def check(
 
 def _check_shared(config: Config, world: int, command: str, *, stats: bool, keep: bool) -> None:
     """What one network cannot do over `world` ranks: read stdin, run a command other than
-    `run` on one rank, pipeline fewer layers than ranks, or gather every tensor."""
+    `run` on one rank, pipeline fewer layers than ranks, gather every tensor, or gather
+    statistics of tensors split by layers or columns."""
     where = config.where("parallel")
     if config.inputs == "-":
         raise _stdin(str(config.where("inputs")))
@@ -76,11 +77,13 @@ def _check_shared(config: Config, world: int, command: str, *, stats: bool, keep
         )
     if config.parallel is Parallel.PIPELINE:
         plan.stages(config, world)  # enough layers for every rank
-    if config.parallel is not Parallel.NONE and (stats or keep):
-        what = "--stats" if stats else "--output .safetensors"
+    split_tensors = config.parallel in (Parallel.PIPELINE, Parallel.TENSOR)
+    if (stats and split_tensors) or (keep and config.parallel is not Parallel.NONE):
+        what = "--stats" if stats and split_tensors else "--output .safetensors"
+        other = "parallel=data or parallel=none" if what == "--stats" else "parallel=none"
         raise UsageError(
             f"{what} needs every tensor in one process; with parallel: {config.parallel} "
-            f"({where}) leave it out, or use parallel=none"
+            f"({where}) leave it out, or use {other}"
         )
 
 

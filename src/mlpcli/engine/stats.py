@@ -8,11 +8,17 @@ histogram's range is the activation's own where it is bounded (sigmoid and softm
 [-1, 1]); elsewhere it starts at the first chunk's range and doubles, merging bins in pairs,
 until it holds every value: the same counts, whatever the chunks, for a bounded range; an
 unbounded one's bins follow the first chunk's range, so they change with the chunk size.
+
+Over the ranks of a `data` run each rank gathers its rows' figures and rank 0 combines them
+(`combined`): counts, extremes and fractions exactly, mean and spread by the same formula; the
+histogram over rank 0's range, widened the same way, a bin of another rank's range counted at
+its centre.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -123,3 +129,58 @@ class Accumulator:
             histogram=tuple(int(c) for c in self.histogram.tolist()),
             histogram_range=self.range if finite else None,
         )
+
+
+def combined(parts: Sequence[TensorStats]) -> TensorStats:
+    """One tensor's figures from those of parts of its rows (a rank's each, in row order)."""
+    seen = [part for part in parts if part.count]  # with finite values
+    values = [part.count + part.nan + part.inf for part in parts]
+    every, finite = sum(values), sum(part.count for part in seen)
+    mean = sum(part.count * part.mean for part in seen) / finite if finite else math.nan
+    squares = sum(part.count * (part.std**2 + (part.mean - mean) ** 2) for part in seen)
+
+    def share(fraction: list[float]) -> float:  # a fraction of all values (or rows), overall
+        return sum(f * n for f, n in zip(fraction, values, strict=True)) / every if every else 0.0
+
+    first = parts[0]
+    saturated = None if first.saturated is None else share([p.saturated or 0.0 for p in parts])
+    histogram, span = _histogram(seen)
+    return TensorStats(
+        name=first.name,
+        count=finite,
+        mean=mean,
+        std=math.sqrt(squares / finite) if finite else math.nan,
+        min=min((part.min for part in seen), default=math.nan),
+        max=max((part.max for part in seen), default=math.nan),
+        zeros=share([part.zeros for part in parts]),
+        saturated=saturated,
+        nan=sum(part.nan for part in parts),
+        inf=sum(part.inf for part in parts),
+        histogram=histogram,
+        histogram_range=span,
+    )
+
+
+def _histogram(parts: Sequence[TensorStats]) -> tuple[tuple[int, ...], tuple[float, float] | None]:
+    """The parts' histograms over the first one's range, doubled (as `Accumulator._widen`
+    does) until it holds every part's values; each bin counted where its centre falls (the
+    ends clamped, as values are)."""
+    spans = [part.histogram_range for part in parts if part.histogram_range is not None]
+    if not spans:
+        return (0,) * BINS, None
+    start, end = spans[0]
+    low, high = min(part.min for part in parts), max(part.max for part in parts)
+    while low < start or high > end:
+        if high > end:
+            start, end = start, end + (end - start)
+        else:
+            start, end = start - (end - start), end
+    counts = [0] * BINS
+    for part in parts:
+        if part.histogram_range is None:
+            continue
+        a, b = part.histogram_range
+        for j, count in enumerate(part.histogram):
+            centre = a + (j + 0.5) * (b - a) / BINS
+            counts[min(BINS - 1, max(0, int((centre - start) / (end - start) * BINS)))] += count
+    return tuple(counts), (start, end)

@@ -30,6 +30,7 @@ from mlpcli.engine.network import (
     placed,
 )
 from mlpcli.engine.runners import OutputSink, differences, named_tensors, nonfinite, to_numpy
+from mlpcli.engine.stats import combined
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
 from mlpcli.model.closeness import Tolerance
@@ -44,6 +45,7 @@ from mlpcli.model.results import (
     RankFigures,
     RunResult,
     TensorInfo,
+    TensorStats,
 )
 from mlpcli.model.shapes import shapes, tensor_shapes
 from mlpcli.ranks.group import Group
@@ -256,16 +258,21 @@ def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
 
 
 def run(
-    config: Config, group: Group, sinks: Sequence[OutputSink] = (), hold: bool = True
+    config: Config,
+    group: Group,
+    sinks: Sequence[OutputSink] = (),
+    hold: bool = True,
+    with_stats: bool = False,
 ) -> RunResult | None:
     """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere.
 
     With `data`, each rank streams its own rows as one process streams all of them
     (`runners.run`): each chunk's output to `sinks` (this rank's part of an output file), and
-    to rank 0 whole only with `hold`; the preview and the counts go through rank 0. The other
-    modes hold their features and gather the output to rank 0 (`sinks` take it there)."""
+    to rank 0 whole only with `hold`; the preview, the counts and `with_stats`' figures go
+    through rank 0. The other modes hold their features and gather the output to rank 0
+    (`sinks` take it there); they have no statistics (`commands.world` refuses them)."""
     if config.parallel is Parallel.DATA and group.distributed:
-        return _run_rows(config, group, sinks, hold)
+        return _run_rows(config, group, sinks, hold, with_stats)
     result = _run_held(config, group)
     if result is not None:
         for sink in sinks:
@@ -274,13 +281,19 @@ def run(
 
 
 def _run_rows(
-    config: Config, group: Group, sinks: Sequence[OutputSink], hold: bool
+    config: Config, group: Group, sinks: Sequence[OutputSink], hold: bool, with_stats: bool
 ) -> RunResult | None:
     """A `data` run: this rank's rows streamed; rank 0's result the ranks' put together, its
     times the slowest rank's."""
     spans = plan.data_rows(config, group.world_size)
-    mine = runners.run(group.on_device(config), hold=hold, sinks=sinks, rows=spans[group.rank])
-    part = (mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms)
+    mine = runners.run(
+        group.on_device(config), with_stats=with_stats, hold=hold, sinks=sinks,
+        rows=spans[group.rank],
+    )  # fmt: skip
+    part = (
+        mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms,
+        mine.stats,
+    )  # fmt: skip
     whole = None
     if hold:
         output = torch.from_numpy(mine.whole)
@@ -288,7 +301,7 @@ def _run_rows(
     parts = group.gather(part)
     if parts is None:
         return None
-    heads, tails, nonfinite, build_ms, forward_ms = zip(*parts, strict=True)
+    heads, tails, nonfinite, build_ms, forward_ms, stats = zip(*parts, strict=True)
     preview = Preview(
         (config.batch, config.layers[-1]),
         np.concatenate(heads)[:PREVIEW_ROWS],
@@ -302,8 +315,19 @@ def _run_rows(
         nonfinite=sum(nonfinite),
         build_ms=max(build_ms),
         forward_ms=max(forward_ms),
+        stats=tuple(combined(parts) for parts in _by_tensor(stats).values()),
         parallel=info(config, group, torch.device(mine.device)),
     )
+
+
+def _by_tensor(ranks: Sequence[Sequence[TensorStats]]) -> dict[str, list[TensorStats]]:
+    """Each tensor's figures from every rank that has them, in rank order (a rank with no rows
+    has its features' only)."""
+    by_name: dict[str, list[TensorStats]] = {}
+    for figures in ranks:
+        for tensor in figures:
+            by_name.setdefault(tensor.name, []).append(tensor)
+    return by_name
 
 
 def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
