@@ -226,6 +226,7 @@ FAULTS = [
     Fault("command line", ["run", "seed=", "-o", "{out}"], 2, r"^override 'seed=': an empty value \(an unset shell variable\?\); seed=null gives seed its default$"),
     Fault("command line", ["run", "layers=[3,", "2,", "1]", "-o", "{out}"], 2, r"^override 'layers=\[3,': the shell split its list at the spaces; quote it: 'layers=\[3, 2, 1\]'$"),
     Fault("command line", ["run", "seed=1", "seed=2", "-o", "{out}"], 2, r"^override 'seed=2': seed is given twice \(also 'seed=1'\); give it once, or sweep its values with -m seed=A,B$"),
+    Fault("command line", ["export", "seed=1", "seed=2", "-o", "{dir}/m.pt"], 2, r"^override 'seed=2': seed is given twice \(also 'seed=1'\); give it once$"),
     Fault("command line", ["run", "layers=null", "-o", "{out}"], 2, r"^override 'layers=null': layers: required; null leaves it unset$"),
     Fault("command line", ["run", "layers=[" + "3," * 1025 + "1]", "-o", "{out}"], 2, r"^override 'layers=\[[3,]{110,130}…[3,]{30,50}1\]': layers: needs 2 to 1025 sizes \(input, \.\.\., output\), got 1026$"),
     Fault("command line", ["run", "-", "-o", "{out}"], 2, r"^-: a config is read from its file, not from standard input; `-` is for the features: inputs=-$"),

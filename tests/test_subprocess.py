@@ -151,14 +151,18 @@ def test_a_signal_mid_run_ends_it_at_once_with_one_line_and_no_file(
 
 
 @pytest.mark.slow
-def test_a_signal_it_was_started_ignoring_stays_ignored(tmp_path: Path, mlpcli_script: str) -> None:
-    """`nohup mlpcli run ...`: the terminal's hangup does not end it (it ended with 129)."""
+@pytest.mark.parametrize(("ranks", "started_s"), [([], 3.0), (["--nproc", "2"], 8.0)])
+def test_a_signal_it_was_started_ignoring_stays_ignored(
+    tmp_path: Path, mlpcli_script: str, ranks: list[str], started_s: float
+) -> None:
+    """`nohup mlpcli run ...`: the terminal's hangup does not end it (it ended with 129), nor
+    its ranks (torch's launcher took SIGHUP over)."""
     process = subprocess.Popen(
-        [mlpcli_script, "run", *LONG_RUN, "-o", str(tmp_path / "results.json")],
+        [mlpcli_script, "run", *LONG_RUN, *ranks, "-o", str(tmp_path / "results.json")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup starts it
     )  # fmt: skip
-    time.sleep(3.0)  # into the run
+    time.sleep(started_s)  # into the run
     process.send_signal(signal.SIGHUP)
     time.sleep(1.0)  # mlpcli ends within 0.5 s of a signal it takes
     assert process.poll() is None

@@ -41,7 +41,7 @@ _watching = False  # only the console script watches; in-process callers (tests)
 _watched: frozenset[signal.Signals] = frozenset()  # the signals it waits for
 _claimed = threading.Lock()  # whoever takes it prints the one line
 _state = threading.Lock()  # guards the three below
-_temporary: Path | None = None  # the file a write has made and not yet renamed
+_temporaries: list[Path] = []  # the files writes have made and not yet renamed or handed on
 _held = 0  # > 0 while a result is put in place (a rename; a complete run over ranks reported):
 # the first signal then is dropped, a second one ends the process as usual
 _signalled = False  # a signal has been raised in the main thread already
@@ -56,6 +56,11 @@ class Terminated(BaseException):
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         super().__init__(signum)
         self.signum = signal.Signals(signum)
+
+
+def watched() -> frozenset[signal.Signals]:
+    """The signals the watcher waits for (none before `watch`)."""
+    return _watched
 
 
 def watch() -> None:
@@ -84,15 +89,15 @@ def claim() -> bool:
 
 @contextlib.contextmanager
 def writing(temporary: Path) -> Iterator[None]:
-    """While `temporary` is being written: the watcher removes it if it must end the process."""
-    global _temporary
+    """While `temporary` is being written (or waits to be appended to an output by rank 0):
+    the watcher removes it if it must end the process."""
     with _state:
-        _temporary = temporary
+        _temporaries.append(temporary)
     try:
         yield
     finally:
         with _state:
-            _temporary = None
+            _temporaries.remove(temporary)
 
 
 @contextlib.contextmanager
@@ -198,18 +203,18 @@ def _end_when_stuck(signum: signal.Signals) -> None:
         _end(signum, line=True)
 
 
-def discard_temporary() -> None:
-    """Remove the temporary file being written, if any (the process is about to end)."""
+def discard_temporaries() -> None:
+    """Remove the temporary files being written, if any (the process is about to end)."""
     with _state:
-        temporary = _temporary
-    if temporary is not None:
+        temporaries = list(_temporaries)
+    for temporary in temporaries:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
 
 
 def _end(signum: signal.Signals, *, line: bool) -> None:
     """Remove the temporary file, say so in one `line` (unless the main thread did) and exit."""
-    discard_temporary()
+    discard_temporaries()
     if line and voiced(signum):
         prefix = _RESTORE_TERMINAL if sys.stderr.isatty() else ""
         os.write(2, f"{prefix}mlpcli: error: {MESSAGES[signum]}\n".encode())
@@ -219,7 +224,7 @@ def _end(signum: signal.Signals, *, line: bool) -> None:
 def _end_as(signum: signal.Signals) -> NoReturn:
     """End the process as `signum`'s default action does, its temporary file removed first
     (where a library installed a handler of its own, PyTorch's launcher does, with 128 + N)."""
-    discard_temporary()
+    discard_temporaries()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
     signal.raise_signal(signum)  # the default action ends the process here
     os._exit(128 + signum)

@@ -258,7 +258,9 @@ def sources(path: Path | None, *configs: Config) -> list[Path | None]:
 
 
 def load(path: Path | None, overrides: Sequence[str]) -> Config:
-    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides."""
+    """A config with MLPCLI_DEVICE and MLPCLI_THREADS applied between the file and overrides;
+    a key given twice is an error."""
+    sweep.once_each(overrides)
     return loader.load(path, overrides, os.environ)
 
 
@@ -266,12 +268,13 @@ Job = tuple[Config, tuple[str, ...]]  # a config and the overrides that made it
 
 
 def plan(paths: Sequence[Path | None], overrides: Sequence[str], *, multirun: bool) -> list[Job]:
-    """Every config to run, read and checked before the first one runs: each path with the
-    overrides, or (`multirun`) with each combination of their comma-separated values.
+    """Every config a command that sweeps (`-m`) runs, read and checked before the first one
+    runs: each path with the overrides, or (`multirun`) with each combination of their
+    comma-separated values.
 
     A key given twice is an error.
     """
-    sweep.once_each(overrides)
+    sweep.once_each(overrides, sweeps=True)  # before the combinations: `seed=1,2 seed=3`
     combinations = sweep.expand(overrides) if multirun else [tuple(overrides)]
     return [(load(path, combo), combo) for path in paths for combo in combinations]
 

@@ -5,7 +5,8 @@ what is its own; `drive` calls it in one order for all of them.
 1. Parse: config paths and KEY=VALUE overrides.
 2. Plan: every config read and checked (a sweep's runs too).
 3. Pre-flight, before torch is imported: the outputs and the command's own checks, what a run
-   over ranks cannot do, memory; then the notes, so that an error is the only line.
+   over ranks cannot do (and a note where ranks would not share the work), memory; then what
+   the loader assumed, so that a refusal is the only line after the ranks' notes.
 4. Dispatch: the launcher (`--nproc`), this rank's part in its process group (under a
    launcher), or this process.
 5. Emit the results; 6. check them (`--expect`, a comparison's tolerance): exit 1 on a miss.
@@ -24,9 +25,9 @@ from mlpcli.commands import world as worlds
 from mlpcli.commands.common import (
     Job,
     Report,
+    load,
     named_files,
     note_assumptions,
-    plan,
     reported,
     split,
     split_one,
@@ -78,8 +79,8 @@ class Command(Generic[R]):
     def plan(
         self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
     ) -> list[Job]:
-        """Every config to run, read and checked."""
-        return plan(paths, overrides, multirun=False)
+        """Every config to run, read and checked (one a path)."""
+        return [(load(path, overrides), tuple(overrides)) for path in paths]
 
     def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
         """The command's outputs (and the report's), and its own checks."""

@@ -89,6 +89,11 @@ class _Export(Command[bytes]):
         read = sources(self.paths[0], config)
         self.suffix = "." + files.check_output(self.output, SUFFIXES, read)
         report.check([*read, self.output])
+
+    def fits(self, jobs: Sequence[Job], world: World) -> None:
+        """The host's memory, then what an ONNX file needs that this machine may lack."""
+        super().fits(jobs, world)
+        ((config, _),) = jobs
         if self.suffix == ".onnx":
             from mlpcli.engine import exports  # torch: only once the input is valid
 

@@ -38,7 +38,6 @@ from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
-from mlpcli.model.plan import data_rows
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import process
@@ -235,10 +234,9 @@ def _stays_with_the_ranks(out: Output, jobs: Sequence[Job], held: str | None) ->
     """Whether a run over ranks leaves its output rows with the ranks (each writes its own to
     the output file, rank 0 shows a preview): one `data` network that nothing holds whole, and
     no output file or one the ranks can write. CSV onto stdout is rank 0's to print: held."""
-    printed = out.format is Format.CSV and not out.quiet and not out.fields
     writable = out.path is None or shares.written_by_ranks(out.path)
     data = len(jobs) == 1 and jobs[0][0].parallel is Parallel.DATA
-    return data and held is None and not printed and writable
+    return data and held is None and not _prints_csv(out) and writable
 
 
 def _written(
@@ -332,8 +330,13 @@ def _streaming(
 
 
 def _prints_as_it_runs(out: Output) -> bool:
-    """Whether the runs print their CSV as they compute it (`--format csv`, no `--field`)."""
-    return out.format is Format.CSV and not out.quiet and not out.fields and process.speaks()
+    """Whether the runs print their CSV as they compute it (this process speaks)."""
+    return _prints_csv(out) and process.speaks()
+
+
+def _prints_csv(out: Output) -> bool:
+    """Whether the results are CSV on stdout (`--format csv`, no `--field`, not quiet)."""
+    return out.format is Format.CSV and not out.quiet and not out.fields
 
 
 def _printing(
@@ -428,7 +431,7 @@ def _shared(
         return parallel.run(config, group, with_stats=stats)
     if out.path is None:
         return parallel.run(config, group, hold=False, with_stats=stats)
-    rows = data_rows(config, group.world_size)[group.rank]
+    rows = parallel.own_rows(config, group)
     with shares.written(out.path, config, combo, rows, group) as writer:
         return parallel.run(config, group, [writer.add], hold=False, with_stats=stats)
 

@@ -35,16 +35,17 @@ def split_values(value: str) -> list[str]:
     return values
 
 
-def once_each(overrides: Sequence[str]) -> None:
-    """A key given twice is an error, as it is in a config file: neither value silently wins."""
+def once_each(overrides: Sequence[str], sweeps: bool = False) -> None:
+    """A key given twice is an error, as it is in a config file: neither value silently wins
+    (the error names -m where the command `sweeps`)."""
     first: dict[str, str] = {}
     for override in overrides:
         key = override.partition("=")[0]
         if key in first:
+            sweep = f", or sweep its values with -m {key}=A,B" if sweeps else ""
             raise UsageError(
                 f"override '{shortened(override)}': {key} is given twice (also "
-                f"'{shortened(first[key])}'); give it once, or sweep its values with -m "
-                f"{key}=A,B"
+                f"'{shortened(first[key])}'); give it once{sweep}"
             )
         first[key] = override
 

@@ -81,9 +81,11 @@ def split(total: int, parts: int) -> tuple[range, ...]:
 def data_rows(config: Config, world: int) -> tuple[range, ...]:
     """Each rank's rows for `data`: whole chunks of the rows a run takes at a time
     (`memory.chunk_rows`: `chunk`, or what the memory budget gives), so that every rank
-    computes what one process would (bit for bit); a batch of one chunk splits evenly."""
+    computes what one process would (bit for bit). A batch of one chunk splits evenly, and so
+    does one of fewer budget chunks than ranks (no rank idle where the user set no `chunk`)."""
     batch, chunk = config.batch, memory.chunk_rows(config)
-    if chunk >= batch:
+    too_few = config.chunk is None and math.ceil(batch / chunk) < world
+    if chunk >= batch or too_few:
         return split(batch, world)
     chunks = split(math.ceil(batch / chunk), world)
     return tuple(range(min(c.start * chunk, batch), min(c.stop * chunk, batch)) for c in chunks)

@@ -5,6 +5,7 @@ guide.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from mlpcli import interrupts, session
 from mlpcli.errors import ExitCode, RanksEnded
@@ -56,6 +58,7 @@ def launch(nproc: int) -> None:
         max_restarts=0,
         monitor_interval=0.1,
         logs_specs=DefaultLogsSpecs(log_dir=logs),  # its folders, removed with it below
+        **_signals_handled(LaunchConfig),
     )
     arguments = _without_nproc(session.current().arguments)
     try:
@@ -75,6 +78,16 @@ def launch(nproc: int) -> None:
         raise _with_written(ended, written) from None
     finally:
         shutil.rmtree(logs, ignore_errors=True)  # its folders, and the file rank 0 made
+
+
+def _signals_handled(launch_config: type) -> dict[str, Any]:
+    """The signals torch's launcher takes over while it runs: not one this process was started
+    ignoring (nohup's SIGHUP), which stays ignored in it and in the ranks. A torch whose
+    `launch_config` has no such setting takes all four."""
+    watched = interrupts.watched()
+    handled = [s.name for s in (*interrupts.SIGNALS, signal.SIGQUIT) if s in watched]
+    settable = "signals_to_handle" in {f.name for f in dataclasses.fields(launch_config)}
+    return {"signals_to_handle": ",".join(handled)} if settable and handled else {}
 
 
 def _with_written(ended: RanksEnded, written: str) -> RanksEnded:

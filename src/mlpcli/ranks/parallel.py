@@ -269,15 +269,17 @@ def run(
     With `data`, each rank streams its own rows as one process streams all of them
     (`runners.run`): each chunk's output to `sinks` (this rank's part of an output file), and
     to rank 0 whole only with `hold`; the preview, the counts and `with_stats`' figures go
-    through rank 0. The other modes hold their features and gather the output to rank 0
-    (`sinks` take it there); they have no statistics (`commands.world` refuses them)."""
+    through rank 0. The other modes hold their features and gather the whole output to rank
+    0 (`sinks`, `hold` and `with_stats` are a `data` run's: `commands.world` refuses
+    statistics of the others)."""
     if config.parallel is Parallel.DATA and group.distributed:
         return _run_rows(config, group, sinks, hold, with_stats)
-    result = _run_held(config, group)
-    if result is not None:
-        for sink in sinks:
-            sink(result.whole)
-    return result
+    return _run_held(config, group)
+
+
+def own_rows(config: Config, group: Group) -> range:
+    """The rows of the batch that this rank runs in a `data` run."""
+    return plan.data_rows(config, group.world_size)[group.rank]
 
 
 def _run_rows(
@@ -285,10 +287,9 @@ def _run_rows(
 ) -> RunResult | None:
     """A `data` run: this rank's rows streamed; rank 0's result the ranks' put together, its
     times the slowest rank's."""
-    spans = plan.data_rows(config, group.world_size)
     mine = runners.run(
         group.on_device(config), with_stats=with_stats, hold=hold, sinks=sinks,
-        rows=spans[group.rank],
+        rows=own_rows(config, group),
     )  # fmt: skip
     part = (
         mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms,
@@ -297,7 +298,7 @@ def _run_rows(
     whole = None
     if hold:
         output = torch.from_numpy(mine.whole)
-        whole = _gathered(group, output, spans, dim=0)
+        whole = _gathered(group, output, plan.data_rows(config, group.world_size), dim=0)
     parts = group.gather(part)
     if parts is None:
         return None

@@ -161,7 +161,7 @@ def wrote(path: Path) -> None:
 def end_now(code: int) -> NoReturn:
     """End this process with `code` at once, its output flushed."""
     with contextlib.suppress(BaseException):
-        interrupts.discard_temporary()
+        interrupts.discard_temporaries()
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)

@@ -75,9 +75,9 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
             mode = stat.S_IMODE(path.stat().st_mode) & 0o777 if path.exists() else None
             with temporary.open("xb") as file:  # named: other ranks write into it (`shares`)
                 created = True
-                if mode is not None:
-                    os.fchmod(file.fileno(), mode)
                 yield file
+                if mode is not None:  # once written: a read-only file's ranks write into it
+                    os.fchmod(file.fileno(), mode)
                 file.flush()
                 os.fsync(file.fileno())
             with interrupts.held():  # a signal now waits: the finished file goes in place

@@ -1,11 +1,12 @@
 """One output file that every rank of a `data` run writes, each its own rows as it computes
 them (docs/distributed.md), so that no rank holds more than a chunk of the output.
 
-`.npy`: each rank writes straight into its region of rank 0's temporary (the shapes give
-every offset). `.csv`, `.jsonl` and `.parquet`: each rank writes a part file beside the output
-(a whole Parquet file, a row group a chunk), which rank 0 appends to its own once every rank
-has written (Parquet a row group at a time) and removes. Rank 0 puts the one file in place as
-`files.atomic` does: all or nothing.
+`.npy`: each rank writes straight into its region of rank 0's temporary, which rank 0 sizes
+(the shapes give every offset). `.csv`, `.jsonl` and `.parquet`: each rank writes a part file
+beside the output (a whole Parquet file, a row group a chunk), which rank 0 appends to its own
+once every rank has written (Parquet a row group at a time), removing each part as it goes; a
+part is removed by whichever process ends first while it waits. Rank 0 puts the one file in
+place as `files.atomic` does: all or nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from mlpcli import interrupts
 from mlpcli.model.config import Config
 from mlpcli.report import files, streams
 from mlpcli.report.streams import Writer
@@ -54,20 +56,21 @@ def written(
     if ranks.rank == 0:
         with files.atomic(path) as file, streams.writing(path, file, [overrides]) as writer:
             writer.start(config, overrides)
+            if path.suffix.lower() == ".npy":  # its size, for the other ranks' regions
+                os.ftruncate(file.fileno(), len(streams.npy_header(config)) + _bytes(config))
             ranks.shared(file.name)
             yield writer
             parts = [Path(name) for name in ranks.gather("") or () if name]
-            try:
+            with contextlib.ExitStack() as removed:  # whatever ends the process
+                for part in parts:
+                    removed.enter_context(interrupts.writing(part))
                 for part in parts:
                     writer.append(part)
-            finally:
-                for part in parts:
-                    with contextlib.suppress(OSError):
-                        part.unlink()
+                    part.unlink()
         return
     temporary = ranks.shared("")
     if path.suffix.lower() == ".npy":
-        with _region(Path(temporary), config, rows) as writer:
+        with _region(path, Path(temporary), config, rows) as writer:
             yield writer
         ranks.gather("")
         return
@@ -75,19 +78,25 @@ def written(
         writer.start(config, overrides)
         writer.continues()
         yield writer
-    ranks.gather(file.name)
+    with interrupts.writing(Path(file.name)):  # until rank 0 has its name
+        ranks.gather(file.name)
+
+
+def _bytes(config: Config, rows: int | None = None) -> int:
+    """The bytes of `rows` rows of `config`'s output in a .npy (all of them by default)."""
+    count = config.batch if rows is None else rows
+    return count * config.layers[-1] * int(config.dtype.output_type[1:])
 
 
 @contextlib.contextmanager
-def _region(temporary: Path, config: Config, rows: range) -> Iterator[Writer]:
-    """A writer of `rows` at their place in the .npy that rank 0 is writing at `temporary`,
-    flushed to disk when the block ends."""
-    row_bytes = config.layers[-1] * int(config.dtype.output_type[1:])
-    offset = len(streams.npy_header(config)) + rows.start * row_bytes
+def _region(path: Path, temporary: Path, config: Config, rows: range) -> Iterator[Writer]:
+    """A writer of `rows` at their place in the .npy of `path` that rank 0 is writing at
+    `temporary`, flushed to disk when the block ends."""
+    offset = len(streams.npy_header(config)) + _bytes(config, rows.start)
     try:
         descriptor = os.open(temporary, os.O_WRONLY)
     except OSError as error:
-        raise files.cannot_write(temporary, error) from None
+        raise files.cannot_write(path, error) from None
     try:
         yield _Region(descriptor, offset)
         os.fsync(descriptor)

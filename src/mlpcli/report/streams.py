@@ -168,8 +168,11 @@ class _Parquet(_ToFile):
     def append(self, part: Path) -> None:
         _, parquet = _pyarrow()
         source = parquet.ParquetFile(part)
-        for group in range(source.num_row_groups):  # as the part wrote them: a chunk's rows
-            self.writer.write_table(source.read_row_group(group))
+        try:
+            for group in range(source.num_row_groups):  # as the part wrote them: a chunk's rows
+                self.writer.write_table(source.read_row_group(group))
+        finally:
+            source.close()
 
     def finish(self) -> None:
         self.writer.close()
