@@ -101,21 +101,21 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
     from mlpcli.data import features
 
     def described_inputs() -> features.FeaturesFile:
-        given = features.describe(values["inputs"], features.reading_of(values))
-        if key == "batch" and given.rows > MAX_SIZE:  # a config's limit holds for a file's too
-            message = f"holds {given.rows:,} rows; a batch is at most {MAX_SIZE:,}"
-            raise ConfigError(Location(given.source), None, message)
-        return given
+        described = features.describe(values["inputs"], features.reading_of(values))
+        if key == "batch" and described.rows > MAX_SIZE:  # a config's limit holds for a file's
+            message = f"holds {described.rows:,} rows; a batch is at most {MAX_SIZE:,}"
+            raise ConfigError(Location(described.source), None, message)
+        return described
 
-    given = None
+    described = None
     if values["inputs"] is not None:
-        given = about_file(entries["inputs"], "inputs", described_inputs)
+        described = about_file(entries["inputs"], "inputs", described_inputs)
     if key == "batch":
-        assert given is not None
-        return given.rows
+        assert described is not None
+        return described.rows
 
     def described_weights() -> WeightsFile:
-        weights = _weights_from(values, given.width if given is not None else None)
+        weights = _weights_from(values, described.width if described is not None else None)
         if any(not 1 <= size <= MAX_SIZE for size in weights.layers):
             sizes = list(weights.layers)[:8]
             message = f"holds layers of sizes {sizes}; each is 1 to {MAX_SIZE:,}"
@@ -123,12 +123,12 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
         return weights
 
     weights = about_file(entries["weights"], "weights", described_weights)
-    if given is not None and weights.layers[0] != given.width:
+    if described is not None and weights.layers[0] != described.width:
         message = (
-            f"rows of {given.width} features, but the weights ({weights.path}) take "
-            f"{weights.layers[0]} (layers {list(weights.layers)}){given.misfit}"
+            f"rows of {described.width} features, but the weights ({weights.path}) take "
+            f"{weights.layers[0]} (layers {list(weights.layers)}){described.misfit}"
         )
-        error = ConfigError(Location(given.source), None, message)
+        error = ConfigError(Location(described.source), None, message)
         raise ConfigError(entries["inputs"].at(entries["inputs"].node), "inputs", str(error))
     return weights.layers if key == "layers" else weights.bias
 
@@ -188,10 +188,10 @@ def check_activations(values: Mapping[str, Any], locations: Mapping[str, Locatio
     from mlpcli.data import weightfiles
 
     graph = weightfiles.activations_of(values["weights"])
-    given = tuple(str(a) for a in values["activations"])
-    if graph is not None and given != graph:
+    configured = tuple(str(a) for a in values["activations"])
+    if graph is not None and configured != graph:
         message = (
-            f"{list(given)} differs from what the model in {values['weights']} runs, "
+            f"{list(configured)} differs from what the model in {values['weights']} runs, "
             f"{list(graph)}; leave activation out to run the graph's"
         )
         raise ConfigError(locations["activation"], "activation", message)
@@ -203,23 +203,23 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
     from mlpcli.data import features
 
     layers: tuple[int, ...] = values["layers"]
-    given = features.describe(values["inputs"], features.reading_of(values))
-    source = given.source
-    if given.width != layers[0]:
+    described = features.describe(values["inputs"], features.reading_of(values))
+    source = described.source
+    if described.width != layers[0]:
         where = locations.get("layers", Location(str(values["weights"])))
-        rows = f"rows of {counted(given.width, 'feature')}"
-        message = f"{rows}, but layers[0] is {layers[0]} ({where}){given.misfit}"
+        rows = f"rows of {counted(described.width, 'feature')}"
+        message = f"{rows}, but layers[0] is {layers[0]} ({where}){described.misfit}"
         raise ConfigError(Location(source), None, message)
-    if given.rows != values["batch"] and "batch" not in locations:  # batch came from this file
+    if described.rows != values["batch"] and "batch" not in locations:  # batch came from this file
         message = (
-            f"holds {given.rows:,} rows, not the {values['batch']:,} counted a moment before; "
+            f"holds {described.rows:,} rows, not the {values['batch']:,} counted a moment before; "
             "it changed while it was read"
         )
         raise ConfigError(Location(source), None, message)
-    if given.rows != values["batch"]:
+    if described.rows != values["batch"]:
         message = (
-            f"{counted(given.rows, 'row')}, but batch is {values['batch']} "
+            f"{counted(described.rows, 'row')}, but batch is {values['batch']} "
             f"({locations['batch']}); leave batch out, or set batch=null, to take the file's rows"
         )
         raise ConfigError(Location(source), None, message)
-    return given.notes
+    return described.notes

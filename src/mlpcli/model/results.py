@@ -361,7 +361,7 @@ def _evidence(trouble: str, stats: TensorStats) -> str:
     return f"min {stats.min:.3g}, max {stats.max:.3g}, {stats.nan} NaN, {stats.inf} infinite"
 
 
-def given(overrides: Sequence[str]) -> dict[str, str]:
+def override_values(overrides: Sequence[str]) -> dict[str, str]:
     """KEY=VALUE overrides as {KEY: VALUE}."""
     return dict(override.split("=", 1) for override in overrides)
 
@@ -370,6 +370,6 @@ def swept_keys(combinations: Iterable[Sequence[str]]) -> list[str]:
     """The override keys whose values differ between combinations, in the order given."""
     values: dict[str, set[str]] = {}
     for combination in combinations:
-        for key, value in given(combination).items():
+        for key, value in override_values(combination).items():
             values.setdefault(key, set()).add(value)
     return [key for key, seen in values.items() if len(seen) > 1]

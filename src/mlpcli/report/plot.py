@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpcli.errors import UnavailableError, UsageError, install_hint
-from mlpcli.model.results import BenchResult, given, swept_keys
+from mlpcli.model.results import BenchResult, override_values, swept_keys
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -117,7 +117,7 @@ def _lines(
     (or the network's name), each as (the first key's value, the result), in sweep order."""
     lines: dict[str, list[tuple[str, BenchResult]]] = {}
     for result in results:
-        values = given(result.overrides)
+        values = override_values(result.overrides)
         label = ", ".join(values[key] for key in swept[1:]) or result.config.name
         lines.setdefault(label, []).append((values[swept[0]], result))
     return lines

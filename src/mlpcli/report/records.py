@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO, TypeVar, cast, overload
 
-from mlpcli.model.results import RUN_VERSION, given, one_process, swept_keys
+from mlpcli.model.results import RUN_VERSION, one_process, override_values, swept_keys
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,7 +221,7 @@ def output_names(columns: int) -> list[str]:
 
 def run_label(config: Config, overrides: Sequence[str], swept: Sequence[str]) -> list[object]:
     """The cells that start each of a run's CSV rows: its name and swept values."""
-    values = given(overrides)
+    values = override_values(overrides)
     return [config.name, *(values[key] for key in swept)]
 
 
@@ -354,7 +354,7 @@ def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
     header = ["name", *swept, *figures]
     rows: list[list[object]] = []
     for result in results:
-        values = given(result.overrides)
+        values = override_values(result.overrides)
         rows.append([
             result.config.name, *(values[key] for key in swept), result.device, result.cuda_graph,
             result.build_ms, result.median_ms, result.min_ms, result.max_ms,

@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import PREVIEW_ROWS, TensorInfo, TensorShape, given, swept_keys
+from mlpcli.model.results import PREVIEW_ROWS, TensorInfo, TensorShape, override_values, swept_keys
 from mlpcli.model.units import (
     arrows,
     byte_column,
@@ -468,7 +468,7 @@ def bench_sweep_table(results: Sequence[BenchResult], width: int) -> tuple[Table
     ]
     rows: list[list[RenderableType]] = []
     for index, result in enumerate(results):
-        values = given(result.overrides)
+        values = override_values(result.overrides)
         rows.append([
             str(index),
             *(Text(values[key]) for key in swept),
