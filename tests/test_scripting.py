@@ -101,6 +101,34 @@ def test_expect_a_json_file_from_an_earlier_run(tmp_path: Path) -> None:
     assert f"two_layer: output differs from {golden} at row " in err
 
 
+def test_expect_an_npy_output_is_compared_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """`run -o gold.npy` then `--expect gold.npy`: compared as the rows come (chunks of 7),
+    the worst element named by its row in the whole output, as a whole comparison names it."""
+    net = [TWO_LAYER, "batch=50", "chunk=7"]
+    golden, changed = tmp_path / "gold.npy", tmp_path / "changed.npy"
+    assert invoke("run", *net, "-q", "-o", str(golden))[0] == 0
+    code, _, err = invoke("run", *net, "-q", "--expect", str(golden))
+    assert (code, err) == (0, f"mlpcli: note: every output matches {golden}\n")
+    values = np.load(golden)
+    values[37, 0] += 1e-3  # in the sixth chunk
+    values[8, 0] += 5e-4  # less far out, in an earlier one
+    np.save(changed, values)
+    code, _, err = invoke("run", *net, "-q", "--expect", str(changed))
+    assert code == 1
+    assert err.startswith(f"mlpcli: error: two_layer: output differs from {changed} at row 37, ")
+    whole = invoke("run", *net, "-q", "-f", "json", "--expect", str(changed))  # held: the same
+    assert whole[2] == err
+    code, _, err = invoke("run", TWO_LAYER, "batch=49", "-q", "--expect", str(golden))
+    assert (code, err) == (
+        1, f"mlpcli: error: two_layer: output has shape (49, 1), {golden} has shape (50, 1)\n"
+    )  # fmt: skip
+    np.save(tmp_path / "three.npy", np.zeros((2, 2, 2)))
+    code, _, err = invoke("run", *net, "--expect", str(tmp_path / "three.npy"))
+    assert code == 2
+    said = "three.npy: holds a float64 array of shape (2, 2, 2); expected an output array"
+    assert err.endswith(f"{said} of numbers (rows, units), as run -o out.npy writes it\n")
+
+
 def test_expect_a_csv_file_of_several_networks_checks_each_by_name(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -47,7 +47,8 @@ from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
 
 if TYPE_CHECKING:
-    from mlpcli.data.expect import Expectation, Mismatch
+    from mlpcli.data.expect import Comparison, Expectation, Mismatch
+    from mlpcli.engine.runners import OutputSink
     from mlpcli.model.results import Estimate, RunResult
     from mlpcli.ranks.group import Group
 
@@ -72,8 +73,9 @@ def run(
         typer.Option(
             "--expect",
             metavar="VALUES|FILE",
-            help="Expected output: YAML values (0.3171, [[0.1, 0.2]]) or a .json/.csv file "
-            "written by run; exit 1 when an output differs.",
+            help="Expected output: YAML values (0.3171, [[0.1, 0.2]]), a .json/.csv file "
+            "written by run, or an .npy output array (compared as the rows are computed); exit 1 "
+            "when an output differs.",
             show_default=False,
         ),
     ] = None,
@@ -141,6 +143,8 @@ class _Run(Command["RunResult"]):
         self.expected: Expectation | None = None
         self.printed = False  # CSV printed as it was computed
         self.gone = False  # and its reader went away
+        self.streamed_expect = False  # --expect compared as the rows are computed
+        self.compared: list[Mismatch | None] | None = None  # what that found, by network
 
     def plan(
         self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
@@ -161,6 +165,9 @@ class _Run(Command["RunResult"]):
         if output is not None:
             streams.check(output)
         self.expected = _expectation(expect, jobs)
+        if self.expected is not None and self.expected.streamed and not world.over_ranks:
+            self.streamed_expect = True  # an .npy: each network compared as its rows come
+            self.held = _holds(self.out, full=self.o.full, expect=False)
 
     def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
         configs = [config for config, _ in jobs]
@@ -177,10 +184,16 @@ class _Run(Command["RunResult"]):
 
     def here(self, jobs: Sequence[Job]) -> list[RunResult]:
         self.printed = _prints_as_it_runs(self.out)
+        comparisons = None
+        if self.streamed_expect:
+            assert self.expected is not None
+            comparisons = _comparisons(self.expected, jobs, self.o.atol, self.o.rtol)
         results, self.gone = _run_here(
-            jobs, self.out, self.layout, self.printed,
+            jobs, self.out, self.layout, self.printed, comparisons,
             stats=self.o.stats, keep=self.keep, held=self.held is not None,
         )  # fmt: skip
+        if comparisons is not None:
+            self.compared = [comparison.mismatch() for comparison in comparisons]
         return results
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[RunResult] | None:
@@ -195,7 +208,7 @@ class _Run(Command["RunResult"]):
             raise ReaderGone
 
     def check(self, results: Sequence[RunResult], report: Report) -> None:
-        _checked(results, self.expected, self.o.atol, self.o.rtol, report)
+        _checked(results, self.expected, (self.o.atol, self.o.rtol), report, self.compared)
 
 
 def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks: bool) -> None:
@@ -213,19 +226,19 @@ def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks:
 
 
 def _run_here(
-    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], printing: bool, *, stats: bool,
-    keep: bool, held: bool,
+    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], printing: bool,
+    comparisons: Sequence[Comparison] | None, *, stats: bool, keep: bool, held: bool,
 ) -> tuple[list[RunResult], bool]:  # fmt: skip
     """Every job in this process, its output to the file and (`printing`) stdout as it is
-    computed where they stream; the results, and whether stdout's reader has gone."""
+    computed where they stream, and to its `comparisons` (--expect, one a job); the results,
+    and whether stdout's reader has gone."""
     with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
         writers = [w for w in (writer, printer) if w is not None]
-        results = [
-            dataclasses.replace(
-                _run_one(config, combo, stats, keep, held, writers), overrides=combo
-            )
-            for config, combo in jobs
-        ]
+        results = []
+        for index, (config, combo) in enumerate(jobs):
+            checks = [] if comparisons is None else [comparisons[index].add]
+            result = _run_one(config, combo, stats, keep, held, writers, checks)
+            results.append(dataclasses.replace(result, overrides=combo))
         out.check_fields(layout, results)
     return results, printer is not None and printer.gone
 
@@ -259,13 +272,14 @@ def _written(
 def _checked(
     results: Sequence[RunResult],
     expected: Expectation | None,
-    atol: float | None,
-    rtol: float | None,
+    tolerance: tuple[float | None, float | None],
     report: Report,
+    compared: Sequence[Mismatch | None] | None = None,
 ) -> None:
     """The notes on each result, and `--expect`: a case of the JUnit report per network, a
     GitHub annotation per failure, and CheckFailedError if any output differs beyond the
-    tolerance given (`atol`, `rtol`; None: the dtype's)."""
+    tolerance given (atol, rtol; None: the dtype's). `compared`: what comparing each network
+    as it ran found (an .npy expectation), instead of comparing its held output."""
     for result in results:
         if result.trouble:
             terminal.note(f"{result.config.name}: {result.trouble}")
@@ -273,7 +287,10 @@ def _checked(
             terminal.note(
                 f"{result.config.name}: output has {result.nonfinite} NaN or infinite values"
             )
-    failures = _check(results, expected, atol, rtol) if expected is not None else {}
+    if compared is not None:
+        failures = {i: failure for i, failure in enumerate(compared) if failure is not None}
+    else:
+        failures = _check(results, expected, *tolerance) if expected is not None else {}
     for i, result in enumerate(results):
         name = " ".join([result.config.name, *result.overrides])
         failed = failures.get(i)
@@ -355,10 +372,11 @@ def _run_one(
     keep: bool,
     hold: bool,
     writers: Sequence[Writer],
+    checks: Sequence[OutputSink],
 ) -> RunResult:
-    """Run one network, its output to `writers` as it goes; a long one gets a note with its
-    estimate first, and a progress bar that moves by each layer's FLOPs and counts down from
-    that estimate."""
+    """Run one network, its output to `writers` and `checks` as it goes; a long one gets a
+    note with its estimate first, and a progress bar that moves by each layer's FLOPs and
+    counts down from that estimate."""
     from mlpcli.engine import runners  # torch: only once the input is valid
 
     for writer in writers:
@@ -382,7 +400,7 @@ def _run_one(
             with_stats=stats,
             keep=keep,
             hold=hold,
-            sinks=[writer.add for writer in writers],
+            sinks=[*(writer.add for writer in writers), *checks],
         )
 
 
@@ -461,6 +479,23 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
     for config, combo in jobs:
         expected.for_network(config.name, combo)
     return expected
+
+
+def _comparisons(
+    expected: Expectation, jobs: Sequence[Job], atol: float | None, rtol: float | None
+) -> list[Comparison]:
+    """Each job's comparison of its output with `expected`, a block of rows at a time."""
+    from mlpcli.data import expect as expectations
+    from mlpcli.model.closeness import tolerance_for
+
+    return [
+        expectations.Comparison(
+            expected,
+            (config.name, combo, (config.batch, config.layers[-1])),
+            tolerance_for(config.dtype, atol, rtol),
+        )
+        for config, combo in jobs
+    ]
 
 
 def _check(

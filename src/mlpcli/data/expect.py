@@ -1,4 +1,5 @@
-"""`run --expect VALUES|FILE`: expected outputs, read from YAML values or an earlier run's file."""
+"""`run --expect VALUES|FILE`: expected outputs, read from YAML values or an earlier run's file
+(`.json`, `.csv`, or an `.npy` output array, which is compared a chunk of rows at a time)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import numpy as np
 import yaml
 
 from mlpcli.errors import UsageError
-from mlpcli.model.closeness import Array, Tolerance, difference
+from mlpcli.model.closeness import Array, Difference, Tolerance, difference
 from mlpcli.model.results import RunResult, unknown_run_schema
 
-FILE_SUFFIXES = (".json", ".csv")
+FILE_SUFFIXES = (".json", ".csv", ".npy")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Expectation:
     source: str
     outputs: tuple[Expected, ...]
     file: str | None = None  # the file it was read from; None for VALUES
+    streamed: bool = False  # memory-mapped (.npy): compared as the rows are computed
 
     def for_network(self, name: str, overrides: Sequence[str] = ()) -> Array:
         """The expected output of network `name` run with `overrides` (`output`)."""
@@ -86,6 +88,8 @@ class Expectation:
 def parse(argument: str) -> Expectation:
     """VALUES as YAML (`0.3171`, `[0.1, 0.2]`, `[[0.1], [0.2]]`), or a .json or .csv file."""
     path = Path(argument)
+    if path.suffix.lower() == ".npy":
+        return _npy_expectation(path)
     if path.suffix.lower() in FILE_SUFFIXES or path.is_file():
         return _read_file(path)
     try:
@@ -110,9 +114,21 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
         message = f"{name}: output has shape {_shape(got)}, {source} has shape {_shape(expected)}"
         return Mismatch(message, expectation.file, output.line)
     found = difference(got, expected, tolerance)
-    if found.within:
-        return None
+    return None if found.within else _differs(name, expectation, output, found, tolerance)
+
+
+def _differs(
+    name: str,
+    expectation: Expectation,
+    output: Expected,
+    found: Difference,
+    tolerance: Tolerance,
+    first: int = 0,
+) -> Mismatch:
+    """The line for an output that differs from `output` at `found.worst` (in the rows from
+    row `first` on)."""
     row, column = found.worst
+    row += first
     gap = abs(found.got - found.expected) if math.isfinite(found.got - found.expected) else math.inf
     message = (
         f"{name}: output differs from {expectation.source} at row {row}, column {column}: "
@@ -123,8 +139,70 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
     return Mismatch(message, expectation.file, line)
 
 
+class Comparison:
+    """One network's output compared with what is expected of it a block of rows at a time, as
+    the run computes them: the line `check` gives comparing the whole, without holding it."""
+
+    def __init__(
+        self,
+        expectation: Expectation,
+        run: tuple[str, Sequence[str], tuple[int, int]],
+        tolerance: Tolerance,
+    ) -> None:
+        self.name, overrides, self.shape = run  # the network, its overrides, its output's shape
+        self.expectation, self.tolerance = expectation, tolerance
+        self.output = expectation.output(self.name, overrides)
+        self.row = 0
+        self.worst: tuple[int, Difference] | None = None  # the first row of its block, and it
+
+    def add(self, rows: np.ndarray) -> None:
+        """The next rows of the output."""
+        if self.output.values.shape != self.shape:
+            return
+        expected = np.asarray(self.output.values[self.row : self.row + len(rows)], np.float64)
+        found = difference(rows.astype(np.float64), expected, self.tolerance)
+        if not found.within and (self.worst is None or found.excess > self.worst[1].excess):
+            self.worst = (self.row, found)
+        self.row += len(rows)
+
+    def mismatch(self) -> Mismatch | None:
+        """None when every row matched, else the line naming the worst element."""
+        expected = self.output.values
+        if expected.shape != self.shape:
+            source = self.expectation.source
+            message = (
+                f"{self.name}: output has shape ({self.shape[0]}, {self.shape[1]}), {source} has "
+                f"shape {_shape(expected)}"
+            )
+            return Mismatch(message, self.expectation.file, self.output.line)
+        if self.worst is None:
+            return None
+        first, found = self.worst
+        return _differs(self.name, self.expectation, self.output, found, self.tolerance, first)
+
+
 def _shape(array: Array) -> str:
     return "(" + ", ".join(map(str, array.shape)) + ")"
+
+
+def _npy_expectation(path: Path) -> Expectation:
+    """An output array as `run -o out.npy` or `np.save` writes it (rows, units), memory-mapped:
+    its rows are read as the run compares them."""
+    try:
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"--expect {path}: no such file") from None
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UsageError(f"--expect {path}: not an .npy array mlpcli reads: {reason}") from None
+    if not isinstance(values, np.ndarray) or values.ndim != 2 or values.dtype.kind not in "fiu":
+        kind = getattr(values, "dtype", "no array")
+        shape = getattr(values, "shape", ())
+        raise UsageError(
+            f"--expect {path}: holds a {kind} array of shape {shape}; expected an output array "
+            "of numbers (rows, units), as run -o out.npy writes it"
+        )
+    return Expectation(str(path), (Expected(None, frozenset(), values),), str(path), streamed=True)
 
 
 def _read_file(path: Path) -> Expectation:

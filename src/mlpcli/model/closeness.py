@@ -55,6 +55,7 @@ class Difference:
     expected: float
     allowed: float  # the allowance at `worst`
     within: bool
+    excess: float = 0.0  # the difference at `worst` over its allowance
 
 
 def difference(
@@ -85,4 +86,5 @@ def difference(
         expected=float(expected[worst]),
         allowed=float(allowed[worst]),
         within=bool((gap <= allowed).all()),
+        excess=float(excess[worst]),
     )
