@@ -40,6 +40,9 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # SIGTERM: `timeout`, a cancelled CI job
 
 
+DEFAULT_SOURCE = "<built-in default>"  # where the built-in config's values come from
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a value came from: a file position, or a command-line override."""
@@ -49,7 +52,7 @@ class Location:
     column: int | None = None
 
     def __str__(self) -> str:
-        if self.line is None:
+        if self.line is None or self.source == DEFAULT_SOURCE:  # a file the user never sees
             return self.source
         if self.column is None:
             return f"{self.source}:{self.line}"

@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlpcli.errors import ConfigError, Location, UsageError
+from mlpcli.errors import DEFAULT_SOURCE, ConfigError, Location, UsageError
 from mlpcli.loading.values import Parsed, file_path
 from mlpcli.loading.yamlnodes import Entry, value_entry
-from mlpcli.model.config import DEFAULT_SOURCE, MAX_SIZE, SPECS
+from mlpcli.model.config import MAX_SIZE, SPECS
 from mlpcli.model.units import counted
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from mlpcli.errors import ConfigError, Location
+from mlpcli.errors import DEFAULT_SOURCE, ConfigError, Location
 from mlpcli.loading.datafiles import (
     about_file,
     check_activations,
@@ -37,7 +37,6 @@ from mlpcli.loading.yamlnodes import (
     value_entry,
 )
 from mlpcli.model.config import (
-    DEFAULT_SOURCE,
     FIELDS,
     SPECS,
     Activation,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from mlpcli.errors import Location
+from mlpcli.errors import DEFAULT_SOURCE, Location
 
 
 class Activation(StrEnum):
@@ -91,7 +91,6 @@ MAX_SIZE = 2**31 - 1  # largest layer width or batch
 MAX_LAYERS = 1025  # sizes in `layers`: up to 1024 weight layers
 MAX_THREADS = 4096
 MAX_TIMEOUT_S = 7 * 24 * 3600
-DEFAULT_SOURCE = "<built-in default>"
 
 
 @dataclass(frozen=True)
