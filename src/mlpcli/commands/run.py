@@ -138,7 +138,7 @@ class _Run(Command["RunResult"]):
         self.out, self.o = out, options
         self.layout = _layout(full=options.full, multirun=options.multirun)
         self.keep = out.path is not None and out.path.suffix.lower() == ".safetensors"
-        self.held = _holds(out, full=options.full, expect=options.expect is not None)
+        self.held: str | None = None  # why the output is held whole (`_holds`), from preflight
         self.with_ranks = False  # the output stays with the ranks (`_stays_with_the_ranks`)
         self.expected: Expectation | None = None
         self.printed = False  # CSV printed as it was computed
@@ -165,9 +165,10 @@ class _Run(Command["RunResult"]):
         if output is not None:
             streams.check(output)
         self.expected = _expectation(expect, jobs)
-        if self.expected is not None and self.expected.streamed and not world.over_ranks:
-            self.streamed_expect = True  # an .npy: each network compared as its rows come
-            self.held = _holds(self.out, full=self.o.full, expect=False)
+        streamed = self.expected is not None and self.expected.streamed and not world.over_ranks
+        self.streamed_expect = streamed  # an .npy: each network compared as its rows come
+        checked_whole = self.expected is not None and not streamed
+        self.held = _holds(self.out, full=self.o.full, expect=checked_whole)
 
     def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
         configs = [config for config, _ in jobs]

@@ -110,9 +110,7 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
     expected = output.values
     got = result.whole.astype(np.float64)
     if got.shape != expected.shape:
-        source = expectation.source
-        message = f"{name}: output has shape {_shape(got)}, {source} has shape {_shape(expected)}"
-        return Mismatch(message, expectation.file, output.line)
+        return _other_shape(name, expectation, output, got.shape)
     found = difference(got, expected, tolerance)
     return None if found.within else _differs(name, expectation, output, found, tolerance)
 
@@ -167,22 +165,27 @@ class Comparison:
 
     def mismatch(self) -> Mismatch | None:
         """None when every row matched, else the line naming the worst element."""
-        expected = self.output.values
-        if expected.shape != self.shape:
-            source = self.expectation.source
-            message = (
-                f"{self.name}: output has shape ({self.shape[0]}, {self.shape[1]}), {source} has "
-                f"shape {_shape(expected)}"
-            )
-            return Mismatch(message, self.expectation.file, self.output.line)
+        if self.output.values.shape != self.shape:
+            return _other_shape(self.name, self.expectation, self.output, self.shape)
         if self.worst is None:
             return None
         first, found = self.worst
         return _differs(self.name, self.expectation, self.output, found, self.tolerance, first)
 
 
-def _shape(array: Array) -> str:
-    return "(" + ", ".join(map(str, array.shape)) + ")"
+def _other_shape(
+    name: str, expectation: Expectation, output: Expected, shape: tuple[int, ...]
+) -> Mismatch:
+    """The line for an output of `shape` that is not the expected one's."""
+    message = (
+        f"{name}: output has shape {_shape(shape)}, {expectation.source} has shape "
+        f"{_shape(output.values.shape)}"
+    )
+    return Mismatch(message, expectation.file, output.line)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
 
 
 def _npy_expectation(path: Path) -> Expectation:

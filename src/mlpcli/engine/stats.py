@@ -88,23 +88,19 @@ class Accumulator:
             low, high = float(kept.min()), float(kept.max())
             if self.range is None:
                 self.range = (low, high) if high > low else (low - 0.5, low + 0.5)
-            while low < self.range[0] or high > self.range[1]:
-                self._widen(grow_up=high > self.range[1])
+            while self.range != (grown := _holding(self.range, low, high)):
+                self._widen(grown)
         assert self.range is not None
         start, end = self.range
         self.histogram += torch.histc(kept.clamp(start, end), BINS, start, end).double()
 
-    def _widen(self, *, grow_up: bool) -> None:
-        """Double the range (upwards or downwards), merging the bins in pairs."""
-        start, end = self.range or (0.0, 1.0)
+    def _widen(self, grown: tuple[float, float]) -> None:
+        """The range doubled to `grown` (upwards or downwards), the bins merged in pairs."""
         merged = self.histogram.view(BINS // 2, 2).sum(dim=1)
         empty = torch.zeros_like(merged)
-        if grow_up:
-            self.range = (start, end + (end - start))
-            self.histogram = torch.cat([merged, empty])
-        else:
-            self.range = (start - (end - start), end)
-            self.histogram = torch.cat([empty, merged])
+        up = self.range is not None and grown[0] == self.range[0]
+        self.histogram = torch.cat([merged, empty] if up else [empty, merged])
+        self.range = grown
 
     def result(self) -> TensorStats:
         """The figures, read from the device once."""
@@ -168,13 +164,11 @@ def _histogram(parts: Sequence[TensorStats]) -> tuple[tuple[int, ...], tuple[flo
     spans = [part.histogram_range for part in parts if part.histogram_range is not None]
     if not spans:
         return (0,) * BINS, None
-    start, end = spans[0]
     low, high = min(part.min for part in parts), max(part.max for part in parts)
-    while low < start or high > end:
-        if high > end:
-            start, end = start, end + (end - start)
-        else:
-            start, end = start - (end - start), end
+    span = spans[0]
+    while span != (grown := _holding(span, low, high)):
+        span = grown
+    start, end = span
     counts = [0] * BINS
     for part in parts:
         if part.histogram_range is None:
@@ -184,3 +178,14 @@ def _histogram(parts: Sequence[TensorStats]) -> tuple[tuple[int, ...], tuple[flo
             centre = a + (j + 0.5) * (b - a) / BINS
             counts[min(BINS - 1, max(0, int((centre - start) / (end - start) * BINS)))] += count
     return tuple(counts), (start, end)
+
+
+def _holding(span: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    """`span` doubled once towards the values it does not hold yet (upwards first); itself
+    where it holds `low` to `high`."""
+    start, end = span
+    if high > end:
+        return start, end + (end - start)
+    if low < start:
+        return start - (end - start), end
+    return span
