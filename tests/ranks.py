@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpcli.engine import parallel
 from mlpcli.loading import loader
-from mlpcli.ranks import group, parallel
+from mlpcli.ranks import group
 
 
 def main(out: Path, cases: dict[str, list[str]]) -> None:

@@ -114,7 +114,7 @@ class _Bench(Command[BenchResult]):
         return _timed_here(jobs, self.warmup, self.repeat, self.cuda_graph)
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[BenchResult] | None:
-        from mlpcli.ranks import parallel  # torch
+        from mlpcli.engine import parallel  # torch
 
         ((config, combo),) = jobs
         result = parallel.bench(config, group, self.warmup, self.repeat)

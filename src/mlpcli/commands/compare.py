@@ -144,7 +144,7 @@ class _Compare(Command["CompareResult"]):
         return [runners.compare(config, self.specs, self._tolerance(config), self.source)]
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[CompareResult] | None:
-        from mlpcli.ranks import parallel  # torch: only once the input is valid
+        from mlpcli.engine import parallel  # torch: only once the input is valid
 
         ((config, _),) = jobs
         result = parallel.compare(config, group, self._tolerance(config))

@@ -444,7 +444,7 @@ def _shared(
     """One network run by every rank: its result on rank 0 (with `stats`, its statistics),
     its output there whole unless it stays `with_ranks`, each rank writing its rows into the
     output file."""
-    from mlpcli.ranks import parallel
+    from mlpcli.engine import parallel
 
     if not with_ranks:
         return parallel.run(config, group, with_stats=stats)

@@ -1,4 +1,4 @@
-"""One network over the ranks of a process group, with torch: each rank builds its share of the
+"""One network over the ranks of a world (`engine.world`), with torch: each rank builds its share of the
 draw (`plan.share`) and runs its part of the forward pass; rank 0 gets the output.
 
 `data` splits the batch's rows, `pipeline` the layers (`chunk` rows a micro-batch), `tensor`
@@ -31,6 +31,7 @@ from mlpcli.engine.network import (
 )
 from mlpcli.engine.runners import OutputSink, differences, named_tensors, nonfinite, to_numpy
 from mlpcli.engine.stats import combined
+from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
 from mlpcli.model.closeness import Tolerance
@@ -48,7 +49,6 @@ from mlpcli.model.results import (
     TensorStats,
 )
 from mlpcli.model.shapes import shapes, tensor_shapes
-from mlpcli.ranks.group import Group
 
 Observe = Callable[[str, Region, torch.Tensor], None]  # a piece of a named tensor, and where
 
@@ -70,7 +70,7 @@ class Part:
         return [f"h{i}" for i in range(1, count)] + ["output"]
 
 
-def part_of(config: Config, group: Group, device: torch.device) -> Part:
+def part_of(config: Config, group: World, device: torch.device) -> Part:
     """This rank's share of `config`'s network."""
     share = plan.share(config, group.world_size, group.rank)
     features, weights, biases = placed(config, device, share)
@@ -78,7 +78,7 @@ def part_of(config: Config, group: Group, device: torch.device) -> Part:
     return Part(config, share, features, tuple(weights), tuple(biases) or (None,) * layers)
 
 
-def forward(part: Part, group: Group, observe: Observe | None = None) -> torch.Tensor | None:
+def forward(part: Part, group: World, observe: Observe | None = None) -> torch.Tensor | None:
     """The output on rank 0 (None on the others), each rank computing its share; `observe`
     sees each piece of h1.. and output where it lies (for `data`, without `chunk` only)."""
     mode = part.config.parallel if group.distributed else Parallel.NONE
@@ -105,7 +105,7 @@ def forward(part: Part, group: Group, observe: Observe | None = None) -> torch.T
 
 
 def _gathered(
-    group: Group, piece: torch.Tensor, spans: Sequence[range], dim: int
+    group: World, piece: torch.Tensor, spans: Sequence[range], dim: int
 ) -> torch.Tensor | None:
     """Each rank's piece of a tensor, which holds `spans[rank]` of it along `dim` (0: rows,
     1: columns), put together on rank 0; None on the others."""
@@ -129,7 +129,7 @@ def _micro_batches(config: Config) -> list[range]:
     return [range(a, min(a + step, config.batch)) for a in range(0, config.batch, step)]
 
 
-def _pipeline(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
+def _pipeline(part: Part, group: World, observe: Observe | None) -> torch.Tensor | None:
     """Each rank its stage's layers, micro-batch by micro-batch; the last stage's output goes to
     rank 0. Every layer sees the rows one process would give it: the same bits.
 
@@ -173,7 +173,7 @@ def _pipeline(part: Part, group: Group, observe: Observe | None) -> torch.Tensor
     return output
 
 
-def _ring(group: Group, like: torch.Tensor) -> None:
+def _ring(group: World, like: torch.Tensor) -> None:
     """One value round the ranks in order, 0 → 1 → … → last → 0: connects each pair that the
     pipeline uses in an order without a cycle (NCCL makes a pair's connection on its first use,
     and both ends wait for it)."""
@@ -187,7 +187,7 @@ def _ring(group: Group, like: torch.Tensor) -> None:
     group.flush()
 
 
-def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor | None:
+def _tensor(part: Part, group: World, observe: Observe | None) -> torch.Tensor | None:
     """Column then row parallel, a pair of layers at a time: the first layer's columns are
     split (its activation runs on each rank's columns, or on whole rows after an all-gather
     where it needs them); the second's rows, and an all-reduce sums the partial products."""
@@ -210,7 +210,7 @@ def _tensor(part: Part, group: Group, observe: Observe | None) -> torch.Tensor |
 
 def _tensor_layer(
     part: Part,
-    group: Group,
+    group: World,
     i: int,
     h: torch.Tensor,
     split: tuple[range, Sequence[range]],
@@ -252,14 +252,14 @@ def _tensor_layer(
     return out
 
 
-def info(config: Config, group: Group, device: torch.device) -> ParallelInfo:
+def info(config: Config, group: World, device: torch.device) -> ParallelInfo:
     """How a run was shared, for its result."""
     return ParallelInfo(config.parallel.value, group.world_size, group.backend(device))
 
 
 def run(
     config: Config,
-    group: Group,
+    group: World,
     sinks: Sequence[OutputSink] = (),
     hold: bool = True,
     with_stats: bool = False,
@@ -277,13 +277,13 @@ def run(
     return _run_held(config, group)
 
 
-def own_rows(config: Config, group: Group) -> range:
+def own_rows(config: Config, group: World) -> range:
     """The rows of the batch that this rank runs in a `data` run."""
     return plan.data_rows(config, group.world_size)[group.rank]
 
 
 def _run_rows(
-    config: Config, group: Group, sinks: Sequence[OutputSink], hold: bool, with_stats: bool
+    config: Config, group: World, sinks: Sequence[OutputSink], hold: bool, with_stats: bool
 ) -> RunResult | None:
     """A `data` run: this rank's rows streamed; rank 0's result the ranks' put together, its
     times the slowest rank's."""
@@ -337,7 +337,7 @@ def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
     return tuple(TensorInfo(t.name, t.shape, dtype, device) for t in tensor_shapes(config))
 
 
-def _run_held(config: Config, group: Group) -> RunResult | None:
+def _run_held(config: Config, group: World) -> RunResult | None:
     """A `pipeline` or `tensor` run (or a world of one): the features held, the output
     gathered to rank 0."""
     device = devices.prepare(group.on_device(config))
@@ -364,7 +364,7 @@ def _run_held(config: Config, group: Group) -> RunResult | None:
     )
 
 
-def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult | None:
+def bench(config: Config, group: World, warmup: int, repeat: int) -> BenchResult | None:
     """Time `repeat` forward passes of the whole group (rank 0's clock, from a barrier that
     starts every rank together); each rank's peak memory and time spent communicating."""
     device = devices.prepare(group.on_device(config))
@@ -405,7 +405,7 @@ def bench(config: Config, group: Group, warmup: int, repeat: int) -> BenchResult
     )
 
 
-def _timed_part(config: Config, group: Group, device: torch.device) -> tuple[Part, float]:
+def _timed_part(config: Config, group: World, device: torch.device) -> tuple[Part, float]:
     """This rank's share, and the milliseconds its build took."""
     start = time.perf_counter()
     part = part_of(config, group, device)
@@ -419,7 +419,7 @@ def _peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
+def all_tensors(config: Config, group: World) -> dict[str, np.ndarray] | None:
     """Every named tensor of a run over the group, gathered piece by piece to rank 0 as float64
     arrays (None on the others): what each rank holds and computes, put back together."""
     config = dataclasses.replace(config, chunk=None)
@@ -451,7 +451,7 @@ def all_tensors(config: Config, group: Group) -> dict[str, np.ndarray] | None:
     return tensors
 
 
-def compare(config: Config, group: Group, tolerance: Tolerance) -> CompareResult | None:
+def compare(config: Config, group: World, tolerance: Tolerance) -> CompareResult | None:
     """Every tensor of the run over the group against one process on rank 0's device."""
     candidate = all_tensors(config, group)
     result = None
