@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.engine import parallel
+from mlpcli.engine import runners
 from mlpcli.loading import loader
 from mlpcli.ranks import group
 
@@ -22,9 +22,9 @@ def main(out: Path, cases: dict[str, list[str]]) -> None:
     configs = {name: loader.load(None, overrides, {}) for name, overrides in cases.items()}
     joined = group.joined(list(configs.values()))
     for name, config in configs.items():
-        tensors = parallel.all_tensors(config, joined)
-        result = parallel.run(config, joined)
-        streamed = parallel.run(config, joined, hold=False)  # `data`: the rows stay with the ranks
+        tensors = runners.all_tensors(config, joined)
+        result = runners.run(config, joined)
+        streamed = runners.run(config, joined, hold=False)  # `data`: the rows stay with the ranks
         if tensors is not None and result is not None and streamed is not None:
             assert result.parallel is not None
             assert (streamed.output is None) == (config.parallel.value == "data")

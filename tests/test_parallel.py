@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli.engine import devices, runners
+from mlpcli.engine import runners
+from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
 from mlpcli.model import plan
 from mlpcli.model.closeness import tolerance_for
@@ -63,7 +64,7 @@ def launched(*command: str, timeout: float = 120) -> subprocess.CompletedProcess
 def single(overrides: list[str]) -> dict[str, np.ndarray]:
     """Every tensor of one process, and its run's output."""
     config = loader.load(None, [*overrides, "parallel=none"], {})
-    tensors = runners.named_tensors(config, devices.prepare(config))
+    tensors = runners.all_tensors(config, ALONE)
     tensors["run_output"] = runners.run(config).whole.astype(np.float64)
     return tensors
 

@@ -141,7 +141,7 @@ def test_a_run_takes_one_step_for_each_layer_of_each_chunk() -> None:
 
     config = load(None, ["layers=[6, 5, 4, 3]", "batch=10", "chunk=4"])
     steps: list[None] = []
-    runners.run(config, lambda: steps.append(None))
+    runners.run(config, step=lambda: steps.append(None))
     assert len(steps) == len(shapes.step_flops(config)) == 3 * 3
 
 

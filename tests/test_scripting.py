@@ -497,7 +497,7 @@ def test_compare_allows_each_tensor_its_scale() -> None:
 
 
 def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    def compare(config: object, specs: object, tolerance: Tolerance, *_: object) -> CompareResult:
+    def compare(config: object, tolerance: Tolerance, *_: object, **__: object) -> CompareResult:
         off = Difference(3e-4, 1e-3, (0, 0), 0.3003, 0.3, 1e-5, within=False)
         same = Difference(0.0, 0.0, (0, 0), 1.0, 1.0, 1e-5, within=True)
         diffs = (

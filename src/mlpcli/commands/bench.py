@@ -114,10 +114,10 @@ class _Bench(Command[BenchResult]):
         return _timed_here(jobs, self.warmup, self.repeat, self.cuda_graph)
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[BenchResult] | None:
-        from mlpcli.engine import parallel  # torch
+        from mlpcli.engine import runners  # torch
 
         ((config, combo),) = jobs
-        result = parallel.bench(config, group, self.warmup, self.repeat)
+        result = runners.bench(config, self.warmup, self.repeat, group)
         return None if result is None else [dataclasses.replace(result, overrides=combo)]
 
     def emit(self, results: Sequence[BenchResult]) -> None:
@@ -152,7 +152,9 @@ def _timed_here(
     what = jobs[0][0].name if len(jobs) == 1 else counted(len(jobs), "combination")
     with LateProgress(f"timing {what}", [1.0] * repeat * len(jobs)) as progress:
         for config, combo in jobs:
-            result = runners.bench(config, warmup, repeat, progress.advance, cuda_graph)
+            result = runners.bench(
+                config, warmup, repeat, progress=progress.advance, cuda_graph=cuda_graph
+            )
             results.append(dataclasses.replace(result, overrides=combo))
     return results
 

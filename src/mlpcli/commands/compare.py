@@ -141,13 +141,14 @@ class _Compare(Command["CompareResult"]):
         from mlpcli.engine import runners  # torch: only once the input is valid
 
         ((config, _),) = jobs
-        return [runners.compare(config, self.specs, self._tolerance(config), self.source)]
+        tolerance = self._tolerance(config)
+        return [runners.compare(config, tolerance, specs=self.specs, source=self.source)]
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[CompareResult] | None:
-        from mlpcli.engine import parallel  # torch: only once the input is valid
+        from mlpcli.engine import runners  # torch: only once the input is valid
 
         ((config, _),) = jobs
-        result = parallel.compare(config, group, self._tolerance(config))
+        result = runners.compare(config, self._tolerance(config), group)
         return None if result is None else [result]
 
     def _tolerance(self, config: Config) -> Tolerance:

@@ -396,8 +396,8 @@ def _run_one(
 
         return runners.run(
             config,
-            bar.advance,
-            heard,
+            step=bar.advance,
+            on_estimate=heard,
             with_stats=stats,
             keep=keep,
             hold=hold,
@@ -444,15 +444,15 @@ def _shared(
     """One network run by every rank: its result on rank 0 (with `stats`, its statistics),
     its output there whole unless it stays `with_ranks`, each rank writing its rows into the
     output file."""
-    from mlpcli.engine import parallel
+    from mlpcli.engine import parallel, runners
 
     if not with_ranks:
-        return parallel.run(config, group, with_stats=stats)
+        return runners.run(config, group, with_stats=stats)
     if out.path is None:
-        return parallel.run(config, group, hold=False, with_stats=stats)
+        return runners.run(config, group, hold=False, with_stats=stats)
     rows = parallel.own_rows(config, group)
     with shares.written(out.path, config, combo, rows, group) as writer:
-        return parallel.run(config, group, [writer.add], hold=False, with_stats=stats)
+        return runners.run(config, group, sinks=[writer.add], hold=False, with_stats=stats)
 
 
 def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:

@@ -1,54 +1,33 @@
-"""One network over the ranks of a world (`engine.world`), with torch: each rank builds its share of the
-draw (`plan.share`) and runs its part of the forward pass; rank 0 gets the output.
+"""One network shared by the ranks of a world (`engine.world`), with torch: each rank's share
+of the draw (`plan.share`) and its part of the forward pass; rank 0 gets the output. A world
+of one holds the whole network and runs it as one process does.
 
 `data` splits the batch's rows, `pipeline` the layers (`chunk` rows a micro-batch), `tensor`
 every weight: the first layer of each pair by columns, the second by rows, one all-reduce a
-pair. docs/distributed.md is the guide; one rank (no launcher) is the single-process forward.
+pair. docs/distributed.md is the guide; `engine.runners` runs, times and compares over them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import resource
-import statistics
-import sys
-import time
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from mlpcli.engine import devices, runners
 from mlpcli.engine.network import (
     ACTIVATIONS,
-    TORCH_DTYPES,
     Network,
     affine,
     forward_in_chunks,
     forward_layers,
     placed,
 )
-from mlpcli.engine.runners import OutputSink, differences, named_tensors, nonfinite, to_numpy
-from mlpcli.engine.stats import combined
 from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
-from mlpcli.model.closeness import Tolerance
 from mlpcli.model.config import Config, Parallel
 from mlpcli.model.plan import Region, Share
-from mlpcli.model.results import (
-    PREVIEW_ROWS,
-    BenchResult,
-    CompareResult,
-    ParallelInfo,
-    Preview,
-    RankFigures,
-    RunResult,
-    TensorInfo,
-    TensorStats,
-)
-from mlpcli.model.shapes import shapes, tensor_shapes
 
 Observe = Callable[[str, Region, torch.Tensor], None]  # a piece of a named tensor, and where
 
@@ -62,6 +41,17 @@ class Part:
     features: torch.Tensor | None
     weights: tuple[torch.Tensor | None, ...]
     biases: tuple[torch.Tensor | None, ...]  # one per layer, None without bias
+
+    @functools.cached_property
+    def network(self) -> Network:
+        """The layers this rank holds, as one network (the whole one in a world of one)."""
+        assert self.features is not None
+        return Network(
+            self.features,
+            tuple(W for W in self.weights if W is not None),
+            tuple(B for B in self.biases if B is not None),
+            self.config.activations,
+        )
 
     @property
     def names(self) -> list[str]:
@@ -89,22 +79,18 @@ def forward(part: Part, group: World, observe: Observe | None = None) -> torch.T
         return _tensor(part, group, observe)
     rows = part.share.features
     assert rows is not None
-    assert part.features is not None
-    weights = tuple(W for W in part.weights if W is not None)
-    biases = tuple(B for B in part.biases if B is not None)
-    network = Network(part.features, weights, biases, part.config.activations)
 
     def seen(name: str, h: torch.Tensor) -> None:
         if observe is not None:
             observe(name, (rows, range(h.shape[1])), h)
 
-    output = forward_in_chunks(network, part.config.chunk, seen if observe else None)
+    output = forward_in_chunks(part.network, part.config.chunk, seen if observe else None)
     if mode is Parallel.NONE:
         return output
-    return _gathered(group, output, plan.data_rows(part.config, group.world_size), dim=0)
+    return gathered(group, output, plan.data_rows(part.config, group.world_size), dim=0)
 
 
-def _gathered(
+def gathered(
     group: World, piece: torch.Tensor, spans: Sequence[range], dim: int
 ) -> torch.Tensor | None:
     """Each rank's piece of a tensor, which holds `spans[rank]` of it along `dim` (0: rows,
@@ -234,10 +220,10 @@ def _tensor_layer(
             observe(name, (rows, range(out.shape[1])), out)
         return out
     if i == len(part.weights) - 1:  # the last layer's columns, on rank 0
-        gathered = _gathered(group, affine(h, W, B), columns, dim=1)
-        if gathered is None:
+        whole = gathered(group, affine(h, W, B), columns, dim=1)
+        if whole is None:
             return None
-        last = apply(gathered)
+        last = apply(whole)
         if observe is not None:
             observe(name, (rows, range(last.shape[1])), last)
         return last
@@ -252,215 +238,6 @@ def _tensor_layer(
     return out
 
 
-def info(config: Config, group: World, device: torch.device) -> ParallelInfo:
-    """How a run was shared, for its result."""
-    return ParallelInfo(config.parallel.value, group.world_size, group.backend(device))
-
-
-def run(
-    config: Config,
-    group: World,
-    sinks: Sequence[OutputSink] = (),
-    hold: bool = True,
-    with_stats: bool = False,
-) -> RunResult | None:
-    """Build this rank's share and run the forward pass; the result on rank 0, None elsewhere.
-
-    With `data`, each rank streams its own rows as one process streams all of them
-    (`runners.run`): each chunk's output to `sinks` (this rank's part of an output file), and
-    to rank 0 whole only with `hold`; the preview, the counts and `with_stats`' figures go
-    through rank 0. The other modes hold their features and gather the whole output to rank
-    0 (`sinks`, `hold` and `with_stats` are a `data` run's: `commands.world` refuses
-    statistics of the others)."""
-    if config.parallel is Parallel.DATA and group.distributed:
-        return _run_rows(config, group, sinks, hold, with_stats)
-    return _run_held(config, group)
-
-
 def own_rows(config: Config, group: World) -> range:
     """The rows of the batch that this rank runs in a `data` run."""
     return plan.data_rows(config, group.world_size)[group.rank]
-
-
-def _run_rows(
-    config: Config, group: World, sinks: Sequence[OutputSink], hold: bool, with_stats: bool
-) -> RunResult | None:
-    """A `data` run: this rank's rows streamed; rank 0's result the ranks' put together, its
-    times the slowest rank's."""
-    mine = runners.run(
-        group.on_device(config), with_stats=with_stats, hold=hold, sinks=sinks,
-        rows=own_rows(config, group),
-    )  # fmt: skip
-    part = (
-        mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms,
-        mine.stats,
-    )  # fmt: skip
-    whole = None
-    if hold:
-        output = torch.from_numpy(mine.whole)
-        whole = _gathered(group, output, plan.data_rows(config, group.world_size), dim=0)
-    parts = group.gather(part)
-    if parts is None:
-        return None
-    heads, tails, nonfinite, build_ms, forward_ms, stats = zip(*parts, strict=True)
-    preview = Preview(
-        (config.batch, config.layers[-1]),
-        np.concatenate(heads)[:PREVIEW_ROWS],
-        np.concatenate(tails)[-PREVIEW_ROWS:],
-    )
-    return dataclasses.replace(
-        mine,
-        tensors=_shapes(config, mine.device),
-        preview=preview,
-        output=None if whole is None else whole.numpy(),
-        nonfinite=sum(nonfinite),
-        build_ms=max(build_ms),
-        forward_ms=max(forward_ms),
-        stats=tuple(combined(parts) for parts in _by_tensor(stats).values()),
-        parallel=info(config, group, torch.device(mine.device)),
-    )
-
-
-def _by_tensor(ranks: Sequence[Sequence[TensorStats]]) -> dict[str, list[TensorStats]]:
-    """Each tensor's figures from every rank that has them, in rank order (a rank with no rows
-    has its features' only)."""
-    by_name: dict[str, list[TensorStats]] = {}
-    for figures in ranks:
-        for tensor in figures:
-            by_name.setdefault(tensor.name, []).append(tensor)
-    return by_name
-
-
-def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
-    """Every tensor of the whole run, as one process would hold them."""
-    dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
-    return tuple(TensorInfo(t.name, t.shape, dtype, device) for t in tensor_shapes(config))
-
-
-def _run_held(config: Config, group: World) -> RunResult | None:
-    """A `pipeline` or `tensor` run (or a world of one): the features held, the output
-    gathered to rank 0."""
-    device = devices.prepare(group.on_device(config))
-    with devices.memory_errors(device):
-        part, build_ms = _timed_part(config, group, device)
-        group.barrier()
-        start = time.perf_counter()
-        output = forward(part, group)
-        devices.synchronize(device)
-        forward_ms = (time.perf_counter() - start) * 1e3
-    if output is None:
-        return None
-    whole = to_numpy(output)
-    return RunResult(
-        config=config,
-        device=str(device),
-        tensors=_shapes(config, str(device)),
-        preview=Preview.of(whole),
-        output=whole,
-        nonfinite=nonfinite(output),
-        build_ms=build_ms,
-        forward_ms=forward_ms,
-        parallel=info(config, group, device),
-    )
-
-
-def bench(config: Config, group: World, warmup: int, repeat: int) -> BenchResult | None:
-    """Time `repeat` forward passes of the whole group (rank 0's clock, from a barrier that
-    starts every rank together); each rank's peak memory and time spent communicating."""
-    device = devices.prepare(group.on_device(config))
-    with devices.memory_errors(device):
-        part, build_ms = _timed_part(config, group, device)
-        for _ in range(warmup):
-            forward(part, group)
-        baseline = devices.reset_peak(device)
-        times, communicating = [], []
-        for _ in range(repeat):
-            group.barrier()
-            group.comm_s = 0.0
-            times.append(devices.timed_ms(lambda: forward(part, group), device))
-            communicating.append(group.comm_s * 1e3)
-        peak = devices.peak_since(device, baseline)
-    figures = RankFigures(
-        group.rank,
-        str(device),
-        peak if peak is not None else _peak_rss(),
-        peak is None,
-        statistics.median(communicating),
-        plan.plan(config, group.world_size, None).ranks[group.rank].weight_bytes,
-    )
-    gathered = group.gather(figures)
-    group.complete()
-    if gathered is None:
-        return None
-    return BenchResult(
-        config,
-        str(device),
-        build_ms,
-        tuple(times),
-        peak,
-        shapes(config).total_flops,
-        torch.get_num_threads(),
-        parallel=info(config, group, device),
-        ranks=tuple(gathered),
-    )
-
-
-def _timed_part(config: Config, group: World, device: torch.device) -> tuple[Part, float]:
-    """This rank's share, and the milliseconds its build took."""
-    start = time.perf_counter()
-    part = part_of(config, group, device)
-    devices.synchronize(device)
-    return part, (time.perf_counter() - start) * 1e3
-
-
-def _peak_rss() -> int:
-    """This process's peak resident memory, in bytes (Linux counts KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def all_tensors(config: Config, group: World) -> dict[str, np.ndarray] | None:
-    """Every named tensor of a run over the group, gathered piece by piece to rank 0 as float64
-    arrays (None on the others): what each rank holds and computes, put back together."""
-    config = dataclasses.replace(config, chunk=None)
-    device = devices.prepare(group.on_device(config))
-    pieces: list[tuple[str, Region, np.ndarray]] = []
-
-    def observe(name: str, region: Region, tensor: torch.Tensor) -> None:
-        pieces.append((name, region, to_numpy(tensor, np.float64)))
-
-    with devices.memory_errors(device):
-        part = part_of(config, group, device)
-        share = part.share
-        if part.features is not None and share.features is not None:
-            observe("features", (share.features, range(config.layers[0])), part.features)
-        for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
-            if W is not None and region is not None:
-                observe(f"W{i}", region, W)
-        for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
-            if B is not None and columns is not None:
-                observe(f"B{i}", (range(1), columns), B)
-        forward(part, group, observe)
-    gathered = group.gather(pieces)
-    if gathered is None:
-        return None
-    tensors = {t.name: np.full(t.shape, np.nan) for t in tensor_shapes(config)}
-    for rank_pieces in gathered:
-        for name, (rows, columns), values in rank_pieces:
-            tensors[name][rows.start : rows.stop, columns.start : columns.stop] = values
-    return tensors
-
-
-def compare(config: Config, group: World, tolerance: Tolerance) -> CompareResult | None:
-    """Every tensor of the run over the group against one process on rank 0's device."""
-    candidate = all_tensors(config, group)
-    result = None
-    if candidate is not None:
-        device = devices.prepare(group.on_device(config))
-        single = dataclasses.replace(config, parallel=Parallel.NONE, chunk=None)
-        reference = named_tensors(single, device)
-        label = f"{device} ×{group.world_size} ({config.parallel.value})"
-        diffs = tuple(differences(reference, candidate, label, tolerance))
-        result = CompareResult(config, (str(device), label), tolerance, diffs)
-    group.complete()  # rank 0's reference too: the others wait for it here
-    return result

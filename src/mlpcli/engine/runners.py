@@ -1,18 +1,24 @@
-"""Runs of a network, with torch: one forward pass (`run`), timed passes (`bench`), and one
-network on several devices (`compare`). The network itself is `network`; devices are `devices`.
+"""Runs of a network over a world (`engine.world`: this process alone, or its rank in a process
+group), with torch: one forward pass (`run`), timed passes (`bench`), every tensor against a
+reference (`compare`). Each is written once: one process is a world of one. The network is
+`network`, the ranks' shares of it `parallel`, devices `devices`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import resource
+import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import overload
 
 import numpy as np
 import torch
 
-from mlpcli.engine import devices
+from mlpcli.engine import devices, parallel
 from mlpcli.engine.estimates import forward_estimate
 from mlpcli.engine.network import (
     TORCH_DTYPES,
@@ -22,23 +28,29 @@ from mlpcli.engine.network import (
     forward_in_chunks,
     located_at_inputs,
 )
-from mlpcli.engine.stats import Accumulator
+from mlpcli.engine.parallel import Part, part_of
+from mlpcli.engine.stats import Accumulator, combined
+from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
-from mlpcli.model import memory
+from mlpcli.model import memory, plan
 from mlpcli.model.closeness import Tolerance, difference
-from mlpcli.model.config import Config, Device
+from mlpcli.model.config import Config, Device, Parallel
+from mlpcli.model.plan import Region
 from mlpcli.model.results import (
     PREVIEW_ROWS,
     BenchResult,
     CompareResult,
     Estimate,
+    ParallelInfo,
     Preview,
+    RankFigures,
     RunResult,
     TensorDiff,
     TensorInfo,
+    TensorStats,
     Values,
 )
-from mlpcli.model.shapes import shapes
+from mlpcli.model.shapes import shapes, tensor_shapes
 
 SINK_VALUES = 1 << 20  # output values handed to a sink at once: a signal is heard between two
 # blocks (a C loop formatting millions of rows holds the GIL, and Ctrl-C, until it returns)
@@ -47,28 +59,82 @@ SINK_VALUES = 1 << 20  # output values handed to a sink at once: a signal is hea
 OutputSink = Callable[[np.ndarray], None]  # takes each chunk's output rows, in order
 
 
+@overload
 def run(
     config: Config,
+    world: Alone = ...,
+    *,
+    step: Callable[[], None] | None = ...,
+    on_estimate: Callable[[Estimate], None] | None = ...,
+    with_stats: bool = ...,
+    keep: bool = ...,
+    hold: bool = ...,
+    sinks: Sequence[OutputSink] = ...,
+) -> RunResult: ...
+@overload
+def run(
+    config: Config,
+    world: World,
+    *,
+    step: Callable[[], None] | None = ...,
+    on_estimate: Callable[[Estimate], None] | None = ...,
+    with_stats: bool = ...,
+    keep: bool = ...,
+    hold: bool = ...,
+    sinks: Sequence[OutputSink] = ...,
+) -> RunResult | None: ...
+def run(
+    config: Config,
+    world: World = ALONE,
+    *,
     step: Callable[[], None] | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
     with_stats: bool = False,
     keep: bool = False,
     hold: bool = True,
     sinks: Sequence[OutputSink] = (),
-    rows: range | None = None,
-) -> RunResult:
-    """Build and run `config`, its features a chunk of rows at a time (`memory.chunk_rows`),
-    read from their file as they are needed; running out of memory becomes UnavailableError.
+) -> RunResult | None:
+    """Build and run `config` over `world`: the result on rank 0, None on the other ranks.
 
-    `rows` runs those rows of the batch only (a rank's share of a `data` run; all by default):
-    the result's preview, output and tensors' shapes are theirs, each chunk counted from
-    `rows.start`. Each chunk's output goes to `sinks` (a file, stdout) and, with `hold`, into
-    the result whole; the result always has a preview of the first and last rows.
+    Alone, and for each rank of a `data` run, the rows stream (`_streamed`): this process's
+    rows (`parallel.own_rows`; all of them alone) a chunk at a time, each chunk's output to
+    `sinks` (a file, stdout; a rank's own part of the output file) and, with `hold`, into the
+    result whole (on rank 0: every rank's rows); the preview, the counts and `with_stats`'
+    figures go through rank 0. `pipeline` and `tensor` hold their features and gather the
+    whole output to rank 0 (`sinks`, `hold`, `with_stats`, `keep`, `step` and `on_estimate`
+    are for streamed rows: `commands.world` refuses what the others cannot do).
+    """
+    mode = config.parallel if world.distributed else Parallel.NONE
+    if mode is not Parallel.NONE and mode is not Parallel.DATA:
+        return _run_held(config, world)
+    rows = parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch)
+    mine = _streamed(
+        world.on_device(config), rows, step=step, on_estimate=on_estimate,
+        with_stats=with_stats, keep=keep, hold=hold, sinks=sinks,
+    )  # fmt: skip
+    return mine if mode is Parallel.NONE else _put_together(config, world, mine, hold)
+
+
+def _streamed(
+    config: Config,
+    rows: range,
+    *,
+    step: Callable[[], None] | None,
+    on_estimate: Callable[[Estimate], None] | None,
+    with_stats: bool,
+    keep: bool,
+    hold: bool,
+    sinks: Sequence[OutputSink],
+) -> RunResult:
+    """`rows` of `config`'s batch run in this process, their features a chunk of rows at a
+    time (`memory.chunk_rows`), read from their file as they are needed; running out of memory
+    becomes UnavailableError. The result's preview, output and tensors' shapes are the rows',
+    each chunk counted from `rows.start`; it always has a preview of the first and last rows.
+
     `on_estimate` hears, before anything is built, about how long a large network will take;
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
     each tensor's statistics on the way (features, h1.., output); `keep` keeps every tensor.
     """
-    rows = range(config.batch) if rows is None else rows
     device = devices.prepare(config, streamed=True, held=hold)
     if on_estimate is not None and (estimate := forward_estimate(config, device)) is not None:
         on_estimate(estimate)
@@ -116,6 +182,89 @@ def run(
             stats=tuple(accumulator.result() for accumulator in gathered.values()),
             kept=_kept(network, parts) if keep else {},
         )
+
+
+def _put_together(config: Config, world: World, mine: RunResult, hold: bool) -> RunResult | None:
+    """A `data` run's result on rank 0, from every rank's (`mine` here): the preview, counts
+    and statistics put together, the output gathered whole with `hold`, the times the slowest
+    rank's; None on the other ranks."""
+    part = (
+        mine.preview.head, mine.preview.tail, mine.nonfinite, mine.build_ms, mine.forward_ms,
+        mine.stats,
+    )  # fmt: skip
+    whole = None
+    if hold:
+        output = torch.from_numpy(mine.whole)
+        whole = parallel.gathered(world, output, plan.data_rows(config, world.world_size), dim=0)
+    parts = world.gather(part)
+    if parts is None:
+        return None
+    heads, tails, nonfinite_counts, build_ms, forward_ms, stats = zip(*parts, strict=True)
+    preview = Preview(
+        (config.batch, config.layers[-1]),
+        np.concatenate(heads)[:PREVIEW_ROWS],
+        np.concatenate(tails)[-PREVIEW_ROWS:],
+    )
+    return dataclasses.replace(
+        mine,
+        tensors=_shapes(config, mine.device),
+        preview=preview,
+        output=None if whole is None else whole.numpy(),
+        nonfinite=sum(nonfinite_counts),
+        build_ms=max(build_ms),
+        forward_ms=max(forward_ms),
+        stats=tuple(combined(parts) for parts in _by_tensor(stats).values()),
+        parallel=info(config, world, torch.device(mine.device)),
+    )
+
+
+def _by_tensor(ranks: Sequence[Sequence[TensorStats]]) -> dict[str, list[TensorStats]]:
+    """Each tensor's figures from every rank that has them, in rank order (a rank with no rows
+    has its features' only)."""
+    by_name: dict[str, list[TensorStats]] = {}
+    for figures in ranks:
+        for tensor in figures:
+            by_name.setdefault(tensor.name, []).append(tensor)
+    return by_name
+
+
+def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
+    """Every tensor of the whole run, as one process would hold them."""
+    dtype = str(TORCH_DTYPES[config.dtype]).removeprefix("torch.")
+    return tuple(TensorInfo(t.name, t.shape, dtype, device) for t in tensor_shapes(config))
+
+
+def _run_held(config: Config, world: World) -> RunResult | None:
+    """A `pipeline` or `tensor` run: the features held, the output gathered to rank 0."""
+    device = devices.prepare(world.on_device(config))
+    with devices.memory_errors(device):
+        part, build_ms = _timed_part(config, world, device)
+        world.barrier()
+        start = time.perf_counter()
+        output = parallel.forward(part, world)
+        devices.synchronize(device)
+        forward_ms = (time.perf_counter() - start) * 1e3
+    if output is None:
+        return None
+    whole = to_numpy(output)
+    return RunResult(
+        config=config,
+        device=str(device),
+        tensors=_shapes(config, str(device)),
+        preview=Preview.of(whole),
+        output=whole,
+        nonfinite=nonfinite(output),
+        build_ms=build_ms,
+        forward_ms=forward_ms,
+        parallel=info(config, world, device),
+    )
+
+
+def info(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
+    """How a run was shared, for its result; None for this process alone."""
+    if not world.grouped:
+        return None
+    return ParallelInfo(config.parallel.value, world.world_size, world.backend(device))
 
 
 class _Outputs:
@@ -237,66 +386,203 @@ def captured(network: Network, chunk: int | None) -> Callable[[], torch.Tensor]:
     return replay
 
 
+@overload
 def bench(
     config: Config,
     warmup: int,
     repeat: int,
+    world: Alone = ...,
+    progress: Callable[[], None] | None = ...,
+    cuda_graph: bool = ...,
+) -> BenchResult: ...
+@overload
+def bench(
+    config: Config,
+    warmup: int,
+    repeat: int,
+    world: World,
+    progress: Callable[[], None] | None = ...,
+    cuda_graph: bool = ...,
+) -> BenchResult | None: ...
+def bench(
+    config: Config,
+    warmup: int,
+    repeat: int,
+    world: World = ALONE,
     progress: Callable[[], None] | None = None,
     cuda_graph: bool = False,
-) -> BenchResult:
-    """Time `repeat` forward passes after `warmup` untimed ones; the build is timed apart.
+) -> BenchResult | None:
+    """Time `repeat` forward passes over `world` after `warmup` untimed ones; the build is
+    timed apart. The result on rank 0, None on the other ranks.
 
     On a GPU each pass is timed with CUDA events and the peak is what the passes allocated
-    beyond the network; on the CPU the clock is `perf_counter` after the pass returns.
-    With `cuda_graph` each pass is a replay of one captured forward, and the peak counts the
-    capture's memory.
+    beyond the network; on the CPU the clock is `perf_counter` after the pass returns. Over a
+    group every pass starts from a barrier, on rank 0's clock, and each rank's figures (its
+    peak, the time it waited on the others) come with the result. With `cuda_graph` (alone)
+    each pass is a replay of one captured forward, and the peak counts the capture's memory.
     """
-    device = devices.prepare(config)
+    device = devices.prepare(world.on_device(config))
     if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with devices.memory_errors(device):
-        network, build_ms = _timed_build(config, device)
+        part, build_ms = _timed_part(config, world, device)
         if cuda_graph:
             baseline = devices.reset_peak(device)  # before the capture, so that its memory counts
-            step = captured(network, config.chunk)
+            step: Callable[[], object] = captured(part.network, config.chunk)
         else:
-            step = functools.partial(forward_in_chunks, network, config.chunk)
+            step = functools.partial(parallel.forward, part, world)
         for _ in range(warmup):
             step()
         devices.synchronize(device)
         if not cuda_graph:
             baseline = devices.reset_peak(device)  # after the warm-up: not a pass's workspace
-        times = []
+        times, communicating = [], []
         for _ in range(repeat):
+            world.barrier()
+            world.comm_s = 0.0
             times.append(devices.timed_ms(step, device))
+            communicating.append(world.comm_s * 1e3)
             if progress is not None:
                 progress()
         peak = devices.peak_since(device, baseline)
-    flops = shapes(config).total_flops
-    threads = torch.get_num_threads()
+    ranks: list[RankFigures] = []
+    if world.grouped:
+        figures = RankFigures(
+            world.rank,
+            str(device),
+            peak if peak is not None else _peak_rss(),
+            peak is None,
+            statistics.median(communicating),
+            plan.plan(config, world.world_size, None).ranks[world.rank].weight_bytes,
+        )
+        gathered = world.gather(figures)
+        world.complete()
+        if gathered is None:
+            return None
+        ranks = gathered
     return BenchResult(
-        config, str(device), build_ms, tuple(times), peak, flops, threads, cuda_graph
+        config,
+        str(device),
+        build_ms,
+        tuple(times),
+        peak,
+        shapes(config).total_flops,
+        torch.get_num_threads(),
+        cuda_graph,
+        parallel=info(config, world, device),
+        ranks=tuple(ranks),
     )
 
 
+def _timed_part(config: Config, world: World, device: torch.device) -> tuple[Part, float]:
+    """This rank's share, and the milliseconds its build took."""
+    start = time.perf_counter()
+    part = part_of(config, world, device)
+    devices.synchronize(device)
+    return part, (time.perf_counter() - start) * 1e3
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory, in bytes (Linux counts KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+@overload
 def compare(
-    config: Config, specs: Sequence[Device], tolerance: Tolerance, source: str = "--devices"
-) -> CompareResult:
-    """Run `config` on each device; every tensor against the first device's, at its scale.
+    config: Config,
+    tolerance: Tolerance,
+    world: Alone = ...,
+    specs: Sequence[Device] = ...,
+    source: str = ...,
+) -> CompareResult: ...
+@overload
+def compare(
+    config: Config,
+    tolerance: Tolerance,
+    world: World,
+    specs: Sequence[Device] = ...,
+    source: str = ...,
+) -> CompareResult | None: ...
+def compare(
+    config: Config,
+    tolerance: Tolerance,
+    world: World = ALONE,
+    specs: Sequence[Device] = (),
+    source: str = "--devices",
+) -> CompareResult | None:
+    """Every tensor of `config`'s run against one process's on the first device: alone, the
+    run on each further device of `specs` (named in `source`, for the error when one is
+    missing); over a group, the ranks' run put back together on rank 0, against one process
+    on rank 0's device. The result on rank 0, None on the other ranks.
 
-    `source` says where the devices were named, for the error when one is missing.
-
-    The whole batch runs at once (`chunk` does not apply), so that every activation is whole.
+    The whole batch runs at once, so that every activation is whole.
     """
+    if world.grouped:
+        candidates = [world.on_device(config)]
+        single = dataclasses.replace(config, parallel=Parallel.NONE)
+        placed = [world.on_device(single)]
+    else:
+        placed = [config.on_device(spec, source) for spec in specs]
+        candidates = placed[1:]
+    on = [devices.prepare(one) for one in placed]  # every device there before any work
+    runs = [all_tensors(candidate, world) for candidate in candidates]
+    result = None
+    if world.rank == 0:
+        label = f"{on[0]} ×{world.world_size} ({config.parallel.value})"
+        labels = [label] if world.grouped else [str(device) for device in on[1:]]
+        reference = all_tensors(placed[0], ALONE)
+        diffs = tuple(
+            diff
+            for name, tensors in zip(labels, runs, strict=True)
+            if tensors is not None
+            for diff in differences(reference, tensors, name, tolerance)
+        )
+        result = CompareResult(config, (str(on[0]), *labels), tolerance, diffs)
+    world.complete()  # rank 0's reference too: the others wait for it here
+    return result
+
+
+@overload
+def all_tensors(config: Config, world: Alone) -> dict[str, np.ndarray]: ...
+@overload
+def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None: ...
+def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
+    """Every named tensor of a run over `world` as float64 arrays on the CPU, in the
+    notebook's order, on rank 0 (None on the others): what each rank holds and computes, put
+    back together from its pieces. The whole batch runs at once (`chunk` does not apply)."""
     config = dataclasses.replace(config, chunk=None)
-    placed = [devices.prepare(config.on_device(spec, source)) for spec in specs]
-    reference, *others = (named_tensors(config, device) for device in placed)
-    diffs = [
-        diff
-        for device, tensors in zip(placed[1:], others, strict=True)
-        for diff in differences(reference, tensors, str(device), tolerance)
-    ]
-    return CompareResult(config, tuple(map(str, placed)), tolerance, tuple(diffs))
+    device = devices.prepare(world.on_device(config))
+    pieces: list[tuple[str, Region, np.ndarray]] = []
+
+    def observe(name: str, region: Region, tensor: torch.Tensor) -> None:
+        pieces.append((name, region, to_numpy(tensor, np.float64)))
+
+    with devices.memory_errors(device):
+        part = part_of(config, world, device)
+        share = part.share
+        if part.features is not None and share.features is not None:
+            observe("features", (share.features, range(config.layers[0])), part.features)
+        for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
+            if W is not None and region is not None:
+                observe(f"W{i}", region, W)
+        for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
+            if B is not None and columns is not None:
+                observe(f"B{i}", (range(1), columns), B)
+        parallel.forward(part, world, observe)
+    gathered = world.gather(pieces)
+    if gathered is None:
+        return None
+    shaped = {t.name: t.shape for t in tensor_shapes(config)}
+    tensors: dict[str, np.ndarray] = {}
+    for rank_pieces in gathered:
+        for name, (rows, columns), values in rank_pieces:
+            if values.shape == shaped[name]:  # the whole tensor, from one rank
+                tensors[name] = values
+                continue
+            whole = tensors.setdefault(name, np.full(shaped[name], np.nan))
+            whole[rows.start : rows.stop, columns.start : columns.stop] = values
+    return {name: tensors[name] for name in shaped}
 
 
 def differences(
@@ -325,15 +611,6 @@ def _timed_build(
     network = build(config, device, features)
     devices.synchronize(device)
     return network, (time.perf_counter() - start) * 1e3
-
-
-def named_tensors(config: Config, device: torch.device) -> dict[str, np.ndarray]:
-    """Every named tensor of a run on `device`, as float64 arrays on the CPU."""
-    with devices.memory_errors(device):
-        network = build(config, device)
-        tensors = {name: to_numpy(t, np.float64) for name, t in network.named()}
-        forward(network, lambda name, h: tensors.update({name: to_numpy(h, np.float64)}))
-    return tensors  # features, W.., B.., h.., output
 
 
 def _info(name: str, tensor: torch.Tensor, rows: int | None = None) -> TensorInfo:
