@@ -9,7 +9,8 @@ import pytest
 from mlpcli.engine import runners
 from mlpcli.loading.loader import load
 from mlpcli.model.shapes import shapes
-from mlpcli.report import render, shapes_tables
+from mlpcli.report.views import run as run_view
+from mlpcli.report.views import shapes as shapes_view
 
 from .conftest import CONFIGS, invoke, rendered
 
@@ -31,7 +32,7 @@ def check(name: str, text: str, overwrite: bool) -> None:
 )
 def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> None:
     path = CONFIGS / ("two_layer.yaml" if "two_layer" in name else "deep_relu.yaml")
-    table, cut = render.run_table(runners.run(load(path, overrides)), full=False, width=WIDTH)
+    table, cut = run_view.run_table(runners.run(load(path, overrides)), full=False, width=WIDTH)
     check(name, rendered(table, WIDTH) + (f"note: {cut}\n" if cut else ""), overwrite_golden)
 
 
@@ -40,7 +41,7 @@ def test_shapes_table(config: str, overwrite_golden: bool) -> None:
     report = shapes(load(CONFIGS / f"{config}.yaml"))
     check(
         f"shapes_{config}",
-        rendered(shapes_tables.shapes_table(report, WIDTH)[0], WIDTH),
+        rendered(shapes_view.shapes_table(report, WIDTH)[0], WIDTH),
         overwrite_golden,
     )
 
@@ -53,5 +54,5 @@ def test_top_level_help(overwrite_golden: bool) -> None:
 
 def test_markup_in_a_name_prints_literally() -> None:
     config = load(None, ["name='[red]x[/]'"])
-    text = rendered(shapes_tables.shapes_table(shapes(config), 100)[0])
+    text = rendered(shapes_view.shapes_table(shapes(config), 100)[0])
     assert text.startswith("[red]x[/]  layers 3 → 2 → 1")

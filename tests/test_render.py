@@ -14,6 +14,7 @@ from mlpcli.loading.loader import load
 from mlpcli.model import shapes, units
 from mlpcli.model.results import Preview, RunResult, TensorInfo
 from mlpcli.report import progress, records, render
+from mlpcli.report.views import run as run_view
 
 from .conftest import rendered
 
@@ -70,7 +71,7 @@ def result_with(output: np.ndarray) -> RunResult:
 
 def test_json_is_strict_with_nonfinite_values_as_proto3_strings() -> None:
     line = records.json_line(
-        records.run_record(result_with(np.array([[1.5, np.nan], [np.inf, -np.inf]])))
+        run_view.run_record(result_with(np.array([[1.5, np.nan], [np.inf, -np.inf]])))
     )
     assert line.count("\n") == 1
     assert line.endswith("\n")
@@ -92,7 +93,7 @@ def test_json_written_in_blocks_is_the_text_of_one_dumps(rows: int, nonfinite: b
     output = np.random.default_rng(rows).normal(size=(rows, 3)).astype(np.float32)
     if nonfinite:
         output[rows // 2, 1], output[-1, 0] = np.nan, -np.inf
-    record = records.run_record(result_with(output))
+    record = run_view.run_record(result_with(output))
     whole = [[records.json_number(v) for v in row] for row in output.tolist()]
     reference = json.dumps({**record, "output": whole}, allow_nan=False, separators=(",", ":"))
     blocks = list(records.json_blocks([record, record], size=1000))
@@ -101,12 +102,12 @@ def test_json_written_in_blocks_is_the_text_of_one_dumps(rows: int, nonfinite: b
 
 
 def test_csv_is_full_precision() -> None:
-    text = records.csv_text(records.run_rows([result_with(np.array([[0.1, 1e-30]]))]))
+    text = records.csv_text(run_view.run_rows([result_with(np.array([[0.1, 1e-30]]))]))
     assert text == "name,output_0,output_1\ndefault,0.1,1e-30\n"
 
 
 def test_table_switches_to_scientific_for_tiny_values() -> None:
-    table, cut = render.run_table(result_with(np.array([[1e-6, 2e-7]])), full=False, width=80)
+    table, cut = run_view.run_table(result_with(np.array([[1e-6, 2e-7]])), full=False, width=80)
     assert not cut
     assert "1.0000e-06" in rendered(table)
 
@@ -114,7 +115,7 @@ def test_table_switches_to_scientific_for_tiny_values() -> None:
 def test_no_nonzero_value_shows_as_zero_and_each_column_keeps_one_format() -> None:
     """A softmax's 3e-6 printed as 0.0000; now its column is scientific, the others not."""
     output = np.array([[0.95, 3e-6, 0.0], [0.5, 0.25, 0.0]])
-    text = rendered(render.run_table(result_with(output), full=False, width=80)[0])
+    text = rendered(run_view.run_table(result_with(output), full=False, width=80)[0])
     assert "3.0000e-06" in text
     assert "2.5000e-01" in text  # the same column, the same format
     assert "0.9500" in text

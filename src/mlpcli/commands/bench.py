@@ -27,10 +27,11 @@ from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import UsageError
 from mlpcli.model.results import BenchResult
 from mlpcli.model.units import byte_size, counted
-from mlpcli.report import files, records, render, terminal
+from mlpcli.report import files, render, terminal
 from mlpcli.report import plot as plots
 from mlpcli.report.output import Format, Layout, Output
 from mlpcli.report.progress import LateProgress
+from mlpcli.report.views import bench as bench_view
 
 if TYPE_CHECKING:
     from mlpcli.ranks.group import Group
@@ -164,7 +165,7 @@ def _layout(*, sweep: bool) -> Layout[BenchResult]:
 
     def tables(results: Sequence[BenchResult], width: int) -> tuple[RenderableType, list[str]]:
         if sweep:
-            return render.bench_sweep_table(results, width)
-        return render.stacked([render.bench_table(result, width) for result in results]), []
+            return bench_view.bench_sweep_table(results, width)
+        return render.stacked([bench_view.bench_table(result, width) for result in results]), []
 
-    return Layout(records.bench_record, records.bench_rows, tables)
+    return Layout(bench_view.bench_record, bench_view.bench_rows, tables)

@@ -28,8 +28,9 @@ from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.config import Config, Rng
-from mlpcli.report import records, render
+from mlpcli.report import records
 from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.views import compare as compare_view
 
 if TYPE_CHECKING:
     from mlpcli.model.closeness import Tolerance
@@ -37,7 +38,11 @@ if TYPE_CHECKING:
     from mlpcli.ranks.group import Group
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
-LAYOUT = Layout(records.compare_record, records.each(records.compare_rows), render.compare_tables)
+LAYOUT = Layout(
+    compare_view.compare_record,
+    records.each(compare_view.compare_rows),
+    compare_view.compare_tables,
+)
 
 
 def compare(

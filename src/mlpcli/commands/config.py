@@ -20,10 +20,11 @@ from mlpcli.errors import UsageError
 from mlpcli.loading import loader, schema
 from mlpcli.report import files, records, terminal
 from mlpcli.report.output import Format, Layout, Output, to_stdout
+from mlpcli.report.views import config as config_view
 
 SHOW_LAYOUT = Layout(
-    records.config_record,
-    records.each(records.config_rows),
+    config_view.config_record,
+    records.each(config_view.config_rows),
     lambda configs, _: ("---\n".join(map(loader.to_yaml, configs)), []),
 )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from mlpcli.commands.common import FormatOption, OutputOption, QuietOption, field_option
-from mlpcli.report import records, render
 from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.views import env as env_view
 
-LAYOUT = Layout.each(records.env_record, records.env_rows, render.env_table)
+LAYOUT = Layout.each(env_view.env_record, env_view.env_rows, env_view.env_table)
 
 
 def env(

@@ -41,10 +41,11 @@ from mlpcli.model.config import Config, Parallel
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import process
-from mlpcli.report import problems, records, render, shares, streams, terminal
+from mlpcli.report import problems, render, shares, streams, terminal
 from mlpcli.report.output import Format, Layout, Output, refuse_several
 from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
+from mlpcli.report.views import run as run_view
 
 if TYPE_CHECKING:
     from mlpcli.data.expect import Comparison, Expectation, Mismatch
@@ -460,14 +461,14 @@ def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
 
     def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
         if multirun and not full:  # --full in a sweep: every run's tables
-            table, notes = render.sweep_table(results, width)
-            stats = [render.stats_table(r.stats, width) for r in results if r.stats]
+            table, notes = run_view.sweep_table(results, width)
+            stats = [run_view.stats_table(r.stats, width) for r in results if r.stats]
             notes += dict.fromkeys(note for _, note in stats if note)
             return render.stacked([table, *(t for t, _ in stats)]), notes
-        return render.run_tables(results, full=full, width=width)
+        return run_view.run_tables(results, full=full, width=width)
 
-    files = {".safetensors": records.run_safetensors}
-    return Layout(records.run_record, records.run_rows, tables, files, streams.SUFFIXES)
+    files = {".safetensors": run_view.run_safetensors}
+    return Layout(run_view.run_record, run_view.run_rows, tables, files, streams.SUFFIXES)
 
 
 def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:

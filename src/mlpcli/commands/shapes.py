@@ -24,13 +24,14 @@ from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.model import plan
 from mlpcli.model.shapes import shapes as compute
 from mlpcli.model.units import byte_size, parse_byte_size
-from mlpcli.report import records, shapes_tables
+from mlpcli.report import records
 from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.views import shapes as shapes_view
 
 LAYOUT = Layout(
-    records.shapes_record,
-    records.each(records.shapes_rows),
-    lambda results, width: shapes_tables.shapes_table(results[0], width),
+    shapes_view.shapes_record,
+    records.each(shapes_view.shapes_rows),
+    lambda results, width: shapes_view.shapes_table(results[0], width),
 )
 
 

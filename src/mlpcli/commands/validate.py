@@ -15,13 +15,14 @@ from mlpcli.commands.common import JunitOption, reported
 from mlpcli.errors import ConfigError, ExitCode, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.results import ValidateResult
-from mlpcli.report import problems, records, render
+from mlpcli.report import problems, records
 from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.views import validate as validate_view
 
 LAYOUT = Layout(
-    records.validate_record,
-    records.each(records.validate_rows),
-    lambda results, _: (render.validate_lines(results), []),
+    validate_view.validate_record,
+    records.each(validate_view.validate_rows),
+    lambda results, _: (validate_view.validate_lines(results), []),
 )
 
 

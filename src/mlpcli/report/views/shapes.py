@@ -1,5 +1,6 @@
-"""The tables of `mlpcli shapes`: the layers, runs of equal layers folded into one row and
-columns left out whole to fit the width; the totals; the tensors; each rank's share of a plan."""
+"""The view of `shapes`' result: a record (each rank's share of a plan too) and a CSV row per
+layer; the tables: the layers, runs of equal layers folded into one row and columns left out
+whole to fit the width, the totals, the tensors, each rank's share of a plan."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from mlpcli.model.units import (
     counted,
 )
 from mlpcli.report import style
+from mlpcli.report.records import Record, Rows, header
 from mlpcli.report.render import cut_rows, runs_of, tensors_table
 from mlpcli.report.style import Column
 
 if TYPE_CHECKING:
-    from mlpcli.model.plan import ParallelPlan
+    from mlpcli.model.plan import ParallelPlan, RankPlan
     from mlpcli.model.results import LayerShape, ShapesResult
 
 
@@ -143,3 +145,81 @@ LAYER_COLUMNS = (
     Column("FLOPs", "right"),
 )
 DROPPABLE = ("output", "B", "W", "in → out")  # the layers table's columns to leave out first
+
+
+def shapes_record(result: ShapesResult) -> Record:
+    """Schema `mlpcli.shapes/1`."""
+    dtype = result.config.dtype.value
+    return {
+        **header("shapes", result.config),
+        "tensors": [
+            {"name": t.name, "shape": list(t.shape), "dtype": dtype} for t in result.tensors
+        ],
+        "layers": [
+            {
+                "index": layer.index,
+                "in": layer.n_in,
+                "out": layer.n_out,
+                "weight": list(layer.weight),
+                "bias": None if layer.bias is None else list(layer.bias),
+                "output": list(layer.output),
+                "activation": layer.activation.value,
+                "params": layer.params,
+                "flops": layer.flops,
+            }
+            for layer in result.layers
+        ],
+        "total_params": result.total_params,
+        "total_flops": result.total_flops,
+        "param_bytes": result.param_bytes,
+        "largest_activation_bytes": result.largest_activation_bytes,
+        **({"parallel": _plan_record(result.plan)} if result.plan is not None else {}),
+    }
+
+
+def _plan_record(plan: ParallelPlan) -> Record:
+    """A parallel plan: each rank's share and bytes, and whether they fit."""
+    return {
+        "mode": plan.mode.value,
+        "world_size": plan.world_size,
+        "device_memory": plan.device_memory,
+        "fits": plan.fits,
+        "ranks": [_rank_record(rank) for rank in plan.ranks],
+    }
+
+
+def _rank_record(rank: RankPlan) -> Record:
+    """One rank's share: in words (`holds`) and in numbers, each part of a tensor as the
+    half-open `[start, stop)` of its rows and columns, as Python slices it."""
+    share = rank.share
+    return {
+        "rank": rank.rank,
+        "holds": rank.holds,
+        "layers": list(share.layers),
+        "features_rows": None if share.features is None else _slice(share.features),
+        "weights": [
+            {"name": f"W{i}", "rows": _slice(region[0]), "columns": _slice(region[1])}
+            for i, region in enumerate(share.weights, 1)
+            if region is not None
+        ],
+        "weight_bytes": rank.weight_bytes,
+        "activation_bytes": rank.activation_bytes,
+        "sent_bytes": rank.sent_bytes,
+        "draw_bytes": rank.draw_bytes,
+        "draw_on_device": rank.draw_on_device,
+        "total_bytes": rank.total_bytes,
+    }
+
+
+def _slice(items: range) -> list[int]:
+    return [items.start, items.stop]
+
+
+def shapes_rows(result: ShapesResult) -> Rows:
+    """One row per layer: index, in, out, activation, params, flops."""
+    header = ["layer", "in", "out", "activation", "params", "flops"]
+    rows: list[list[object]] = [
+        [layer.index, layer.n_in, layer.n_out, layer.activation.value, layer.params, layer.flops]
+        for layer in result.layers
+    ]
+    return header, rows
