@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpcli.errors import ConfigError, MlpcliError
-from mlpcli.loading.loader import load, to_yaml
+from mlpcli.loading.loader import load
 from mlpcli.model.config import KNOWN_KEYS, MAX_SEED, Activation, Config, DType, Init
+from mlpcli.report.views.config import to_yaml
 
 # Characters that steer YAML's scanner, so that random text reaches deep into it.
 YAML_ALPHABET = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -13,7 +14,7 @@ from rich.console import Console
 from mlpcli.loading.loader import load
 from mlpcli.model import shapes, units
 from mlpcli.model.results import Preview, RunResult, TensorInfo
-from mlpcli.report import progress, records, render
+from mlpcli.report import progress, records, render, views
 from mlpcli.report.views import run as run_view
 
 from .conftest import rendered
@@ -223,3 +224,45 @@ def test_terminal_numbers_never_hide_what_they_are() -> None:
         "0.00812", "1.23", "39.3", "1234",
     ]  # fmt: skip
     assert units.byte_column([1_037_517, 1_572_864, 0]) == ["1.0 MiB", "1.5 MiB", "0.0 MiB"]
+
+
+# --- each result type's view ---------------------------------------------------------------
+
+
+def test_a_view_is_laid_out_at_the_width_it_is_given_when_rendered() -> None:
+    """One view, rendered at two widths: each as the run's tables laid out at that width,
+    and the note on what a narrow one left out is there once it has been rendered."""
+    result = result_with(np.arange(24, dtype=np.float64).reshape(2, 12) * 1000.5)
+    shown = views.of(RunResult).shown([result])
+    assert shown.notes == []  # nothing is laid out before it is rendered
+    for width in (60, 200):
+        table, cut = run_view.run_table(result, full=False, width=width)
+        assert rendered(shown, width) == rendered(table, width)
+        assert shown.notes == ([cut] if cut else [])
+    assert rendered(shown, 60) != rendered(shown, 200)
+    assert shown.notes == []  # wide enough: nothing left out
+
+
+def test_every_result_type_a_command_emits_has_a_view() -> None:
+    from mlpcli.model import results
+    from mlpcli.model.config import Config
+
+    emitted = [
+        results.RunResult, results.BenchResult, results.CompareResult, results.ShapesResult,
+        results.EnvResult, results.ValidateResult, Config,
+    ]  # fmt: skip
+    assert [views.of(kind).kind for kind in emitted] == emitted
+
+
+def test_a_sweep_shows_its_runs_in_one_table_and_every_value_with_full() -> None:
+    runs = [
+        dataclasses.replace(result_with(np.full((2, 3), float(i))), overrides=(f"seed={i}",))
+        for i in range(2)
+    ]
+    view = views.of(RunResult)
+    apart = render.stacked([run_view.run_table(run, full=False, width=120)[0] for run in runs])
+    assert rendered(view.shown(runs), 120) == rendered(apart, 120)
+    swept = [dataclasses.replace(run, sweep=True) for run in runs]
+    assert rendered(view.shown(swept), 120) == rendered(run_view.sweep_table(swept, 120)[0], 120)
+    every = render.stacked([run_view.run_table(run, full=True, width=120)[0] for run in swept])
+    assert rendered(view.shown(swept, full=True), 120) == rendered(every, 120)  # each run's

@@ -285,7 +285,7 @@ def test_csv_on_stdout_chains_into_a_run_that_reads_stdin(tmp_path: Path) -> Non
 def test_what_makes_a_run_hold_its_whole_output(
     options: dict[str, object], holds: str | None
 ) -> None:
-    assert run_command._holds(Output(**options), full=False, expect=False) == holds  # type: ignore[arg-type]
+    assert run_command._holds(Output(**options), expect=False) == holds  # type: ignore[arg-type]
 
 
 def test_a_reader_gone_from_stdout_still_gets_the_file_written(tmp_path: Path) -> None:

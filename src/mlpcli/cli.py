@@ -21,7 +21,7 @@ from mlpcli.commands.help import help_command
 from mlpcli.errors import ExitCode, MlpcliError, ReaderGone, StdoutFailed, error_line
 from mlpcli.loading import yamlnodes
 from mlpcli.ranks import process, store
-from mlpcli.report.output import to_stdout
+from mlpcli.report.terminal import to_stdout
 
 COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 app = typer.Typer(

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import RenderableType
 
 from mlpcli.commands.common import (
     ConfigArguments,
@@ -27,11 +26,10 @@ from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import UsageError
 from mlpcli.model.results import BenchResult
 from mlpcli.model.units import byte_size, counted
-from mlpcli.report import files, render, terminal
+from mlpcli.report import files, terminal
 from mlpcli.report import plot as plots
-from mlpcli.report.output import Format, Layout, Output
+from mlpcli.report.output import Format, Output
 from mlpcli.report.progress import LateProgress
-from mlpcli.report.views import bench as bench_view
 
 if TYPE_CHECKING:
     from mlpcli.ranks.group import Group
@@ -101,9 +99,8 @@ class _Bench(Command[BenchResult]):
         return plan(paths, overrides, multirun=self.multirun)
 
     def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
-        self.layout = _layout(sweep=len(jobs) > 1)
         read = sources(self.paths[0], *(config for config, _ in jobs))
-        self.out.check(self.layout, read)
+        self.out.check(BenchResult, read)
         if self.plot is not None:
             files.check_output(self.plot, list(plots.SUFFIXES), read, "--plot ")
             plots.check(self.plot, [combo for _, combo in jobs])
@@ -123,7 +120,7 @@ class _Bench(Command[BenchResult]):
 
     def emit(self, results: Sequence[BenchResult]) -> None:
         picture = plots.bench_plot(results, self.plot) if self.plot is not None else None
-        self.out.emit(self.layout, results)
+        self.out.emit(results)
         if self.plot is not None and picture is not None:
             files.write_atomic(self.plot, picture)
             terminal.note(f"wrote {self.plot} ({byte_size(len(picture))})")
@@ -158,14 +155,3 @@ def _timed_here(
             )
             results.append(dataclasses.replace(result, overrides=combo))
     return results
-
-
-def _layout(*, sweep: bool) -> Layout[BenchResult]:
-    """Each bench's grid, or a sweep's one table; JSON a line each; CSV one table."""
-
-    def tables(results: Sequence[BenchResult], width: int) -> tuple[RenderableType, list[str]]:
-        if sweep:
-            return bench_view.bench_sweep_table(results, width)
-        return render.stacked([bench_view.bench_table(result, width) for result in results]), []
-
-    return Layout(bench_view.bench_record, bench_view.bench_rows, tables)

@@ -28,21 +28,14 @@ from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.config import Config, Rng
-from mlpcli.report import records
-from mlpcli.report.output import Format, Layout, Output
-from mlpcli.report.views import compare as compare_view
+from mlpcli.model.results import CompareResult
+from mlpcli.report.output import Format, Output
 
 if TYPE_CHECKING:
     from mlpcli.model.closeness import Tolerance
-    from mlpcli.model.results import CompareResult
     from mlpcli.ranks.group import Group
 
 DEFAULT = "cpu,cuda"  # without --devices: the CPU against the GPU
-LAYOUT = Layout(
-    compare_view.compare_record,
-    records.each(compare_view.compare_rows),
-    compare_view.compare_tables,
-)
 
 
 def compare(
@@ -80,7 +73,7 @@ def compare(
     drive(_Compare(arguments, nproc, junit_xml, out, device_list, (atol, rtol)))
 
 
-class _Compare(Command["CompareResult"]):
+class _Compare(Command[CompareResult]):
     """`compare` for the driver: one network on each device here, or over ranks against one
     process."""
 
@@ -130,7 +123,7 @@ class _Compare(Command["CompareResult"]):
 
     def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
         read = sources(self.paths[0], *(config for config, _ in jobs))
-        self.out.check(LAYOUT, read)
+        self.out.check(CompareResult, read)
         report.check(read)
 
     def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
@@ -163,7 +156,7 @@ class _Compare(Command["CompareResult"]):
         return tolerance_for(config.dtype, self.atol, self.rtol)
 
     def emit(self, results: Sequence[CompareResult]) -> None:
-        self.out.emit(LAYOUT, results)
+        self.out.emit(results)
 
     def check(self, results: Sequence[CompareResult], report: Report) -> None:
         for result in results:

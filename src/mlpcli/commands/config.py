@@ -17,16 +17,10 @@ from mlpcli.commands.common import (
     split_one,
 )
 from mlpcli.errors import UsageError
-from mlpcli.loading import loader, schema
-from mlpcli.report import files, records, terminal
-from mlpcli.report.output import Format, Layout, Output, to_stdout
-from mlpcli.report.views import config as config_view
-
-SHOW_LAYOUT = Layout(
-    config_view.config_record,
-    records.each(config_view.config_rows),
-    lambda configs, _: ("---\n".join(map(loader.to_yaml, configs)), []),
-)
+from mlpcli.loading import schema
+from mlpcli.report import files, terminal
+from mlpcli.report.output import Format, Output
+from mlpcli.report.terminal import to_stdout
 
 app = typer.Typer(
     name="config",
@@ -46,7 +40,7 @@ def show(arguments: ConfigArguments = None, output_format: FormatOption = Format
     path, overrides = split_one(arguments, "config show")
     config = load(path, overrides)
     note_assumptions(config)
-    Output(output_format).emit(SHOW_LAYOUT, [config])
+    Output(output_format).emit([config])
 
 
 @app.command("schema")

@@ -17,7 +17,7 @@ from mlpcli.errors import UsageError
 from mlpcli.model.config import Config
 from mlpcli.model.units import byte_size
 from mlpcli.report import files, pictures, terminal
-from mlpcli.report.output import to_stdout
+from mlpcli.report.terminal import to_stdout
 
 
 class DrawFormat(StrEnum):

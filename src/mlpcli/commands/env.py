@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from mlpcli.commands.common import FormatOption, OutputOption, QuietOption, field_option
-from mlpcli.report.output import Format, Layout, Output
-from mlpcli.report.views import env as env_view
-
-LAYOUT = Layout.each(env_view.env_record, env_view.env_rows, env_view.env_table)
+from mlpcli.model.results import EnvResult
+from mlpcli.report.output import Format, Output
 
 
 def env(
@@ -19,7 +17,7 @@ def env(
 ) -> None:
     """mlpcli, Python, torch and CUDA versions, CPU threads, and each GPU's name and memory."""
     out = Output(output_format, output, field, quiet)
-    out.check(LAYOUT)
+    out.check(EnvResult)
     from mlpcli.engine import environment  # torch
 
-    out.emit(LAYOUT, [environment.environment()])
+    out.emit([environment.environment()])

@@ -10,7 +10,7 @@ import typer
 from mlpcli.errors import UsageError
 from mlpcli.loading.yamlnodes import suggestion
 from mlpcli.ranks import process
-from mlpcli.report.output import to_stdout
+from mlpcli.report.terminal import to_stdout
 
 
 def help_command(

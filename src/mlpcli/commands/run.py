@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import RenderableType
 
 from mlpcli.commands import world as worlds
 from mlpcli.commands.common import (
@@ -38,19 +37,19 @@ from mlpcli.engine import host
 from mlpcli.errors import CheckFailedError, ReaderGone, UsageError, say
 from mlpcli.model import memory
 from mlpcli.model.config import Config, Parallel
+from mlpcli.model.results import RunResult
 from mlpcli.model.shapes import step_flops
 from mlpcli.model.units import byte_size, count_text, duration_text
 from mlpcli.ranks import process
-from mlpcli.report import problems, render, shares, streams, terminal
-from mlpcli.report.output import Format, Layout, Output, refuse_several
+from mlpcli.report import problems, shares, streams, terminal
+from mlpcli.report.output import Format, Output, refuse_several
 from mlpcli.report.progress import LateProgress
 from mlpcli.report.streams import Printed, Writer
-from mlpcli.report.views import run as run_view
 
 if TYPE_CHECKING:
     from mlpcli.data.expect import Comparison, Expectation, Mismatch
     from mlpcli.engine.runners import OutputSink
-    from mlpcli.model.results import Estimate, RunResult
+    from mlpcli.model.results import Estimate
     from mlpcli.ranks.group import Group
 
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
@@ -103,10 +102,8 @@ def run(
     junit_xml: JunitOption = None,
 ) -> None:
     """Build each network from its seed and run the forward pass; show tensors and outputs."""
-    out = Output(output_format, output, field, quiet)
-    options = _Options(
-        full=full, stats=stats, multirun=multirun, expect=expect, atol=atol, rtol=rtol
-    )
+    out = Output(output_format, output, field, quiet, full)
+    options = _Options(stats=stats, multirun=multirun, expect=expect, atol=atol, rtol=rtol)
     drive(_Run(arguments, nproc, junit_xml, out, options))
 
 
@@ -114,7 +111,6 @@ def run(
 class _Options:
     """What `run` was asked for beyond its configs and outputs."""
 
-    full: bool
     stats: bool
     multirun: bool
     expect: str | None  # --expect, and its tolerance
@@ -122,7 +118,7 @@ class _Options:
     rtol: float | None
 
 
-class _Run(Command["RunResult"]):
+class _Run(Command[RunResult]):
     """`run` for the driver: its outputs, what it holds, how it runs here and over ranks."""
 
     name, several, shared = "run", True, True
@@ -137,7 +133,6 @@ class _Run(Command["RunResult"]):
     ) -> None:
         super().__init__(arguments, nproc, junit)
         self.out, self.o = out, options
-        self.layout = _layout(full=options.full, multirun=options.multirun)
         self.keep = out.path is not None and out.path.suffix.lower() == ".safetensors"
         self.held: str | None = None  # why the output is held whole (`_holds`), from preflight
         self.with_ranks = False  # the output stays with the ranks (`_stays_with_the_ranks`)
@@ -159,7 +154,7 @@ class _Run(Command["RunResult"]):
             *self.paths,
             Path(expect) if expect else None,
         ]
-        self.out.check(self.layout, inputs)
+        self.out.check(RunResult, inputs)
         report.check(inputs)
         for suffix in (*streams.ONE_OUTPUT, ".safetensors"):
             refuse_several(self.out, suffix, len(jobs))
@@ -169,7 +164,7 @@ class _Run(Command["RunResult"]):
         streamed = self.expected is not None and self.expected.streamed and not world.over_ranks
         self.streamed_expect = streamed  # an .npy: each network compared as its rows come
         checked_whole = self.expected is not None and not streamed
-        self.held = _holds(self.out, full=self.o.full, expect=checked_whole)
+        self.held = _holds(self.out, expect=checked_whole)
 
     def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
         configs = [config for config, _ in jobs]
@@ -191,7 +186,7 @@ class _Run(Command["RunResult"]):
             assert self.expected is not None
             comparisons = _comparisons(self.expected, jobs, self.o.atol, self.o.rtol)
         results, self.gone = _run_here(
-            jobs, self.out, self.layout, self.printed, comparisons,
+            jobs, self.out, self.printed, comparisons,
             stats=self.o.stats, keep=self.keep, held=self.held is not None,
         )  # fmt: skip
         if comparisons is not None:
@@ -201,11 +196,13 @@ class _Run(Command["RunResult"]):
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[RunResult] | None:
         results = _run_over_ranks(jobs, group, self.o.stats, self.keep, self.out, self.with_ranks)
         if results is not None:
-            _written(jobs, self.out, self.layout, results, self.with_ranks)
+            _written(jobs, self.out, results, self.with_ranks)
         return results
 
     def emit(self, results: Sequence[RunResult]) -> None:
-        self.out.emit(self.layout, results, printed=self.printed)
+        if self.o.multirun:  # a sweep's runs show in one table
+            results = [dataclasses.replace(result, sweep=True) for result in results]
+        self.out.emit(results, printed=self.printed)
         if self.gone:  # stdout's reader went while CSV was printed; every file is in place
             raise ReaderGone
 
@@ -228,7 +225,7 @@ def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks:
 
 
 def _run_here(
-    jobs: Sequence[Job], out: Output, layout: Layout[RunResult], printing: bool,
+    jobs: Sequence[Job], out: Output, printing: bool,
     comparisons: Sequence[Comparison] | None, *, stats: bool, keep: bool, held: bool,
 ) -> tuple[list[RunResult], bool]:  # fmt: skip
     """Every job in this process, its output to the file and (`printing`) stdout as it is
@@ -241,7 +238,7 @@ def _run_here(
             checks = [] if comparisons is None else [comparisons[index].add]
             result = _run_one(config, combo, stats, keep, held, writers, checks)
             results.append(dataclasses.replace(result, overrides=combo))
-        out.check_fields(layout, results)
+        out.check_fields(results)
     return results, printer is not None and printer.gone
 
 
@@ -257,7 +254,6 @@ def _stays_with_the_ranks(out: Output, jobs: Sequence[Job], held: str | None) ->
 def _written(
     jobs: Sequence[Job],
     out: Output,
-    layout: Layout[RunResult],
     results: Sequence[RunResult],
     with_ranks: bool,
 ) -> None:
@@ -268,7 +264,7 @@ def _written(
             if writer is not None:
                 writer.start(result.config, result.overrides)
                 writer.add(result.whole)
-        out.check_fields(layout, results)
+        out.check_fields(results)
 
 
 def _checked(
@@ -308,14 +304,14 @@ def _checked(
         terminal.note(f"every output matches {expected.source}")
 
 
-def _holds(out: Output, *, full: bool, expect: bool) -> str | None:
+def _holds(out: Output, *, expect: bool) -> str | None:
     """Why a run must hold its whole output, or None: for what it prints (JSON, every value,
     fields), a .json or .safetensors file, or `--expect`; a table shows a preview, and CSV is
     printed as it is computed."""
     suffix = "" if out.path is None else out.path.suffix.lower()
     reasons = {
         "--format json": not out.quiet and out.format is Format.JSON,
-        "--full": not out.quiet and full,
+        "--full": not out.quiet and out.full,
         "--field": bool(out.fields),
         f"--output {suffix}": suffix in (".json", ".safetensors"),
         "--expect": expect,
@@ -454,21 +450,6 @@ def _shared(
     rows = parallel.own_rows(config, group)
     with shares.written(out.path, config, combo, rows, group) as writer:
         return runners.run(config, group, sinks=[writer.add], hold=False, with_stats=stats)
-
-
-def _layout(*, full: bool, multirun: bool) -> Layout[RunResult]:
-    """A run's results: tables per network (one summary table for a sweep), JSON, CSV, .npy."""
-
-    def tables(results: Sequence[RunResult], width: int) -> tuple[RenderableType, list[str]]:
-        if multirun and not full:  # --full in a sweep: every run's tables
-            table, notes = run_view.sweep_table(results, width)
-            stats = [run_view.stats_table(r.stats, width) for r in results if r.stats]
-            notes += dict.fromkeys(note for _, note in stats if note)
-            return render.stacked([table, *(t for t, _ in stats)]), notes
-        return run_view.run_tables(results, full=full, width=width)
-
-    files = {".safetensors": run_view.run_safetensors}
-    return Layout(run_view.run_record, run_view.run_rows, tables, files, streams.SUFFIXES)
 
 
 def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:

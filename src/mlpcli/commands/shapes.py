@@ -22,17 +22,10 @@ from mlpcli.commands.common import (
 from mlpcli.engine import host
 from mlpcli.errors import UnavailableError, UsageError
 from mlpcli.model import plan
+from mlpcli.model.results import ShapesResult
 from mlpcli.model.shapes import shapes as compute
 from mlpcli.model.units import byte_size, parse_byte_size
-from mlpcli.report import records
-from mlpcli.report.output import Format, Layout, Output
-from mlpcli.report.views import shapes as shapes_view
-
-LAYOUT = Layout(
-    shapes_view.shapes_record,
-    records.each(shapes_view.shapes_rows),
-    lambda results, width: shapes_view.shapes_table(results[0], width),
-)
+from mlpcli.report.output import Format, Output
 
 
 def shapes(
@@ -72,13 +65,13 @@ def shapes(
         )
     out = Output(output_format, output, field, quiet)
     config = load(path, overrides)
-    out.check(LAYOUT, sources(path, config))
+    out.check(ShapesResult, sources(path, config))
     note_assumptions(config)
     result = compute(config)
     if nproc is not None:
         memory_bytes = memory_bytes or host.device_memory(config, nproc)
         result = dataclasses.replace(result, plan=plan.plan(config, nproc, memory_bytes))
-    out.emit(LAYOUT, [result])
+    out.emit([result])
     if result.plan is not None and result.plan.fits is False:  # shown, and then exit 3
         largest = max(result.plan.ranks, key=lambda rank: rank.total_bytes)
         raise UnavailableError(

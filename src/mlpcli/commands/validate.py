@@ -15,15 +15,8 @@ from mlpcli.commands.common import JunitOption, reported
 from mlpcli.errors import ConfigError, ExitCode, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.results import ValidateResult
-from mlpcli.report import problems, records
-from mlpcli.report.output import Format, Layout, Output
-from mlpcli.report.views import validate as validate_view
-
-LAYOUT = Layout(
-    validate_view.validate_record,
-    records.each(validate_view.validate_rows),
-    lambda results, _: (validate_view.validate_lines(results), []),
-)
+from mlpcli.report import problems
+from mlpcli.report.output import Format, Output
 
 
 class ValidateFormat(StrEnum):
@@ -65,7 +58,7 @@ def validate(
         elif output_format is ValidateFormat.GITLAB:
             typer.echo(json.dumps(problems.gitlab(results), indent=2))
         else:
-            Output(Format(output_format.value)).emit(LAYOUT, results)
+            Output(Format(output_format.value)).emit(results)
         if not all(result.readable for result in results):
             raise typer.Exit(ExitCode.USAGE)
         if not all(result.ok for result in results):

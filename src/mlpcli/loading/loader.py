@@ -13,8 +13,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
 from mlpcli.errors import DEFAULT_SOURCE, ConfigError, Location
 from mlpcli.loading.datafiles import (
     about_file,
@@ -86,13 +84,6 @@ def load(
 def parse_device(text: str, source: str) -> Device:
     """A device name (`cpu`, `cuda`, `cuda:N`, `auto`) given outside a config file."""
     return device_value(string_entry(text, source), SPECS["device"], Parsed({}, {}))
-
-
-def to_yaml(config: Config) -> str:
-    """The resolved config as YAML that `load` reads back to an equal config."""
-    return yaml.safe_dump(
-        config.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True
-    )
 
 
 def _validate(

@@ -145,6 +145,7 @@ class RunResult:
     # every tensor by name (torch tensors on the CPU, in the run's dtype), for a .safetensors file
     kept: Mapping[str, Any] = field(default_factory=dict)
     parallel: ParallelInfo | None = None  # over several ranks; None: one process
+    sweep: bool = False  # one run of a sweep (`-m`): a sweep's runs show in one table
 
     @property
     def whole(self) -> np.ndarray[Any, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from mlpcli.errors import StdoutFailed, UnavailableError, install_hint
 from mlpcli.model.config import Config, DType
 from mlpcli.report import files, records
-from mlpcli.report.output import to_stdout
+from mlpcli.report.terminal import to_stdout
 
 if TYPE_CHECKING:
     import numpy as np

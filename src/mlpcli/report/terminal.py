@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from rich.console import Console
 
@@ -36,3 +38,12 @@ def note(message: str, *, once: bool = False) -> None:
     noted.add(message)
     if process.speaks():
         say(f"mlpcli: note: {message}")
+
+
+@contextlib.contextmanager
+def to_stdout() -> Iterator[None]:
+    """Around writing results: a reader that went away becomes ReaderGone (exit 0, quietly)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise ReaderGone from None

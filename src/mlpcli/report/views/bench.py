@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import one_process, override_values, swept_keys
+from mlpcli.model.results import BenchResult, one_process, override_values, swept_keys
 from mlpcli.model.units import (
     byte_column,
     byte_size,
@@ -26,8 +26,9 @@ from mlpcli.report.records import (
     Rows,
     header,
 )
-from mlpcli.report.render import over_ranks
+from mlpcli.report.render import over_ranks, stacked
 from mlpcli.report.style import Column
+from mlpcli.report.view import Laid, View
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -159,3 +160,13 @@ def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
             result.samples_per_s, result.tflops_per_s, result.peak_bytes, result.threads,
         ])  # fmt: skip
     return [(header, rows)]
+
+
+def bench_tables(results: Sequence[BenchResult], width: int, _: bool) -> Laid:
+    """Each bench's grid, a blank line apart, or a sweep's one table."""
+    if len(results) > 1:
+        return bench_sweep_table(results, width)
+    return stacked([bench_table(result, width) for result in results]), []
+
+
+VIEW = View(BenchResult, bench_record, bench_rows, bench_tables)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from mlpcli.report import style
+from mlpcli.model.results import CompareResult
+from mlpcli.report import records, style
 from mlpcli.report.records import (
     Record,
     Rows,
@@ -19,6 +20,7 @@ from mlpcli.report.records import (
 )
 from mlpcli.report.render import shape_text, stacked
 from mlpcli.report.style import Column
+from mlpcli.report.view import View
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -112,3 +114,11 @@ def compare_rows(result: CompareResult) -> Rows:
         for d in result.diffs
     ]  # fmt: skip
     return header, rows
+
+
+VIEW = View(
+    CompareResult,
+    compare_record,
+    records.each(compare_rows),
+    lambda results, width, _: compare_tables(results, width),
+)

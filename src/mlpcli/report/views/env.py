@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from mlpcli.model.results import EnvResult
 from mlpcli.model.units import (
     byte_size,
 )
@@ -17,6 +18,7 @@ from mlpcli.report.records import (
     Record,
     Rows,
 )
+from mlpcli.report.view import View
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -58,3 +60,6 @@ def env_rows(result: EnvResult) -> Rows:
         for gpu in result.gpus
     ]
     return ["key", "value"], rows
+
+
+VIEW = View.each(EnvResult, env_record, env_rows, env_table)

@@ -13,14 +13,14 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlpcli.model.results import PREVIEW_ROWS, RUN_VERSION, one_process
+from mlpcli.model.results import PREVIEW_ROWS, RUN_VERSION, RunResult, one_process
 from mlpcli.model.units import (
     counted,
     ms_text,
     share_text,
     value_text,
 )
-from mlpcli.report import style
+from mlpcli.report import streams, style
 from mlpcli.report.records import (
     OutputRows,
     Record,
@@ -33,24 +33,14 @@ from mlpcli.report.records import (
 )
 from mlpcli.report.render import cut_rows, ends, over_ranks, shape_text, stacked, tensors_table
 from mlpcli.report.style import Column
+from mlpcli.report.view import Laid, View
 
 if TYPE_CHECKING:
     import numpy as np
 
     from mlpcli.model.results import (
-        RunResult,
         TensorStats,
     )
-
-
-def run_tables(
-    results: Sequence[RunResult], *, full: bool, width: int
-) -> tuple[RenderableType, list[str]]:
-    """Each network's tables, a blank line apart, and the notes on what was left out."""
-    views, cuts = zip(
-        *(run_table(result, full=full, width=width) for result in results), strict=True
-    )
-    return stacked(views), [cut for cut in cuts if cut]
 
 
 def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableType, str]:
@@ -371,3 +361,27 @@ def run_safetensors(results: Sequence[RunResult]) -> bytes:
     metadata = {"mlpcli.config": json.dumps(result.config.to_dict()), "mlpcli.version": __version__}
     tensors = {name: tensor.contiguous() for name, tensor in result.kept.items()}
     return bytes(save(tensors, metadata=metadata))
+
+
+def run_tables(results: Sequence[RunResult], width: int, full: bool) -> Laid:
+    """Each network's tables, a blank line apart, or a sweep's one table (and each run's
+    statistics; `full`: every run's tables); the notes on what was left out to fit `width`."""
+    if any(result.sweep for result in results) and not full:
+        table, notes = sweep_table(results, width)
+        stats = [stats_table(r.stats, width) for r in results if r.stats]
+        notes += dict.fromkeys(note for _, note in stats if note)
+        return stacked([table, *(t for t, _ in stats)]), notes
+    views, cuts = zip(
+        *(run_table(result, full=full, width=width) for result in results), strict=True
+    )
+    return stacked(views), [cut for cut in cuts if cut]
+
+
+VIEW = View(
+    RunResult,
+    run_record,
+    run_rows,
+    run_tables,
+    files={".safetensors": run_safetensors},
+    streams=streams.SUFFIXES,
+)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from mlpcli.model.results import ShapesResult
 from mlpcli.model.units import (
     arrows,
     byte_column,
@@ -18,10 +19,11 @@ from mlpcli.model.units import (
     count_text,
     counted,
 )
-from mlpcli.report import style
+from mlpcli.report import records, style
 from mlpcli.report.records import Record, Rows, header
 from mlpcli.report.render import cut_rows, runs_of, tensors_table
 from mlpcli.report.style import Column
+from mlpcli.report.view import View
 
 if TYPE_CHECKING:
     from mlpcli.model.plan import ParallelPlan, RankPlan
@@ -223,3 +225,11 @@ def shapes_rows(result: ShapesResult) -> Rows:
         for layer in result.layers
     ]
     return header, rows
+
+
+VIEW = View(
+    ShapesResult,
+    shapes_record,
+    records.each(shapes_rows),
+    lambda results, width, _: shapes_table(results[0], width),
+)

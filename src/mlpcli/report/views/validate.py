@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mlpcli.model.results import ValidateResult
 from mlpcli.model.units import (
     arrows,
 )
+from mlpcli.report import records
 from mlpcli.report.records import (
     Record,
     Rows,
 )
+from mlpcli.report.view import View
 
 if TYPE_CHECKING:
     from mlpcli.model.results import (
@@ -48,3 +51,6 @@ def validate_rows(result: ValidateResult) -> Rows:
     record = validate_record(result)
     header = ["path", "ok", "name", "error", "location"]
     return header, [[record[key] for key in header]]
+
+
+VIEW = View(ValidateResult, validate_record, records.each(validate_rows), text=validate_lines)
