@@ -129,6 +129,71 @@ def test_expect_an_npy_output_is_compared_a_chunk_at_a_time(tmp_path: Path) -> N
     assert err.endswith(f"{said} of numbers (rows, units), as run -o out.npy writes it\n")
 
 
+def test_expect_a_csv_output_is_read_and_compared_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """`run -o gold.csv` then `--expect gold.csv`: read through once to check every cell,
+    then compared as the rows come (chunks of 7), naming the worst element and its line as a
+    whole comparison does; its values are never held."""
+    from mlpcli.data import expect
+
+    net = [TWO_LAYER, "batch=50", "chunk=7"]
+    golden, changed = tmp_path / "gold.csv", tmp_path / "changed.csv"
+    assert invoke("run", *net, "-q", "-o", str(golden))[0] == 0
+    code, _, err = invoke("run", *net, "-q", "--expect", str(golden))
+    assert (code, err) == (0, f"mlpcli: note: every output matches {golden}\n")
+    lines = golden.read_text().splitlines(keepends=True)  # a header, then row r
+
+    def bumped(row: int, by: float) -> None:
+        name, value = lines[row + 1].rstrip("\n").split(",")
+        lines[row + 1] = f"{name},{float(value) + by!r}\n"
+
+    bumped(37, 1e-3)  # in the sixth chunk
+    bumped(8, 5e-4)  # less far out, in an earlier one
+    changed.write_text("".join(lines))
+    code, _, err = invoke("run", *net, "-q", "--expect", str(changed))
+    assert code == 1
+    assert err.startswith(f"mlpcli: error: two_layer: output differs from {changed} at row 37, ")
+    whole = invoke("run", *net, "-q", "-f", "json", "--expect", str(changed))  # held: the same
+    assert whole[2] == err
+    parsed = expect.parse(str(changed))
+    assert parsed.streamed
+    rows = parsed.output("two_layer").values
+    assert rows.shape == (50, 1)
+    assert isinstance(rows, expect.CsvRows)  # read as asked, in order, and again from the start
+    first, rest, again = rows[0:7], rows[7:50], rows[5:9]
+    np.testing.assert_array_equal(np.concatenate([first, rest])[5:9], again)
+    code, _, err = invoke("run", TWO_LAYER, "batch=49", "-q", "--expect", str(golden))
+    assert (code, err) == (
+        1, f"mlpcli: error: two_layer: output has shape (49, 1), {golden} has shape (50, 1)\n"
+    )  # fmt: skip
+
+
+def test_a_bad_cell_of_a_csv_golden_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    golden, out = tmp_path / "gold.csv", tmp_path / "out.npy"
+    assert invoke("run", TWO_LAYER, "batch=30", "-q", "-o", str(golden))[0] == 0
+    lines = golden.read_text().splitlines(keepends=True)
+    lines[29] = "two_layer,0.5x\n"  # row 27, its last but two
+    golden.write_text("".join(lines))
+    code, _, err = invoke("run", TWO_LAYER, "batch=30", "-o", str(out), "--expect", str(golden))
+    assert (code, err) == (2, f"mlpcli: error: {golden}: expected numbers, got '0.5x'\n")
+    assert not out.exists()
+
+
+def test_a_json_golden_file_past_its_cap_names_the_formats_read_as_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpcli.data import expect
+
+    golden = tmp_path / "gold.json"
+    assert invoke("run", TWO_LAYER, "batch=30", "-q", "-o", str(golden))[0] == 0
+    assert invoke("run", TWO_LAYER, "batch=30", "-q", "--expect", str(golden))[0] == 0
+    monkeypatch.setattr(expect, "MAX_JSON_BYTES", golden.stat().st_size - 1)
+    code, _, err = invoke("run", TWO_LAYER, "batch=30", "-q", "--expect", str(golden))
+    assert code == 2
+    assert err.startswith(f"mlpcli: error: --expect {golden}: a JSON golden file is parsed whole")
+    assert err.endswith("write the expected output with -o gold.npy or -o gold.csv, which are "
+                        "compared as they are read\n")  # fmt: skip
+
+
 def test_expect_a_csv_file_of_several_networks_checks_each_by_name(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -460,7 +460,7 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
 
     expected = expectations.parse(expect)
     for config, combo in jobs:
-        expected.for_network(config.name, combo)
+        expected.output(config.name, combo)
     return expected
 
 

@@ -1,15 +1,19 @@
-"""`run --expect VALUES|FILE`: expected outputs, read from YAML values or an earlier run's file
-(`.json`, `.csv`, or an `.npy` output array, which is compared a chunk of rows at a time)."""
+"""`run --expect VALUES|FILE`: expected outputs, read from YAML values or an earlier run's file:
+`.json` (parsed whole, within MAX_JSON_BYTES), or `.csv` and `.npy` output arrays, which are
+compared a chunk of rows at a time as they are read (a CSV checked whole first, its values
+not held)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
+import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import yaml
@@ -19,6 +23,7 @@ from mlpcli.model.closeness import Array, Difference, Tolerance, difference
 from mlpcli.model.results import RunResult, unknown_run_schema
 
 FILE_SUFFIXES = (".json", ".csv", ".npy")
+MAX_JSON_BYTES = 64 << 20  # a JSON golden file is parsed whole; .csv and .npy are read as compared
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Expected:
 
     name: str | None
     overrides: frozenset[str]  # KEY=VALUE of its run (a JSON file) or its swept keys (CSV)
-    values: Array
+    values: Array | CsvRows  # a CSV's rows are read from its file as they are compared
     line: int | None = None  # where it is in its file: a JSON record's line, a CSV's first row's
     rows: bool = False  # its rows are lines of their own from `line` on (CSV)
 
@@ -49,11 +54,7 @@ class Expectation:
     source: str
     outputs: tuple[Expected, ...]
     file: str | None = None  # the file it was read from; None for VALUES
-    streamed: bool = False  # memory-mapped (.npy): compared as the rows are computed
-
-    def for_network(self, name: str, overrides: Sequence[str] = ()) -> Array:
-        """The expected output of network `name` run with `overrides` (`output`)."""
-        return self.output(name, overrides).values
+    streamed: bool = False  # read as compared (.npy, .csv): compared as the rows are computed
 
     def output(self, name: str, overrides: Sequence[str] = ()) -> Expected:
         """What is expected of network `name` run with `overrides`.
@@ -90,8 +91,10 @@ def parse(argument: str) -> Expectation:
     path = Path(argument)
     if path.suffix.lower() == ".npy":
         return _npy_expectation(path)
+    if path.suffix.lower() == ".csv":
+        return _csv_expectation(path)
     if path.suffix.lower() in FILE_SUFFIXES or path.is_file():
-        return _read_file(path)
+        return _json_expectation(path)
     try:
         data = yaml.safe_load(argument)
     except yaml.YAMLError:
@@ -107,11 +110,10 @@ def check(result: RunResult, expectation: Expectation, tolerance: Tolerance) -> 
     in the expectation's file."""
     name = result.config.name
     output = expectation.output(name, result.overrides)
-    expected = output.values
     got = result.whole.astype(np.float64)
-    if got.shape != expected.shape:
+    if got.shape != output.values.shape:
         return _other_shape(name, expectation, output, got.shape)
-    found = difference(got, expected, tolerance)
+    found = difference(got, np.asarray(output.values[:], np.float64), tolerance)
     return None if found.within else _differs(name, expectation, output, found, tolerance)
 
 
@@ -208,18 +210,17 @@ def _npy_expectation(path: Path) -> Expectation:
     return Expectation(str(path), (Expected(None, frozenset(), values),), str(path), streamed=True)
 
 
-def _read_file(path: Path) -> Expectation:
+def _json_expectation(path: Path) -> Expectation:
+    """A `run --format json` file: a line per network, parsed whole (within MAX_JSON_BYTES)."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--expect {path}: no such file") from None
-    except OSError as error:
-        raise UsageError(f"--expect {path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"--expect {path}: not UTF-8 text (byte offset {error.start})") from None
-    if path.suffix.lower() == ".csv":
-        return _csv_expectation(text, source)
+    with _opened(path) as file:
+        text = file.read(MAX_JSON_BYTES + 1)
+    if len(text.encode()) > MAX_JSON_BYTES:
+        raise UsageError(
+            f"--expect {path}: a JSON golden file is parsed whole, and this one is past "
+            f"{MAX_JSON_BYTES >> 20} MiB; write the expected output with -o gold.npy or "
+            "-o gold.csv, which are compared as they are read"
+        )
     outputs: list[Expected] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -245,36 +246,109 @@ def _read_file(path: Path) -> Expectation:
     return Expectation(source, tuple(outputs), source)
 
 
-def _csv_expectation(text: str, source: str) -> Expectation:
-    """A `run --format csv` file: blocks of a header (`name`, swept keys, `output_0`...) and
-    rows, or, from before the name column, one network's outputs alone."""
-    reader = csv.reader(io.StringIO(text))
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[TextIO]:
+    """`path` open as UTF-8 text; a file that is not there, not readable or not UTF-8 is a
+    UsageError naming it (read errors past the first block too)."""
     try:
-        rows = [(reader.line_num, row) for row in reader if row]
-    except csv.Error as error:
-        raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
-    if not rows or not any(cell.startswith("output_") for cell in rows[0][1]):
-        raise UsageError(f"{source}: expected the header line of `mlpcli run --format csv`")
-    groups: dict[tuple[str | None, frozenset[str]], list[list[float]]] = {}
-    first: dict[tuple[str | None, frozenset[str]], int] = {}  # the line of each one's first row
-    header: list[str] = []
-    for number, row in rows:
-        if any(cell.startswith("output_") for cell in row):  # a header: a block begins
-            header = row
-            continue
-        if len(row) != len(header):
-            raise UsageError(f"{source}: a row of {len(row)} cells under {len(header)} names")
-        cells = dict(zip(header, row, strict=True))
-        name = cells.pop("name", None)
-        swept = frozenset(f"{k}={v}" for k, v in cells.items() if not k.startswith("output_"))
-        numbers = [_number(v, source) for k, v in cells.items() if k.startswith("output_")]
-        groups.setdefault((name, swept), []).append(numbers)
-        first.setdefault((name, swept), number)
+        with path.open(encoding="utf-8", newline="") as file:
+            yield file
+    except FileNotFoundError:
+        raise UsageError(f"--expect {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"--expect {path}: not UTF-8 text (byte offset {error.start})") from None
+    except OSError as error:
+        raise UsageError(f"--expect {path}: cannot read: {error.strerror or error}") from None
+
+
+Key = tuple[str | None, frozenset[str]]  # a network's name (None before the name column), swept
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, Key, list[float]]]:
+    """Each output row of a `run --format csv` file: its line, its network, its numbers. A
+    file of blocks of a header (`name`, swept keys, `output_0`...) and rows, or, from before
+    the name column, one network's outputs alone."""
+    source = str(path)
+    with _opened(path) as file:
+        reader = csv.reader(file)
+        block: _Block | None = None
+        try:
+            for row in reader:
+                if any(cell.startswith("output_") for cell in row):  # a header: a block begins
+                    block = _Block(row)
+                elif row:
+                    if block is None:
+                        message = "expected the header line of `mlpcli run --format csv`"
+                        raise UsageError(f"{source}: {message}")
+                    yield reader.line_num, *block.read(row, source)
+        except csv.Error as error:
+            raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
+
+
+class _Block:
+    """The rows under one header of a CSV golden file: which cells say the network (`name`
+    and the swept keys) and which are its outputs."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.width = len(header)
+        self.outputs = [i for i, cell in enumerate(header) if cell.startswith("output_")]
+        self.labels = [i for i, cell in enumerate(header) if not cell.startswith("output_")]
+        self.names = [header[i] for i in self.labels]
+        self.keys: dict[tuple[str, ...], Key] = {}  # by the row's labelling cells
+
+    def read(self, row: list[str], source: str) -> tuple[Key, list[float]]:
+        """A row's network and numbers."""
+        if len(row) != self.width:
+            raise UsageError(f"{source}: a row of {len(row)} cells under {self.width} names")
+        label = tuple(row[i] for i in self.labels)
+        key = self.keys.get(label)
+        if key is None:
+            values = dict(zip(self.names, label, strict=True))
+            name = values.pop("name", None)
+            key = self.keys[label] = (name, frozenset(f"{k}={v}" for k, v in values.items()))
+        try:
+            return key, [float(row[i]) for i in self.outputs]
+        except ValueError:  # the cell that is not a number, named
+            return key, [_number(row[i], source) for i in self.outputs]
+
+
+def _csv_expectation(path: Path) -> Expectation:
+    """A `run --format csv` file, read through once to check every cell and find each
+    network's rows (`CsvRows`), which are read again as they are compared."""
+    counts: dict[Key, list[int]] = {}  # each network's first line, rows and width
+    for line, key, numbers in _csv_rows(path):
+        if key not in counts:
+            counts[key] = [line, 0, len(numbers)]
+        counts[key][1] += 1
+    if not counts:
+        raise UsageError(f"{path}: expected the header line of `mlpcli run --format csv`")
     outputs = tuple(
-        Expected(n, o, _matrix(values, source), first[n, o], rows=True)
-        for (n, o), values in groups.items()
+        Expected(name, swept, CsvRows(path, (name, swept), (rows, width)), line, rows=True)
+        for (name, swept), (line, rows, width) in counts.items()
     )
-    return Expectation(source, outputs, source)
+    return Expectation(str(path), outputs, str(path), streamed=True)
+
+
+class CsvRows:
+    """One network's rows of a CSV golden file, read from the file as they are asked for, in
+    order (`rows[a:b]`, from where the last read ended; from the start again otherwise): a
+    shape, and float64 rows, never the whole file in memory."""
+
+    def __init__(self, path: Path, key: Key, shape: tuple[int, int]) -> None:
+        self.path, self.key, self.shape = path, key, shape
+        self._rows: Iterator[list[float]] | None = None
+        self._next = 0  # the row `_rows` gives next
+
+    def __getitem__(self, index: slice) -> Array:
+        start, stop, _ = index.indices(self.shape[0])
+        if self._rows is None or start < self._next:
+            self._rows = (numbers for _, key, numbers in _csv_rows(self.path) if key == self.key)
+            self._next = 0
+        for _ in itertools.islice(self._rows, start - self._next):  # passed over
+            pass
+        taken = list(itertools.islice(self._rows, max(0, stop - start)))
+        self._next = start + len(taken)
+        return np.array(taken, dtype=np.float64).reshape(len(taken), self.shape[1])
 
 
 def _number(value: object, source: str) -> float:
