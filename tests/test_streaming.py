@@ -414,6 +414,36 @@ def test_ranks_of_a_data_run_read_and_write_their_own_rows(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("golden", ["gold.npy", "gold.csv"])
+def test_ranks_of_a_data_run_compare_their_own_rows_with_expect(
+    golden: str, tmp_path: Path
+) -> None:
+    """`--expect` over the ranks of a `data` run: each rank compares its own rows as it
+    computes them (nothing is gathered), and the worst element is named as one process
+    names it."""
+    WRITERS["x.npy"](tmp_path / "x.npy")
+    args = ("run", LAYERS, "inputs=x.npy", "parallel=data", "chunk=7", "-q")
+    assert _mlpcli(*args, "-o", golden, cwd=tmp_path).returncode == 0
+    two = _mlpcli(*args, "--nproc", "2", "-o", "o.npy", "--expect", golden, cwd=tmp_path)
+    assert (two.returncode, two.stderr) == (0, f"mlpcli: note: every output matches {golden}\n")
+    output = np.load(tmp_path / "o.npy")
+    output[40, 2] += 1e-3  # in rank 1's rows (from row 28)
+    output[3, 0] += 5e-4  # less far out, in rank 0's
+    changed = f"changed{Path(golden).suffix}"
+    np.save(tmp_path / "changed.npy", output)
+    if golden.endswith(".csv"):
+        header = "name," + ",".join(f"output_{j}" for j in range(3))
+        lines = [",".join(["default", *map(repr, row)]) for row in output.tolist()]
+        (tmp_path / changed).write_text("\n".join([header, *lines]) + "\n")
+    one = _mlpcli(*args, "--expect", changed, cwd=tmp_path)
+    two = _mlpcli(*args, "--nproc", "2", "--expect", changed, cwd=tmp_path)
+    assert one.returncode == two.returncode == 1
+    said = one.stderr.splitlines()[-1]  # after the note on `data` in one process
+    assert said.startswith(f"mlpcli: error: default: output differs from {changed} at row 40, ")
+    assert two.stderr == said + "\n"
+
+
+@pytest.mark.slow
 def test_the_statistics_of_a_data_run_over_ranks_are_one_processs(tmp_path: Path) -> None:
     WRITERS["x.npy"](tmp_path / "x.npy")
     args = ("run", LAYERS, "inputs=x.npy", "parallel=data", "chunk=7", "activation=[tanh, sigmoid]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -161,8 +161,10 @@ class _Run(Command[RunResult]):
         if output is not None:
             streams.check(output)
         self.expected = _expectation(expect, jobs)
-        streamed = self.expected is not None and self.expected.streamed and not world.over_ranks
-        self.streamed_expect = streamed  # an .npy: each network compared as its rows come
+        streamed = self.expected is not None and self.expected.streamed  # .npy, .csv
+        if world.over_ranks:  # where the rows stay with the ranks, each compares its own
+            streamed &= world.size > 1 and _stays_with_the_ranks(self.out, jobs, None)
+        self.streamed_expect = streamed  # each network compared as its rows come
         checked_whole = self.expected is not None and not streamed
         self.held = _holds(self.out, expect=checked_whole)
 
@@ -181,10 +183,7 @@ class _Run(Command[RunResult]):
 
     def here(self, jobs: Sequence[Job]) -> list[RunResult]:
         self.printed = _prints_as_it_runs(self.out)
-        comparisons = None
-        if self.streamed_expect:
-            assert self.expected is not None
-            comparisons = _comparisons(self.expected, jobs, self.o.atol, self.o.rtol)
+        comparisons = self._comparisons(jobs)
         results, self.gone = _run_here(
             jobs, self.out, self.printed, comparisons,
             stats=self.o.stats, keep=self.keep, held=self.held is not None,
@@ -194,10 +193,23 @@ class _Run(Command[RunResult]):
         return results
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[RunResult] | None:
-        results = _run_over_ranks(jobs, group, self.o.stats, self.keep, self.out, self.with_ranks)
+        comparisons = self._comparisons(jobs)  # each rank compares its own rows
+        results = _run_over_ranks(
+            jobs, group, self.o.stats, self.keep, self.out, self.with_ranks, comparisons
+        )
         if results is not None:
             _written(jobs, self.out, results, self.with_ranks)
+            if comparisons is not None:
+                self.compared = [comparison.mismatch() for comparison in comparisons]
         return results
+
+    def _comparisons(self, jobs: Sequence[Job]) -> list[Comparison] | None:
+        """Each network's comparison with `--expect` as its rows come; None where the whole
+        output is compared after the run."""
+        if not self.streamed_expect:
+            return None
+        assert self.expected is not None
+        return _comparisons(self.expected, jobs, self.o.atol, self.o.rtol)
 
     def emit(self, results: Sequence[RunResult]) -> None:
         if self.o.multirun:  # a sweep's runs show in one table
@@ -403,12 +415,13 @@ def _run_one(
 
 
 def _run_over_ranks(
-    jobs: Sequence[Job], group: Group, stats: bool, keep: bool, out: Output, with_ranks: bool
-) -> list[RunResult] | None:
+    jobs: Sequence[Job], group: Group, stats: bool, keep: bool, out: Output, with_ranks: bool,
+    comparisons: Sequence[Comparison] | None,
+) -> list[RunResult] | None:  # fmt: skip
     """Every job over this process group: a `parallel: none` network on one rank (they take
     turns), the others on every rank; the results in sweep order on rank 0, None elsewhere.
     `with_ranks`: the one network's output stays with the ranks, each writing its rows into
-    the output file."""
+    the output file and comparing them with its `comparisons` (`--expect`)."""
     from mlpcli.engine import runners
 
     mine: dict[int, RunResult] = {}
@@ -420,8 +433,11 @@ def _run_over_ranks(
             if ours:
                 result = runners.run(group.on_device(config), with_stats=stats, keep=keep)
                 mine[index] = dataclasses.replace(result, overrides=combo)
-        elif (shared_result := _shared(config, combo, group, out, with_ranks, stats)) is not None:
-            mine[index] = dataclasses.replace(shared_result, overrides=combo)
+        else:
+            comparison = None if comparisons is None else comparisons[index]
+            shared_result = _shared(config, combo, group, out, with_ranks, stats, comparison)
+            if shared_result is not None:
+                mine[index] = dataclasses.replace(shared_result, overrides=combo)
     gathered = group.gather(mine)
     group.complete()  # every rank has done its part: only now is the result reported
     if gathered is None:
@@ -437,19 +453,38 @@ def _shared(
     out: Output,
     with_ranks: bool,
     stats: bool,
+    comparison: Comparison | None = None,
 ) -> RunResult | None:
     """One network run by every rank: its result on rank 0 (with `stats`, its statistics),
     its output there whole unless it stays `with_ranks`, each rank writing its rows into the
-    output file."""
+    output file and comparing them (`comparison`, the ranks' worst on rank 0)."""
     from mlpcli.engine import parallel, runners
 
     if not with_ranks:
         return runners.run(config, group, with_stats=stats)
-    if out.path is None:
-        return runners.run(config, group, hold=False, with_stats=stats)
     rows = parallel.own_rows(config, group)
+    checks = []
+    if comparison is not None:
+        comparison.row = rows.start
+        checks.append(comparison.add)
+    with _rows_written(out, config, combo, rows, group) as writers:
+        sinks = [*writers, *checks]
+        result = runners.run(config, group, sinks=sinks, hold=False, with_stats=stats)
+    if comparison is not None:
+        comparison.merge(group.gather(comparison.worst) or [])
+    return result
+
+
+@contextlib.contextmanager
+def _rows_written(
+    out: Output, config: Config, combo: Sequence[str], rows: range, group: Group
+) -> Iterator[list[OutputSink]]:
+    """This rank's sink into the output file (`shares.written`), or none without a file."""
+    if out.path is None:
+        yield []
+        return
     with shares.written(out.path, config, combo, rows, group) as writer:
-        return runners.run(config, group, sinks=[writer.add], hold=False, with_stats=stats)
+        yield [writer.add]
 
 
 def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:

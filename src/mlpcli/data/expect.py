@@ -141,18 +141,20 @@ def _differs(
 
 class Comparison:
     """One network's output compared with what is expected of it a block of rows at a time, as
-    the run computes them: the line `check` gives comparing the whole, without holding it."""
+    the run computes them (from row `first` on: a rank's rows), the line `check` gives
+    comparing the whole, without holding it."""
 
     def __init__(
         self,
         expectation: Expectation,
         run: tuple[str, Sequence[str], tuple[int, int]],
         tolerance: Tolerance,
+        first: int = 0,
     ) -> None:
         self.name, overrides, self.shape = run  # the network, its overrides, its output's shape
         self.expectation, self.tolerance = expectation, tolerance
         self.output = expectation.output(self.name, overrides)
-        self.row = 0
+        self.row = first  # the output's row that comes next (a rank's rows start further on)
         self.worst: tuple[int, Difference] | None = None  # the first row of its block, and it
 
     def add(self, rows: np.ndarray) -> None:
@@ -164,6 +166,11 @@ class Comparison:
         if not found.within and (self.worst is None or found.excess > self.worst[1].excess):
             self.worst = (self.row, found)
         self.row += len(rows)
+
+    def merge(self, worsts: Sequence[tuple[int, Difference] | None]) -> None:
+        """The worst of several comparisons of parts of the output (each rank's rows)."""
+        found = [worst for worst in worsts if worst is not None]
+        self.worst = max(found, key=lambda worst: worst[1].excess, default=None)
 
     def mismatch(self) -> Mismatch | None:
         """None when every row matched, else the line naming the worst element."""
