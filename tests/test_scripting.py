@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import stat
@@ -20,7 +21,7 @@ import yaml
 from mlpcli.engine import runners
 from mlpcli.loading import schema
 from mlpcli.loading.loader import load
-from mlpcli.model.closeness import Difference, Tolerance, difference
+from mlpcli.model.closeness import Difference, PerTensor, Tolerance, difference
 from mlpcli.model.config import KNOWN_KEYS
 from mlpcli.model.results import CompareResult, TensorDiff
 from mlpcli.report import files
@@ -559,6 +560,63 @@ def test_compare_allows_each_tensor_its_scale() -> None:
     assert per_tensor.allowed == pytest.approx(1e-5 + 1.3e-5)
     assert not difference(device, reference, tolerance).within  # --expect: element by element
     assert not difference(device * 1.001, reference, tolerance, per_tensor=True).within
+
+
+def _at_scale(got: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> tuple[object, ...]:
+    """An independent reference of `compare`'s check, element by element in Python: the
+    largest gap against atol + rtol x the largest finite |expected| (NaN equal to NaN)."""
+    scale = max((abs(v) for v in expected.flat if math.isfinite(v)), default=0.0)
+    allowed = tolerance.atol + tolerance.rtol * scale
+    gaps = {}
+    for index in np.ndindex(got.shape):
+        a, b = float(got[index]), float(expected[index])
+        same = a == b or (math.isnan(a) and math.isnan(b))
+        gap = 0.0 if same else abs(a - b)
+        gaps[index] = math.inf if math.isnan(gap) else gap
+    over = [i for i, gap in gaps.items() if gap > 0]
+    largest = max(gaps.values())
+    worst = max(gaps, key=lambda i: gaps[i]) if allowed or not over else over[0]  # x/0: inf
+    return largest, worst, allowed, largest <= allowed
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7, 40])
+def test_compare_takes_a_tensor_a_chunk_of_rows_at_a_time(rows: int) -> None:
+    """Row blocks of any size give the whole tensor's answer: the worst element (the first of
+    equal gaps), its allowance at the reference's scale, NaN and infinities as they compare."""
+    rng = np.random.default_rng(5)
+    expected = rng.standard_normal((40, 6)) * 10
+    expected[3, 1], expected[30, 2], expected[12, 0] = np.nan, np.inf, 0.0
+    got = expected + rng.standard_normal((40, 6)) * 1e-6
+    got[3, 1], got[30, 2] = np.nan, np.inf  # equal where not finite
+    got[17, 4] = got[33, 5] = expected[17, 4] + 1e-4  # a tie: the first one is named
+    got[33, 5] = expected[33, 5] + 1e-4
+    for tolerance in (Tolerance(1e-5, 1.3e-6), Tolerance(0.0, 0.0)):
+        closeness = PerTensor()
+        for start in range(0, 40, rows):
+            closeness.add(got[start : start + rows], expected[start : start + rows])
+        found = closeness.result(tolerance)
+        gap, worst, allowed, within = _at_scale(got, expected, tolerance)
+        assert (found.worst, found.within) == (worst, within)
+        assert found.max_abs == pytest.approx(gap)
+        assert found.allowed == pytest.approx(allowed)
+        assert (closeness.rows, closeness.columns) == (40, 6)
+    got[8, 3] = np.nan  # NaN against a number: infinitely far
+    closeness = PerTensor()
+    for start in range(0, 40, rows):
+        closeness.add(got[start : start + rows], expected[start : start + rows])
+    assert closeness.result(Tolerance(1e-5, 1e-5)).worst == (8, 3)
+
+
+def test_compare_of_features_from_a_file_runs_a_chunk_at_a_time(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).standard_normal((50, 3)))
+    inputs = f"inputs={tmp_path / 'x.npy'}"
+    args = ("compare", TWO_LAYER, inputs, "batch=null", "--devices", "cpu,cpu")
+    whole = invoke(*args, "-f", "json")
+    chunked = invoke(*args, "chunk=7", "-f", "json")
+    assert whole[0] == chunked[0] == 0
+    shapes = [(t["name"], t["shape"], t["max_abs"]) for t in json.loads(chunked[1])["tensors"]]
+    assert shapes == [(t["name"], t["shape"], 0.0) for t in json.loads(whole[1])["tensors"]]
+    assert ("output", [50, 1], 0.0) in shapes
 
 
 def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:

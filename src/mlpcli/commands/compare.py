@@ -133,7 +133,8 @@ class _Compare(Command[CompareResult]):
     def fits(self, jobs: Sequence[Job], world: World) -> None:
         if not world.over_ranks:  # over ranks a mode is named: `shapes --nproc` plans it
             ((config, _),) = jobs
-            host.check_host(config, on_cpu=any(spec.type == "cpu" for spec in self.specs))
+            on_cpu = any(spec.type == "cpu" for spec in self.specs)
+            host.check_host(config, on_cpu=on_cpu, streamed=True)  # a chunk at a time
 
     def here(self, jobs: Sequence[Job]) -> list[CompareResult]:
         from mlpcli.engine import runners  # torch: only once the input is valid

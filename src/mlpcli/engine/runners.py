@@ -12,7 +12,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import overload
 
 import numpy as np
@@ -33,7 +33,7 @@ from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
 from mlpcli.model import memory, plan
-from mlpcli.model.closeness import Tolerance, difference
+from mlpcli.model.closeness import PerTensor, Tolerance
 from mlpcli.model.config import Config, Device, Parallel
 from mlpcli.model.plan import Region
 from mlpcli.model.results import (
@@ -511,36 +511,71 @@ def compare(
     specs: Sequence[Device] = (),
     source: str = "--devices",
 ) -> CompareResult | None:
-    """Every tensor of `config`'s run against one process's on the first device: alone, the
-    run on each further device of `specs` (named in `source`, for the error when one is
-    missing); over a group, the ranks' run put back together on rank 0, against one process
-    on rank 0's device. The result on rank 0, None on the other ranks.
-
-    The whole batch runs at once, so that every activation is whole.
+    """Every tensor of `config`'s run against one process's on the first device, at the
+    reference tensor's scale: alone, the run on each further device of `specs` (named in
+    `source`, for the error when one is missing), every device a chunk of rows at a time
+    (`memory.compare_rows`); over a group, the ranks' run put back together on rank 0, whole,
+    against one process's on rank 0's device. The result on rank 0, None on the others.
     """
-    if world.grouped:
-        candidates = [world.on_device(config)]
-        single = dataclasses.replace(config, parallel=Parallel.NONE)
-        placed = [world.on_device(single)]
-    else:
-        placed = [config.on_device(spec, source) for spec in specs]
-        candidates = placed[1:]
-    on = [devices.prepare(one) for one in placed]  # every device there before any work
-    runs = [all_tensors(candidate, world) for candidate in candidates]
+    whole = dataclasses.replace(config, chunk=None)  # as the result says it ran
+    if not world.grouped:
+        chunked = dataclasses.replace(config, chunk=memory.compare_rows(config))
+        placed = [chunked.on_device(spec, source) for spec in specs]
+        on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
+        runs = zip(*map(_named_chunks, placed), strict=True)
+        return _compared(whole, tolerance, str(on[0]), [str(d) for d in on[1:]], runs)
+    candidate = all_tensors(config, world)
     result = None
-    if world.rank == 0:
-        label = f"{on[0]} ×{world.world_size} ({config.parallel.value})"
-        labels = [label] if world.grouped else [str(device) for device in on[1:]]
-        reference = all_tensors(placed[0], ALONE)
-        diffs = tuple(
-            diff
-            for name, tensors in zip(labels, runs, strict=True)
-            if tensors is not None
-            for diff in differences(reference, tensors, name, tolerance)
-        )
-        result = CompareResult(config, (str(on[0]), *labels), tolerance, diffs)
+    if candidate is not None:
+        device = devices.prepare(world.on_device(config))
+        label = f"{device} ×{world.world_size} ({config.parallel.value})"
+        single = world.on_device(dataclasses.replace(config, parallel=Parallel.NONE))
+        pairs = [(all_tensors(single, ALONE), candidate)]
+        result = _compared(whole, tolerance, str(device), [label], pairs)
     world.complete()  # rank 0's reference too: the others wait for it here
     return result
+
+
+def _compared(
+    config: Config,
+    tolerance: Tolerance,
+    reference: str,
+    labels: Sequence[str],
+    chunks: Iterable[Sequence[Mapping[str, np.ndarray]]],
+) -> CompareResult:
+    """Each run's tensors (`labels`) against the reference run's, taken a chunk at a time:
+    each of `chunks` is the reference's tensors and then each run's, by name."""
+    closeness: list[dict[str, PerTensor]] = [{} for _ in labels]
+    for first, *others in chunks:
+        for by_name, tensors in zip(closeness, others, strict=True):
+            for name, values in tensors.items():
+                by_name.setdefault(name, PerTensor()).add(values, first[name])
+    diffs = tuple(
+        TensorDiff(name, (each.rows, each.columns), label, each.result(tolerance))
+        for label, by_name in zip(labels, closeness, strict=True)
+        for name, each in by_name.items()
+    )
+    return CompareResult(config, (reference, *labels), tolerance, diffs)
+
+
+def _named_chunks(config: Config) -> Iterator[dict[str, np.ndarray]]:
+    """Every named tensor of a run on `config`'s device, as float64 arrays on the CPU, a
+    chunk of rows at a time: each chunk's features, h1.. and output, W.. and B.. with the
+    first."""
+    device = devices.resolve(config)
+    with devices.memory_errors(device):
+        network = build(config, device, features=config.inputs is None)
+        weights = {name: to_numpy(t, np.float64) for name, t in network.named()}
+        del weights["features"]  # each chunk's, below
+        for features in _feature_chunks(config, network, device, range(config.batch)):
+            chunk = {"features": to_numpy(features, np.float64), **weights}
+
+            def observe(name: str, h: torch.Tensor, chunk: dict[str, np.ndarray] = chunk) -> None:
+                chunk[name] = to_numpy(h, np.float64)
+
+            forward(dataclasses.replace(network, features=features), observe)
+            weights = {}
+            yield chunk
 
 
 @overload
@@ -583,24 +618,6 @@ def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
             whole = tensors.setdefault(name, np.full(shaped[name], np.nan))
             whole[rows.start : rows.stop, columns.start : columns.stop] = values
     return {name: tensors[name] for name in shaped}
-
-
-def differences(
-    reference: dict[str, np.ndarray],
-    tensors: dict[str, np.ndarray],
-    label: str,
-    tolerance: Tolerance,
-) -> list[TensorDiff]:
-    """Each of `tensors` (from the run `label` names) against the reference's, at its scale."""
-    return [
-        TensorDiff(
-            name,
-            tuple(tensor.shape),
-            label,
-            difference(tensor, reference[name], tolerance, per_tensor=True),
-        )
-        for name, tensor in tensors.items()
-    ]
 
 
 def _timed_build(
