@@ -60,23 +60,23 @@ class Part:
         return [f"h{i}" for i in range(1, count)] + ["output"]
 
 
-def part_of(config: Config, group: World, device: torch.device) -> Part:
+def part_of(config: Config, world: World, device: torch.device) -> Part:
     """This rank's share of `config`'s network."""
-    share = plan.share(config, group.world_size, group.rank)
+    share = plan.share(config, world.world_size, world.rank)
     features, weights, biases = placed(config, device, share)
     layers = len(weights)
     return Part(config, share, features, tuple(weights), tuple(biases) or (None,) * layers)
 
 
-def forward(part: Part, group: World, observe: Observe | None = None) -> torch.Tensor | None:
+def forward(part: Part, world: World, observe: Observe | None = None) -> torch.Tensor | None:
     """The output on rank 0 (None on the others), each rank computing its share; `observe`
     sees each piece of h1.. and output where it lies (for `data`, without `chunk` only)."""
-    mode = part.config.parallel if group.distributed else Parallel.NONE
+    mode = part.config.parallel if world.distributed else Parallel.NONE
     assert observe is None or mode is not Parallel.DATA or part.config.chunk is None
     if mode is Parallel.PIPELINE:
-        return _pipeline(part, group, observe)
+        return _pipeline(part, world, observe)
     if mode is Parallel.TENSOR:
-        return _tensor(part, group, observe)
+        return _tensor(part, world, observe)
     rows = part.share.features
     assert rows is not None
 
@@ -87,25 +87,25 @@ def forward(part: Part, group: World, observe: Observe | None = None) -> torch.T
     output = forward_in_chunks(part.network, part.config.chunk, seen if observe else None)
     if mode is Parallel.NONE:
         return output
-    return gathered(group, output, plan.data_rows(part.config, group.world_size), dim=0)
+    return gathered(world, output, plan.data_rows(part.config, world.world_size), dim=0)
 
 
 def gathered(
-    group: World, piece: torch.Tensor, spans: Sequence[range], dim: int
+    world: World, piece: torch.Tensor, spans: Sequence[range], dim: int
 ) -> torch.Tensor | None:
     """Each rank's piece of a tensor, which holds `spans[rank]` of it along `dim` (0: rows,
     1: columns), put together on rank 0; None on the others."""
-    if group.rank != 0:
-        if spans[group.rank]:
-            group.send(piece, 0)
-            group.flush()
+    if world.rank != 0:
+        if spans[world.rank]:
+            world.send(piece, 0)
+            world.flush()
         return None
     parts = [piece]
     for rank, span in enumerate(spans[1:], 1):
         if span:
             shape = list(piece.shape)
             shape[dim] = len(span)
-            parts.append(group.recv(piece.new_empty(shape), rank))
+            parts.append(world.recv(piece.new_empty(shape), rank))
     return torch.cat(parts, dim=dim)
 
 
@@ -115,25 +115,25 @@ def _micro_batches(config: Config) -> list[range]:
     return [range(a, min(a + step, config.batch)) for a in range(0, config.batch, step)]
 
 
-def _pipeline(part: Part, group: World, observe: Observe | None) -> torch.Tensor | None:
+def _pipeline(part: Part, world: World, observe: Observe | None) -> torch.Tensor | None:
     """Each rank its stage's layers, micro-batch by micro-batch; the last stage's output goes to
     rank 0. Every layer sees the rows one process would give it: the same bits.
 
     At most one micro-batch is in flight from a stage to the next; the last stage's outputs wait
     for rank 0, which takes them once it has sent its last micro-batch.
     """
-    config, rank, last = part.config, group.rank, group.world_size - 1
+    config, rank, last = part.config, world.rank, world.world_size - 1
     stage = [i for i, W in enumerate(part.weights) if W is not None]  # (plan.stages)
     weights = [part.weights[i] for i in stage]
     W0 = weights[0]
     assert W0 is not None
-    _ring(group, W0)
+    _ring(world, W0)
     for rows in _micro_batches(config):
         if rank == 0:
             assert part.features is not None
             h = part.features[rows.start : rows.stop]
         else:
-            h = group.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
+            h = world.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
 
         def seen(name: str, h: torch.Tensor, rows: range = rows) -> None:
             if observe is not None:
@@ -148,45 +148,45 @@ def _pipeline(part: Part, group: World, observe: Observe | None) -> torch.Tensor
             seen,
         )
         if rank != last:
-            group.flush()  # the previous micro-batch has gone
-        group.send(h, 0 if rank == last else rank + 1)
+            world.flush()  # the previous micro-batch has gone
+        world.send(h, 0 if rank == last else rank + 1)
     output = None
     if rank == 0:
         output = W0.new_empty((config.batch, config.layers[-1]))
         for rows in _micro_batches(config):
-            group.recv(output[rows.start : rows.stop], last)
-    group.flush()
+            world.recv(output[rows.start : rows.stop], last)
+    world.flush()
     return output
 
 
-def _ring(group: World, like: torch.Tensor) -> None:
+def _ring(world: World, like: torch.Tensor) -> None:
     """One value round the ranks in order, 0 → 1 → … → last → 0: connects each pair that the
     pipeline uses in an order without a cycle (NCCL makes a pair's connection on its first use,
     and both ends wait for it)."""
     token = like.new_zeros(1)
-    rank, last = group.rank, group.world_size - 1
+    rank, last = world.rank, world.world_size - 1
     if rank > 0:
-        group.recv(token, rank - 1)
-    group.send(token, 0 if rank == last else rank + 1)
+        world.recv(token, rank - 1)
+    world.send(token, 0 if rank == last else rank + 1)
     if rank == 0:
-        group.recv(token, last)
-    group.flush()
+        world.recv(token, last)
+    world.flush()
 
 
-def _tensor(part: Part, group: World, observe: Observe | None) -> torch.Tensor | None:
+def _tensor(part: Part, world: World, observe: Observe | None) -> torch.Tensor | None:
     """Column then row parallel, a pair of layers at a time: the first layer's columns are
     split (its activation runs on each rank's columns, or on whole rows after an all-gather
     where it needs them); the second's rows, and an all-reduce sums the partial products."""
     config = part.config
-    columns = [plan.split(n, group.world_size) for n in config.layers[1:]]
+    columns = [plan.split(n, world.world_size) for n in config.layers[1:]]
     output = None
     for rows in _micro_batches(config):
         assert part.features is not None
         h: torch.Tensor | None = part.features[rows.start : rows.stop]
         for i in range(len(part.weights)):
             assert h is not None
-            h = _tensor_layer(part, group, i, h, (rows, columns[i]), observe)
-        if group.rank == 0:
+            h = _tensor_layer(part, world, i, h, (rows, columns[i]), observe)
+        if world.rank == 0:
             assert h is not None
             if output is None:
                 output = h.new_empty((config.batch, h.shape[1]))
@@ -196,7 +196,7 @@ def _tensor(part: Part, group: World, observe: Observe | None) -> torch.Tensor |
 
 def _tensor_layer(
     part: Part,
-    group: World,
+    world: World,
     i: int,
     h: torch.Tensor,
     split: tuple[range, Sequence[range]],
@@ -208,11 +208,11 @@ def _tensor_layer(
     rows, columns = split
     W, B, name = part.weights[i], part.biases[i], part.names[i]
     assert W is not None
-    apply, rank = ACTIVATIONS[part.config.activations[i]].apply, group.rank
+    apply, rank = ACTIVATIONS[part.config.activations[i]].apply, world.rank
     mine = columns[rank]
     if not plan.is_column(i):  # partial sums of every column, summed over the ranks
         z = h @ W  # (rows, ni)
-        group.all_reduce(z)
+        world.all_reduce(z)
         if B is not None:
             z.add_(B)
         out = apply(z)
@@ -220,7 +220,7 @@ def _tensor_layer(
             observe(name, (rows, range(out.shape[1])), out)
         return out
     if i == len(part.weights) - 1:  # the last layer's columns, on rank 0
-        whole = gathered(group, affine(h, W, B), columns, dim=1)
+        whole = gathered(world, affine(h, W, B), columns, dim=1)
         if whole is None:
             return None
         last = apply(whole)
@@ -228,7 +228,7 @@ def _tensor_layer(
             observe(name, (rows, range(last.shape[1])), last)
         return last
     if part.config.activations[i] in WHOLE_ROW:  # whole rows, then this rank's columns again
-        full = apply(group.all_gather_columns(affine(h, W, B), columns))
+        full = apply(world.all_gather_columns(affine(h, W, B), columns))
         if observe is not None and rank == 0:
             observe(name, (rows, range(full.shape[1])), full)
         return full[:, mine.start : mine.stop].contiguous()
@@ -238,6 +238,6 @@ def _tensor_layer(
     return out
 
 
-def own_rows(config: Config, group: World) -> range:
+def own_rows(config: Config, world: World) -> range:
     """The rows of the batch that this rank runs in a `data` run."""
-    return plan.data_rows(config, group.world_size)[group.rank]
+    return plan.data_rows(config, world.world_size)[world.rank]

@@ -214,7 +214,7 @@ def _put_together(config: Config, world: World, mine: RunResult, hold: bool) -> 
         build_ms=max(build_ms),
         forward_ms=max(forward_ms),
         stats=tuple(combined(parts) for parts in _by_tensor(stats).values()),
-        parallel=info(config, world, torch.device(mine.device)),
+        parallel=_shared_over(config, world, torch.device(mine.device)),
     )
 
 
@@ -256,13 +256,13 @@ def _run_held(config: Config, world: World) -> RunResult | None:
         nonfinite=nonfinite(output),
         build_ms=build_ms,
         forward_ms=forward_ms,
-        parallel=info(config, world, device),
+        parallel=_shared_over(config, world, device),
     )
 
 
-def info(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
+def _shared_over(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
     """How a run was shared, for its result; None for this process alone."""
-    if not world.grouped:
+    if not world.distributed:
         return None
     return ParallelInfo(config.parallel.value, world.world_size, world.backend(device))
 
@@ -446,7 +446,7 @@ def bench(
                 progress()
         peak = devices.peak_since(device, baseline)
     ranks: list[RankFigures] = []
-    if world.grouped:
+    if world.distributed:
         figures = RankFigures(
             world.rank,
             str(device),
@@ -469,7 +469,7 @@ def bench(
         shapes(config).total_flops,
         torch.get_num_threads(),
         cuda_graph,
-        parallel=info(config, world, device),
+        parallel=_shared_over(config, world, device),
         ranks=tuple(ranks),
     )
 
@@ -518,7 +518,7 @@ def compare(
     against one process's on rank 0's device. The result on rank 0, None on the others.
     """
     whole = dataclasses.replace(config, chunk=None)  # as the result says it ran
-    if not world.grouped:
+    if not world.distributed:
         chunked = dataclasses.replace(config, chunk=memory.compare_rows(config))
         placed = [chunked.on_device(spec, source) for spec in specs]
         on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work

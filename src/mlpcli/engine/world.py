@@ -26,11 +26,6 @@ class World(Protocol):
     def distributed(self) -> bool:
         """Whether other ranks share the work."""
 
-    @property
-    def grouped(self) -> bool:
-        """Whether this process is a rank of a process group (started by a launcher, even as
-        a group of one): its results say how they were shared."""
-
     def on_device(self, config: Config) -> Config:
         """`config` on this rank's device."""
 
@@ -51,7 +46,7 @@ class Alone:
     """This process alone: a world of one, whose collectives have no one to wait for."""
 
     rank, world_size, comm_s = 0, 1, 0.0
-    distributed = grouped = False
+    distributed = False
 
     def on_device(self, config: Config) -> Config:
         return config

@@ -66,10 +66,6 @@ class Group:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    @property
-    def grouped(self) -> bool:
-        return True
-
     def on_device(self, config: Config) -> Config:
         """`config` on this rank's device: a CUDA device is the rank's local GPU."""
         if config.device.type == "cpu" or not self.distributed or not torch.cuda.is_available():

@@ -54,7 +54,7 @@ class Output:
     def emit(self, results: Sequence[R], printed: bool = False) -> None:
         """Write the file, then print the results in the chosen format (none with `quiet`,
         nor when the command `printed` them as it ran); over several ranks, rank 0 alone (any
-        command run under torchrun)."""
+        command run under torchrun). No results (no type to show): nothing."""
         if not process.speaks() or not results:
             return
         view = views.of(type(results[0]))

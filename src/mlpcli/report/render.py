@@ -15,9 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.model.results import TensorInfo, TensorShape
-from mlpcli.model.units import (
-    counted,
-)
+from mlpcli.model.units import counted
 from mlpcli.report import style
 from mlpcli.report.style import Column
 

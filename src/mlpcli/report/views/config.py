@@ -1,10 +1,10 @@
-"""The view of `config show`'s result: the resolved config as a record and CSV rows."""
+"""The view of `config show`'s result: the resolved config as YAML (that `load` reads back
+to an equal config), a record and CSV rows."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import yaml
 
@@ -15,9 +15,6 @@ from mlpcli.report.records import (
     Rows,
 )
 from mlpcli.report.view import View
-
-if TYPE_CHECKING:
-    from mlpcli.model.config import Config
 
 
 def config_record(config: Config) -> Record:

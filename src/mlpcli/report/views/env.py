@@ -10,9 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpcli.model.results import EnvResult
-from mlpcli.model.units import (
-    byte_size,
-)
+from mlpcli.model.units import byte_size
 from mlpcli.report import style
 from mlpcli.report.records import (
     Record,

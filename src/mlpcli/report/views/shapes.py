@@ -27,7 +27,7 @@ from mlpcli.report.view import View
 
 if TYPE_CHECKING:
     from mlpcli.model.plan import ParallelPlan, RankPlan
-    from mlpcli.model.results import LayerShape, ShapesResult
+    from mlpcli.model.results import LayerShape
 
 
 def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list[str]]:

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlpcli.model.results import ValidateResult
-from mlpcli.model.units import (
-    arrows,
-)
+from mlpcli.model.units import arrows
 from mlpcli.report import records
 from mlpcli.report.records import (
     Record,
