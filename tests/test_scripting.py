@@ -179,6 +179,41 @@ def test_a_bad_cell_of_a_csv_golden_file_is_refused_before_the_run(tmp_path: Pat
     assert not out.exists()
 
 
+def test_csv_golden_files_as_editors_and_sweeps_leave_them(tmp_path: Path) -> None:
+    """A byte-order mark, a network's rows read once each (and the file closed after its
+    last), rows of two widths for one network, a header without rows, a byte that is not
+    UTF-8 named by its offset in the file."""
+    from mlpcli.data import expect
+
+    golden = tmp_path / "sweep.csv"
+    sweep = ["-m", "seed=1,2,3", "batch=4"]
+    assert invoke("run", *sweep, "-o", str(golden), "-q")[0] == 0
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + golden.read_bytes())
+    assert invoke("run", *sweep, "--expect", str(marked), "-q")[0] == 0
+    parsed = expect.parse(str(golden))
+    for output in parsed.outputs:
+        rows = output.values
+        assert isinstance(rows, expect.CsvRows)
+        assert rows[0:4].shape == (4, 1)
+        assert rows._rows is None  # every row read: closed
+    widths = tmp_path / "widths.csv"
+    widths.write_text("name,output_0\ndefault,1\nname,output_0,output_1\ndefault,1,2\n")
+    code, _, err = invoke("run", "--expect", str(widths), "-q")
+    assert (code, err) == (2, f"mlpcli: error: {widths}: rows of different lengths [1, 2]\n")
+    (tmp_path / "header.csv").write_text("name,output_0\n")
+    code, _, err = invoke("run", "--expect", str(tmp_path / "header.csv"), "-q")
+    assert err.endswith("header.csv: holds no rows under a header of `mlpcli run --format csv`\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(golden.read_bytes() + b"default,0.5" + b"\xff" * 3 + b"\n")
+    code, _, err = invoke("run", *sweep, "--expect", str(bad), "-q")
+    offset = golden.stat().st_size + len("default,0.5")
+    assert (code, err) == (
+        2,
+        f"mlpcli: error: --expect {bad}: not UTF-8 text (byte offset {offset})\n",
+    )
+
+
 def test_a_json_golden_file_past_its_cap_names_the_formats_read_as_compared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

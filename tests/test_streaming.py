@@ -441,6 +441,8 @@ def test_ranks_of_a_data_run_compare_their_own_rows_with_expect(
     said = one.stderr.splitlines()[-1]  # after the note on `data` in one process
     assert said.startswith(f"mlpcli: error: default: output differs from {changed} at row 40, ")
     assert two.stderr == said + "\n"
+    held = _mlpcli(*args, "--nproc", "2", "-f", "json", "--expect", changed, cwd=tmp_path)
+    assert (held.returncode, held.stderr) == (1, two.stderr)  # gathered for JSON: compared whole
 
 
 @pytest.mark.slow

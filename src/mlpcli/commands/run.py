@@ -163,7 +163,8 @@ class _Run(Command[RunResult]):
         self.expected = _expectation(expect, jobs)
         streamed = self.expected is not None and self.expected.streamed  # .npy, .csv
         if world.over_ranks:  # where the rows stay with the ranks, each compares its own
-            streamed &= world.size > 1 and _stays_with_the_ranks(self.out, jobs, None)
+            held = _holds(self.out, expect=False)  # held for something else: gathered
+            streamed &= world.size > 1 and _stays_with_the_ranks(self.out, jobs, held)
         self.streamed_expect = streamed  # each network compared as its rows come
         checked_whole = self.expected is not None and not streamed
         self.held = _holds(self.out, expect=checked_whole)
@@ -289,7 +290,7 @@ def _checked(
     """The notes on each result, and `--expect`: a case of the JUnit report per network, a
     GitHub annotation per failure, and CheckFailedError if any output differs beyond the
     tolerance given (atol, rtol; None: the dtype's). `compared`: what comparing each network
-    as it ran found (an .npy expectation), instead of comparing its held output."""
+    as it ran found (an .npy or .csv expectation), instead of comparing its held output."""
     for result in results:
         if result.trouble:
             terminal.note(f"{result.config.name}: {result.trouble}")
@@ -460,7 +461,8 @@ def _shared(
     output file and comparing them (`comparison`, the ranks' worst on rank 0)."""
     from mlpcli.engine import parallel, runners
 
-    if not with_ranks:
+    if not with_ranks:  # gathered: compared whole on rank 0 (preflight made no comparison)
+        assert comparison is None
         return runners.run(config, group, with_stats=stats)
     rows = parallel.own_rows(config, group)
     checks = []

@@ -5,15 +5,16 @@ not held)."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import itertools
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import numpy as np
 import yaml
@@ -141,20 +142,19 @@ def _differs(
 
 class Comparison:
     """One network's output compared with what is expected of it a block of rows at a time, as
-    the run computes them (from row `first` on: a rank's rows), the line `check` gives
-    comparing the whole, without holding it."""
+    the run computes them (from `row` on: a rank's rows start further on), the line `check`
+    gives comparing the whole, without holding it."""
 
     def __init__(
         self,
         expectation: Expectation,
         run: tuple[str, Sequence[str], tuple[int, int]],
         tolerance: Tolerance,
-        first: int = 0,
     ) -> None:
         self.name, overrides, self.shape = run  # the network, its overrides, its output's shape
         self.expectation, self.tolerance = expectation, tolerance
         self.output = expectation.output(self.name, overrides)
-        self.row = first  # the output's row that comes next (a rank's rows start further on)
+        self.row = 0  # the output's row that comes next (a rank's rows start further on)
         self.worst: tuple[int, Difference] | None = None  # the first row of its block, and it
 
     def add(self, rows: np.ndarray) -> None:
@@ -221,13 +221,14 @@ def _json_expectation(path: Path) -> Expectation:
     """A `run --format json` file: a line per network, parsed whole (within MAX_JSON_BYTES)."""
     source = str(path)
     with _opened(path) as file:
-        text = file.read(MAX_JSON_BYTES + 1)
-    if len(text.encode()) > MAX_JSON_BYTES:
-        raise UsageError(
-            f"--expect {path}: a JSON golden file is parsed whole, and this one is past "
-            f"{MAX_JSON_BYTES >> 20} MiB; write the expected output with -o gold.npy or "
-            "-o gold.csv, which are compared as they are read"
-        )
+        data = file.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise UsageError(
+                f"--expect {path}: a JSON golden file is parsed whole, and this one is past "
+                f"{MAX_JSON_BYTES >> 20} MiB; write the expected output with -o gold.npy or "
+                "-o gold.csv, which are compared as they are read"
+            )
+        text = data.decode("utf-8-sig")  # within `_opened`: a byte not UTF-8 is named there
     outputs: list[Expected] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -254,40 +255,96 @@ def _json_expectation(path: Path) -> Expectation:
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[TextIO]:
-    """`path` open as UTF-8 text; a file that is not there, not readable or not UTF-8 is a
-    UsageError naming it (read errors past the first block too)."""
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """`path` open to read; a file that is not there, not readable or not UTF-8 (as it is
+    decoded) is a UsageError naming it."""
     try:
-        with path.open(encoding="utf-8", newline="") as file:
+        with path.open("rb") as file:
             yield file
     except FileNotFoundError:
         raise UsageError(f"--expect {path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"--expect {path}: not UTF-8 text (byte offset {error.start})") from None
+    except UnicodeDecodeError:
+        offset = _bad_byte(path)
+        raise UsageError(f"--expect {path}: not UTF-8 text (byte offset {offset})") from None
     except OSError as error:
         raise UsageError(f"--expect {path}: cannot read: {error.strerror or error}") from None
+
+
+def _bad_byte(path: Path) -> int:
+    """The offset in the file of its first byte that is not UTF-8 (a decoder reading text
+    counts from its own block)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as file:
+        while piece := file.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # the last piece's unfinished character
+            try:
+                decoder.decode(piece)
+            except UnicodeDecodeError as error:
+                return offset - pending + error.start
+            offset += len(piece)
+    return offset  # a sequence cut short at the end
+
+
+class _Lines:
+    """A file's lines from a byte `offset` (line `number` is the one before it) on, as UTF-8
+    text (a byte-order mark at the file's start passed over), for the CSV reader; where the
+    last one given starts, and its number."""
+
+    def __init__(self, file: BinaryIO, offset: int = 0, number: int = 0) -> None:
+        file.seek(offset)
+        self.file, self.start, self.next, self.number = file, offset, offset, number
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.file.readline()
+        if not line:
+            raise StopIteration
+        self.start, self.next, self.number = self.next, self.next + len(line), self.number + 1
+        if not self.start:
+            line = line.removeprefix(codecs.BOM_UTF8)
+        return line.decode()
 
 
 Key = tuple[str | None, frozenset[str]]  # a network's name (None before the name column), swept
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Key, list[float]]]:
-    """Each output row of a `run --format csv` file: its line, its network, its numbers. A
-    file of blocks of a header (`name`, swept keys, `output_0`...) and rows, or, from before
-    the name column, one network's outputs alone."""
+@dataclass(frozen=True)
+class _Row:
+    """A row of output values of a CSV golden file: where it is, its network, its numbers
+    (None where they were not asked for)."""
+
+    line: int
+    offset: int  # of its line in the file
+    header: list[str]
+    key: Key
+    numbers: list[float] | None
+
+
+def _csv_rows(
+    path: Path, wanted: Key | None = None, at: tuple[int, int, list[str]] | None = None
+) -> Generator[_Row]:
+    """Each output row of a `run --format csv` file, its numbers read (with `wanted`, that
+    network's alone), from the start or from a row `at` (its offset, the number of the line
+    before it, the header it is under). A file of blocks of a header (`name`, swept keys,
+    `output_0`...) and rows, or, from before the name column, one network's outputs alone."""
     source = str(path)
     with _opened(path) as file:
-        reader = csv.reader(file)
-        block: _Block | None = None
+        lines = _Lines(file) if at is None else _Lines(file, at[0], at[1])
+        block = None if at is None else _Block(at[2])
         try:
-            for row in reader:
+            for row in csv.reader(lines):
                 if any(cell.startswith("output_") for cell in row):  # a header: a block begins
                     block = _Block(row)
                 elif row:
                     if block is None:
                         message = "expected the header line of `mlpcli run --format csv`"
                         raise UsageError(f"{source}: {message}")
-                    yield reader.line_num, *block.read(row, source)
+                    key = block.key(row, source)
+                    numbers = block.numbers(row, source) if wanted in (None, key) else None
+                    yield _Row(lines.number, lines.start, block.header, key, numbers)
         except csv.Error as error:
             raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
 
@@ -297,14 +354,14 @@ class _Block:
     and the swept keys) and which are its outputs."""
 
     def __init__(self, header: list[str]) -> None:
-        self.width = len(header)
+        self.header, self.width = header, len(header)
         self.outputs = [i for i, cell in enumerate(header) if cell.startswith("output_")]
         self.labels = [i for i, cell in enumerate(header) if not cell.startswith("output_")]
         self.names = [header[i] for i in self.labels]
         self.keys: dict[tuple[str, ...], Key] = {}  # by the row's labelling cells
 
-    def read(self, row: list[str], source: str) -> tuple[Key, list[float]]:
-        """A row's network and numbers."""
+    def key(self, row: list[str], source: str) -> Key:
+        """The network a row is of."""
         if len(row) != self.width:
             raise UsageError(f"{source}: a row of {len(row)} cells under {self.width} names")
         label = tuple(row[i] for i in self.labels)
@@ -313,49 +370,67 @@ class _Block:
             values = dict(zip(self.names, label, strict=True))
             name = values.pop("name", None)
             key = self.keys[label] = (name, frozenset(f"{k}={v}" for k, v in values.items()))
+        return key
+
+    def numbers(self, row: list[str], source: str) -> list[float]:
+        """A row's outputs."""
         try:
-            return key, [float(row[i]) for i in self.outputs]
+            return [float(row[i]) for i in self.outputs]
         except ValueError:  # the cell that is not a number, named
-            return key, [_number(row[i], source) for i in self.outputs]
+            return [_number(row[i], source) for i in self.outputs]
 
 
 def _csv_expectation(path: Path) -> Expectation:
     """A `run --format csv` file, read through once to check every cell and find each
     network's rows (`CsvRows`), which are read again as they are compared."""
-    counts: dict[Key, list[int]] = {}  # each network's first line, rows and width
-    for line, key, numbers in _csv_rows(path):
-        if key not in counts:
-            counts[key] = [line, 0, len(numbers)]
-        counts[key][1] += 1
-    if not counts:
-        raise UsageError(f"{path}: expected the header line of `mlpcli run --format csv`")
-    outputs = tuple(
-        Expected(name, swept, CsvRows(path, (name, swept), (rows, width)), line, rows=True)
-        for (name, swept), (line, rows, width) in counts.items()
-    )
-    return Expectation(str(path), outputs, str(path), streamed=True)
+    found: dict[Key, tuple[_Row, int, int]] = {}  # each network's first row, rows and width
+    for row in _csv_rows(path):
+        assert row.numbers is not None
+        first, rows, width = found.get(row.key, (row, 0, len(row.numbers)))
+        if len(row.numbers) != width:
+            raise UsageError(
+                f"{path}: rows of different lengths {sorted({width, len(row.numbers)})}"
+            )
+        found[row.key] = (first, rows + 1, width)
+    if not found:
+        raise UsageError(f"{path}: holds no rows under a header of `mlpcli run --format csv`")
+    outputs = []
+    for (name, swept), (first, rows, width) in found.items():
+        values = CsvRows(path, (name, swept), (rows, width), first)
+        outputs.append(Expected(name, swept, values, first.line, rows=True))
+    return Expectation(str(path), tuple(outputs), str(path), streamed=True)
 
 
 class CsvRows:
-    """One network's rows of a CSV golden file, read from the file as they are asked for, in
-    order (`rows[a:b]`, from where the last read ended; from the start again otherwise): a
-    shape, and float64 rows, never the whole file in memory."""
+    """One network's rows of a CSV golden file (from its `first` row on), read from the file
+    as they are asked for, in order (`rows[a:b]`, from where the last read ended; from its
+    first row again otherwise): a shape, and float64 rows, never the whole file in memory;
+    the file is closed once the last row is read."""
 
-    def __init__(self, path: Path, key: Key, shape: tuple[int, int]) -> None:
+    def __init__(self, path: Path, key: Key, shape: tuple[int, int], first: _Row) -> None:
         self.path, self.key, self.shape = path, key, shape
-        self._rows: Iterator[list[float]] | None = None
+        self.at = (first.offset, first.line - 1, first.header)
+        self._rows: Generator[_Row] | None = None
         self._next = 0  # the row `_rows` gives next
 
     def __getitem__(self, index: slice) -> Array:
         start, stop, _ = index.indices(self.shape[0])
-        if self._rows is None or start < self._next:
-            self._rows = (numbers for _, key, numbers in _csv_rows(self.path) if key == self.key)
-            self._next = 0
-        for _ in itertools.islice(self._rows, start - self._next):  # passed over
+        rows = self._rows
+        if rows is None or start < self._next:
+            rows, self._next = self._mine(), 0
+        for _ in itertools.islice(rows, start - self._next):  # passed over
             pass
-        taken = list(itertools.islice(self._rows, max(0, stop - start)))
+        taken = [row.numbers for row in itertools.islice(rows, max(0, stop - start))]
         self._next = start + len(taken)
+        self._rows = rows
+        if self._next >= self.shape[0]:  # every row read: the file closes
+            rows.close()
+            self._rows = None
         return np.array(taken, dtype=np.float64).reshape(len(taken), self.shape[1])
+
+    def _mine(self) -> Generator[_Row]:
+        """This network's rows, from its first."""
+        return (row for row in _csv_rows(self.path, self.key, self.at) if row.key == self.key)
 
 
 def _number(value: object, source: str) -> float:

@@ -517,9 +517,9 @@ def compare(
     (`memory.compare_rows`); over a group, the ranks' run put back together on rank 0, whole,
     against one process's on rank 0's device. The result on rank 0, None on the others.
     """
-    whole = dataclasses.replace(config, chunk=None)  # as the result says it ran
+    whole = dataclasses.replace(config, chunk=None)  # the config a comparison's record shows
     if not world.distributed:
-        chunked = dataclasses.replace(config, chunk=memory.compare_rows(config))
+        chunked = dataclasses.replace(config, chunk=memory.compare_rows(config, len(specs)))
         placed = [chunked.on_device(spec, source) for spec in specs]
         on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
         runs = zip(*map(_named_chunks, placed), strict=True)

@@ -24,11 +24,11 @@ def chunk_rows(config: Config) -> int:
     return max(1, min(config.batch, CHUNK_BYTES // per_row))
 
 
-def compare_rows(config: Config) -> int:
-    """Rows that `compare` runs at a time on each device: as many as keep every tensor of a
-    chunk (features, h1.., output), as float64 arrays on the CPU for two devices, within
+def compare_rows(config: Config, devices: int) -> int:
+    """Rows that `compare` runs at a time on each of `devices`: as many as keep every tensor
+    of a chunk (features, h1.., output), as float64 arrays on the CPU for every device, within
     CHUNK_BYTES; `chunk` where the config sets it and it is smaller."""
-    per_row = 2 * 8 * sum(config.layers)
+    per_row = devices * 8 * sum(config.layers)
     rows = max(1, min(config.batch, CHUNK_BYTES // per_row))
     return rows if config.chunk is None else min(rows, config.chunk)
 
