@@ -214,6 +214,16 @@ def test_csv_golden_files_as_editors_and_sweeps_leave_them(tmp_path: Path) -> No
     )
 
 
+def test_an_output_too_large_to_hold_for_expect_names_the_golden_files_that_stream() -> None:
+    code, out, err = invoke("run", "layers=[2, 3]", "batch=100000000", "--expect", "0.5")
+    assert (code, out) == (2, "")
+    assert err == (
+        "mlpcli: error: default: its output, 1.1 GiB, is more than the 1.0 GiB a run holds whole "
+        "for --expect; compare it with --expect FILE.npy or FILE.csv (run -o gold.npy), which "
+        "are read as it runs\n"
+    )
+
+
 def test_a_json_golden_file_past_its_cap_names_the_formats_read_as_compared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -339,10 +339,16 @@ def _refuse_holding(config: Config, why: str) -> None:
     size = memory.kept_bytes(config) if every else memory.output_bytes(config)
     if size > memory.HELD_BYTES:
         what = "tensors, {}, are" if every else "output, {}, is"
+        instead = (
+            "compare it with --expect FILE.npy or FILE.csv (run -o gold.npy), which are read as "
+            "it runs"
+            if why == "--expect"
+            else "write the output with --output FILE.npy, "
+            ".csv, .jsonl or .parquet, which grow as it runs"
+        )
         raise UsageError(
             f"{config.name}: its {what.format(byte_size(size))} more than the "
-            f"{byte_size(memory.HELD_BYTES)} a run holds whole for {why}; write the output "
-            "with --output FILE.npy, .csv, .jsonl or .parquet, which grow as it runs"
+            f"{byte_size(memory.HELD_BYTES)} a run holds whole for {why}; {instead}"
         )
 
 

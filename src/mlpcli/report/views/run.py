@@ -241,8 +241,8 @@ def _number_spec(values: np.ndarray) -> str:
     import numpy as np
 
     magnitudes = np.abs(values[np.isfinite(values)])
-    largest = magnitudes.max(initial=0.0)
-    smallest = magnitudes[magnitudes > 0].min(initial=1.0)
+    largest = float(magnitudes.max(initial=0.0))  # as Python floats: 1e5 is past float16's
+    smallest = float(magnitudes[magnitudes > 0].min(initial=1.0))
     return ".4f" if largest < 1e5 and smallest >= 1e-4 else ".4e"
 
 
