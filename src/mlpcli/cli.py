@@ -72,7 +72,7 @@ def _main(
 def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
-    session.begin(args)
+    process.begin(args)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         message = (
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "

@@ -1,5 +1,6 @@
-"""One invocation of mlpcli: its arguments, the notes it has said, the files it has put in
-place and, over several processes, its process group's voice. `cli.run_app` begins a fresh one
+"""One invocation of mlpcli: its arguments, whether this process speaks for its ranks, the
+notes it has said, the files it has put in place and, over several processes, its process
+group's voice. `cli.run_app` begins a fresh one
 for each command (the tests run many in one process), so nothing is reset by hand; the last
 one stays readable after the command, for the line of a signal that ends it.
 """
@@ -28,9 +29,17 @@ class Session:
     """What one command has said, written and joined."""
 
     arguments: tuple[str, ...] = ()  # as typed, for --nproc to start the command on each rank
+    speaks: bool = True  # this process prints for its ranks (rank 0, or alone): set as it begins
     noted: set[str] = field(default_factory=set)  # the notes said `once`
     written: list[Path] = field(default_factory=list)  # outputs put in place, in order
+    heard: Callable[[Path], None] | None = None  # told of each as it goes in place (--nproc's)
     voice: Voice | None = None  # the process group's, while this process is in one
+
+    def put_in_place(self, path: Path) -> None:
+        """`path`, an output, is in place: written down, and told to who hears of them."""
+        self.written.append(path)
+        if self.heard is not None:
+            self.heard(path)
 
 
 _CURRENT: ContextVar[Session] = ContextVar("mlpcli_session")

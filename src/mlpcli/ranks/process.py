@@ -83,9 +83,21 @@ def _whole(variable: str, low: int, high: int = 1 << 20) -> int:
 
 
 def speaks() -> bool:
-    """Whether this process is the one voice: rank 0, or not in a run over several processes."""
-    rank = current()
-    return rank is None or rank.rank == 0
+    """Whether this process is the one voice of its ranks (read as the command began)."""
+    return session.current().speaks
+
+
+def begin(arguments: Sequence[str]) -> None:
+    """A new session for the command `arguments`: who this process is, read once (rank 0, or
+    not in a run over several processes, speaks; an environment that is not a launcher's is
+    said by the rank that meets it), and `--nproc`'s launcher told of each output in place."""
+    begun = session.begin(arguments)
+    try:
+        rank = current()
+    except UsageError:  # the environment itself is the error, said when it is read again
+        rank = None
+    begun.speaks = rank is None or rank.rank == 0
+    begun.heard = _wrote
 
 
 def tie_to_launcher() -> None:
@@ -150,7 +162,7 @@ def leave(code: int) -> None:
         end_now(code)
 
 
-def wrote(path: Path) -> None:
+def _wrote(path: Path) -> None:
     """An output is in place: `--nproc`'s launcher, if it must end the run, says so."""
     listed = os.environ.get(WRITTEN)
     if listed and os.environ.get("RANK") == "0":

@@ -17,7 +17,6 @@ from typing import BinaryIO
 
 from mlpcli import interrupts, session
 from mlpcli.errors import UnavailableError, UsageError
-from mlpcli.ranks import process
 
 
 def check_output(
@@ -82,11 +81,11 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
                 os.fsync(file.fileno())
             with interrupts.held():  # a signal now waits: the finished file goes in place
                 os.replace(temporary, path)
-                process.wrote(path)
-        session.current().written.append(path)
+                session.current().put_in_place(path)
     except BaseException as error:
-        if created and not temporary.exists():  # renamed: an interrupt came just after
-            session.current().written.append(path)
+        written = session.current().written
+        if created and not temporary.exists() and path not in written:  # renamed, then ended
+            written.append(path)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(error, OSError):

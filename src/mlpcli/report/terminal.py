@@ -10,7 +10,6 @@ from rich.console import Console
 
 from mlpcli import session
 from mlpcli.errors import ReaderGone, say
-from mlpcli.ranks import process
 
 
 class _ResultsConsole(Console):
@@ -36,7 +35,7 @@ def note(message: str, *, once: bool = False) -> None:
     if once and message in noted:
         return
     noted.add(message)
-    if process.speaks():
+    if session.current().speaks:
         say(f"mlpcli: note: {message}")
 
 
