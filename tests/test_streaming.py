@@ -580,3 +580,43 @@ def test_a_chunk_reaches_its_sinks_a_block_of_values_at_a_time(
     )
     assert [len(block) for block in blocks] == [500] * 9  # 1,000 values of rows of 2
     np.testing.assert_array_equal(np.concatenate(blocks), result.whole)
+
+
+TRICKY = [
+    "0.1", "1e-310", "123456789012345678901234567890", "-0", "+1.5", " 2.5 ", "1.", "  .5",
+    "1E5", '"3"', "4.9406564584124654e-324", "1.7976931348623157e308", "0.30000000000000004",
+]  # fmt: skip
+
+
+def test_pyarrow_and_numpy_read_a_block_of_numbers_to_the_same_bits() -> None:
+    """Where pyarrow is installed it reads a block of CSV numbers (NumPy's `loadtxt` where it
+    is not, or where pyarrow reads no numbers): the same float64 bits, each number rounded
+    correctly; what is not a finite number is left to the cell-by-cell reading either way."""
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(9)
+    rows = [TRICKY, TRICKY[::-1]] + [
+        [repr(v) for v in (rng.standard_normal(13) * 1e3).tolist()]
+    ] * 5000
+    layout = lines.TextLayout("t.csv", ",", len(TRICKY), None, tuple(range(len(TRICKY))), False)
+    block = [(n, ",".join(row)) for n, row in enumerate(rows, 1)]
+    by_arrow = lines._by_arrow(layout, block)
+    assert by_arrow is not None
+    by_numpy = np.loadtxt([text for _, text in block], delimiter=",", quotechar='"', ndmin=2)
+    assert by_arrow.tobytes() == by_numpy.tobytes()
+    for bad in ("x", "", "nan", "1,2"):  # a word, a blank cell, NaN, a ragged row
+        broken = [*block[:3], (4, ",".join([bad, *TRICKY[1:]]))]
+        assert lines.numeric_block(layout, broken) is None  # said cell by cell
+    spaced = dataclasses.replace(layout, delimiter=None)
+    assert lines._by_arrow(spaced, [(1, " ".join(TRICKY[:3]))]) is None  # NumPy's
+
+
+def test_a_csv_reads_the_same_without_pyarrow(tmp_path: Path) -> None:
+    WRITERS["x.csv"](tmp_path / "x.csv")
+    hidden = "import sys; sys.modules['pyarrow'] = None; from mlpcli.cli import main; main()"
+    args = [sys.executable, "-c", hidden, "run", LAYERS, "inputs=x.csv", "chunk=7", "-q"]
+    done = subprocess.run(
+        [*args, "-o", "without.npy"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert _mlpcli("run", LAYERS, "inputs=x.csv", "chunk=7", "-q", "-o", "with.npy", cwd=tmp_path)
+    assert (tmp_path / "without.npy").read_bytes() == (tmp_path / "with.npy").read_bytes()

@@ -2,7 +2,8 @@
 whitespace-separated text, and JSON Lines of records or rows.
 
 The table's layout (delimiter, header, pandas' index, `run` output columns) comes from its first
-lines by the rules of `tables`; every block is then read by NumPy at once where every cell is a
+lines by the rules of `tables`; every block is then read at once, by pyarrow's CSV reader where
+pyarrow is installed or by NumPy's `loadtxt` (the same bits), where every cell is a
 finite number, else cell by cell through `tables.matrix`, which names the cell that is not.
 Lines break where `str.splitlines` breaks them; blank lines and whole-line `#` comments are
 left out (not in JSON Lines). docs/files.md.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 PIECE = 1 << 20  # bytes decoded at a time
+ARROW_LINES = 4096  # lines of a block that pyarrow reads at once
 Line = tuple[int, str]  # (1-based line number, the line without its break)
 
 
@@ -215,9 +217,14 @@ def _numbers(
 
 
 def numeric_block(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
-    """The block as NumPy reads it where every cell is a finite number; else None."""
+    """The block where every cell is a finite number, as pyarrow's CSV reader reads it where
+    pyarrow is installed (about three times NumPy's speed), else as NumPy's `loadtxt` does
+    (both round each number correctly); else None."""
     import numpy as np
 
+    values = _by_arrow(layout, block)
+    if values is not None and values.shape == (len(block), layout.cells):
+        return values if np.isfinite(values).all() else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -233,6 +240,43 @@ def numeric_block(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
         return None
     if values.shape != (len(block), layout.cells) or not np.isfinite(values).all():
         return None
+    return values
+
+
+def _by_arrow(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
+    """The block as float64 numbers by pyarrow's CSV reader, ARROW_LINES lines at a time on
+    this thread; None without pyarrow, for runs of whitespace, or where it reads no numbers
+    (NumPy tries next)."""
+    if layout.delimiter is None or len(layout.delimiter) != 1:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as arrow_csv
+    except ImportError:
+        return None
+    import numpy as np
+
+    names = [str(j) for j in range(layout.cells)]
+    options = {
+        "read_options": arrow_csv.ReadOptions(column_names=names, use_threads=False),
+        "parse_options": arrow_csv.ParseOptions(delimiter=layout.delimiter),
+        "convert_options": arrow_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.float64())
+        ),
+        "memory_pool": pa.system_memory_pool(),  # each piece's memory freed as it goes
+    }
+    values = np.empty((len(block), layout.cells))
+    for start in range(0, len(block), ARROW_LINES):
+        lines = block[start : start + ARROW_LINES]
+        text = "\n".join(line for _, line in lines).encode()
+        try:
+            table = arrow_csv.read_csv(pa.py_buffer(text), **options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not numbers, ragged rows
+            return None
+        if table.num_rows != len(lines):
+            return None
+        for j, column in enumerate(table.columns):
+            values[start : start + len(lines), j] = column.to_numpy()
     return values
 
 
