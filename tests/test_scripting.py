@@ -224,6 +224,18 @@ def test_an_output_too_large_to_hold_for_expect_names_the_golden_files_that_stre
     )
 
 
+@pytest.mark.parametrize("command", [["--version"], ["shapes", "layers=[2, 1]"], ["env"]])
+def test_a_launchers_environment_that_cannot_be_read_is_every_commands_error(
+    command: list[str],
+) -> None:
+    code, out, err = invoke(*command, env={"RANK": "x", "WORLD_SIZE": "2"})
+    assert (code, out) == (2, "")
+    assert err == (
+        "mlpcli: error: RANK='x': the launcher's environment needs a whole number from 0 to "
+        "1048576\n"
+    )
+
+
 def test_a_json_golden_file_past_its_cap_names_the_formats_read_as_compared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

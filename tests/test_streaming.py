@@ -620,3 +620,13 @@ def test_a_csv_reads_the_same_without_pyarrow(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert _mlpcli("run", LAYERS, "inputs=x.csv", "chunk=7", "-q", "-o", "with.npy", cwd=tmp_path)
     assert (tmp_path / "without.npy").read_bytes() == (tmp_path / "with.npy").read_bytes()
+
+
+def test_a_byte_order_mark_inside_a_block_is_no_number_either_way() -> None:
+    """pyarrow passes over a byte-order mark at the start of each piece it is given; one on a
+    later line (files joined with `cat`) is left to NumPy and the cell-by-cell reading."""
+    layout = lines.TextLayout("t.csv", ",", 2, None, (0, 1), False)
+    block = [(n, "1,2") for n in range(1, lines.ARROW_LINES + 1)]
+    block.append((lines.ARROW_LINES + 1, "\ufeff3,4"))  # the first line of a piece
+    assert lines._by_arrow(layout, block) is None
+    assert lines.numeric_block(layout, block) is None

@@ -2,7 +2,8 @@
 notes it has said, the files it has put in place and, over several processes, its process
 group's voice. `cli.run_app` begins a fresh one
 for each command (the tests run many in one process), so nothing is reset by hand; the last
-one stays readable after the command, for the line of a signal that ends it.
+one stays readable after the command, for the line of a signal that ends it. Who speaks is
+read as a command begins (`ranks.process.begin`); outside a command every process speaks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from mlpcli.errors import MlpcliError
 
 
 class Voice(Protocol):
@@ -29,11 +32,19 @@ class Session:
     """What one command has said, written and joined."""
 
     arguments: tuple[str, ...] = ()  # as typed, for --nproc to start the command on each rank
-    speaks: bool = True  # this process prints for its ranks (rank 0, or alone): set as it begins
+    speaking: bool = True  # this process prints for its ranks (rank 0, or alone), as it began
+    unread: MlpcliError | None = None  # why the launcher's environment could not be read
     noted: set[str] = field(default_factory=set)  # the notes said `once`
     written: list[Path] = field(default_factory=list)  # outputs put in place, in order
     heard: Callable[[Path], None] | None = None  # told of each as it goes in place (--nproc's)
     voice: Voice | None = None  # the process group's, while this process is in one
+
+    def speaks(self) -> bool:
+        """Whether this process prints for its ranks; a launcher's environment that could not
+        be read is the command's error here, as wherever it is read."""
+        if self.unread is not None:
+            raise self.unread
+        return self.speaking
 
     def put_in_place(self, path: Path) -> None:
         """`path`, an output, is in place: written down, and told to who hears of them."""

@@ -268,7 +268,10 @@ def _by_arrow(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
     values = np.empty((len(block), layout.cells))
     for start in range(0, len(block), ARROW_LINES):
         lines = block[start : start + ARROW_LINES]
-        text = "\n".join(line for _, line in lines).encode()
+        joined = "\n".join(line for _, line in lines)
+        if "\ufeff" in joined:  # pyarrow passes over a byte-order mark at a piece's start
+            return None
+        text = joined.encode()
         try:
             table = arrow_csv.read_csv(pa.py_buffer(text), **options)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not numbers, ragged rows

@@ -84,19 +84,20 @@ def _whole(variable: str, low: int, high: int = 1 << 20) -> int:
 
 def speaks() -> bool:
     """Whether this process is the one voice of its ranks (read as the command began)."""
-    return session.current().speaks
+    return session.current().speaks()
 
 
 def begin(arguments: Sequence[str]) -> None:
     """A new session for the command `arguments`: who this process is, read once (rank 0, or
     not in a run over several processes, speaks; an environment that is not a launcher's is
-    said by the rank that meets it), and `--nproc`'s launcher told of each output in place."""
+    the error of whatever asks), and `--nproc`'s launcher told of each output in place."""
     begun = session.begin(arguments)
     try:
         rank = current()
-    except UsageError:  # the environment itself is the error, said when it is read again
+    except UsageError as error:  # the environment itself is the error
+        begun.unread = error
         rank = None
-    begun.speaks = rank is None or rank.rank == 0
+    begun.speaking = rank is None or rank.rank == 0
     begun.heard = _wrote
 
 
@@ -166,7 +167,10 @@ def _wrote(path: Path) -> None:
     """An output is in place: `--nproc`'s launcher, if it must end the run, says so."""
     listed = os.environ.get(WRITTEN)
     if listed and os.environ.get("RANK") == "0":
-        with contextlib.suppress(OSError), open(listed, "a", encoding="utf-8") as file:
+        with (
+            contextlib.suppress(OSError),
+            open(listed, "a", encoding="utf-8", errors="surrogateescape") as file,  # any name
+        ):
             file.write(f"{path}\n")
 
 

@@ -83,9 +83,9 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
                 os.replace(temporary, path)
                 session.current().put_in_place(path)
     except BaseException as error:
-        written = session.current().written
-        if created and not temporary.exists() and path not in written:  # renamed, then ended
-            written.append(path)
+        current = session.current()
+        if created and not temporary.exists() and path not in current.written:  # renamed, ended
+            current.put_in_place(path)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(error, OSError):

@@ -55,7 +55,7 @@ class Output:
         """Write the file, then print the results in the chosen format (none with `quiet`,
         nor when the command `printed` them as it ran); over several ranks, rank 0 alone (any
         command run under torchrun). No results (no type to show): nothing."""
-        if not session.current().speaks or not results:
+        if not session.current().speaks() or not results:
             return
         view = views.of(type(results[0]))
         texts = _Texts(view, results)

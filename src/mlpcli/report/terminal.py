@@ -35,7 +35,7 @@ def note(message: str, *, once: bool = False) -> None:
     if once and message in noted:
         return
     noted.add(message)
-    if session.current().speaks:
+    if session.current().speaks():
         say(f"mlpcli: note: {message}")
 
 
