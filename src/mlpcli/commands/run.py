@@ -74,8 +74,8 @@ def run(
             "--expect",
             metavar="VALUES|FILE",
             help="Expected output: YAML values (0.3171, [[0.1, 0.2]]), a .json/.csv file "
-            "written by run, or an .npy output array (compared as the rows are computed); exit 1 "
-            "when an output differs.",
+            "written by run, or an .npy output array (.csv and .npy are compared as the rows are "
+            "computed); exit 1 when an output differs.",
             show_default=False,
         ),
     ] = None,

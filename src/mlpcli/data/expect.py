@@ -313,23 +313,22 @@ Key = tuple[str | None, frozenset[str]]  # a network's name (None before the nam
 
 @dataclass(frozen=True)
 class _Row:
-    """A row of output values of a CSV golden file: where it is, its network, its numbers
-    (None where they were not asked for)."""
+    """A row of output values of a CSV golden file: where it is, its network, its numbers."""
 
     line: int
     offset: int  # of its line in the file
     header: list[str]
     key: Key
-    numbers: list[float] | None
+    numbers: list[float]
 
 
 def _csv_rows(
     path: Path, wanted: Key | None = None, at: tuple[int, int, list[str]] | None = None
 ) -> Generator[_Row]:
-    """Each output row of a `run --format csv` file, its numbers read (with `wanted`, that
-    network's alone), from the start or from a row `at` (its offset, the number of the line
-    before it, the header it is under). A file of blocks of a header (`name`, swept keys,
-    `output_0`...) and rows, or, from before the name column, one network's outputs alone."""
+    """Each output row of a `run --format csv` file (with `wanted`, that network's alone),
+    from the start or from a row `at` (its offset, the number of the line before it, the
+    header it is under). A file of blocks of a header (`name`, swept keys, `output_0`...) and
+    rows, or, from before the name column, one network's outputs alone."""
     source = str(path)
     with _opened(path) as file:
         lines = _Lines(file) if at is None else _Lines(file, at[0], at[1])
@@ -343,8 +342,9 @@ def _csv_rows(
                         message = "expected the header line of `mlpcli run --format csv`"
                         raise UsageError(f"{source}: {message}")
                     key = block.key(row, source)
-                    numbers = block.numbers(row, source) if wanted in (None, key) else None
-                    yield _Row(lines.number, lines.start, block.header, key, numbers)
+                    if wanted in (None, key):  # another network's cells are not read
+                        numbers = block.numbers(row, source)
+                        yield _Row(lines.number, lines.start, block.header, key, numbers)
         except csv.Error as error:
             raise UsageError(f"{source}: not CSV mlpcli reads: {error}") from None
 
@@ -385,7 +385,6 @@ def _csv_expectation(path: Path) -> Expectation:
     network's rows (`CsvRows`), which are read again as they are compared."""
     found: dict[Key, tuple[_Row, int, int]] = {}  # each network's first row, rows and width
     for row in _csv_rows(path):
-        assert row.numbers is not None
         first, rows, width = found.get(row.key, (row, 0, len(row.numbers)))
         if len(row.numbers) != width:
             raise UsageError(
@@ -430,7 +429,7 @@ class CsvRows:
 
     def _mine(self) -> Generator[_Row]:
         """This network's rows, from its first."""
-        return (row for row in _csv_rows(self.path, self.key, self.at) if row.key == self.key)
+        return _csv_rows(self.path, self.key, self.at)
 
 
 def _number(value: object, source: str) -> float:

@@ -247,7 +247,7 @@ def _by_arrow(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
     """The block as float64 numbers by pyarrow's CSV reader, ARROW_LINES lines at a time on
     this thread; None without pyarrow, for runs of whitespace, or where it reads no numbers
     (NumPy tries next)."""
-    if layout.delimiter is None or len(layout.delimiter) != 1:
+    if layout.delimiter is None:
         return None
     try:
         import pyarrow as pa
