@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mlpcli.data import arrowtables, lines, tables
+from mlpcli.data import arrowtables, lines, pieces, tables
 from mlpcli.data.tables import Column
 from mlpcli.data.tensorfiles import (
     FLOATING,
@@ -143,7 +143,7 @@ def chunks(
     elif kind in arrowtables.SUFFIXES:
         blocks = arrowtables.blocks(_source(path), columns, rows, _local(path), first)
     elif (text := _text_layout(path, reading.header)) is not None:
-        blocks = lines.text_blocks(text[0], _data_lines(path), rows, columns, first)
+        blocks = pieces.blocks(text[0], _pieces(path), rows, columns, first)
     elif (json_lines := _json_layout(path)) is not None:
         blocks = lines.json_blocks(json_lines[0], _lines(path), rows, columns, first)
     else:
@@ -430,14 +430,23 @@ def _safetensors_entry(path: str) -> tuple[str, Any]:
 
 def _lines(path: str) -> Iterator[lines.Line]:
     """The numbered lines of a text file, or of stdin, read a piece at a time."""
+    with _opened(path) as stream:
+        yield from lines.numbered(_source(path), stream)
+
+
+def _pieces(path: str) -> Iterator[pieces.Piece]:
+    """A text file's lines, or stdin's, in pieces (`pieces`)."""
+    with _opened(path) as stream:
+        yield from pieces.pieces(_source(path), stream)
+
+
+def _opened(path: str) -> IO[bytes]:
     local = _local(path)
     regular_size(local, "a features file")
     try:
-        stream = Path(local).open("rb")  # noqa: SIM115 (closed when the lines run out)
+        return Path(local).open("rb")
     except OSError as error:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
-    with stream:
-        yield from lines.numbered(_source(path), stream)
 
 
 def _data_lines(path: str) -> Iterator[lines.Line]:
@@ -448,13 +457,13 @@ def _data_lines(path: str) -> Iterator[lines.Line]:
 def _text_layout(
     path: str, header: bool | None
 ) -> tuple[lines.TextLayout, int, list[lines.Line]] | None:
-    """A text table's layout, its count of data lines and its first FIRST_LINES (one pass,
-    nothing else held); None for JSON. `header`: whether the first line is one (None: found)."""
+    """A text table's layout, its first FIRST_LINES and its count of data lines (a pass over
+    the file in pieces, nothing else held); None for JSON. `header`: whether the first line is
+    one (None: found)."""
     if _kind(path) in JSON:
         return None
-    data = _data_lines(path)
-    first = list(itertools.islice(data, FIRST_LINES))
-    count = len(first) + sum(1 for _ in data)
+    first = list(itertools.islice(_data_lines(path), FIRST_LINES))
+    count = pieces.count(_pieces(path))
     return lines.text_layout(_source(path), first, count, header), count, first
 
 

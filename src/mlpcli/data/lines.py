@@ -19,7 +19,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mlpcli.data import jsontext, tables
 from mlpcli.data.tables import Column, Table
@@ -30,14 +30,23 @@ if TYPE_CHECKING:
 
 PIECE = 1 << 20  # bytes decoded at a time
 ARROW_LINES = 4096  # lines of a block that pyarrow reads at once
+ARROW_BLOCK = 1 << 20  # bytes of CSV that pyarrow parses on one thread
 Line = tuple[int, str]  # (1-based line number, the line without its break)
 
 
-def numbered(source: str, stream: IO[bytes]) -> Iterator[Line]:
-    """Every line of a UTF-8 byte stream (a BOM dropped), numbered, read PIECE bytes at a time;
-    a line longer than MAX_LINE characters is an error (a JSON document on one line, say)."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    number, consumed = 0, 0
+class Readable(Protocol):
+    """What lines are read from: a binary file, or bytes put back before one."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def numbered(source: str, stream: Readable, before: int = 0, offset: int = 0) -> Iterator[Line]:
+    """Every line of a UTF-8 byte stream (a BOM at the file's start dropped), numbered on from
+    `before` (the lines before the stream's first, which is at byte `offset` of the file), read
+    PIECE bytes at a time; a line longer than MAX_LINE characters is an error (a JSON document
+    on one line, say)."""
+    decoder = codecs.getincrementaldecoder("utf-8" if offset else "utf-8-sig")()
+    number, consumed = before, offset
     unfinished: list[str] = []  # the pieces of a line that goes on in the next piece
     held = 0
     while True:  # until the final, empty read
@@ -45,7 +54,8 @@ def numbered(source: str, stream: IO[bytes]) -> Iterator[Line]:
         try:
             text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
-            bom = len(codecs.BOM_UTF8) if not consumed and data.startswith(codecs.BOM_UTF8) else 0
+            start = not consumed and data.startswith(codecs.BOM_UTF8)
+            bom = len(codecs.BOM_UTF8) if start else 0
             offset = consumed + bom + error.start - len(decoder.getstate()[0])
             raise bad(source, f"not UTF-8 text (byte offset {max(offset, 0)})") from None
         consumed += len(data)
@@ -180,6 +190,12 @@ def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
         raise bad(source, f"line {number}: {error}") from None
 
 
+def picked(layout: TextLayout, wanted: Sequence[Column] | None) -> list[int]:
+    """The cells of a line that `input_columns` picks (all the kept ones by default)."""
+    chosen = tables.pick(layout.source, layout.names, len(layout.kept), wanted)
+    return [layout.kept[j] for j in chosen]
+
+
 def text_blocks(
     layout: TextLayout,
     lines: Iterator[Line],
@@ -190,14 +206,25 @@ def text_blocks(
     """The picked columns of the data lines after the header from row `first` on (the lines
     before it passed over unparsed), `rows` lines at a time, each a (rows, width) float64
     block."""
-    chosen = tables.pick(layout.source, layout.names, len(layout.kept), wanted)
-    picked = [layout.kept[j] for j in chosen]
-    lines = itertools.islice(lines, first + layout.header, None)
+    data = itertools.islice(lines, first + layout.header, None)
+    yield from line_blocks(layout, data, rows, picked(layout, wanted), wanted, first == 0)
+
+
+def line_blocks(
+    layout: TextLayout,
+    data: Iterator[Line],
+    rows: int,
+    picked: list[int],
+    wanted: Sequence[Column] | None,
+    opening: bool,
+) -> Iterator[np.ndarray]:
+    """The `picked` cells of data lines, `rows` lines at a time (`opening`: the first are the
+    file's first rows, where a column of text is taken for labels)."""
     if layout.decimal_comma:
-        lines = map(_pointed, lines)
-    while block := list(itertools.islice(lines, rows)):
-        yield _numbers(layout, block, picked, wanted, first == 0)
-        first = -1  # the blocks after the first
+        data = map(_pointed, data)
+    while block := list(itertools.islice(data, rows)):
+        yield _numbers(layout, block, picked, wanted, opening)
+        opening = False
 
 
 def _numbers(
@@ -210,10 +237,15 @@ def _numbers(
     """A block's picked cells as numbers: by NumPy at once, else cell by cell (`opening`: the
     file's first rows, where a column of text is taken for labels)."""
     fast = numeric_block(layout, block)
-    if fast is not None and (not layout.index or (fast[:, 0] == fast[:, 0].round()).all()):
+    if fast is not None and (not layout.index or whole_index(fast)):
         return fast[:, picked]
     table = dataclasses.replace(cell_table(layout, block), first=opening)
     return tables.matrix(table, wanted)
+
+
+def whole_index(values: np.ndarray) -> bool:
+    """Whether the first column (pandas' index) holds whole numbers."""
+    return bool((values[:, 0] == values[:, 0].round()).all())
 
 
 def numeric_block(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
@@ -247,6 +279,27 @@ def _by_arrow(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
     """The block as float64 numbers by pyarrow's CSV reader, ARROW_LINES lines at a time on
     this thread; None without pyarrow, for runs of whitespace, or where it reads no numbers
     (NumPy tries next)."""
+    import numpy as np
+
+    values = np.empty((len(block), layout.cells))
+    for start in range(0, len(block), ARROW_LINES):
+        lines = block[start : start + ARROW_LINES]
+        joined = "\n".join(line for _, line in lines)
+        if "\ufeff" in joined:  # pyarrow passes over a byte-order mark at a piece's start
+            return None
+        piece = arrow_numbers(layout, joined.encode(), len(lines), threads=False)
+        if piece is None:
+            return None
+        values[start : start + len(lines)] = piece
+    return values
+
+
+def arrow_numbers(
+    layout: TextLayout, data: bytes, rows: int, *, threads: bool
+) -> np.ndarray | None:
+    """`rows` lines of CSV bytes as a (rows, cells) float64 array, by pyarrow's CSV reader (on
+    every core, with `threads`); None without pyarrow, for runs of whitespace, or where it reads
+    other than `rows` rows of numbers (a blank line, a cell that is no number, ragged rows)."""
     if layout.delimiter is None:
         return None
     try:
@@ -257,29 +310,25 @@ def _by_arrow(layout: TextLayout, block: list[Line]) -> np.ndarray | None:
     import numpy as np
 
     names = [str(j) for j in range(layout.cells)]
-    options = {
-        "read_options": arrow_csv.ReadOptions(column_names=names, use_threads=False),
-        "parse_options": arrow_csv.ParseOptions(delimiter=layout.delimiter),
-        "convert_options": arrow_csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.float64())
-        ),
-        "memory_pool": pa.system_memory_pool(),  # each piece's memory freed as it goes
-    }
-    values = np.empty((len(block), layout.cells))
-    for start in range(0, len(block), ARROW_LINES):
-        lines = block[start : start + ARROW_LINES]
-        joined = "\n".join(line for _, line in lines)
-        if "\ufeff" in joined:  # pyarrow passes over a byte-order mark at a piece's start
-            return None
-        text = joined.encode()
-        try:
-            table = arrow_csv.read_csv(pa.py_buffer(text), **options)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not numbers, ragged rows
-            return None
-        if table.num_rows != len(lines):
-            return None
-        for j, column in enumerate(table.columns):
-            values[start : start + len(lines), j] = column.to_numpy()
+    try:
+        table = arrow_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=arrow_csv.ReadOptions(
+                column_names=names, use_threads=threads, block_size=ARROW_BLOCK
+            ),
+            parse_options=arrow_csv.ParseOptions(delimiter=layout.delimiter),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.float64())
+            ),
+            memory_pool=pa.system_memory_pool(),  # each piece's memory freed as it goes
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not numbers, ragged rows
+        return None
+    if table.num_rows != rows:
+        return None
+    values = np.empty((rows, layout.cells))
+    for j, column in enumerate(table.columns):
+        values[:, j] = column.to_numpy()
     return values
 
 

@@ -1,0 +1,138 @@
+"""A text table read in pieces of bytes (plain pieces counted by their line breaks and parsed at
+once by pyarrow, the rest line by line) reads as the same table read line by line: the same
+count of rows, the same bits from any first row, and the same error naming the same line, for
+pieces of any size, in files that mix plain lines with everything that is not plain."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+
+from mlpcli.data import lines, pieces
+from mlpcli.errors import MlpcliError
+from tests.test_tables import TEXTS
+
+PLAIN = ["1,2", "3.5,-4", ' "5",6e3', "7 , 8", "0.1,1e-310"]
+ODD = [
+    "",  # blank
+    "  \t",  # blank but for spaces
+    "# a comment",
+    "  # an indented comment",
+    "9,10\r",  # a lone '\r' ends a line too
+    "11,12\x0c13,14",  # so does a form feed
+    "15,\u00a016",  # a non-breaking space: no number
+    "17,x",  # no number
+    "18",  # ragged
+    "nan,1",  # not finite
+    "\ufeff19,20",  # a byte-order mark inside the file
+    "21;22",
+]
+
+
+def _by_lines(text: bytes, rows: int, first: int) -> tuple[object, ...]:
+    """The table read line by line, as before pieces: (rows, values) or the error."""
+    try:
+        numbered = list(lines.data_lines(lines.numbered("x.csv", io.BytesIO(text))))
+        layout = lines.text_layout("x.csv", numbered[:1024], len(numbered))
+        _labels(layout, numbered[:1024])
+        blocks = list(lines.text_blocks(layout, iter(numbered), rows, None, first))
+        return len(numbered) - layout.header, _values(blocks)
+    except MlpcliError as error:
+        return ("error", str(error))
+
+
+def _by_pieces(text: bytes, rows: int, first: int) -> tuple[object, ...]:
+    try:
+        numbered = list(
+            itertools.islice(lines.data_lines(lines.numbered("x.csv", io.BytesIO(text))), 1024)
+        )
+        count = pieces.count(pieces.pieces("x.csv", io.BytesIO(text)))
+        layout = lines.text_layout("x.csv", numbered, count)
+        _labels(layout, numbered)
+        found = pieces.pieces("x.csv", io.BytesIO(text))
+        blocks = list(pieces.blocks(layout, found, rows, None, first))
+        return count - layout.header, _values(blocks)
+    except MlpcliError as error:
+        return ("error", str(error))
+
+
+def _labels(layout: lines.TextLayout, first: list[lines.Line]) -> None:
+    """As `features.describe` does: a column of text in the first lines is said at once."""
+    next(lines.text_blocks(layout, iter(first), len(first), None), None)
+
+
+def _values(blocks: list[np.ndarray]) -> bytes | None:
+    return np.concatenate(blocks).tobytes() if blocks else None
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_tables_read_alike_in_pieces(
+    text: str, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pieces, "PIECE", size)
+    data = text.encode()
+    assert _by_pieces(data, 1000, 0) == _by_lines(data, 1000, 0)
+    assert _by_pieces(data + b"\n5,6", 3, 1) == _by_lines(data + b"\n5,6", 3, 1)
+
+
+def test_files_of_plain_and_odd_lines_read_alike_in_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Random files: runs of plain lines with an odd line here and there, '\\n' or '\\r\\n'
+    breaks, a header or not, a last line with a break or not; every first row of a few."""
+    rng = np.random.default_rng(26)
+    for trial in range(300):
+        chosen = rng.integers(0, len(PLAIN), 40)
+        body = [PLAIN[k] for k in chosen]
+        for _ in range(rng.integers(0, 3)):
+            body[rng.integers(0, len(body))] = ODD[rng.integers(0, len(ODD))]
+        head = ["a,b"] if trial % 2 else []
+        end = "\r\n" if trial % 3 == 0 else "\n"
+        text = (end.join(head + body) + (end if trial % 5 else "")).encode()
+        monkeypatch.setattr(pieces, "PIECE", int(rng.choice([1, 5, 23, 80, 1 << 20])))
+        rows = int(rng.choice([1, 7, 1000]))
+        for first in (0, 1, 17):
+            assert _by_pieces(text, rows, first) == _by_lines(text, rows, first), (text, first)
+
+
+def test_plain_pieces_are_read_by_pyarrow_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pyarrow")
+    monkeypatch.setattr(lines, "numbered", None)  # a line-by-line reading would fail
+    text = b"1,2\r\n3,4\r\n" * 1000 + b"5,6"
+    found = list(pieces.pieces("x.csv", io.BytesIO(text)))
+    assert [(type(piece), piece.rows) for piece in found] == [
+        (pieces.Plain, 2000),
+        (pieces.Plain, 1),
+    ]
+    layout = lines.TextLayout("x.csv", ",", 2, None, (0, 1), False)
+    blocks = list(pieces.blocks(layout, found, 7, None, 5))
+    assert [block.shape for block in blocks] == [(1995, 2), (1, 2)]  # a piece at once
+    assert blocks[1].tolist() == [[5.0, 6.0]]
+
+
+def test_a_bad_cell_past_the_first_pieces_names_its_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pieces, "PIECE", 100)
+    text = b"a,b\n" + b"1,2\n" * 500 + b"\n# a note\n" + b"3,4\n" * 500 + b"5,x\n" + b"6,7\n" * 9
+    assert (
+        _by_pieces(text, 64, 0)
+        == (
+            "error",
+            "x.csv: line 1004, column 2: 'x' is not a number",
+        )
+        == _by_lines(text, 64, 0)
+    )
+
+
+def test_a_line_longer_than_a_piece_reads_the_rest_line_by_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pieces, "PIECE", 16)
+    text = b"1,2\n" + b"3," * 40 + b"4\n" + b"5," * 40 + b"6\r" + b"7," * 40 + b"8\n"
+    assert _by_pieces(text, 2, 0) == _by_lines(text, 2, 0)
+    assert isinstance(list(pieces.pieces("x.csv", io.BytesIO(text)))[-1], pieces.Numbered)
