@@ -46,14 +46,13 @@ def _by_lines(text: bytes, rows: int, first: int) -> tuple[object, ...]:
 
 def _by_pieces(text: bytes, rows: int, first: int) -> tuple[object, ...]:
     try:
-        numbered = list(
-            itertools.islice(lines.data_lines(lines.numbered("x.csv", io.BytesIO(text))), 1024)
-        )
-        count = pieces.count(pieces.pieces("x.csv", io.BytesIO(text)))
-        layout = lines.text_layout("x.csv", numbered, count)
-        _labels(layout, numbered)
-        found = pieces.pieces("x.csv", io.BytesIO(text))
-        blocks = list(pieces.blocks(layout, found, rows, None, first))
+        numbered = lines.data_lines(lines.numbered("x.csv", io.BytesIO(text)))
+        head = list(itertools.islice(numbered, 1024))
+        spans = list(pieces.spans("x.csv", io.BytesIO(text)))
+        count = sum(span.rows for span in spans)
+        layout = lines.text_layout("x.csv", head, count)
+        _labels(layout, head)
+        blocks = list(pieces.blocks(layout, io.BytesIO(text), spans, rows, None, first))
         return count - layout.header, _values(blocks)
     except MlpcliError as error:
         return ("error", str(error))
@@ -101,17 +100,29 @@ def test_files_of_plain_and_odd_lines_read_alike_in_pieces(
 
 def test_plain_pieces_are_read_by_pyarrow_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pyarrow")
-    monkeypatch.setattr(lines, "numbered", None)  # a line-by-line reading would fail
     text = b"1,2\r\n3,4\r\n" * 1000 + b"5,6"
-    found = list(pieces.pieces("x.csv", io.BytesIO(text)))
-    assert [(type(piece), piece.rows) for piece in found] == [
-        (pieces.Plain, 2000),
-        (pieces.Plain, 1),
-    ]
+    spans = list(pieces.spans("x.csv", io.BytesIO(text)))
+    assert [(span.plain, span.rows) for span in spans] == [(True, 2000), (True, 1)]
+    monkeypatch.setattr(lines, "numbered", None)  # a line-by-line reading would fail
     layout = lines.TextLayout("x.csv", ",", 2, None, (0, 1), False)
-    blocks = list(pieces.blocks(layout, found, 7, None, 5))
+    blocks = list(pieces.blocks(layout, io.BytesIO(text), spans, 7, None, 5))
     assert [block.shape for block in blocks] == [(1995, 2), (1, 2)]  # a piece at once
     assert blocks[1].tolist() == [[5.0, 6.0]]
+
+
+def test_the_pieces_before_the_first_row_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pieces, "PIECE", 40)
+    text = b"# a note\n" + b"".join(b"%d,%d\n" % (k, -k) for k in range(100))
+    spans = list(pieces.spans("x.csv", io.BytesIO(text)))
+    layout = lines.TextLayout("x.csv", ",", 2, None, (0, 1), False)
+    stream = io.BytesIO(text)
+    read = []
+    monkeypatch.setattr(
+        stream, "read", lambda size: read.append(stream.tell()) or io.BytesIO.read(stream, size)
+    )
+    blocks = list(pieces.blocks(layout, stream, spans, 1000, None, 90))
+    assert np.concatenate(blocks)[:, 0].tolist() == list(range(90, 100))
+    assert min(read) > len(text) - 120  # the pieces of the last rows
 
 
 def test_a_bad_cell_past_the_first_pieces_names_its_line(
@@ -135,4 +146,5 @@ def test_a_line_longer_than_a_piece_reads_the_rest_line_by_line(
     monkeypatch.setattr(pieces, "PIECE", 16)
     text = b"1,2\n" + b"3," * 40 + b"4\n" + b"5," * 40 + b"6\r" + b"7," * 40 + b"8\n"
     assert _by_pieces(text, 2, 0) == _by_lines(text, 2, 0)
-    assert isinstance(list(pieces.pieces("x.csv", io.BytesIO(text)))[-1], pieces.Numbered)
+    last = list(pieces.spans("x.csv", io.BytesIO(text)))[-1]
+    assert (last.size, last.plain, last.before) == (0, False, 1)  # the rest, line by line

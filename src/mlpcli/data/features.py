@@ -108,11 +108,11 @@ def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
     if kind in arrowtables.SUFFIXES:
         rows, width, notes = arrowtables.describe(_source(path), columns, _local(path))
         return FeaturesFile(path, rows, width, tuple(notes))
-    if (text := _text_layout(path, reading.header)) is not None:
-        table, count, first = text
+    if (text := _text_file(path, reading.header)) is not None:
+        table, first = text.layout, text.first
         width = len(tables.pick(table.source, table.names, len(table.kept), columns))
         next(lines.text_blocks(table, iter(first), len(first), columns), None)  # labels, at once
-        return FeaturesFile(path, count - table.header, width, table.notes)
+        return FeaturesFile(path, text.rows, width, table.notes)
     if (json_lines := _json_layout(path)) is not None:
         records, count = json_lines
         width = len(tables.pick(records.source, records.names, records.width, columns))
@@ -142,8 +142,8 @@ def chunks(
         blocks = _npz_blocks(path, columns, rows, first)
     elif kind in arrowtables.SUFFIXES:
         blocks = arrowtables.blocks(_source(path), columns, rows, _local(path), first)
-    elif (text := _text_layout(path, reading.header)) is not None:
-        blocks = pieces.blocks(text[0], _pieces(path), rows, columns, first)
+    elif (text := _text_file(path, reading.header)) is not None:
+        blocks = _text_blocks(path, text, rows, columns, first)
     elif (json_lines := _json_layout(path)) is not None:
         blocks = lines.json_blocks(json_lines[0], _lines(path), rows, columns, first)
     else:
@@ -434,10 +434,12 @@ def _lines(path: str) -> Iterator[lines.Line]:
         yield from lines.numbered(_source(path), stream)
 
 
-def _pieces(path: str) -> Iterator[pieces.Piece]:
-    """A text file's lines, or stdin's, in pieces (`pieces`)."""
+def _text_blocks(
+    path: str, text: TextFile, rows: int, columns: Columns, first: int
+) -> Iterator[np.ndarray]:
+    """A text table's picked columns from row `first` on, the pieces before it not read."""
     with _opened(path) as stream:
-        yield from pieces.pieces(_source(path), stream)
+        yield from pieces.blocks(text.layout, stream, text.spans, rows, columns, first)
 
 
 def _opened(path: str) -> IO[bytes]:
@@ -453,18 +455,31 @@ def _data_lines(path: str) -> Iterator[lines.Line]:
     return lines.data_lines(_lines(path))
 
 
+@dataclass(frozen=True)
+class TextFile:
+    """A text table: its layout, its first FIRST_LINES data lines, and its pieces (`pieces`)."""
+
+    layout: lines.TextLayout
+    first: list[lines.Line]
+    spans: tuple[pieces.Span, ...]
+
+    @property
+    def rows(self) -> int:
+        """Its rows of features (its data lines but the header)."""
+        return sum(span.rows for span in self.spans) - self.layout.header
+
+
 @by_file
-def _text_layout(
-    path: str, header: bool | None
-) -> tuple[lines.TextLayout, int, list[lines.Line]] | None:
-    """A text table's layout, its first FIRST_LINES and its count of data lines (a pass over
-    the file in pieces, nothing else held); None for JSON. `header`: whether the first line is
-    one (None: found)."""
+def _text_file(path: str, header: bool | None) -> TextFile | None:
+    """A text table, its lines counted in one pass over the file (nothing held but where its
+    pieces are); None for JSON. `header`: whether the first line is one (None: found)."""
     if _kind(path) in JSON:
         return None
     first = list(itertools.islice(_data_lines(path), FIRST_LINES))
-    count = pieces.count(_pieces(path))
-    return lines.text_layout(_source(path), first, count, header), count, first
+    with _opened(path) as stream:
+        spans = tuple(pieces.spans(_source(path), stream))
+    count = sum(span.rows for span in spans)
+    return TextFile(lines.text_layout(_source(path), first, count, header), first, spans)
 
 
 @by_file

@@ -1,10 +1,12 @@
-"""A text table's bytes a piece at a time, so that a plain file never passes Python a line at a
-time: a piece of about PIECE bytes ends after a '\\n'. Where every line of a piece is plain
-(ASCII, neither blank nor a `#` comment, no line break but '\\n' or '\\r\\n'), its lines are
-counted by their breaks and read at once by pyarrow's CSV reader, on every core; any other piece,
-and any plain piece that pyarrow reads no finite numbers from, is read line by line by `lines`
-(the same numbers, and the message that names a cell). A line that does not end within PIECE
-bytes sends the rest of the file line by line.
+"""A text table's bytes in pieces, so that a plain file never passes Python a line at a time.
+
+One pass over the file (`spans`) cuts it into pieces of about PIECE bytes, each ending after a
+'\\n', and counts their lines: a piece whose every line is plain (ASCII, neither blank nor a
+`#` comment, no line break but '\\n' or '\\r\\n') by its breaks, any other line by line. The
+run then reads only the pieces that hold its rows (`blocks`): a plain one at once by pyarrow's
+CSV reader, on every core; any other, and any plain one that pyarrow reads no finite numbers
+from, line by line by `lines` (the same numbers, and the message that names a cell). A line that
+does not end within PIECE bytes makes the rest of the file one piece, read line by line.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from mlpcli.data import lines
+from mlpcli.data import lines, tables
 from mlpcli.data.lines import Line, TextLayout
 from mlpcli.data.tables import Column
 
@@ -31,54 +33,52 @@ _BLANK_FIRST = re.compile(rb"[ \t]*(?:\r?\n|\Z)")
 
 
 @dataclass(frozen=True)
-class Plain:
-    """Plain lines: every one a data line; `before`, the lines before them in the file."""
+class Span:
+    """A piece of a text file: its bytes' place, the lines before it, how many of its lines are
+    data lines, and whether every one is plain (read at once)."""
 
+    offset: int
+    size: int
     before: int
-    data: bytes
     rows: int
-
-    def numbered(self, source: str) -> Iterator[Line]:
-        return lines.numbered(source, io.BytesIO(self.data), self.before)  # ASCII: no BOM
+    plain: bool
 
 
-@dataclass(frozen=True)
-class Numbered:
-    """Numbered lines and how many are data lines (None: the rest of the file, not counted)."""
-
-    lines: Iterable[Line]
-    rows: int | None
-
-    def numbered(self, source: str) -> Iterable[Line]:
-        return self.lines
-
-
-Piece = Plain | Numbered
-
-
-def pieces(source: str, stream: IO[bytes]) -> Iterator[Piece]:
-    """The lines of a UTF-8 byte stream (a text file from its start) in pieces."""
+def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
+    """The pieces of a UTF-8 byte stream (a text file from its start), its lines counted."""
     before = offset = 0
     rest = b""
     while True:
         data = stream.read(PIECE)
-        buffer = rest + data if rest else data
-        if not buffer:
+        if not data:
+            if not rest:
+                return
+            piece, rest = rest, b""  # the last line, with no break after it
+        elif not (end := data.rfind(b"\n") + 1):  # a line longer than a piece: the rest of
+            ahead = _Ahead(rest + data, stream)  # the file one piece, line by line
+            numbered = lines.numbered(source, ahead, before, offset)  # (which says how long)
+            yield Span(offset, 0, before, _counted(numbered)[1], False)
             return
-        end = buffer.rfind(b"\n") + 1 if data else len(buffer)
-        if not end:  # a line as long as a piece: the rest line by line, `lines` says how long
-            yield Numbered(lines.numbered(source, _Ahead(buffer, stream), before, offset), None)
-            return
-        piece, rest = buffer[:end], buffer[end:]
-        if _plain(piece):
-            count = piece.count(b"\n") + (not piece.endswith(b"\n"))
-            yield Plain(before, piece, count)
+        else:  # one copy at most: the line begun in the last piece, and this one's whole lines
+            whole = not rest and end == len(data)
+            piece = data if whole else b"".join((rest, memoryview(data)[:end]))
+            rest = data[end:]
+        if plain := _plain(piece):
+            count = rows = piece.count(b"\n") + (not piece.endswith(b"\n"))
         else:
-            held = list(lines.numbered(source, io.BytesIO(piece), before, offset))
-            count = len(held)
-            yield Numbered(held, sum(1 for _ in lines.data_lines(held)))
+            count, rows = _counted(lines.numbered(source, io.BytesIO(piece), before, offset))
+        yield Span(offset, len(piece), before, rows, plain)
         before += count
         offset += len(piece)
+
+
+def _counted(numbered: Iterable[Line]) -> tuple[int, int]:
+    """How many lines, and how many data lines."""
+    count = rows = 0
+    for line in numbered:
+        count += 1
+        rows += bool(line[1].strip()) and not tables.comment(line[1])
+    return count, rows
 
 
 def _plain(piece: bytes) -> bool:
@@ -106,54 +106,63 @@ class _Ahead:
         return data or self.stream.read(size)
 
 
-def count(found: Iterable[Piece]) -> int:
-    """The data lines of the pieces."""
-    return sum(
-        piece.rows if piece.rows is not None else sum(1 for _ in lines.data_lines(piece.lines))
-        for piece in found
-    )
+class _Within:
+    """The next `size` bytes of a stream (all the rest where `size` is 0)."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self.stream, self.left = stream, size or -1
+
+    def read(self, size: int) -> bytes:
+        if self.left < 0:
+            return self.stream.read(size)
+        data = self.stream.read(min(size, self.left))
+        self.left -= len(data)
+        return data
 
 
 def blocks(
     layout: TextLayout,
-    found: Iterable[Piece],
+    stream: IO[bytes],
+    found: Sequence[Span],
     rows: int,
     wanted: Sequence[Column] | None,
     first: int = 0,
 ) -> Iterator[np.ndarray]:
     """The picked columns of the data lines after the header from row `first` on (the pieces
-    before it passed over, unparsed): a plain piece's at once, other lines `rows` at a time, each
-    a (rows, width) float64 block."""
+    before it not read): a plain piece's at once, other lines `rows` at a time, each a (rows,
+    width) float64 block."""
     picked = lines.picked(layout, wanted)
     skip = first + layout.header
     opening = first == 0
-    for piece in found:
-        if piece.rows is not None and skip >= piece.rows:
-            skip -= piece.rows
+    for span in found:
+        if skip >= span.rows:
+            skip -= span.rows
             continue
-        values = _at_once(layout, piece, skip) if isinstance(piece, Plain) else None
+        stream.seek(span.offset)
+        data = stream.read(span.size) if span.plain else None
+        values = _at_once(layout, data, span.rows, skip) if data is not None else None
         if values is not None:
             yield values[:, picked]
         else:
-            data = lines.data_lines(piece.numbered(layout.source))
-            after = itertools.islice(data, skip, None)
+            within = io.BytesIO(data) if data is not None else _Within(stream, span.size)
+            numbered = lines.numbered(layout.source, within, span.before, span.offset)
+            after = itertools.islice(lines.data_lines(numbered), skip, None)
             yield from lines.line_blocks(layout, after, rows, picked, wanted, opening)
         skip, opening = 0, False
 
 
-def _at_once(layout: TextLayout, piece: Plain, skip: int) -> np.ndarray | None:
-    """A plain piece's lines after the first `skip`, every cell a finite number, by pyarrow;
-    None where they are not (or without pyarrow)."""
+def _at_once(layout: TextLayout, data: bytes, count: int, skip: int) -> np.ndarray | None:
+    """A plain piece's `count` lines after the first `skip`, every cell a finite number, by
+    pyarrow; None where they are not (or without pyarrow)."""
     import numpy as np
 
-    data = piece.data
     start = 0
     for _ in range(skip):
         start = data.index(b"\n", start) + 1
     data = data[start:] if start else data
     if layout.decimal_comma:
         data = data.replace(b",", b".")
-    values = lines.arrow_numbers(layout, data, piece.rows - skip, threads=True)
+    values = lines.arrow_numbers(layout, data, count - skip, threads=True)
     if values is None or not np.isfinite(values).all():
         return None
     if layout.index and not lines.whole_index(values):
