@@ -21,7 +21,7 @@ import torch
 from safetensors.numpy import save_file
 
 from mlpcli.commands import run as run_command
-from mlpcli.data import features, lines
+from mlpcli.data import arrowtables, features, lines
 from mlpcli.errors import MlpcliError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory
@@ -380,6 +380,18 @@ def test_a_share_of_rows_is_read_alone(name: str, tmp_path: Path) -> None:
     for rows in (range(0, 53), range(23, 41), range(50, 53), range(7, 8)):
         got = features.read(str(path), features.Reading(), rows)
         assert torch.equal(got, whole[rows.start : rows.stop])
+
+
+def test_parquet_record_batches_smaller_than_a_chunk_are_joined_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow holds more for a larger batch, so a chunk is read in batches of BATCH_ROWS."""
+    path = tmp_path / "x.parquet"
+    _parquet(path, row_group_size=10)
+    monkeypatch.setattr(arrowtables, "BATCH_ROWS", 3)
+    blocks = list(features.chunks(str(path), features.Reading(), 7, first=2))
+    assert [len(block) for block in blocks] == [7] * 7 + [2]
+    assert np.array_equal(torch.cat(blocks).numpy(), X[2:])
 
 
 @pytest.mark.slow

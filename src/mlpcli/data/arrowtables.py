@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".parquet", ".feather")
 WHAT = "Parquet or feather file"
-READ_BUFFER = 1 << 20  # bytes of a Parquet file read at a time
+READ_BUFFER = 1 << 16  # bytes of a Parquet column read at a time
+BATCH_ROWS = 4096  # rows of a Parquet record batch (pyarrow holds more for larger ones)
 
 
 def _pyarrow(source: str) -> Any:
@@ -103,7 +104,8 @@ class _Batches:
         buffers every group it is given), or of every feather batch."""
         if self.parquet:
             for group, _ in groups:
-                yield from self.file.iter_batches(rows, row_groups=[group], columns=names)
+                batches = min(rows, BATCH_ROWS)
+                yield from self.file.iter_batches(batches, row_groups=[group], columns=names)
         elif isinstance(self.file, self.pa.Table):
             yield from self.file.select(names).to_batches(rows)
         else:
