@@ -7,37 +7,44 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mlpcli.data import lines, pieces
+from mlpcli.data import features, lines, pieces
 from mlpcli.errors import MlpcliError
 from tests.test_tables import TEXTS
 
-PLAIN = ["1,2", "3.5,-4", ' "5",6e3', "7 , 8", "0.1,1e-310"]
-ODD = [
+PLAIN = ["1,2", "3.5,-4", '"5",6e3', "7 , 8", "0.1,1e-310", "1_0,2"]  # 1_0: float()'s alone
+HARMLESS = [
     "",  # blank
     "  \t",  # blank but for spaces
     "# a comment",
     "  # an indented comment",
     "9,10\r",  # a lone '\r' ends a line too
     "11,12\x0c13,14",  # so does a form feed
+    '"1e3","2"',  # quoted numbers
+]
+BAD = [
     "15,\u00a016",  # a non-breaking space: no number
     "17,x",  # no number
     "18",  # ragged
     "nan,1",  # not finite
     "\ufeff19,20",  # a byte-order mark inside the file
     "21;22",
-]
+]  # (not '"4"9': pyarrow and NumPy read 49 as pandas does, the cell by cell reading names it)
+FIRST_LINES = 4  # the lines that decide the layout (1,024 in a run): the rest read in pieces
 
 
 def _by_lines(text: bytes, rows: int, first: int) -> tuple[object, ...]:
     """The table read line by line, as before pieces: (rows, values) or the error."""
     try:
         numbered = list(lines.data_lines(lines.numbered("x.csv", io.BytesIO(text))))
-        layout = lines.text_layout("x.csv", numbered[:1024], len(numbered))
-        _labels(layout, numbered[:1024])
+        layout = lines.text_layout("x.csv", numbered[:FIRST_LINES], len(numbered))
+        _labels(layout, numbered[:FIRST_LINES])
         blocks = list(lines.text_blocks(layout, iter(numbered), rows, None, first))
         return len(numbered) - layout.header, _values(blocks)
     except MlpcliError as error:
@@ -47,7 +54,7 @@ def _by_lines(text: bytes, rows: int, first: int) -> tuple[object, ...]:
 def _by_pieces(text: bytes, rows: int, first: int) -> tuple[object, ...]:
     try:
         numbered = lines.data_lines(lines.numbered("x.csv", io.BytesIO(text)))
-        head = list(itertools.islice(numbered, 1024))
+        head = list(itertools.islice(numbered, FIRST_LINES))
         spans = list(pieces.spans("x.csv", io.BytesIO(text)))
         count = sum(span.rows for span in spans)
         layout = lines.text_layout("x.csv", head, count)
@@ -72,7 +79,7 @@ def _values(blocks: list[np.ndarray]) -> bytes | None:
 def test_the_tables_read_alike_in_pieces(
     text: str, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pieces, "PIECE", size)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", size)
     data = text.encode()
     assert _by_pieces(data, 1000, 0) == _by_lines(data, 1000, 0)
     assert _by_pieces(data + b"\n5,6", 3, 1) == _by_lines(data + b"\n5,6", 3, 1)
@@ -81,21 +88,28 @@ def test_the_tables_read_alike_in_pieces(
 def test_files_of_plain_and_odd_lines_read_alike_in_pieces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Random files: runs of plain lines with an odd line here and there, '\\n' or '\\r\\n'
-    breaks, a header or not, a last line with a break or not; every first row of a few."""
+    """Random files: runs of plain lines with a few harmless odd lines and at most one bad one,
+    '\\n' or '\\r\\n' breaks, a header or not, a last line with a break or not; from a few
+    first rows, in blocks of a few sizes. Most read; the rest name the bad line alike."""
     rng = np.random.default_rng(26)
+    outcomes = {"read": 0, "error": 0}
     for trial in range(300):
-        chosen = rng.integers(0, len(PLAIN), 40)
-        body = [PLAIN[k] for k in chosen]
-        for _ in range(rng.integers(0, 3)):
-            body[rng.integers(0, len(body))] = ODD[rng.integers(0, len(ODD))]
+        body = [PLAIN[k] for k in rng.integers(0, len(PLAIN), 40)]
+        for _ in range(rng.integers(0, 4)):
+            body[rng.integers(4, len(body))] = HARMLESS[rng.integers(0, len(HARMLESS))]
+        if trial % 3 == 0:
+            body[rng.integers(4, len(body))] = BAD[rng.integers(0, len(BAD))]
         head = ["a,b"] if trial % 2 else []
-        end = "\r\n" if trial % 3 == 0 else "\n"
+        end = "\r\n" if trial % 4 == 0 else "\n"
         text = (end.join(head + body) + (end if trial % 5 else "")).encode()
-        monkeypatch.setattr(pieces, "PIECE", int(rng.choice([1, 5, 23, 80, 1 << 20])))
+        monkeypatch.setattr(pieces, "PIECE_BYTES", int(rng.choice([1, 5, 23, 80, 1 << 20])))
         rows = int(rng.choice([1, 7, 1000]))
         for first in (0, 1, 17):
-            assert _by_pieces(text, rows, first) == _by_lines(text, rows, first), (text, first)
+            expected = _by_lines(text, rows, first)
+            assert _by_pieces(text, rows, first) == expected, (text, first)
+            outcomes["error" if expected[0] == "error" else "read"] += 1
+    assert outcomes["read"] > 600, outcomes
+    assert outcomes["error"] > 100, outcomes
 
 
 def test_plain_pieces_are_read_by_pyarrow_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,16 +125,18 @@ def test_plain_pieces_are_read_by_pyarrow_at_once(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_pieces_before_the_first_row_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pieces, "PIECE", 40)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 40)
     text = b"# a note\n" + b"".join(b"%d,%d\n" % (k, -k) for k in range(100))
     spans = list(pieces.spans("x.csv", io.BytesIO(text)))
     layout = lines.TextLayout("x.csv", ",", 2, None, (0, 1), False)
-    stream = io.BytesIO(text)
-    read = []
-    monkeypatch.setattr(
-        stream, "read", lambda size: read.append(stream.tell()) or io.BytesIO.read(stream, size)
-    )
-    blocks = list(pieces.blocks(layout, stream, spans, 1000, None, 90))
+    read: list[int] = []
+
+    class Watched(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            read.append(self.tell())
+            return super().read(size)
+
+    blocks = list(pieces.blocks(layout, Watched(text), spans, 1000, None, 90))
     assert np.concatenate(blocks)[:, 0].tolist() == list(range(90, 100))
     assert min(read) > len(text) - 120  # the pieces of the last rows
 
@@ -128,7 +144,7 @@ def test_the_pieces_before_the_first_row_are_not_read(monkeypatch: pytest.Monkey
 def test_a_bad_cell_past_the_first_pieces_names_its_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pieces, "PIECE", 100)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 100)
     text = b"a,b\n" + b"1,2\n" * 500 + b"\n# a note\n" + b"3,4\n" * 500 + b"5,x\n" + b"6,7\n" * 9
     assert (
         _by_pieces(text, 64, 0)
@@ -143,8 +159,34 @@ def test_a_bad_cell_past_the_first_pieces_names_its_line(
 def test_a_line_longer_than_a_piece_reads_the_rest_line_by_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pieces, "PIECE", 16)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 16)
     text = b"1,2\n" + b"3," * 40 + b"4\n" + b"5," * 40 + b"6\r" + b"7," * 40 + b"8\n"
     assert _by_pieces(text, 2, 0) == _by_lines(text, 2, 0)
     last = list(pieces.spans("x.csv", io.BytesIO(text)))[-1]
     assert (last.size, last.plain, last.before) == (0, False, 1)  # the rest, line by line
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 1 << 20])
+def test_a_byte_that_is_not_utf8_is_named_at_its_offset(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pieces, "PIECE_BYTES", size)
+    text = b"\xef\xbb\xbf" + b"1,2\n" * 40 + b"\xff\n"
+    assert _by_pieces(text, 7, 0) == ("error", "x.csv: not UTF-8 text (byte offset 163)")
+    assert _by_lines(text, 7, 0) == _by_pieces(text, 7, 0)
+
+
+@pytest.mark.parametrize("change", [b"7,8\n", b"9"])
+def test_a_file_changed_after_its_lines_were_counted_is_an_error(
+    change: bytes, tmp_path: Path
+) -> None:
+    """Rows appended, or a byte rewritten in place (the same size, a later time)."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 100)
+    read = features.chunks(str(path), features.Reading(), 7)
+    with path.open("r+b") as file:
+        file.seek(*((0, os.SEEK_END) if len(change) > 1 else (4, os.SEEK_SET)))
+        file.write(change)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    with pytest.raises(MlpcliError, match=r"x\.csv: changed since its lines were counted"):
+        list(read)

@@ -103,9 +103,9 @@ class _Batches:
         """Record batches of `names`: of these Parquet row groups, one group at a time (pyarrow
         buffers every group it is given), or of every feather batch."""
         if self.parquet:
+            batch = min(rows, BATCH_ROWS)
             for group, _ in groups:
-                batches = min(rows, BATCH_ROWS)
-                yield from self.file.iter_batches(batches, row_groups=[group], columns=names)
+                yield from self.file.iter_batches(batch, row_groups=[group], columns=names)
         elif isinstance(self.file, self.pa.Table):
             yield from self.file.select(names).to_batches(rows)
         else:

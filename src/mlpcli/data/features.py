@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -437,9 +438,26 @@ def _lines(path: str) -> Iterator[lines.Line]:
 def _text_blocks(
     path: str, text: TextFile, rows: int, columns: Columns, first: int
 ) -> Iterator[np.ndarray]:
-    """A text table's picked columns from row `first` on, the pieces before it not read."""
+    """A text table's picked columns from row `first` on, the pieces before it not read; a
+    file changed since its lines were counted is an error."""
     with _opened(path) as stream:
+        _unchanged(path, stream, text.stamp)
         yield from pieces.blocks(text.layout, stream, text.spans, rows, columns, first)
+        _unchanged(path, stream, text.stamp)
+
+
+def _stamp(stream: IO[bytes]) -> tuple[int, int]:
+    """An open file's size and modification time."""
+    status = os.fstat(stream.fileno())
+    return status.st_size, status.st_mtime_ns
+
+
+def _unchanged(path: str, stream: IO[bytes], stamp: tuple[int, int]) -> None:
+    if _stamp(stream) != stamp:
+        raise bad(
+            _source(path),
+            "changed since its lines were counted (do not rewrite a file while it is read)",
+        )
 
 
 def _opened(path: str) -> IO[bytes]:
@@ -457,11 +475,13 @@ def _data_lines(path: str) -> Iterator[lines.Line]:
 
 @dataclass(frozen=True)
 class TextFile:
-    """A text table: its layout, its first FIRST_LINES data lines, and its pieces (`pieces`)."""
+    """A text table: its layout, its first FIRST_LINES data lines, its pieces (`pieces.spans`),
+    and the size and modification time they were counted at."""
 
     layout: lines.TextLayout
     first: list[lines.Line]
     spans: tuple[pieces.Span, ...]
+    stamp: tuple[int, int]
 
     @property
     def rows(self) -> int:
@@ -471,15 +491,18 @@ class TextFile:
 
 @by_file
 def _text_file(path: str, header: bool | None) -> TextFile | None:
-    """A text table, its lines counted in one pass over the file (nothing held but where its
-    pieces are); None for JSON. `header`: whether the first line is one (None: found)."""
+    """A text table from its first lines and a pass over the whole file that counts them
+    (nothing held but where its pieces are); None for JSON. `header`: whether the first line is
+    one (None: found)."""
     if _kind(path) in JSON:
         return None
     first = list(itertools.islice(_data_lines(path), FIRST_LINES))
     with _opened(path) as stream:
+        stamp = _stamp(stream)
         spans = tuple(pieces.spans(_source(path), stream))
     count = sum(span.rows for span in spans)
-    return TextFile(lines.text_layout(_source(path), first, count, header), first, spans)
+    layout = lines.text_layout(_source(path), first, count, header)
+    return TextFile(layout, first, spans, stamp)
 
 
 @by_file

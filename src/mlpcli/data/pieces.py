@@ -1,12 +1,14 @@
 """A text table's bytes in pieces, so that a plain file never passes Python a line at a time.
 
-One pass over the file (`spans`) cuts it into pieces of about PIECE bytes, each ending after a
+One pass over the file (`spans`) cuts it into pieces of about PIECE_BYTES, each ending after a
 '\\n', and counts their lines: a piece whose every line is plain (ASCII, neither blank nor a
-`#` comment, no line break but '\\n' or '\\r\\n') by its breaks, any other line by line. The
-run then reads only the pieces that hold its rows (`blocks`): a plain one at once by pyarrow's
-CSV reader, on every core; any other, and any plain one that pyarrow reads no finite numbers
-from, line by line by `lines` (the same numbers, and the message that names a cell). A line that
-does not end within PIECE bytes makes the rest of the file one piece, read line by line.
+`#` comment, no quote, no line break but '\\n' or '\\r\\n') by its breaks, any other line by
+line. The run then reads only the pieces that hold its rows (`blocks`): a plain one at once by
+pyarrow's CSV reader, on every core; any other, and any plain one that pyarrow cannot read as
+finite numbers, line by line by `lines` (the same numbers, and the message that names a cell).
+A line that does not end within PIECE_BYTES makes the rest of the file one piece, read line by
+line. A quote makes its piece not plain, read as the line by line reading reads it (`"4"9`,
+which pyarrow reads as 49, is an error where that reading goes cell by cell).
 """
 
 from __future__ import annotations
@@ -25,17 +27,18 @@ from mlpcli.data.tables import Column
 if TYPE_CHECKING:
     import numpy as np
 
-PIECE = 4 << 20  # bytes read at a time, a piece cut after the last line's end in them
-# a comment, line breaks other than '\n' and '\r', whitespace of a blank line but ' ' and '\t'
-_ODD = (b"#", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+PIECE_BYTES = 4 << 20  # read at a time, a piece cut after the last line's end in them
+# a comment, a quote, line breaks but '\n' and '\r', whitespace of a blank line but ' ' and '\t'
+_ODD = (b"#", b'"', b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _BLANK = re.compile(rb"\n[ \t]*\r?\n")
 _BLANK_FIRST = re.compile(rb"[ \t]*(?:\r?\n|\Z)")
 
 
 @dataclass(frozen=True)
 class Span:
-    """A piece of a text file: its bytes' place, the lines before it, how many of its lines are
-    data lines, and whether every one is plain (read at once)."""
+    """A piece of a text file: its bytes' place (`size` 0: the rest of the file), the lines
+    before it, how many of its lines are data lines, and whether every one is plain (read at
+    once)."""
 
     offset: int
     size: int
@@ -49,7 +52,7 @@ def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
     before = offset = 0
     rest = b""
     while True:
-        data = stream.read(PIECE)
+        data = stream.read(PIECE_BYTES)
         if not data:
             if not rest:
                 return
@@ -103,7 +106,7 @@ class _Ahead:
 
     def read(self, size: int) -> bytes:
         data, self.ahead = self.ahead, b""
-        return data or self.stream.read(size)
+        return data + self.stream.read(size - len(data)) if len(data) < size else data
 
 
 class _Within:
@@ -152,10 +155,12 @@ def blocks(
 
 
 def _at_once(layout: TextLayout, data: bytes, count: int, skip: int) -> np.ndarray | None:
-    """A plain piece's `count` lines after the first `skip`, every cell a finite number, by
-    pyarrow; None where they are not (or without pyarrow)."""
+    """The lines after the first `skip` of a plain piece of `count`, every cell a finite number,
+    by pyarrow; None where they are not (or without pyarrow, or for runs of whitespace)."""
     import numpy as np
 
+    if layout.delimiter is None:
+        return None
     start = 0
     for _ in range(skip):
         start = data.index(b"\n", start) + 1
