@@ -453,6 +453,7 @@ def _stamp(stream: IO[bytes]) -> tuple[int, int]:
 
 
 def _unchanged(path: str, stream: IO[bytes], stamp: tuple[int, int]) -> None:
+    """An error where the open file is not of the size and time it was counted at."""
     if _stamp(stream) != stamp:
         raise bad(
             _source(path),

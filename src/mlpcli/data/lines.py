@@ -56,8 +56,8 @@ def numbered(source: str, stream: Readable, before: int = 0, offset: int = 0) ->
         except UnicodeDecodeError as error:
             start = not consumed and data.startswith(codecs.BOM_UTF8)
             bom = len(codecs.BOM_UTF8) if start else 0
-            offset = consumed + bom + error.start - len(decoder.getstate()[0])
-            raise bad(source, f"not UTF-8 text (byte offset {max(offset, 0)})") from None
+            at = consumed + bom + error.start - len(decoder.getstate()[0])
+            raise bad(source, f"not UTF-8 text (byte offset {max(at, 0)})") from None
         consumed += len(data)
         if data and not _BREAK.search(text):  # the line goes on: split nothing yet
             unfinished.append(text)
