@@ -31,6 +31,8 @@ TEXTS = [
     "a,b\n",  # a header and no rows
     ",a\n0.5,1\n1,2\n",  # a first column that is not whole numbers is a feature
     "1,2,3\n4,5\n",  # ragged
+    'a,b\n"4"9,1\n"7" ,2\n',  # a quote, then more of the cell: 49 and 7, as pandas reads them
+    'a,b\n"4"9,1\n1_0,2\n',  # the same cell by cell (1_0 is Python's number alone)
 ]
 
 
@@ -102,3 +104,10 @@ def test_an_empty_cell_is_a_missing_value_not_a_column_of_labels(text: str, said
     error = _read(text)
     assert error[0] == "error"
     assert said in str(error[1])
+
+
+def test_a_quote_then_more_of_the_cell_reads_as_pandas_reads_it() -> None:
+    """`"4"9` is 49 to pyarrow, NumPy and pandas, and so cell by cell (where `1_0`, Python's
+    number alone, sends a block)."""
+    assert _read('a,b\n"4"9,1\n"7" ,2\n')[1] == [[49.0, 1.0], [7.0, 2.0]]
+    assert _read('a,b\n"4"9,1\n1_0,2\n')[1] == [[49.0, 1.0], [10.0, 2.0]]

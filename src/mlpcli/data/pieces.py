@@ -7,8 +7,7 @@ line. The run then reads only the pieces that hold its rows (`blocks`): a plain 
 pyarrow's CSV reader, on every core; any other, and any plain one that pyarrow cannot read as
 finite numbers, line by line by `lines` (the same numbers, and the message that names a cell).
 A line that does not end within PIECE_BYTES makes the rest of the file one piece, read line by
-line. A quote makes its piece not plain, read as the line by line reading reads it (`"4"9`,
-which pyarrow reads as 49, is an error where that reading goes cell by cell).
+line. A quote makes its piece not plain: a quoted cell is read line by line.
 """
 
 from __future__ import annotations
