@@ -409,3 +409,26 @@ def test_a_file_cut_short_between_two_counts_of_its_rows_is_one_line(
     monkeypatch.setattr(features, "describe", shrinking)
     with pytest.raises(ConfigError, match=r"holds 4 rows, not the 10 counted a moment before; "):
         load(None, [f"inputs={path}"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_width_that_does_not_fit_says_pandas_index_was_left_out(
+    tmp_path: Path, suffix: str
+) -> None:
+    """The note that pandas' index is left out shows only where a run goes on; where the width
+    does not fit the network, the error says so itself."""
+    pd = pytest.importorskip("pandas", exc_type=ImportError)
+    frame = pd.DataFrame(FEATURES[:, :3].numpy(), columns=["a", "b", "c"])
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path)  # pandas' default: an unnamed index first, then a, b, c
+        said = "rows of 3 features, but layers[0] is 4 (override 'layers=[4, 1]'); its first "
+        said += "column, pandas' index, is left out"
+    else:
+        pytest.importorskip("pyarrow")
+        frame.set_index("a").to_parquet(path)  # b, c
+        said = "rows of 2 features, but layers[0] is 4 (override 'layers=[4, 1]'); pandas' "
+        said += "index (a) is left out"
+    code, _, err = invoke("run", f"inputs={path}", "layers=[4, 1]")
+    assert code == 2
+    assert err.strip().endswith(said)

@@ -118,18 +118,20 @@ def _opened(where: str, source: str) -> _Batches:
     return _Batches(source, where)
 
 
-def features(schema: Any, source: str) -> tuple[list[str], list[str]]:
-    """The feature columns of a schema (a pandas index left out) and notes about them."""
+def features(schema: Any, source: str) -> tuple[list[str], list[str], str]:
+    """The feature columns of a schema (a pandas index left out), notes about them, and what to
+    say where their count does not fit the network."""
     names = list(schema.names)
     with parsed_by_library(source, WHAT):  # pandas' metadata is JSON in the file's schema
         metadata = schema.pandas_metadata or {}
     listed = metadata.get("index_columns", []) if isinstance(metadata, dict) else []
     index = [name for name in listed if isinstance(name, str)] if isinstance(listed, list) else []
-    notes = []
+    notes, misfit = [], ""
     if index:
         names = [name for name in names if name not in index]
-        notes.append(f"{source}: pandas' index ({', '.join(index)}) is left out")
-    return names, notes
+        misfit = f"; pandas' index ({', '.join(index)}) is left out"
+        notes.append(f"{source}:{misfit[1:]}")
+    return names, notes, misfit
 
 
 def _picked(
@@ -137,7 +139,7 @@ def _picked(
 ) -> tuple[_Batches, list[str], list[str]]:
     """The file, the names of the picked columns (each checked to be numbers), and notes."""
     opened = _opened(where, source)
-    names, notes = features(opened.schema, source)
+    names, notes, _ = features(opened.schema, source)
     picked = [names[j] for j in pick(source, names, len(names), wanted)]
     pa = _pyarrow(source)
     for name in picked:
@@ -152,11 +154,11 @@ def _picked(
 
 def describe(
     source: str, wanted: Sequence[Column] | None, where: str
-) -> tuple[int, int, list[str]]:
-    """(rows, width, notes) of the picked columns, from the footer (`where`: the path to open,
-    `source` its name in messages)."""
+) -> tuple[int, int, list[str], str]:
+    """(rows, width, notes, what to say where the width does not fit) of the picked columns,
+    from the footer (`where`: the path to open, `source` its name in messages)."""
     opened, picked, notes = _picked(source, wanted, where)
-    return opened.rows, len(picked), notes
+    return opened.rows, len(picked), notes, features(opened.schema, source)[2]
 
 
 def blocks(

@@ -107,13 +107,14 @@ def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
         rows, width = _matrix_shape(path, _npz_array(path)[1].shape)
         return FeaturesFile(path, rows, len(tables.pick(path, None, width, columns)))
     if kind in arrowtables.SUFFIXES:
-        rows, width, notes = arrowtables.describe(_source(path), columns, _local(path))
-        return FeaturesFile(path, rows, width, tuple(notes))
+        rows, width, notes, misfit = arrowtables.describe(_source(path), columns, _local(path))
+        return FeaturesFile(path, rows, width, tuple(notes), misfit)
     if (text := _text_file(path, reading.header)) is not None:
         table, first = text.layout, text.first
         width = len(tables.pick(table.source, table.names, len(table.kept), columns))
         next(lines.text_blocks(table, iter(first), len(first), columns), None)  # labels, at once
-        return FeaturesFile(path, text.rows, width, table.notes)
+        misfit = "; its first column, pandas' index, is left out" if table.index else ""
+        return FeaturesFile(path, text.rows, width, table.notes, misfit)
     if (json_lines := _json_layout(path)) is not None:
         records, count = json_lines
         width = len(tables.pick(records.source, records.names, records.width, columns))
