@@ -136,10 +136,11 @@ def features(schema: Any, source: str) -> tuple[list[str], list[str], str]:
 
 def _picked(
     source: str, wanted: Sequence[Column] | None, where: str
-) -> tuple[_Batches, list[str], list[str]]:
-    """The file, the names of the picked columns (each checked to be numbers), and notes."""
+) -> tuple[_Batches, list[str], list[str], str]:
+    """The file, the names of the picked columns (each checked to be numbers), notes, and what
+    to say where their count does not fit the network."""
     opened = _opened(where, source)
-    names, notes, _ = features(opened.schema, source)
+    names, notes, misfit = features(opened.schema, source)
     picked = [names[j] for j in pick(source, names, len(names), wanted)]
     pa = _pyarrow(source)
     for name in picked:
@@ -149,7 +150,7 @@ def _picked(
             raise bad(source, f"column {name!r} is {kind}, not numbers{hint}")
     if not opened.rows:
         raise bad(source, "holds no rows of features")
-    return opened, picked, notes
+    return opened, picked, notes, misfit
 
 
 def describe(
@@ -157,8 +158,8 @@ def describe(
 ) -> tuple[int, int, list[str], str]:
     """(rows, width, notes, what to say where the width does not fit) of the picked columns,
     from the footer (`where`: the path to open, `source` its name in messages)."""
-    opened, picked, notes = _picked(source, wanted, where)
-    return opened.rows, len(picked), notes, features(opened.schema, source)[2]
+    opened, picked, notes, misfit = _picked(source, wanted, where)
+    return opened.rows, len(picked), notes, misfit
 
 
 def blocks(
@@ -168,7 +169,7 @@ def blocks(
     array of the columns' common type; a null is an error naming its row and column."""
     import numpy as np
 
-    opened, picked, _ = _picked(source, wanted, where)
+    opened, picked, _, _ = _picked(source, wanted, where)
     start = first
     for batch in opened.batches(picked, rows, first):
         columns = []

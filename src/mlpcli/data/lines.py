@@ -90,7 +90,12 @@ def _open(line: str) -> bool:
 
 def data_lines(lines: Iterable[Line]) -> Iterator[Line]:
     """The lines that are not blank or a whole-line `#` comment."""
-    return ((n, line) for n, line in lines if line.strip() and not tables.comment(line))
+    return (line for line in lines if is_data(line[1]))
+
+
+def is_data(line: str) -> bool:
+    """Whether a line holds data: neither blank nor a whole-line `#` comment."""
+    return bool(line.strip()) and not tables.comment(line)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from mlpcli.data import lines, tables
+from mlpcli.data import lines
 from mlpcli.data.lines import Line, TextLayout
 from mlpcli.data.tables import Column
 
@@ -79,7 +79,7 @@ def _counted(numbered: Iterable[Line]) -> tuple[int, int]:
     count = rows = 0
     for line in numbered:
         count += 1
-        rows += bool(line[1].strip()) and not tables.comment(line[1])
+        rows += lines.is_data(line[1])
     return count, rows
 
 
