@@ -630,8 +630,46 @@ def test_a_csv_reads_the_same_without_pyarrow(tmp_path: Path) -> None:
         [*args, "-o", "without.npy"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert _mlpcli("run", LAYERS, "inputs=x.csv", "chunk=7", "-q", "-o", "with.npy", cwd=tmp_path)
+    with_it = _mlpcli(
+        "run", LAYERS, "inputs=x.csv", "chunk=7", "-q", "-o", "with.npy", cwd=tmp_path
+    )
+    assert with_it.returncode == 0, with_it.stderr
     assert (tmp_path / "without.npy").read_bytes() == (tmp_path / "with.npy").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["x.parquet", "x.feather", "x.csv"])
+def test_a_run_through_pyarrow_does_not_import_pandas(name: str, tmp_path: Path) -> None:
+    """pyarrow's `to_numpy` imports pandas (about 65 MB of a run's peak); mlpcli reads each
+    column's buffer instead."""
+    pytest.importorskip("pyarrow")
+    WRITERS[name](tmp_path / name)
+    code = (
+        "import sys; from mlpcli.cli import run_app; code = run_app(sys.argv[1:]); "
+        "print('pandas' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
+    args = [sys.executable, "-c", code, "run", LAYERS, f"inputs={name}", "chunk=7", "-q"]
+    done = subprocess.run(
+        [*args, "-o", "out.npy"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (0, "False"), done.stderr
+    np.save(tmp_path / "x.npy", X)
+    done = _mlpcli("run", LAYERS, "inputs=x.npy", "chunk=7", "-q", "-o", "x.out.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.npy").read_bytes() == (tmp_path / "x.out.npy").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "kind", ["int8", "int16", "int32", "int64", "uint8", "uint64", "float16", "float32", "float64"]
+)
+def test_an_arrow_column_reads_as_numpy_reads_it(kind: str) -> None:
+    """`arrowtables.numbers`, each integer and float type, whole and sliced (an offset)."""
+    pa = pytest.importorskip("pyarrow")
+    values = (np.arange(-50, 50) * 3 % 251).astype(kind)
+    array = pa.array(values)
+    for part, expected in ((array, values), (array.slice(37, 21), values[37:58])):
+        got = arrowtables.numbers(part)
+        assert got.dtype == expected.dtype
+        assert got.tobytes() == expected.tobytes()
 
 
 def test_a_byte_order_mark_inside_a_block_is_no_number_either_way() -> None:

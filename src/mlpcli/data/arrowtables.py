@@ -178,9 +178,22 @@ def blocks(
             if column.null_count:
                 row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
                 raise bad(source, f"row {start + row}, column {name!r}: null is a missing value")
-            columns.append(column.to_numpy(zero_copy_only=False))
+            columns.append(numbers(column))
         values = np.empty((batch.num_rows, len(picked)), dtype=np.result_type(*columns))
-        for k, column in enumerate(columns):  # (no pandas: pyarrow's dtypes would import it)
+        for k, column in enumerate(columns):
             values[:, k] = column
         start += batch.num_rows
         yield values
+
+
+def numbers(array: Any) -> np.ndarray:
+    """An Arrow array of integers or floats with no null as a NumPy view of its values, read
+    from its buffer: pyarrow's own `to_numpy` and dtypes import pandas (about 65 MB more)."""
+    import numpy as np
+    import pyarrow as pa
+
+    kind = array.type
+    letter = "f" if pa.types.is_floating(kind) else "i" if pa.types.is_signed_integer(kind) else "u"
+    dtype = np.dtype(f"{letter}{kind.bit_width // 8}")
+    data = array.buffers()[1]
+    return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from mlpcli.data import jsontext, tables
+from mlpcli.data import arrowtables, jsontext, tables
 from mlpcli.data.tables import Column, Table
 from mlpcli.data.tensorfiles import bad
 
@@ -304,7 +304,8 @@ def arrow_numbers(
 ) -> np.ndarray | None:
     """`rows` lines of CSV bytes as a (rows, cells) float64 array, by pyarrow's CSV reader (on
     every core, with `threads`); None without pyarrow, for runs of whitespace, or where it reads
-    other than `rows` rows of numbers (a blank line, a cell that is no number, ragged rows)."""
+    other than `rows` rows of numbers (a blank line, an empty cell, one that is
+    no number, ragged rows)."""
     if layout.delimiter is None:
         return None
     try:
@@ -329,11 +330,14 @@ def arrow_numbers(
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not numbers, ragged rows
         return None
-    if table.num_rows != rows:
-        return None
+    if table.num_rows != rows or any(column.null_count for column in table.columns):
+        return None  # an empty cell
     values = np.empty((rows, layout.cells))
     for j, column in enumerate(table.columns):
-        values[:, j] = column.to_numpy()
+        start = 0
+        for chunk in column.chunks:
+            values[start : start + len(chunk), j] = arrowtables.numbers(chunk)
+            start += len(chunk)
     return values
 
 
