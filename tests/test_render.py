@@ -147,6 +147,18 @@ def test_a_run_takes_one_step_for_each_layer_of_each_chunk() -> None:
     assert len(steps) == len(shapes.step_flops(config)) == 3 * 3
 
 
+def test_the_bar_counts_the_chunks_of_the_memory_budget_too() -> None:
+    """Without `chunk`, the run takes chunks of the budget's rows (here 512 of 1,100, at a
+    widest layer of 4096): the bar counts them, not one chunk of the batch."""
+    from mlpcli.engine import runners
+
+    config = load(None, ["layers=[4096, 4]", "batch=1100", "init=kaiming"])
+    steps: list[None] = []
+    runners.run(config, step=lambda: steps.append(None))
+    assert len(steps) == len(shapes.step_flops(config)) == 3
+    assert sum(shapes.step_flops(config)) == shapes.shapes(config).total_flops
+
+
 def test_the_time_left_counts_down_from_the_estimate_then_at_the_pace_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from mlpcli.model import memory
 from mlpcli.model.activations import FACTS
 from mlpcli.model.config import Activation, Config
 from mlpcli.model.results import LayerShape, ShapesResult, TensorShape
@@ -18,8 +19,9 @@ def layer_flops(batch: int, n_in: int, n_out: int, activation: Activation, bias:
 
 
 def step_flops(config: Config) -> list[int]:
-    """The FLOPs of each step of a forward pass in order: each layer of each chunk of rows."""
-    rows = config.chunk or config.batch
+    """The FLOPs of each step of a forward pass in order: each layer of each chunk of rows
+    (`memory.chunk_rows`: the config's `chunk`, or the memory budget's)."""
+    rows = memory.chunk_rows(config)
     chunks = [min(rows, config.batch - first) for first in range(0, config.batch, rows)]
     layers = list(zip(itertools.pairwise(config.layers), config.activations, strict=True))
     return [
