@@ -25,6 +25,7 @@ from mlpcli.data import arrowtables, features, lines
 from mlpcli.errors import MlpcliError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory
+from mlpcli.model.config import Device
 from mlpcli.report.output import Format, Output
 
 ROWS = 53  # 7 chunks of 7 and one of 4
@@ -208,8 +209,11 @@ def test_an_output_too_large_to_hold_is_refused_before_any_work(tmp_path: Path) 
 def test_the_chunk_comes_from_a_budget_for_files_and_the_config_decides() -> None:
     default = load(None)
     config = dataclasses.replace(default, layers=(64, 256, 256, 1), batch=10**8, inputs="x.npy")
-    rows = memory.chunk_rows(config)
-    assert 8 * rows * (2 * 256 + 2 * 64) <= memory.CHUNK_BYTES < 8 * (rows + 1) * (2 * 256 + 2 * 64)
+    per_row = 8 * (2 * 256 + 2 * 64)
+    for device, budget in (("cpu", memory.CPU_CHUNK_BYTES), ("cuda", memory.CHUNK_BYTES)):
+        rows = memory.chunk_rows(dataclasses.replace(config, device=Device(device)))
+        assert per_row * rows <= budget < per_row * (rows + 1)
+    assert memory.chunk_rows(dataclasses.replace(config, device=Device("auto"))) == rows
     assert memory.chunk_rows(dataclasses.replace(config, chunk=7)) == 7
     drawn = dataclasses.replace(default, batch=1000)
     assert memory.chunk_rows(drawn) == 1000  # drawn features: all at once

@@ -9,19 +9,25 @@ from dataclasses import dataclass
 
 from mlpcli.model.config import Config, DType, Rng
 
-CHUNK_BYTES = 128 << 20  # a chunk's features and activations, for features read from a file
+CHUNK_BYTES = 128 << 20  # a chunk's features and activations on a GPU (`cuda`, `auto`)
+# On the CPU a smaller chunk stays in its caches: [64, 256, 256, 1] ran 1 GiB of features in
+# 6.9-7.9 s with chunks of 4,096-8,192 rows against 9.1-10.5 s with 26,214 (128 MiB), 80 MiB
+# smaller; wider layers took the same time at any chunk (2026-12-06, docs/performance.md).
+CPU_CHUNK_BYTES = 32 << 20
 HELD_BYTES = 1 << 30  # the most of an output a run holds whole (JSON, a table of every value)
 
 
 def chunk_rows(config: Config) -> int:
     """Rows of features a forward pass takes at a time: `chunk` where the config sets it, else
-    as many as keep a chunk within CHUNK_BYTES at the widest layer: two activations, and for
-    features from a file the features as read and as cast (drawn ones are held whole)."""
+    as many as keep a chunk within the device's budget (CPU_CHUNK_BYTES on the CPU, else
+    CHUNK_BYTES) at the widest layer: two activations, and for features from a file the
+    features as read and as cast (drawn ones are held whole)."""
     if config.chunk is not None:
         return min(config.chunk, config.batch)
     read = 2 * config.layers[0] if config.inputs is not None else 0
     per_row = 8 * (2 * max(config.layers) + read)
-    return max(1, min(config.batch, CHUNK_BYTES // per_row))
+    budget = CPU_CHUNK_BYTES if config.device.type == "cpu" else CHUNK_BYTES
+    return max(1, min(config.batch, budget // per_row))
 
 
 def compare_rows(config: Config, devices: int) -> int:
