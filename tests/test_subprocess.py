@@ -156,7 +156,7 @@ def test_a_signal_it_was_started_ignoring_stays_ignored(
     tmp_path: Path, mlpcli_script: str, ranks: list[str], started_s: float
 ) -> None:
     """`nohup mlpcli run ...`: the terminal's hangup does not end it (it ended with 129), nor
-    its ranks (torch's launcher took SIGHUP over)."""
+    its ranks (the launcher passes on only the signals it was not started ignoring)."""
     process = subprocess.Popen(
         [mlpcli_script, "run", *LONG_RUN, *ranks, "-o", str(tmp_path / "results.json")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

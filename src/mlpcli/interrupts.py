@@ -141,7 +141,7 @@ def hold() -> None:
 @contextlib.contextmanager
 def handed_over() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP go to the main thread's own handlers instead of the watcher
-    (PyTorch's launcher installs handlers that pass a signal on to every rank), and come back
+    (`--nproc`'s launcher installs handlers that pass a signal on to every rank), and come back
     after; the FATAL signals stay with the watcher."""
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNALS))
@@ -223,7 +223,7 @@ def _end(signum: signal.Signals, *, line: bool) -> None:
 
 def _end_as(signum: signal.Signals) -> NoReturn:
     """End the process as `signum`'s default action does, its temporary file removed first
-    (where a library installed a handler of its own, PyTorch's launcher does, with 128 + N)."""
+    (where a library installed a handler of its own, with 128 + N)."""
     discard_temporaries()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
     signal.raise_signal(signum)  # the default action ends the process here

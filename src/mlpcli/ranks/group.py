@@ -58,7 +58,7 @@ class Group:
         self._watcher: threading.Thread | None = None
         self._reporting = threading.Lock()  # held by the one thread of this rank that reports
         self.completed = False  # every rank has done its part: the result stands
-        # the launcher's store is there from the start under torchrun and --nproc (its agent's);
+        # the launcher's store is there from the start under torchrun (its agent's) and --nproc;
         # with a hand-set MASTER_ADDR rank 0 makes it as the group forms
         self.has_store = agent_store()
 
@@ -351,7 +351,8 @@ def joined(configs: Sequence[Config]) -> Group:
 def _formed_within(timeout_s: int | None) -> Iterator[None]:
     """A hand-started rank's group formed within `timeout_s` plus JOIN_SLACK_S, or one line and
     exit 3: torch's own limits do not bound every wait (a port where something other than a
-    store answers holds the connection open for good). None: the launcher's agent watches."""
+    store answers holds the connection open for good). None: heartbeats in the launcher's store
+    watch."""
     if timeout_s is None:
         yield
         return

@@ -1,93 +1,155 @@
-"""`--nproc N`: this command started again as N local ranks through PyTorch's own launcher
-(the engine of torchrun), and how their ends become one exit code. docs/distributed.md is the
-guide.
+"""`--nproc N`: this command started again as N local ranks, as torchrun starts them (its
+environment, each rank a fresh `python -m mlpcli` in a session of its own), and how their ends
+become one exit code. The ranks start before the launcher imports torch: it binds the store's
+socket first, starts them, then serves the run's store on that socket while they import torch
+themselves. docs/distributed.md is the guide.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
+import contextlib
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from mlpcli import interrupts, session
-from mlpcli.errors import ExitCode, RanksEnded
+from mlpcli.errors import ExitCode, RanksEnded, UnavailableError, first_line
+from mlpcli.ranks import store
 from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED, WRITTEN
 
 MAX_PROCESSES = 1024
+POLL_S = 0.1  # how often the launcher looks at its ranks and for a signal
+GRACE_S = 5.0  # how long ranks told to end may take before they are killed
 NPROC_HELP = (
-    "Run over N local processes (ranks), started by PyTorch's launcher as torchrun does; "
+    "Run over N local processes (ranks), started as torchrun starts them; "
     "`parallel` says how they share the work."
 )
+Ranks = list[subprocess.Popen[bytes]]
 
 
 def launch(nproc: int) -> None:
     """Start this command again as `nproc` local ranks and wait for them; RanksEnded unless
     every rank succeeded, or rank 0 did (its result stands, whatever the others do after).
-    Ctrl-C, SIGTERM and SIGHUP are passed to every rank."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    logger = logging.getLogger("torch.distributed.elastic")  # its failure report is ours to give
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
+    Ctrl-C, SIGTERM and SIGHUP are passed to every rank; when one rank fails, the others are
+    ended."""
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
-    os.environ[PRECHECKED] = "1"
-    os.environ[LAUNCHER] = str(os.getpid())
-    logs = tempfile.mkdtemp(prefix="mlpcli-ranks-")
-    finished = os.path.join(logs, "finished")
-    os.environ[FINISHED] = finished
-    written = os.path.join(logs, "written")
-    os.environ[WRITTEN] = written
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=f"mlpcli-{uuid.uuid4()}",
-        rdzv_backend="c10d",  # torchrun --standalone: a store on a free local port
-        rdzv_endpoint="localhost:0",
-        max_restarts=0,
-        monitor_interval=0.1,
-        logs_specs=DefaultLogsSpecs(log_dir=logs),  # its folders, removed with it below
-        **_signals_handled(LaunchConfig),
-    )
-    arguments = _without_nproc(session.current().arguments)
+    folder = tempfile.mkdtemp(prefix="mlpcli-ranks-")
+    finished = os.path.join(folder, "finished")
+    written = os.path.join(folder, "written")
+    shared = {PRECHECKED: "1", LAUNCHER: str(os.getpid()), FINISHED: finished, WRITTEN: written}
+    ranks: Ranks = []
+    signalled: list[signal.Signals] = []  # what reached the launcher, in order
+    broken: list[str] = []  # why the store could not be served
     try:
         with interrupts.handed_over():
-            elastic_launch(config, sys.executable)("-m", "mlpcli", *arguments)
-        interrupts.hold()  # every rank succeeded: a signal now changes nothing
-    except ChildFailedError as error:
-        if os.path.exists(finished):  # rank 0 reported the result: a rank ending after counts not
-            return
-        codes = {rank: failure.exitcode for rank, failure in error.failures.items()}
-        raise _with_written(_ended(codes), written) from None
-    except SignalException as error:  # passed on to every rank, which end without a word
-        signum = signal.Signals(error.sigval)
-        if signum not in interrupts.SIGNALS:
-            signum = signal.SIGTERM
-        ended = RanksEnded(interrupts.SIGNALS[signum], interrupts.MESSAGES[signum])
-        raise _with_written(ended, written) from None
+            for signum in interrupts.SIGNALS:
+                if signum in interrupts.watched():  # not one it was started ignoring
+                    signal.signal(signum, lambda n, _: signalled.append(signal.Signals(n)))
+            listening = socket.create_server(("127.0.0.1", 0))
+            _start(ranks, nproc, {**shared, **_environment(nproc, listening)})
+            serving = threading.Thread(target=_serve, args=(listening, broken), daemon=True)
+            serving.start()  # torch's import, while the ranks import it too
+            failed = _failed(ranks, signalled, broken)
+        if failed is None:  # passed on to every rank, which end without a word
+            first = signalled[0]
+            ended = RanksEnded(interrupts.SIGNALS[first], interrupts.MESSAGES[first])
+            raise _with_written(ended, written)
+        if not failed:
+            interrupts.hold()  # every rank succeeded: a signal now changes nothing
+        elif not os.path.exists(finished):  # rank 0 reported the result: a rank ending after
+            raise _with_written(_ended(failed), written)  # counts not
     finally:
-        shutil.rmtree(logs, ignore_errors=True)  # its folders, and the file rank 0 made
+        _end(ranks, signal.SIGKILL, [])  # none is left running, whatever ended the launcher
+        shutil.rmtree(folder, ignore_errors=True)  # the file rank 0 made
 
 
-def _signals_handled(launch_config: type) -> dict[str, Any]:
-    """The signals torch's launcher takes over while it runs: not one this process was started
-    ignoring (nohup's SIGHUP), which stays ignored in it and in the ranks. A torch whose
-    `launch_config` has no such setting takes all four."""
-    watched = interrupts.watched()
-    handled = [s.name for s in (*interrupts.SIGNALS, signal.SIGQUIT) if s in watched]
-    settable = "signals_to_handle" in {f.name for f in dataclasses.fields(launch_config)}
-    return {"signals_to_handle": ",".join(handled)} if settable and handled else {}
+def _environment(nproc: int, listening: socket.socket) -> dict[str, str]:
+    """What torchrun tells every rank (`RANK` and `LOCAL_RANK` apart): the store on the
+    launcher's socket, there from the start."""
+    return {
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(listening.getsockname()[1]),
+        "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc), "GROUP_RANK": "0",
+        "GROUP_WORLD_SIZE": "1", "ROLE_RANK": "0", "ROLE_WORLD_SIZE": str(nproc),
+        "ROLE_NAME": "default", "TORCHELASTIC_RUN_ID": f"mlpcli-{uuid.uuid4()}",
+        "TORCHELASTIC_RESTART_COUNT": "0", "TORCHELASTIC_MAX_RESTARTS": "0",
+        "TORCHELASTIC_USE_AGENT_STORE": "True", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
+    }  # fmt: skip
+
+
+def _start(ranks: Ranks, nproc: int, shared: dict[str, str]) -> None:
+    """Start the ranks into `ranks`, each in a session of its own (a terminal's Ctrl-C reaches
+    the launcher, which passes it on)."""
+    arguments = [sys.executable, "-m", "mlpcli", *_without_nproc(session.current().arguments)]
+    for rank in range(nproc):
+        environment = {**os.environ, **shared, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        ranks.append(subprocess.Popen(arguments, env=environment, start_new_session=True))
+
+
+def _serve(listening: socket.socket, broken: list[str]) -> None:
+    """The run's store on the launcher's socket, or why not, in `broken`."""
+    try:
+        store.serve(listening)
+    except (RuntimeError, ValueError, OSError) as error:
+        broken.append(first_line(error))
+
+
+def _failed(
+    ranks: Ranks, signalled: list[signal.Signals], broken: list[str]
+) -> dict[int, int] | None:
+    """Wait for every rank: none failed ({}), or once one fails the others ended and the exit
+    code of each that did not succeed (negative: the signal that ended it; a rank killed past
+    the grace is left out), or None once a signal came, passed on to every rank."""
+    while not signalled:
+        if broken:
+            _end(ranks, signal.SIGTERM, signalled)
+            raise UnavailableError(f"--nproc could not serve the ranks' store: {broken[0]}")
+        codes = [rank.poll() for rank in ranks]
+        if all(code == 0 for code in codes):
+            return {}
+        if any(code not in (None, 0) for code in codes):
+            killed = _end(ranks, signal.SIGTERM, signalled)
+            codes = [rank.wait() for rank in ranks]
+            return {r: code for r, code in enumerate(codes) if code and r not in killed}
+        time.sleep(POLL_S)
+    _end(ranks, signalled[0], signalled)
+    return None
+
+
+def _end(ranks: Ranks, signum: int, signalled: list[signal.Signals]) -> set[int]:
+    """Send `signum` to every rank still running (its process group, as torch's launcher did)
+    and wait for them; those still running after GRACE_S (stopped, or stuck), or once another
+    signal comes, are killed: their ranks."""
+    for rank in ranks:
+        _signal(rank, signum)
+    deadline = time.monotonic() + GRACE_S
+    heard = len(signalled)
+    while any(rank.poll() is None for rank in ranks) and time.monotonic() < deadline:
+        if len(signalled) > heard:  # a second Ctrl-C: at once
+            break
+        time.sleep(POLL_S / 4)
+    killed = set()
+    for r, rank in enumerate(ranks):
+        if rank.poll() is None:
+            _signal(rank, signal.SIGKILL)
+            killed.add(r)
+        rank.wait()
+    return killed
+
+
+def _signal(rank: subprocess.Popen[bytes], signum: int) -> None:
+    """`signum` to a rank's process group, if it is still running."""
+    if rank.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            os.killpg(rank.pid, signum)
 
 
 def _with_written(ended: RanksEnded, written: str) -> RanksEnded:

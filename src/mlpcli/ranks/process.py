@@ -102,8 +102,8 @@ def begin(arguments: Sequence[str]) -> None:
 
 
 def tie_to_launcher() -> None:
-    """A rank that --nproc started ends with its launcher, however that ends (torch starts each
-    rank in a session of its own, so a killed launcher would leave it running)."""
+    """A rank that --nproc started ends with its launcher, however that ends (each rank runs
+    in a session of its own, so a killed launcher would leave it running)."""
     launcher = os.environ.get(LAUNCHER)
     if launcher is None or not sys.platform.startswith("linux"):
         return

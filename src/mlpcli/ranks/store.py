@@ -1,10 +1,12 @@
-"""The launcher's store (torchrun's TCPStore, which the ranks rendezvous through): its keys for
-this run and a client of it. The process group keeps its heartbeats and failures there; before
-the group forms, it decides which rank voices an error that every rank meets."""
+"""The launcher's store (the TCPStore the ranks rendezvous through: torchrun's agent holds it,
+and --nproc's launcher serves it): its keys for this run and a client of it. The process group
+keeps its heartbeats and failures there; before the group forms, it decides which rank voices
+an error that every rank meets."""
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -22,8 +24,8 @@ def key(name: str) -> str:
 
 
 def agent_store() -> bool:
-    """Whether the launcher's agent holds the store from the start (torchrun, --nproc); with a
-    hand-set MASTER_ADDR rank 0 makes it as the group forms."""
+    """Whether the launcher's store is there from the start (torchrun's agent holds it, and
+    --nproc's launcher); with a hand-set MASTER_ADDR rank 0 makes it as the group forms."""
     return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 
 
@@ -40,6 +42,28 @@ def first_to_say(rank: int) -> bool:
 
 
 _clients: dict[str, Store] = {}
+_served: list[Store] = []  # the store --nproc's launcher serves, kept while it lives
+
+
+def serve(listening: socket.socket) -> None:
+    """The run's store, served by `--nproc`'s launcher on the socket it bound and listens on
+    (taken over): ranks that connect before it serves wait in the socket's queue."""
+    import torch
+    import torch.distributed as dist
+
+    host, port = listening.getsockname()[:2]
+    _served.append(
+        dist.TCPStore(  # type: ignore[attr-defined]
+            host,
+            port,
+            is_master=True,
+            timeout=timedelta(seconds=STORE_TIMEOUT_S),
+            wait_for_workers=False,
+            master_listen_fd=listening.detach(),
+            # libuv's store takes over a listening socket from torch 2.8 on (pytorch#150215)
+            use_libuv=torch.__version__ >= "2.8",
+        )
+    )
 
 
 def client(timeout_s: int, fresh: bool = False) -> Store:
