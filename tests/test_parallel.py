@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlpcli import session
 from mlpcli.engine import runners
 from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
@@ -28,6 +29,7 @@ from mlpcli.model import plan
 from mlpcli.model.closeness import tolerance_for
 from mlpcli.model.config import Parallel
 from mlpcli.model.results import PREVIEW_ROWS
+from mlpcli.ranks import launch
 
 from .conftest import invoke
 
@@ -419,6 +421,25 @@ def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(
     line = f"mlpcli: error: rank {victim} died (SIGKILL); the other ranks were ended"
     assert said(err) == [line]
     assert _ranks_of(process.pid) == {}
+
+
+def test_ranks_start_with_the_signals_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal passed on while a rank's Python is still starting waits for its watcher: the
+    ranks start with SIGINT, SIGTERM and SIGHUP blocked (2 of 30 early Ctrl-Cs printed a
+    rank's traceback before), and the launcher's own mask is as it was after."""
+    masks: list[set[int]] = []
+
+    def started(*args: object, **kwargs: object) -> object:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return object()
+
+    session.begin(["run"])
+    monkeypatch.setattr(subprocess, "Popen", started)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    launch._start([], 2, {})
+    assert len(masks) == 2
+    assert all({signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= mask for mask in masks)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
 
 
 @pytest.mark.slow

@@ -87,11 +87,17 @@ def _environment(nproc: int, listening: socket.socket) -> dict[str, str]:
 
 def _start(ranks: Ranks, nproc: int, shared: dict[str, str]) -> None:
     """Start the ranks into `ranks`, each in a session of its own (a terminal's Ctrl-C reaches
-    the launcher, which passes it on)."""
+    the launcher, which passes it on), with SIGINT, SIGTERM and SIGHUP blocked: one passed on
+    while a rank's Python is still starting waits for its watcher (`interrupts.watch`), which
+    ends it without a word, instead of breaking the start with a traceback."""
     arguments = [sys.executable, "-m", "mlpcli", *_without_nproc(session.current().arguments)]
-    for rank in range(nproc):
-        environment = {**os.environ, **shared, "RANK": str(rank), "LOCAL_RANK": str(rank)}
-        ranks.append(subprocess.Popen(arguments, env=environment, start_new_session=True))
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, interrupts.SIGNALS)
+    try:
+        for rank in range(nproc):
+            environment = {**os.environ, **shared, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+            ranks.append(subprocess.Popen(arguments, env=environment, start_new_session=True))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # the launcher's, pending ones now
 
 
 def _serve(listening: socket.socket, broken: list[str]) -> None:
