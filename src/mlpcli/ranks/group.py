@@ -58,6 +58,7 @@ class Group:
         self._watcher: threading.Thread | None = None
         self._reporting = threading.Lock()  # held by the one thread of this rank that reports
         self.completed = False  # every rank has done its part: the result stands
+        self._silent: set[int] = set()  # ranks named as stopped: they will not see a failure
         # the launcher's store is there from the start under torchrun (its agent's) and --nproc;
         # with a hand-set MASTER_ADDR rank 0 makes it as the group forms
         self.has_store = agent_store()
@@ -201,7 +202,7 @@ class Group:
             with contextlib.suppress(RuntimeError):
                 while (
                     store is not None
-                    and store.add(key("acks"), 0) < self.world_size - 1
+                    and store.add(key("acks"), 0) < self.world_size - 1 - len(self._silent)
                     and time.monotonic() < deadline
                 ):
                     time.sleep(POLL_S / 4)
@@ -307,6 +308,7 @@ class Group:
         line = (
             f"rank {rank} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
         )
+        self._silent.add(rank)  # no acknowledgement to wait for from it
         self.end_with([line], ExitCode.UNAVAILABLE, error_line)
 
 
