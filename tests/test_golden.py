@@ -28,7 +28,7 @@ def check(name: str, text: str, overwrite: bool) -> None:
 
 @pytest.mark.parametrize(
     ("name", "overrides"),
-    [("run_two_layer", []), ("run_deep_relu_cut", ["device=cpu"])],
+    [("run_two_layer", []), ("run_deep_relu_cut", ["device=cpu", "dtype=float64"])],
 )
 def test_run_table(name: str, overrides: list[str], overwrite_golden: bool) -> None:
     path = CONFIGS / ("two_layer.yaml" if "two_layer" in name else "deep_relu.yaml")
