@@ -408,7 +408,7 @@ def test_parquet_record_batches_smaller_than_a_chunk_are_joined_into_it(
         ("x.npy", "o.csv", "chunk=7"),
         ("x.npy", "o.jsonl", "chunk=7"),
         ("x.npy", "o.parquet", "chunk=7"),
-        ("x.csv", "o.csv", "chunk=null"),  # a batch of one chunk: split evenly
+        ("x.csv", "o.csv", "chunk=null"),  # a batch of one chunk: split evenly (below)
     ],
 )
 def test_ranks_of_a_data_run_read_and_write_their_own_rows(
@@ -425,7 +425,15 @@ def test_ranks_of_a_data_run_read_and_write_their_own_rows(
     two = _mlpcli(*args, "--nproc", "2", "-o", f"two/{out}", cwd=tmp_path)
     assert two.returncode == 0, two.stderr
     assert set(two.stderr.splitlines()) <= set(one.stderr.splitlines())  # notes said once
-    assert (tmp_path / "two" / out).read_bytes() == (tmp_path / "one" / out).read_bytes()
+    if chunk == "chunk=null":  # each rank a GEMM of half the rows: within float rounding only
+        # (bit for bit on one host; 3 of 159 values 1 ulp apart on an AVX-512 one: docs/contract.md)
+        import pandas as pd
+
+        halves, whole = (pd.read_csv(tmp_path / where / out) for where in ("two", "one"))
+        assert list(halves.columns) == list(whole.columns)
+        np.testing.assert_allclose(halves.iloc[:, 1:], whole.iloc[:, 1:], rtol=1e-6)
+    else:
+        assert (tmp_path / "two" / out).read_bytes() == (tmp_path / "one" / out).read_bytes()
     assert [p.name for p in (tmp_path / "two").iterdir()] == [out]
 
 
