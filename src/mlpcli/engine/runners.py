@@ -26,9 +26,9 @@ from mlpcli.engine.network import (
     build,
     forward,
     forward_in_chunks,
-    located_at_inputs,
 )
 from mlpcli.engine.parallel import Part, part_of
+from mlpcli.engine.rows import feature_chunks
 from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
@@ -161,7 +161,7 @@ def _streamed(
                 step()
 
         start = time.perf_counter()
-        for features in _feature_chunks(config, network, device, rows):
+        for features in feature_chunks(config, network, device, rows):
             if with_stats:
                 gathered["features"].add(features)
             if keep:
@@ -299,35 +299,6 @@ class _Outputs:
 
     def preview(self) -> Preview:
         return Preview((self.rows, self.head.shape[1]), self.head, self.tail)
-
-
-def _feature_chunks(
-    config: Config, network: Network, device: torch.device, rows: range
-) -> Iterator[torch.Tensor]:
-    """The features of `rows`, `memory.chunk_rows` rows at a time from `rows.start`, cast and
-    on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
-    last share reads to the file's end, whose row count is checked there), or cut from the
-    drawn features."""
-    step = min(memory.chunk_rows(config), max(1, len(rows)))
-    if config.inputs is None:
-        for first in range(rows.start, rows.stop, step):
-            yield network.features[first : min(first + step, rows.stop)]
-        return
-    from mlpcli.data import features as feature_files
-
-    dtype = TORCH_DTYPES[config.dtype]
-    reading = feature_files.reading_of(vars(config))
-    blocks = feature_files.chunks(config.inputs, reading, step, config.batch, rows.start)
-    left = len(rows)
-    while left or rows.stop == config.batch:  # the last share reads on: the count is checked
-        with located_at_inputs(config):  # a bad value in a later chunk
-            block = next(blocks, None)
-        if block is None:
-            return
-        taken = block[:left]
-        left -= taken.shape[0]
-        if taken.shape[0]:
-            yield taken.to(device=device, dtype=dtype)
 
 
 def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -567,7 +538,7 @@ def _named_chunks(config: Config) -> Iterator[dict[str, np.ndarray]]:
         network = build(config, device, features=config.inputs is None)
         weights = {name: to_numpy(t, np.float64) for name, t in network.named()}
         del weights["features"]  # each chunk's, below
-        for features in _feature_chunks(config, network, device, range(config.batch)):
+        for features in feature_chunks(config, network, device, range(config.batch)):
             chunk = {"features": to_numpy(features, np.float64), **weights}
 
             def observe(name: str, h: torch.Tensor, chunk: dict[str, np.ndarray] = chunk) -> None:
