@@ -352,18 +352,73 @@ def test_a_line_longer_than_the_limit_is_an_error(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     "command",
-    [["bench", "-n", "1"], ["compare", "--devices", "cpu,cpu"], ["draw", "--values"]],
-    ids=lambda c: c[0],
+    [
+        ["bench", "-n", "1"],
+        ["bench", "-n", "1", "chunk=7"],  # read in every pass
+        ["compare", "--devices", "cpu,cpu"],
+        ["draw", "--values"],
+    ],
+    ids=lambda c: "-".join(c[::3]),
 )
 def test_a_nan_is_located_at_inputs_in_every_command(command: list[str], tmp_path: Path) -> None:
     bad = X.copy()
-    bad[0, 2] = np.nan
+    row = 30 if "chunk=7" in command else 0  # draw reads row 0 alone
+    bad[row, 2] = np.nan
     np.save(tmp_path / "x.npy", bad)
     done = _mlpcli(command[0], LAYERS, "inputs=x.npy", *command[1:], cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().endswith(
-        "override 'inputs=x.npy': inputs: x.npy: row 0, column 2: nan is not finite"
+        f"override 'inputs=x.npy': inputs: x.npy: row {row}, column 2: nan is not finite"
     )
+
+
+def test_bench_reads_a_file_of_several_chunks_in_every_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench holds no more of a file than run does: every pass, warm-up or timed, reads each
+    row a chunk at a time (it held the whole file); a file of one chunk is read once, held."""
+    from mlpcli.engine import runners
+
+    np.save(tmp_path / "x.npy", X)
+    reads: list[list[int]] = []
+    chunks = features.chunks
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(sizes := [])
+        for block in chunks(*args, **kwargs):
+            sizes.append(len(block))
+            yield block
+
+    monkeypatch.setattr(features, "chunks", counted)
+    config = load(None, [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "device=cpu"])
+    assert len(runners.bench(config, warmup=1, repeat=2).forward_ms) == 2
+    assert reads == [[7] * 7 + [4]] * 3
+    reads.clear()
+    runners.bench(dataclasses.replace(config, chunk=None), warmup=1, repeat=2)
+    assert len(reads) <= 1
+
+
+def test_bench_over_a_file_of_several_chunks_refuses_a_cuda_graph(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", X)
+    args = ("bench", LAYERS, "inputs=x.npy", "device=cuda", "--cuda-graph")
+    done = _mlpcli(*args, "chunk=7", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "mlpcli: error: override 'inputs=x.npy': --cuda-graph replays one pass over features "
+        "held whole, and these 53 rows are read 7 at a time: set chunk=53 to hold them\n"
+    )
+
+
+@pytest.mark.slow
+def test_bench_over_ranks_reads_each_ranks_rows_of_a_file(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", X)
+    args = ("bench", LAYERS, "inputs=x.npy", "parallel=data", "chunk=7", "-n", "2", "-f", "json")
+    done = _mlpcli(*args, "--nproc", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["parallel"] == {"mode": "data", "world_size": 2, "backend": "gloo"}
+    assert len(result["forward_ms"]["all"]) == 2
+    assert [rank["rank"] for rank in result["ranks"]] == [0, 1]
 
 
 def test_json_lines_name_the_first_records_line(tmp_path: Path) -> None:

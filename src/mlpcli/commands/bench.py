@@ -24,6 +24,8 @@ from mlpcli.commands.common import (
 )
 from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import UsageError
+from mlpcli.model import memory
+from mlpcli.model.config import Config
 from mlpcli.model.results import BenchResult
 from mlpcli.model.units import byte_size, counted
 from mlpcli.report import files, terminal
@@ -67,7 +69,8 @@ def bench(
 
     With -m, each combination of the swept values in turn, one table row each; --plot draws
     them. Over several ranks: the group's figures, and each rank's peak memory and time spent
-    communicating.
+    communicating. Features from a file of more rows than a chunk are read a chunk at a time in
+    every pass, the reading timed with it, as run reads them.
     """
     out = Output(output_format, output, field, quiet)
     drive(_Bench(arguments, nproc, out, multirun, cuda_graph, (warmup, repeat), plot))
@@ -108,6 +111,9 @@ class _Bench(Command[BenchResult]):
             jobs, over_ranks=world.over_ranks, cuda_graph=self.cuda_graph, multirun=self.multirun
         )
 
+    def streams(self, config: Config) -> bool:
+        return memory.reads_per_pass(config)
+
     def here(self, jobs: Sequence[Job]) -> list[BenchResult]:
         return _timed_here(jobs, self.warmup, self.repeat, self.cuda_graph)
 
@@ -138,6 +144,13 @@ def _check_timing(
             raise UsageError(f"--cuda-graph needs a CUDA device; {which} runs on cpu")
     if cuda_graph and over_ranks:
         raise UsageError("--cuda-graph times one process; leave it out of a run over ranks")
+    for config, _ in jobs:
+        if cuda_graph and memory.reads_per_pass(config):
+            raise UsageError(
+                f"{config.where('inputs')}: --cuda-graph replays one pass over features held "
+                f"whole, and these {config.batch:,} rows are read {memory.chunk_rows(config):,} "
+                f"at a time: set chunk={config.batch} to hold them"
+            )
 
 
 def _timed_here(

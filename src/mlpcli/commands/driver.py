@@ -33,7 +33,7 @@ from mlpcli.commands.common import (
     split_one,
 )
 from mlpcli.engine import host
-from mlpcli.model.config import Parallel
+from mlpcli.model.config import Config, Parallel
 from mlpcli.ranks import launch, process
 
 if TYPE_CHECKING:
@@ -94,7 +94,13 @@ class Command(Generic[R]):
         the host (a shared one is planned by `shapes --nproc`)."""
         for config, _ in jobs:
             if world.size == 1 or config.parallel is Parallel.NONE:
-                host.check_host(config, on_cpu=config.device.type == "cpu")
+                on_cpu = config.device.type == "cpu"
+                host.check_host(config, on_cpu=on_cpu, streamed=self.streams(config))
+
+    def streams(self, config: Config) -> bool:
+        """Whether the command reads `config`'s features from their file a chunk at a time
+        (else it holds them all)."""
+        return False
 
     def notes(self, jobs: Sequence[Job]) -> None:
         """What the loader assumed, said once every check has passed."""

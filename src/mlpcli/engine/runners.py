@@ -391,16 +391,32 @@ def bench(
     group every pass starts from a barrier, on rank 0's clock, and each rank's figures (its
     peak, the time it waited on the others) come with the result. With `cuda_graph` (alone)
     each pass is a replay of one captured forward, and the peak counts the capture's memory.
+    Features from a file of more rows than a chunk (`memory.reads_per_pass`; in `data` mode
+    each rank's own rows) are read a chunk at a time in every pass, as `run` reads them, and
+    the reading is timed with the pass; others are held.
     """
-    device = devices.prepare(world.on_device(config))
+    mode = config.parallel if world.distributed else Parallel.NONE
+    placed = world.on_device(config)
+    streams = (
+        memory.reads_per_pass(config) and mode in (Parallel.NONE, Parallel.DATA) and not cuda_graph
+    )
+    device = devices.prepare(placed, streamed=streams)
     if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with devices.memory_errors(device):
-        part, build_ms = _timed_part(config, world, device)
-        if cuda_graph:
+        step: Callable[[], object]
+        if streams:
+            network, build_ms = _timed_build(placed, device, features=False)
+            rows = (
+                parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch)
+            )
+            step = functools.partial(_pass_over_file, placed, network, device, rows, world)
+        elif cuda_graph:
+            part, build_ms = _timed_part(config, world, device)
             baseline = devices.reset_peak(device)  # before the capture, so that its memory counts
-            step: Callable[[], object] = captured(part.network, config.chunk)
+            step = captured(part.network, config.chunk)
         else:
+            part, build_ms = _timed_part(config, world, device)
             step = functools.partial(parallel.forward, part, world)
         for _ in range(warmup):
             step()
@@ -443,6 +459,17 @@ def bench(
         parallel=_shared_over(config, world, device),
         ranks=tuple(ranks),
     )
+
+
+def _pass_over_file(
+    config: Config, network: Network, device: torch.device, rows: range, world: World
+) -> None:
+    """One pass over `rows` read from their file a chunk at a time, as `run` reads them, each
+    chunk's output dropped; over a group it ends at a barrier, so that rank 0's clock spans
+    every rank's pass."""
+    for features in feature_chunks(config, network, device, rows):
+        forward(dataclasses.replace(network, features=features))
+    world.barrier()
 
 
 def _timed_part(config: Config, world: World, device: torch.device) -> tuple[Part, float]:

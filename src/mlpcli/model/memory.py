@@ -30,6 +30,13 @@ def chunk_rows(config: Config) -> int:
     return max(1, min(config.batch, budget // per_row))
 
 
+def reads_per_pass(config: Config) -> bool:
+    """Whether each pass that `bench` times reads the features from their file a chunk at a
+    time, as `run` does: a file of more rows than one chunk (`chunk_rows`). Drawn features, and
+    a file's that fit one chunk, are made once and held for every pass."""
+    return config.inputs is not None and chunk_rows(config) < config.batch
+
+
 def compare_rows(config: Config, devices: int) -> int:
     """Rows that `compare` runs at a time on each of `devices`: as many as keep every tensor
     of a chunk (features, h1.., output), as float64 arrays on the CPU for every device, within
