@@ -372,14 +372,9 @@ def test_a_nan_is_located_at_inputs_in_every_command(command: list[str], tmp_pat
     )
 
 
-def test_bench_reads_a_file_of_several_chunks_in_every_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """bench holds no more of a file than run does: every pass, warm-up or timed, reads each
-    row a chunk at a time (it held the whole file); a file of one chunk is read once, held."""
-    from mlpcli.engine import runners
-
-    np.save(tmp_path / "x.npy", X)
+@pytest.fixture
+def chunk_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Each pass over a features file from here: the rows of each block it read."""
     reads: list[list[int]] = []
     chunks = features.chunks
 
@@ -390,12 +385,61 @@ def test_bench_reads_a_file_of_several_chunks_in_every_pass(
             yield block
 
     monkeypatch.setattr(features, "chunks", counted)
+    return reads
+
+
+def test_bench_reads_a_file_of_several_chunks_in_every_pass(
+    tmp_path: Path, chunk_reads: list[list[int]]
+) -> None:
+    """bench holds no more of a file than run does: every pass, warm-up or timed, reads each
+    row a chunk at a time (it held the whole file); a file of one chunk is read once, held."""
+    from mlpcli.engine import runners
+
+    np.save(tmp_path / "x.npy", X)
+    reads = chunk_reads
     config = load(None, [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "device=cpu"])
     assert len(runners.bench(config, warmup=1, repeat=2).forward_ms) == 2
     assert reads == [[7] * 7 + [4]] * 3
     reads.clear()
     runners.bench(dataclasses.replace(config, chunk=None), warmup=1, repeat=2)
     assert len(reads) <= 1
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt2", ".onnx"])
+def test_export_verify_reads_a_file_a_chunk_at_a_time(
+    suffix: str, tmp_path: Path, chunk_reads: list[list[int]]
+) -> None:
+    """--verify runs the exported file's runtime on each chunk of the features as run reads
+    them (it held them whole); without --verify no feature is read."""
+    if suffix == ".onnx":
+        pytest.importorskip("onnxruntime")
+    from mlpcli.engine import exports
+    from mlpcli.model.closeness import tolerance_for
+
+    np.save(tmp_path / "x.npy", X)
+    config = load(None, [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "device=cpu"])
+    _, found = exports.export(config, suffix, tolerance_for(config.dtype, None, None))
+    assert found is not None
+    assert found.within
+    assert found.max_abs < 1e-6
+    assert chunk_reads == [[7] * 7 + [4]]
+    chunk_reads.clear()
+    assert exports.export(config, suffix, None)[1] is None
+    assert chunk_reads == []
+
+
+def test_export_reads_features_only_to_verify(tmp_path: Path) -> None:
+    bad = X.copy()
+    bad[30, 2] = np.nan
+    np.save(tmp_path / "x.npy", bad)
+    args = ("export", LAYERS, "inputs=x.npy", "chunk=7", "-o", "m.safetensors")
+    done = _mlpcli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "m.safetensors").unlink()
+    done = _mlpcli(*args, "--verify", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("inputs: x.npy: row 30, column 2: nan is not finite")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_bench_over_a_file_of_several_chunks_refuses_a_cuda_graph(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from mlpcli.commands.common import (
 )
 from mlpcli.commands.driver import Command, World, drive
 from mlpcli.errors import CheckFailedError, UnavailableError
-from mlpcli.model.config import DType
+from mlpcli.model.config import Config, DType
 from mlpcli.model.units import byte_size
 from mlpcli.report import files, terminal
 
@@ -103,6 +103,9 @@ class _Export(Command[bytes]):
                     f"--verify {self.output}: onnxruntime's CPU kernels do not run bfloat16 (and "
                     "NumPy cannot hold it); export it without --verify, or verify a float32 export"
                 )
+
+    def streams(self, config: Config) -> bool:
+        return True  # --verify reads a file's features a chunk at a time; without it, none
 
     def here(self, jobs: Sequence[Job]) -> list[bytes]:
         from mlpcli.engine import exports  # torch: only once the input is valid

@@ -6,6 +6,7 @@ runs such a file in its own runtime. docs/contract.md section 5.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -13,7 +14,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -21,9 +22,10 @@ from torch import nn
 
 from mlpcli import __version__
 from mlpcli.engine import devices
-from mlpcli.engine.network import ACTIVATIONS, Network, build, forward_in_chunks
+from mlpcli.engine.network import ACTIVATIONS, Network, build, forward
+from mlpcli.engine.rows import feature_chunks
 from mlpcli.errors import UnavailableError, UsageError, install_hint
-from mlpcli.model.closeness import Difference, Tolerance, difference
+from mlpcli.model.closeness import Difference, PerTensor, Tolerance
 from mlpcli.model.config import Config
 
 
@@ -31,20 +33,25 @@ def export(
     config: Config, suffix: str, tolerance: Tolerance | None
 ) -> tuple[bytes, Difference | None]:
     """The bytes of `config`'s network as a file of `suffix`; with a `tolerance`, also how far
-    that file's output, run by its own runtime, is from `run`'s (per tensor, as `compare`)."""
-    device = devices.prepare(config)
+    that file's output, run by its own runtime, is from `run`'s (per tensor, as `compare`),
+    a chunk of rows at a time (features from a file are read as `run` reads them; none are
+    read without a `tolerance`)."""
+    device = devices.prepare(config, streamed=True)
     with devices.memory_errors(device):
-        network = build(config, device)
+        network = build(config, device, features=tolerance is not None and config.inputs is None)
         data = encode(config, network, suffix)
         if tolerance is None:
             return data, None
-        expected = forward_in_chunks(network, config.chunk).cpu()
-        got = run_file(data, suffix, config, network.features.cpu())
-    return data, difference(_array(got), _array(expected), tolerance, per_tensor=True)
+        exported = runner(data, suffix, config)
+        closeness = PerTensor()
+        for features in feature_chunks(config, network, device, range(config.batch)):
+            expected = forward(dataclasses.replace(network, features=features))
+            closeness.add(_array(exported(features.cpu())), _array(expected))
+    return data, closeness.result(tolerance)
 
 
 def _array(tensor: torch.Tensor) -> Any:
-    return tensor.detach().double().numpy()
+    return tensor.detach().double().cpu().numpy()
 
 
 def sequential(network: Network, widened: bool = False) -> nn.Sequential:
@@ -158,29 +165,36 @@ def require_onnx(*, verify: bool) -> None:
         raise UnavailableError(f".onnx needs {', '.join(missing)}: {install_hint('onnx')}")
 
 
-def run_file(data: bytes, suffix: str, config: Config, features: torch.Tensor) -> torch.Tensor:
-    """The output of the file `data` on `features` (CPU), run by the file's own runtime."""
-    if suffix in (".safetensors", ".pt", ".pth"):
-        if suffix != ".safetensors":
-            state = torch.load(io.BytesIO(data), weights_only=True)
-        else:
-            from safetensors.torch import load
-
-            state = load(data)
-        model = skeleton(config)
-        model.load_state_dict(state)
-        with torch.no_grad():
-            return torch.as_tensor(model(features))
+def runner(data: bytes, suffix: str, config: Config) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The file `data` loaded once by its own runtime: its output for features on the CPU."""
     if suffix == ".pt2":
         with _quietly():
-            program = torch.export.load(io.BytesIO(data))
-            with torch.no_grad():
-                output = program.module()(features)
-        return torch.as_tensor(output)
-    return _run_onnx(data, config, features)
+            module = torch.export.load(io.BytesIO(data)).module()
+
+        def run_program(features: torch.Tensor) -> torch.Tensor:
+            with _quietly(), torch.no_grad():
+                return torch.as_tensor(module(features))
+
+        return run_program
+    if suffix == ".onnx":
+        return _onnx_runner(data)
+    if suffix == ".safetensors":
+        from safetensors.torch import load
+
+        state = load(data)
+    else:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+    model = skeleton(config)
+    model.load_state_dict(state)
+
+    def run_model(features: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.as_tensor(model(features))
+
+    return run_model
 
 
-def _run_onnx(data: bytes, config: Config, features: torch.Tensor) -> torch.Tensor:
+def _onnx_runner(data: bytes) -> Callable[[torch.Tensor], torch.Tensor]:
     require_onnx(verify=True)
     import onnxruntime  # type: ignore[import-untyped]
 
@@ -188,8 +202,12 @@ def _run_onnx(data: bytes, config: Config, features: torch.Tensor) -> torch.Tens
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own error types, one per failure
         raise UnavailableError(f"--verify: onnxruntime cannot run it: {error}") from None
-    (output,) = session.run(["output"], {"features": features.numpy()})
-    return torch.from_numpy(output)
+
+    def run_session(features: torch.Tensor) -> torch.Tensor:
+        (output,) = session.run(["output"], {"features": features.numpy()})
+        return torch.from_numpy(output)
+
+    return run_session
 
 
 @contextlib.contextmanager

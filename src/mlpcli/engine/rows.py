@@ -1,5 +1,6 @@
 """A run's features a chunk of rows at a time, with torch: read from their file as they are
-needed, or cut from the drawn ones: what `run` and `compare` pass through the network."""
+needed, or cut from the drawn ones: what `run`, `compare`, `bench` (a file of several chunks)
+and `export --verify` pass through the network."""
 
 from __future__ import annotations
 

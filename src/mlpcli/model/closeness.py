@@ -59,15 +59,9 @@ class Difference:
     excess: float = 0.0  # the difference at `worst` over its allowance
 
 
-def difference(
-    got: Array, expected: Array, tolerance: Tolerance, *, per_tensor: bool = False
-) -> Difference:
-    """Compare two arrays of one shape; `per_tensor` scales rtol by expected's largest magnitude
-    (`PerTensor`, which takes the arrays a block of rows at a time)."""
-    if per_tensor:
-        closeness = PerTensor()
-        closeness.add(got, expected)
-        return closeness.result(tolerance)
+def difference(got: Array, expected: Array, tolerance: Tolerance) -> Difference:
+    """Compare two arrays of one shape, element by element (`PerTensor` scales rtol by the
+    reference's largest magnitude instead)."""
     if got.size == 0:
         return Difference(0.0, 0.0, (), 0.0, 0.0, tolerance.atol, True)
     gap, relative = _gaps(got, expected)
@@ -141,7 +135,7 @@ class PerTensor:
             self.first = at(int(np.argmax(gap.ravel() > 0)))
 
     def result(self, tolerance: Tolerance) -> Difference:
-        """How far the tensor is from its reference, as `difference(per_tensor=True)` says."""
+        """How far the tensor is from its reference, at its scale."""
         allowed = tolerance.atol + tolerance.rtol * self.scale
         if self.worst is None:
             return Difference(0.0, 0.0, (), 0.0, 0.0, allowed, True)
