@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from safetensors.numpy import save_file
 
 from mlpcli.commands import run as run_command
 from mlpcli.data import arrowtables, features, lines
+from mlpcli.engine.world import Alone
 from mlpcli.errors import MlpcliError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory
+from mlpcli.model.closeness import PerTensor, Tolerance
 from mlpcli.model.config import Device
 from mlpcli.report.output import Format, Output
 
@@ -32,6 +35,7 @@ ROWS = 53  # 7 chunks of 7 and one of 4
 LAYERS = "layers=[4, 6, 3]"
 X = np.random.default_rng(3).standard_normal((ROWS, 4)).astype(np.float32)
 NAMES = ["a", "b", "c", "d"]
+T = TypeVar("T")
 BINARY = (".npy", ".parquet", ".feather", ".safetensors")
 
 
@@ -403,6 +407,114 @@ def test_bench_reads_a_file_of_several_chunks_in_every_pass(
     reads.clear()
     runners.bench(dataclasses.replace(config, chunk=None), warmup=1, repeat=2)
     assert len(reads) <= 1
+
+
+class _RankOfTwo(Alone):
+    """Rank `rank` of a group of two, in this process: what rank 1 gathers, rank 0 receives."""
+
+    world_size = 2
+
+    def __init__(self, rank: int, sent: list[object]) -> None:
+        self.rank, self.sent = rank, sent
+
+    @property
+    def distributed(self) -> bool:  # type: ignore[override]
+        return True
+
+    def gather(self, value: T) -> list[T] | None:  # type: ignore[override]
+        if self.rank:
+            self.sent.append(value)
+            return None
+        return [value, *cast("list[T]", self.sent)]
+
+
+def test_compare_over_data_ranks_goes_a_chunk_at_a_time(
+    tmp_path: Path, chunk_reads: list[list[int]]
+) -> None:
+    """compare over the ranks of a data run: each rank its own rows a chunk at a time, against
+    one process's chunks of them; only figures reach rank 0 (it gathered every tensor whole),
+    and its result is one process's compare: bit for bit, each rank running whole chunks."""
+    from mlpcli.engine import runners
+    from mlpcli.model.closeness import tolerance_for
+
+    np.save(tmp_path / "x.npy", X)
+    overrides = [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "parallel=data", "device=cpu"]
+    config = load(None, overrides)
+    tolerance = tolerance_for(config.dtype, None, None)
+    sent: list[object] = []
+    assert runners.compare(config, tolerance, _RankOfTwo(1, sent)) is None
+    assert chunk_reads == [[7, 7, 7, 4]] * 2  # rows 28-52: its run's, then the reference's
+    [figures] = sent
+    assert isinstance(figures, dict)
+    assert sorted(figures) == ["features", "h1", "output"]  # the weights come from rank 0
+    assert (figures["output"].offset, figures["output"].rows) == (28, 25)
+    chunk_reads.clear()
+    result = runners.compare(config, tolerance, _RankOfTwo(0, sent))
+    assert result is not None
+    assert chunk_reads == [[7, 7, 7, 7]] * 2
+    assert result.devices == ("cpu", "cpu ×2 (data)")
+    shapes = [("features", (53, 4)), ("W1", (4, 6)), ("W2", (6, 3)), ("B1", (1, 6))]
+    shapes += [("B2", (1, 3)), ("h1", (53, 6)), ("output", (53, 3))]
+    assert [(diff.name, diff.shape) for diff in result.diffs] == shapes
+    assert {diff.difference.max_abs for diff in result.diffs} == {0.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", ["chunk=7", "chunk=null"])
+def test_compare_over_the_ranks_of_a_data_run_of_a_file(chunk: str, tmp_path: Path) -> None:
+    """Two real ranks: bit for bit with whole chunks a rank; one chunk split evenly is within
+    tolerance, and the gap is the run's own (the features and weights still equal)."""
+    np.save(tmp_path / "x.npy", X)
+    args = ("compare", LAYERS, "inputs=x.npy", "parallel=data", chunk, "--devices", "cpu")
+    done = _mlpcli(*args, "--nproc", "2", "-f", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["devices"], result["within"]) == (["cpu", "cpu ×2 (data)"], True)
+    gaps = {t["name"]: (t["shape"], t["max_abs"]) for t in result["tensors"]}
+    assert gaps["features"] == ([53, 4], 0.0)
+    assert gaps["W1"] == ([4, 6], 0.0)
+    assert gaps["output"][0] == [53, 3]
+    if chunk == "chunk=7":
+        assert {gap for _, gap in gaps.values()} == {0.0}
+
+
+def test_chunks_of_two_runs_are_aligned_by_row() -> None:
+    """A rank's chunks (3 rows from row 5) against one process's (4 rows from row 4): every
+    row once, the weights first; each piece the same rows of both."""
+    from mlpcli.engine.runners import _aligned
+
+    values = np.arange(20.0)[:, None]
+
+    def chunks(first: int, stop: int, size: int) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(first, stop, size):
+            rows = values[start : min(start + size, stop)]
+            yield {"features": rows, "output": -rows, **({"W1": values} if start == first else {})}
+
+    pieces = list(_aligned(chunks(5, 14, 3), chunks(4, 16, 4), 1))
+    assert [sorted(got) for got, _ in pieces[:1]] == [["W1"]]
+    got_rows = [got["features"][:, 0].tolist() for got, _ in pieces[1:]]
+    assert got_rows == [[5, 6, 7], [8, 9, 10], [11], [12, 13]]
+    for got, expected in pieces[1:]:
+        assert all(np.array_equal(got[name], expected[name]) for name in got)
+
+
+def test_a_tensors_figures_merge_across_blocks_of_rows() -> None:
+    """Each rank's figures of its rows, merged, are the whole tensor's (the worst element
+    named by its row in the whole)."""
+    rng = np.random.default_rng(5)
+    expected = rng.standard_normal((30, 4))
+    got = expected + rng.standard_normal((30, 4)) * 1e-7
+    got[21, 2] += 1e-3
+    whole = PerTensor()
+    whole.add(got, expected)
+    parts = [PerTensor(start) for start in (0, 12, 25)]
+    for part, (start, stop) in zip(parts, [(0, 12), (12, 25), (25, 30)], strict=True):
+        for first in range(start, stop, 5):
+            last = min(first + 5, stop)
+            part.add(got[first:last], expected[first:last])
+    tolerance = Tolerance(1e-6, 1e-6)
+    assert PerTensor.merged(parts).result(tolerance) == whole.result(tolerance)
+    assert whole.result(tolerance).worst == (21, 2)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt2", ".onnx"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import resource
 import statistics
 import sys
@@ -57,6 +58,7 @@ SINK_VALUES = 1 << 20  # output values handed to a sink at once: a signal is hea
 
 
 OutputSink = Callable[[np.ndarray], None]  # takes each chunk's output rows, in order
+Named = dict[str, np.ndarray]  # a chunk's tensors by name: features, W1.., B1.., h1.., output
 
 
 @overload
@@ -512,8 +514,10 @@ def compare(
     """Every tensor of `config`'s run against one process's on the first device, at the
     reference tensor's scale: alone, the run on each further device of `specs` (named in
     `source`, for the error when one is missing), every device a chunk of rows at a time
-    (`memory.compare_rows`); over a group, the ranks' run put back together on rank 0, whole,
-    against one process's on rank 0's device. The result on rank 0, None on the others.
+    (`memory.compare_rows`); over a group in `data` mode, each rank's rows a chunk at a time
+    as its run computes them, against one process's chunks of them (`_compared_by_rows`); in
+    `pipeline` and `tensor` mode, the ranks' run put back together on rank 0, whole, against
+    one process's on rank 0's device. The result on rank 0, None on the others.
     """
     whole = dataclasses.replace(config, chunk=None)  # the config a comparison's record shows
     if not world.distributed:
@@ -522,6 +526,10 @@ def compare(
         on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
         runs = zip(*map(_named_chunks, placed), strict=True)
         return _compared(whole, tolerance, str(on[0]), [str(d) for d in on[1:]], runs)
+    if config.parallel is Parallel.DATA:
+        result = _compared_by_rows(config, whole, tolerance, world)
+        world.complete()
+        return result
     candidate = all_tensors(config, world)
     result = None
     if candidate is not None:
@@ -556,16 +564,86 @@ def _compared(
     return CompareResult(config, (reference, *labels), tolerance, diffs)
 
 
-def _named_chunks(config: Config) -> Iterator[dict[str, np.ndarray]]:
+def _compared_by_rows(
+    config: Config, whole: Config, tolerance: Tolerance, world: World
+) -> CompareResult | None:
+    """A `data` run's tensors against one process's, each rank its own rows a chunk at a time
+    as its run computes them, against the one-process chunks that hold those rows (computed
+    on its device); the weights on rank 0. Each rank's figures are merged on rank 0, which
+    gets the result (None on the others): nothing is held whole."""
+    mine = world.on_device(config)
+    device = devices.prepare(mine, streamed=True)
+    rows = parallel.own_rows(config, world)
+    chunk = memory.chunk_rows(config)
+    held = range(rows.start // chunk * chunk, min(-(-rows.stop // chunk) * chunk, config.batch))
+    single = world.on_device(dataclasses.replace(config, parallel=Parallel.NONE))
+    closeness: dict[str, PerTensor] = {}
+    pairs = _aligned(
+        _named_chunks(mine, rows), _named_chunks(single, held), rows.start - held.start
+    )
+    for got, expected in pairs:
+        for name, values in got.items():
+            if world.rank == 0 or name[0] not in "WB":  # every rank draws the same weights
+                start = 0 if name[0] in "WB" else rows.start
+                closeness.setdefault(name, PerTensor(start)).add(values, expected[name])
+    gathered = world.gather(closeness)
+    if gathered is None:
+        return None
+    label = f"{device} ×{world.world_size} (data)"
+    diffs = []
+    for name in (t.name for t in tensor_shapes(config)):
+        each = PerTensor.merged([ranks[name] for ranks in gathered if name in ranks])
+        diffs.append(TensorDiff(name, (each.rows, each.columns), label, each.result(tolerance)))
+    return CompareResult(whole, (str(device), label), tolerance, tuple(diffs))
+
+
+def _aligned(
+    mine: Iterator[Named], theirs: Iterator[Named], skip: int
+) -> Iterator[tuple[Named, Named]]:
+    """Two runs' tensors over the same rows, piece by piece where their chunks differ: `theirs`
+    starts `skip` rows before `mine` and runs to its end at least. The weights, with each
+    first chunk, come first, whole."""
+    first, their_chunk = next(mine, None), next(theirs, None)
+    if first is None or their_chunk is None:
+        return
+    weights = [name for name in first if name[0] in "WB"]
+    yield (
+        {name: first.pop(name) for name in weights},
+        {name: their_chunk.pop(name) for name in weights},
+    )
+    done, their_start = 0, -skip  # rows of `mine` compared; where `their_chunk` starts
+    for chunk in itertools.chain([first], mine):
+        start, end = done, done + len(chunk["features"])
+        while done < end:
+            their_end = their_start + len(their_chunk["features"])
+            if their_end <= done:
+                their_start, their_chunk = their_end, next(theirs)
+                continue
+            stop = min(end, their_end)
+            yield (
+                _rows(chunk, done - start, stop - start),
+                _rows(their_chunk, done - their_start, stop - their_start),
+            )
+            done = stop
+
+
+def _rows(chunk: Named, start: int, stop: int) -> Named:
+    """Rows `start` to `stop` of each tensor of a chunk."""
+    return {name: values[start:stop] for name, values in chunk.items()}
+
+
+def _named_chunks(config: Config, rows: range | None = None) -> Iterator[Named]:
     """Every named tensor of a run on `config`'s device, as float64 arrays on the CPU, a
-    chunk of rows at a time: each chunk's features, h1.. and output, W.. and B.. with the
-    first."""
+    chunk of rows at a time (of `rows`; all by default, from the first): each chunk's
+    features, h1.. and output, W.. and B.. with the first."""
     device = devices.resolve(config)
     with devices.memory_errors(device):
         network = build(config, device, features=config.inputs is None)
         weights = {name: to_numpy(t, np.float64) for name, t in network.named()}
         del weights["features"]  # each chunk's, below
-        for features in feature_chunks(config, network, device, range(config.batch)):
+        for features in feature_chunks(
+            config, network, device, range(config.batch) if rows is None else rows
+        ):
             chunk = {"features": to_numpy(features, np.float64), **weights}
 
             def observe(name: str, h: torch.Tensor, chunk: dict[str, np.ndarray] = chunk) -> None:
