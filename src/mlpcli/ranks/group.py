@@ -58,7 +58,7 @@ class Group:
         self._watcher: threading.Thread | None = None
         self._reporting = threading.Lock()  # held by the one thread of this rank that reports
         self.completed = False  # every rank has done its part: the result stands
-        self._silent: set[int] = set()  # ranks named as stopped: they will not see a failure
+        self._silent: set[int] = set()  # ranks found stopped: they will not see a failure
         # the launcher's store is there from the start under torchrun (its agent's) and --nproc;
         # with a hand-set MASTER_ADDR rank 0 makes it as the group forms
         self.has_store = agent_store()
@@ -260,6 +260,7 @@ class Group:
         except RuntimeError:
             stopped = []
         if stopped:
+            self._silent.update(stopped)  # no acknowledgement to wait for from them
             named = ", ".join(f"rank {rank}" for rank in stopped)
             return UnavailableError(f"{named} stopped answering ({first}); every rank ends")
         return UnavailableError(f"rank {self.rank} lost contact with the other ranks: {first}")
@@ -290,6 +291,10 @@ class Group:
                         if seen.get(rank, ("", now))[0] != value or rank not in seen:
                             seen[rank] = (value, now)
                         elif now - seen[rank][1] > self.timeout_s + 2 * self.beat_s:
+                            self._silent.update(  # others as still: none will acknowledge
+                                r for r, (_, changed) in seen.items()
+                                if now - changed > self.timeout_s
+                            )  # fmt: skip
                             self._stopped(rank, value, now - seen[rank][1])
                 self._stop.wait(min(POLL_S, self.beat_s))
         except RuntimeError as error:  # the launcher's store went away
@@ -308,7 +313,6 @@ class Group:
         line = (
             f"rank {rank} stopped answering ({since}; timeout: {self.timeout_s} s); every rank ends"
         )
-        self._silent.add(rank)  # no acknowledgement to wait for from it
         self.end_with([line], ExitCode.UNAVAILABLE, error_line)
 
 
