@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +127,14 @@ def test_bench_with_cuda_graph() -> None:
     assert len(result.forward_ms) == 5
     assert all(ms > 0 for ms in result.forward_ms)
     assert result.peak_bytes is not None
+
+
+def test_bench_of_a_file_of_several_chunks_on_cuda(tmp_path: Path) -> None:
+    """Read in every pass (features to the GPU a chunk at a time), or held for --cuda-graph."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((53, 4), np.float32))
+    args = ["layers=[4, 6, 3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "device=cuda", "-n", "2"]
+    for extra in ([], ["--cuda-graph"]):
+        code, out, err = invoke("bench", *args, *extra, "-f", "json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert (len(result["forward_ms"]["all"]), result["cuda_graph"]) == (2, bool(extra))

@@ -20,7 +20,7 @@ def feature_chunks(
     on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
     last share reads to the file's end, whose row count is checked there), or cut from the
     drawn features."""
-    step = min(memory.chunk_rows(config), max(1, len(rows)))
+    step = _step(config, rows)
     if config.inputs is None:
         for first in range(rows.start, rows.stop, step):
             yield network.features[first : min(first + step, rows.stop)]
@@ -40,3 +40,15 @@ def feature_chunks(
         left -= taken.shape[0]
         if taken.shape[0]:
             yield taken.to(device=device, dtype=dtype)
+
+
+def chunk_spans(config: Config, rows: range) -> list[range]:
+    """The rows of each chunk that `feature_chunks` gives of `rows`."""
+    step = _step(config, rows)
+    firsts = range(rows.start, rows.stop, step)
+    return [range(first, min(first + step, rows.stop)) for first in firsts]
+
+
+def _step(config: Config, rows: range) -> int:
+    """Rows a chunk of `rows`: `memory.chunk_rows`, at most all of them."""
+    return min(memory.chunk_rows(config), max(1, len(rows)))

@@ -29,7 +29,7 @@ from mlpcli.engine.network import (
     forward_in_chunks,
 )
 from mlpcli.engine.parallel import Part, part_of
-from mlpcli.engine.rows import feature_chunks
+from mlpcli.engine.rows import chunk_spans, feature_chunks
 from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
@@ -395,7 +395,9 @@ def bench(
     each pass is a replay of one captured forward, and the peak counts the capture's memory.
     Features from a file of more rows than a chunk (`memory.reads_per_pass`; in `data` mode
     each rank's own rows) are read a chunk at a time in every pass, as `run` reads them, and
-    the reading is timed with the pass; others are held.
+    the reading is timed with the pass, each rank's output dropped (in `data` mode a pass over
+    held features gathers the output to rank 0); `cuda_graph`, `pipeline` and `tensor` hold
+    them.
     """
     mode = config.parallel if world.distributed else Parallel.NONE
     placed = world.on_device(config)
@@ -471,6 +473,7 @@ def _pass_over_file(
     every rank's pass."""
     for features in feature_chunks(config, network, device, rows):
         forward(dataclasses.replace(network, features=features))
+    devices.synchronize(device)  # a GPU's last kernels are part of the pass the barrier ends
     world.barrier()
 
 
@@ -567,59 +570,92 @@ def _compared(
 def _compared_by_rows(
     config: Config, whole: Config, tolerance: Tolerance, world: World
 ) -> CompareResult | None:
-    """A `data` run's tensors against one process's, each rank its own rows a chunk at a time
-    as its run computes them, against the one-process chunks that hold those rows (computed
-    on its device); the weights on rank 0. Each rank's figures are merged on rank 0, which
-    gets the result (None on the others): nothing is held whole."""
+    """A `data` run's tensors against one process's on rank 0, a chunk at a time: each rank
+    runs its own rows as its run does and sends each chunk's tensors to rank 0 (waiting until
+    they are taken), which compares them in row order with its single process's chunks, a
+    piece of at most `memory.compare_rows` rows at a time, and each rank's weights with its
+    own (the worst copy is shown). Nothing is held whole; the result on rank 0."""
     mine = world.on_device(config)
     device = devices.prepare(mine, streamed=True)
-    rows = parallel.own_rows(config, world)
-    chunk = memory.chunk_rows(config)
-    held = range(rows.start // chunk * chunk, min(-(-rows.stop // chunk) * chunk, config.batch))
-    single = world.on_device(dataclasses.replace(config, parallel=Parallel.NONE))
-    closeness: dict[str, PerTensor] = {}
-    pairs = _aligned(
-        _named_chunks(mine, rows), _named_chunks(single, held), rows.start - held.start
-    )
-    for got, expected in pairs:
-        for name, values in got.items():
-            if world.rank == 0 or name[0] not in "WB":  # every rank draws the same weights
-                start = 0 if name[0] in "WB" else rows.start
-                closeness.setdefault(name, PerTensor(start)).add(values, expected[name])
-    gathered = world.gather(closeness)
-    if gathered is None:
-        return None
+    with devices.memory_errors(device):
+        network = build(mine, device, features=config.inputs is None)
+        own = _chunks(mine, network, device, parallel.own_rows(config, world))
+        if world.rank != 0:
+            for chunk in own:
+                for name in (t.name for t in tensor_shapes(config) if t.name in chunk):
+                    world.send(chunk[name], 0)
+                world.flush()
+            return None
+        received = [_received(mine, world, rank, device) for rank in range(1, world.world_size)]
+        reference = _chunks(mine, network, device, range(config.batch))
+        first = next(reference)
+        weights = {name: _float64(first.pop(name)) for name in list(first) if _is_weight(name)}
+        copies: dict[str, list[PerTensor]] = {}
+        closeness: dict[str, PerTensor] = {}
+        candidate = _weights_compared(itertools.chain(own, *received), weights, copies)
+        most = memory.compare_rows(config, 2)
+        for got, expected in _aligned(candidate, itertools.chain([first], reference), most):
+            for name, values in got.items():
+                each = closeness.setdefault(name, PerTensor())
+                each.add(_float64(values), _float64(expected[name]))
+    for name, each_copy in copies.items():
+        closeness[name] = max(each_copy, key=lambda copy: copy.result(tolerance).max_abs)
     label = f"{device} ×{world.world_size} (data)"
-    diffs = []
-    for name in (t.name for t in tensor_shapes(config)):
-        each = PerTensor.merged([ranks[name] for ranks in gathered if name in ranks])
-        diffs.append(TensorDiff(name, (each.rows, each.columns), label, each.result(tolerance)))
-    return CompareResult(whole, (str(device), label), tolerance, tuple(diffs))
+    diffs = tuple(
+        TensorDiff(t.name, t.shape, label, closeness[t.name].result(tolerance))
+        for t in tensor_shapes(config)
+    )
+    return CompareResult(whole, (str(device), label), tolerance, diffs)
+
+
+def _received(
+    config: Config, world: World, rank: int, device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Rank `rank`'s chunks of its rows, as `_chunks` gives them there, received on rank 0."""
+    dtype = TORCH_DTYPES[config.dtype]
+    rows = plan.data_rows(config, world.world_size)[rank]
+    for i, span in enumerate(chunk_spans(config, rows)):
+        chunk = {}
+        for tensor in tensor_shapes(config):
+            if _is_weight(tensor.name) and i:  # with the first chunk only
+                continue
+            shape = tensor.shape if _is_weight(tensor.name) else (len(span), tensor.shape[1])
+            chunk[tensor.name] = world.recv(torch.empty(shape, dtype=dtype, device=device), rank)
+        yield chunk
+
+
+def _weights_compared(
+    chunks: Iterable[dict[str, torch.Tensor]],
+    weights: Named,
+    copies: dict[str, list[PerTensor]],
+) -> Iterator[dict[str, torch.Tensor]]:
+    """`chunks` without their weights, each copy of which is compared with `weights` into
+    `copies` as it comes (one a rank)."""
+    for chunk in chunks:
+        for name in [name for name in chunk if _is_weight(name)]:
+            copy = PerTensor()
+            copy.add(_float64(chunk.pop(name)), weights[name])
+            copies.setdefault(name, []).append(copy)
+        yield chunk
 
 
 def _aligned(
-    mine: Iterator[Named], theirs: Iterator[Named], skip: int
-) -> Iterator[tuple[Named, Named]]:
-    """Two runs' tensors over the same rows, piece by piece where their chunks differ: `theirs`
-    starts `skip` rows before `mine` and runs to its end at least. The weights, with each
-    first chunk, come first, whole."""
-    first, their_chunk = next(mine, None), next(theirs, None)
-    if first is None or their_chunk is None:
-        return
-    weights = [name for name in first if name[0] in "WB"]
-    yield (
-        {name: first.pop(name) for name in weights},
-        {name: their_chunk.pop(name) for name in weights},
-    )
-    done, their_start = 0, -skip  # rows of `mine` compared; where `their_chunk` starts
-    for chunk in itertools.chain([first], mine):
+    mine: Iterable[dict[str, torch.Tensor]],
+    theirs: Iterator[dict[str, torch.Tensor]],
+    most: int,
+) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """Two runs' tensors over the same rows from the same first row, piece by piece where
+    their chunks differ, at most `most` rows a piece."""
+    done, their_start, their_end = 0, 0, 0
+    their_chunk: dict[str, torch.Tensor] = {}
+    for chunk in mine:
         start, end = done, done + len(chunk["features"])
         while done < end:
-            their_end = their_start + len(their_chunk["features"])
             if their_end <= done:
-                their_start, their_chunk = their_end, next(theirs)
+                their_chunk = next(theirs)
+                their_start, their_end = their_end, their_end + len(their_chunk["features"])
                 continue
-            stop = min(end, their_end)
+            stop = min(end, their_end, done + most)
             yield (
                 _rows(chunk, done - start, stop - start),
                 _rows(their_chunk, done - their_start, stop - their_start),
@@ -627,31 +663,45 @@ def _aligned(
             done = stop
 
 
-def _rows(chunk: Named, start: int, stop: int) -> Named:
+def _rows(chunk: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
     """Rows `start` to `stop` of each tensor of a chunk."""
     return {name: values[start:stop] for name, values in chunk.items()}
 
 
-def _named_chunks(config: Config, rows: range | None = None) -> Iterator[Named]:
+def _is_weight(name: str) -> bool:
+    """Whether a tensor is a weight or a bias (W1.., B1..), not one of rows."""
+    return name[0] in "WB"
+
+
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    return to_numpy(tensor, np.float64)
+
+
+def _chunks(
+    config: Config, network: Network, device: torch.device, rows: range
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Every named tensor of a run of `rows`, a chunk at a time as a run takes them: each
+    chunk's features, h1.. and output, with W.. and B.. in the first."""
+    weights = dict(itertools.islice(network.named(), 1, None))  # all but the features
+    for features in feature_chunks(config, network, device, rows):
+        chunk = {"features": features, **weights}
+
+        def observe(name: str, h: torch.Tensor, chunk: dict[str, torch.Tensor] = chunk) -> None:
+            chunk[name] = h
+
+        forward(dataclasses.replace(network, features=features), observe)
+        weights = {}
+        yield chunk
+
+
+def _named_chunks(config: Config) -> Iterator[Named]:
     """Every named tensor of a run on `config`'s device, as float64 arrays on the CPU, a
-    chunk of rows at a time (of `rows`; all by default, from the first): each chunk's
-    features, h1.. and output, W.. and B.. with the first."""
+    chunk of rows at a time (`_chunks`)."""
     device = devices.resolve(config)
     with devices.memory_errors(device):
         network = build(config, device, features=config.inputs is None)
-        weights = {name: to_numpy(t, np.float64) for name, t in network.named()}
-        del weights["features"]  # each chunk's, below
-        for features in feature_chunks(
-            config, network, device, range(config.batch) if rows is None else rows
-        ):
-            chunk = {"features": to_numpy(features, np.float64), **weights}
-
-            def observe(name: str, h: torch.Tensor, chunk: dict[str, np.ndarray] = chunk) -> None:
-                chunk[name] = to_numpy(h, np.float64)
-
-            forward(dataclasses.replace(network, features=features), observe)
-            weights = {}
-            yield chunk
+        for chunk in _chunks(config, network, device, range(config.batch)):
+            yield {name: _float64(tensor) for name, tensor in chunk.items()}
 
 
 @overload

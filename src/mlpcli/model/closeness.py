@@ -9,7 +9,6 @@ absolute error of its terms, so an element near zero is as close as its tensor's
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +103,7 @@ class PerTensor:
     block's own worst is all that is kept.
     """
 
-    def __init__(self, offset: int = 0) -> None:
-        self.offset = offset  # the row of the tensor that its first block starts at
+    def __init__(self) -> None:
         self.rows = 0
         self.columns = 0
         self.scale = 0.0  # the reference's largest finite magnitude so far
@@ -128,29 +126,13 @@ class PerTensor:
 
         def at(flat: int) -> tuple[tuple[int, ...], float, float]:
             index = tuple(int(i) for i in np.unravel_index(flat, got.shape))
-            row = self.offset + first_row + index[0]
-            return (row, *index[1:]), float(got[index]), float(expected[index])
+            return (first_row + index[0], *index[1:]), float(got[index]), float(expected[index])
 
         largest = int(np.argmax(gap))
         if self.worst is None or gap.flat[largest] > self.worst[0]:
             self.worst = (float(gap.flat[largest]), *at(largest))
         if self.first is None and gap.flat[largest] > 0:
             self.first = at(int(np.argmax(gap.ravel() > 0)))
-
-    @classmethod
-    def merged(cls, parts: Sequence[PerTensor]) -> PerTensor:
-        """One tensor from the figures of its blocks of rows, in row order (each rank's rows):
-        what adding every block to one would give."""
-        whole = cls()
-        for part in parts:
-            whole.rows += part.rows
-            whole.columns = max(whole.columns, part.columns)
-            whole.scale = max(whole.scale, part.scale)
-            whole.max_rel = max(whole.max_rel, part.max_rel)
-            if part.worst is not None and (whole.worst is None or part.worst[0] > whole.worst[0]):
-                whole.worst = part.worst
-            whole.first = whole.first or part.first
-        return whole
 
     def result(self, tolerance: Tolerance) -> Difference:
         """How far the tensor is from its reference, at its scale."""
