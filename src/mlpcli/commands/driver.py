@@ -98,8 +98,8 @@ class Command(Generic[R]):
                 host.check_host(config, on_cpu=on_cpu, streamed=self.streams(config))
 
     def streams(self, config: Config) -> bool:
-        """Whether the command reads `config`'s features from their file a chunk at a time
-        (else it holds them all)."""
+        """Whether the command's memory is a streamed run's (features from a file read a chunk
+        at a time, activations of a chunk) rather than a pass that holds every row."""
         return False
 
     def notes(self, jobs: Sequence[Job]) -> None:
