@@ -487,6 +487,7 @@ def test_compare_over_the_ranks_of_a_data_run_of_a_file(chunk: str, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["devices"], result["within"]) == (["cpu", "cpu ×2 (data)"], True)
+    assert result["config"]["chunk"] == (7 if chunk == "chunk=7" else None)  # the run's
     gaps = {t["name"]: (t["shape"], t["max_abs"]) for t in result["tensors"]}
     assert gaps["features"] == ([53, 4], 0.0)
     assert gaps["W1"] == ([4, 6], 0.0)

@@ -529,8 +529,8 @@ def compare(
         on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
         runs = zip(*map(_named_chunks, placed), strict=True)
         return _compared(whole, tolerance, str(on[0]), [str(d) for d in on[1:]], runs)
-    if config.parallel is Parallel.DATA:
-        result = _compared_by_rows(config, whole, tolerance, world)
+    if config.parallel is Parallel.DATA:  # its record shows the chunk its run takes
+        result = _compared_by_rows(config, tolerance, world)
         world.complete()
         return result
     candidate = all_tensors(config, world)
@@ -567,9 +567,7 @@ def _compared(
     return CompareResult(config, (reference, *labels), tolerance, diffs)
 
 
-def _compared_by_rows(
-    config: Config, whole: Config, tolerance: Tolerance, world: World
-) -> CompareResult | None:
+def _compared_by_rows(config: Config, tolerance: Tolerance, world: World) -> CompareResult | None:
     """A `data` run's tensors against one process's on rank 0, a chunk at a time: each rank
     runs its own rows as its run does and sends each chunk's tensors to rank 0 (waiting until
     they are taken), which compares them in row order with its single process's chunks, a
@@ -605,7 +603,7 @@ def _compared_by_rows(
         TensorDiff(t.name, t.shape, label, closeness[t.name].result(tolerance))
         for t in tensor_shapes(config)
     )
-    return CompareResult(whole, (str(device), label), tolerance, diffs)
+    return CompareResult(config, (str(device), label), tolerance, diffs)
 
 
 def _received(
