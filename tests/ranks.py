@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.engine import runners
+from mlpcli.engine import comparisons, runners
 from mlpcli.loading import loader
 from mlpcli.ranks import group
 
@@ -22,7 +22,7 @@ def main(out: Path, cases: dict[str, list[str]]) -> None:
     configs = {name: loader.load(None, overrides, {}) for name, overrides in cases.items()}
     joined = group.joined(list(configs.values()))
     for name, config in configs.items():
-        tensors = runners.all_tensors(config, joined)
+        tensors = comparisons.all_tensors(config, joined)
         result = runners.run(config, joined)
         streamed = runners.run(config, joined, hold=False)  # `data`: the rows stay with the ranks
         if tensors is not None and result is not None and streamed is not None:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mlpcli import session
-from mlpcli.engine import runners
+from mlpcli.engine import comparisons, runners
 from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
 from mlpcli.model import plan
@@ -66,7 +66,7 @@ def launched(*command: str, timeout: float = 120) -> subprocess.CompletedProcess
 def single(overrides: list[str]) -> dict[str, np.ndarray]:
     """Every tensor of one process, and its run's output."""
     config = loader.load(None, [*overrides, "parallel=none"], {})
-    tensors = runners.all_tensors(config, ALONE)
+    tensors = comparisons.all_tensors(config, ALONE)
     tensors["run_output"] = runners.run(config).whole.astype(np.float64)
     return tensors
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from mlpcli.engine import runners
+from mlpcli.engine import comparisons, runners
 from mlpcli.loading import schema
 from mlpcli.loading.loader import load
 from mlpcli.model.closeness import Difference, PerTensor, Tolerance, difference
@@ -691,7 +691,7 @@ def test_compare_beyond_tolerance_exits_1(monkeypatch: pytest.MonkeyPatch) -> No
         )
         return CompareResult(load(None), ("cpu", "cuda:0"), tolerance, diffs)
 
-    monkeypatch.setattr(runners, "compare", compare)
+    monkeypatch.setattr(comparisons, "compare", compare)
     code, out, err = invoke("compare")
     assert code == 1
     assert "NO" in out

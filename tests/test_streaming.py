@@ -440,7 +440,7 @@ def test_compare_over_data_ranks_goes_a_chunk_at_a_time(
     its run does, and sends each chunk to rank 0, which compares it with its single process's
     chunks of those rows (it gathered every tensor whole, as float64); what a rank computed
     otherwise is named at its row of the whole batch."""
-    from mlpcli.engine import runners
+    from mlpcli.engine import comparisons
     from mlpcli.model.closeness import tolerance_for
 
     np.save(tmp_path / "x.npy", X)
@@ -449,7 +449,7 @@ def test_compare_over_data_ranks_goes_a_chunk_at_a_time(
     tolerance = tolerance_for(config.dtype, None, None)
     sent: dict[int, list[torch.Tensor]] = {}
     for rank in (1, 2):
-        assert runners.compare(config, tolerance, _Rank(rank, 3, sent)) is None
+        assert comparisons.compare(config, tolerance, _Rank(rank, 3, sent)) is None
     step = 7 if chunk == "chunk=7" else 53
     chunked = [[min(step, r.stop - first) for first in range(r.start, r.stop, step)] for r in rows]
     assert chunk_reads == chunked[1:]  # each rank its own rows, once
@@ -457,7 +457,7 @@ def test_compare_over_data_ranks_goes_a_chunk_at_a_time(
     assert [len(sent[rank]) for rank in (1, 2)] == [4 + 3 * len(c) for c in chunked[1:]]
     sent[2][-1][3, 1] += 1e-3  # the output of rank 2's 4th row in its last chunk
     chunk_reads.clear()
-    result = runners.compare(config, tolerance, _Rank(0, 3, sent))
+    result = comparisons.compare(config, tolerance, _Rank(0, 3, sent))
     assert result is not None
     assert sorted(chunk_reads) == sorted(
         [chunked[0], [step] * (53 // step) + [53 % step] * (53 % step > 0)]
@@ -499,7 +499,7 @@ def test_compare_over_the_ranks_of_a_data_run_of_a_file(chunk: str, tmp_path: Pa
 def test_chunks_of_two_runs_are_aligned_by_row() -> None:
     """A rank's chunks (3 rows) against one process's (4 rows), in pieces of at most 2: every
     row once, each piece the same rows of both."""
-    from mlpcli.engine.runners import _aligned
+    from mlpcli.engine.comparisons import _aligned
 
     values = torch.arange(11.0)[:, None]
 

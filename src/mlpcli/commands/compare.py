@@ -137,17 +137,17 @@ class _Compare(Command[CompareResult]):
             host.check_host(config, on_cpu=on_cpu, streamed=True)  # a chunk at a time
 
     def here(self, jobs: Sequence[Job]) -> list[CompareResult]:
-        from mlpcli.engine import runners  # torch: only once the input is valid
+        from mlpcli.engine import comparisons  # torch: only once the input is valid
 
         ((config, _),) = jobs
         tolerance = self._tolerance(config)
-        return [runners.compare(config, tolerance, specs=self.specs, source=self.source)]
+        return [comparisons.compare(config, tolerance, specs=self.specs, source=self.source)]
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[CompareResult] | None:
-        from mlpcli.engine import runners  # torch: only once the input is valid
+        from mlpcli.engine import comparisons  # torch: only once the input is valid
 
         ((config, _),) = jobs
-        result = runners.compare(config, self._tolerance(config), group)
+        result = comparisons.compare(config, self._tolerance(config), group)
         return None if result is None else [result]
 
     def _tolerance(self, config: Config) -> Tolerance:

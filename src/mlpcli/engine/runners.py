@@ -1,19 +1,18 @@
 """Runs of a network over a world (`engine.world`: this process alone, or its rank in a process
-group), with torch: one forward pass (`run`), timed passes (`bench`), every tensor against a
-reference (`compare`). Each is written once: one process is a world of one. The network is
-`network`, the ranks' shares of it `parallel`, devices `devices`.
+group), with torch: one forward pass (`run`) and timed passes (`bench`); every tensor against a
+reference (`compare`) is `comparisons`'. Each is written once: one process is a world of one.
+The network is `network`, the ranks' shares of it `parallel`, devices `devices`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import overload
 
 import numpy as np
@@ -29,24 +28,20 @@ from mlpcli.engine.network import (
     forward_in_chunks,
 )
 from mlpcli.engine.parallel import Part, part_of
-from mlpcli.engine.rows import chunk_spans, feature_chunks
+from mlpcli.engine.rows import feature_chunks
 from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
 from mlpcli.model import memory, plan
-from mlpcli.model.closeness import PerTensor, Tolerance
-from mlpcli.model.config import Config, Device, Parallel
-from mlpcli.model.plan import Region
+from mlpcli.model.config import Config, Parallel
 from mlpcli.model.results import (
     PREVIEW_ROWS,
     BenchResult,
-    CompareResult,
     Estimate,
     ParallelInfo,
     Preview,
     RankFigures,
     RunResult,
-    TensorDiff,
     TensorInfo,
     TensorStats,
     Values,
@@ -58,7 +53,6 @@ SINK_VALUES = 1 << 20  # output values handed to a sink at once: a signal is hea
 
 
 OutputSink = Callable[[np.ndarray], None]  # takes each chunk's output rows, in order
-Named = dict[str, np.ndarray]  # a chunk's tensors by name: features, W1.., B1.., h1.., output
 
 
 @overload
@@ -489,259 +483,6 @@ def _peak_rss() -> int:
     """This process's peak resident memory, in bytes (Linux counts KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
-
-
-@overload
-def compare(
-    config: Config,
-    tolerance: Tolerance,
-    world: Alone = ...,
-    specs: Sequence[Device] = ...,
-    source: str = ...,
-) -> CompareResult: ...
-@overload
-def compare(
-    config: Config,
-    tolerance: Tolerance,
-    world: World,
-    specs: Sequence[Device] = ...,
-    source: str = ...,
-) -> CompareResult | None: ...
-def compare(
-    config: Config,
-    tolerance: Tolerance,
-    world: World = ALONE,
-    specs: Sequence[Device] = (),
-    source: str = "--devices",
-) -> CompareResult | None:
-    """Every tensor of `config`'s run against one process's on the first device, at the
-    reference tensor's scale: alone, the run on each further device of `specs` (named in
-    `source`, for the error when one is missing), every device a chunk of rows at a time
-    (`memory.compare_rows`); over a group in `data` mode, each rank's rows a chunk at a time
-    as its run computes them, against one process's chunks of them (`_compared_by_rows`); in
-    `pipeline` and `tensor` mode, the ranks' run put back together on rank 0, whole, against
-    one process's on rank 0's device. The result on rank 0, None on the others.
-    """
-    whole = dataclasses.replace(config, chunk=None)  # the config a comparison's record shows
-    if not world.distributed:
-        chunked = dataclasses.replace(config, chunk=memory.compare_rows(config, len(specs)))
-        placed = [chunked.on_device(spec, source) for spec in specs]
-        on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
-        runs = zip(*map(_named_chunks, placed), strict=True)
-        return _compared(whole, tolerance, str(on[0]), [str(d) for d in on[1:]], runs)
-    if config.parallel is Parallel.DATA:  # its record shows the chunk its run takes
-        result = _compared_by_rows(config, tolerance, world)
-        world.complete()
-        return result
-    candidate = all_tensors(config, world)
-    result = None
-    if candidate is not None:
-        device = devices.prepare(world.on_device(config))
-        label = f"{device} ×{world.world_size} ({config.parallel.value})"
-        single = world.on_device(dataclasses.replace(config, parallel=Parallel.NONE))
-        pairs = [(all_tensors(single, ALONE), candidate)]
-        result = _compared(whole, tolerance, str(device), [label], pairs)
-    world.complete()  # rank 0's reference too: the others wait for it here
-    return result
-
-
-def _compared(
-    config: Config,
-    tolerance: Tolerance,
-    reference: str,
-    labels: Sequence[str],
-    chunks: Iterable[Sequence[Mapping[str, np.ndarray]]],
-) -> CompareResult:
-    """Each run's tensors (`labels`) against the reference run's, taken a chunk at a time:
-    each of `chunks` is the reference's tensors and then each run's, by name."""
-    closeness: list[dict[str, PerTensor]] = [{} for _ in labels]
-    for first, *others in chunks:
-        for by_name, tensors in zip(closeness, others, strict=True):
-            for name, values in tensors.items():
-                by_name.setdefault(name, PerTensor()).add(values, first[name])
-    diffs = tuple(
-        TensorDiff(name, (each.rows, each.columns), label, each.result(tolerance))
-        for label, by_name in zip(labels, closeness, strict=True)
-        for name, each in by_name.items()
-    )
-    return CompareResult(config, (reference, *labels), tolerance, diffs)
-
-
-def _compared_by_rows(config: Config, tolerance: Tolerance, world: World) -> CompareResult | None:
-    """A `data` run's tensors against one process's on rank 0, a chunk at a time: each rank
-    runs its own rows as its run does and sends each chunk's tensors to rank 0 (waiting until
-    they are taken), which compares them in row order with its single process's chunks, a
-    piece of at most `memory.compare_rows` rows at a time, and each rank's weights with its
-    own (the worst copy is shown). Nothing is held whole; the result on rank 0."""
-    mine = world.on_device(config)
-    device = devices.prepare(mine, streamed=True)
-    with devices.memory_errors(device):
-        network = build(mine, device, features=config.inputs is None)
-        own = _chunks(mine, network, device, parallel.own_rows(config, world))
-        if world.rank != 0:
-            for chunk in own:
-                for name in (t.name for t in tensor_shapes(config) if t.name in chunk):
-                    world.send(chunk[name], 0)
-                world.flush()
-            return None
-        received = [_received(mine, world, rank, device) for rank in range(1, world.world_size)]
-        reference = _chunks(mine, network, device, range(config.batch))
-        first = next(reference)
-        weights = {name: _float64(first.pop(name)) for name in list(first) if _is_weight(name)}
-        copies: dict[str, list[PerTensor]] = {}
-        closeness: dict[str, PerTensor] = {}
-        candidate = _weights_compared(itertools.chain(own, *received), weights, copies)
-        most = memory.compare_rows(config, 2)
-        for got, expected in _aligned(candidate, itertools.chain([first], reference), most):
-            for name, values in got.items():
-                each = closeness.setdefault(name, PerTensor())
-                each.add(_float64(values), _float64(expected[name]))
-    for name, each_copy in copies.items():
-        closeness[name] = max(each_copy, key=lambda copy: copy.result(tolerance).max_abs)
-    label = f"{device} ×{world.world_size} (data)"
-    diffs = tuple(
-        TensorDiff(t.name, t.shape, label, closeness[t.name].result(tolerance))
-        for t in tensor_shapes(config)
-    )
-    return CompareResult(config, (str(device), label), tolerance, diffs)
-
-
-def _received(
-    config: Config, world: World, rank: int, device: torch.device
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Rank `rank`'s chunks of its rows, as `_chunks` gives them there, received on rank 0."""
-    dtype = TORCH_DTYPES[config.dtype]
-    rows = plan.data_rows(config, world.world_size)[rank]
-    for i, span in enumerate(chunk_spans(config, rows)):
-        chunk = {}
-        for tensor in tensor_shapes(config):
-            if _is_weight(tensor.name) and i:  # with the first chunk only
-                continue
-            shape = tensor.shape if _is_weight(tensor.name) else (len(span), tensor.shape[1])
-            chunk[tensor.name] = world.recv(torch.empty(shape, dtype=dtype, device=device), rank)
-        yield chunk
-
-
-def _weights_compared(
-    chunks: Iterable[dict[str, torch.Tensor]],
-    weights: Named,
-    copies: dict[str, list[PerTensor]],
-) -> Iterator[dict[str, torch.Tensor]]:
-    """`chunks` without their weights, each copy of which is compared with `weights` into
-    `copies` as it comes (one a rank)."""
-    for chunk in chunks:
-        for name in [name for name in chunk if _is_weight(name)]:
-            copy = PerTensor()
-            copy.add(_float64(chunk.pop(name)), weights[name])
-            copies.setdefault(name, []).append(copy)
-        yield chunk
-
-
-def _aligned(
-    mine: Iterable[dict[str, torch.Tensor]],
-    theirs: Iterator[dict[str, torch.Tensor]],
-    most: int,
-) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
-    """Two runs' tensors over the same rows from the same first row, piece by piece where
-    their chunks differ, at most `most` rows a piece."""
-    done, their_start, their_end = 0, 0, 0
-    their_chunk: dict[str, torch.Tensor] = {}
-    for chunk in mine:
-        start, end = done, done + len(chunk["features"])
-        while done < end:
-            if their_end <= done:
-                their_chunk = next(theirs)
-                their_start, their_end = their_end, their_end + len(their_chunk["features"])
-                continue
-            stop = min(end, their_end, done + most)
-            yield (
-                _rows(chunk, done - start, stop - start),
-                _rows(their_chunk, done - their_start, stop - their_start),
-            )
-            done = stop
-
-
-def _rows(chunk: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
-    """Rows `start` to `stop` of each tensor of a chunk."""
-    return {name: values[start:stop] for name, values in chunk.items()}
-
-
-def _is_weight(name: str) -> bool:
-    """Whether a tensor is a weight or a bias (W1.., B1..), not one of rows."""
-    return name[0] in "WB"
-
-
-def _float64(tensor: torch.Tensor) -> np.ndarray:
-    return to_numpy(tensor, np.float64)
-
-
-def _chunks(
-    config: Config, network: Network, device: torch.device, rows: range
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Every named tensor of a run of `rows`, a chunk at a time as a run takes them: each
-    chunk's features, h1.. and output, with W.. and B.. in the first."""
-    weights = dict(itertools.islice(network.named(), 1, None))  # all but the features
-    for features in feature_chunks(config, network, device, rows):
-        chunk = {"features": features, **weights}
-
-        def observe(name: str, h: torch.Tensor, chunk: dict[str, torch.Tensor] = chunk) -> None:
-            chunk[name] = h
-
-        forward(dataclasses.replace(network, features=features), observe)
-        weights = {}
-        yield chunk
-
-
-def _named_chunks(config: Config) -> Iterator[Named]:
-    """Every named tensor of a run on `config`'s device, as float64 arrays on the CPU, a
-    chunk of rows at a time (`_chunks`)."""
-    device = devices.resolve(config)
-    with devices.memory_errors(device):
-        network = build(config, device, features=config.inputs is None)
-        for chunk in _chunks(config, network, device, range(config.batch)):
-            yield {name: _float64(tensor) for name, tensor in chunk.items()}
-
-
-@overload
-def all_tensors(config: Config, world: Alone) -> dict[str, np.ndarray]: ...
-@overload
-def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None: ...
-def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
-    """Every named tensor of a run over `world` as float64 arrays on the CPU, in the
-    notebook's order, on rank 0 (None on the others): what each rank holds and computes, put
-    back together from its pieces. The whole batch runs at once (`chunk` does not apply)."""
-    config = dataclasses.replace(config, chunk=None)
-    device = devices.prepare(world.on_device(config))
-    pieces: list[tuple[str, Region, np.ndarray]] = []
-
-    def observe(name: str, region: Region, tensor: torch.Tensor) -> None:
-        pieces.append((name, region, to_numpy(tensor, np.float64)))
-
-    with devices.memory_errors(device):
-        part = part_of(config, world, device)
-        share = part.share
-        if part.features is not None and share.features is not None:
-            observe("features", (share.features, range(config.layers[0])), part.features)
-        for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
-            if W is not None and region is not None:
-                observe(f"W{i}", region, W)
-        for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
-            if B is not None and columns is not None:
-                observe(f"B{i}", (range(1), columns), B)
-        parallel.forward(part, world, observe)
-    gathered = world.gather(pieces)
-    if gathered is None:
-        return None
-    shaped = {t.name: t.shape for t in tensor_shapes(config)}
-    tensors: dict[str, np.ndarray] = {}
-    for rank_pieces in gathered:
-        for name, (rows, columns), values in rank_pieces:
-            if values.shape == shaped[name]:  # the whole tensor, from one rank
-                tensors[name] = values
-                continue
-            whole = tensors.setdefault(name, np.full(shaped[name], np.nan))
-            whole[rows.start : rows.stop, columns.start : columns.stop] = values
-    return {name: tensors[name] for name in shaped}
 
 
 def _timed_build(
