@@ -113,7 +113,7 @@ class _Bench(Command[BenchResult]):
         )
 
     def streams(self, config: Config) -> bool:
-        return memory.reads_per_pass(config) and not self.cuda_graph  # a graph holds them
+        return memory.reads_per_pass(config, self.cuda_graph)
 
     def here(self, jobs: Sequence[Job]) -> list[BenchResult]:
         return _timed_here(jobs, self.warmup, self.repeat, self.cuda_graph)

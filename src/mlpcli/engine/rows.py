@@ -20,16 +20,17 @@ def feature_chunks(
     on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
     last share reads to the file's end, whose row count is checked there), or cut from the
     drawn features."""
-    step = _step(config, rows)
     if config.inputs is None:
-        for first in range(rows.start, rows.stop, step):
-            yield network.features[first : min(first + step, rows.stop)]
+        for span in chunk_spans(config, rows):
+            yield network.features[span.start : span.stop]
         return
     from mlpcli.data import features as feature_files
 
     dtype = TORCH_DTYPES[config.dtype]
     reading = feature_files.reading_of(vars(config))
-    blocks = feature_files.chunks(config.inputs, reading, step, config.batch, rows.start)
+    blocks = feature_files.chunks(
+        config.inputs, reading, _step(config, rows), config.batch, rows.start
+    )
     left = len(rows)
     while left or rows.stop == config.batch:  # the last share reads on: the count is checked
         with located_at_inputs(config):  # a bad value in a later chunk

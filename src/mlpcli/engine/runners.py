@@ -395,9 +395,7 @@ def bench(
     """
     mode = config.parallel if world.distributed else Parallel.NONE
     placed = world.on_device(config)
-    streams = (
-        memory.reads_per_pass(config) and mode in (Parallel.NONE, Parallel.DATA) and not cuda_graph
-    )
+    streams = memory.reads_per_pass(config, cuda_graph) and mode in (Parallel.NONE, Parallel.DATA)
     device = devices.prepare(placed, streamed=streams)
     if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")

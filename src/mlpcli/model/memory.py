@@ -30,11 +30,12 @@ def chunk_rows(config: Config) -> int:
     return max(1, min(config.batch, budget // per_row))
 
 
-def reads_per_pass(config: Config) -> bool:
+def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
     """Whether each pass that `bench` times reads the features from their file a chunk at a
-    time, as `run` does: a file of more rows than one chunk (`chunk_rows`). Drawn features, and
-    a file's that fit one chunk, are made once and held for every pass."""
-    return config.inputs is not None and chunk_rows(config) < config.batch
+    time, as `run` does: a file of more rows than one chunk (`chunk_rows`). Drawn features, a
+    file's that fit one chunk, and any a CUDA graph replays, are made once and held for every
+    pass (and so are those of `pipeline` and `tensor` ranks)."""
+    return not cuda_graph and config.inputs is not None and chunk_rows(config) < config.batch
 
 
 def compare_rows(config: Config, devices: int) -> int:
