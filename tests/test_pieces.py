@@ -125,6 +125,23 @@ def test_plain_pieces_are_read_by_pyarrow_at_once(monkeypatch: pytest.MonkeyPatc
     assert blocks[1].tolist() == [[5.0, 6.0]]
 
 
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        (b"1,2\n 3,4\n\t5,6\n", True),  # a line may start with whitespace
+        (b" 1,2\n 3,4\r\n", True),
+        (b"1,2\n \t\n5,6\n", False),  # blank but for whitespace
+        (b"1,2\n\n5,6\n", False),  # blank
+        (b"1,2\r\n\r\n5,6\r\n", False),  # blank, with '\r\n'
+    ],
+)
+def test_a_piece_is_plain_where_no_line_is_blank(text: bytes, plain: bool) -> None:
+    """A piece counted by its breaks has no blank line, wherever whitespace starts a line."""
+    spans = list(pieces.spans("x.csv", io.BytesIO(text)))
+    rows = sum(1 for line in lines.data_lines(lines.numbered("x.csv", io.BytesIO(text))))
+    assert [(span.plain, span.rows) for span in spans] == [(plain, rows)]
+
+
 def test_the_pieces_before_the_first_row_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pieces, "PIECE_BYTES", 40)
     text = b"# a note\n" + b"".join(b"%d,%d\n" % (k, -k) for k in range(100))
