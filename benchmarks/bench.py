@@ -184,7 +184,7 @@ def gpu_memory_and_build(targets: list[Target]) -> None:
         config = load(None, [*BIG_BF16, "activation=sigmoid", "device=cuda", f"rng={rng}"])
         result = runners.bench(config, warmup=2, repeat=10)
         assert result.peak_bytes is not None
-        activation = config.batch * config.layers[1] * 2  # bytes of one bfloat16 activation
+        activation = config.batch_size * config.layers[1] * 2  # bytes of one bfloat16 activation
         tflops = shapes(config).total_flops / (result.median_ms / 1e3) / 1e12
         print(
             f"| | {rng} | {result.build_ms:.0f} | {result.median_ms:.3f} | {tflops:.1f} | "

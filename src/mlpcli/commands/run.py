@@ -517,7 +517,7 @@ def _comparisons(
     return [
         expectations.Comparison(
             expected,
-            (config.name, combo, (config.batch, config.layers[-1])),
+            (config.name, combo, (config.batch_size, config.layers[-1])),
             tolerance_for(config.dtype, atol, rtol),
         )
         for config, combo in jobs

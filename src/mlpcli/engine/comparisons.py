@@ -125,7 +125,7 @@ def _compared_by_rows(config: Config, tolerance: Tolerance, world: World) -> Com
                 world.flush()
             return None
         received = [_received(mine, world, rank, device) for rank in range(1, world.world_size)]
-        reference = _chunks(mine, network, device, range(config.batch))
+        reference = _chunks(mine, network, device, range(config.batch_size))
         first = next(reference)
         weights = {name: _float64(first.pop(name)) for name in list(first) if _is_weight(name)}
         copies: dict[str, list[PerTensor]] = {}
@@ -238,7 +238,7 @@ def _named_chunks(config: Config) -> Iterator[Named]:
     device = devices.resolve(config)
     with devices.memory_errors(device):
         network = build(config, device, features=config.inputs is None)
-        for chunk in _chunks(config, network, device, range(config.batch)):
+        for chunk in _chunks(config, network, device, range(config.batch_size)):
             yield {name: _float64(tensor) for name, tensor in chunk.items()}
 
 

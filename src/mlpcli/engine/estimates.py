@@ -64,7 +64,7 @@ def forward_estimate(config: Config, device: torch.device) -> Estimate | None:
             continue
         rows = min(chunk, max(1, room // (4 * (layer.inputs + layer.units))))
         probe = _seconds(layer, rows, config.dtype, device)
-        seconds += probe * config.batch * work / (rows * layer.inputs * layer.units)
+        seconds += probe * config.batch_size * work / (rows * layer.inputs * layer.units)
         timed += work
     seconds *= 1 + left / timed
     return Estimate(seconds, flops / seconds, flops, str(device))

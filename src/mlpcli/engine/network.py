@@ -93,7 +93,7 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
     scratch = torch.empty(_scratch_size(config, share), device=where)
-    rows = config.batch if share.features is not None else 1
+    rows = config.batch_size if share.features is not None else 1
     features = torch.empty(rows, sizes[0], device=where) if share.features is not None else None
     row0 = scratch[: sizes[0]].view(1, sizes[0]) if features is None else features[:1]
     torch.randn(1, sizes[0], generator=generator, out=row0)
@@ -115,9 +115,9 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
         else []
     )
     if features is not None:
-        torch.randn(config.batch - 1, sizes[0], generator=generator, out=features[1:])
+        torch.randn(config.batch_size - 1, sizes[0], generator=generator, out=features[1:])
         assert share.features is not None
-        if len(share.features) < config.batch:
+        if len(share.features) < config.batch_size:
             features = features[share.features.start : share.features.stop].clone()
     for W, (n_in, n_out) in zip(weights, pairs, strict=True):
         if W is not None and config.init is not Init.NORMAL:

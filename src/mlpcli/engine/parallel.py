@@ -111,8 +111,8 @@ def gathered(
 
 def _micro_batches(config: Config) -> list[range]:
     """The rows of each micro-batch: `chunk` rows, or the whole batch."""
-    step = config.chunk or config.batch
-    return [range(a, min(a + step, config.batch)) for a in range(0, config.batch, step)]
+    step = config.chunk or config.batch_size
+    return [range(a, min(a + step, config.batch_size)) for a in range(0, config.batch_size, step)]
 
 
 def _pipeline(part: Part, world: World, observe: Observe | None) -> torch.Tensor | None:
@@ -152,7 +152,7 @@ def _pipeline(part: Part, world: World, observe: Observe | None) -> torch.Tensor
         world.send(h, 0 if rank == last else rank + 1)
     output = None
     if rank == 0:
-        output = W0.new_empty((config.batch, config.layers[-1]))
+        output = W0.new_empty((config.batch_size, config.layers[-1]))
         for rows in _micro_batches(config):
             world.recv(output[rows.start : rows.stop], last)
     world.flush()
@@ -189,7 +189,7 @@ def _tensor(part: Part, world: World, observe: Observe | None) -> torch.Tensor |
         if world.rank == 0:
             assert h is not None
             if output is None:
-                output = h.new_empty((config.batch, h.shape[1]))
+                output = h.new_empty((config.batch_size, h.shape[1]))
             output[rows.start : rows.stop] = h
     return output
 

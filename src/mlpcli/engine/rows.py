@@ -29,10 +29,10 @@ def feature_chunks(
     dtype = TORCH_DTYPES[config.dtype]
     reading = feature_files.reading_of(vars(config))
     blocks = feature_files.chunks(
-        config.inputs, reading, _step(config, rows), config.batch, rows.start
+        config.inputs, reading, _step(config, rows), config.batch_size, rows.start
     )
     left = len(rows)
-    while left or rows.stop == config.batch:  # the last share reads on: the count is checked
+    while left or rows.stop == config.batch_size:  # the last share reads on: the count is checked
         with located_at_inputs(config):  # a bad value in a later chunk
             block = next(blocks, None)
         if block is None:

@@ -103,7 +103,7 @@ def run(
     mode = config.parallel if world.distributed else Parallel.NONE
     if mode is not Parallel.NONE and mode is not Parallel.DATA:
         return _run_held(config, world)
-    rows = parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch)
+    rows = parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch_size)
     mine = _streamed(
         world.on_device(config), rows, step=step, on_estimate=on_estimate,
         with_stats=with_stats, keep=keep, hold=hold, sinks=sinks,
@@ -197,7 +197,7 @@ def _put_together(config: Config, world: World, mine: RunResult, hold: bool) -> 
         return None
     heads, tails, nonfinite_counts, build_ms, forward_ms, stats = zip(*parts, strict=True)
     preview = Preview(
-        (config.batch, config.layers[-1]),
+        (config.batch_size, config.layers[-1]),
         np.concatenate(heads)[:PREVIEW_ROWS],
         np.concatenate(tails)[-PREVIEW_ROWS:],
     )
@@ -404,7 +404,9 @@ def bench(
         if streams:
             network, build_ms = _timed_build(placed, device, features=False)
             rows = (
-                parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch)
+                parallel.own_rows(config, world)
+                if mode is Parallel.DATA
+                else range(config.batch_size)
             )
             step = functools.partial(_pass_over_file, placed, network, device, rows, world)
         elif cuda_graph:

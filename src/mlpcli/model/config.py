@@ -127,7 +127,7 @@ class Config:
     activations: tuple[Activation, ...]
     device: Device = CPU
     dtype: DType = DType.FLOAT32
-    batch: int = 1
+    batch: int | None = 1  # None: standard input's rows, counted as `run` reads them
     init: Init = Init.NORMAL
     bias: bool = True
     chunk: int | None = None  # rows per forward pass; None: the whole batch at once
@@ -149,6 +149,13 @@ class Config:
         """This config on another device, named as set by `source` (such as `--devices`)."""
         locations = {**self.locations, "device": Location(source)}
         return dataclasses.replace(self, device=device, locations=locations)
+
+    @property
+    def batch_size(self) -> int:
+        """The batch's rows, known before the run (all but standard input's as `run` streams
+        it, which are counted as they come)."""
+        assert self.batch is not None, "a streamed standard input's rows are not known yet"
+        return self.batch
 
     def first_row(self) -> Config:
         """This network on a batch of one row (the first of its features): `draw --values`."""

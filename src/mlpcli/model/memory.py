@@ -23,11 +23,11 @@ def chunk_rows(config: Config) -> int:
     CHUNK_BYTES) at the widest layer: two activations, and for features from a file the
     features as read and as cast (drawn ones are held whole)."""
     if config.chunk is not None:
-        return min(config.chunk, config.batch)
+        return min(config.chunk, config.batch_size)
     read = 2 * config.layers[0] if config.inputs is not None else 0
     per_row = 8 * (2 * max(config.layers) + read)
     budget = CPU_CHUNK_BYTES if config.device.type == "cpu" else CHUNK_BYTES
-    return max(1, min(config.batch, budget // per_row))
+    return max(1, min(config.batch_size, budget // per_row))
 
 
 def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
@@ -35,7 +35,7 @@ def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
     time, as `run` does: a file of more rows than one chunk (`chunk_rows`). Drawn features, a
     file's that fit one chunk, and any a CUDA graph replays, are made once and held for every
     pass (and so are those of `pipeline` and `tensor` ranks)."""
-    return not cuda_graph and config.inputs is not None and chunk_rows(config) < config.batch
+    return not cuda_graph and config.inputs is not None and chunk_rows(config) < config.batch_size
 
 
 def compare_rows(config: Config, devices: int) -> int:
@@ -43,13 +43,13 @@ def compare_rows(config: Config, devices: int) -> int:
     of a chunk (features, h1.., output), as float64 arrays on the CPU for every device, within
     CHUNK_BYTES; `chunk` where the config sets it and it is smaller."""
     per_row = devices * 8 * sum(config.layers)
-    rows = max(1, min(config.batch, CHUNK_BYTES // per_row))
+    rows = max(1, min(config.batch_size, CHUNK_BYTES // per_row))
     return rows if config.chunk is None else min(rows, config.chunk)
 
 
 def output_bytes(config: Config) -> int:
     """The bytes of a whole output as a run holds it (bfloat16 as float32)."""
-    return config.batch * config.layers[-1] * max(config.dtype.itemsize, 4)
+    return config.batch_size * config.layers[-1] * max(config.dtype.itemsize, 4)
 
 
 def kept_bytes(config: Config) -> int:
@@ -59,7 +59,7 @@ def kept_bytes(config: Config) -> int:
         n_in * n_out + (n_out if config.bias else 0)
         for n_in, n_out in itertools.pairwise(config.layers)
     )
-    return (config.batch * sum(config.layers) + params) * config.dtype.itemsize
+    return (config.batch_size * sum(config.layers) + params) * config.dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,19 @@ def estimate(config: Config, streamed: bool = False, held: bool = False) -> Memo
     """The memory a pass of `config` needs: all of it held (bench, compare, export), or
     `streamed` as `run` streams it (features read a chunk at a time, the output `held` whole
     only where its format needs it)."""
-    rows = chunk_rows(config) if streamed else min(config.batch, config.chunk or config.batch)
+    rows = (
+        chunk_rows(config)
+        if streamed
+        else min(config.batch_size, config.chunk or config.batch_size)
+    )
     from_file = streamed and config.inputs is not None
-    values = (0 if from_file else config.batch * config.layers[0]) + sum(
+    values = (0 if from_file else config.batch_size * config.layers[0]) + sum(
         n_in * n_out + (n_out if config.bias else 0)
         for n_in, n_out in itertools.pairwise(config.layers)
     )
     itemsize = config.dtype.itemsize
     read = rows * config.layers[0] * (8 + itemsize) if from_file else 0
-    chunked = rows < config.batch
+    chunked = rows < config.batch_size
     collected = output_bytes(config) if (held if streamed else chunked) else 0
     return MemoryEstimate(
         draw=4 * values,

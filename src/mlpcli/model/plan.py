@@ -83,7 +83,7 @@ def data_rows(config: Config, world: int) -> tuple[range, ...]:
     (`memory.chunk_rows`: `chunk`, or what the memory budget gives), so that every rank
     computes what one process would (bit for bit). A batch of one chunk splits evenly, and so
     does one of fewer budget chunks than ranks (no rank idle where the user set no `chunk`)."""
-    batch, chunk = config.batch, memory.chunk_rows(config)
+    batch, chunk = config.batch_size, memory.chunk_rows(config)
     too_few = config.chunk is None and math.ceil(batch / chunk) < world
     if chunk >= batch or too_few:
         return split(batch, world)
@@ -147,7 +147,7 @@ def share(config: Config, world: int, rank: int) -> Share:
     sizes = config.layers
     whole = tuple((range(a), range(b)) for a, b in itertools.pairwise(sizes))
     columns = tuple(range(n) for n in sizes[1:]) if config.bias else ()
-    features = range(config.batch)
+    features = range(config.batch_size)
     if config.parallel is Parallel.NONE or world == 1:
         return Share(features, whole, columns)
     if config.parallel is Parallel.DATA:
@@ -183,7 +183,7 @@ def plan(config: Config, world: int, device_memory: int | None) -> ParallelPlan:
 
 def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
     held = share(config, world, rank)
-    itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch
+    itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch_size
     weight_bytes = itemsize * (
         sum(len(r) * len(c) for r, c in filter(None, held.weights))
         + sum(len(c) for c in held.biases if c is not None)
@@ -216,8 +216,8 @@ def _holds(config: Config, held: Share, world: int) -> str:
         assert held.features is not None
         rows = held.features
         if not rows:
-            return f"no rows of {config.batch}"
-        return f"row{'' if len(rows) == 1 else 's'} {_span(rows)} of {config.batch}"
+            return f"no rows of {config.batch_size}"
+        return f"row{'' if len(rows) == 1 else 's'} {_span(rows)} of {config.batch_size}"
     regions = [(i, region) for i, region in enumerate(held.weights, 1) if region is not None]
     if config.parallel is Parallel.PIPELINE:
         first, last = regions[0][0], regions[-1][0]
@@ -237,7 +237,7 @@ def _span(items: range) -> str:
 
 def _sent(config: Config, world: int, rank: int, held: Share) -> int:
     """Values `rank` sends in one forward pass."""
-    batch, sizes = config.batch, config.layers
+    batch, sizes = config.batch_size, config.layers
     if config.parallel is Parallel.NONE or world == 1:
         return 0
     if config.parallel is Parallel.DATA:

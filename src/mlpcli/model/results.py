@@ -240,7 +240,7 @@ class ShapesResult:
     @property
     def largest_activation_bytes(self) -> int:
         """The largest of features, h1.., output at the config's batch."""
-        return self.config.batch * max(self.config.layers) * self.config.dtype.itemsize
+        return self.config.batch_size * max(self.config.layers) * self.config.dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class BenchResult:
     @property
     def samples_per_s(self) -> float | None:
         """Rows of features per second at the median time; None when too fast to time."""
-        return self.config.batch / (self.median_ms / 1e3) if self.median_ms else None
+        return self.config.batch_size / (self.median_ms / 1e3) if self.median_ms else None
 
     @property
     def flops_per_s(self) -> float | None:

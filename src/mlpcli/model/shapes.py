@@ -22,7 +22,7 @@ def step_flops(config: Config) -> list[int]:
     """The FLOPs of each step of a forward pass in order: each layer of each chunk of rows
     (`memory.chunk_rows`: the config's `chunk`, or the memory budget's)."""
     rows = memory.chunk_rows(config)
-    chunks = [min(rows, config.batch - first) for first in range(0, config.batch, rows)]
+    chunks = [min(rows, config.batch_size - first) for first in range(0, config.batch_size, rows)]
     layers = list(zip(itertools.pairwise(config.layers), config.activations, strict=True))
     return [
         layer_flops(chunk, n_in, n_out, activation, config.bias)
@@ -33,7 +33,7 @@ def step_flops(config: Config) -> list[int]:
 
 def tensor_shapes(config: Config) -> tuple[TensorShape, ...]:
     """The network's tensors in the notebook's order: features, W1.., B1.., h1.., output."""
-    sizes, batch = config.layers, config.batch
+    sizes, batch = config.layers, config.batch_size
     pairs = list(itertools.pairwise(sizes))
     return (
         TensorShape("features", (batch, sizes[0])),
@@ -46,7 +46,7 @@ def tensor_shapes(config: Config) -> tuple[TensorShape, ...]:
 
 def shapes(config: Config) -> ShapesResult:
     """Per-layer and total figures for `config`, computed without building anything."""
-    batch, bias = config.batch, config.bias
+    batch, bias = config.batch_size, config.bias
     layers = tuple(
         LayerShape(
             index=i,

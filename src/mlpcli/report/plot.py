@@ -46,7 +46,7 @@ def bench_plot(results: Sequence[BenchResult], plot: Path) -> bytes:
     swept = swept_keys(result.overrides for result in results)
     lines = _lines(results, swept)
     numbers = _numbers(lines)
-    per_row = {result.flops / result.config.batch for result in results}
+    per_row = {result.flops / result.config.batch_size for result in results}
     throughput_label, throughput = THROUGHPUT[len(per_row) > 1]
     unit, scale = _time_unit(max(result.max_ms for result in results))
     figure = _figure_class(plot)(figsize=(10, 4.2), layout="constrained")

@@ -84,7 +84,7 @@ def written(
 
 def _bytes(config: Config, rows: int | None = None) -> int:
     """The bytes of `rows` rows of `config`'s output in a .npy (all of them by default)."""
-    count = config.batch if rows is None else rows
+    count = config.batch_size if rows is None else rows
     return count * config.layers[-1] * int(config.dtype.output_type[1:])
 
 

@@ -198,7 +198,7 @@ def npy_header(config: Config) -> bytes:
     header = {
         "descr": np.lib.format.dtype_to_descr(np.dtype(config.dtype.output_type)),
         "fortran_order": False,
-        "shape": (config.batch, config.layers[-1]),
+        "shape": (config.batch_size, config.layers[-1]),
     }
     written = io.BytesIO()
     np.lib.format.write_array_header_1_0(written, header)

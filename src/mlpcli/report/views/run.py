@@ -50,7 +50,7 @@ def run_table(result: RunResult, *, full: bool, width: int) -> tuple[RenderableT
     """
     config = result.config
     pairs = [f"seed {config.seed}", f"device {result.device}", f"dtype {config.dtype}"]
-    pairs += [f"batch {config.batch}", *over_ranks(result.parallel)]
+    pairs += [f"batch {config.batch_size}", *over_ranks(result.parallel)]
     tensors, tensors_cut = tensors_table(result.tensors, width)
     output, cut = _output_table(result, full=full, width=width)
     views: list[RenderableType] = [style.header(config.name, pairs, width), tensors, output]

@@ -37,7 +37,11 @@ def shapes_table(report: ShapesResult, width: int) -> tuple[RenderableType, list
     order of DROPPABLE; a note names them.
     """
     config = report.config
-    pairs = [f"layers {arrows(config.layers)}", f"dtype {config.dtype}", f"batch {config.batch}"]
+    pairs = [
+        f"layers {arrows(config.layers)}",
+        f"dtype {config.dtype}",
+        f"batch {config.batch_size}",
+    ]
     header = style.header(config.name, pairs, width)
     runs = runs_of(
         report.layers, lambda layer: (layer.n_in, layer.n_out, layer.bias, layer.activation)
