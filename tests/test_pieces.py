@@ -1,7 +1,8 @@
 """A text table read in pieces of bytes (plain pieces counted by their line breaks and parsed at
 once by pyarrow, the rest line by line) reads as the same table read line by line: the same
 count of rows, the same bits from any first row, and the same error naming the same line, for
-pieces of any size, in files that mix plain lines with everything that is not plain."""
+pieces of any size, in files that mix plain lines with everything that is not plain; and so
+does one read once as it comes (standard input), its pieces parsed as they are cut."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def _by_pieces(text: bytes, rows: int, first: int) -> tuple[object, ...]:
         return ("error", str(error))
 
 
+def _by_pipe(text: bytes, rows: int) -> tuple[object, ...]:
+    """The table read once as it comes, as standard input is: its layout from the first lines,
+    its pieces parsed as they are cut, its rows counted as they are read."""
+    try:
+        numbered = lines.data_lines(lines.numbered("x.csv", io.BytesIO(text)))
+        head = list(itertools.islice(numbered, FIRST_LINES + 1))
+        layout = lines.text_layout("x.csv", head[:FIRST_LINES], len(head))
+        _labels(layout, head[:FIRST_LINES])
+        blocks = list(pieces.piped_blocks(layout, io.BytesIO(text), rows, None))
+        return sum(len(block) for block in blocks), _values(blocks)
+    except MlpcliError as error:
+        return ("error", str(error))
+
+
 def _labels(layout: lines.TextLayout, first: list[lines.Line]) -> None:
     """As `features.describe` does: a column of text in the first lines is said at once."""
     next(lines.text_blocks(layout, iter(first), len(first), None), None)
@@ -83,6 +98,7 @@ def test_the_tables_read_alike_in_pieces(
     monkeypatch.setattr(pieces, "PIECE_BYTES", size)
     data = text.encode()
     assert _by_pieces(data, 1000, 0) == _by_lines(data, 1000, 0)
+    assert _by_pipe(data, 1000) == _by_lines(data, 1000, 0)
     assert _by_pieces(data + b"\n5,6", 3, 1) == _by_lines(data + b"\n5,6", 3, 1)
 
 
@@ -109,6 +125,7 @@ def test_files_of_plain_and_odd_lines_read_alike_in_pieces(
             expected = _by_lines(text, rows, first)
             assert _by_pieces(text, rows, first) == expected, (text, first)
             outcomes["error" if expected[0] == "error" else "read"] += 1
+        assert _by_pipe(text, rows) == _by_lines(text, rows, 0), text
     assert outcomes["read"] > 600, outcomes
     assert outcomes["error"] > 100, outcomes
 

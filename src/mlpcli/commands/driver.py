@@ -16,6 +16,7 @@ The JUnit report (`--junit-xml`) is written however the command ends (`common.re
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,11 @@ class Command(Generic[R]):
         """The JUnit class of the case that stands for the whole command."""
         return f"mlpcli {self.name}"
 
+    def pipes(self, world: World) -> bool:
+        """Whether standard input (`inputs: -`) streams, read once as it comes, for what was
+        asked (`features.piped`); else it is copied to a temporary file first."""
+        return False
+
     def plan(
         self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
     ) -> list[Job]:
@@ -134,16 +140,26 @@ def drive(command: Command[R]) -> None:
     with reported(command.junit, f"mlpcli {command.name}", command.case(), named, inputs) as report:
         world = World.of(command.nproc) if command.shared else World(1)
         worlds.refuse_stdin(overrides, world.size)
-        jobs = command.plan(paths, overrides, world)
-        command.preflight(jobs, world, report)
-        if command.shared:
-            command.check_ranks(jobs, world)
-        command.fits(jobs, world)
-        command.notes(jobs)
-        results = _dispatched(command, jobs, world)
-        if results is not None:
-            command.emit(results)
-            command.check(results, report)
+        with _piping(command.pipes(world)):
+            jobs = command.plan(paths, overrides, world)
+            command.preflight(jobs, world, report)
+            if command.shared:
+                command.check_ranks(jobs, world)
+            command.fits(jobs, world)
+            command.notes(jobs)
+            results = _dispatched(command, jobs, world)
+            if results is not None:
+                command.emit(results)
+                command.check(results, report)
+
+
+def _piping(pipes: bool) -> contextlib.AbstractContextManager[None]:
+    """Standard input read as it comes, where the command `pipes` it."""
+    if not pipes:
+        return contextlib.nullcontext()
+    from mlpcli.data import features
+
+    return features.piped()
 
 
 def _dispatched(command: Command[R], jobs: Sequence[Job], world: World) -> Sequence[R] | None:

@@ -142,6 +142,14 @@ class _Run(Command[RunResult]):
         self.streamed_expect = False  # --expect compared as the rows are computed
         self.compared: list[Mismatch | None] | None = None  # what that found, by network
 
+    def pipes(self, world: World) -> bool:
+        """Standard input streams into one network run here whose output nothing holds whole
+        (a sweep, several configs, ranks, and what `_holds` names read it from a copy)."""
+        whole = self.o.expect is not None and not _compared_as_it_runs(self.o.expect)
+        one = not self.o.multirun and len(self.paths) <= 1
+        here = world.size == 1 and not world.over_ranks
+        return one and here and _holds(self.out, expect=whole) is None
+
     def plan(
         self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
     ) -> list[Job]:
@@ -399,7 +407,8 @@ def _run_one(
     for writer in writers:
         writer.start(config, combo)
 
-    with LateProgress(f"running {config.name}", step_flops(config)) as bar:
+    steps = None if config.batch is None else step_flops(config)  # rows counted as read: open
+    with LateProgress(f"running {config.name}", steps) as bar:
 
         def heard(estimate: Estimate) -> None:
             bar.expect(estimate.seconds)
@@ -507,6 +516,13 @@ def _expectation(expect: str | None, jobs: Sequence[Job]) -> Expectation | None:
     return expected
 
 
+def _compared_as_it_runs(expect: str) -> bool:
+    """Whether `--expect` is compared with the output a block of rows at a time."""
+    from mlpcli.data import expect as expectations  # NumPy
+
+    return expectations.streams(expect)
+
+
 def _comparisons(
     expected: Expectation, jobs: Sequence[Job], atol: float | None, rtol: float | None
 ) -> list[Comparison]:
@@ -517,7 +533,7 @@ def _comparisons(
     return [
         expectations.Comparison(
             expected,
-            (config.name, combo, (config.batch_size, config.layers[-1])),
+            (config.name, combo, (config.batch, config.layers[-1])),
             tolerance_for(config.dtype, atol, rtol),
         )
         for config, combo in jobs

@@ -24,6 +24,7 @@ from mlpcli.model.closeness import Array, Difference, Tolerance, difference
 from mlpcli.model.results import RunResult, unknown_run_schema
 
 FILE_SUFFIXES = (".json", ".csv", ".npy")
+STREAMED = (".npy", ".csv")  # read a block of rows at a time, as the output is compared
 MAX_JSON_BYTES = 64 << 20  # a JSON golden file is parsed whole; .csv and .npy are read as compared
 
 
@@ -87,6 +88,11 @@ class Expectation:
         return matching[0]
 
 
+def streams(argument: str) -> bool:
+    """Whether `--expect ARGUMENT` is read and compared a block of rows at a time."""
+    return Path(argument).suffix.lower() in STREAMED
+
+
 def parse(argument: str) -> Expectation:
     """VALUES as YAML (`0.3171`, `[0.1, 0.2]`, `[[0.1], [0.2]]`), or a .json or .csv file."""
     path = Path(argument)
@@ -143,12 +149,14 @@ def _differs(
 class Comparison:
     """One network's output compared with what is expected of it a block of rows at a time, as
     the run computes them (from `row` on: a rank's rows start further on), the line `check`
-    gives comparing the whole, without holding it."""
+    gives comparing the whole, without holding it. An output whose rows are counted as they
+    are computed (standard input's: `run` gives its shape's rows as None) has its rows
+    compared with the expected ones' at the end."""
 
     def __init__(
         self,
         expectation: Expectation,
-        run: tuple[str, Sequence[str], tuple[int, int]],
+        run: tuple[str, Sequence[str], tuple[int | None, int]],
         tolerance: Tolerance,
     ) -> None:
         self.name, overrides, self.shape = run  # the network, its overrides, its output's shape
@@ -159,7 +167,8 @@ class Comparison:
 
     def add(self, rows: np.ndarray) -> None:
         """The next rows of the output."""
-        if self.output.values.shape != self.shape:
+        if not self._fits(self.row + len(rows)):
+            self.row += len(rows)
             return
         expected = np.asarray(self.output.values[self.row : self.row + len(rows)], np.float64)
         found = difference(rows.astype(np.float64), expected, self.tolerance)
@@ -172,10 +181,19 @@ class Comparison:
         found = [worst for worst in worsts if worst is not None]
         self.worst = max(found, key=lambda worst: worst[1].excess, default=None)
 
+    def _fits(self, rows: int) -> bool:
+        """Whether the expected output has the output's shape, its first `rows` rows computed
+        (where the output's rows are not known yet, at least that many)."""
+        expected, (known, width) = self.output.values.shape, self.shape
+        if known is None:
+            return expected[1:] == (width,) and expected[0] >= rows
+        return expected == self.shape
+
     def mismatch(self) -> Mismatch | None:
         """None when every row matched, else the line naming the worst element."""
-        if self.output.values.shape != self.shape:
-            return _other_shape(self.name, self.expectation, self.output, self.shape)
+        shape = (self.row if self.shape[0] is None else self.shape[0], self.shape[1])
+        if self.output.values.shape != shape:
+            return _other_shape(self.name, self.expectation, self.output, shape)
         if self.worst is None:
             return None
         first, found = self.worst

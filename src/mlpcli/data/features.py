@@ -7,21 +7,29 @@ of rows at a time, so that a run holds one block, never the file: slices of a ma
 .safetensors, Parquet and feather record batches, blocks of text lines. Every problem names the
 file, and the row (the line, in text) and column where there is one. docs/contract.md section
 5; docs/files.md for other tools' files.
+
+Standard input is copied to a temporary file and read as a file, unless `piped` says it is read
+once as it comes (`run`): then a .npy, a text table or JSON Lines streams from the pipe, never
+copied, its first bytes looked at for its format and layout (a text table's and JSON Lines'
+rows are counted as they are read: `describe` gives None).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import os
+import select
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlpcli.data import arrowtables, lines, pieces, tables
 from mlpcli.data.tables import Column
@@ -57,6 +65,9 @@ READ_ROWS = 1 << 16  # rows a block when the whole file is read
 PIECE = 1 << 20  # bytes of standard input copied at a time
 SPOOL_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
 FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index)
+HEAD_BYTES = 1 << 16  # standard input looked at a piece at a time, for its format and layout
+NPY_PREFIX = 12  # a .npy's magic string and version (8 bytes), and its header's length
+PIPE_WAIT_S = 0.05  # a read of a pipe takes what comes this long after its first byte
 Columns = tuple[Column, ...] | None
 
 
@@ -79,7 +90,7 @@ class FeaturesFile:
     """What a features file holds: `rows` of `width` numbers, and what was assumed reading it."""
 
     path: str
-    rows: int
+    rows: int | None  # None: standard input's, counted as they are read (`piped`)
     width: int
     notes: tuple[str, ...] = ()
     misfit: str = ""  # said where the width does not fit the network: how to read it otherwise
@@ -90,12 +101,34 @@ class FeaturesFile:
         return _source(self.path)
 
 
-@by_file
+_piping = False  # within `piped`
+
+
+@contextlib.contextmanager
+def piped() -> Iterator[None]:
+    """Within it, standard input is read once, as it comes: a .npy, a text table or JSON Lines
+    streams from the pipe (the others, and a Fortran-order .npy, are copied first)."""
+    global _piping
+    before, _piping = _piping, True
+    try:
+        yield
+    finally:
+        _piping = before
+
+
 def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
     """The rows and width of the features at `path`, from a header where there is one, else
-    from one pass over its lines (nothing held)."""
+    from one pass over its lines (nothing held); standard input's rows None where it streams
+    a text table or JSON Lines (`piped`)."""
+    return _described(path, reading, path == STDIN and _piping)
+
+
+@by_file
+def _described(path: str, reading: Reading, piped: bool) -> FeaturesFile:
     kind = _kind(path)
     columns = reading.columns
+    if piped and (streamed := _piped_file(kind, columns, reading.header)) is not None:
+        return streamed
     if kind == ".npy":
         header = _npy_header(path)
         rows, width = _matrix_shape(path, header.shape)
@@ -110,19 +143,43 @@ def describe(path: str, reading: Reading = Reading()) -> FeaturesFile:
         rows, width, notes, misfit = arrowtables.describe(_source(path), columns, _local(path))
         return FeaturesFile(path, rows, width, tuple(notes), misfit)
     if (text := _text_file(path, reading.header)) is not None:
-        table, first = text.layout, text.first
-        width = len(tables.pick(table.source, table.names, len(table.kept), columns))
-        next(lines.text_blocks(table, iter(first), len(first), columns), None)  # labels, at once
-        misfit = "; its first column, pandas' index, is left out" if table.index else ""
-        return FeaturesFile(path, text.rows, width, table.notes, misfit)
+        return _text_features(path, text.layout, text.first, text.rows, columns)
     if (json_lines := _json_layout(path)) is not None:
-        records, count = json_lines
-        width = len(tables.pick(records.source, records.names, records.width, columns))
-        return FeaturesFile(path, count, width)
+        return _json_features(path, *json_lines, columns)
     values = _json_matrix(path, reading)
     json_table = _json_table(path, reading.orient)
     rows, width = values.shape
     return FeaturesFile(path, rows, width, json_table.notes, json_table.misfit)
+
+
+def _text_features(
+    path: str, table: lines.TextLayout, first: list[lines.Line], rows: int | None, columns: Columns
+) -> FeaturesFile:
+    """A text table's features, its first lines read at once (a column of labels is said)."""
+    width = len(tables.pick(table.source, table.names, len(table.kept), columns))
+    next(lines.text_blocks(table, iter(first), len(first), columns), None)
+    misfit = "; its first column, pandas' index, is left out" if table.index else ""
+    return FeaturesFile(path, rows, width, table.notes, misfit)
+
+
+def _json_features(
+    path: str, records: lines.JsonLayout, rows: int | None, columns: Columns
+) -> FeaturesFile:
+    width = len(tables.pick(records.source, records.names, records.width, columns))
+    return FeaturesFile(path, rows, width)
+
+
+def _piped_file(kind: str, columns: Columns, header: bool | None) -> FeaturesFile | None:
+    """Standard input's features where it streams (`piped`), from its first bytes; None where
+    it is copied to a file first."""
+    if kind == ".npy" and (npy := _piped_npy(STDIN)) is not None:
+        rows, width = _matrix_shape(STDIN, npy.shape)
+        return FeaturesFile(STDIN, rows, len(tables.pick(STDIN_NAME, None, width, columns)))
+    if kind == ".csv":
+        return _text_features(STDIN, *_piped_text(STDIN, header), None, columns)
+    if kind == ".jsonl" and (records := _piped_json(STDIN)) is not None:
+        return _json_features(STDIN, records, None, columns)
+    return None
 
 
 def chunks(
@@ -132,11 +189,16 @@ def chunks(
     shorter), each a CPU tensor in the file's own type where torch has it (text as float64); a
     value that is not finite is an error naming its row and column, raised when its block is
     read, and so is a file that holds other than `expected` rows (what was planned; by default,
-    what it holds). Rows before `first` are not read (text lines are passed over unparsed)."""
+    what it holds, which standard input streamed may not say). Rows before `first` are not
+    read (text lines are passed over unparsed)."""
     kind = _kind(path)
     columns = reading.columns
     blocks: Iterator[Any]
-    if kind == ".npy":
+    piped = path == STDIN and _piping
+    if piped and (streamed := _piped_blocks(kind, reading, rows)) is not None:
+        assert first == 0, "standard input is read from its start"
+        blocks = streamed
+    elif kind == ".npy":
         blocks = _npy_blocks(path, columns, rows, first)
     elif kind == ".safetensors":
         blocks = _safetensors_blocks(path, columns, rows, first)
@@ -151,8 +213,9 @@ def chunks(
     else:
         whole = _json_matrix(path, reading)
         blocks = (whole[start : start + rows] for start in range(first, whole.shape[0], rows))
-    rows_planned = describe(path, reading).rows if expected is None else expected
-    return _checked(_source(path), rows_planned, _exact(blocks, rows), first)
+    counted = describe(path, reading).rows
+    planned = counted if expected is None else expected
+    return _checked(_source(path), planned, _exact(blocks, rows), first, counted is None)
 
 
 def read(
@@ -168,6 +231,7 @@ def read(
     import torch
 
     described = describe(path, reading)
+    assert described.rows is not None, "what is read whole is not streamed"
     wanted = range(described.rows) if rows is None else rows
     if not wanted:  # a rank with no rows of its own
         return torch.empty((0, described.width), dtype=dtype or torch.float64)
@@ -224,11 +288,12 @@ def _nonfinite(tensor: torch.Tensor) -> bool:
 
 
 def _checked(
-    source: str, expected: int, blocks: Iterator[Any], first: int = 0
+    source: str, expected: int | None, blocks: Iterator[Any], first: int, piped: bool
 ) -> Iterator[torch.Tensor]:
     """Each block (of rows from `first` on) as a tensor torch holds, checked finite (an error
     names the file's row), and `expected` rows in all: a file that changed since it was
-    described is an error."""
+    described is an error, and so is a pipe of other than the batch's rows (`piped`: they
+    were not counted before; `expected` None: as many as come)."""
     import torch
 
     start = first
@@ -240,11 +305,14 @@ def _checked(
             value = tensor[row, column].item()
             raise bad(source, f"row {start + row}, column {column}: {value} is not finite")
         start += tensor.shape[0]
-        if start > expected:
+        if expected is not None and start > expected:
             break
         yield tensor
-    if start != expected:
+    if expected is not None and start != expected:
         found = "more than the" if start > expected else f"{start:,} rows, not the"
+        if piped:
+            message = f"{expected:,} rows batch says; leave batch out to take every row piped in"
+            raise bad(source, f"holds {found} {message}")
         message = f"holds {found} {expected:,} rows its header or a first count gave"
         raise bad(source, f"{message} (a corrupt file, or one changed since)")
 
@@ -257,8 +325,9 @@ def _source(path: str) -> str:
 def _kind(path: str) -> str:
     """The format: a file's suffix, or what stdin's first bytes say."""
     if path == STDIN:
-        with Path(_local(path)).open("rb") as spool:
-            data = spool.read(64)
+        data = _pipe().peek(64)[:64]
+        if not data:
+            raise bad(STDIN_NAME, "empty: nothing was piped in")
         if data.startswith(NPY_MAGIC):
             return ".npy"
         if data.startswith(b"PK\x03\x04"):  # a zip: np.savez's
@@ -287,36 +356,196 @@ def _local(path: str) -> str:
 def _spooled(path: str) -> tuple[str, IO[bytes]]:
     """Standard input copied a piece at a time into an unnamed temporary file (gone when the
     process ends, however it ends), and a path that opens it: memory stays flat whatever is
-    piped in, and every reader reads it as a file. A terminal, a closed or empty stdin, or more
-    than the temporary folder has room for, is an error."""
-    stream = sys.stdin
-    if stream is None or stream.closed:
-        raise bad(STDIN_NAME, "standard input is closed; pipe a file in, or give its path")
+    piped in, and every reader reads it as a file. More than the temporary folder has room
+    for is an error."""
+    pipe = _pipe().take()
     folder = tempfile.gettempdir()
     free = shutil.disk_usage(folder).free
     room = free - min(SPOOL_SPARE, free // 10)
     spool = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (open while the process runs)
     size = 0
-    try:
-        if stream.isatty():
-            message = (
-                "standard input is a terminal; pipe a file in (inputs=- < x.csv), or give its path"
+    while piece := pipe.read(PIECE):
+        size += len(piece)
+        if size > room:
+            raise UnavailableError(
+                f"{STDIN_NAME}: more is piped in than the {byte_size(max(room, 0))} free in "
+                f"{folder} for its copy; give the file's path, or TMPDIR=a larger folder"
             )
-            raise bad(STDIN_NAME, message)
-        while piece := stream.buffer.read(PIECE):
-            size += len(piece)
-            if size > room:
-                raise UnavailableError(
-                    f"{STDIN_NAME}: more is piped in than the {byte_size(max(room, 0))} free in "
-                    f"{folder} for its copy; give the file's path, or TMPDIR=a larger folder"
-                )
-            spool.write(piece)
-        spool.flush()
+        spool.write(piece)
+    spool.flush()
+    return f"/dev/fd/{spool.fileno()}", spool
+
+
+class _Pipe:
+    """Standard input as it comes: the bytes looked at first held (`peek`), then every byte
+    from the start read once (`take`); a failed read is an error naming it. A read waits for
+    its first byte, then takes what comes within PIPE_WAIT_S more: whole pieces from a quick
+    writer, and rows that a slow one writes are run soon after they come."""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self.stream = stream
+        self.head = b""  # looked at, held
+        self.ended = False
+        self.at: int | None = None  # where `read` is, once taken
+
+    def peek(self, size: int) -> bytes:
+        """At least `size` bytes from the start (all of them where fewer are piped in)."""
+        while len(self.head) < size and self.more():
+            pass
+        return self.head
+
+    def more(self) -> bool:
+        """One more read into the bytes looked at; False at the pipe's end."""
+        assert self.at is None, "standard input is looked at before it is read"
+        if not self.ended:
+            piece = self._read(HEAD_BYTES)
+            self.head += piece
+            self.ended = not piece
+        return not self.ended
+
+    def take(self) -> _Pipe:
+        """This pipe, to read from its start, once."""
+        if self.at is not None:
+            raise bad(STDIN_NAME, "is read once, and has been; give a file's path instead")
+        self.at = 0
+        return self
+
+    def read(self, size: int, /) -> bytes:
+        """At most `size` bytes (none only at the end): those looked at first, then the
+        pipe's, as many as come within PIPE_WAIT_S of the first."""
+        assert self.at is not None
+        if self.at < len(self.head):
+            data = self.head[self.at : self.at + size]
+            self.at += len(data)
+            return data
+        parts = [self._read(size)]
+        got, until = len(parts[0]), time.monotonic() + PIPE_WAIT_S
+        while parts[-1] and got < size:
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([self.stream], [], [], left)[0]:
+                break
+            parts.append(self._read(size - got))
+            got += len(parts[-1])
+        return b"".join(parts)
+
+    def read_exactly(self, size: int) -> bytes:
+        """`size` bytes, or fewer where the pipe ends first."""
+        parts, got = [], 0
+        while got < size and (part := self.read(size - got)):
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def _read(self, size: int) -> bytes:
+        """What one read of the pipe gives (waiting for a byte, at most `size`)."""
+        try:
+            return self.stream.read1(size)
+        except (OSError, ValueError) as error:
+            raise bad(STDIN_NAME, f"cannot read standard input: {error}") from None
+
+
+def _pipe() -> _Pipe:
+    return _stdin_pipe(STDIN)
+
+
+@by_file
+def _stdin_pipe(path: str) -> _Pipe:
+    """Standard input, to be read; a terminal, or a closed one, is an error."""
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise bad(STDIN_NAME, "standard input is closed; pipe a file in, or give its path")
+    try:
+        terminal = stream.isatty()
     except (OSError, ValueError) as error:
         raise bad(STDIN_NAME, f"cannot read standard input: {error}") from None
-    if not size:
-        raise bad(STDIN_NAME, "empty: nothing was piped in")
-    return f"/dev/fd/{spool.fileno()}", spool
+    if terminal:
+        message = (
+            "standard input is a terminal; pipe a file in (inputs=- < x.csv), or give its path"
+        )
+        raise bad(STDIN_NAME, message)
+    return _Pipe(cast(io.BufferedReader, stream.buffer))
+
+
+@by_file
+def _piped_npy(path: str) -> NpyHeader | None:
+    """A .npy's header from the first bytes piped in; None for a Fortran-order one (copied
+    first: its rows are not contiguous)."""
+    pipe = _pipe()
+    start = pipe.peek(NPY_PREFIX)  # the magic string, the version, the header's length
+    width = 2 if start[6:7] == b"\x01" else 4  # bytes of that length: 1.0's, 2.0's and 3.0's
+    length = int.from_bytes(start[8 : 8 + width], "little")
+    header = npy_header_of(STDIN_NAME, io.BytesIO(pipe.peek(8 + width + length)), None)
+    return None if header.fortran else header
+
+
+@by_file
+def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[lines.Line]]:
+    """A text table's layout from its first FIRST_LINES data lines piped in, and those lines."""
+    found = _head_lines(FIRST_LINES + 1, lines.data_lines)
+    first = found[:FIRST_LINES]
+    rows = len(found) if _pipe().ended else len(found) + 1  # more follow: not a header alone
+    return lines.text_layout(STDIN_NAME, first, rows, header), first
+
+
+@by_file
+def _piped_json(path: str) -> lines.JsonLayout | None:
+    """The layout of JSON Lines piped in, from their first value; None for a JSON document
+    (copied first, and parsed whole)."""
+    found = _head_lines(1, lambda numbered: (line for line in numbered if line[1].strip()))
+    return lines.json_layout(STDIN_NAME, found[0]) if found else None
+
+
+def _head_lines(count: int, kept: Any) -> list[lines.Line]:
+    """The first `count` lines that `kept` keeps of those piped in (fewer where the pipe ends
+    first), looked at: whole lines, read as they come."""
+    pipe = _pipe()
+    pipe.peek(1)
+    while True:
+        head = pipe.head
+        whole = head if pipe.ended else head[: head.rfind(b"\n") + 1]
+        if pipe.ended or whole.count(b"\n") >= count:  # enough lines, if every one is kept
+            numbered = lines.numbered(STDIN_NAME, io.BytesIO(whole))
+            found = list(itertools.islice(kept(numbered), count))
+            if len(found) == count or pipe.ended:
+                return found
+        pipe.more()
+
+
+def _piped_blocks(kind: str, reading: Reading, rows: int) -> Iterator[Any] | None:
+    """Standard input's blocks of `rows` rows as it comes, where it streams; None where it is
+    copied first."""
+    columns = reading.columns
+    if kind == ".npy" and (npy := _piped_npy(STDIN)) is not None:
+        return _piped_npy_blocks(npy, columns, rows)
+    if kind == ".csv":
+        layout = _piped_text(STDIN, reading.header)[0]
+        return pieces.piped_blocks(layout, _pipe().take(), rows, columns)
+    if kind == ".jsonl" and (records := _piped_json(STDIN)) is not None:
+        return lines.json_blocks(records, lines.numbered(STDIN_NAME, _pipe().take()), rows, columns)
+    return None
+
+
+def _piped_npy_blocks(header: NpyHeader, columns: Columns, rows: int) -> Iterator[np.ndarray]:
+    """A piped .npy's picked columns, `rows` rows at a time as they come; a pipe that ends
+    before the header's rows, or goes on after them, is an error."""
+    import numpy as np
+
+    height, width = _matrix_shape(STDIN, header.shape)
+    picked = tables.pick(STDIN_NAME, None, width, columns)
+    row_bytes = width * header.dtype.itemsize
+    pipe = _pipe().take()
+    pipe.read_exactly(header.offset)  # the header, looked at already
+    for start in range(0, height, rows):
+        count = min(rows, height - start)
+        data = pipe.read_exactly(count * row_bytes)
+        if len(data) < count * row_bytes:
+            ended = start + len(data) // row_bytes
+            message = f"truncated: its header says {height:,} rows; it ended after {ended:,}"
+            raise bad(STDIN_NAME, message)
+        block = np.frombuffer(data, dtype=header.dtype).reshape(count, width)
+        yield block if picked == list(range(width)) else block[:, picked]
+    if pipe.read(1):
+        raise bad(STDIN_NAME, f"corrupt: more bytes follow the {height:,} rows its header says")
 
 
 def _npy_header(path: str) -> NpyHeader:

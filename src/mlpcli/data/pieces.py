@@ -50,6 +50,27 @@ class Span:
 
 def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
     """The pieces of a UTF-8 byte stream (a text file from its start), its lines counted."""
+    return (span for span, _ in _cut(source, stream, rest_counted=True))
+
+
+def piped_blocks(
+    layout: TextLayout, stream: lines.Readable, rows: int, wanted: Sequence[Column] | None
+) -> Iterator[np.ndarray]:
+    """The picked columns of every data line after the header of a stream read once, as it
+    comes (standard input): each piece parsed as `blocks` parses a file's, once it is cut."""
+    picked = lines.picked(layout, wanted)
+    skip, opening = int(layout.header), True
+    for span, data in _cut(layout.source, stream, rest_counted=False):
+        yield from _span_blocks(layout, span, data, skip, (rows, picked, wanted, opening))
+        skip, opening = max(0, skip - span.rows), False
+
+
+def _cut(
+    source: str, stream: lines.Readable, *, rest_counted: bool
+) -> Iterator[tuple[Span, bytes | lines.Readable]]:
+    """Each piece of a stream, its lines counted, and its bytes; where a line does not end
+    within PIECE_BYTES, the rest of the stream as one piece to read line by line (its lines
+    counted, which reads it through, where `rest_counted`; else its `rows` are -1)."""
     before = offset = 0
     rest = b""
     while True:
@@ -59,9 +80,12 @@ def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
                 return
             piece, rest = rest, b""  # the last line, with no break after it
         elif not (end := data.rfind(b"\n") + 1):  # a line longer than a piece: the rest of
-            ahead = _Ahead(rest + data, stream)  # the file one piece, line by line
+            ahead = Ahead(rest + data, stream)  # the stream one piece, line by line
+            if not rest_counted:
+                yield Span(offset, 0, before, -1, False), ahead
+                return
             numbered = lines.numbered(source, ahead, before, offset)  # (which says how long)
-            yield Span(offset, 0, before, _counted(numbered)[1], False)
+            yield Span(offset, 0, before, _counted(numbered)[1], False), b""
             return
         else:  # one copy at most: the line begun in the last piece, and this one's whole lines
             whole = not rest and end == len(data)
@@ -71,7 +95,7 @@ def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
             count = rows = breaks + (not piece.endswith(b"\n"))
         else:
             count, rows = _counted(lines.numbered(source, io.BytesIO(piece), before, offset))
-        yield Span(offset, len(piece), before, rows, plain)
+        yield Span(offset, len(piece), before, rows, plain), piece
         before += count
         offset += len(piece)
 
@@ -109,15 +133,19 @@ def _plain_breaks(piece: bytes) -> int | None:
     return len(breaks)
 
 
-class _Ahead:
+class Ahead:
     """A byte stream with the bytes already read from it put back in front."""
 
-    def __init__(self, ahead: bytes, stream: IO[bytes]) -> None:
+    def __init__(self, ahead: bytes, stream: lines.Readable) -> None:
         self.ahead, self.stream = ahead, stream
 
     def read(self, size: int) -> bytes:
+        """At most `size` bytes: those put back first, then the stream's."""
+        if len(self.ahead) >= size:
+            data, self.ahead = self.ahead[:size], self.ahead[size:]
+            return data
         data, self.ahead = self.ahead, b""
-        return data + self.stream.read(size - len(data)) if len(data) < size else data
+        return data + self.stream.read(size - len(data))
 
 
 class _Within:
@@ -153,16 +181,31 @@ def blocks(
             skip -= span.rows
             continue
         stream.seek(span.offset)
-        data = stream.read(span.size) if span.plain else None
-        values = _at_once(layout, data, span.rows, skip) if data is not None else None
+        data = stream.read(span.size) if span.plain else _Within(stream, span.size)
+        yield from _span_blocks(layout, span, data, skip, (rows, picked, wanted, opening))
+        skip, opening = 0, False
+
+
+def _span_blocks(
+    layout: TextLayout,
+    span: Span,
+    data: bytes | lines.Readable,
+    skip: int,
+    reading: tuple[int, list[int], Sequence[Column] | None, bool],
+) -> Iterator[np.ndarray]:
+    """The picked columns of a piece's data lines after its first `skip`: a plain piece's
+    bytes at once, any other's lines (from its bytes, or read from `data`) `rows` at a time
+    (`reading`: rows, the picked cells, the columns wanted, whether these are the first)."""
+    rows, picked, wanted, opening = reading
+    if isinstance(data, bytes) and span.plain:
+        values = _at_once(layout, data, span.rows, skip)
         if values is not None:
             yield values[:, picked]
-        else:
-            within = io.BytesIO(data) if data is not None else _Within(stream, span.size)
-            numbered = lines.numbered(layout.source, within, span.before, span.offset)
-            after = itertools.islice(lines.data_lines(numbered), skip, None)
-            yield from lines.line_blocks(layout, after, rows, picked, wanted, opening)
-        skip, opening = 0, False
+            return
+    within = io.BytesIO(data) if isinstance(data, bytes) else data
+    numbered = lines.numbered(layout.source, within, span.before, span.offset)
+    after = itertools.islice(lines.data_lines(numbered), skip, None)
+    yield from lines.line_blocks(layout, after, rows, picked, wanted, opening)
 
 
 def _at_once(layout: TextLayout, data: bytes, count: int, skip: int) -> np.ndarray | None:

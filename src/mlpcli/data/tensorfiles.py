@@ -225,10 +225,13 @@ def npy_header(path: str) -> NpyHeader:
         raise bad(path, f"cannot read: {error.strerror or error}") from None
 
 
-def npy_header_of(source: str, file: IO[bytes], size: int, role: str = "features") -> NpyHeader:
-    """The header at the start of `file` (`size` bytes in all): an array of real numbers in any
-    order and byte order; object, complex, boolean, text and structured arrays are errors, and
-    so is a file whose size the header does not account for."""
+def npy_header_of(
+    source: str, file: IO[bytes], size: int | None, role: str = "features"
+) -> NpyHeader:
+    """The header at the start of `file` (`size` bytes in all; None: a pipe's, not known): an
+    array of real numbers in any order and byte order; object, complex, boolean, text and
+    structured arrays are errors, and so is a file whose size the header does not account
+    for."""
     import numpy as np
 
     with parsed_by_library(source, ".npy file"):
@@ -246,7 +249,7 @@ def npy_header_of(source: str, file: IO[bytes], size: int, role: str = "features
         kind = "object" if dtype.hasobject else str(dtype)
         raise bad(source, f"holds an array of {kind}; {role} must be numbers (real ones)")
     expected = offset + math.prod(shape) * dtype.itemsize
-    if size != expected:
+    if size is not None and size != expected:
         what = "truncated" if size < expected else "corrupt"
         raise bad(source, f"{what}: {shape} of {dtype} needs {expected} bytes, the file has {size}")
     return NpyHeader(dtype, tuple(shape), bool(fortran), offset)

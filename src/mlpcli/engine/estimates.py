@@ -44,7 +44,10 @@ class _Layer:
 
 
 def forward_estimate(config: Config, device: torch.device) -> Estimate | None:
-    """About how long the forward of `config` takes on `device`; None for a small network."""
+    """About how long the forward of `config` takes on `device`; None for a small network, or
+    one whose rows are counted as they are read."""
+    if config.batch is None:
+        return None
     flops = shapes(config).total_flops
     if flops < ESTIMATE_FROM_FLOPS:
         return None

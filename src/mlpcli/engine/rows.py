@@ -14,13 +14,15 @@ from mlpcli.model.config import Config
 
 
 def feature_chunks(
-    config: Config, network: Network, device: torch.device, rows: range
+    config: Config, network: Network, device: torch.device, rows: range | None
 ) -> Iterator[torch.Tensor]:
     """The features of `rows`, `memory.chunk_rows` rows at a time from `rows.start`, cast and
     on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
     last share reads to the file's end, whose row count is checked there), or cut from the
-    drawn features."""
+    drawn features. `rows` None: every row of a file whose rows are counted as they are read
+    (standard input, streamed)."""
     if config.inputs is None:
+        assert rows is not None
         for span in chunk_spans(config, rows):
             yield network.features[span.start : span.stop]
         return
@@ -28,17 +30,18 @@ def feature_chunks(
 
     dtype = TORCH_DTYPES[config.dtype]
     reading = feature_files.reading_of(vars(config))
-    blocks = feature_files.chunks(
-        config.inputs, reading, _step(config, rows), config.batch_size, rows.start
-    )
-    left = len(rows)
-    while left or rows.stop == config.batch_size:  # the last share reads on: the count is checked
+    first = 0 if rows is None else rows.start
+    blocks = feature_files.chunks(config.inputs, reading, _step(config, rows), config.batch, first)
+    left = None if rows is None else len(rows)
+    last = rows is None or rows.stop == config.batch  # the last share reads on: the count is
+    while left is None or left or last:  # checked at the file's end
         with located_at_inputs(config):  # a bad value in a later chunk
             block = next(blocks, None)
         if block is None:
             return
-        taken = block[:left]
-        left -= taken.shape[0]
+        taken = block if left is None else block[:left]
+        if left is not None:
+            left -= taken.shape[0]
         if taken.shape[0]:
             yield taken.to(device=device, dtype=dtype)
 
@@ -50,6 +53,7 @@ def chunk_spans(config: Config, rows: range) -> list[range]:
     return [range(first, min(first + step, rows.stop)) for first in firsts]
 
 
-def _step(config: Config, rows: range) -> int:
+def _step(config: Config, rows: range | None) -> int:
     """Rows a chunk of `rows`: `memory.chunk_rows`, at most all of them."""
-    return min(memory.chunk_rows(config), max(1, len(rows)))
+    chunk = memory.chunk_rows(config)
+    return chunk if rows is None else min(chunk, max(1, len(rows)))

@@ -103,7 +103,7 @@ def run(
     mode = config.parallel if world.distributed else Parallel.NONE
     if mode is not Parallel.NONE and mode is not Parallel.DATA:
         return _run_held(config, world)
-    rows = parallel.own_rows(config, world) if mode is Parallel.DATA else range(config.batch_size)
+    rows = parallel.own_rows(config, world) if mode is Parallel.DATA else _every_row(config)
     mine = _streamed(
         world.on_device(config), rows, step=step, on_estimate=on_estimate,
         with_stats=with_stats, keep=keep, hold=hold, sinks=sinks,
@@ -111,9 +111,14 @@ def run(
     return mine if mode is Parallel.NONE else _put_together(config, world, mine, hold)
 
 
+def _every_row(config: Config) -> range | None:
+    """The batch's rows; None where they are counted as they are read."""
+    return None if config.batch is None else range(config.batch)
+
+
 def _streamed(
     config: Config,
-    rows: range,
+    rows: range | None,
     *,
     step: Callable[[], None] | None,
     on_estimate: Callable[[Estimate], None] | None,
@@ -126,6 +131,8 @@ def _streamed(
     time (`memory.chunk_rows`), read from their file as they are needed; running out of memory
     becomes UnavailableError. The result's preview, output and tensors' shapes are the rows',
     each chunk counted from `rows.start`; it always has a preview of the first and last rows.
+    `rows` None: every row of a file whose rows are counted as they are read (standard input),
+    the result's config showing their count as its batch.
 
     `on_estimate` hears, before anything is built, about how long a large network will take;
     `step` is called after each layer of each chunk (for a progress bar); `with_stats` gathers
@@ -141,11 +148,12 @@ def _streamed(
         gathered: dict[str, Accumulator] = {}
         if with_stats:
             gathered["features"] = Accumulator("features", None, device)
-        outputs = _Outputs(config, len(rows), hold, sinks)
+        assert rows is not None or not hold, "an output held whole has its rows known"
+        outputs = _Outputs(config, len(rows) if hold and rows is not None else None, sinks)
 
         def observe(name: str, h: torch.Tensor) -> None:
-            if name not in hidden:  # the first chunk's, for every row run
-                hidden[name] = _info(name, h, len(rows))
+            if name not in hidden:  # the first chunk's, its rows counted at the end
+                hidden[name] = _info(name, h, 0)
             if keep:
                 parts.setdefault(name, []).append(h.cpu())
             if with_stats:
@@ -165,11 +173,13 @@ def _streamed(
             outputs.add(forward(dataclasses.replace(network, features=features), observe))
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
-        tensors = (*(_info(name, t, t.shape[0]) for name, t in network.named()), *hidden.values())
+        done = outputs.done
+        counted = (dataclasses.replace(h, shape=(done, h.shape[1])) for h in hidden.values())
+        tensors = (*(_info(name, t, t.shape[0]) for name, t in network.named()), *counted)
         return RunResult(
-            config=config,
+            config=config if config.batch is not None else dataclasses.replace(config, batch=done),
             device=str(device),
-            tensors=(_info("features", network.features, len(rows)), *tensors[1:]),
+            tensors=(_info("features", network.features, done), *tensors[1:]),
             preview=outputs.preview(),
             output=outputs.whole(),
             nonfinite=outputs.nonfinite,
@@ -267,13 +277,14 @@ class _Outputs:
     """Where a run's output chunks go: the sinks, the first and last rows for the preview, the
     whole output when it is held; and the count of values that are not finite."""
 
-    def __init__(self, config: Config, rows: int, hold: bool, sinks: Sequence[OutputSink]) -> None:
-        self.rows, self.hold, self.sinks = rows, hold, sinks
+    def __init__(self, config: Config, held: int | None, sinks: Sequence[OutputSink]) -> None:
+        """`held`: the rows of an output held whole; None where it is not held."""
+        self.sinks = sinks
         self.done = 0
         empty = np.empty((0, config.layers[-1]), config.dtype.output_type)  # no rows yet
         self.head: np.ndarray = empty
         self.tail: np.ndarray = empty
-        self.held = np.empty((rows, empty.shape[1]), empty.dtype) if hold else None
+        self.held = None if held is None else np.empty((held, empty.shape[1]), empty.dtype)
         self.nonfinite = 0
 
     def add(self, output: torch.Tensor) -> None:
@@ -294,7 +305,7 @@ class _Outputs:
         return self.held
 
     def preview(self) -> Preview:
-        return Preview((self.rows, self.head.shape[1]), self.head, self.tail)
+        return Preview((self.done, self.head.shape[1]), self.head, self.tail)
 
 
 def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -102,7 +102,7 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
 
     def described_inputs() -> features.FeaturesFile:
         described = features.describe(values["inputs"], features.reading_of(values))
-        if key == "batch" and described.rows > MAX_SIZE:  # a config's limit holds for a file's
+        if key == "batch" and (described.rows or 0) > MAX_SIZE:  # a file's has the limit too
             message = f"holds {described.rows:,} rows; a batch is at most {MAX_SIZE:,}"
             raise ConfigError(Location(described.source), None, message)
         return described
@@ -210,6 +210,8 @@ def check_inputs(values: Mapping[str, Any], locations: Mapping[str, Location]) -
         rows = f"rows of {counted(described.width, 'feature')}"
         message = f"{rows}, but layers[0] is {layers[0]} ({where}){described.misfit}"
         raise ConfigError(Location(source), None, message)
+    if described.rows is None:  # streamed: counted as read (against `batch`, where it is set)
+        return described.notes
     if described.rows != values["batch"] and "batch" not in locations:  # batch came from this file
         message = (
             f"holds {described.rows:,} rows, not the {values['batch']:,} counted a moment before; "

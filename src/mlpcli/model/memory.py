@@ -23,11 +23,16 @@ def chunk_rows(config: Config) -> int:
     CHUNK_BYTES) at the widest layer: two activations, and for features from a file the
     features as read and as cast (drawn ones are held whole)."""
     if config.chunk is not None:
-        return min(config.chunk, config.batch_size)
+        return _within_batch(config, config.chunk)
     read = 2 * config.layers[0] if config.inputs is not None else 0
     per_row = 8 * (2 * max(config.layers) + read)
     budget = CPU_CHUNK_BYTES if config.device.type == "cpu" else CHUNK_BYTES
-    return max(1, min(config.batch_size, budget // per_row))
+    return max(1, _within_batch(config, budget // per_row))
+
+
+def _within_batch(config: Config, rows: int) -> int:
+    """At most the batch's rows (any number where they are counted as they are read)."""
+    return rows if config.batch is None else min(rows, config.batch)
 
 
 def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
@@ -87,8 +92,7 @@ def estimate(config: Config, streamed: bool = False, held: bool = False) -> Memo
     )
     itemsize = config.dtype.itemsize
     read = rows * config.layers[0] * (8 + itemsize) if from_file else 0
-    chunked = rows < config.batch_size
-    collected = output_bytes(config) if (held if streamed else chunked) else 0
+    collected = output_bytes(config) if (held if streamed else rows < config.batch_size) else 0
     return MemoryEstimate(
         draw=4 * values,
         placed=itemsize * values,

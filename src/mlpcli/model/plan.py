@@ -147,7 +147,7 @@ def share(config: Config, world: int, rank: int) -> Share:
     sizes = config.layers
     whole = tuple((range(a), range(b)) for a, b in itertools.pairwise(sizes))
     columns = tuple(range(n) for n in sizes[1:]) if config.bias else ()
-    features = range(config.batch_size)
+    features = None if config.batch is None else range(config.batch)  # None: read, not drawn
     if config.parallel is Parallel.NONE or world == 1:
         return Share(features, whole, columns)
     if config.parallel is Parallel.DATA:

@@ -22,11 +22,12 @@ TEXT_WIDTH = 32  # `100%`, `0:00:12, 0:01:23 left` and the spaces between the co
 
 class LateProgress:
     """`with LateProgress("running", [w1, w2, ...]) as bar: ... bar.advance()`, once a step;
-    each step moves the bar by its weight (its share of the work)."""
+    each step moves the bar by its weight (its share of the work). Steps None: work of no
+    known end (rows counted as they are read), shown as a pulse and the time it has taken."""
 
-    def __init__(self, description: str, steps: Sequence[float]) -> None:
+    def __init__(self, description: str, steps: Sequence[float] | None) -> None:
         self.description = description
-        self.steps = list(steps)
+        self.steps = None if steps is None else list(steps)
         self.done = 0  # steps finished
         self.completed = 0.0  # their weights
         self.estimate_s: float | None = None
@@ -53,7 +54,9 @@ class LateProgress:
     def time_left(self) -> float | None:
         """Seconds left, counting down between steps: the work still to do at the pace of the
         steps since the first one finished, once two have; before that, at the pace of the
-        estimate; None without either."""
+        estimate; None without either, or for work of no known end."""
+        if self.steps is None:
+            return None
         total = sum(self.steps)
         since, done = self._last or (self.started, 0.0)
         if self._first is not None and done > self._first[1]:
@@ -67,7 +70,8 @@ class LateProgress:
     def advance(self) -> None:
         """One more step finished."""
         with self._lock:
-            self.completed += self.steps[self.done] if self.done < len(self.steps) else 0.0
+            steps = self.steps
+            self.completed += steps[self.done] if steps and self.done < len(steps) else 0.0
             self.done += 1
             self._last = (time.monotonic(), self.completed)
             self._first = self._first or self._last
@@ -109,7 +113,7 @@ class LateProgress:
             self._bar.start()
             self._task = self._bar.add_task(
                 self.description,
-                total=sum(self.steps),
+                total=None if self.steps is None else sum(self.steps),
                 completed=self.completed,
             )
 

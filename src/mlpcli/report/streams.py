@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import shutil
+import struct
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 SUFFIXES = (".npy", ".csv", ".jsonl", ".parquet")
 ONE_OUTPUT = (".npy", ".jsonl", ".parquet")  # one network's output a file
 APPEND_BYTES = 1 << 20  # a part file is copied this much at a time
+OPEN_ROWS = 10**18 - 1  # a .npy header written before its rows are counted has room for these
+NPY_PREFIX = 10  # a 1.0 header's magic string, version and length, before its text
 
 
 class Writer:
@@ -73,15 +76,23 @@ class _ToFile(Writer):
 
 class _Npy(_ToFile):
     """NumPy's .npy, as `np.save` writes the whole output (bfloat16 as float32): the header
-    from the config's shape, then each chunk's bytes."""
+    from the config's shape, then each chunk's bytes; where the rows are counted as they come
+    (`batch` None), the header is written again with their count once all have come."""
 
     def start(self, config: Config, overrides: Sequence[str]) -> None:
+        self.config, self.rows = config, 0
         self.file.write(npy_header(config))
 
     def add(self, rows: np.ndarray) -> None:
         import numpy as np
 
         self.file.write(np.ascontiguousarray(rows).data.cast("B"))
+        self.rows += len(rows)
+
+    def finish(self) -> None:
+        if self.config.batch is None:
+            self.file.seek(0)
+            self.file.write(npy_header(self.config, self.rows))
 
 
 class _Csv(Writer):
@@ -191,14 +202,25 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
-def npy_header(config: Config) -> bytes:
-    """The header of a .npy of `config`'s output, as `np.save` writes it."""
+def npy_header(config: Config, rows: int | None = None) -> bytes:
+    """The header of a .npy of `config`'s output, as `np.save` writes it. Where its rows are
+    counted as they come (`batch` None), one of the same length for `rows` (None: not counted
+    yet), padded as NumPy pads one to room for OPEN_ROWS."""
+    if config.batch is not None:
+        return _npy_header(config, config.batch)
+    room = len(_npy_header(config, OPEN_ROWS))
+    written = _npy_header(config, OPEN_ROWS if rows is None else rows)
+    text = written[NPY_PREFIX:].rstrip(b" \n").ljust(room - NPY_PREFIX - 1) + b"\n"
+    return written[: NPY_PREFIX - 2] + struct.pack("<H", len(text)) + text
+
+
+def _npy_header(config: Config, rows: int) -> bytes:
     import numpy as np
 
     header = {
         "descr": np.lib.format.dtype_to_descr(np.dtype(config.dtype.output_type)),
         "fortran_order": False,
-        "shape": (config.batch_size, config.layers[-1]),
+        "shape": (rows, config.layers[-1]),
     }
     written = io.BytesIO()
     np.lib.format.write_array_header_1_0(written, header)

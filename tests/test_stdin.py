@@ -1,0 +1,210 @@
+"""Standard input read once, as it comes: `run` of one network whose output nothing holds whole
+reads a .npy, a text table or JSON Lines from the pipe, never copied, its rows counted as they
+are read; the same answer as the file's path gives, bit for bit with the same chunk. What holds
+its output whole, or reads its features again, reads a copy of it (docs/contract.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_streaming import LAYERS, ROWS, WRITERS, X
+
+STREAMED = ["x.npy", "x.csv", "index.csv", "x.tsv", "x.txt", "x.jsonl"]  # from the pipe
+COPIED = ["x.parquet", "x.feather", "x.json"]  # read from a copy, as before
+RUN = [sys.executable, "-m", "mlpcli", "run", LAYERS, "chunk=7"]
+
+
+def _run(tmp_path: Path, *args: str, piped: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`mlpcli run LAYERS chunk=7 ARGS`, with the file `piped` on standard input."""
+    with contextlib.ExitStack() as stack:
+        stdin = stack.enter_context((tmp_path / piped).open("rb")) if piped else subprocess.DEVNULL
+        return subprocess.run(
+            [*RUN, *args], stdin=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
+
+
+@pytest.mark.parametrize("name", STREAMED + COPIED)
+def test_a_piped_file_runs_as_its_path_does(name: str, tmp_path: Path) -> None:
+    """The same output bits, the same CSV, the batch counted, and an .npy whose header written
+    before the rows were counted reads as NumPy's own."""
+    WRITERS[name](tmp_path / name)
+    by_path = _run(tmp_path, f"inputs={name}", "-f", "csv", "-o", "path.npy")
+    piped = _run(tmp_path, "inputs=-", "-f", "csv", "-o", "piped.npy", piped=name)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == by_path.stdout
+    output = np.load(tmp_path / "piped.npy")
+    assert output.shape == (ROWS, 3)
+    assert output.tobytes() == np.load(tmp_path / "path.npy").tobytes()
+    record = json.loads(_run(tmp_path, "inputs=-", "-f", "json", piped=name).stdout)
+    assert record["config"]["batch"] == ROWS
+    assert [t["shape"] for t in record["tensors"] if t["name"] in ("features", "h1")] == [
+        [ROWS, 4],
+        [ROWS, 6],
+    ]
+
+
+MANY = np.random.default_rng(4).standard_normal((3000, 4)).astype(np.float32)
+FEEDS = {  # 3,000 rows: more than the first lines a text table's layout is found from
+    "x.npy": lambda path: np.save(path, MANY),
+    "x.csv": lambda path: np.savetxt(path, MANY, delimiter=",", fmt="%.9g"),
+    "x.jsonl": lambda path: path.write_text("".join(json.dumps(r) + "\n" for r in MANY.tolist())),
+}
+
+
+@pytest.mark.parametrize("name", FEEDS)
+def test_rows_are_run_while_more_are_piped_in(name: str, tmp_path: Path) -> None:
+    """The first chunks' output comes before the pipe closes (a copy first waited for its
+    end), and the rest once it does: as the file's path gives it."""
+    FEEDS[name](tmp_path / name)
+    data = (tmp_path / name).read_bytes()
+    run = subprocess.Popen(
+        [*RUN, "inputs=-", "-f", "csv"], bufsize=0,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.stdin is not None
+    assert run.stdout is not None
+    cut = len(data) * 2 // 3  # 2,000 rows
+    try:
+        run.stdin.write(data[:cut])
+        first = _read_within(run.stdout.fileno(), 3, timeout=60)
+        assert first.count(b"\n") >= 3, first  # the heading and two rows, at least
+        rest, errors = run.communicate(data[cut:], timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, errors
+    assert (first + rest).decode() == _run(tmp_path, f"inputs={name}", "-f", "csv").stdout
+
+
+def _read_within(descriptor: int, lines: int, timeout: float) -> bytes:
+    """What a pipe gives until it has given `lines` lines, or `timeout` seconds have passed."""
+    data = b""
+    until = time.monotonic() + timeout
+    while data.count(b"\n") < lines and (left := until - time.monotonic()) > 0:
+        if select.select([descriptor], [], [], left)[0]:
+            if not (piece := os.read(descriptor, 1 << 16)):
+                break
+            data += piece
+    return data
+
+
+def test_an_endless_pipe_runs_until_its_reader_goes(tmp_path: Path) -> None:
+    """`yes 1,2,3,4 | mlpcli run inputs=- -f csv | head`: rows run as they come, and the
+    run ends once its reader has gone (a copy first read until the disk was full)."""
+    done = subprocess.run(
+        f"yes 1,2,3,4 | {' '.join(RUN[:3])} run '{LAYERS}' chunk=1000 inputs=- -f csv | head -3",
+        shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "name,output_0,output_1,output_2"
+    assert len(done.stdout.splitlines()) == 3
+
+
+def test_a_bad_row_far_down_the_pipe_is_named_and_writes_nothing(tmp_path: Path) -> None:
+    """Named at its line and column as in the file, no output written, an old one kept."""
+    (tmp_path / "bad.csv").write_text("a,b,c,d\n" + "1,2,3,4\n" * 5000 + "1,2,x,4\n" + "1,2,3,4\n")
+    (tmp_path / "out.npy").write_bytes(b"kept")
+    done = _run(tmp_path, "inputs=-", "-o", "out.npy", "-q", piped="bad.csv")
+    assert done.returncode == 2
+    by_path = _run(tmp_path, "inputs=bad.csv", "-o", "out.npy", "-q")
+    assert done.stderr == by_path.stderr.replace("bad.csv", "<stdin>").replace(
+        "'inputs=<stdin>'", "'inputs=-'"
+    )
+    assert done.stderr.splitlines()[-1].endswith("line 5002, column 3: 'x' is not a number")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "out.npy"]
+    assert (tmp_path / "out.npy").read_bytes() == b"kept"
+
+
+def test_a_pipe_of_a_header_alone_is_named(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*RUN, "inputs=-", "-o", "o.npy"], input=b"a,b,c,d\n" + b"\n" * 3000,
+        capture_output=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.decode().rstrip().endswith("<stdin>: holds a header and no rows of features")
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_a_piped_npy_that_ends_early_or_runs_on_is_named(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", X)
+    data = (tmp_path / "x.npy").read_bytes()
+    row = X.shape[1] * X.itemsize
+    short = subprocess.run(
+        [*RUN, "inputs=-", "-q"], input=data[: -row - 1], capture_output=True, timeout=120
+    )
+    assert short.returncode == 2
+    assert (
+        short.stderr.decode()
+        .rstrip()
+        .endswith(f"<stdin>: truncated: its header says {ROWS} rows; it ended after {ROWS - 2}")
+    )
+    long = subprocess.run(
+        [*RUN, "inputs=-", "-q"], input=data + b"\0" * row, capture_output=True, timeout=120
+    )
+    assert long.returncode == 2
+    assert (
+        long.stderr.decode()
+        .rstrip()
+        .endswith(f"<stdin>: corrupt: more bytes follow the {ROWS} rows its header says")
+    )
+
+
+def test_expect_and_stats_count_the_piped_rows(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "x.csv").write_text("\n".join(",".join(map(repr, row)) for row in X.tolist()))
+    assert _run(tmp_path, "inputs=x.npy", "-o", "gold.npy", "-q").returncode == 0
+    matched = _run(tmp_path, "inputs=-", "--expect", "gold.npy", "-q", piped="x.npy")
+    assert matched.returncode == 0, matched.stderr
+    (tmp_path / "few.csv").write_text("1,2,3,4\n" * 20)
+    missed = _run(tmp_path, "inputs=-", "--expect", "gold.npy", "-q", piped="few.csv")
+    assert missed.returncode == 1
+    assert missed.stderr.splitlines()[-1] == (
+        f"mlpcli: error: default: output has shape (20, 3), gold.npy has shape ({ROWS}, 3)"
+    )
+    stats = json.loads(_run(tmp_path, "inputs=-", "--stats", "-f", "json", piped="x.csv").stdout)
+    by_name = {figures["name"]: figures for figures in stats["stats"]}
+    assert by_name["output"]["count"] == ROWS * 3
+    assert by_name["features"]["mean"] == pytest.approx(float(X.astype(np.float64).mean()))
+
+
+def test_what_holds_the_output_reads_a_copy(tmp_path: Path) -> None:
+    """JSON of every value, a sweep, and several configs read standard input from a copy; so do
+    formats read whole (Parquet, a JSON document): each still gives the file's answer."""
+    WRITERS["x.csv"](tmp_path / "x.csv")
+    whole = json.loads(_run(tmp_path, "inputs=x.csv", "-f", "json").stdout)["output"]
+    piped = json.loads(_run(tmp_path, "inputs=-", "-f", "json", piped="x.csv").stdout)["output"]
+    assert piped == whole
+    swept = _run(tmp_path, "inputs=-", "seed=1,2", "-m", "-f", "csv", piped="x.csv")
+    assert swept.returncode == 0, swept.stderr
+    assert len(swept.stdout.splitlines()) == 1 + 2 * ROWS
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (5, "holds more than the 5 rows batch says"),
+        (ROWS + 1, f"holds {ROWS} rows, not the {ROWS + 1} rows batch says"),
+    ],
+)
+def test_a_batch_set_for_a_pipe_is_checked_as_it_is_read(
+    batch: int, message: str, tmp_path: Path
+) -> None:
+    WRITERS["x.csv"](tmp_path / "x.csv")
+    done = _run(tmp_path, "inputs=-", f"batch={batch}", "-o", "o.npy", piped="x.csv")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"mlpcli: error: override 'inputs=-': inputs: <stdin>: {message}; "
+        "leave batch out to take every row piped in"
+    )
+    assert not (tmp_path / "o.npy").exists()
+    exact = _run(tmp_path, "inputs=-", f"batch={ROWS}", "-f", "csv", piped="x.csv")
+    assert exact.stdout == _run(tmp_path, "inputs=x.csv", "-f", "csv").stdout
