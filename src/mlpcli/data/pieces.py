@@ -31,8 +31,6 @@ PIECE_BYTES = 4 << 20  # read at a time, a piece cut after the last line's end i
 _ODD = (b"#", b'"', b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _BLANK = re.compile(rb"\n[ \t]*\r?\n")
 _BLANK_FIRST = re.compile(rb"[ \t]*(?:\r?\n|\Z)")
-_NEWLINE = ord("\n")
-_BLANK_STARTS = list(b"\n\r \t")  # what a line that may be blank starts with
 
 
 @dataclass(frozen=True)
@@ -91,8 +89,8 @@ def _cut(
             whole = not rest and end == len(data)
             piece = data if whole else b"".join((rest, memoryview(data)[:end]))
             rest = data[end:]
-        if plain := (breaks := _plain_breaks(piece)) is not None:
-            count = rows = breaks + (not piece.endswith(b"\n"))
+        if plain := _plain(piece):
+            count = rows = piece.count(b"\n") + (not piece.endswith(b"\n"))
         else:
             count, rows = _counted(lines.numbered(source, io.BytesIO(piece), before, offset))
         yield Span(offset, len(piece), before, rows, plain), piece
@@ -109,28 +107,18 @@ def _counted(numbered: Iterable[Line]) -> tuple[int, int]:
     return count, rows
 
 
-def _plain_breaks(piece: bytes) -> int | None:
-    """The '\\n's of a piece whose every line is a data line of ASCII that ends in '\\n' or
-    '\\r\\n' (the last may end with the file); None where a line is not. The breaks are found
-    at once by NumPy, and a line after one that may be blank (it starts with a break, a space
-    or a tab) is looked at by the pattern."""
-    import numpy as np
-
+def _plain(piece: bytes) -> bool:
+    """Whether every line of a piece is a data line of ASCII that ends in '\\n' or '\\r\\n' (the
+    last may end with the file)."""
     last = piece[piece.rfind(b"\n") + 1 :]
-    if (
-        not piece.isascii()
-        or any(odd in piece for odd in _ODD)
-        or (b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n"))
-        or _BLANK_FIRST.match(piece)
-        or (last and not last.strip())
-    ):
-        return None
-    codes = np.frombuffer(piece, dtype=np.uint8)
-    breaks = np.flatnonzero(codes == _NEWLINE)
-    after = codes[breaks[breaks < len(codes) - 1] + 1]
-    if np.isin(after, _BLANK_STARTS).any() and _BLANK.search(piece):
-        return None
-    return len(breaks)
+    return (
+        piece.isascii()
+        and not any(odd in piece for odd in _ODD)
+        and (b"\r" not in piece or piece.count(b"\r") == piece.count(b"\r\n"))
+        and not _BLANK.search(piece)
+        and not _BLANK_FIRST.match(piece)
+        and (not last or bool(last.strip()))
+    )
 
 
 class Ahead:
