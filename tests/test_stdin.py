@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
+import re
 import select
 import subprocess
 import sys
@@ -208,3 +210,38 @@ def test_a_batch_set_for_a_pipe_is_checked_as_it_is_read(
     assert not (tmp_path / "o.npy").exists()
     exact = _run(tmp_path, "inputs=-", f"batch={ROWS}", "-f", "csv", piped="x.csv")
     assert exact.stdout == _run(tmp_path, "inputs=x.csv", "-f", "csv").stdout
+
+
+def test_a_pipe_of_rows_not_counted_shows_a_bar_without_an_end(tmp_path: Path) -> None:
+    """On a terminal, a run whose rows are counted as they come shows its bar after a second:
+    the time it has taken, and no time left (nothing says how many rows will come)."""
+    controller, terminal = pty.openpty()
+    run = subprocess.Popen(
+        [*RUN, "inputs=-", "-o", "o.npy", "-q"],
+        stdin=subprocess.PIPE, stdout=terminal, stderr=terminal, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(terminal)
+    assert run.stdin is not None
+    screen = b""
+    run.stdin.write(b"1,2,3,4\n" * 1100)  # past the lines that decide the layout
+    fed, until = 1100, time.monotonic() + 60
+    while b"left" not in screen and time.monotonic() < until:  # rows, 7 each 0.1 s, until
+        run.stdin.write(b"1,2,3,4\n" * 7)  # the bar shows
+        run.stdin.flush()
+        fed += 7
+        if select.select([controller], [], [], 0.1)[0]:
+            screen += os.read(controller, 1 << 16)
+    run.stdin.close()
+    while select.select([controller], [], [], 60)[0]:  # until the run closes the terminal
+        try:
+            screen += os.read(controller, 1 << 16)
+        except OSError:
+            break
+    os.close(controller)
+    assert run.wait(timeout=60) == 0
+    assert b"running default" in screen
+    plain = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", screen)
+    assert re.search(rb"\d:\d\d:\d\d, -:--:-- left", plain), plain[-300:]
+    assert not re.search(rb"\d+%", plain)
+    assert np.load(tmp_path / "o.npy").shape == (fed, 3)
