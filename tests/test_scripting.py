@@ -156,7 +156,7 @@ def test_expect_a_csv_output_is_read_and_compared_a_chunk_at_a_time(tmp_path: Pa
     whole = invoke("run", *net, "-q", "-f", "json", "--expect", str(changed))  # held: the same
     assert whole[2] == err
     parsed = expect.parse(str(changed))
-    assert parsed.streamed
+    assert expect.streams(str(changed))
     rows = parsed.output("two_layer").values
     assert rows.shape == (50, 1)
     assert isinstance(rows, expect.CsvRows)  # read as asked, in order, and again from the start

@@ -6,6 +6,7 @@ its output whole, or reads its features again, reads a copy of it (docs/contract
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import pty
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlpcli.data import features, lines
+from mlpcli.errors import MlpcliError
 from tests.test_streaming import LAYERS, ROWS, WRITERS, X
 
 STREAMED = ["x.npy", "x.csv", "index.csv", "x.tsv", "x.txt", "x.jsonl"]  # from the pipe
@@ -179,8 +182,8 @@ def test_expect_and_stats_count_the_piped_rows(tmp_path: Path) -> None:
 
 
 def test_what_holds_the_output_reads_a_copy(tmp_path: Path) -> None:
-    """JSON of every value, a sweep, and several configs read standard input from a copy; so do
-    formats read whole (Parquet, a JSON document): each still gives the file's answer."""
+    """JSON of every value, a sweep, and several configs read standard input from a copy:
+    each still gives the file's answer."""
     WRITERS["x.csv"](tmp_path / "x.csv")
     whole = json.loads(_run(tmp_path, "inputs=x.csv", "-f", "json").stdout)["output"]
     piped = json.loads(_run(tmp_path, "inputs=-", "-f", "json", piped="x.csv").stdout)["output"]
@@ -188,6 +191,62 @@ def test_what_holds_the_output_reads_a_copy(tmp_path: Path) -> None:
     swept = _run(tmp_path, "inputs=-", "seed=1,2", "-m", "-f", "csv", piped="x.csv")
     assert swept.returncode == 0, swept.stderr
     assert len(swept.stdout.splitlines()) == 1 + 2 * ROWS
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\nlayers: [4, 6, 3]\ninputs: '-'\n")
+    with (tmp_path / "x.csv").open("rb") as stdin:
+        both = subprocess.run(
+            [sys.executable, "-m", "mlpcli", "run", "a.yaml", "b.yaml", "-f", "csv"],
+            stdin=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert [line.split(",")[0] for line in both.stdout.splitlines()[1:]] == ["a"] * ROWS + [
+        "b"
+    ] * ROWS
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "-f", "json"],  # held: a copy
+        ["run", "-q"],  # streamed
+        ["bench", "-n", "1", "-f", "csv"],  # every command but run: a copy
+        ["compare", "--devices", "cpu,cpu", "-f", "json"],
+    ],
+)
+@pytest.mark.parametrize("piped", [b"1,2,3,4\n", b"[[1, 2, 3, 4]]\n"], ids=["csv", "json"])
+def test_a_few_bytes_piped_in_run_either_way(args: list[str], piped: bytes) -> None:
+    """Less than the first bytes looked at, read as it comes or from a copy."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpcli", *args, LAYERS, "inputs=-"],
+        input=piped, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_npy_onto_a_fifo_reads_a_copy(tmp_path: Path) -> None:
+    """An `.npy` whose header is written again at the end needs a regular file: onto a FIFO,
+    standard input is copied first and the rows counted before the header goes out."""
+    WRITERS["x.csv"](tmp_path / "x.csv")
+    fifo = tmp_path / "f.npy"
+    os.mkfifo(fifo)
+    with subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE) as reader:
+        done = _run(tmp_path, "inputs=-", "-o", "f.npy", "-q", piped="x.csv")
+        got = reader.communicate(timeout=60)[0]
+    assert done.returncode == 0, done.stderr
+    assert np.load(io.BytesIO(got)).shape == (ROWS, 3)
+
+
+def test_a_line_too_long_to_look_at_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Looking for the first lines of a table reads at most MAX_LINE bytes past a break (a
+    line is looked at 64 KiB at a time)."""
+    monkeypatch.setattr(lines, "MAX_LINE", 1000)
+    (tmp_path / "long.csv").write_bytes(b"1,2,3,4\n" * 3 + b"5" * 200_000 + b"\n1,2,3,4\n")
+    with (tmp_path / "long.csv").open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        with features.piped(), pytest.raises(MlpcliError, match=r"^<stdin>: line 4 is longer"):
+            features.describe("-")
 
 
 @pytest.mark.parametrize(

@@ -144,11 +144,13 @@ class _Run(Command[RunResult]):
 
     def pipes(self, world: World) -> bool:
         """Standard input streams into one network run here whose output nothing holds whole
-        (a sweep, several configs, ranks, and what `_holds` names read it from a copy)."""
-        whole = self.o.expect is not None and not _compared_as_it_runs(self.o.expect)
+        (a sweep, several configs, ranks, what `_holds` names, and an `.npy` onto other than
+        a regular file read it from a copy)."""
         one = not self.o.multirun and len(self.paths) <= 1
         here = world.size == 1 and not world.over_ranks
-        return one and here and _holds(self.out, expect=whole) is None
+        whole = self.o.expect is not None and not _compared_as_it_runs(self.o.expect)
+        counted = self.out.path is None or streams.counted_at_the_end(self.out.path)
+        return one and here and counted and _holds(self.out, expect=whole) is None
 
     def plan(
         self, paths: Sequence[Path | None], overrides: Sequence[str], world: World
@@ -169,7 +171,7 @@ class _Run(Command[RunResult]):
         if output is not None:
             streams.check(output)
         self.expected = _expectation(expect, jobs)
-        streamed = self.expected is not None and self.expected.streamed  # .npy, .csv
+        streamed = expect is not None and _compared_as_it_runs(expect)  # .npy, .csv
         if world.over_ranks:  # where the rows stay with the ranks, each compares its own
             held = _holds(self.out, expect=False)  # held for something else: gathered
             streamed &= world.size > 1 and _stays_with_the_ranks(self.out, jobs, held)

@@ -56,7 +56,6 @@ class Expectation:
     source: str
     outputs: tuple[Expected, ...]
     file: str | None = None  # the file it was read from; None for VALUES
-    streamed: bool = False  # read as compared (.npy, .csv): compared as the rows are computed
 
     def output(self, name: str, overrides: Sequence[str] = ()) -> Expected:
         """What is expected of network `name` run with `overrides`.
@@ -232,7 +231,7 @@ def _npy_expectation(path: Path) -> Expectation:
             f"--expect {path}: holds a {kind} array of shape {shape}; expected an output array "
             "of numbers (rows, units), as run -o out.npy writes it"
         )
-    return Expectation(str(path), (Expected(None, frozenset(), values),), str(path), streamed=True)
+    return Expectation(str(path), (Expected(None, frozenset(), values),), str(path))
 
 
 def _json_expectation(path: Path) -> Expectation:
@@ -415,7 +414,7 @@ def _csv_expectation(path: Path) -> Expectation:
     for (name, swept), (first, rows, width) in found.items():
         values = CsvRows(path, (name, swept), (rows, width), first)
         outputs.append(Expected(name, swept, values, first.line, rows=True))
-    return Expectation(str(path), tuple(outputs), str(path), streamed=True)
+    return Expectation(str(path), tuple(outputs), str(path))
 
 
 class CsvRows:

@@ -66,7 +66,7 @@ PIECE = 1 << 20  # bytes of standard input copied at a time
 SPOOL_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
 FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index)
 HEAD_BYTES = 1 << 16  # standard input looked at a piece at a time, for its format and layout
-NPY_PREFIX = 12  # a .npy's magic string and version (8 bytes), and its header's length
+NPY_LEAD = 12  # a .npy's magic string and version (8 bytes), and its header's length
 PIPE_WAIT_S = 0.05  # a read of a pipe takes what comes this long after its first byte
 Columns = tuple[Column, ...] | None
 
@@ -380,11 +380,14 @@ class _Pipe:
     """Standard input as it comes: the bytes looked at first held (`peek`), then every byte
     from the start read once (`take`); a failed read is an error naming it. A read waits for
     its first byte, then takes what comes within PIPE_WAIT_S more: whole pieces from a quick
-    writer, and rows that a slow one writes are run soon after they come."""
+    writer, and what a slow one writes soon after it comes (its rows run once a chunk of them
+    has come)."""
 
     def __init__(self, stream: io.BufferedReader) -> None:
         self.stream = stream
-        self.head = b""  # looked at, held
+        self.head = bytearray()  # looked at, held
+        self.breaks = 0  # the line breaks in it
+        self.line_end = 0  # where its last whole line ends
         self.ended = False
         self.at: int | None = None  # where `read` is, once taken
 
@@ -392,15 +395,19 @@ class _Pipe:
         """At least `size` bytes from the start (all of them where fewer are piped in)."""
         while len(self.head) < size and self.more():
             pass
-        return self.head
+        return bytes(self.head[:size])
 
     def more(self) -> bool:
         """One more read into the bytes looked at; False at the pipe's end."""
+        if self.ended:
+            return False
         assert self.at is None, "standard input is looked at before it is read"
-        if not self.ended:
-            piece = self._read(HEAD_BYTES)
-            self.head += piece
-            self.ended = not piece
+        piece = self._read(HEAD_BYTES)
+        self.ended = not piece
+        if (last := piece.rfind(b"\n")) >= 0:
+            self.breaks += piece.count(b"\n")
+            self.line_end = len(self.head) + last + 1
+        self.head += piece
         return not self.ended
 
     def take(self) -> _Pipe:
@@ -415,7 +422,7 @@ class _Pipe:
         pipe's, as many as come within PIPE_WAIT_S of the first."""
         assert self.at is not None
         if self.at < len(self.head):
-            data = self.head[self.at : self.at + size]
+            data = bytes(self.head[self.at : self.at + size])
             self.at += len(data)
             return data
         parts = [self._read(size)]
@@ -471,7 +478,7 @@ def _piped_npy(path: str) -> NpyHeader | None:
     """A .npy's header from the first bytes piped in; None for a Fortran-order one (copied
     first: its rows are not contiguous)."""
     pipe = _pipe()
-    start = pipe.peek(NPY_PREFIX)  # the magic string, the version, the header's length
+    start = pipe.peek(NPY_LEAD)  # the magic string, the version, the header's length
     width = 2 if start[6:7] == b"\x01" else 4  # bytes of that length: 1.0's, 2.0's and 3.0's
     length = int.from_bytes(start[8 : 8 + width], "little")
     header = npy_header_of(STDIN_NAME, io.BytesIO(pipe.peek(8 + width + length)), None)
@@ -480,34 +487,40 @@ def _piped_npy(path: str) -> NpyHeader | None:
 
 @by_file
 def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[lines.Line]]:
-    """A text table's layout from its first FIRST_LINES data lines piped in, and those lines."""
+    """A text table's layout from its first FIRST_LINES data lines piped in, and those lines;
+    a line too long to look at is an error naming it."""
+    pipe = _pipe()
     found = _head_lines(FIRST_LINES + 1, lines.data_lines)
+    if len(found) <= FIRST_LINES and not pipe.ended:
+        raise lines.too_long(STDIN_NAME, pipe.breaks + 1)
     first = found[:FIRST_LINES]
-    rows = len(found) if _pipe().ended else len(found) + 1  # more follow: not a header alone
+    rows = len(found) if pipe.ended else len(found) + 1  # more follow: not a header alone
     return lines.text_layout(STDIN_NAME, first, rows, header), first
 
 
 @by_file
 def _piped_json(path: str) -> lines.JsonLayout | None:
     """The layout of JSON Lines piped in, from their first value; None for a JSON document
-    (copied first, and parsed whole)."""
+    (copied first, and parsed whole), and for a first line too long to look at."""
     found = _head_lines(1, lambda numbered: (line for line in numbered if line[1].strip()))
     return lines.json_layout(STDIN_NAME, found[0]) if found else None
 
 
 def _head_lines(count: int, kept: Any) -> list[lines.Line]:
-    """The first `count` lines that `kept` keeps of those piped in (fewer where the pipe ends
-    first), looked at: whole lines, read as they come."""
+    """The first `count` lines that `kept` keeps of those piped in, looked at as they come:
+    fewer where the pipe ends first, or where a line goes on past MAX_LINE bytes."""
     pipe = _pipe()
     pipe.peek(1)
+    wanted = count  # line breaks to read up to: enough, if every line is kept
     while True:
-        head = pipe.head
-        whole = head if pipe.ended else head[: head.rfind(b"\n") + 1]
-        if pipe.ended or whole.count(b"\n") >= count:  # enough lines, if every one is kept
+        too_long = len(pipe.head) - pipe.line_end > lines.MAX_LINE
+        if pipe.ended or too_long or pipe.breaks >= wanted:
+            whole = pipe.head if pipe.ended else pipe.head[: pipe.line_end]
             numbered = lines.numbered(STDIN_NAME, io.BytesIO(whole))
             found = list(itertools.islice(kept(numbered), count))
-            if len(found) == count or pipe.ended:
+            if len(found) == count or pipe.ended or too_long:
                 return found
+            wanted = pipe.breaks + count - len(found)
         pipe.more()
 
 

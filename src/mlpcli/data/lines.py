@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from mlpcli.data import arrowtables, jsontext, tables
 from mlpcli.data.tables import Column, Table
 from mlpcli.data.tensorfiles import bad
+from mlpcli.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +64,7 @@ def numbered(source: str, stream: Readable, before: int = 0, offset: int = 0) ->
             unfinished.append(text)
             held += len(text)
             if held > MAX_LINE:
-                raise bad(source, f"line {number + 1} is longer than {MAX_LINE >> 20} MiB")
+                raise too_long(source, number + 1)
             continue
         lines = ("".join(unfinished) + text).splitlines(keepends=True)
         unfinished, held = [], 0
@@ -81,6 +82,11 @@ def numbered(source: str, stream: Readable, before: int = 0, offset: int = 0) ->
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
 _BREAK = re.compile(f"[{_BREAKS}]")
 MAX_LINE = 64 << 20  # characters of one line
+
+
+def too_long(source: str, number: int) -> ConfigError:
+    """The error for line `number`, longer than MAX_LINE characters."""
+    return bad(source, f"line {number} is longer than {MAX_LINE >> 20} MiB")
 
 
 def _open(line: str) -> bool:

@@ -78,7 +78,7 @@ def _cut(
                 return
             piece, rest = rest, b""  # the last line, with no break after it
         elif not (end := data.rfind(b"\n") + 1):  # a line longer than a piece: the rest of
-            ahead = Ahead(rest + data, stream)  # the stream one piece, line by line
+            ahead = _Ahead(rest + data, stream)  # the stream one piece, line by line
             if not rest_counted:
                 yield Span(offset, 0, before, -1, False), ahead
                 return
@@ -121,7 +121,7 @@ def _plain(piece: bytes) -> bool:
     )
 
 
-class Ahead:
+class _Ahead:
     """A byte stream with the bytes already read from it put back in front."""
 
     def __init__(self, ahead: bytes, stream: lines.Readable) -> None:

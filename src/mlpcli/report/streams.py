@@ -202,6 +202,12 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
+def counted_at_the_end(path: Path) -> bool:
+    """Whether an output at `path` can take rows counted only once all have come: an `.npy`
+    (its header written again) into a regular file, or any other format."""
+    return path.suffix.lower() != ".npy" or not path.exists() or path.is_file()
+
+
 def npy_header(config: Config, rows: int | None = None) -> bytes:
     """The header of a .npy of `config`'s output, as `np.save` writes it. Where its rows are
     counted as they come (`batch` None), one of the same length for `rows` (None: not counted
