@@ -264,7 +264,7 @@ def test_a_batch_set_for_a_pipe_is_checked_as_it_is_read(
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1] == (
         f"mlpcli: error: override 'inputs=-': inputs: <stdin>: {message}; "
-        "leave batch out to take every row piped in"
+        "leave batch out, or set batch=null, to take every row piped in"
     )
     assert not (tmp_path / "o.npy").exists()
     exact = _run(tmp_path, "inputs=-", f"batch={ROWS}", "-f", "csv", piped="x.csv")

@@ -311,8 +311,8 @@ def _checked(
     if expected is not None and start != expected:
         found = "more than the" if start > expected else f"{start:,} rows, not the"
         if piped:
-            message = f"{expected:,} rows batch says; leave batch out to take every row piped in"
-            raise bad(source, f"holds {found} {message}")
+            message = f"{expected:,} rows batch says; leave batch out, or set batch=null,"
+            raise bad(source, f"holds {found} {message} to take every row piped in")
         message = f"holds {found} {expected:,} rows its header or a first count gave"
         raise bad(source, f"{message} (a corrupt file, or one changed since)")
 
