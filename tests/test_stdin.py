@@ -38,6 +38,7 @@ def _run(tmp_path: Path, *args: str, piped: str | None = None) -> subprocess.Com
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STREAMED + COPIED)
 def test_a_piped_file_runs_as_its_path_does(name: str, tmp_path: Path) -> None:
     """The same output bits, the same CSV, the batch counted, and an .npy whose header written
@@ -66,6 +67,7 @@ FEEDS = {  # 3,000 rows: more than the first lines a text table's layout is foun
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FEEDS)
 def test_rows_are_run_while_more_are_piped_in(name: str, tmp_path: Path) -> None:
     """The first chunks' output comes before the pipe closes (a copy first waited for its
@@ -102,6 +104,7 @@ def _read_within(descriptor: int, lines: int, timeout: float) -> bytes:
     return data
 
 
+@pytest.mark.slow
 def test_an_endless_pipe_runs_until_its_reader_goes(tmp_path: Path) -> None:
     """`yes 1,2,3,4 | mlpcli run inputs=- -f csv | head`: rows run as they come, and the
     run ends once its reader has gone (a copy first read until the disk was full)."""
@@ -114,6 +117,7 @@ def test_an_endless_pipe_runs_until_its_reader_goes(tmp_path: Path) -> None:
     assert len(done.stdout.splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_a_bad_row_far_down_the_pipe_is_named_and_writes_nothing(tmp_path: Path) -> None:
     """Named at its line and column as in the file, no output written, an old one kept."""
     (tmp_path / "bad.csv").write_text("a,b,c,d\n" + "1,2,3,4\n" * 5000 + "1,2,x,4\n" + "1,2,3,4\n")
@@ -129,6 +133,7 @@ def test_a_bad_row_far_down_the_pipe_is_named_and_writes_nothing(tmp_path: Path)
     assert (tmp_path / "out.npy").read_bytes() == b"kept"
 
 
+@pytest.mark.slow
 def test_a_pipe_of_a_header_alone_is_named(tmp_path: Path) -> None:
     done = subprocess.run(
         [*RUN, "inputs=-", "-o", "o.npy"], input=b"a,b,c,d\n" + b"\n" * 3000,
@@ -139,6 +144,7 @@ def test_a_pipe_of_a_header_alone_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "o.npy").exists()
 
 
+@pytest.mark.slow
 def test_a_piped_npy_that_ends_early_or_runs_on_is_named(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", X)
     data = (tmp_path / "x.npy").read_bytes()
@@ -163,6 +169,7 @@ def test_a_piped_npy_that_ends_early_or_runs_on_is_named(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_expect_and_stats_count_the_piped_rows(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", X)
     (tmp_path / "x.csv").write_text("\n".join(",".join(map(repr, row)) for row in X.tolist()))
@@ -181,6 +188,7 @@ def test_expect_and_stats_count_the_piped_rows(tmp_path: Path) -> None:
     assert by_name["features"]["mean"] == pytest.approx(float(X.astype(np.float64).mean()))
 
 
+@pytest.mark.slow
 def test_what_holds_the_output_reads_a_copy(tmp_path: Path) -> None:
     """JSON of every value, a sweep, and several configs read standard input from a copy:
     each still gives the file's answer."""
@@ -204,6 +212,7 @@ def test_what_holds_the_output_reads_a_copy(tmp_path: Path) -> None:
     ] * ROWS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -223,6 +232,7 @@ def test_a_few_bytes_piped_in_run_either_way(args: list[str], piped: bytes) -> N
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_an_npy_onto_a_fifo_reads_a_copy(tmp_path: Path) -> None:
     """An `.npy` whose header is written again at the end needs a regular file: onto a FIFO,
     standard input is copied first and the rows counted before the header goes out."""
@@ -249,6 +259,7 @@ def test_a_line_too_long_to_look_at_is_named(
             features.describe("-")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("batch", "message"),
     [
@@ -271,6 +282,7 @@ def test_a_batch_set_for_a_pipe_is_checked_as_it_is_read(
     assert exact.stdout == _run(tmp_path, "inputs=x.csv", "-f", "csv").stdout
 
 
+@pytest.mark.slow
 def test_a_pipe_of_rows_not_counted_shows_a_bar_without_an_end(tmp_path: Path) -> None:
     """On a terminal, a run whose rows are counted as they come shows its bar after a second:
     the time it has taken, and no time left (nothing says how many rows will come)."""
