@@ -200,13 +200,18 @@ def test_shards_put_together_are_the_single_draw_and_outputs_agree(
     head, tail = got.pop("preview_head"), got.pop("preview_tail")  # the ranks' put together
     np.testing.assert_array_equal(head, got["run_output"][:PREVIEW_ROWS])
     np.testing.assert_array_equal(tail, got["run_output"][-PREVIEW_ROWS:])
+    config = loader.load(None, CASES[case], {})
+    sunk, blocks = got.pop("sunk"), got.pop("sunk_rows").tolist()
+    rows = plan.data_rows(config, world)[0] if case.startswith("data") else range(config.batch_size)
+    step = config.chunk or len(rows)  # rank 0's output a chunk (a micro-batch) at a time
+    assert blocks == [min(step, rows.stop - first) for first in range(rows.start, rows.stop, step)]
+    np.testing.assert_array_equal(sunk, got["run_output"][rows.start : rows.stop])
     assert json.loads((ranks_ran / f"{case}.json").read_text()) == {
         "mode": case.split("_")[0],
         "world_size": world,
     }
     expected = single(CASES[case])
     assert set(got) == set(expected)
-    config = loader.load(None, CASES[case], {})
     tolerance = tolerance_for(config.dtype, None, None)
     for name, values in expected.items():
         assert not np.isnan(got[name]).any(), f"{name}: a piece is missing"

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -474,6 +477,77 @@ def test_compare_over_data_ranks_goes_a_chunk_at_a_time(
     assert gaps["output"].worst == (53 - last + 3, 1)
     assert gaps["output"].max_abs == pytest.approx(1e-3, rel=1e-3)
     assert not result.within
+
+
+class _Meeting(Alone):
+    """Rank `rank` of `size` ranks run as threads of this process, whose every send waits
+    until its receiver has taken it, as an NCCL send may: ranks that send to each other in
+    orders that do not match wait for ever (here, until a 10 s limit fails the test)."""
+
+    def __init__(
+        self, rank: int, size: int, posts: dict[tuple[int, int], queue.Queue[Any]]
+    ) -> None:
+        self.rank, self.world_size, self.posts = rank, size, posts
+
+    @property
+    def distributed(self) -> bool:  # type: ignore[override]
+        return True
+
+    def send(self, tensor: torch.Tensor, to: int) -> None:
+        taken = threading.Event()
+        self.posts[self.rank, to].put((tensor.clone(), taken))
+        assert taken.wait(10), f"rank {self.rank}'s send to rank {to} was never received"
+
+    def recv(self, out: torch.Tensor, source: int) -> torch.Tensor:
+        try:
+            tensor, taken = self.posts[source, self.rank].get(timeout=10)
+        except queue.Empty:
+            raise AssertionError(f"rank {self.rank} waited for rank {source}") from None
+        taken.set()
+        return out.copy_(tensor)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_pipeline_streams_its_rows_through_rank_0(
+    world: int, tmp_path: Path, chunk_reads: list[list[int]]
+) -> None:
+    """A pipeline's first stage reads the features a chunk at a time (the later stages none),
+    and rank 0 takes the output a chunk at a time while it still sends micro-batches, to its
+    sinks: the same bits as one process, holding neither whole. Its sends and receives match
+    in order where a send waits for its receiver (two ranks: the pair 0, 1 carries both ways)."""
+    from mlpcli.engine import runners
+
+    np.save(tmp_path / "x.npy", X)
+    overrides = ["layers=[4,6,5,3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1"]
+    config = load(None, [*overrides, "parallel=pipeline", "device=cpu"])
+    alone = runners.run(config)
+    chunk_reads.clear()
+    posts: dict[tuple[int, int], queue.Queue[Any]] = {
+        pair: queue.Queue() for pair in itertools.permutations(range(world), 2)
+    }
+    results: dict[int, Any] = {}
+    sunk: list[np.ndarray] = []
+
+    def rank(number: int) -> None:
+        sinks = [sunk.append] if number == 0 else []
+        results[number] = runners.run(
+            config, _Meeting(number, world, posts), hold=False, sinks=sinks
+        )
+
+    threads = [threading.Thread(target=rank, args=(number,)) for number in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == list(range(world)), "a rank failed (its error is above)"
+    assert chunk_reads == [[7] * 7 + [4]]  # rank 0's, once
+    assert [len(rows) for rows in sunk] == [7] * 7 + [4]
+    np.testing.assert_array_equal(np.concatenate(sunk), alone.whole)
+    result = results[0]
+    assert result.output is None
+    assert result.parallel.world_size == world
+    np.testing.assert_array_equal(result.preview.tail, alone.preview.tail)
+    assert all(results[number] is None for number in range(1, world))
 
 
 @pytest.mark.slow

@@ -221,7 +221,7 @@ def _chunks(
     """Every named tensor of a run of `rows`, a chunk at a time as a run takes them: each
     chunk's features, h1.. and output, with W.. and B.. in the first."""
     weights = dict(itertools.islice(network.named(), 1, None))  # all but the features
-    for features in feature_chunks(config, network, device, rows):
+    for features in feature_chunks(config, network.features, device, rows):
         chunk = {"features": features, **weights}
 
         def observe(name: str, h: torch.Tensor, chunk: dict[str, torch.Tensor] = chunk) -> None:

@@ -44,7 +44,7 @@ def export(
             return data, None
         exported = runner(data, suffix, config)
         closeness = PerTensor()
-        for features in feature_chunks(config, network, device, range(config.batch_size)):
+        for features in feature_chunks(config, network.features, device, range(config.batch_size)):
             expected = forward(dataclasses.replace(network, features=features))
             closeness.add(_array(exported(features.cpu())), _array(expected))
     return data, closeness.result(tolerance)

@@ -9,8 +9,9 @@ pair. docs/distributed.md is the guide; `engine.runners` runs, times and compare
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ from mlpcli.engine.network import (
     forward_layers,
     placed,
 )
+from mlpcli.engine.rows import chunk_spans
 from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
@@ -60,23 +62,28 @@ class Part:
         return [f"h{i}" for i in range(1, count)] + ["output"]
 
 
-def part_of(config: Config, world: World, device: torch.device) -> Part:
-    """This rank's share of `config`'s network."""
+def part_of(config: Config, world: World, device: torch.device, features: bool = True) -> Part:
+    """This rank's share of `config`'s network; without `features`, none of its features (a
+    run reads them a micro-batch at a time: `share.features` says which rows it takes)."""
     share = plan.share(config, world.world_size, world.rank)
-    features, weights, biases = placed(config, device, share)
+    held = share if features else dataclasses.replace(share, features=None)
+    rows, weights, biases = placed(config, device, held)
     layers = len(weights)
-    return Part(config, share, features, tuple(weights), tuple(biases) or (None,) * layers)
+    return Part(config, share, rows, tuple(weights), tuple(biases) or (None,) * layers)
 
 
 def forward(part: Part, world: World, observe: Observe | None = None) -> torch.Tensor | None:
-    """The output on rank 0 (None on the others), each rank computing its share; `observe`
-    sees each piece of h1.. and output where it lies (for `data`, without `chunk` only)."""
+    """The output on rank 0 (None on the others) of the features `part` holds, each rank
+    computing its share; `observe` sees each piece of h1.. and output where it lies (for
+    `data`, without `chunk` only)."""
     mode = part.config.parallel if world.distributed else Parallel.NONE
     assert observe is None or mode is not Parallel.DATA or part.config.chunk is None
-    if mode is Parallel.PIPELINE:
-        return _pipeline(part, world, observe)
-    if mode is Parallel.TENSOR:
-        return _tensor(part, world, observe)
+    if mode in (Parallel.PIPELINE, Parallel.TENSOR):
+        held = part.features
+        spans = micro_batches(part.config)
+        features = None if held is None else (held[rows.start : rows.stop] for rows in spans)
+        pieces = list(outputs(part, world, features, observe))
+        return torch.cat(pieces) if world.rank == 0 else None
     rows = part.share.features
     assert rows is not None
 
@@ -88,6 +95,28 @@ def forward(part: Part, world: World, observe: Observe | None = None) -> torch.T
     if mode is Parallel.NONE:
         return output
     return gathered(world, output, plan.data_rows(part.config, world.world_size), dim=0)
+
+
+def outputs(
+    part: Part,
+    world: World,
+    features: Iterator[torch.Tensor] | None,
+    observe: Observe | None = None,
+) -> Iterator[torch.Tensor]:
+    """A `pipeline` or `tensor` run's output a micro-batch at a time, in row order, on rank 0
+    (nothing on the others, which must run it to its end as well). The micro-batches are the
+    chunks one process would run (`micro_batches`); `features` gives them, in turn, on the
+    ranks that take features (a pipeline's first stage, every rank of `tensor`)."""
+    if part.config.parallel is Parallel.PIPELINE:
+        return _pipeline(part, world, features, observe)
+    assert features is not None
+    return _tensor(part, world, features, observe)
+
+
+def micro_batches(config: Config) -> list[range]:
+    """The rows of each micro-batch of a `pipeline` or `tensor` run: the chunks of a run in
+    one process (`memory.chunk_rows`), so that every layer sees the rows it would see there."""
+    return chunk_spans(config, range(config.batch_size))
 
 
 def gathered(
@@ -109,31 +138,40 @@ def gathered(
     return torch.cat(parts, dim=dim)
 
 
-def _micro_batches(config: Config) -> list[range]:
-    """The rows of each micro-batch: `chunk` rows, or the whole batch."""
-    step = config.chunk or config.batch_size
-    return [range(a, min(a + step, config.batch_size)) for a in range(0, config.batch_size, step)]
+def _pipeline(
+    part: Part, world: World, features: Iterator[torch.Tensor] | None, observe: Observe | None
+) -> Iterator[torch.Tensor]:
+    """Each rank its stage's layers, micro-batch by micro-batch, the last stage's outputs to
+    rank 0: every layer sees the rows one process would give it, so the same bits.
 
-
-def _pipeline(part: Part, world: World, observe: Observe | None) -> torch.Tensor | None:
-    """Each rank its stage's layers, micro-batch by micro-batch; the last stage's output goes to
-    rank 0. Every layer sees the rows one process would give it: the same bits.
-
-    At most one micro-batch is in flight from a stage to the next; the last stage's outputs wait
-    for rank 0, which takes them once it has sent its last micro-batch.
+    At most one micro-batch is in flight from a stage to the next. Rank 0 takes each output
+    once it has sent the micro-batch `world_size - 1` after it (the pipeline stays full), and
+    the last stage sends each output once it has the next micro-batch: each pair of ranks then
+    sends and receives in the same order on both sides (with two ranks the pair 0, 1 carries
+    both ways; NCCL matches a pair's operations in order), and no rank holds more than two
+    micro-batches' outputs.
     """
     config, rank, last = part.config, world.rank, world.world_size - 1
     stage = [i for i, W in enumerate(part.weights) if W is not None]  # (plan.stages)
     weights = [part.weights[i] for i in stage]
     W0 = weights[0]
     assert W0 is not None
+    spans = micro_batches(config)
+
+    def output(rows: range) -> torch.Tensor:
+        return world.recv(W0.new_empty((len(rows), config.layers[-1])), last)
+
     _ring(world, W0)
-    for rows in _micro_batches(config):
+    finished: torch.Tensor | None = None  # the last stage's output, sent once the next comes
+    for k, rows in enumerate(spans):
         if rank == 0:
-            assert part.features is not None
-            h = part.features[rows.start : rows.stop]
+            assert features is not None
+            h = next(features)
         else:
             h = world.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
+        if rank == last and finished is not None:
+            world.flush()  # the output before it has gone
+            world.send(finished, 0)
 
         def seen(name: str, h: torch.Tensor, rows: range = rows) -> None:
             if observe is not None:
@@ -147,16 +185,21 @@ def _pipeline(part: Part, world: World, observe: Observe | None) -> torch.Tensor
             [part.names[i] for i in stage],
             seen,
         )
-        if rank != last:
+        if rank == last:
+            finished = h
+        else:
             world.flush()  # the previous micro-batch has gone
-        world.send(h, 0 if rank == last else rank + 1)
-    output = None
+            world.send(h, rank + 1)
+        if rank == 0 and k >= last:
+            yield output(spans[k - last])
+    if rank == last:
+        assert finished is not None
+        world.flush()
+        world.send(finished, 0)
     if rank == 0:
-        output = W0.new_empty((config.batch_size, config.layers[-1]))
-        for rows in _micro_batches(config):
-            world.recv(output[rows.start : rows.stop], last)
+        for rows in spans[max(0, len(spans) - last) :]:
+            yield output(rows)
     world.flush()
-    return output
 
 
 def _ring(world: World, like: torch.Tensor) -> None:
@@ -173,25 +216,22 @@ def _ring(world: World, like: torch.Tensor) -> None:
     world.flush()
 
 
-def _tensor(part: Part, world: World, observe: Observe | None) -> torch.Tensor | None:
+def _tensor(
+    part: Part, world: World, features: Iterator[torch.Tensor], observe: Observe | None
+) -> Iterator[torch.Tensor]:
     """Column then row parallel, a pair of layers at a time: the first layer's columns are
     split (its activation runs on each rank's columns, or on whole rows after an all-gather
     where it needs them); the second's rows, and an all-reduce sums the partial products."""
     config = part.config
     columns = [plan.split(n, world.world_size) for n in config.layers[1:]]
-    output = None
-    for rows in _micro_batches(config):
-        assert part.features is not None
-        h: torch.Tensor | None = part.features[rows.start : rows.stop]
+    for rows, h in zip(micro_batches(config), features, strict=True):
+        out: torch.Tensor | None = h
         for i in range(len(part.weights)):
-            assert h is not None
-            h = _tensor_layer(part, world, i, h, (rows, columns[i]), observe)
+            assert out is not None
+            out = _tensor_layer(part, world, i, out, (rows, columns[i]), observe)
         if world.rank == 0:
-            assert h is not None
-            if output is None:
-                output = h.new_empty((config.batch_size, h.shape[1]))
-            output[rows.start : rows.stop] = h
-    return output
+            assert out is not None
+            yield out
 
 
 def _tensor_layer(

@@ -8,23 +8,23 @@ from collections.abc import Iterator
 
 import torch
 
-from mlpcli.engine.network import TORCH_DTYPES, Network, located_at_inputs
+from mlpcli.engine.network import TORCH_DTYPES, located_at_inputs
 from mlpcli.model import memory
 from mlpcli.model.config import Config
 
 
 def feature_chunks(
-    config: Config, network: Network, device: torch.device, rows: range | None
+    config: Config, drawn: torch.Tensor, device: torch.device, rows: range | None
 ) -> Iterator[torch.Tensor]:
     """The features of `rows`, `memory.chunk_rows` rows at a time from `rows.start`, cast and
     on `device`: read from their file chunk by chunk (no row outside `rows`, but that the
     last share reads to the file's end, whose row count is checked there), or cut from the
-    drawn features. `rows` None: every row of a file whose rows are counted as they are read
-    (standard input, streamed)."""
+    `drawn` features (no rows where they are read). `rows` None: every row of a file whose
+    rows are counted as they are read (standard input, streamed)."""
     if config.inputs is None:
         assert rows is not None
         for span in chunk_spans(config, rows):
-            yield network.features[span.start : span.stop]
+            yield drawn[span.start : span.stop]
         return
     from mlpcli.data import features as feature_files
 

@@ -96,13 +96,14 @@ def run(
     rows (`parallel.own_rows`; all of them alone) a chunk at a time, each chunk's output to
     `sinks` (a file, stdout; a rank's own part of the output file) and, with `hold`, into the
     result whole (on rank 0: every rank's rows); the preview, the counts and `with_stats`'
-    figures go through rank 0. `pipeline` and `tensor` hold their features and gather the
-    whole output to rank 0 (`sinks`, `hold`, `with_stats`, `keep`, `step` and `on_estimate`
-    are for streamed rows: `commands.world` refuses what the others cannot do).
+    figures go through rank 0. `pipeline` and `tensor` stream a micro-batch at a time
+    (`_run_split`), their output to rank 0's `sinks` (and result, with `hold`); `with_stats`,
+    `keep`, `step` and `on_estimate` are for rows a process runs whole (`commands.world`
+    refuses what the others cannot do).
     """
     mode = config.parallel if world.distributed else Parallel.NONE
     if mode is not Parallel.NONE and mode is not Parallel.DATA:
-        return _run_held(config, world)
+        return _run_split(config, world, hold=hold, sinks=sinks)
     rows = parallel.own_rows(config, world) if mode is Parallel.DATA else _every_row(config)
     mine = _streamed(
         world.on_device(config), rows, step=step, on_estimate=on_estimate,
@@ -165,7 +166,7 @@ def _streamed(
                 step()
 
         start = time.perf_counter()
-        for features in feature_chunks(config, network, device, rows):
+        for features in feature_chunks(config, network.features, device, rows):
             if with_stats:
                 gathered["features"].add(features)
             if keep:
@@ -240,26 +241,35 @@ def _shapes(config: Config, device: str) -> tuple[TensorInfo, ...]:
     return tuple(TensorInfo(t.name, t.shape, dtype, device) for t in tensor_shapes(config))
 
 
-def _run_held(config: Config, world: World) -> RunResult | None:
-    """A `pipeline` or `tensor` run: the features held, the output gathered to rank 0."""
-    device = devices.prepare(world.on_device(config))
+def _run_split(
+    config: Config, world: World, *, hold: bool, sinks: Sequence[OutputSink]
+) -> RunResult | None:
+    """A `pipeline` or `tensor` run: its features read a micro-batch at a time by the ranks
+    that take them (the first stage; every rank of `tensor`), its output a micro-batch at a
+    time on rank 0, to `sinks` and, with `hold`, into the result whole (None on the others)."""
+    placed = world.on_device(config)
+    device = devices.prepare(placed, streamed=True, held=hold and world.rank == 0)
     with devices.memory_errors(device):
-        part, build_ms = _timed_part(config, world, device)
+        part, build_ms = _timed_part(placed, world, device, features=config.inputs is None)
+        outputs = _Outputs(config, config.batch_size if hold else None, sinks)
+        rows = part.share.features  # None on a pipeline's later stages
+        drawn = part.features if part.features is not None else torch.empty(0)
+        features = None if rows is None else feature_chunks(placed, drawn, device, rows)
         world.barrier()
         start = time.perf_counter()
-        output = parallel.forward(part, world)
+        for output in parallel.outputs(part, world, features):
+            outputs.add(output)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
-    if output is None:
+    if world.rank != 0:
         return None
-    whole = to_numpy(output)
     return RunResult(
         config=config,
         device=str(device),
         tensors=_shapes(config, str(device)),
-        preview=Preview.of(whole),
-        output=whole,
-        nonfinite=nonfinite(output),
+        preview=outputs.preview(),
+        output=outputs.whole(),
+        nonfinite=outputs.nonfinite,
         build_ms=build_ms,
         forward_ms=forward_ms,
         parallel=_shared_over(config, world, device),
@@ -476,16 +486,18 @@ def _pass_over_file(
     """One pass over `rows` read from their file a chunk at a time, as `run` reads them, each
     chunk's output dropped; over a group it ends at a barrier, so that rank 0's clock spans
     every rank's pass."""
-    for features in feature_chunks(config, network, device, rows):
+    for features in feature_chunks(config, network.features, device, rows):
         forward(dataclasses.replace(network, features=features))
     devices.synchronize(device)  # a GPU's last kernels are part of the pass the barrier ends
     world.barrier()
 
 
-def _timed_part(config: Config, world: World, device: torch.device) -> tuple[Part, float]:
-    """This rank's share, and the milliseconds its build took."""
+def _timed_part(
+    config: Config, world: World, device: torch.device, features: bool = True
+) -> tuple[Part, float]:
+    """This rank's share (`parallel.part_of`), and the milliseconds its build took."""
     start = time.perf_counter()
-    part = part_of(config, world, device)
+    part = part_of(config, world, device, features)
     devices.synchronize(device)
     return part, (time.perf_counter() - start) * 1e3
 
