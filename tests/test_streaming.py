@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -507,32 +507,15 @@ class _Meeting(Alone):
         return out.copy_(tensor)
 
 
-@pytest.mark.parametrize("world", [2, 3])
-def test_a_pipeline_streams_its_rows_through_rank_0(
-    world: int, tmp_path: Path, chunk_reads: list[list[int]]
-) -> None:
-    """A pipeline's first stage reads the features a chunk at a time (the later stages none),
-    and rank 0 takes the output a chunk at a time while it still sends micro-batches, to its
-    sinks: the same bits as one process, holding neither whole. Its sends and receives match
-    in order where a send waits for its receiver (two ranks: the pair 0, 1 carries both ways)."""
-    from mlpcli.engine import runners
-
-    np.save(tmp_path / "x.npy", X)
-    overrides = ["layers=[4,6,5,3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1"]
-    config = load(None, [*overrides, "parallel=pipeline", "device=cpu"])
-    alone = runners.run(config)
-    chunk_reads.clear()
+def _threads(world: int, work: Callable[[_Meeting], Any]) -> dict[int, Any]:
+    """`work` on each rank of `world` meeting ranks, run as threads: what each returned."""
     posts: dict[tuple[int, int], queue.Queue[Any]] = {
         pair: queue.Queue() for pair in itertools.permutations(range(world), 2)
     }
     results: dict[int, Any] = {}
-    sunk: list[np.ndarray] = []
 
     def rank(number: int) -> None:
-        sinks = [sunk.append] if number == 0 else []
-        results[number] = runners.run(
-            config, _Meeting(number, world, posts), hold=False, sinks=sinks
-        )
+        results[number] = work(_Meeting(number, world, posts))
 
     threads = [threading.Thread(target=rank, args=(number,)) for number in range(world)]
     for thread in threads:
@@ -540,14 +523,42 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
     for thread in threads:
         thread.join(60)
     assert sorted(results) == list(range(world)), "a rank failed (its error is above)"
+    return results
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_pipeline_streams_its_rows_through_rank_0(
+    world: int, tmp_path: Path, chunk_reads: list[list[int]]
+) -> None:
+    """A pipeline's first stage reads the features a chunk at a time (the later stages none),
+    and rank 0 takes the output a chunk at a time while it still sends micro-batches, to its
+    sinks: the same bits as one process, holding neither whole; bench reads them so in every
+    pass. Sends and receives match in order where a send waits for its receiver (two ranks:
+    the pair 0, 1 carries both ways)."""
+    from mlpcli.engine import runners
+
+    np.save(tmp_path / "x.npy", X)
+    overrides = ["layers=[4,6,5,3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1"]
+    config = load(None, [*overrides, "parallel=pipeline", "device=cpu"])
+    alone = runners.run(config)
+    chunk_reads.clear()
+    sunk: list[np.ndarray] = []
+
+    def run(rank: _Meeting) -> Any:
+        sinks = [sunk.append] if rank.rank == 0 else []
+        return runners.run(config, rank, hold=False, sinks=sinks)
+
+    results = _threads(world, run)
     assert chunk_reads == [[7] * 7 + [4]]  # rank 0's, once
     assert [len(rows) for rows in sunk] == [7] * 7 + [4]
     np.testing.assert_array_equal(np.concatenate(sunk), alone.whole)
-    result = results[0]
-    assert result.output is None
-    assert result.parallel.world_size == world
-    np.testing.assert_array_equal(result.preview.tail, alone.preview.tail)
+    assert results[0].output is None
+    assert results[0].parallel.world_size == world
+    np.testing.assert_array_equal(results[0].preview.tail, alone.preview.tail)
     assert all(results[number] is None for number in range(1, world))
+    chunk_reads.clear()
+    _threads(world, lambda rank: runners.bench(config, warmup=1, repeat=2, world=rank))
+    assert chunk_reads == [[7] * 7 + [4]] * 3  # rank 0's, every pass
 
 
 @pytest.mark.slow
@@ -773,6 +784,51 @@ def test_a_bad_row_in_a_later_ranks_share_leaves_no_output(tmp_path: Path) -> No
     assert done.stderr.endswith("x.csv: line 42, column 2: 'x' is not a number\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "x.csv"]
     assert (tmp_path / "o.csv").read_text() == "kept\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["pipeline", "tensor"])
+def test_a_pipeline_or_tensor_run_over_ranks_writes_and_prints_through_rank_0(
+    mode: str, tmp_path: Path
+) -> None:
+    """One pipeline or tensor network over two ranks: rank 0 writes the output file, prints
+    CSV and compares `--expect` a micro-batch at a time, as one process does (a pipeline bit
+    for bit, tensor's all-reduce within rounding); a bad cell in a later micro-batch leaves no
+    output and is named as one process names it."""
+    WRITERS["x.csv"](tmp_path / "x.csv")
+    args = ("run", LAYERS, "inputs=x.csv", f"parallel={mode}", "chunk=7")
+    one = _mlpcli(*args, "-o", "one.npy", "-f", "csv", cwd=tmp_path)
+    two = _mlpcli(*args, "--nproc", "2", "-o", "two.npy", "-f", "csv", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert set(two.stderr.splitlines()) < set(one.stderr.splitlines())  # less the note on one
+    got, expected = np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy")
+    printed = np.loadtxt(io.StringIO(two.stdout), delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    if mode == "pipeline":
+        assert (got.tobytes(), two.stdout) == (expected.tobytes(), one.stdout)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(printed, got)
+    changed = expected.copy()
+    changed[40, 2] += 1e-3  # a later micro-batch's
+    np.save(tmp_path / "changed.npy", changed)
+    checked = _mlpcli(*args, "--nproc", "2", "--expect", "changed.npy", "-q", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stderr.splitlines()[-1].startswith(  # after the note on x.csv's header
+        "mlpcli: error: default: output differs from changed.npy at row 40, column 2: "
+    )
+    lines = (tmp_path / "x.csv").read_text().splitlines()
+    lines[45] = lines[45].replace(lines[45].split(",")[1], "x", 1)
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    bad = _mlpcli(*args, "--nproc", "2", "-o", "two.npy", "-q", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.endswith("x.csv: line 46, column 2: 'x' is not a number\n")
+    assert np.load(tmp_path / "two.npy").tobytes() == got.tobytes()  # the old one, kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "changed.npy",
+        "one.npy",
+        "two.npy",
+        "x.csv",
+    ]
 
 
 def test_what_stdin_and_late_blocks_say(tmp_path: Path) -> None:

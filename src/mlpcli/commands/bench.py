@@ -70,8 +70,8 @@ def bench(
     With -m, each combination of the swept values in turn, one table row each; --plot draws
     them. Over several ranks: the group's figures, and each rank's peak memory and time spent
     communicating. Features from a file of more rows than a chunk are read a chunk at a time in
-    every pass, the reading timed with it, as run reads them (--cuda-graph, pipeline and
-    tensor hold them, read with the build).
+    every pass, the reading timed with it, as run reads them (--cuda-graph holds them, read
+    with the build).
     """
     out = Output(output_format, output, field, quiet)
     drive(_Bench(arguments, nproc, out, multirun, cuda_graph, (warmup, repeat), plot))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ if TYPE_CHECKING:
     from mlpcli.ranks.group import Group
 
 LONG_RUN_S = 10.0  # a run estimated to take longer gets a note first
+
+
+class _Rows(enum.Enum):
+    """Where the output rows of a run over several ranks go."""
+
+    GATHERED = "gathered"  # whole to rank 0 after the run, then shown and written there
+    WITH_RANKS = "with the ranks"  # each rank writes its own into the file (one `data` network)
+    THROUGH_RANK_0 = "through rank 0"  # a micro-batch at a time (one pipeline or tensor network)
 
 
 def run(
@@ -135,7 +144,7 @@ class _Run(Command[RunResult]):
         self.out, self.o = out, options
         self.keep = out.path is not None and out.path.suffix.lower() == ".safetensors"
         self.held: str | None = None  # why the output is held whole (`_holds`), from preflight
-        self.with_ranks = False  # the output stays with the ranks (`_stays_with_the_ranks`)
+        self.rows = _Rows.GATHERED  # over several ranks (`_rows_over_ranks`)
         self.expected: Expectation | None = None
         self.printed = False  # CSV printed as it was computed
         self.gone = False  # and its reader went away
@@ -172,9 +181,10 @@ class _Run(Command[RunResult]):
             streams.check(output)
         self.expected = _expectation(expect, jobs)
         streamed = expect is not None and _compared_as_it_runs(expect)  # .npy, .csv
-        if world.over_ranks:  # where the rows stay with the ranks, each compares its own
+        if world.over_ranks:  # unless gathered, the ranks that take the rows compare them
             held = _holds(self.out, expect=False)  # held for something else: gathered
-            streamed &= world.size > 1 and _stays_with_the_ranks(self.out, jobs, held)
+            rows = _rows_over_ranks(self.out, jobs, held, world.size)
+            streamed &= rows is not _Rows.GATHERED
         self.streamed_expect = streamed  # each network compared as its rows come
         checked_whole = self.expected is not None and not streamed
         self.held = _holds(self.out, expect=checked_whole)
@@ -182,10 +192,10 @@ class _Run(Command[RunResult]):
     def check_ranks(self, jobs: Sequence[Job], world: World) -> None:
         configs = [config for config, _ in jobs]
         worlds.check(configs, world.size, self.name, stats=self.o.stats, keep=self.keep)
-        self.with_ranks = world.size > 1 and _stays_with_the_ranks(self.out, jobs, self.held)
+        self.rows = _rows_over_ranks(self.out, jobs, self.held, world.size)
 
     def fits(self, jobs: Sequence[Job], world: World) -> None:
-        _check_memory(jobs, world.size, self.held, self.with_ranks)
+        _check_memory(jobs, world.size, self.held, self.rows)
 
     def notes(self, jobs: Sequence[Job]) -> None:
         if self.o.stats and self.out.format is Format.CSV and not process.prechecked():
@@ -204,12 +214,20 @@ class _Run(Command[RunResult]):
         return results
 
     def in_group(self, jobs: Sequence[Job], group: Group) -> list[RunResult] | None:
-        comparisons = self._comparisons(jobs)  # each rank compares its own rows
-        results = _run_over_ranks(
-            jobs, group, self.o.stats, self.keep, self.out, self.with_ranks, comparisons
-        )
+        comparisons = self._comparisons(jobs)  # where they are taken, as they come
+        through = self.rows is _Rows.THROUGH_RANK_0 and group.rank == 0
+        self.printed = through and _prints_as_it_runs(self.out)
+        with (
+            _printing(self.printed, jobs, finish=True) as printer,  # the ranks run on
+            _streaming(self.out, jobs) if through else contextlib.nullcontext() as writer,
+        ):
+            writers = [w for w in (writer, printer) if w is not None]
+            results = _run_over_ranks(
+                jobs, group, self.o.stats, self.keep, self.out, self.rows, comparisons, writers
+            )
+        self.gone = printer is not None and printer.gone
         if results is not None:
-            _written(jobs, self.out, results, self.with_ranks)
+            _written(jobs, self.out, results, self.rows)
             if comparisons is not None:
                 self.compared = [comparison.mismatch() for comparison in comparisons]
         return results
@@ -233,12 +251,12 @@ class _Run(Command[RunResult]):
         _checked(results, self.expected, (self.o.atol, self.o.rtol), report, self.compared)
 
 
-def _check_memory(jobs: Sequence[Job], world: int, held: str | None, with_ranks: bool) -> None:
+def _check_memory(jobs: Sequence[Job], world: int, held: str | None, rows: _Rows) -> None:
     """Before torch is imported, what cannot fit fails at once: the host's part of each run,
-    and an output held whole (for what `held` names, or by rank 0 over ranks unless it stays
-    `with_ranks`) past the budget."""
+    and an output held whole (for what `held` names, or by rank 0 over ranks where the `rows`
+    are gathered) past the budget."""
     for config, _ in jobs:
-        gathered = world > 1 and not with_ranks  # the ranks' output goes whole to rank 0
+        gathered = world > 1 and rows is _Rows.GATHERED  # the output goes whole to rank 0
         whole = held or ("--nproc" if gathered else None)
         if world == 1 or config.parallel is Parallel.NONE:  # shared: `shapes --nproc` plans
             on_cpu = config.device.type == "cpu"
@@ -254,7 +272,8 @@ def _run_here(
     """Every job in this process, its output to the file and (`printing`) stdout as it is
     computed where they stream, and to its `comparisons` (--expect, one a job); the results,
     and whether stdout's reader has gone."""
-    with _printing(printing, jobs, out) as printer, _streaming(out, jobs) as writer:
+    finish = out.path is not None
+    with _printing(printing, jobs, finish) as printer, _streaming(out, jobs) as writer:
         writers = [w for w in (writer, printer) if w is not None]
         results = []
         for index, (config, combo) in enumerate(jobs):
@@ -265,23 +284,30 @@ def _run_here(
     return results, printer is not None and printer.gone
 
 
-def _stays_with_the_ranks(out: Output, jobs: Sequence[Job], held: str | None) -> bool:
-    """Whether a run over ranks leaves its output rows with the ranks (each writes its own to
-    the output file, rank 0 shows a preview): one `data` network that nothing holds whole, and
-    no output file or one the ranks can write. CSV onto stdout is rank 0's to print: held."""
+def _rows_over_ranks(out: Output, jobs: Sequence[Job], held: str | None, world: int) -> _Rows:
+    """Where the output rows of a run over `world` ranks go. One network that nothing holds
+    whole: a `data` network's stay with the ranks (each writes its own to the output file,
+    rank 0 shows a preview) where the file is one the ranks can write and CSV is not printed
+    (rank 0's to print, in order); a `pipeline` or `tensor` network's come through rank 0,
+    which writes and prints them as they come. Anything else is gathered."""
+    parallel = jobs[0][0].parallel if len(jobs) == 1 and world > 1 and held is None else None
     writable = out.path is None or shares.written_by_ranks(out.path)
-    data = len(jobs) == 1 and jobs[0][0].parallel is Parallel.DATA
-    return data and held is None and not _prints_csv(out) and writable
+    if parallel is Parallel.DATA and not _prints_csv(out) and writable:
+        return _Rows.WITH_RANKS
+    if parallel in (Parallel.PIPELINE, Parallel.TENSOR):
+        return _Rows.THROUGH_RANK_0
+    return _Rows.GATHERED
 
 
 def _written(
     jobs: Sequence[Job],
     out: Output,
     results: Sequence[RunResult],
-    with_ranks: bool,
+    rows: _Rows,
 ) -> None:
-    """Rank 0's results of a run over ranks, to the output file (unless the ranks wrote it)."""
-    writing = contextlib.nullcontext() if with_ranks else _streaming(out, jobs)
+    """Rank 0's results of a run over ranks, to the output file where they were gathered."""
+    gathered = rows is _Rows.GATHERED
+    writing = _streaming(out, jobs) if gathered else contextlib.nullcontext()
     with writing as writer:
         for result in results:
             if writer is not None:
@@ -384,12 +410,13 @@ def _prints_csv(out: Output) -> bool:
 
 
 def _printing(
-    printing: bool, jobs: Sequence[Job], out: Output
+    printing: bool, jobs: Sequence[Job], finish: bool
 ) -> contextlib.AbstractContextManager[Printed | None]:
-    """The writer of CSV onto stdout as the runs go; None when the results print after."""
+    """The writer of CSV onto stdout as the runs go; None when the results print after. With
+    `finish`, the runs go on once stdout's reader has gone (`streams.printed`)."""
     if not printing:
         return contextlib.nullcontext()
-    return streams.printed([combo for _, combo in jobs], finish=out.path is not None)
+    return streams.printed([combo for _, combo in jobs], finish=finish)
 
 
 def _run_one(
@@ -433,13 +460,14 @@ def _run_one(
 
 
 def _run_over_ranks(
-    jobs: Sequence[Job], group: Group, stats: bool, keep: bool, out: Output, with_ranks: bool,
-    comparisons: Sequence[Comparison] | None,
+    jobs: Sequence[Job], group: Group, stats: bool, keep: bool, out: Output, rows: _Rows,
+    comparisons: Sequence[Comparison] | None, writers: Sequence[Writer],
 ) -> list[RunResult] | None:  # fmt: skip
     """Every job over this process group: a `parallel: none` network on one rank (they take
     turns), the others on every rank; the results in sweep order on rank 0, None elsewhere.
-    `with_ranks`: the one network's output stays with the ranks, each writing its rows into
-    the output file and comparing them with its `comparisons` (`--expect`)."""
+    Unless its `rows` are gathered, the one network's output rows are compared with its
+    `comparisons` (`--expect`) as they come, and written into the output file by the ranks
+    or (`writers`, rank 0's) as they come through rank 0."""
     from mlpcli.engine import runners
 
     mine: dict[int, RunResult] = {}
@@ -453,7 +481,7 @@ def _run_over_ranks(
                 mine[index] = dataclasses.replace(result, overrides=combo)
         else:
             comparison = None if comparisons is None else comparisons[index]
-            shared_result = _shared(config, combo, group, out, with_ranks, stats, comparison)
+            shared_result = _shared(config, combo, group, out, rows, stats, comparison, writers)
             if shared_result is not None:
                 mine[index] = dataclasses.replace(shared_result, overrides=combo)
     gathered = group.gather(mine)
@@ -469,25 +497,34 @@ def _shared(
     combo: Sequence[str],
     group: Group,
     out: Output,
-    with_ranks: bool,
+    rows: _Rows,
     stats: bool,
-    comparison: Comparison | None = None,
+    comparison: Comparison | None,
+    writers: Sequence[Writer],
 ) -> RunResult | None:
-    """One network run by every rank: its result on rank 0 (with `stats`, its statistics),
-    its output there whole unless it stays `with_ranks`, each rank writing its rows into the
-    output file and comparing them (`comparison`, the ranks' worst on rank 0)."""
+    """One network run by every rank: its result on rank 0 (with `stats`, its statistics);
+    its output rows gathered there whole, or through rank 0 to its `writers` and
+    `comparison`, or with the ranks, each writing its rows into the output file and comparing
+    them (`comparison`, the ranks' worst on rank 0)."""
     from mlpcli.engine import parallel, runners
 
-    if not with_ranks:  # gathered: compared whole on rank 0 (preflight made no comparison)
+    if rows is _Rows.GATHERED:  # compared whole on rank 0 (preflight made no comparison)
         assert comparison is None
         return runners.run(config, group, with_stats=stats)
-    rows = parallel.own_rows(config, group)
+    if rows is _Rows.THROUGH_RANK_0:  # its rows only on rank 0: no other adds to its sinks
+        for writer in writers:
+            writer.start(config, combo)
+        sinks: list[OutputSink] = [writer.add for writer in writers]
+        if comparison is not None:
+            sinks.append(comparison.add)
+        return runners.run(config, group, sinks=sinks, hold=False)
+    own = parallel.own_rows(config, group)
     checks = []
     if comparison is not None:
-        comparison.row = rows.start
+        comparison.row = own.start
         checks.append(comparison.add)
-    with _rows_written(out, config, combo, rows, group) as writers:
-        sinks = [*writers, *checks]
+    with _rows_written(out, config, combo, own, group) as files:
+        sinks = [*files, *checks]
         result = runners.run(config, group, sinks=sinks, hold=False, with_stats=stats)
     if comparison is not None:
         comparison.merge(group.gather(comparison.worst) or [])

@@ -12,7 +12,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import overload
 
 import numpy as np
@@ -252,12 +252,9 @@ def _run_split(
     with devices.memory_errors(device):
         part, build_ms = _timed_part(placed, world, device, features=config.inputs is None)
         outputs = _Outputs(config, config.batch_size if hold else None, sinks)
-        rows = part.share.features  # None on a pipeline's later stages
-        drawn = part.features if part.features is not None else torch.empty(0)
-        features = None if rows is None else feature_chunks(placed, drawn, device, rows)
         world.barrier()
         start = time.perf_counter()
-        for output in parallel.outputs(part, world, features):
+        for output in parallel.outputs(part, world, _features_of(placed, part, device)):
             outputs.add(output)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
@@ -274,6 +271,16 @@ def _run_split(
         forward_ms=forward_ms,
         parallel=_shared_over(config, world, device),
     )
+
+
+def _features_of(config: Config, part: Part, device: torch.device) -> Iterator[torch.Tensor] | None:
+    """The features a `pipeline` or `tensor` rank takes, a micro-batch at a time: read from
+    their file, or cut from the drawn ones it holds; None on a pipeline's later stages."""
+    rows = part.share.features
+    if rows is None:
+        return None
+    drawn = part.features if part.features is not None else torch.empty(0)
+    return feature_chunks(config, drawn, device, rows)
 
 
 def _shared_over(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
@@ -410,19 +417,22 @@ def bench(
     each pass is a replay of one captured forward, and the peak counts the capture's memory.
     Features from a file of more rows than a chunk (`memory.reads_per_pass`; in `data` mode
     each rank's own rows) are read a chunk at a time in every pass, as `run` reads them, and
-    the reading is timed with the pass, each rank's output dropped (in `data` mode a pass over
-    held features gathers the output to rank 0); `cuda_graph`, `pipeline` and `tensor` hold
-    them.
+    the reading is timed with the pass, each rank's output dropped (a `pipeline` or `tensor`
+    pass reads them on the ranks that take features, a micro-batch at a time; in `data` mode
+    a pass over held features gathers the output to rank 0); `cuda_graph` holds them.
     """
     mode = config.parallel if world.distributed else Parallel.NONE
     placed = world.on_device(config)
-    streams = memory.reads_per_pass(config, cuda_graph) and mode in (Parallel.NONE, Parallel.DATA)
+    streams = memory.reads_per_pass(config, cuda_graph)
     device = devices.prepare(placed, streamed=streams)
     if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with devices.memory_errors(device):
         step: Callable[[], object]
-        if streams:
+        if streams and mode in (Parallel.PIPELINE, Parallel.TENSOR):
+            part, build_ms = _timed_part(placed, world, device, features=False)
+            step = functools.partial(_split_pass_over_file, placed, part, device, world)
+        elif streams:
             network, build_ms = _timed_build(placed, device, features=False)
             rows = (
                 parallel.own_rows(config, world)
@@ -489,6 +499,15 @@ def _pass_over_file(
     for features in feature_chunks(config, network.features, device, rows):
         forward(dataclasses.replace(network, features=features))
     devices.synchronize(device)  # a GPU's last kernels are part of the pass the barrier ends
+    world.barrier()
+
+
+def _split_pass_over_file(config: Config, part: Part, device: torch.device, world: World) -> None:
+    """One `pipeline` or `tensor` pass over the file, as `run` streams it, rank 0 dropping
+    each micro-batch's output; it ends at a barrier, as `_pass_over_file` does."""
+    for _ in parallel.outputs(part, world, _features_of(config, part, device)):
+        pass
+    devices.synchronize(device)
     world.barrier()
 
 

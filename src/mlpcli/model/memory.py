@@ -39,7 +39,7 @@ def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
     """Whether each pass that `bench` times reads the features from their file a chunk at a
     time, as `run` does: a file of more rows than one chunk (`chunk_rows`). Drawn features, a
     file's that fit one chunk, and any a CUDA graph replays, are made once and held for every
-    pass (and so are those of `pipeline` and `tensor` ranks)."""
+    pass."""
     return not cuda_graph and config.inputs is not None and chunk_rows(config) < config.batch_size
 
 
