@@ -24,7 +24,7 @@ from mlpcli.engine.network import (
     forward_layers,
     placed,
 )
-from mlpcli.engine.rows import chunk_spans
+from mlpcli.engine.rows import spans
 from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
@@ -74,15 +74,17 @@ def part_of(config: Config, world: World, device: torch.device, features: bool =
 
 def forward(part: Part, world: World, observe: Observe | None = None) -> torch.Tensor | None:
     """The output on rank 0 (None on the others) of the features `part` holds, each rank
-    computing its share; `observe` sees each piece of h1.. and output where it lies (for
-    `data`, without `chunk` only)."""
-    mode = part.config.parallel if world.distributed else Parallel.NONE
-    assert observe is None or mode is not Parallel.DATA or part.config.chunk is None
+    computing its share, `chunk` rows at a time or all at once, as `forward_in_chunks` runs
+    them (a pipeline's micro-batches); `observe` sees each piece of h1.. and output where it
+    lies (for `data`, without `chunk` only)."""
+    config = part.config
+    mode = config.parallel if world.distributed else Parallel.NONE
+    assert observe is None or mode is not Parallel.DATA or config.chunk is None
     if mode in (Parallel.PIPELINE, Parallel.TENSOR):
+        batches = spans(range(config.batch_size), config.chunk or config.batch_size)
         held = part.features
-        spans = micro_batches(part.config)
-        features = None if held is None else (held[rows.start : rows.stop] for rows in spans)
-        pieces = list(outputs(part, world, features, observe))
+        features = None if held is None else (held[rows.start : rows.stop] for rows in batches)
+        pieces = list(outputs(part, world, batches, features, observe))
         return torch.cat(pieces) if world.rank == 0 else None
     rows = part.share.features
     assert rows is not None
@@ -100,23 +102,19 @@ def forward(part: Part, world: World, observe: Observe | None = None) -> torch.T
 def outputs(
     part: Part,
     world: World,
+    batches: Sequence[range],
     features: Iterator[torch.Tensor] | None,
     observe: Observe | None = None,
 ) -> Iterator[torch.Tensor]:
     """A `pipeline` or `tensor` run's output a micro-batch at a time, in row order, on rank 0
-    (nothing on the others, which must run it to its end as well). The micro-batches are the
-    chunks one process would run (`micro_batches`); `features` gives them, in turn, on the
-    ranks that take features (a pipeline's first stage, every rank of `tensor`)."""
+    (nothing on the others, which must run it to its end as well). `batches` are the rows of
+    each micro-batch, the same on every rank (a run's are the chunks one process would run:
+    `rows.chunk_spans`); `features` gives them, in turn, on the ranks that take features (a
+    pipeline's first stage, every rank of `tensor`)."""
     if part.config.parallel is Parallel.PIPELINE:
-        return _pipeline(part, world, features, observe)
+        return _pipeline(part, world, batches, features, observe)
     assert features is not None
-    return _tensor(part, world, features, observe)
-
-
-def micro_batches(config: Config) -> list[range]:
-    """The rows of each micro-batch of a `pipeline` or `tensor` run: the chunks of a run in
-    one process (`memory.chunk_rows`), so that every layer sees the rows it would see there."""
-    return chunk_spans(config, range(config.batch_size))
+    return _tensor(part, world, batches, features, observe)
 
 
 def gathered(
@@ -139,7 +137,11 @@ def gathered(
 
 
 def _pipeline(
-    part: Part, world: World, features: Iterator[torch.Tensor] | None, observe: Observe | None
+    part: Part,
+    world: World,
+    batches: Sequence[range],
+    features: Iterator[torch.Tensor] | None,
+    observe: Observe | None,
 ) -> Iterator[torch.Tensor]:
     """Each rank its stage's layers, micro-batch by micro-batch, the last stage's outputs to
     rank 0: every layer sees the rows one process would give it, so the same bits.
@@ -156,14 +158,13 @@ def _pipeline(
     weights = [part.weights[i] for i in stage]
     W0 = weights[0]
     assert W0 is not None
-    spans = micro_batches(config)
 
     def output(rows: range) -> torch.Tensor:
         return world.recv(W0.new_empty((len(rows), config.layers[-1])), last)
 
     _ring(world, W0)
     finished: torch.Tensor | None = None  # the last stage's output, sent once the next comes
-    for k, rows in enumerate(spans):
+    for k, rows in enumerate(batches):
         if rank == 0:
             assert features is not None
             h = next(features)
@@ -191,13 +192,13 @@ def _pipeline(
             world.flush()  # the previous micro-batch has gone
             world.send(h, rank + 1)
         if rank == 0 and k >= last:
-            yield output(spans[k - last])
+            yield output(batches[k - last])
     if rank == last:
         assert finished is not None
         world.flush()
         world.send(finished, 0)
     if rank == 0:
-        for rows in spans[max(0, len(spans) - last) :]:
+        for rows in batches[max(0, len(batches) - last) :]:
             yield output(rows)
     world.flush()
 
@@ -217,14 +218,18 @@ def _ring(world: World, like: torch.Tensor) -> None:
 
 
 def _tensor(
-    part: Part, world: World, features: Iterator[torch.Tensor], observe: Observe | None
+    part: Part,
+    world: World,
+    batches: Sequence[range],
+    features: Iterator[torch.Tensor],
+    observe: Observe | None,
 ) -> Iterator[torch.Tensor]:
     """Column then row parallel, a pair of layers at a time: the first layer's columns are
     split (its activation runs on each rank's columns, or on whole rows after an all-gather
     where it needs them); the second's rows, and an all-reduce sums the partial products."""
     config = part.config
     columns = [plan.split(n, world.world_size) for n in config.layers[1:]]
-    for rows, h in zip(micro_batches(config), features, strict=True):
+    for rows, h in zip(batches, features, strict=True):
         out: torch.Tensor | None = h
         for i in range(len(part.weights)):
             assert out is not None

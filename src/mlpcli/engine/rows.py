@@ -48,9 +48,14 @@ def feature_chunks(
 
 def chunk_spans(config: Config, rows: range) -> list[range]:
     """The rows of each chunk that `feature_chunks` gives of `rows`."""
-    step = _step(config, rows)
-    firsts = range(rows.start, rows.stop, step)
-    return [range(first, min(first + step, rows.stop)) for first in firsts]
+    return spans(rows, _step(config, rows))
+
+
+def spans(rows: range, step: int) -> list[range]:
+    """`rows` cut into spans of `step` rows from the first, the last one shorter."""
+    return [
+        range(first, min(first + step, rows.stop)) for first in range(rows.start, rows.stop, step)
+    ]
 
 
 def _step(config: Config, rows: range | None) -> int:

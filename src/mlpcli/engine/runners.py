@@ -28,7 +28,7 @@ from mlpcli.engine.network import (
     forward_in_chunks,
 )
 from mlpcli.engine.parallel import Part, part_of
-from mlpcli.engine.rows import feature_chunks
+from mlpcli.engine.rows import chunk_spans, feature_chunks
 from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
@@ -254,7 +254,7 @@ def _run_split(
         outputs = _Outputs(config, config.batch_size if hold else None, sinks)
         world.barrier()
         start = time.perf_counter()
-        for output in parallel.outputs(part, world, _features_of(placed, part, device)):
+        for output in parallel.outputs(part, world, *_micro_batches(placed, part, device)):
             outputs.add(output)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
@@ -273,14 +273,18 @@ def _run_split(
     )
 
 
-def _features_of(config: Config, part: Part, device: torch.device) -> Iterator[torch.Tensor] | None:
-    """The features a `pipeline` or `tensor` rank takes, a micro-batch at a time: read from
-    their file, or cut from the drawn ones it holds; None on a pipeline's later stages."""
+def _micro_batches(
+    config: Config, part: Part, device: torch.device
+) -> tuple[list[range], Iterator[torch.Tensor] | None]:
+    """The micro-batches of a `pipeline` or `tensor` run, the chunks one process would run,
+    and their features where this rank takes them (None on a pipeline's later stages): read
+    from their file, or cut from the drawn ones it holds."""
+    batches = chunk_spans(config, range(config.batch_size))
     rows = part.share.features
     if rows is None:
-        return None
+        return batches, None
     drawn = part.features if part.features is not None else torch.empty(0)
-    return feature_chunks(config, drawn, device, rows)
+    return batches, feature_chunks(config, drawn, device, rows)
 
 
 def _shared_over(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
@@ -505,7 +509,7 @@ def _pass_over_file(
 def _split_pass_over_file(config: Config, part: Part, device: torch.device, world: World) -> None:
     """One `pipeline` or `tensor` pass over the file, as `run` streams it, rank 0 dropping
     each micro-batch's output; it ends at a barrier, as `_pass_over_file` does."""
-    for _ in parallel.outputs(part, world, _features_of(config, part, device)):
+    for _ in parallel.outputs(part, world, *_micro_batches(config, part, device)):
         pass
     devices.synchronize(device)
     world.barrier()
