@@ -2,9 +2,9 @@
 
 Each rank joins the group, and for each case builds its share and runs the forward pass the way
 `mlpcli run` and `mlpcli compare --nproc` do; rank 0 saves every tensor, put back together from
-the ranks' pieces, the run's output, and what its sink took of the run that does not hold the
-output (each block's rows, and the rows put together), to OUT/CASE.npz. Usage: ranks.py OUT
-CASES.json
+the ranks' pieces, the run's output, what its sink took of the run that does not hold the
+output (each block's rows, and the rows put together), and what it took of a run that brings
+every row to rank 0 in order, to OUT/CASE.npz. Usage: ranks.py OUT CASES.json
 """
 
 from __future__ import annotations
@@ -28,11 +28,15 @@ def main(out: Path, cases: dict[str, list[str]]) -> None:
         result = runners.run(config, joined)
         sunk: list[np.ndarray] = []  # `data`: each rank's own rows; else all of them, on rank 0
         streamed = runners.run(config, joined, hold=False, sinks=[sunk.append])
+        ordered: list[np.ndarray] = []  # every row, on rank 0
+        sinks = [ordered.append] if joined.rank == 0 else []
+        runners.run(config, joined, hold=False, sinks=sinks, in_order=True)
         if tensors is not None and result is not None and streamed is not None:
             assert result.parallel is not None
             assert streamed.output is None
             preview = {"preview_head": streamed.preview.head, "preview_tail": streamed.preview.tail}
             blocks = {"sunk": np.concatenate(sunk), "sunk_rows": [len(rows) for rows in sunk]}
+            blocks["in_order"] = np.concatenate(ordered)
             arrays = {**tensors, "run_output": result.whole, **preview, **blocks}
             np.savez(out / f"{name}.npz", **arrays)  # type: ignore[arg-type]
             parallel_info = {"mode": result.parallel.mode, "world_size": result.parallel.world_size}

@@ -206,6 +206,7 @@ def test_shards_put_together_are_the_single_draw_and_outputs_agree(
     step = config.chunk or len(rows)  # rank 0's output a chunk (a micro-batch) at a time
     assert blocks == [min(step, rows.stop - first) for first in range(rows.start, rows.stop, step)]
     np.testing.assert_array_equal(sunk, got["run_output"][rows.start : rows.stop])
+    np.testing.assert_array_equal(got.pop("in_order"), got["run_output"])  # every rank's rows
     assert json.loads((ranks_ran / f"{case}.json").read_text()) == {
         "mode": case.split("_")[0],
         "world_size": world,

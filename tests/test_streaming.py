@@ -13,6 +13,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -561,6 +562,45 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
     assert chunk_reads == [[7] * 7 + [4]] * 3  # rank 0's, every pass
 
 
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_data_run_brings_every_row_to_rank_0_in_order(
+    world: int, tmp_path: Path, chunk_reads: list[list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`in_order` (CSV on stdout over `data` ranks): each rank reads and runs only its own
+    rows, the others keeping theirs in a temporary file until rank 0, past its own, takes them
+    rank by rank: rank 0's sinks get every row in row order, a block at a time, one process's
+    bits; no temporary file is left."""
+    from mlpcli.engine import runners
+
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    overrides = [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1", "device=cpu"]
+    config = load(None, [*overrides, "parallel=data"])
+    alone = runners.run(config)
+    chunk_reads.clear()
+    sunk: list[np.ndarray] = []
+
+    def run(rank: _Meeting) -> Any:
+        sinks = [sunk.append] if rank.rank == 0 else []
+        return runners.run(config, rank, hold=False, sinks=sinks, in_order=True)
+
+    _threads(world, run)
+    shares = (
+        [range(0, 28), range(28, 53)]
+        if world == 2
+        else [range(0, 21), range(21, 42), range(42, 53)]
+    )
+    assert sorted(chunk_reads) == sorted(
+        [min(7, r.stop - a) for a in range(r.start, r.stop, 7)] for r in shares
+    )
+    first = shares[0]
+    received = [min(7, len(r) - a) for r in shares[1:] for a in range(0, len(r), 7)]
+    assert [len(rows) for rows in sunk] == [7] * (len(first) // 7) + received
+    np.testing.assert_array_equal(np.concatenate(sunk), alone.whole)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", ["chunk=7", "chunk=null"])
 def test_compare_over_the_ranks_of_a_data_run_of_a_file(chunk: str, tmp_path: Path) -> None:
@@ -787,14 +827,15 @@ def test_a_bad_row_in_a_later_ranks_share_leaves_no_output(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["pipeline", "tensor"])
-def test_a_pipeline_or_tensor_run_over_ranks_writes_and_prints_through_rank_0(
+@pytest.mark.parametrize("mode", ["data", "pipeline", "tensor"])
+def test_a_run_over_ranks_writes_and_prints_in_order_through_rank_0(
     mode: str, tmp_path: Path
 ) -> None:
-    """One pipeline or tensor network over two ranks: rank 0 writes the output file, prints
-    CSV and compares `--expect` a micro-batch at a time, as one process does (a pipeline bit
-    for bit, tensor's all-reduce within rounding); a bad cell in a later micro-batch leaves no
-    output and is named as one process names it."""
+    """One network over two ranks printing CSV: rank 0 writes the output file, prints CSV and
+    compares `--expect` a block of rows at a time in row order, as one process does (`data`
+    rank 1's rows spooled until rank 0 takes them; a pipeline's micro-batches; data and
+    pipeline bit for bit, tensor's all-reduce within rounding); a bad cell in a later
+    micro-batch (rank 1's rows) leaves no output and is named as one process names it."""
     WRITERS["x.csv"](tmp_path / "x.csv")
     args = ("run", LAYERS, "inputs=x.csv", f"parallel={mode}", "chunk=7")
     one = _mlpcli(*args, "-o", "one.npy", "-f", "csv", cwd=tmp_path)
@@ -803,7 +844,7 @@ def test_a_pipeline_or_tensor_run_over_ranks_writes_and_prints_through_rank_0(
     assert set(two.stderr.splitlines()) < set(one.stderr.splitlines())  # less the note on one
     got, expected = np.load(tmp_path / "two.npy"), np.load(tmp_path / "one.npy")
     printed = np.loadtxt(io.StringIO(two.stdout), delimiter=",", skiprows=1, usecols=(1, 2, 3))
-    if mode == "pipeline":
+    if mode != "tensor":
         assert (got.tobytes(), two.stdout) == (expected.tobytes(), one.stdout)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
@@ -811,7 +852,7 @@ def test_a_pipeline_or_tensor_run_over_ranks_writes_and_prints_through_rank_0(
     changed = expected.copy()
     changed[40, 2] += 1e-3  # a later micro-batch's
     np.save(tmp_path / "changed.npy", changed)
-    checked = _mlpcli(*args, "--nproc", "2", "--expect", "changed.npy", "-q", cwd=tmp_path)
+    checked = _mlpcli(*args, "--nproc", "2", "--expect", "changed.npy", "-f", "csv", cwd=tmp_path)
     assert checked.returncode == 1
     assert checked.stderr.splitlines()[-1].startswith(  # after the note on x.csv's header
         "mlpcli: error: default: output differs from changed.npy at row 40, column 2: "

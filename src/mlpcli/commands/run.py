@@ -61,7 +61,8 @@ class _Rows(enum.Enum):
 
     GATHERED = "gathered"  # whole to rank 0 after the run, then shown and written there
     WITH_RANKS = "with the ranks"  # each rank writes its own into the file (one `data` network)
-    THROUGH_RANK_0 = "through rank 0"  # a micro-batch at a time (one pipeline or tensor network)
+    THROUGH_RANK_0 = "through rank 0"  # in row order, a block at a time, as they come (one
+    # pipeline or tensor network; or `data` for CSV on stdout, or a file the ranks cannot write)
 
 
 def run(
@@ -287,14 +288,14 @@ def _run_here(
 def _rows_over_ranks(out: Output, jobs: Sequence[Job], held: str | None, world: int) -> _Rows:
     """Where the output rows of a run over `world` ranks go. One network that nothing holds
     whole: a `data` network's stay with the ranks (each writes its own to the output file,
-    rank 0 shows a preview) where the file is one the ranks can write and CSV is not printed
-    (rank 0's to print, in order); a `pipeline` or `tensor` network's come through rank 0,
-    which writes and prints them as they come. Anything else is gathered."""
+    rank 0 shows a preview) where the file is one the ranks can write and CSV is not printed;
+    otherwise, and for a `pipeline` or `tensor` network, they come through rank 0 in row
+    order, which writes and prints them as they come. Anything else is gathered."""
     parallel = jobs[0][0].parallel if len(jobs) == 1 and world > 1 and held is None else None
     writable = out.path is None or shares.written_by_ranks(out.path)
     if parallel is Parallel.DATA and not _prints_csv(out) and writable:
         return _Rows.WITH_RANKS
-    if parallel in (Parallel.PIPELINE, Parallel.TENSOR):
+    if parallel in (Parallel.DATA, Parallel.PIPELINE, Parallel.TENSOR):
         return _Rows.THROUGH_RANK_0
     return _Rows.GATHERED
 
@@ -511,13 +512,13 @@ def _shared(
     if rows is _Rows.GATHERED:  # compared whole on rank 0 (preflight made no comparison)
         assert comparison is None
         return runners.run(config, group, with_stats=stats)
-    if rows is _Rows.THROUGH_RANK_0:  # its rows only on rank 0: no other adds to its sinks
+    if rows is _Rows.THROUGH_RANK_0:  # every row to rank 0's sinks, the others' none
+        sinks: list[OutputSink] = [writer.add for writer in writers]
         for writer in writers:
             writer.start(config, combo)
-        sinks: list[OutputSink] = [writer.add for writer in writers]
-        if comparison is not None:
+        if comparison is not None and group.rank == 0:
             sinks.append(comparison.add)
-        return runners.run(config, group, sinks=sinks, hold=False)
+        return runners.run(config, group, sinks=sinks, hold=False, with_stats=stats, in_order=True)
     own = parallel.own_rows(config, group)
     checks = []
     if comparison is not None:

@@ -6,6 +6,7 @@ The network is `network`, the ranks' shares of it `parallel`, devices `devices`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import resource
@@ -18,7 +19,7 @@ from typing import overload
 import numpy as np
 import torch
 
-from mlpcli.engine import devices, parallel
+from mlpcli.engine import devices, parallel, spool
 from mlpcli.engine.estimates import forward_estimate
 from mlpcli.engine.network import (
     TORCH_DTYPES,
@@ -66,6 +67,7 @@ def run(
     keep: bool = ...,
     hold: bool = ...,
     sinks: Sequence[OutputSink] = ...,
+    in_order: bool = ...,
 ) -> RunResult: ...
 @overload
 def run(
@@ -78,6 +80,7 @@ def run(
     keep: bool = ...,
     hold: bool = ...,
     sinks: Sequence[OutputSink] = ...,
+    in_order: bool = ...,
 ) -> RunResult | None: ...
 def run(
     config: Config,
@@ -89,6 +92,7 @@ def run(
     keep: bool = False,
     hold: bool = True,
     sinks: Sequence[OutputSink] = (),
+    in_order: bool = False,
 ) -> RunResult | None:
     """Build and run `config` over `world`: the result on rank 0, None on the other ranks.
 
@@ -96,20 +100,46 @@ def run(
     rows (`parallel.own_rows`; all of them alone) a chunk at a time, each chunk's output to
     `sinks` (a file, stdout; a rank's own part of the output file) and, with `hold`, into the
     result whole (on rank 0: every rank's rows); the preview, the counts and `with_stats`'
-    figures go through rank 0. `pipeline` and `tensor` stream a micro-batch at a time
-    (`_run_split`), their output to rank 0's `sinks` (and result, with `hold`); `with_stats`,
-    `keep`, `step` and `on_estimate` are for rows a process runs whole (`commands.world`
-    refuses what the others cannot do).
+    figures go through rank 0. With `in_order` every rank's rows reach rank 0's `sinks` in
+    row order (`_in_order`; the other ranks are given none). `pipeline` and `tensor` stream a
+    micro-batch at a time (`_run_split`), their output to rank 0's `sinks` (and result, with
+    `hold`); `with_stats`, `keep`, `step` and `on_estimate` are for rows a process runs whole
+    (`commands.world` refuses what the others cannot do).
     """
     mode = config.parallel if world.distributed else Parallel.NONE
     if mode is not Parallel.NONE and mode is not Parallel.DATA:
         return _run_split(config, world, hold=hold, sinks=sinks)
     rows = parallel.own_rows(config, world) if mode is Parallel.DATA else _every_row(config)
-    mine = _streamed(
-        world.on_device(config), rows, step=step, on_estimate=on_estimate,
-        with_stats=with_stats, keep=keep, hold=hold, sinks=sinks,
-    )  # fmt: skip
+    in_order &= mode is Parallel.DATA
+    spooling = in_order and world.rank != 0
+    width, dtype = config.layers[-1], np.dtype(config.dtype.output_type)
+    with spool.spooled(width, dtype) if spooling else contextlib.nullcontext() as spooled:
+        mine = _streamed(
+            world.on_device(config), rows, step=step, on_estimate=on_estimate,
+            with_stats=with_stats, keep=keep, hold=hold,
+            sinks=[spooled.add] if spooled is not None else sinks,
+        )  # fmt: skip
+        if in_order:
+            _in_order(config, world, spooled, sinks)
     return mine if mode is Parallel.NONE else _put_together(config, world, mine, hold)
+
+
+def _in_order(
+    config: Config, world: World, spooled: spool.Spool | None, sinks: Sequence[OutputSink]
+) -> None:
+    """After a `data` rank's own rows: each other rank's, rank by rank, to rank 0's `sinks`
+    from its `spooled` rows (which it sends once rank 0 asks for them), in blocks of a chunk
+    (SINK_VALUES values at most), as rank 0 hands its own rows on."""
+    width = config.layers[-1]
+    step = max(1, min(memory.chunk_rows(config), SINK_VALUES // max(1, width)))
+    if spooled is not None:
+        spooled.send(world, step)
+        return
+    like = np.empty((0, width), config.dtype.output_type)
+    for rank, rows in enumerate(plan.data_rows(config, world.world_size)[1:], 1):
+        for block in spool.received(world, rank, len(rows), step, like):
+            for sink in sinks:
+                sink(block)
 
 
 def _every_row(config: Config) -> range | None:
