@@ -25,7 +25,7 @@ from mlpcli import session
 from mlpcli.engine import comparisons, runners
 from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
-from mlpcli.model import plan
+from mlpcli.model import memory, plan
 from mlpcli.model.closeness import tolerance_for
 from mlpcli.model.config import Parallel
 from mlpcli.model.results import PREVIEW_ROWS
@@ -148,6 +148,22 @@ def test_shapes_plans_every_rank(mode: str) -> None:
                         for p in parts)  # fmt: skip
             assert cells == sizes[i] * sizes[i + 1]
         assert ranks[0]["weights"][0] == {"name": "W1", "rows": [0, 12], "columns": [0, 4]}
+
+
+def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() -> None:
+    """Each rank's activations are a chunk's (`memory.chunk_rows`, a pipeline's micro-batch):
+    two at its widest layer, with a micro-batch of features read from a file or all of the
+    drawn ones, and the output rank 0 keeps where a run holds it."""
+    wide = ["layers=[64,1024,1024,8]", "batch=100000", "parallel=pipeline"]
+    drawn = loader.load(None, wide, {})
+    read = dataclasses.replace(drawn, inputs="x.npy")
+    step = memory.chunk_rows(drawn)
+    assert step < 100000
+    for config, features in ((drawn, 100000 * 64), (read, memory.chunk_rows(read) * 64)):
+        first, second = plan.plan(config, 2, None).ranks
+        micro = memory.chunk_rows(config)
+        assert first.activation_bytes == 4 * (features + 2 * micro * 1024 + 100000 * 8)
+        assert second.activation_bytes == 4 * 2 * micro * 1024
 
 
 def test_shapes_plans_the_8_h200_model() -> None:

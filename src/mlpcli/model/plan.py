@@ -190,10 +190,11 @@ def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
     )
     mine = [i for i, region in enumerate(held.weights) if region is not None]
     rows = len(held.features) if held.features is not None else batch
-    micro = min(rows, config.chunk or rows)
+    micro = min(rows, memory.chunk_rows(config))  # a run's chunk, a pipeline's micro-batch
     widest = max(max(sizes[i], sizes[i + 1]) for i in mine)
     output_rows = batch if rank == 0 else (rows if config.parallel is Parallel.DATA else 0)
-    features = 0 if held.features is None else len(held.features) * sizes[0]
+    read = config.inputs is not None  # a micro-batch at a time; drawn ones are held whole
+    features = 0 if held.features is None else (micro if read else rows) * sizes[0]
     activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
     drawn_features = 0 if held.features is None else batch * sizes[0]  # drawn whole, then cut
     return RankPlan(
