@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from mlpcli import session
+from mlpcli.commands import world as worlds
 from mlpcli.engine import comparisons, runners
 from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
@@ -164,6 +165,19 @@ def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() ->
         micro = memory.chunk_rows(config)
         assert first.activation_bytes == 4 * (features + 2 * micro * 1024 + 100000 * 8)
         assert second.activation_bytes == 4 * 2 * micro * 1024
+
+
+@pytest.mark.parametrize(
+    ("world", "waits"), [(2, "the other rank waits"), (3, "the other 2 ranks wait")]
+)
+def test_one_network_that_does_not_share_says_the_others_wait(
+    world: int, waits: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    worlds.check([loader.load(None, NET, {})], world, "run")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "mlpcli: note: parallel: none (<built-in default>) runs each network on one rank: with one "
+        f"network {waits} (parallel=data, pipeline or tensor shares it)"
+    )
 
 
 def test_shapes_plans_the_8_h200_model() -> None:

@@ -278,3 +278,21 @@ def test_a_sweep_shows_its_runs_in_one_table_and_every_value_with_full() -> None
     assert rendered(view.shown(swept), 120) == rendered(run_view.sweep_table(swept, 120)[0], 120)
     every = render.stacked([run_view.run_table(run, full=True, width=120)[0] for run in swept])
     assert rendered(view.shown(swept, full=True), 120) == rendered(every, 120)  # each run's
+
+
+@pytest.mark.parametrize("ranks", [0, 2])
+def test_a_bench_on_the_cpu_says_where_its_peak_memory_is(ranks: int) -> None:
+    """The CPU gives no peak of the passes alone; over ranks each rank's RSS is in its table."""
+    from mlpcli.model.results import BenchResult, ParallelInfo, RankFigures
+    from mlpcli.report.views.bench import bench_table
+
+    config = load(None, ["layers=[3,4,1]"], {})
+    figures = tuple(RankFigures(r, "cpu", 300 << 20, True, 1.5, 96) for r in range(ranks))
+    shared = ParallelInfo("data", ranks, "gloo") if ranks else None
+    result = BenchResult(
+        config, "cpu", 2.0, (1.0, 2.0), None, 96, 1, parallel=shared, ranks=figures
+    )
+    text = rendered(bench_table(result, 100))
+    said = "each rank's RSS, below" if ranks else "not measured on the CPU"
+    assert re.search(rf"peak memory of the passes +{said}", text)
+    assert ("300.0 MiB (RSS)" in text) == bool(ranks)

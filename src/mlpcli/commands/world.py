@@ -57,9 +57,10 @@ def check(
         terminal.note(f"{world} ranks on {cores} CPU cores: each rank gets less than a core")
     lone = len(configs) == 1 and configs[0].parallel is Parallel.NONE
     if world > 1 and lone and not noted:
+        others = "the other rank waits" if world == 2 else f"the other {world - 1} ranks wait"
         terminal.note(
             f"parallel: none ({configs[0].where('parallel')}) runs each network on one rank: with "
-            f"one network the other {world - 1} wait (parallel=data, pipeline or tensor shares it)"
+            f"one network {others} (parallel=data, pipeline or tensor shares it)"
         )
 
 

@@ -43,7 +43,10 @@ def bench_table(result: BenchResult, width: int) -> RenderableType:
     grid.add_column(style="bold")
     grid.add_column(justify="right")
     times = result.forward_ms
-    peak = "not measured on the CPU" if result.peak_bytes is None else byte_size(result.peak_bytes)
+    if result.peak_bytes is not None:
+        peak = byte_size(result.peak_bytes)
+    else:  # the CPU: no figure for the passes alone; over ranks, each process's whole peak
+        peak = "each rank's RSS, below" if result.ranks else "not measured on the CPU"
     rows = [
         ("device", result.device),
         ("build (weights drawn, cast, moved)", f"{ms_text(result.build_ms)} ms"),
