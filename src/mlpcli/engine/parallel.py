@@ -164,11 +164,13 @@ def _pipeline(
 
     _ring(world, W0)
     finished: torch.Tensor | None = None  # the last stage's output, sent once the next comes
-    for k, rows in enumerate(batches):
-        if rank == 0:
-            assert features is not None
-            h = next(features)
-        else:
+    taken: Iterator[tuple[range, torch.Tensor | None]]
+    if features is None:  # a later stage: each micro-batch from the stage before
+        taken = ((rows, None) for rows in batches)
+    else:  # the first: read to the file's end, where its rows are counted
+        taken = zip(batches, features, strict=True)
+    for k, (rows, h) in enumerate(taken):
+        if h is None:
             h = world.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
         if rank == last and finished is not None:
             world.flush()  # the output before it has gone
