@@ -445,9 +445,14 @@ def _sockets(pid: int) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", [1, 0])  # rank 0 also serves the store the others use
 def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(
-    mlpcli_script: str, start_up_s: float, victim: int
+    mlpcli_script: str, start_up_s: float, victim: int, tmp_path: Path
 ) -> None:
-    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline")
+    """Rank 0 writes a pipeline's output as it comes: a rank killed leaves none of it (a
+    killed rank 0 its temporary, which the next run for the path removes)."""
+    output = str(tmp_path / "out.npy")
+    process, ranks = _started(
+        mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline", "-o", output, "-q"
+    )
     os.kill(ranks[victim], signal.SIGKILL)
     start = time.monotonic()
     _, err = process.communicate(timeout=60)
@@ -457,6 +462,8 @@ def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(
     line = f"mlpcli: error: rank {victim} died (SIGKILL); the other ranks were ended"
     assert said(err) == [line]
     assert _ranks_of(process.pid) == {}
+    left = [path.name for path in tmp_path.iterdir()]  # rank 0's temporary where it was killed
+    assert left == [] if victim else [name for name in left if name.startswith(".out.npy.")]
 
 
 def test_ranks_start_with_the_signals_blocked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ chunks. The GiB ladder is in benchmarks/bench.py."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -505,6 +506,7 @@ class _Meeting(Alone):
         except queue.Empty:
             raise AssertionError(f"rank {self.rank} waited for rank {source}") from None
         taken.set()
+        assert tensor.shape == out.shape, (self.rank, source)
         return out.copy_(tensor)
 
 
@@ -527,9 +529,12 @@ def _threads(world: int, work: Callable[[_Meeting], Any]) -> dict[int, Any]:
     return results
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize(
+    ("world", "chunk"),
+    [(2, 7), (3, 7), (4, 7), (4, 30)],  # 2 micro-batches, fewer than the ranks
+)
 def test_a_pipeline_streams_its_rows_through_rank_0(
-    world: int, tmp_path: Path, chunk_reads: list[list[int]]
+    world: int, chunk: int, tmp_path: Path, chunk_reads: list[list[int]]
 ) -> None:
     """A pipeline's first stage reads the features a chunk at a time (the later stages none),
     and rank 0 takes the output a chunk at a time while it still sends micro-batches, to its
@@ -539,9 +544,11 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
     from mlpcli.engine import runners
 
     np.save(tmp_path / "x.npy", X)
-    overrides = ["layers=[4,6,5,3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1"]
+    layers = "layers=[4,6,5,4,3]"
+    overrides = [layers, f"inputs={tmp_path / 'x.npy'}", f"chunk={chunk}", "threads=1"]
     config = load(None, [*overrides, "parallel=pipeline", "device=cpu"])
     alone = runners.run(config)
+    blocks = [min(chunk, ROWS - first) for first in range(0, ROWS, chunk)]
     chunk_reads.clear()
     sunk: list[np.ndarray] = []
 
@@ -550,8 +557,8 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
         return runners.run(config, rank, hold=False, sinks=sinks)
 
     results = _threads(world, run)
-    assert chunk_reads == [[7] * 7 + [4]]  # rank 0's, once
-    assert [len(rows) for rows in sunk] == [7] * 7 + [4]
+    assert chunk_reads == [blocks]  # rank 0's, once
+    assert [len(rows) for rows in sunk] == blocks
     np.testing.assert_array_equal(np.concatenate(sunk), alone.whole)
     assert results[0].output is None
     assert results[0].parallel.world_size == world
@@ -559,7 +566,7 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
     assert all(results[number] is None for number in range(1, world))
     chunk_reads.clear()
     _threads(world, lambda rank: runners.bench(config, warmup=1, repeat=2, world=rank))
-    assert chunk_reads == [[7] * 7 + [4]] * 3  # rank 0's, every pass
+    assert chunk_reads == [blocks] * 3  # rank 0's, every pass
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -569,12 +576,21 @@ def test_a_data_run_brings_every_row_to_rank_0_in_order(
     """`in_order` (CSV on stdout over `data` ranks): each rank reads and runs only its own
     rows, the others keeping theirs in a temporary file until rank 0, past its own, takes them
     rank by rank: rank 0's sinks get every row in row order, a block at a time, one process's
-    bits; no temporary file is left."""
-    from mlpcli.engine import runners
+    bits; each temporary file is closed (an unnamed one: gone) at the end."""
+    from mlpcli.engine import runners, spool
 
     np.save(tmp_path / "x.npy", X)
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    kept: list[str] = []  # where each block was kept
+    add = spool.Spool.add
+
+    def keeping(self: spool.Spool, rows: np.ndarray) -> None:
+        kept.append(os.readlink(f"/proc/self/fd/{self.file.fileno()}"))
+        add(self, rows)
+
+    monkeypatch.setattr(spool.Spool, "add", keeping)
     overrides = [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1", "device=cpu"]
     config = load(None, [*overrides, "parallel=data"])
     alone = runners.run(config)
@@ -598,7 +614,41 @@ def test_a_data_run_brings_every_row_to_rank_0_in_order(
     received = [min(7, len(r) - a) for r in shares[1:] for a in range(0, len(r), 7)]
     assert [len(rows) for rows in sunk] == [7] * (len(first) // 7) + received
     np.testing.assert_array_equal(np.concatenate(sunk), alone.whole)
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert len(kept) == sum(len(r) // 7 + (len(r) % 7 > 0) for r in shares[1:])
+    assert all(link.startswith(str(folder)) for link in kept)
+    assert not [link for link in _open_files() if link.startswith(str(folder))]
+
+
+def _open_files() -> list[str]:
+    """What each of this process's file descriptors points at."""
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own, gone
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return links
+
+
+def test_a_spool_without_room_names_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank's rows kept for rank 0 on a full disk (/dev/full, whose writes fail so): one
+    line naming the rank, the folder and what to do (exit 3)."""
+    from mlpcli.engine import spool
+    from mlpcli.errors import UnavailableError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with (
+        spool.spooled(1, 3, np.dtype(np.float32)) as kept,
+        open("/dev/full", "wb", buffering=0) as full,
+    ):
+        kept.file = full
+        with pytest.raises(UnavailableError) as raised:
+            kept.add(np.zeros((2, 3), np.float32))
+    assert str(raised.value) == (
+        f"rank 1: cannot keep its output rows in {tmp_path} until rank 0 takes them (No space "
+        "left on device); set TMPDIR to a folder with room for them"
+    )
+    assert raised.value.exit_code == 3
 
 
 @pytest.mark.slow
@@ -834,8 +884,9 @@ def test_a_run_over_ranks_writes_and_prints_in_order_through_rank_0(
     """One network over two ranks printing CSV: rank 0 writes the output file, prints CSV and
     compares `--expect` a block of rows at a time in row order, as one process does (`data`
     rank 1's rows spooled until rank 0 takes them; a pipeline's micro-batches; data and
-    pipeline bit for bit, tensor's all-reduce within rounding); a bad cell in a later
-    micro-batch (rank 1's rows) leaves no output and is named as one process names it."""
+    pipeline bit for bit, tensor's all-reduce within rounding); a bad cell (in rank 1's rows)
+    is named as one process names it, before any rank runs (the pass that counts the lines
+    finds it), and leaves the old output. (A rank that dies mid-run: test_parallel.py.)"""
     WRITERS["x.csv"](tmp_path / "x.csv")
     args = ("run", LAYERS, "inputs=x.csv", f"parallel={mode}", "chunk=7")
     one = _mlpcli(*args, "-o", "one.npy", "-f", "csv", cwd=tmp_path)

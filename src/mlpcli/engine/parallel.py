@@ -24,7 +24,7 @@ from mlpcli.engine.network import (
     forward_layers,
     placed,
 )
-from mlpcli.engine.rows import spans
+from mlpcli.engine.rows import Spans
 from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
@@ -81,7 +81,7 @@ def forward(part: Part, world: World, observe: Observe | None = None) -> torch.T
     mode = config.parallel if world.distributed else Parallel.NONE
     assert observe is None or mode is not Parallel.DATA or config.chunk is None
     if mode in (Parallel.PIPELINE, Parallel.TENSOR):
-        batches = spans(range(config.batch_size), config.chunk or config.batch_size)
+        batches = Spans(range(config.batch_size), config.chunk or config.batch_size)
         held = part.features
         features = None if held is None else (held[rows.start : rows.stop] for rows in batches)
         pieces = list(outputs(part, world, batches, features, observe))

@@ -4,7 +4,8 @@ and `export --verify` pass through the network."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 import torch
 
@@ -46,16 +47,31 @@ def feature_chunks(
             yield taken.to(device=device, dtype=dtype)
 
 
-def chunk_spans(config: Config, rows: range) -> list[range]:
+def chunk_spans(config: Config, rows: range) -> Spans:
     """The rows of each chunk that `feature_chunks` gives of `rows`."""
-    return spans(rows, _step(config, rows))
+    return Spans(rows, _step(config, rows))
 
 
-def spans(rows: range, step: int) -> list[range]:
-    """`rows` cut into spans of `step` rows from the first, the last one shorter."""
-    return [
-        range(first, min(first + step, rows.stop)) for first in range(rows.start, rows.stop, step)
-    ]
+class Spans(Sequence[range]):
+    """`rows` cut into spans of `step` rows from the first, the last one shorter, each made
+    when it is asked for (a list of them would grow with the rows: 117 bytes a span)."""
+
+    def __init__(self, rows: range, step: int) -> None:
+        self.firsts = range(rows.start, rows.stop, step)
+        self.stop, self.step = rows.stop, step
+
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    @overload
+    def __getitem__(self, index: int) -> range: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[range]: ...
+    def __getitem__(self, index: int | slice) -> range | Sequence[range]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        first = self.firsts[index]
+        return range(first, min(first + self.step, self.stop))
 
 
 def _step(config: Config, rows: range | None) -> int:

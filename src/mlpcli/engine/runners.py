@@ -13,7 +13,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import overload
 
 import numpy as np
@@ -113,7 +113,10 @@ def run(
     in_order &= mode is Parallel.DATA
     spooling = in_order and world.rank != 0
     width, dtype = config.layers[-1], np.dtype(config.dtype.output_type)
-    with spool.spooled(width, dtype) if spooling else contextlib.nullcontext() as spooled:
+    spooling_here = (
+        spool.spooled(world.rank, width, dtype) if spooling else contextlib.nullcontext()
+    )
+    with spooling_here as spooled:
         mine = _streamed(
             world.on_device(config), rows, step=step, on_estimate=on_estimate,
             with_stats=with_stats, keep=keep, hold=hold,
@@ -130,12 +133,11 @@ def _in_order(
     """After a `data` rank's own rows: each other rank's, rank by rank, to rank 0's `sinks`
     from its `spooled` rows (which it sends once rank 0 asks for them), in blocks of a chunk
     (SINK_VALUES values at most), as rank 0 hands its own rows on."""
-    width = config.layers[-1]
-    step = max(1, min(memory.chunk_rows(config), SINK_VALUES // max(1, width)))
+    step = min(memory.chunk_rows(config), _block_rows(config.layers[-1]))
     if spooled is not None:
         spooled.send(world, step)
         return
-    like = np.empty((0, width), config.dtype.output_type)
+    like = np.empty((0, config.layers[-1]), config.dtype.output_type)
     for rank, rows in enumerate(plan.data_rows(config, world.world_size)[1:], 1):
         for block in spool.received(world, rank, len(rows), step, like):
             for sink in sinks:
@@ -281,10 +283,10 @@ def _run_split(
     device = devices.prepare(placed, streamed=True, held=hold and world.rank == 0)
     with devices.memory_errors(device):
         part, build_ms = _timed_part(placed, world, device, features=config.inputs is None)
-        outputs = _Outputs(config, config.batch_size if hold else None, sinks)
+        outputs = _Outputs(config, config.batch_size if hold and world.rank == 0 else None, sinks)
         world.barrier()
         start = time.perf_counter()
-        for output in parallel.outputs(part, world, *_micro_batches(placed, part, device)):
+        for output in _micro_batch_outputs(placed, part, device, world):
             outputs.add(output)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
@@ -305,7 +307,7 @@ def _run_split(
 
 def _micro_batches(
     config: Config, part: Part, device: torch.device
-) -> tuple[list[range], Iterator[torch.Tensor] | None]:
+) -> tuple[Sequence[range], Iterator[torch.Tensor] | None]:
     """The micro-batches of a `pipeline` or `tensor` run, the chunks one process would run,
     and their features where this rank takes them (None on a pipeline's later stages): read
     from their file, or cut from the drawn ones it holds."""
@@ -341,7 +343,7 @@ class _Outputs:
     def add(self, output: torch.Tensor) -> None:
         self.nonfinite += nonfinite(output)
         rows = to_numpy(output)  # (chunk, nL)
-        block = max(1, SINK_VALUES // max(1, rows.shape[1]))
+        block = _block_rows(rows.shape[1])
         for start in range(0, rows.shape[0], block):
             for sink in self.sinks:
                 sink(rows[start : start + block])
@@ -357,6 +359,11 @@ class _Outputs:
 
     def preview(self) -> Preview:
         return Preview((self.done, self.head.shape[1]), self.head, self.tail)
+
+
+def _block_rows(width: int) -> int:
+    """Rows of output a sink takes at once: SINK_VALUES values, a row at least."""
+    return max(1, SINK_VALUES // max(1, width))
 
 
 def _kept(network: Network, parts: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -463,9 +470,11 @@ def bench(
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with devices.memory_errors(device):
         step: Callable[[], object]
+        passed: Callable[[], Iterable[object]]
         if streams and mode in (Parallel.PIPELINE, Parallel.TENSOR):
             part, build_ms = _timed_part(placed, world, device, features=False)
-            step = functools.partial(_split_pass_over_file, placed, part, device, world)
+            passed = functools.partial(_micro_batch_outputs, placed, part, device, world)
+            step = functools.partial(_pass_over_file, passed, device, world)
         elif streams:
             network, build_ms = _timed_build(placed, device, features=False)
             rows = (
@@ -473,7 +482,8 @@ def bench(
                 if mode is Parallel.DATA
                 else range(config.batch_size)
             )
-            step = functools.partial(_pass_over_file, placed, network, device, rows, world)
+            passed = functools.partial(_chunk_outputs, placed, network, device, rows)
+            step = functools.partial(_pass_over_file, passed, device, world)
         elif cuda_graph:
             part, build_ms = _timed_part(config, world, device)
             baseline = devices.reset_peak(device)  # before the capture, so that its memory counts
@@ -525,24 +535,31 @@ def bench(
 
 
 def _pass_over_file(
-    config: Config, network: Network, device: torch.device, rows: range, world: World
+    passed: Callable[[], Iterable[object]], device: torch.device, world: World
 ) -> None:
-    """One pass over `rows` read from their file a chunk at a time, as `run` reads them, each
-    chunk's output dropped; over a group it ends at a barrier, so that rank 0's clock spans
-    every rank's pass."""
-    for features in feature_chunks(config, network.features, device, rows):
-        forward(dataclasses.replace(network, features=features))
+    """One pass over a file read a chunk at a time, as `run` reads it, each chunk's output
+    (`passed` gives them) dropped; over a group it ends at a barrier, so that rank 0's clock
+    spans every rank's pass."""
+    for _ in passed():
+        pass
     devices.synchronize(device)  # a GPU's last kernels are part of the pass the barrier ends
     world.barrier()
 
 
-def _split_pass_over_file(config: Config, part: Part, device: torch.device, world: World) -> None:
-    """One `pipeline` or `tensor` pass over the file, as `run` streams it, rank 0 dropping
-    each micro-batch's output; it ends at a barrier, as `_pass_over_file` does."""
-    for _ in parallel.outputs(part, world, *_micro_batches(config, part, device)):
-        pass
-    devices.synchronize(device)
-    world.barrier()
+def _chunk_outputs(
+    config: Config, network: Network, device: torch.device, rows: range
+) -> Iterator[torch.Tensor]:
+    """The output of each chunk of `rows`, read from their file as `run` reads them."""
+    for features in feature_chunks(config, network.features, device, rows):
+        yield forward(dataclasses.replace(network, features=features))
+
+
+def _micro_batch_outputs(
+    config: Config, part: Part, device: torch.device, world: World
+) -> Iterator[torch.Tensor]:
+    """A `pipeline` or `tensor` run's output on rank 0, a micro-batch at a time, its
+    features read as `run` reads them (nothing on the others)."""
+    return parallel.outputs(part, world, *_micro_batches(config, part, device))
 
 
 def _timed_part(
