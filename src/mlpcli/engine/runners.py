@@ -305,20 +305,6 @@ def _run_split(
     )
 
 
-def _micro_batches(
-    config: Config, part: Part, device: torch.device
-) -> tuple[Sequence[range], Iterator[torch.Tensor] | None]:
-    """The micro-batches of a `pipeline` or `tensor` run, the chunks one process would run,
-    and their features where this rank takes them (None on a pipeline's later stages): read
-    from their file, or cut from the drawn ones it holds."""
-    batches = chunk_spans(config, range(config.batch_size))
-    rows = part.share.features
-    if rows is None:
-        return batches, None
-    drawn = part.features if part.features is not None else torch.empty(0)
-    return batches, feature_chunks(config, drawn, device, rows)
-
-
 def _shared_over(config: Config, world: World, device: torch.device) -> ParallelInfo | None:
     """How a run was shared, for its result; None for this process alone."""
     if not world.distributed:
@@ -557,9 +543,14 @@ def _chunk_outputs(
 def _micro_batch_outputs(
     config: Config, part: Part, device: torch.device, world: World
 ) -> Iterator[torch.Tensor]:
-    """A `pipeline` or `tensor` run's output on rank 0, a micro-batch at a time, its
-    features read as `run` reads them (nothing on the others)."""
-    return parallel.outputs(part, world, *_micro_batches(config, part, device))
+    """A `pipeline` or `tensor` run's output on rank 0 (nothing on the others), a
+    micro-batch at a time: the chunks one process would run, their features read from their
+    file as `run` reads them or cut from the drawn ones, where this rank takes features."""
+    batches = chunk_spans(config, range(config.batch_size))
+    rows = part.share.features  # None on a pipeline's later stages
+    drawn = part.features if part.features is not None else torch.empty(0)
+    features = None if rows is None else feature_chunks(config, drawn, device, rows)
+    return parallel.outputs(part, world, batches, features)
 
 
 def _timed_part(

@@ -114,12 +114,6 @@ class Preview:
     head: np.ndarray[Any, Any]
     tail: np.ndarray[Any, Any]
 
-    @classmethod
-    def of(cls, output: np.ndarray[Any, Any]) -> Preview:
-        """The preview of a whole output."""
-        rows, columns = output.shape
-        return cls((rows, columns), output[:PREVIEW_ROWS], output[max(rows - PREVIEW_ROWS, 0) :])
-
     def row(self, r: int) -> np.ndarray[Any, Any]:
         """Row `r`, one of the first or last PREVIEW_ROWS."""
         if r < len(self.head):
