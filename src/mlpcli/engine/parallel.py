@@ -153,56 +153,84 @@ def _pipeline(
     both ways; NCCL matches a pair's operations in order), and no rank holds more than two
     micro-batches' outputs.
     """
-    config, rank, last = part.config, world.rank, world.world_size - 1
-    stage = [i for i, W in enumerate(part.weights) if W is not None]  # (plan.stages)
-    weights = [part.weights[i] for i in stage]
-    W0 = weights[0]
-    assert W0 is not None
-
-    def output(rows: range) -> torch.Tensor:
-        return world.recv(W0.new_empty((len(rows), config.layers[-1])), last)
-
-    _ring(world, W0)
+    rank, last = world.rank, world.world_size - 1
+    stage = _Stage(part, [i for i, W in enumerate(part.weights) if W is not None], observe)
+    _ring(world, stage.first)
     finished: torch.Tensor | None = None  # the last stage's output, sent once the next comes
-    taken: Iterator[tuple[range, torch.Tensor | None]]
-    if features is None:  # a later stage: each micro-batch from the stage before
-        taken = ((rows, None) for rows in batches)
-    else:  # the first: read to the file's end, where its rows are counted
-        taken = zip(batches, features, strict=True)
-    for k, (rows, h) in enumerate(taken):
-        if h is None:
-            h = world.recv(W0.new_empty((len(rows), W0.shape[0])), rank - 1)
-        if rank == last and finished is not None:
-            world.flush()  # the output before it has gone
-            world.send(finished, 0)
+    for k, (rows, h) in enumerate(_stage_inputs(world, stage.first, batches, features)):
+        if rank == last:
+            _sent(world, finished, 0)  # the output before it, now that this one has come
+            finished = stage.forward(h, rows)
+        else:
+            _sent(world, stage.forward(h, rows), rank + 1)
+        if rank == 0 and k >= last:
+            yield stage.output(world, batches[k - last])
+    _sent(world, finished, 0)  # the last stage's last
+    if rank == 0:
+        for rows in batches[max(0, len(batches) - last) :]:
+            yield stage.output(world, rows)
+    world.flush()
 
-        def seen(name: str, h: torch.Tensor, rows: range = rows) -> None:
+
+@dataclass(frozen=True)
+class _Stage:
+    """A pipeline rank's layers (their indices, `plan.stages`), and who sees their results."""
+
+    part: Part
+    layers: list[int]
+    observe: Observe | None
+
+    @property
+    def first(self) -> torch.Tensor:
+        """The stage's first weight: its input's width, the dtype and device of its tensors."""
+        W = self.part.weights[self.layers[0]]
+        assert W is not None
+        return W
+
+    def forward(self, h: torch.Tensor, rows: range) -> torch.Tensor:
+        """The stage's layers on `rows` of the batch, each result seen where it lies."""
+        part, observe = self.part, self.observe
+
+        def seen(name: str, h: torch.Tensor) -> None:
             if observe is not None:
                 observe(name, (rows, range(h.shape[1])), h)
 
-        h = forward_layers(
+        return forward_layers(
             h,
-            weights,  # type: ignore[arg-type]
-            [part.biases[i] for i in stage],
-            [config.activations[i] for i in stage],
-            [part.names[i] for i in stage],
+            [part.weights[i] for i in self.layers],  # type: ignore[misc]
+            [part.biases[i] for i in self.layers],
+            [part.config.activations[i] for i in self.layers],
+            [part.names[i] for i in self.layers],
             seen,
         )
-        if rank == last:
-            finished = h
-        else:
-            world.flush()  # the previous micro-batch has gone
-            world.send(h, rank + 1)
-        if rank == 0 and k >= last:
-            yield output(batches[k - last])
-    if rank == last:
-        assert finished is not None
+
+    def output(self, world: World, rows: range) -> torch.Tensor:
+        """On rank 0: the output of `rows`, from the last stage."""
+        empty = self.first.new_empty((len(rows), self.part.config.layers[-1]))
+        return world.recv(empty, world.world_size - 1)
+
+
+def _stage_inputs(
+    world: World,
+    first: torch.Tensor,
+    batches: Sequence[range],
+    features: Iterator[torch.Tensor] | None,
+) -> Iterator[tuple[range, torch.Tensor]]:
+    """Each micro-batch's rows and the stage's input: the features on the first stage (read
+    to the file's end, where its rows are counted), else what the stage before sent."""
+    if features is not None:
+        yield from zip(batches, features, strict=True)
+        return
+    for rows in batches:
+        yield rows, world.recv(first.new_empty((len(rows), first.shape[0])), world.rank - 1)
+
+
+def _sent(world: World, tensor: torch.Tensor | None, to: int) -> None:
+    """`tensor` (if any) sent to rank `to` once what this rank sent before has gone: at most
+    one in flight."""
+    if tensor is not None:
         world.flush()
-        world.send(finished, 0)
-    if rank == 0:
-        for rows in batches[max(0, len(batches) - last) :]:
-            yield output(rows)
-    world.flush()
+        world.send(tensor, to)
 
 
 def _ring(world: World, like: torch.Tensor) -> None:
