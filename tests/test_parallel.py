@@ -23,7 +23,7 @@ import pytest
 
 from mlpcli import session
 from mlpcli.commands import world as worlds
-from mlpcli.engine import comparisons, runners
+from mlpcli.engine import runners
 from mlpcli.engine.world import ALONE
 from mlpcli.loading import loader
 from mlpcli.model import memory, plan
@@ -33,6 +33,7 @@ from mlpcli.model.results import PREVIEW_ROWS
 from mlpcli.ranks import launch
 
 from .conftest import invoke
+from .ranks import all_tensors
 
 NET = ["layers=[12,10,9,7,5]", "batch=5", "init=kaiming", "threads=1"]  # 10, 9, 7 over 3: uneven
 CASES = {
@@ -67,7 +68,7 @@ def launched(*command: str, timeout: float = 120) -> subprocess.CompletedProcess
 def single(overrides: list[str]) -> dict[str, np.ndarray]:
     """Every tensor of one process, and its run's output."""
     config = loader.load(None, [*overrides, "parallel=none"], {})
-    tensors = comparisons.all_tensors(config, ALONE)
+    tensors = all_tensors(config, ALONE)
     tensors["run_output"] = runners.run(config).whole.astype(np.float64)
     return tensors
 
@@ -237,11 +238,15 @@ def test_shards_put_together_are_the_single_draw_and_outputs_agree(
     assert blocks == [min(step, rows.stop - first) for first in range(rows.start, rows.stop, step)]
     np.testing.assert_array_equal(sunk, got["run_output"][rows.start : rows.stop])
     np.testing.assert_array_equal(got.pop("in_order"), got["run_output"])  # every rank's rows
-    assert json.loads((ranks_ran / f"{case}.json").read_text()) == {
-        "mode": case.split("_")[0],
-        "world_size": world,
-    }
+    info = json.loads((ranks_ran / f"{case}.json").read_text())
+    assert (info["mode"], info["world_size"]) == (case.split("_")[0], world)
     expected = single(CASES[case])
+    shapes = {name: list(values.shape) for name, values in expected.items() if name != "run_output"}
+    compared = info["compared"]  # compare over the ranks: every tensor, a micro-batch at a time
+    assert {name: shape for name, (shape, _) in compared.items()} == shapes
+    assert info["within"]
+    if case in BIT_IDENTICAL:
+        assert {gap for _, gap in compared.values()} == {0.0}
     assert set(got) == set(expected)
     tolerance = tolerance_for(config.dtype, None, None)
     for name, values in expected.items():

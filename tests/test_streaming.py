@@ -509,6 +509,13 @@ class _Meeting(Alone):
         assert tensor.shape == out.shape, (self.rank, source)
         return out.copy_(tensor)
 
+    def gather(self, value: Any) -> list[Any] | None:  # type: ignore[override]
+        if self.rank:
+            self.posts[self.rank, 0].put((value, threading.Event()))
+            return None
+        others = (self.posts[rank, 0].get(timeout=10)[0] for rank in range(1, self.world_size))
+        return [value, *others]
+
 
 def _threads(world: int, work: Callable[[_Meeting], Any]) -> dict[int, Any]:
     """`work` on each rank of `world` meeting ranks, run as threads: what each returned."""
@@ -567,6 +574,50 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
     chunk_reads.clear()
     _threads(world, lambda rank: runners.bench(config, warmup=1, repeat=2, world=rank))
     assert chunk_reads == [blocks] * 3  # rank 0's, every pass
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_compare_over_a_pipeline_goes_a_micro_batch_at_a_time(
+    world: int, tmp_path: Path, chunk_reads: list[list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare over a pipeline's ranks: the first stage reads the features a micro-batch at a
+    time, each micro-batch passes through the ranks on its own, and rank 0 puts its tensors
+    together from the ranks' pieces and compares them with one process's chunk of the same
+    rows (read the same way): nothing held whole, the same bits, and a changed value named at
+    its row of the whole batch."""
+    from mlpcli.engine import comparisons
+    from mlpcli.model.closeness import tolerance_for
+
+    np.save(tmp_path / "x.npy", X)
+    overrides = ["layers=[4,6,5,3]", f"inputs={tmp_path / 'x.npy'}", "chunk=7", "threads=1"]
+    config = load(None, [*overrides, "parallel=pipeline", "device=cpu"])
+    tolerance = tolerance_for(config.dtype, None, None)
+    compared = lambda rank: comparisons.compare(config, tolerance, rank)  # noqa: E731
+    results = _threads(world, compared)
+    blocks = [min(7, ROWS - first) for first in range(0, ROWS, 7)]
+    assert chunk_reads == [blocks, blocks]  # rank 0's: one process's, and the first stage's
+    assert all(results[rank] is None for rank in range(1, world))
+    result = results[0]
+    assert result.devices == ("cpu", f"cpu ×{world} (pipeline)")
+    names = ["features", "W1", "W2", "W3", "B1", "B2", "B3", "h1", "h2", "output"]
+    assert [diff.name for diff in result.diffs] == names
+    assert result.diffs[-1].shape == (ROWS, 3)
+    assert {diff.difference.max_abs for diff in result.diffs} == {0.0}
+    gather = _Meeting.gather
+
+    def altered(self: _Meeting, value: Any) -> list[Any] | None:
+        """Rank 0 receives the output of row 38 changed in its column 1."""
+        gathered = gather(self, value)
+        for name, (rows, _), values in [] if gathered is None else gathered[-1]:
+            if name == "output" and 38 in rows:
+                values[38 - rows.start, 1] += 1e-3
+        return gathered
+
+    monkeypatch.setattr(_Meeting, "gather", altered)
+    gaps = {diff.name: diff.difference for diff in _threads(world, compared)[0].diffs}
+    assert gaps["output"].worst == (38, 1)
+    assert gaps["output"].max_abs == pytest.approx(1e-3, rel=1e-3)
+    assert {gap.max_abs for name, gap in gaps.items() if name != "output"} == {0.0}
 
 
 @pytest.mark.parametrize("world", [2, 3])

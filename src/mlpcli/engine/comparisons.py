@@ -1,8 +1,8 @@
 """`compare`'s runs, with torch: every tensor of a network against one process's, a chunk of
 rows at a time, at the reference tensor's scale: one device against others side by side, or
 the ranks of a run against one process (a `data` run's ranks sending each chunk of their rows
-to rank 0; `pipeline` and `tensor` put together whole). Written once over a world, as
-`runners`' run and bench are.
+to rank 0; `pipeline` and `tensor` put together on rank 0 a micro-batch at a time). Written
+once over a world, as `runners`' run and bench are.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from mlpcli.engine import devices, parallel
 from mlpcli.engine.network import TORCH_DTYPES, Network, build, forward
-from mlpcli.engine.parallel import part_of
+from mlpcli.engine.parallel import Part, part_of
 from mlpcli.engine.rows import chunk_spans, feature_chunks
 from mlpcli.engine.runners import to_numpy
 from mlpcli.engine.world import ALONE, Alone, World
@@ -59,8 +59,9 @@ def compare(
     `source`, for the error when one is missing), every device a chunk of rows at a time
     (`memory.compare_rows`); over a group in `data` mode, each rank's rows a chunk at a time
     as its run computes them, against one process's chunks of them (`_compared_by_rows`); in
-    `pipeline` and `tensor` mode, the ranks' run put back together on rank 0, whole, against
-    one process's on rank 0's device. The result on rank 0, None on the others.
+    `pipeline` and `tensor` mode, the ranks' tensors put together on rank 0 a micro-batch at a
+    time, against one process's chunk of the same rows on rank 0's device
+    (`_compared_by_micro_batches`). The result on rank 0, None on the others.
     """
     whole = dataclasses.replace(config, chunk=None)  # the config a comparison's record shows
     if not world.distributed:
@@ -69,18 +70,11 @@ def compare(
         on = [devices.prepare(one, streamed=True) for one in placed]  # each there before work
         runs = zip(*map(_named_chunks, placed), strict=True)
         return _compared(whole, tolerance, str(on[0]), [str(d) for d in on[1:]], runs)
-    if config.parallel is Parallel.DATA:  # its record shows the chunk its run takes
-        result = _compared_by_rows(config, tolerance, world)
-        world.complete()
-        return result
-    candidate = all_tensors(config, world)
-    result = None
-    if candidate is not None:
-        device = devices.prepare(world.on_device(config))
-        label = f"{device} ×{world.world_size} ({config.parallel.value})"
-        single = world.on_device(dataclasses.replace(config, parallel=Parallel.NONE))
-        pairs = [(all_tensors(single, ALONE), candidate)]
-        result = _compared(whole, tolerance, str(device), [label], pairs)
+    result = (
+        _compared_by_rows(config, tolerance, world)
+        if config.parallel is Parallel.DATA
+        else _compared_by_micro_batches(config, tolerance, world)
+    )  # their record shows the chunk their run takes
     world.complete()  # rank 0's reference too: the others wait for it here
     return result
 
@@ -242,43 +236,83 @@ def _named_chunks(config: Config) -> Iterator[Named]:
             yield {name: _float64(tensor) for name, tensor in chunk.items()}
 
 
-@overload
-def all_tensors(config: Config, world: Alone) -> dict[str, np.ndarray]: ...
-@overload
-def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None: ...
-def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
-    """Every named tensor of a run over `world` as float64 arrays on the CPU, in the
-    notebook's order, on rank 0 (None on the others): what each rank holds and computes, put
-    back together from its pieces. The whole batch runs at once (`chunk` does not apply)."""
-    config = dataclasses.replace(config, chunk=None)
-    device = devices.prepare(world.on_device(config))
-    pieces: list[tuple[str, Region, np.ndarray]] = []
+def _compared_by_micro_batches(
+    config: Config, tolerance: Tolerance, world: World
+) -> CompareResult | None:
+    """A `pipeline` or `tensor` run's tensors against one process's on rank 0, a micro-batch
+    at a time: the run's (`memory.chunk_rows`), or fewer where every tensor of two copies
+    would not fit compare's budget (`memory.compare_rows`); its features read from their file
+    as a run reads them (`_put_together`). Nothing is held whole; the result on rank 0."""
+    rows = min(memory.chunk_rows(config), memory.compare_rows(config, 2))
+    chunked = world.on_device(dataclasses.replace(config, chunk=rows))
+    device = devices.prepare(chunked, streamed=True)
+    single = dataclasses.replace(chunked, parallel=Parallel.NONE)
+    with devices.memory_errors(device):
+        part = part_of(chunked, world, device, features=config.inputs is None)
+        candidate = _put_together(part, world, device)
+        if world.rank != 0:
+            for _ in candidate:  # the ranks' passes: nothing put together here
+                pass
+            return None
+        reference = _named_chunks(single)
+        label = f"{device} ×{world.world_size} ({config.parallel.value})"
+        runs = zip(reference, candidate, strict=True)
+        return _compared(config, tolerance, str(device), [label], runs)
+
+
+def _put_together(part: Part, world: World, device: torch.device) -> Iterator[Named]:
+    """Every named tensor of a `pipeline` or `tensor` run, as float64 arrays on rank 0 (nothing
+    on the others), a micro-batch at a time (`parallel.micro_batches`): each micro-batch runs
+    through the ranks as a pass of its own, then every rank's pieces of its tensors (the
+    weights' with the first) go to rank 0 in one gather, which puts them in place."""
+    config = part.config
+    batches, features = parallel.micro_batches(part, device)
+    pieces = list(_weight_pieces(part))
 
     def observe(name: str, region: Region, tensor: torch.Tensor) -> None:
-        pieces.append((name, region, to_numpy(tensor, np.float64)))
+        pieces.append((name, region, _float64(tensor)))
 
-    with devices.memory_errors(device):
-        part = part_of(config, world, device)
-        share = part.share
-        if part.features is not None and share.features is not None:
-            observe("features", (share.features, range(config.layers[0])), part.features)
-        for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
-            if W is not None and region is not None:
-                observe(f"W{i}", region, W)
-        for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
-            if B is not None and columns is not None:
-                observe(f"B{i}", (range(1), columns), B)
-        parallel.forward(part, world, observe)
-    gathered = world.gather(pieces)
-    if gathered is None:
-        return None
-    shaped = {t.name: t.shape for t in tensor_shapes(config)}
-    tensors: dict[str, np.ndarray] = {}
-    for rank_pieces in gathered:
-        for name, (rows, columns), values in rank_pieces:
-            if values.shape == shaped[name]:  # the whole tensor, from one rank
-                tensors[name] = values
-                continue
-            whole = tensors.setdefault(name, np.full(shaped[name], np.nan))
-            whole[rows.start : rows.stop, columns.start : columns.stop] = values
-    return {name: tensors[name] for name in shaped}
+    for rows in batches:
+        taken = None if features is None else next(features)
+        if taken is not None and world.rank == 0:
+            observe("features", (rows, range(config.layers[0])), taken)
+        given = None if taken is None else iter([taken])
+        for _ in parallel.outputs(part, world, [rows], given, observe):
+            pass  # rank 0's output: seen already, where it was computed
+        gathered = world.gather(pieces)
+        pieces = []
+        if gathered is not None:
+            yield _in_place(config, rows, itertools.chain.from_iterable(gathered))
+    if features is not None:
+        next(features, None)  # read to the file's end, where its rows are counted
+
+
+def _weight_pieces(part: Part) -> Iterator[tuple[str, Region, np.ndarray]]:
+    """This rank's pieces of W1.. and B1.., each with its region of the whole."""
+    share = part.share
+    for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
+        if W is not None and region is not None:
+            yield f"W{i}", region, _float64(W)
+    for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
+        if B is not None and columns is not None:
+            yield f"B{i}", (range(1), columns), _float64(B)
+
+
+def _in_place(
+    config: Config, rows: range, pieces: Iterable[tuple[str, Region, np.ndarray]]
+) -> Named:
+    """The tensors of a micro-batch of `rows` from the ranks' `pieces`, in the notebook's order
+    (the weights where they came): a cell no piece covers stays NaN, and is no match."""
+    shapes = {
+        t.name: t.shape if _is_weight(t.name) else (len(rows), t.shape[1])
+        for t in tensor_shapes(config)
+    }
+    tensors: Named = {}
+    for name, (at, columns), values in pieces:
+        if values.shape == shapes[name]:  # the whole of it, from one rank
+            tensors[name] = values
+            continue
+        first = 0 if _is_weight(name) else rows.start
+        whole = tensors.setdefault(name, np.full(shapes[name], np.nan))
+        whole[at.start - first : at.stop - first, columns.start : columns.stop] = values
+    return {name: tensors[name] for name in shapes if name in tensors}

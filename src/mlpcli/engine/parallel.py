@@ -24,7 +24,7 @@ from mlpcli.engine.network import (
     forward_layers,
     placed,
 )
-from mlpcli.engine.rows import Spans
+from mlpcli.engine.rows import Spans, chunk_spans, feature_chunks
 from mlpcli.engine.world import World
 from mlpcli.model import plan
 from mlpcli.model.activations import WHOLE_ROW
@@ -115,6 +115,19 @@ def outputs(
         return _pipeline(part, world, batches, features, observe)
     assert features is not None
     return _tensor(part, world, batches, features, observe)
+
+
+def micro_batches(
+    part: Part, device: torch.device
+) -> tuple[Sequence[range], Iterator[torch.Tensor] | None]:
+    """A `pipeline` or `tensor` run's micro-batches, the chunks one process would run
+    (`rows.chunk_spans`), and their features in turn where this rank takes them (None on a
+    pipeline's later stages): read from their file as `run` reads them, or cut from the drawn
+    ones."""
+    config, rows = part.config, part.share.features
+    drawn = part.features if part.features is not None else torch.empty(0)
+    features = None if rows is None else feature_chunks(config, drawn, device, rows)
+    return chunk_spans(config, range(config.batch_size)), features
 
 
 def gathered(

@@ -29,7 +29,7 @@ from mlpcli.engine.network import (
     forward_in_chunks,
 )
 from mlpcli.engine.parallel import Part, part_of
-from mlpcli.engine.rows import chunk_spans, feature_chunks
+from mlpcli.engine.rows import feature_chunks
 from mlpcli.engine.stats import Accumulator, combined
 from mlpcli.engine.world import ALONE, Alone, World
 from mlpcli.errors import UnavailableError
@@ -286,7 +286,7 @@ def _run_split(
         outputs = _Outputs(config, config.batch_size if hold and world.rank == 0 else None, sinks)
         world.barrier()
         start = time.perf_counter()
-        for output in _micro_batch_outputs(placed, part, device, world):
+        for output in _micro_batch_outputs(part, device, world):
             outputs.add(output)
         devices.synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1e3
@@ -459,7 +459,7 @@ def bench(
         passed: Callable[[], Iterable[object]]
         if streams and mode in (Parallel.PIPELINE, Parallel.TENSOR):
             part, build_ms = _timed_part(placed, world, device, features=False)
-            passed = functools.partial(_micro_batch_outputs, placed, part, device, world)
+            passed = functools.partial(_micro_batch_outputs, part, device, world)
             step = functools.partial(_pass_over_file, passed, device, world)
         elif streams:
             network, build_ms = _timed_build(placed, device, features=False)
@@ -540,17 +540,10 @@ def _chunk_outputs(
         yield forward(dataclasses.replace(network, features=features))
 
 
-def _micro_batch_outputs(
-    config: Config, part: Part, device: torch.device, world: World
-) -> Iterator[torch.Tensor]:
+def _micro_batch_outputs(part: Part, device: torch.device, world: World) -> Iterator[torch.Tensor]:
     """A `pipeline` or `tensor` run's output on rank 0 (nothing on the others), a
-    micro-batch at a time: the chunks one process would run, their features read from their
-    file as `run` reads them or cut from the drawn ones, where this rank takes features."""
-    batches = chunk_spans(config, range(config.batch_size))
-    rows = part.share.features  # None on a pipeline's later stages
-    drawn = part.features if part.features is not None else torch.empty(0)
-    features = None if rows is None else feature_chunks(config, drawn, device, rows)
-    return parallel.outputs(part, world, batches, features)
+    micro-batch at a time (`parallel.micro_batches`)."""
+    return parallel.outputs(part, world, *parallel.micro_batches(part, device))
 
 
 def _timed_part(
