@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mlpcli.engine import devices, host, network, runners
+from mlpcli.engine.world import Alone
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory, plan
@@ -211,6 +212,35 @@ def test_missing_cuda_is_unavailable(
     ) as caught:
         devices.resolve(load(None, [f"device={device}"]))
     assert caught.value.exit_code == ExitCode.UNAVAILABLE
+
+
+class _RankOf(Alone):
+    """Rank `rank` of `size`, as far as a device's check needs to know."""
+
+    distributed = True
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.world_size = rank, size
+
+
+@pytest.mark.parametrize("mode", ["pipeline", "tensor"])
+def test_a_rank_of_a_split_network_needs_room_for_its_share(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A network split over 4 GPUs because it fits none of them whole: each rank's GPU is
+    checked for the rank's share (`plan`), a world of one's for the whole network."""
+    layers = "layers=[4096,4096,4096,4096,4096]"
+    config = load(None, [layers, "batch=64", f"parallel={mode}", "device=cuda"])
+    whole = memory.device_bytes(config, on_cpu=False, streamed=True)
+    shares = [rank.total_bytes for rank in plan.plan(config, 4, None, held=False).ranks]
+    free = (max(shares) + whole) // 2
+    assert max(shares) < free < whole
+    monkeypatch.setattr(devices, "resolve", lambda _: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda _: (free, 2 * free))
+    for rank in range(4):
+        assert devices.prepare(config, _RankOf(rank, 4), streamed=True).type == "cuda"
+    with pytest.raises(UnavailableError, match=r"needs about .* on cuda:0, .* is free$"):
+        devices.prepare(config, streamed=True)
 
 
 def test_out_of_memory_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -245,8 +245,10 @@ def _compared_by_micro_batches(
     as a run reads them (`_put_together`). Nothing is held whole; the result on rank 0."""
     rows = min(memory.chunk_rows(config), memory.compare_rows(config, 2))
     chunked = world.on_device(dataclasses.replace(config, chunk=rows))
-    device = devices.prepare(chunked, streamed=True)
+    device = devices.prepare(chunked, world, streamed=True)
     single = dataclasses.replace(chunked, parallel=Parallel.NONE)
+    if world.rank == 0:
+        devices.prepare(single, streamed=True)  # the reference: the whole network, on rank 0
     with devices.memory_errors(device):
         part = part_of(chunked, world, device, features=config.inputs is None)
         candidate = _put_together(part, world, device)

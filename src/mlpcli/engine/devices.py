@@ -11,15 +11,20 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from mlpcli.engine.world import ALONE, World
 from mlpcli.errors import UnavailableError, first_line
-from mlpcli.model import memory
-from mlpcli.model.config import Config
+from mlpcli.model import memory, plan
+from mlpcli.model.config import Config, Parallel
 from mlpcli.model.units import byte_size
 
 
-def prepare(config: Config, streamed: bool = False, held: bool = False) -> torch.device:
-    """The device for `config`, once it is known to be there and to have room on a GPU (for a
-    pass that holds everything, or one `streamed` as `run` streams it, its output `held`).
+def prepare(
+    config: Config, world: World = ALONE, streamed: bool = False, held: bool = False
+) -> torch.device:
+    """The device for `config`, once it is known to be there and to have room on a GPU for
+    this rank's part of it (the whole network, or its share of a `pipeline` or `tensor` one
+    over `world`), for a pass that holds everything, or one `streamed` as `run` streams it,
+    its output `held`.
 
     The CPU's memory is checked before torch is imported (`host.check_host`), once per run.
     """
@@ -27,7 +32,7 @@ def prepare(config: Config, streamed: bool = False, held: bool = False) -> torch
     torch.set_num_threads(config.threads or _default_threads())  # per config: runs come in a row
     device = resolve(config)
     if device.type == "cuda":
-        needed = memory.device_bytes(config, on_cpu=False, streamed=streamed, held=held)
+        needed = _needed(config, world, streamed, held)
         free, _ = torch.cuda.mem_get_info(device)
         if needed > free:
             raise UnavailableError(
@@ -35,6 +40,14 @@ def prepare(config: Config, streamed: bool = False, held: bool = False) -> torch
                 f"{byte_size(free)} is free"
             )
     return device
+
+
+def _needed(config: Config, world: World, streamed: bool, held: bool) -> int:
+    """The GPU bytes this rank needs: its share where `world` splits the network
+    (`plan.plan`, which plans a run's micro-batch), else the whole network's."""
+    if world.distributed and config.parallel in (Parallel.PIPELINE, Parallel.TENSOR):
+        return plan.plan(config, world.world_size, None, held).ranks[world.rank].total_bytes
+    return memory.device_bytes(config, on_cpu=False, streamed=streamed, held=held)
 
 
 @functools.cache

@@ -280,7 +280,7 @@ def _run_split(
     that take them (the first stage; every rank of `tensor`), its output a micro-batch at a
     time on rank 0, to `sinks` and, with `hold`, into the result whole (None on the others)."""
     placed = world.on_device(config)
-    device = devices.prepare(placed, streamed=True, held=hold and world.rank == 0)
+    device = devices.prepare(placed, world, streamed=True, held=hold and world.rank == 0)
     with devices.memory_errors(device):
         part, build_ms = _timed_part(placed, world, device, features=config.inputs is None)
         outputs = _Outputs(config, config.batch_size if hold and world.rank == 0 else None, sinks)
@@ -451,7 +451,7 @@ def bench(
     mode = config.parallel if world.distributed else Parallel.NONE
     placed = world.on_device(config)
     streams = memory.reads_per_pass(config, cuda_graph)
-    device = devices.prepare(placed, streamed=streams)
+    device = devices.prepare(placed, world, streamed=streams)
     if cuda_graph and device.type != "cuda":  # `device: auto` found no GPU
         raise UnavailableError(f"--cuda-graph needs a CUDA device; this config runs on {device}")
     with devices.memory_errors(device):

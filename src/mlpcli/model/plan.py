@@ -171,17 +171,18 @@ def share(config: Config, world: int, rank: int) -> Share:
     return Share(features, tuple(weights), tuple(biases) if config.bias else ())
 
 
-def plan(config: Config, world: int, device_memory: int | None) -> ParallelPlan:
-    """Every rank's holdings, bytes and traffic for `config` over `world` ranks."""
+def plan(config: Config, world: int, device_memory: int | None, held: bool = True) -> ParallelPlan:
+    """Every rank's holdings, bytes and traffic for `config` over `world` ranks, the output
+    `held` whole on rank 0 (as `-f json` holds it; a run that streams it, a micro-batch)."""
     return ParallelPlan(
         config.parallel,
         world,
         device_memory,
-        tuple(_rank_plan(config, world, rank) for rank in range(world)),
+        tuple(_rank_plan(config, world, rank, output_held=held) for rank in range(world)),
     )
 
 
-def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
+def _rank_plan(config: Config, world: int, rank: int, *, output_held: bool) -> RankPlan:
     held = share(config, world, rank)
     itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch_size
     weight_bytes = itemsize * (
@@ -192,7 +193,8 @@ def _rank_plan(config: Config, world: int, rank: int) -> RankPlan:
     rows = len(held.features) if held.features is not None else batch
     micro = min(rows, memory.chunk_rows(config))  # a run's chunk, a pipeline's micro-batch
     widest = max(max(sizes[i], sizes[i + 1]) for i in mine)
-    output_rows = batch if rank == 0 else (rows if config.parallel is Parallel.DATA else 0)
+    gathered = rows if config.parallel is Parallel.DATA and output_held else 0  # to rank 0
+    output_rows = (batch if output_held else micro) if rank == 0 else gathered
     read = config.inputs is not None  # a micro-batch at a time; drawn ones are held whole
     features = 0 if held.features is None else (micro if read else rows) * sizes[0]
     activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
