@@ -63,7 +63,7 @@ SUFFIXES = (".npy", ".npz", *TEXT, *JSON, ".safetensors", *arrowtables.SUFFIXES)
 NPY_MAGIC = b"\x93NUMPY"
 READ_ROWS = 1 << 16  # rows a block when the whole file is read
 PIECE = 1 << 20  # bytes of standard input copied at a time
-SPOOL_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
+COPY_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
 FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index)
 HEAD_BYTES = 1 << 16  # standard input looked at a piece at a time, for its format and layout
 NPY_LEAD = 12  # a .npy's magic string and version (8 bytes), and its header's length
@@ -349,11 +349,11 @@ def _kind(path: str) -> str:
 
 def _local(path: str) -> str:
     """The path to read `path` from: itself, or standard input's copy on disk."""
-    return _spooled(path)[0] if path == STDIN else path
+    return _copied(path)[0] if path == STDIN else path
 
 
 @by_file
-def _spooled(path: str) -> tuple[str, IO[bytes]]:
+def _copied(path: str) -> tuple[str, IO[bytes]]:
     """Standard input copied a piece at a time into an unnamed temporary file (gone when the
     process ends, however it ends), and a path that opens it: memory stays flat whatever is
     piped in, and every reader reads it as a file. More than the temporary folder has room
@@ -361,8 +361,8 @@ def _spooled(path: str) -> tuple[str, IO[bytes]]:
     pipe = _pipe().take()
     folder = tempfile.gettempdir()
     free = shutil.disk_usage(folder).free
-    room = free - min(SPOOL_SPARE, free // 10)
-    spool = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (open while the process runs)
+    room = free - min(COPY_SPARE, free // 10)
+    copy = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (open while the process runs)
     size = 0
     while piece := pipe.read(PIECE):
         size += len(piece)
@@ -371,9 +371,9 @@ def _spooled(path: str) -> tuple[str, IO[bytes]]:
                 f"{STDIN_NAME}: more is piped in than the {byte_size(max(room, 0))} free in "
                 f"{folder} for its copy; give the file's path, or TMPDIR=a larger folder"
             )
-        spool.write(piece)
-    spool.flush()
-    return f"/dev/fd/{spool.fileno()}", spool
+        copy.write(piece)
+    copy.flush()
+    return f"/dev/fd/{copy.fileno()}", copy
 
 
 class _Pipe:
