@@ -663,7 +663,7 @@ def test_a_missing_value_in_the_first_row_is_not_a_header(tmp_path: Path) -> Non
     path.write_text("0.5,,0.3\n1,2,3\n")
     code, _, err = invoke("run", f"inputs={path}", widths(3))
     assert code == 2
-    assert "line 1, column 2: '' is not a number" in err
+    assert "line 1, column 2: an empty cell is a missing value (pandas writes NaN" in err
 
 
 def test_json_lines_of_one_record(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 from mlpcli.data import lines, tables
 from mlpcli.errors import MlpcliError
 
+EMPTY = "an empty cell is a missing value (pandas writes NaN as one); features must be finite"
+
 TEXTS = [
     "1,2,3\n4,5,6\n",
     "a,b,c\n1,2,3\n4,5,6\n",
@@ -93,8 +95,8 @@ def test_a_first_line_of_numbers_is_a_header_where_its_types_differ(
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ("a,b\n1,\n", "line 2, column 2: '' is not a number"),  # one row: a missing value
-        ("a,b\n1,\n2,3\n", "line 2, column 2: '' is not a number"),
+        ("a,b\n1,\n", f"line 2, column 2: {EMPTY}"),  # one row: a missing value
+        ("a,b\n1,\n2,3\n", f"line 2, column 2: {EMPTY}"),
         ("a,b\n1,x\n", "column 'b' is not numbers (line 2, column 2: 'x'); pick the feature"),
     ],
 )
@@ -107,7 +109,16 @@ def test_an_empty_cell_is_a_missing_value_not_a_column_of_labels(text: str, said
 
 
 def test_a_quote_then_more_of_the_cell_reads_as_pandas_reads_it() -> None:
-    """`"4"9` is 49 to pyarrow, NumPy and pandas, and so cell by cell (where `1_0`, Python's
-    number alone, sends a block)."""
+    """`"4"9` is 49 to pyarrow, NumPy and pandas, and so cell by cell (where a cell that is
+    no number to them sends a block)."""
     assert _read('a,b\n"4"9,1\n"7" ,2\n')[1] == [[49.0, 1.0], [7.0, 2.0]]
-    assert _read('a,b\n"4"9,1\n1_0,2\n')[1] == [[49.0, 1.0], [10.0, 2.0]]
+
+
+@pytest.mark.parametrize("cell", ["1_0", "1_000.5", "\u0663", "\uff11"])
+def test_a_cell_only_python_reads_as_a_number_is_none(cell: str) -> None:
+    """Python's float() reads `1_0` as 10, and Arabic-Indic and full-width digits as digits;
+    NumPy, pandas and pyarrow read none of them: an error that names the cell, not a number
+    that no other reader of the file would see."""
+    error = _read(f"a,b\n2,1\n{cell},2\n")
+    assert error[0] == "error"
+    assert f"line 3, column 1: {cell!r} is not a number" in str(error[1])

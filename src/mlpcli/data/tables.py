@@ -105,8 +105,12 @@ def matrix(table: Table, wanted: Sequence[Column] | None) -> np.ndarray:
 
 
 def number(cell: object) -> float | None:
-    """A cell's number: text that Python reads as a float, or a JSON number."""
+    """A cell's number: text that Python reads as a float, in ASCII digits and without the
+    underscores of Python's literals (`1_0`, Arabic-Indic or full-width digits are no numbers
+    to NumPy, pandas or pyarrow), or a JSON number."""
     if isinstance(cell, str):
+        if not cell.isascii() or "_" in cell:
+            return None
         try:
             return float(cell)
         except ValueError:
@@ -126,6 +130,11 @@ def _not_anumber(
     where = table.where(i, j)
     if cell is None:
         return f"{where}: null is a missing value; features must be finite numbers"
+    if isinstance(cell, str) and not cell.strip():
+        return (
+            f"{where}: an empty cell is a missing value (pandas writes NaN as one); features "
+            "must be finite numbers"
+        )
     if value is not None:
         return f"{where}: {shown} is not finite"
     first = table.rows[:20]
