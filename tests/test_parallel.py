@@ -155,7 +155,8 @@ def test_shapes_plans_every_rank(mode: str) -> None:
 def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() -> None:
     """Each rank's activations are a chunk's (`memory.chunk_rows`, a pipeline's micro-batch):
     two at its widest layer, with a micro-batch of features read from a file or all of the
-    drawn ones, and the output rank 0 keeps where a run holds it."""
+    drawn ones, and the output rank 0 keeps where a run holds it; its float32 draw has the
+    features only where they are drawn."""
     wide = ["layers=[64,1024,1024,8]", "batch=100000", "parallel=pipeline"]
     drawn = loader.load(None, wide, {})
     read = dataclasses.replace(drawn, inputs="x.npy")
@@ -166,6 +167,8 @@ def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() ->
         micro = memory.chunk_rows(config)
         assert first.activation_bytes == 4 * (features + 2 * micro * 1024 + 100000 * 8)
         assert second.activation_bytes == 4 * 2 * micro * 1024
+        drawn_features = 100000 * 64 if config is drawn else 0  # a file's are read, not drawn
+        assert first.draw_bytes == first.weight_bytes + 4 * drawn_features
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,8 @@ def _rank_plan(config: Config, world: int, rank: int, *, output_held: bool) -> R
     read = config.inputs is not None  # a micro-batch at a time; drawn ones are held whole
     features = 0 if held.features is None else (micro if read else rows) * sizes[0]
     activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
-    drawn_features = 0 if held.features is None else batch * sizes[0]  # drawn whole, then cut
+    drawn = held.features is not None and not read
+    drawn_features = batch * sizes[0] if drawn else 0  # drawn whole, then cut
     return RankPlan(
         rank,
         _holds(config, held, world),
