@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from mlpcli.engine import comparisons, devices, parallel, runners
+from mlpcli.engine.network import forward_in_chunks
 from mlpcli.engine.world import Alone, World
 from mlpcli.loading import loader
 from mlpcli.model.closeness import tolerance_for
-from mlpcli.model.config import Config
+from mlpcli.model.config import Config, Parallel
 from mlpcli.model.plan import Region
 from mlpcli.model.shapes import tensor_shapes
 from mlpcli.ranks import group
@@ -54,7 +55,19 @@ def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
     for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
         if B is not None and columns is not None:
             observe(f"B{i}", (range(1), columns), B)
-    parallel.forward(part, world, observe)
+    if world.distributed and config.parallel in (Parallel.PIPELINE, Parallel.TENSOR):
+        batches = [range(config.batch_size)]  # one micro-batch: the whole batch
+        features = None if part.features is None else iter([part.features])
+        for _ in parallel.outputs(part, world, batches, features, observe):
+            pass
+    else:  # `data` (each rank its rows), or one process
+        rows = part.share.features
+        assert rows is not None
+
+        def seen(name: str, h: torch.Tensor, rows: range = rows) -> None:
+            observe(name, (rows, range(h.shape[1])), h)
+
+        forward_in_chunks(part.network, None, seen)
     gathered = world.gather(pieces)
     if gathered is None:
         return None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +14,7 @@ from mlpcli.engine.world import Alone
 from mlpcli.errors import ExitCode, UnavailableError
 from mlpcli.loading.loader import load
 from mlpcli.model import memory, plan
-from mlpcli.model.config import Activation, Config
+from mlpcli.model.config import Activation, Config, Device, Parallel
 from mlpcli.model.shapes import tensor_shapes
 
 from . import reference
@@ -241,6 +244,74 @@ def test_a_rank_of_a_split_network_needs_room_for_its_share(
         assert devices.prepare(config, _RankOf(rank, 4), streamed=True).type == "cuda"
     with pytest.raises(UnavailableError, match=r"needs about .* on cuda:0, .* is free$"):
         devices.prepare(config, streamed=True)
+
+
+def test_a_pass_over_held_features_needs_the_whole_batch_on_each_rank() -> None:
+    """bench over drawn features runs the whole batch as one micro-batch (no `chunk`) and
+    gathers the output on rank 0: each rank's room is the whole batch's activations, not a
+    streamed run's micro-batch."""
+    layers = "layers=[64,4096,4096,8]"
+    config = load(None, [layers, "batch=1000000", "parallel=tensor", "device=cuda"])
+    for rank in (0, 1):
+        world = _RankOf(rank, 4)
+        held = devices.room(config, world, streamed=False)
+        assert held >= 4 * 2 * 1000000 * 4096 > devices.room(config, world, streamed=True)
+    assert devices.room(config, _RankOf(0, 4), streamed=False) >= (
+        devices.room(config, _RankOf(1, 4), streamed=False) + 4 * 1000000 * 8  # the output
+    )
+
+
+def test_a_draw_on_the_device_counts_its_scratch_space() -> None:
+    """With `rng: device` a rank draws every weight it does not hold whole into a scratch
+    space of the largest of them, on its GPU: the plan's draw counts it."""
+    config = load(None, ["layers=[8192,8192,8192]", "parallel=tensor", "rng=device"])
+    first = plan.plan(config, 4, None).ranks[0]
+    assert first.draw_bytes >= 4 * (first.weight_bytes // 4 + 8192 * 8192)
+
+
+@pytest.mark.parametrize(("world", "on"), [(1, "meta"), (2, "cpu")])
+def test_a_share_of_a_weights_file_is_read_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, world: int, on: str
+) -> None:
+    """A rank that holds a share of the weights reads the file on the CPU and places its
+    share alone on its device; a rank that holds them all reads them onto the device."""
+    from safetensors.torch import save_file
+
+    from mlpcli.data import weightfiles
+
+    path = tmp_path / "w.safetensors"
+    save_file({"W1": torch.ones(4, 6), "W2": torch.ones(6, 2)}, str(path))
+    config = load(None, [f"weights={path}", "bias=false", "parallel=tensor"])
+    read = weightfiles.read
+    onto: list[torch.device] = []
+
+    def recorded(described: object, dtype: torch.dtype, device: torch.device) -> object:
+        onto.append(device)
+        return read(described, dtype, torch.device("cpu"))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(weightfiles, "read", recorded)
+    _, weights, _ = network.placed(config, torch.device("meta"), plan.share(config, world, 0))
+    assert onto == [torch.device(on)]
+    assert [tuple(W.shape) for W in weights if W is not None] == [(4, 6 // world), (6 // world, 2)]
+    assert all(W is not None and W.device.type == "meta" for W in weights)
+
+
+def test_compare_s_rank_0_needs_room_for_its_share_and_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """compare over ranks builds the whole network on rank 0 beside its share, for the
+    single-process reference: rank 0's GPU is checked for both together."""
+    config = load(None, ["layers=[4096,4096,4096]", "batch=64", "parallel=pipeline"])
+    config = dataclasses.replace(config, device=Device("cuda", 0))
+    single = dataclasses.replace(config, parallel=Parallel.NONE)
+    share = devices.room(config, _RankOf(0, 2), streamed=True)
+    whole = devices.room(single, streamed=True)
+    free = max(share, whole) + min(share, whole) // 2
+    monkeypatch.setattr(devices, "resolve", lambda _: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda _: (free, 2 * free))
+    assert devices.prepare(config, _RankOf(1, 2), streamed=True).type == "cuda"
+    with pytest.raises(UnavailableError, match=r"needs about .* on cuda:0, .* is free$"):
+        devices.prepare(config, _RankOf(0, 2), streamed=True, beside=single)
 
 
 def test_out_of_memory_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:

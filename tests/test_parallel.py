@@ -47,11 +47,12 @@ CASES = {
     "tensor_odd_nobias": [*NET, "layers=[6,10,7,4]", "bias=false", "parallel=tensor"],
     "tensor_bf16": [*NET, "dtype=bfloat16", "parallel=tensor"],
     "tensor_tiny": [*NET, "layers=[3,2,2,1]", "batch=2", "parallel=tensor"],  # ranks without units
+    "tensor_micro": [*NET, "batch=7", "chunk=3", "parallel=tensor"],  # 3 micro-batches
     "pipeline_chunk_bf16": [*NET, "dtype=bfloat16", "chunk=2", "parallel=pipeline"],
 }
 BIT_IDENTICAL = {"pipeline", "pipeline_micro", "pipeline_chunk_bf16"}
-# compare's tensors are of the whole batch at once, so `data` with `chunk` is bit-identical in
-# the run's output only (each rank runs whole chunks, as one process would)
+# the tensors put together (`all_tensors`) are of the whole batch at once, so `data` with `chunk`
+# is bit-identical in the run's output only (each rank runs whole chunks, as one process would)
 BIG = ["layers=[2048,2048,2048,2048,2048,2048,2048,2048,2048]", "batch=4096", "threads=1"]
 
 
@@ -156,7 +157,7 @@ def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() ->
     """Each rank's activations are a chunk's (`memory.chunk_rows`, a pipeline's micro-batch):
     two at its widest layer, with a micro-batch of features read from a file or all of the
     drawn ones, and the output rank 0 keeps where a run holds it; its float32 draw has the
-    features only where they are drawn."""
+    features only where they are drawn, and the scratch space of what it drops."""
     wide = ["layers=[64,1024,1024,8]", "batch=100000", "parallel=pipeline"]
     drawn = loader.load(None, wide, {})
     read = dataclasses.replace(drawn, inputs="x.npy")
@@ -168,7 +169,8 @@ def test_a_plan_counts_a_runs_chunk_and_a_file_read_a_micro_batch_at_a_time() ->
         assert first.activation_bytes == 4 * (features + 2 * micro * 1024 + 100000 * 8)
         assert second.activation_bytes == 4 * 2 * micro * 1024
         drawn_features = 100000 * 64 if config is drawn else 0  # a file's are read, not drawn
-        assert first.draw_bytes == first.weight_bytes + 4 * drawn_features
+        scratch = 1024 * 1024  # W2, the largest it draws and drops
+        assert first.draw_bytes == first.weight_bytes + 4 * (drawn_features + scratch)
 
 
 @pytest.mark.parametrize(

@@ -240,15 +240,17 @@ def _compared_by_micro_batches(
     config: Config, tolerance: Tolerance, world: World
 ) -> CompareResult | None:
     """A `pipeline` or `tensor` run's tensors against one process's on rank 0, a micro-batch
-    at a time: the run's (`memory.chunk_rows`), or fewer where every tensor of two copies
-    would not fit compare's budget (`memory.compare_rows`); its features read from their file
-    as a run reads them (`_put_together`). Nothing is held whole; the result on rank 0."""
-    rows = min(memory.chunk_rows(config), memory.compare_rows(config, 2))
+    at a time: the run's (`memory.chunk_rows`), or fewer where the copies of its tensors that
+    rank 0 holds would not fit compare's budget (`memory.compare_rows`: the reference's, the
+    ranks' pieces as they come, a buffer a rank for them, and as put together); its features
+    read from their file as a run reads them (`_put_together`). No tensor of rows is held
+    whole; the result on rank 0, which holds its share and the whole network beside it."""
+    copies = 4 + world.world_size
+    rows = min(memory.chunk_rows(config), memory.compare_rows(config, copies))
     chunked = world.on_device(dataclasses.replace(config, chunk=rows))
-    device = devices.prepare(chunked, world, streamed=True)
     single = dataclasses.replace(chunked, parallel=Parallel.NONE)
-    if world.rank == 0:
-        devices.prepare(single, streamed=True)  # the reference: the whole network, on rank 0
+    beside = single if world.rank == 0 else None  # the reference
+    device = devices.prepare(chunked, world, streamed=True, beside=beside)
     with devices.memory_errors(device):
         part = part_of(chunked, world, device, features=config.inputs is None)
         candidate = _put_together(part, world, device)
@@ -284,7 +286,8 @@ def _put_together(part: Part, world: World, device: torch.device) -> Iterator[Na
         gathered = world.gather(pieces)
         pieces = []
         if gathered is not None:
-            yield _in_place(config, rows, itertools.chain.from_iterable(gathered))
+            first = rows.start == 0  # with the weights' pieces
+            yield _in_place(config, rows, itertools.chain.from_iterable(gathered), first)
     if features is not None:
         next(features, None)  # read to the file's end, where its rows are counted
 
@@ -301,20 +304,21 @@ def _weight_pieces(part: Part) -> Iterator[tuple[str, Region, np.ndarray]]:
 
 
 def _in_place(
-    config: Config, rows: range, pieces: Iterable[tuple[str, Region, np.ndarray]]
+    config: Config, rows: range, pieces: Iterable[tuple[str, Region, np.ndarray]], first: bool
 ) -> Named:
     """The tensors of a micro-batch of `rows` from the ranks' `pieces`, in the notebook's order
-    (the weights where they came): a cell no piece covers stays NaN, and is no match."""
+    (the weights with the `first`): a cell no piece covers stays NaN, and is no match."""
     shapes = {
         t.name: t.shape if _is_weight(t.name) else (len(rows), t.shape[1])
         for t in tensor_shapes(config)
+        if first or not _is_weight(t.name)
     }
     tensors: Named = {}
     for name, (at, columns), values in pieces:
         if values.shape == shapes[name]:  # the whole of it, from one rank
             tensors[name] = values
             continue
-        first = 0 if _is_weight(name) else rows.start
+        top = 0 if _is_weight(name) else rows.start  # the row of the whole tensor it starts at
         whole = tensors.setdefault(name, np.full(shapes[name], np.nan))
-        whole[at.start - first : at.stop - first, columns.start : columns.stop] = values
-    return {name: tensors[name] for name in shapes if name in tensors}
+        whole[at.start - top : at.stop - top, columns.start : columns.stop] = values
+    return {name: tensors[name] for name in shapes}  # every one: a piece of each came

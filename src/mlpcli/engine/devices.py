@@ -19,12 +19,15 @@ from mlpcli.model.units import byte_size
 
 
 def prepare(
-    config: Config, world: World = ALONE, streamed: bool = False, held: bool = False
+    config: Config,
+    world: World = ALONE,
+    streamed: bool = False,
+    held: bool = False,
+    beside: Config | None = None,
 ) -> torch.device:
     """The device for `config`, once it is known to be there and to have room on a GPU for
-    this rank's part of it (the whole network, or its share of a `pipeline` or `tensor` one
-    over `world`), for a pass that holds everything, or one `streamed` as `run` streams it,
-    its output `held`.
+    this rank's part of it (`room`), and for the whole network of `beside` where this rank
+    holds that as well (compare's single-process reference, on rank 0).
 
     The CPU's memory is checked before torch is imported (`host.check_host`), once per run.
     """
@@ -32,7 +35,9 @@ def prepare(
     torch.set_num_threads(config.threads or _default_threads())  # per config: runs come in a row
     device = resolve(config)
     if device.type == "cuda":
-        needed = _needed(config, world, streamed, held)
+        needed = room(config, world, streamed=streamed, held=held)
+        if beside is not None:
+            needed += room(beside, streamed=streamed)
         free, _ = torch.cuda.mem_get_info(device)
         if needed > free:
             raise UnavailableError(
@@ -42,11 +47,14 @@ def prepare(
     return device
 
 
-def _needed(config: Config, world: World, streamed: bool, held: bool) -> int:
-    """The GPU bytes this rank needs: its share where `world` splits the network
-    (`plan.plan`, which plans a run's micro-batch), else the whole network's."""
+def room(config: Config, world: World = ALONE, *, streamed: bool, held: bool = False) -> int:
+    """The GPU bytes a rank of `world` needs for `config`: its share where the world splits
+    the network (`plan.plan`), else the whole network's (`memory.device_bytes`), for a pass
+    that holds everything, or one `streamed` as `run` streams it, its output `held`."""
     if world.distributed and config.parallel in (Parallel.PIPELINE, Parallel.TENSOR):
-        return plan.plan(config, world.world_size, None, held).ranks[world.rank].total_bytes
+        whole = held or not streamed  # a pass over held features gathers its output
+        shared = plan.plan(config, world.world_size, None, held=whole, streamed=streamed)
+        return shared.ranks[world.rank].total_bytes
     return memory.device_bytes(config, on_cpu=False, streamed=streamed, held=held)
 
 

@@ -85,14 +85,14 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
     gives: `inputs`, `weights`) is drawn into one layer's scratch space and dropped, so that
     what is held is the same as in the whole draw.
     """
-    share = _drawn(config, share or plan.share(config, 1, 0))
+    share = plan.drawn(config, share or plan.share(config, 1, 0))
     sizes, pairs = config.layers, list(itertools.pairwise(config.layers))
     held = [share.features, *share.weights, *share.biases]
     if all(part is None for part in held):
         return None, [None] * len(pairs), [None] * len(share.biases)  # nothing drawn is kept
     where = device if config.rng is Rng.DEVICE else CPU
     generator = torch.Generator(device=where).manual_seed(config.seed)
-    scratch = torch.empty(_scratch_size(config, share), device=where)
+    scratch = torch.empty(plan.scratch_values(config, share), device=where)
     rows = config.batch_size if share.features is not None else 1
     features = torch.empty(rows, sizes[0], device=where) if share.features is not None else None
     row0 = scratch[: sizes[0]].view(1, sizes[0]) if features is None else features[:1]
@@ -125,33 +125,10 @@ def draw(config: Config, device: torch.device = CPU, share: Share | None = None)
     return features, weights, biases
 
 
-def _scratch_size(config: Config, share: Share) -> int:
-    """The values of the largest tensor drawn and dropped, or cut to a share: row 0 of the
-    features at least (it is drawn first, held or not)."""
-    pairs = itertools.pairwise(config.layers)
-    not_whole = [
-        rows * columns
-        for (rows, columns), region in zip(pairs, share.weights, strict=True)
-        if region is None or (len(region[0]), len(region[1])) != (rows, columns)
-    ]
-    biases = zip(config.layers[1:], share.biases, strict=False)
-    not_whole += [n for n, columns in biases if len(columns or ()) < n]
-    return max([config.layers[0], *not_whole])
-
-
 def _init_scale(init: Init, n_in: int, n_out: int) -> float:
     """What a standard normal draw is multiplied by for `init`: Xavier's (Glorot's) or
     Kaiming's (He's) standard deviation."""
     return math.sqrt(2 / (n_in + n_out)) if init is Init.XAVIER else math.sqrt(2 / n_in)
-
-
-def _drawn(config: Config, share: Share) -> Share:
-    """`share` without what a file gives: that is drawn and dropped."""
-    if config.inputs is not None:
-        share = dataclasses.replace(share, features=None)
-    if config.weights is not None:
-        share = Share(share.features, (None,) * len(share.weights), (None,) * len(share.biases))
-    return share
 
 
 def part(tensor: torch.Tensor, region: Region) -> torch.Tensor:
@@ -162,7 +139,8 @@ def part(tensor: torch.Tensor, region: Region) -> torch.Tensor:
 
 def placed(config: Config, device: torch.device, share: Share | None = None) -> Tensors:
     """What `share` holds of `config`'s network (everything by default), cast and on `device`:
-    drawn, or read from its files and cut to the share."""
+    drawn, or read from its files and cut to the share (a share of the weights read on the
+    CPU, so that only the share comes to the device)."""
     from mlpcli.data import features as feature_files
     from mlpcli.data import weightfiles
 
@@ -177,7 +155,8 @@ def placed(config: Config, device: torch.device, share: Share | None = None) -> 
         described = weightfiles.describe(
             config.weights, config.weights_order, config.layers[0], config.batchnorm
         )
-        whole = weightfiles.read(described, dtype, device)
+        split = share.weights != plan.share(config, 1, 0).weights  # a rank's share of them
+        whole = weightfiles.read(described, dtype, CPU if split else device)  # cut, then placed
         weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
         biases = [
             _cut(B, None if columns is None else (range(1), columns))

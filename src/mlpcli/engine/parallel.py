@@ -72,28 +72,19 @@ def part_of(config: Config, world: World, device: torch.device, features: bool =
     return Part(config, share, rows, tuple(weights), tuple(biases) or (None,) * layers)
 
 
-def forward(part: Part, world: World, observe: Observe | None = None) -> torch.Tensor | None:
+def forward(part: Part, world: World) -> torch.Tensor | None:
     """The output on rank 0 (None on the others) of the features `part` holds, each rank
     computing its share, `chunk` rows at a time or all at once, as `forward_in_chunks` runs
-    them (a pipeline's micro-batches); `observe` sees each piece of h1.. and output where it
-    lies (for `data`, without `chunk` only)."""
+    them (a pipeline's micro-batches)."""
     config = part.config
     mode = config.parallel if world.distributed else Parallel.NONE
-    assert observe is None or mode is not Parallel.DATA or config.chunk is None
     if mode in (Parallel.PIPELINE, Parallel.TENSOR):
         batches = Spans(range(config.batch_size), config.chunk or config.batch_size)
         held = part.features
         features = None if held is None else (held[rows.start : rows.stop] for rows in batches)
-        pieces = list(outputs(part, world, batches, features, observe))
+        pieces = list(outputs(part, world, batches, features))
         return torch.cat(pieces) if world.rank == 0 else None
-    rows = part.share.features
-    assert rows is not None
-
-    def seen(name: str, h: torch.Tensor) -> None:
-        if observe is not None:
-            observe(name, (rows, range(h.shape[1])), h)
-
-    output = forward_in_chunks(part.network, part.config.chunk, seen if observe else None)
+    output = forward_in_chunks(part.network, part.config.chunk)
     if mode is Parallel.NONE:
         return output
     return gathered(world, output, plan.data_rows(part.config, world.world_size), dim=0)

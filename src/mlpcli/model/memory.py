@@ -43,11 +43,11 @@ def reads_per_pass(config: Config, cuda_graph: bool) -> bool:
     return not cuda_graph and config.inputs is not None and chunk_rows(config) < config.batch_size
 
 
-def compare_rows(config: Config, devices: int) -> int:
-    """Rows that `compare` runs at a time on each of `devices`: as many as keep every tensor
-    of a chunk (features, h1.., output), as float64 arrays on the CPU for every device, within
+def compare_rows(config: Config, copies: int) -> int:
+    """Rows that `compare` runs at a time: as many as keep `copies` of every tensor of a chunk
+    (features, h1.., output; one a device side by side) as float64 arrays on the CPU within
     CHUNK_BYTES; `chunk` where the config sets it and it is smaller."""
-    per_row = devices * 8 * sum(config.layers)
+    per_row = copies * 8 * sum(config.layers)
     rows = max(1, min(config.batch_size, CHUNK_BYTES // per_row))
     return rows if config.chunk is None else min(rows, config.chunk)
 

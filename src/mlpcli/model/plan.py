@@ -6,6 +6,7 @@ docs/distributed.md explains the modes; every split is contiguous, the first ran
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -171,44 +172,83 @@ def share(config: Config, world: int, rank: int) -> Share:
     return Share(features, tuple(weights), tuple(biases) if config.bias else ())
 
 
-def plan(config: Config, world: int, device_memory: int | None, held: bool = True) -> ParallelPlan:
-    """Every rank's holdings, bytes and traffic for `config` over `world` ranks, the output
-    `held` whole on rank 0 (as `-f json` holds it; a run that streams it, a micro-batch)."""
+def drawn(config: Config, share: Share) -> Share:
+    """`share` without what a file gives (`inputs`, `weights`): that is drawn and dropped."""
+    if config.inputs is not None:
+        share = dataclasses.replace(share, features=None)
+    if config.weights is not None:
+        share = Share(share.features, (None,) * len(share.weights), (None,) * len(share.biases))
+    return share
+
+
+def scratch_values(config: Config, share: Share) -> int:
+    """The draw's scratch space for what `share` (as `drawn` gives it) does not keep whole:
+    the values of the largest tensor drawn and dropped, or cut to a share; row 0 of the
+    features at least (it is drawn first, held or not)."""
+    pairs = itertools.pairwise(config.layers)
+    not_whole = [
+        rows * columns
+        for (rows, columns), region in zip(pairs, share.weights, strict=True)
+        if region is None or (len(region[0]), len(region[1])) != (rows, columns)
+    ]
+    biases = zip(config.layers[1:], share.biases, strict=False)
+    not_whole += [n for n, columns in biases if len(columns or ()) < n]
+    return max([config.layers[0], *not_whole])
+
+
+def plan(
+    config: Config,
+    world: int,
+    device_memory: int | None,
+    *,
+    held: bool = True,
+    streamed: bool = True,
+) -> ParallelPlan:
+    """Every rank's holdings, bytes and traffic for `config` over `world` ranks: a run that
+    is `streamed` (a micro-batch at a time, `memory.chunk_rows`; else `chunk` rows or the
+    whole batch at once, its features held), its output `held` whole on rank 0 (as `-f json`
+    holds it; else a micro-batch at a time)."""
     return ParallelPlan(
         config.parallel,
         world,
         device_memory,
-        tuple(_rank_plan(config, world, rank, output_held=held) for rank in range(world)),
+        tuple(_rank_plan(config, world, rank, held, streamed) for rank in range(world)),
     )
 
 
-def _rank_plan(config: Config, world: int, rank: int, *, output_held: bool) -> RankPlan:
-    held = share(config, world, rank)
+def _rank_plan(config: Config, world: int, rank: int, held: bool, streamed: bool) -> RankPlan:
+    mine = share(config, world, rank)
     itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch_size
-    weight_bytes = itemsize * (
-        sum(len(r) * len(c) for r, c in filter(None, held.weights))
-        + sum(len(c) for c in held.biases if c is not None)
-    )
-    mine = [i for i, region in enumerate(held.weights) if region is not None]
-    rows = len(held.features) if held.features is not None else batch
-    micro = min(rows, memory.chunk_rows(config))  # a run's chunk, a pipeline's micro-batch
-    widest = max(max(sizes[i], sizes[i + 1]) for i in mine)
-    gathered = rows if config.parallel is Parallel.DATA and output_held else 0  # to rank 0
-    output_rows = (batch if output_held else micro) if rank == 0 else gathered
-    read = config.inputs is not None  # a micro-batch at a time; drawn ones are held whole
-    features = 0 if held.features is None else (micro if read else rows) * sizes[0]
+    weight_bytes = itemsize * _weight_values(mine)
+    layers = [i for i, region in enumerate(mine.weights) if region is not None]
+    rows = len(mine.features) if mine.features is not None else batch
+    step = memory.chunk_rows(config) if streamed else config.chunk or batch
+    micro = min(rows, step)  # a run's chunk, a pipeline's micro-batch
+    widest = max(max(sizes[i], sizes[i + 1]) for i in layers)
+    to_rank_0 = rows if config.parallel is Parallel.DATA and held else 0  # a rank's rows' output
+    output_rows = (batch if held else micro) if rank == 0 else to_rank_0
+    read = streamed and config.inputs is not None  # a micro-batch at a time; else held whole
+    features = 0 if mine.features is None else (micro if read else rows) * sizes[0]
     activation_bytes = itemsize * (features + 2 * micro * widest + output_rows * sizes[-1])
-    drawn = held.features is not None and not read
-    drawn_features = batch * sizes[0] if drawn else 0  # drawn whole, then cut
+    kept = drawn(config, mine)
+    drawn_features = 0 if kept.features is None else batch * sizes[0]  # drawn whole, then cut
+    scratch = scratch_values(config, kept)  # for what is drawn and dropped, or cut
     return RankPlan(
         rank,
-        _holds(config, held, world),
-        held,
+        _holds(config, mine, world),
+        mine,
         weight_bytes,
         activation_bytes,
-        _sent(config, world, rank, held) * itemsize,
-        draw_bytes=4 * (weight_bytes // itemsize + drawn_features),
+        _sent(config, world, rank, mine) * itemsize,
+        draw_bytes=4 * (_weight_values(kept) + drawn_features + scratch),
         draw_on_device=config.rng is Rng.DEVICE or config.device.type == "cpu",
+    )
+
+
+def _weight_values(held: Share) -> int:
+    """The values of the weights and biases a share holds."""
+    return sum(len(r) * len(c) for r, c in filter(None, held.weights)) + sum(
+        len(c) for c in held.biases if c is not None
     )
 
 
