@@ -12,8 +12,10 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -230,6 +232,29 @@ def test_a_few_bytes_piped_in_run_either_way(args: list[str], piped: bytes) -> N
         input=piped, capture_output=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_more_piped_in_than_the_temporary_folder_has_room_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A copy of standard input stops where the temporary folder's free space (less a tenth
+    kept spare) runs out: one line naming the folder and what to do, exit 3, not a full
+    disk."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=100_000))
+    with subprocess.Popen(["yes", "1,2,3"], stdout=subprocess.PIPE) as writer:
+        piped = writer.stdout
+        assert isinstance(piped, io.BufferedReader)
+        monkeypatch.setattr(features, "_pipe", lambda: features._Pipe(piped))
+        with pytest.raises(MlpcliError) as raised:
+            features._copied.__wrapped__(features.STDIN)  # type: ignore[attr-defined]
+        writer.kill()
+    assert raised.value.exit_code == 3
+    assert str(raised.value) == (
+        f"<stdin>: more is piped in than the 87.9 KiB free in {tmp_path} for its copy; give "
+        "the file's path, or TMPDIR=a larger folder"
+    )
 
 
 @pytest.mark.slow
