@@ -19,7 +19,7 @@ from mlpcli.data import features, lines, pieces
 from mlpcli.errors import MlpcliError
 from tests.test_tables import TEXTS
 
-PLAIN = ["1,2", "3.5,-4", '"5",6e3', "7 , 8", "0.1,1e-310", "1_0,2"]  # 1_0: float()'s alone
+PLAIN = ["1,2", "3.5,-4", '"5",6e3', "7 , 8", "0.1,1e-310"]
 HARMLESS = [
     "",  # blank
     "  \t",  # blank but for spaces
@@ -37,6 +37,7 @@ BAD = [
     "nan,1",  # not finite
     "\ufeff19,20",  # a byte-order mark inside the file
     "21;22",
+    "1_0,2",  # Python's float() alone reads it (as 10)
 ]
 FIRST_LINES = 4  # the lines that decide the layout (1,024 in a run): the rest read in pieces
 

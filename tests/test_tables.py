@@ -34,7 +34,7 @@ TEXTS = [
     ",a\n0.5,1\n1,2\n",  # a first column that is not whole numbers is a feature
     "1,2,3\n4,5\n",  # ragged
     'a,b\n"4"9,1\n"7" ,2\n',  # a quote, then more of the cell: 49 and 7, as pandas reads them
-    'a,b\n"4"9,1\n1_0,2\n',  # the same cell by cell (1_0 is Python's number alone)
+    'a,b\n"4"9,1\n1_0,2\n',  # 1_0 is no number either way (Python's float() alone reads it)
 ]
 
 
