@@ -805,6 +805,7 @@ def test_bench_times_the_forward_apart_from_the_build() -> None:
     assert record["samples_per_s"] == pytest.approx(1 / (times["median"] / 1e3))
     assert record["peak_bytes"] is None  # measured on a GPU only
     assert record["cuda_graph"] is False
+    assert record["reads_features"] is False  # drawn, held for every pass
     code, out, _ = invoke("bench", "--repeat", "2")
     assert code == 0
     assert "forward, median of 2" in out

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from mlpcli.loading.loader import load
 from mlpcli.model import memory
 from mlpcli.model.config import Device, DType
 from mlpcli.report.output import Format, Output
+
+from .conftest import invoke
 
 ROWS = 53  # 7 chunks of 7 and one of 4
 LAYERS = "layers=[4, 6, 3]"
@@ -399,17 +402,27 @@ def test_bench_reads_a_file_of_several_chunks_in_every_pass(
     tmp_path: Path, chunk_reads: list[list[int]]
 ) -> None:
     """bench holds no more of a file than run does: every pass, warm-up or timed, reads each
-    row a chunk at a time (it held the whole file); a file of one chunk is read once, held."""
+    row a chunk at a time (it held the whole file); a file of one chunk is read once, held.
+    The result says which, as its table and JSON do."""
     from mlpcli.engine import runners
 
     np.save(tmp_path / "x.npy", X)
     reads = chunk_reads
     config = load(None, [LAYERS, f"inputs={tmp_path / 'x.npy'}", "chunk=7", "device=cpu"])
-    assert len(runners.bench(config, warmup=1, repeat=2).forward_ms) == 2
+    result = runners.bench(config, warmup=1, repeat=2)
+    assert (len(result.forward_ms), result.reads_features) == (2, True)
     assert reads == [[7] * 7 + [4]] * 3
     reads.clear()
-    runners.bench(dataclasses.replace(config, chunk=None), warmup=1, repeat=2)
+    assert not runners.bench(
+        dataclasses.replace(config, chunk=None), warmup=1, repeat=2
+    ).reads_features
     assert len(reads) == 1
+    args = (LAYERS, f"inputs={tmp_path / 'x.npy'}", "-n", "1", "--warmup", "0")
+    said = {"chunk=7": "read from their file in every pass", "chunk=null": "read once, held"}
+    for chunk, words in said.items():
+        code, out, _ = invoke("bench", *args, chunk)
+        assert code == 0
+        assert re.search(rf"features +{words}", out)
 
 
 class _Rank(Alone):

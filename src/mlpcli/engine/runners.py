@@ -515,6 +515,7 @@ def bench(
         shapes(config).total_flops,
         torch.get_num_threads(),
         cuda_graph,
+        reads_features=streams,
         parallel=_shared_over(config, world, device),
         ranks=tuple(ranks),
     )

@@ -249,6 +249,7 @@ class BenchResult:
     flops: int  # of one forward pass, from the shapes
     threads: int  # torch's CPU threads during the passes
     cuda_graph: bool = False  # each pass a replay of one captured CUDA graph
+    reads_features: bool = False  # each pass reads them from their file, timed with it
     parallel: ParallelInfo | None = None  # over several ranks; None: one process
     ranks: tuple[RankFigures, ...] = ()  # over several processes: each rank's figures
     overrides: tuple[str, ...] = ()  # the KEY=VALUE arguments this bench was given

@@ -51,6 +51,7 @@ def bench_table(result: BenchResult, width: int) -> RenderableType:
         ("device", result.device),
         ("build (weights drawn, cast, moved)", f"{ms_text(result.build_ms)} ms"),
         ("forward pass", "CUDA graph replay" if result.cuda_graph else "eager"),
+        ("features", _features(result)),
         (f"forward, median of {len(times)}", f"{ms_text(result.median_ms)} ms"),
         ("forward, min … max", f"{ms_text(result.min_ms)} … {ms_text(result.max_ms)} ms"),
         ("samples/s", _number(result.samples_per_s, ",.0f")),
@@ -119,6 +120,13 @@ def _rate(value: float | None, unit: str) -> str:
     return "-" if value is None else rate_text(value, unit)
 
 
+def _features(result: BenchResult) -> str:
+    """Where each pass's features come from."""
+    if result.reads_features:
+        return "read from their file in every pass"
+    return "drawn, held" if result.config.inputs is None else "read once, held"
+
+
 def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -130,6 +138,7 @@ def bench_record(result: BenchResult) -> Record:
         "overrides": list(result.overrides),
         "device": result.device,
         "cuda_graph": result.cuda_graph,
+        "reads_features": result.reads_features,
         "build_ms": result.build_ms,
         "forward_ms": {
             "median": result.median_ms,
@@ -150,7 +159,8 @@ def bench_record(result: BenchResult) -> Record:
 def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
     """One table, a row per bench: the network, a column per swept key (but those it has
     anyway: name, device, threads, as they ran), where, its figures."""
-    figures = ["device", "cuda_graph", "build_ms", "median_ms", "min_ms", "max_ms"]
+    figures = ["device", "cuda_graph", "reads_features", "build_ms", "median_ms", "min_ms"]
+    figures += ["max_ms"]
     figures += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
     swept = [k for k in swept_keys(r.overrides for r in results) if k not in ("name", *figures)]
     header = ["name", *swept, *figures]
@@ -159,7 +169,7 @@ def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
         values = override_values(result.overrides)
         rows.append([
             result.config.name, *(values[key] for key in swept), result.device, result.cuda_graph,
-            result.build_ms, result.median_ms, result.min_ms, result.max_ms,
+            result.reads_features, result.build_ms, result.median_ms, result.min_ms, result.max_ms,
             result.samples_per_s, result.tflops_per_s, result.peak_bytes, result.threads,
         ])  # fmt: skip
     return [(header, rows)]
