@@ -4,6 +4,7 @@ matplotlib (rendered by resvg here; its PNG read back)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -161,3 +162,21 @@ def test_plot_without_matplotlib_names_it(tmp_path: Path, mlpcli_script: str) ->
     assert "pip install matplotlib" in done.stderr
     assert done.stdout == ""
     assert not plot.exists()
+
+
+def test_a_bench_row_says_how_its_passes_were_shared_and_fed() -> None:
+    """The CSV's columns for a bench over ranks (the mode, how many) and for passes that read
+    their features from a file: figures of unlike runs are told apart."""
+    from mlpcli.loading.loader import load
+    from mlpcli.model.results import BenchResult, ParallelInfo
+    from mlpcli.report.views.bench import bench_rows
+
+    shared = ParallelInfo("tensor", 2, "gloo")
+    result = BenchResult(load(None, []), "cpu", 1.0, (2.0,), None, 22, 1, parallel=shared)
+    for each, expected in (
+        (dataclasses.replace(result, reads_features=True), ("tensor", 2, True)),
+        (dataclasses.replace(result, parallel=None), ("none", 1, False)),
+    ):
+        ((header, rows),) = bench_rows([each])
+        row = dict(zip(header, rows[0], strict=True))
+        assert (row["parallel"], row["world_size"], row["reads_features"]) == expected

@@ -159,17 +159,19 @@ def bench_record(result: BenchResult) -> Record:
 def bench_rows(results: Sequence[BenchResult]) -> list[Rows]:
     """One table, a row per bench: the network, a column per swept key (but those it has
     anyway: name, device, threads, as they ran), where, its figures."""
-    figures = ["device", "cuda_graph", "reads_features", "build_ms", "median_ms", "min_ms"]
-    figures += ["max_ms"]
+    figures = ["device", "parallel", "world_size", "cuda_graph", "reads_features", "build_ms"]
+    figures += ["median_ms", "min_ms", "max_ms"]
     figures += ["samples_per_s", "tflops_per_s", "peak_bytes", "threads"]
     swept = [k for k in swept_keys(r.overrides for r in results) if k not in ("name", *figures)]
     header = ["name", *swept, *figures]
     rows: list[list[object]] = []
     for result in results:
         values = override_values(result.overrides)
+        shared = result.parallel or one_process(result.config)
         rows.append([
-            result.config.name, *(values[key] for key in swept), result.device, result.cuda_graph,
-            result.reads_features, result.build_ms, result.median_ms, result.min_ms, result.max_ms,
+            result.config.name, *(values[key] for key in swept), result.device, shared.mode,
+            shared.world_size, result.cuda_graph, result.reads_features, result.build_ms,
+            result.median_ms, result.min_ms, result.max_ms,
             result.samples_per_s, result.tflops_per_s, result.peak_bytes, result.threads,
         ])  # fmt: skip
     return [(header, rows)]
