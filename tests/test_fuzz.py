@@ -214,7 +214,7 @@ def reads_or_refuses(path: Path) -> None:
             features.read(str(path))
         else:
             weights = weightfiles.describe(str(path))
-            weightfiles.read(weights, torch.float32, torch.device("cpu"))
+            list(weightfiles.layers(weights, torch.float32, torch.device("cpu")))
     except MlpcliError as error:
         refusal = str(error)
     else:

@@ -282,14 +282,14 @@ def test_a_share_of_a_weights_file_is_read_on_the_cpu(
     path = tmp_path / "w.safetensors"
     save_file({"W1": torch.ones(4, 6), "W2": torch.ones(6, 2)}, str(path))
     config = load(None, [f"weights={path}", "bias=false", "parallel=tensor"])
-    read = weightfiles.read
+    layers = weightfiles.layers
     onto: list[torch.device] = []
 
     def recorded(described: object, dtype: torch.dtype, device: torch.device) -> object:
         onto.append(device)
-        return read(described, dtype, torch.device("cpu"))  # type: ignore[arg-type]
+        return layers(described, dtype, torch.device("cpu"))  # type: ignore[arg-type]
 
-    monkeypatch.setattr(weightfiles, "read", recorded)
+    monkeypatch.setattr(weightfiles, "layers", recorded)
     _, weights, _ = network.placed(config, torch.device("meta"), plan.share(config, world, 0))
     assert onto == [torch.device(on)]
     assert [tuple(W.shape) for W in weights if W is not None] == [(4, 6 // world), (6 // world, 2)]

@@ -590,6 +590,27 @@ def test_a_pipeline_streams_its_rows_through_rank_0(
 
 
 @pytest.mark.parametrize("world", [2, 3])
+def test_a_pipeline_of_a_weights_file_keeps_each_stages_layers(world: int, tmp_path: Path) -> None:
+    """Each stage reads a weights file a layer at a time on the CPU and keeps its own layers
+    (placed on its device): the same bits as one process."""
+    from mlpcli.engine import runners
+
+    rng = np.random.default_rng(5)
+    sizes = [4, 6, 5, 3]
+    tensors = {}
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes), 1):
+        tensors[f"W{i}"] = rng.standard_normal((n_in, n_out), np.float32)
+        tensors[f"B{i}"] = rng.standard_normal((1, n_out), np.float32)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    np.save(tmp_path / "x.npy", X)
+    overrides = [f"weights={tmp_path / 'w.safetensors'}", f"inputs={tmp_path / 'x.npy'}"]
+    config = load(None, [*overrides, "chunk=7", "threads=1", "parallel=pipeline", "device=cpu"])
+    alone = runners.run(config)
+    results = _threads(world, lambda rank: runners.run(config, rank))
+    np.testing.assert_array_equal(results[0].whole, alone.whole)
+
+
+@pytest.mark.parametrize("world", [2, 3])
 def test_compare_over_a_pipeline_goes_a_micro_batch_at_a_time(
     world: int, tmp_path: Path, chunk_reads: list[list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

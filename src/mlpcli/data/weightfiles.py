@@ -177,10 +177,11 @@ def activations_of(path: str) -> tuple[str, ...] | None:
     return kerasfiles.read_model(path).activations if suffix in kerasfiles.SUFFIXES else None
 
 
-def read(
+def layers(
     weights: WeightsFile, dtype: torch.dtype, device: torch.device
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """W1.. as (n(i-1), ni) and B1.. as (1, ni), in `dtype` on `device`, one tensor at a time.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Each layer's Wi as (n(i-1), ni) and Bi as (1, ni) (None where the network has no
+    biases), in `dtype` on `device`, a layer at a time.
 
     PyTorch's (out, in) weights stay as stored: Wi is their transposed view, no copy, so that
     `h @ Wi` is what `nn.Linear` computes, bit for bit. A folded BatchNorm1d is computed in
@@ -196,7 +197,6 @@ def read(
         def tensor(name: str) -> torch.Tensor:
             return get(weights.aliases.get(name, name))
 
-        Ws, Bs = [], []
         for layer in weights.entries:
             W = tensor(layer.weight)
             B = tensor(layer.bias) if layer.bias is not None else None
@@ -204,14 +204,12 @@ def read(
                 W, B = _folded(W, B, tensor, layer.norm)
             if layer.norm_in is not None:
                 W, B = _folded_in(W, B, tensor, layer.norm_in)
-            if layer.out_in:
-                Ws.append(placed(W).t())  # (in, out), a view of (out, in)
-            else:
-                Ws.append(placed(W).contiguous())
-            if weights.bias:
-                zeros = torch.zeros(layer.n_out, dtype=dtype, device=device)
-                Bs.append(placed(B).reshape(1, -1) if B is not None else zeros.reshape(1, -1))
-    return Ws, Bs
+            Wi = placed(W).t() if layer.out_in else placed(W).contiguous()  # .t(): a view
+            if not weights.bias:
+                yield Wi, None
+                continue
+            zeros = torch.zeros(layer.n_out, dtype=dtype, device=device)
+            yield Wi, (placed(B) if B is not None else zeros).reshape(1, -1)
 
 
 @contextlib.contextmanager

@@ -156,12 +156,12 @@ def placed(config: Config, device: torch.device, share: Share | None = None) -> 
             config.weights, config.weights_order, config.layers[0], config.batchnorm
         )
         split = share.weights != plan.share(config, 1, 0).weights  # a rank's share of them
-        whole = weightfiles.read(described, dtype, CPU if split else device)  # cut, then placed
-        weights = [_cut(W, region) for W, region in zip(whole[0], share.weights, strict=True)]
-        biases = [
-            _cut(B, None if columns is None else (range(1), columns))
-            for B, columns in zip(whole[1], share.biases, strict=True)
-        ]  # empty without bias
+        read = weightfiles.layers(described, dtype, CPU if split else device)
+        for i, (W, B) in enumerate(read):  # a layer at a time: its share cut, then placed
+            weights[i] = place(_cut(W, share.weights[i]))
+            if B is not None:
+                columns = share.biases[i]
+                biases[i] = place(_cut(B, None if columns is None else (range(1), columns)))
     if config.inputs is not None and share.features is not None:
         rows = share.features
         with located_at_inputs(config):  # the share's rows, and no others
