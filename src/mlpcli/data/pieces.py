@@ -1,13 +1,14 @@
 """A text table's bytes in pieces, so that a plain file never passes Python a line at a time.
 
 One pass over the file (`spans`) cuts it into pieces of about PIECE_BYTES, each ending after a
-'\\n', and counts their lines: a piece whose every line is plain (ASCII, neither blank nor a
-`#` comment, no quote, no line break but '\\n' or '\\r\\n') by its breaks, any other line by
-line. The run then reads only the pieces that hold its rows (`blocks`): a plain one at once by
-pyarrow's CSV reader, on every core; any other, and any plain one that pyarrow cannot read as
-finite numbers, line by line by `lines` (the same numbers, and the message that names a cell).
-A line that does not end within PIECE_BYTES makes the rest of the file one piece, read line by
-line. A quote makes its piece not plain: a quoted cell is read line by line.
+'\\n' (the last may end with the file; a piece's unfinished line is read again as the next's
+first, not copied), and counts their lines: a piece whose every line is plain (ASCII, neither
+blank nor a `#` comment, no quote, no line break but '\\n' or '\\r\\n') by its breaks, any other
+line by line. The run then reads only the pieces that hold its rows (`blocks`): a plain one at
+once by pyarrow's CSV reader, on every core; any other, and any plain one that pyarrow cannot
+read as finite numbers, line by line by `lines` (the same numbers, and the message that names a
+cell). A line that does not end within PIECE_BYTES makes the rest of the file one piece, read
+line by line. A quote makes its piece not plain: a quoted cell is read line by line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -31,6 +32,7 @@ PIECE_BYTES = 4 << 20  # read at a time, a piece cut after the last line's end i
 _ODD = (b"#", b'"', b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _BLANK = re.compile(rb"\n[ \t]*\r?\n")
 _BLANK_FIRST = re.compile(rb"[ \t]*(?:\r?\n|\Z)")
+Seek = Callable[[int, int], int]  # a file's seek(offset, whence)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Span:
 
 def spans(source: str, stream: IO[bytes]) -> Iterator[Span]:
     """The pieces of a UTF-8 byte stream (a text file from its start), its lines counted."""
-    return (span for span, _ in _cut(source, stream, rest_counted=True))
+    return (span for span, _ in _cut(source, stream, stream.seek))
 
 
 def piped_blocks(
@@ -58,44 +60,66 @@ def piped_blocks(
     comes (standard input): each piece parsed as `blocks` parses a file's, once it is cut."""
     picked = lines.picked(layout, wanted)
     skip, opening = int(layout.header), True
-    for span, data in _cut(layout.source, stream, rest_counted=False):
+    for span, data in _cut(layout.source, stream, None):
         yield from _span_blocks(layout, span, data, skip, (rows, picked, wanted, opening))
         skip, opening = max(0, skip - span.rows), False
 
 
 def _cut(
-    source: str, stream: lines.Readable, *, rest_counted: bool
+    source: str, stream: lines.Readable, seek: Seek | None
 ) -> Iterator[tuple[Span, bytes | lines.Readable]]:
-    """Each piece of a stream, its lines counted, and its bytes; where a line does not end
-    within PIECE_BYTES, the rest of the stream as one piece to read line by line (its lines
-    counted, which reads it through, where `rest_counted`; else its `rows` are -1)."""
+    """Each piece of a stream, its lines counted, and its bytes (a file's, which can `seek`:
+    the read's, of which the piece is the first `size`); where a line does not end within
+    PIECE_BYTES, the rest of the stream as one piece to read line by line (a file's lines
+    counted, which reads it through; else its `rows` are -1)."""
     before = offset = 0
-    rest = b""
-    while True:
-        data = stream.read(PIECE_BYTES)
-        if not data:
-            if not rest:
-                return
-            piece, rest = rest, b""  # the last line, with no break after it
-        elif not (end := data.rfind(b"\n") + 1):  # a line longer than a piece: the rest of
-            ahead = _Ahead(rest + data, stream)  # the stream one piece, line by line
-            if not rest_counted:
+    for data, end in _reads(stream, seek):
+        if not end:  # a line longer than a piece: the rest of the stream one piece, by line
+            ahead = _Ahead(data, stream)
+            if seek is None:
                 yield Span(offset, 0, before, -1, False), ahead
                 return
             numbered = lines.numbered(source, ahead, before, offset)  # (which says how long)
             yield Span(offset, 0, before, _counted(numbered)[1], False), b""
             return
+        if (plain := _plain_lines(data, end)) is not None:
+            count = rows = plain
+        else:
+            piece = io.BytesIO(memoryview(data)[:end])
+            count, rows = _counted(lines.numbered(source, piece, before, offset))
+        yield Span(offset, end, before, rows, plain is not None), data
+        before += count
+        offset += end
+
+
+def _reads(stream: lines.Readable, seek: Seek | None) -> Iterator[tuple[bytes, int]]:
+    """Each piece of a stream's lines: bytes read and where the piece ends in them, after the
+    last line break (the last piece may end with the stream); 0 where no line ends within
+    PIECE_BYTES (the bytes are the rest's start). A piece's unfinished last line is read again
+    by the next read where the stream can `seek` (a file: no copy), else joined to it."""
+    rest = b""
+    while True:
+        data = stream.read(PIECE_BYTES)
+        if seek is not None and len(data) < PIECE_BYTES:  # the file's end: its last piece
+            if data:
+                yield data, len(data)
+            return
+        if not data:
+            if rest:
+                yield rest, len(rest)  # the last line, with no break after it
+            return
+        end = data.rfind(b"\n") + 1
+        if not end:
+            yield rest + data, 0
+            return
+        if seek is not None:
+            seek(end - len(data), io.SEEK_CUR)
+            yield data, end
         else:  # one copy at most: the line begun in the last piece, and this one's whole lines
             whole = not rest and end == len(data)
             piece = data if whole else b"".join((rest, memoryview(data)[:end]))
             rest = data[end:]
-        if plain := _plain(piece):
-            count = rows = piece.count(b"\n") + (not piece.endswith(b"\n"))
-        else:
-            count, rows = _counted(lines.numbered(source, io.BytesIO(piece), before, offset))
-        yield Span(offset, len(piece), before, rows, plain), piece
-        before += count
-        offset += len(piece)
+            yield piece, len(piece)
 
 
 def _counted(numbered: Iterable[Line]) -> tuple[int, int]:
@@ -107,18 +131,25 @@ def _counted(numbered: Iterable[Line]) -> tuple[int, int]:
     return count, rows
 
 
-def _plain(piece: bytes) -> bool:
-    """Whether every line of a piece is a data line of ASCII that ends in '\\n' or '\\r\\n' (the
-    last may end with the file)."""
-    last = piece[piece.rfind(b"\n") + 1 :]
-    return (
-        piece.isascii()
-        and not any(odd in piece for odd in _ODD)
-        and (b"\r" not in piece or piece.count(b"\r") == piece.count(b"\r\n"))
-        and not _BLANK.search(piece)
-        and not _BLANK_FIRST.match(piece)
-        and (not last or bool(last.strip()))
-    )
+def _plain_lines(data: bytes, end: int) -> int | None:
+    """How many lines `data[:end]` has where every one is a data line of ASCII that ends in
+    '\\n' or '\\r\\n' (the last may end with the stream); None where one is not."""
+    if not data.isascii() and not data[:end].isascii():
+        return None
+    if any(data.find(odd, 0, end) >= 0 for odd in _ODD):
+        return None
+    if data.find(b"\r", 0, end) >= 0 and data.count(b"\r", 0, end) != data.count(b"\r\n", 0, end):
+        return None
+    if _blank(data, end):
+        return None
+    return data.count(b"\n", 0, end) + (not data.endswith(b"\n", 0, end))
+
+
+def _blank(data: bytes, end: int) -> bool:
+    """Whether a line of `data[:end]` is blank (nothing but spaces and tabs), the last one too."""
+    last = data[data.rfind(b"\n", 0, end) + 1 : end]
+    blank = _BLANK.search(data, 0, end) or _BLANK_FIRST.match(data, 0, end)
+    return bool(blank or (last and not last.strip()))
 
 
 class _Ahead:
