@@ -249,9 +249,15 @@ def _numbers(
     file's first rows, where a column of text is taken for labels)."""
     fast = numeric_block(layout, block)
     if fast is not None and (not layout.index or whole_index(fast)):
-        return fast[:, picked]
+        return cells(fast, picked)
     table = dataclasses.replace(cell_table(layout, block), first=opening)
     return tables.matrix(table, wanted)
+
+
+def cells(values: np.ndarray, picked: list[int]) -> np.ndarray:
+    """The `picked` columns of a block of rows: the block itself where they are all of its
+    columns in order (no copy)."""
+    return values if picked == list(range(values.shape[1])) else values[:, picked]
 
 
 def whole_index(values: np.ndarray) -> bool:
@@ -338,13 +344,13 @@ def arrow_numbers(
         return None
     if table.num_rows != rows or any(column.null_count for column in table.columns):
         return None  # an empty cell
-    values = np.empty((rows, layout.cells))
-    for j, column in enumerate(table.columns):
+    columns = np.empty((layout.cells, rows))  # each column's rows side by side: written
+    for j, column in enumerate(table.columns):  # whole, not a value every `cells`
         start = 0
         for chunk in column.chunks:
-            values[start : start + len(chunk), j] = arrowtables.numbers(chunk)
+            columns[j, start : start + len(chunk)] = arrowtables.numbers(chunk)
             start += len(chunk)
-    return values
+    return np.ascontiguousarray(columns.T)
 
 
 def cell_table(layout: TextLayout, block: list[Line]) -> Table:

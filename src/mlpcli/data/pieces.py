@@ -219,7 +219,7 @@ def _span_blocks(
     if isinstance(data, bytes) and span.plain:
         values = _at_once(layout, data, span.rows, skip)
         if values is not None:
-            yield values[:, picked]
+            yield lines.cells(values, picked)
             return
     within = io.BytesIO(data) if isinstance(data, bytes) else data
     numbered = lines.numbered(layout.source, within, span.before, span.offset)
