@@ -49,12 +49,7 @@ def all_tensors(config: Config, world: World) -> dict[str, np.ndarray] | None:
     share = part.share
     if part.features is not None and share.features is not None:
         observe("features", (share.features, range(config.layers[0])), part.features)
-    for i, (W, region) in enumerate(zip(part.weights, share.weights, strict=True), 1):
-        if W is not None and region is not None:
-            observe(f"W{i}", region, W)
-    for i, (B, columns) in enumerate(zip(part.biases, share.biases, strict=False), 1):
-        if B is not None and columns is not None:
-            observe(f"B{i}", (range(1), columns), B)
+    pieces.extend(comparisons._weight_pieces(part))
     if world.distributed and config.parallel in (Parallel.PIPELINE, Parallel.TENSOR):
         batches = [range(config.batch_size)]  # one micro-batch: the whole batch
         features = None if part.features is None else iter([part.features])

@@ -132,12 +132,17 @@ def _compared_by_rows(config: Config, tolerance: Tolerance, world: World) -> Com
                 each.add(_float64(values), _float64(expected[name]))
     for name, each_copy in copies.items():
         closeness[name] = max(each_copy, key=lambda copy: copy.result(tolerance).max_abs)
-    label = f"{device} ×{world.world_size} (data)"
+    label = _ranks_label(device, world, config)
     diffs = tuple(
         TensorDiff(t.name, t.shape, label, closeness[t.name].result(tolerance))
         for t in tensor_shapes(config)
     )
     return CompareResult(config, (str(device), label), tolerance, diffs)
+
+
+def _ranks_label(device: torch.device, world: World, config: Config) -> str:
+    """How compare's table names a run over ranks: its device, ranks and mode."""
+    return f"{device} ×{world.world_size} ({config.parallel.value})"
 
 
 def _received(
@@ -259,7 +264,7 @@ def _compared_by_micro_batches(
                 pass
             return None
         reference = _named_chunks(single)
-        label = f"{device} ×{world.world_size} ({config.parallel.value})"
+        label = _ranks_label(device, world, config)
         runs = zip(reference, candidate, strict=True)
         return _compared(config, tolerance, str(device), [label], runs)
 
