@@ -49,12 +49,12 @@ def prepare(
 
 def room(config: Config, world: World = ALONE, *, streamed: bool, held: bool = False) -> int:
     """The GPU bytes a rank of `world` needs for `config`: its share where the world splits
-    the network (`plan.plan`), else the whole network's (`memory.device_bytes`), for a pass
+    the network (`plan.rank_plan`), else the whole network's (`memory.device_bytes`), for a pass
     that holds everything, or one `streamed` as `run` streams it, its output `held`."""
     if world.distributed and config.parallel in (Parallel.PIPELINE, Parallel.TENSOR):
         whole = held or not streamed  # a pass over held features gathers its output
-        shared = plan.plan(config, world.world_size, None, held=whole, streamed=streamed)
-        return shared.ranks[world.rank].total_bytes
+        mine = plan.rank_plan(config, world.world_size, world.rank, held=whole, streamed=streamed)
+        return mine.total_bytes
     return memory.device_bytes(config, on_cpu=False, streamed=streamed, held=held)
 
 

@@ -212,11 +212,14 @@ def plan(
         config.parallel,
         world,
         device_memory,
-        tuple(_rank_plan(config, world, rank, held, streamed) for rank in range(world)),
+        tuple(
+            rank_plan(config, world, rank, held=held, streamed=streamed) for rank in range(world)
+        ),
     )
 
 
-def _rank_plan(config: Config, world: int, rank: int, held: bool, streamed: bool) -> RankPlan:
+def rank_plan(config: Config, world: int, rank: int, *, held: bool, streamed: bool) -> RankPlan:
+    """One rank's holdings, bytes and traffic, as `plan` gives every rank's."""
     mine = share(config, world, rank)
     itemsize, sizes, batch = config.dtype.itemsize, config.layers, config.batch_size
     weight_bytes = itemsize * _weight_values(mine)
