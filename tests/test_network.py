@@ -195,6 +195,16 @@ def test_auto_runs_on_the_cpu_without_cuda(monkeypatch: pytest.MonkeyPatch) -> N
     assert devices.resolve(load(None, ["device=auto"])) == torch.device("cpu")
 
 
+@pytest.mark.parametrize(("cuda", "settled"), [(False, Device("cpu")), (True, Device("cuda"))])
+def test_auto_is_settled_on_the_device_a_run_takes(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, settled: Device
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    config = load(None, ["device=auto", "chunk=3"])
+    assert devices.settled(config) == dataclasses.replace(config, device=settled)
+    assert devices.settled(load(None, ["device=cuda:1"])).device == Device("cuda", 1)
+
+
 @pytest.mark.parametrize(
     ("device", "cuda_version", "count", "message"),
     [

@@ -229,6 +229,28 @@ def test_the_chunk_comes_from_a_budget_for_files_and_the_config_decides() -> Non
     assert memory.chunk_rows(drawn) == 1000  # drawn features: all at once
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto is the CPU only without CUDA")
+def test_auto_without_cuda_runs_as_cpu_does(tmp_path: Path) -> None:
+    """`device: auto` on a machine without CUDA takes the CPU's chunk (it took a GPU's, four
+    times the rows): the same bits as `device: cpu`, and the record says where it ran."""
+    features_path = tmp_path / "features.npy"
+    read = dataclasses.replace(load(None, ["layers=[64, 256, 256, 1]"]), inputs="x", batch=None)
+    rows = memory.chunk_rows(read)  # the CPU's chunk of rows read from a file
+    X = np.random.default_rng(1).standard_normal((3 * rows, 64), np.float32)
+    np.save(features_path, X)
+    outputs = {}
+    for device in ("cpu", "auto"):
+        out = tmp_path / f"{device}.npy"
+        code, printed, err = invoke(
+            "run", "layers=[64, 256, 256, 1]", f"inputs={features_path}", f"device={device}",
+            "-o", str(out), "-f", "json",
+        )  # fmt: skip
+        assert code == 0, err
+        assert json.loads(printed)["config"]["device"] == "cpu"
+        outputs[device] = out.read_bytes()
+    assert outputs["auto"] == outputs["cpu"]
+
+
 def _peak_rss_of_run(tmp_path: Path, name: str, piped: bool) -> int:
     """Peak RSS in bytes of one `mlpcli run` of `name` (a path, or piped to `inputs=-`) to an
     .npy, in a fresh interpreter."""

@@ -168,8 +168,19 @@ def _dispatched(command: Command[R], jobs: Sequence[Job], world: World) -> Seque
     if world.nproc is not None:
         launch.launch(world.nproc)
         return None
+    jobs = _settled(jobs)
     if not world.over_ranks:
         return command.here(jobs)
     from mlpcli.ranks import group  # torch: only once the input is valid
 
     return command.in_group(jobs, group.joined([config for config, _ in jobs]))
+
+
+def _settled(jobs: Sequence[Job]) -> Sequence[Job]:
+    """The jobs with `device: auto` settled on this machine's device (`devices.settled`);
+    torch is imported only where one says `auto`."""
+    if all(config.device.type != "auto" for config, _ in jobs):
+        return jobs
+    from mlpcli.engine import devices
+
+    return [(devices.settled(config), overrides) for config, overrides in jobs]

@@ -5,6 +5,7 @@ timing on its clock, counting its peak memory, and turning its out-of-memory err
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import torch
 from mlpcli.engine.world import ALONE, World
 from mlpcli.errors import UnavailableError, first_line
 from mlpcli.model import memory, plan
-from mlpcli.model.config import Config, Parallel
+from mlpcli.model.config import CPU, Config, Device, Parallel
 from mlpcli.model.units import byte_size
 
 
@@ -62,6 +63,15 @@ def room(config: Config, world: World = ALONE, *, streamed: bool, held: bool = F
 def _default_threads() -> int:
     """torch's own thread count, as it was before any config set one."""
     return torch.get_num_threads()
+
+
+def settled(config: Config) -> Config:
+    """`config` with `device: auto` settled on this machine's device (CUDA's current GPU where
+    there is one, else the CPU): a run's chunk, and so its bits, are those of the device it
+    takes, so that `auto` without CUDA runs as `cpu` does."""
+    if config.device.type != "auto":
+        return config
+    return dataclasses.replace(config, device=Device("cuda") if torch.cuda.is_available() else CPU)
 
 
 def resolve(config: Config) -> torch.device:
