@@ -88,6 +88,7 @@ main()
         (["config", "show", TWO_LAYER], False),
         (["config", "schema"], False),
         (["draw", TWO_LAYER], False),
+        (["draw", TWO_LAYER, "device=auto"], False),  # no run: `auto` is left unsettled
         (["run", TWO_LAYER], True),  # the control: the probe does see torch when it is imported
     ],
 )

@@ -90,6 +90,9 @@ class _Draw(Command[str]):
         super().__init__(arguments)
         self.output, self.kind, self.max_units, self.values = output, kind, max_units, values
 
+    def computes(self) -> bool:
+        return self.values  # a run of the first row colours the picture
+
     def preflight(self, jobs: Sequence[Job], world: World, report: Report) -> None:
         ((config, _),) = jobs
         output, max_units, values = self.output, self.max_units, self.values

@@ -77,6 +77,10 @@ class Command(Generic[R]):
         """The JUnit class of the case that stands for the whole command."""
         return f"mlpcli {self.name}"
 
+    def computes(self) -> bool:
+        """Whether the command runs the network (and so settles `device: auto`, with torch)."""
+        return True
+
     def pipes(self, world: World) -> bool:
         """Whether standard input (`inputs: -`) streams, read once as it comes, for what was
         asked (`features.piped`); else it is copied to a temporary file first."""
@@ -168,7 +172,7 @@ def _dispatched(command: Command[R], jobs: Sequence[Job], world: World) -> Seque
     if world.nproc is not None:
         launch.launch(world.nproc)
         return None
-    jobs = _settled(jobs)
+    jobs = _settled(jobs) if command.computes() else jobs
     if not world.over_ranks:
         return command.here(jobs)
     from mlpcli.ranks import group  # torch: only once the input is valid

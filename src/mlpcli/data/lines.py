@@ -350,6 +350,7 @@ def arrow_numbers(
         for chunk in column.chunks:
             columns[j, start : start + len(chunk)] = arrowtables.numbers(chunk)
             start += len(chunk)
+    del table  # two copies of the values at a time, not three
     return np.ascontiguousarray(columns.T)
 
 

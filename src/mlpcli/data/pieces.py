@@ -100,7 +100,8 @@ def _reads(stream: lines.Readable, seek: Seek | None) -> Iterator[tuple[bytes, i
     rest = b""
     while True:
         data = stream.read(PIECE_BYTES)
-        if seek is not None and len(data) < PIECE_BYTES:  # the file's end: its last piece
+        if seek is not None and len(data) < PIECE_BYTES:  # a buffered file's end (its read
+            # takes PIECE_BYTES but there): the last piece
             if data:
                 yield data, len(data)
             return
