@@ -243,7 +243,8 @@ def test_parquet_without_pyarrow_names_the_package(tmp_path: Path, mlpcli_script
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 3
-    assert "pip install pyarrow" in done.stderr
+    assert done.stderr.startswith("mlpcli: error: override 'inputs=")  # located, as a bad file
+    assert f"': inputs: {path}: reading it needs pyarrow: pip install pyarrow" in done.stderr
     assert "mlpcli[" not in done.stderr
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlpcli.errors import DEFAULT_SOURCE, ConfigError, Location, UsageError
+from mlpcli.errors import DEFAULT_SOURCE, ConfigError, Location, UnavailableError, UsageError
 from mlpcli.loading.values import Parsed, file_path
 from mlpcli.loading.yamlnodes import Entry, value_entry
 from mlpcli.model.config import MAX_SIZE, SPECS
@@ -134,11 +134,14 @@ def read_from(key: str, values: Mapping[str, Any], entries: Mapping[str, Entry])
 
 
 def about_file(entry: Entry, key: str, action: Callable[[], T]) -> T:
-    """`action`'s result; its error about a file, located where field `key` names the file."""
+    """`action`'s result; its error about a file, located where field `key` names the file
+    (one that this machine cannot do, such as a missing package, keeps its exit code)."""
     try:
         return action()
     except ConfigError as error:
         raise ConfigError(entry.at(entry.node), key, str(error)) from None
+    except UnavailableError as error:
+        raise UnavailableError(f"{entry.at(entry.node)}: {key}: {error}") from None
 
 
 def _weights_from(values: Mapping[str, Any], start: int | None) -> WeightsFile:
