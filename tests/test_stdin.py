@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from mlpcli.data import features, lines
-from mlpcli.errors import MlpcliError
+from mlpcli.errors import MlpcliError, UnavailableError
+from mlpcli.loading.loader import load
 from tests.test_streaming import LAYERS, ROWS, WRITERS, X
 
 STREAMED = ["x.npy", "x.csv", "index.csv", "x.tsv", "x.txt", "x.jsonl"]  # from the pipe
@@ -254,6 +255,26 @@ def test_more_piped_in_than_the_temporary_folder_has_room_for(
     assert str(raised.value) == (
         f"<stdin>: more is piped in than the 87.9 KiB free in {tmp_path} for its copy; give "
         "the file's path, or TMPDIR=a larger folder"
+    )
+
+
+def test_more_piped_in_than_there_is_room_for_is_located_at_inputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The copy's error, met as the config is read, names the override that asked for it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=100_000))
+    with subprocess.Popen(["yes", "1,2,3"], stdout=subprocess.PIPE) as writer:
+        piped = writer.stdout
+        assert isinstance(piped, io.BufferedReader)
+        monkeypatch.setattr(features, "_pipe", lambda: features._Pipe(piped))
+        monkeypatch.setattr(sys, "stdin", io.StringIO())  # a stream no copy was made of
+        with pytest.raises(UnavailableError) as raised:
+            load(None, ["layers=[3, 2]", "inputs=-"])
+        writer.kill()
+    assert str(raised.value).startswith(
+        "override 'inputs=-': inputs: <stdin>: more is piped in than the 87.9 KiB free in"
     )
 
 
