@@ -248,6 +248,28 @@ def test_parquet_without_pyarrow_names_the_package(tmp_path: Path, mlpcli_script
     assert "mlpcli[" not in done.stderr
 
 
+def test_validate_without_pyarrow_checks_every_file_then_exits_3(
+    tmp_path: Path, mlpcli_script: str
+) -> None:
+    """A config whose data needs a missing package cannot be checked here: its line says so,
+    located, the other files are checked still, and the exit is 3 (it stopped at that file)."""
+    NAMED.to_parquet(tmp_path / "x.parquet")
+    (tmp_path / "pq.yaml").write_text(f"{widths(4)}\ninputs: x.parquet\n".replace("=", ": "))
+    (tmp_path / "ok.yaml").write_text("layers: [2, 3]\n")
+    (tmp_path / "bad.yaml").write_text("layers: [2, x]\n")
+    code = "import sys; sys.modules['pyarrow'] = None; from mlpcli.cli import main; main()"
+    python = str(Path(mlpcli_script).parent / "python")
+    done = subprocess.run(
+        [python, "-c", code, "validate", "pq.yaml", "ok.yaml", "bad.yaml"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("pq.yaml:2:9: inputs: x.parquet: reading it needs pyarrow")
+    assert lines[1].startswith("ok.yaml: ok")
+    assert lines[2].startswith("bad.yaml:1:13: layers[1]: expected an integer")
+
+
 # Models as training code saves them
 
 

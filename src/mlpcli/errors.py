@@ -80,8 +80,7 @@ class ConfigError(MlpcliError):
         self.location = location
         self.field = field
         self.message = message
-        where = f"{location}: {field}: " if field else f"{location}: "
-        super().__init__(where + message)
+        super().__init__(_located(location, field, message))
 
 
 class CheckFailedError(MlpcliError):
@@ -113,9 +112,23 @@ class StdoutFailed(Exception):  # noqa: N818 - carries the OSError of stdout its
 
 
 class UnavailableError(MlpcliError):
-    """The work cannot be done on this machine: device missing, not enough memory."""
+    """The work cannot be done on this machine: device missing, not enough memory; one about a
+    config's file (a package missing to read it) says where the config names it."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(
+        self, message: str, location: Location | None = None, field: str | None = None
+    ) -> None:
+        self.location = location
+        self.field = field
+        self.message = message
+        super().__init__(message if location is None else _located(location, field, message))
+
+
+def _located(location: Location, field: str | None, message: str) -> str:
+    """A message about a config's field, after where it is: `file:line:column: field: ...`."""
+    return f"{location}: {field}: {message}" if field else f"{location}: {message}"
 
 
 def first_line(error: BaseException) -> str:

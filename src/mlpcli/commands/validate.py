@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlpcli.commands.common import JunitOption, reported
-from mlpcli.errors import ConfigError, ExitCode, UsageError
+from mlpcli.errors import ConfigError, ExitCode, UnavailableError, UsageError
 from mlpcli.loading import loader
 from mlpcli.model.results import ValidateResult
 from mlpcli.report import problems
@@ -42,7 +42,8 @@ def validate(
     ] = ValidateFormat.TABLE,
     junit_xml: JunitOption = None,
 ) -> None:
-    """Check config files: one line per file, exit 1 if any is invalid (2 if one is unreadable)."""
+    """Check config files: one line per file, exit 1 if any is invalid (2 if one is unreadable,
+    3 if this machine cannot check one: a package missing to read its data)."""
     suite = "mlpcli validate"
     with reported(junit_xml, suite, suite, " ".join(map(str, paths)), paths) as report:
         results = []
@@ -51,7 +52,8 @@ def validate(
             results.append(_check(path))
             result = results[-1]
             problem = None if result.ok else f"{result.location or path}: {result.error}"
-            failure, error = (problem, None) if result.readable else (None, problem)
+            checked = result.readable and result.checkable
+            failure, error = (problem, None) if checked else (None, problem)
             report.add(suite, str(path), time.perf_counter() - clock, failure, error)
         if output_format is ValidateFormat.GITHUB:
             typer.echo(problems.github(results), nl=False)
@@ -61,6 +63,8 @@ def validate(
             Output(Format(output_format.value)).emit(results)
         if not all(result.readable for result in results):
             raise typer.Exit(ExitCode.USAGE)
+        if not all(result.checkable for result in results):
+            raise typer.Exit(ExitCode.UNAVAILABLE)
         if not all(result.ok for result in results):
             raise typer.Exit(ExitCode.CHECK_FAILED)
 
@@ -68,9 +72,10 @@ def validate(
 def _check(path: Path) -> ValidateResult:
     try:
         return ValidateResult(str(path), loader.load(path, (), os.environ))
-    except ConfigError as error:
+    except (ConfigError, UnavailableError) as error:
         message = f"{error.field}: {error.message}" if error.field else error.message
-        return ValidateResult(str(path), None, message, error.location)
+        checkable = not isinstance(error, UnavailableError)
+        return ValidateResult(str(path), None, message, error.location, checkable=checkable)
     except UsageError as error:
         message = str(error).removeprefix(f"{path}: ")
         return ValidateResult(str(path), None, message, readable=False)

@@ -141,7 +141,7 @@ def about_file(entry: Entry, key: str, action: Callable[[], T]) -> T:
     except ConfigError as error:
         raise ConfigError(entry.at(entry.node), key, str(error)) from None
     except UnavailableError as error:
-        raise UnavailableError(f"{entry.at(entry.node)}: {key}: {error}") from None
+        raise UnavailableError(str(error), entry.at(entry.node), key) from None
 
 
 def _weights_from(values: Mapping[str, Any], start: int | None) -> WeightsFile:

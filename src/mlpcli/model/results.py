@@ -324,6 +324,7 @@ class ValidateResult:
     error: str | None = None  # the message, without the location
     location: Location | None = None  # where the error is: a file's line and column, ...
     readable: bool = True  # False: the file could not be read at all (exit 2, not 1)
+    checkable: bool = True  # False: this machine cannot check it, a package missing (exit 3)
 
     @property
     def ok(self) -> bool:
