@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -235,12 +236,10 @@ def test_a_few_bytes_piped_in_run_either_way(args: list[str], piped: bytes) -> N
     assert done.returncode == 0, done.stderr
 
 
-def test_more_piped_in_than_the_temporary_folder_has_room_for(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A copy of standard input stops where the temporary folder's free space (less a tenth
-    kept spare) runs out: one line naming the folder and what to do, exit 3, not a full
-    disk."""
+@contextlib.contextmanager
+def _piped_past_the_room(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """`yes 1,2,3` on standard input, and a temporary folder (`tmp_path`) of 100,000 bytes
+    free."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=100_000))
@@ -248,9 +247,20 @@ def test_more_piped_in_than_the_temporary_folder_has_room_for(
         piped = writer.stdout
         assert isinstance(piped, io.BufferedReader)
         monkeypatch.setattr(features, "_pipe", lambda: features._Pipe(piped))
-        with pytest.raises(MlpcliError) as raised:
-            features._copied.__wrapped__(features.STDIN)  # type: ignore[attr-defined]
-        writer.kill()
+        try:
+            yield
+        finally:
+            writer.kill()
+
+
+def test_more_piped_in_than_the_temporary_folder_has_room_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A copy of standard input stops where the temporary folder's free space (less a tenth
+    kept spare) runs out: one line naming the folder and what to do, exit 3, not a full
+    disk."""
+    with _piped_past_the_room(monkeypatch, tmp_path), pytest.raises(MlpcliError) as raised:
+        features._copied.__wrapped__(features.STDIN)  # type: ignore[attr-defined]
     assert raised.value.exit_code == 3
     assert str(raised.value) == (
         f"<stdin>: more is piped in than the 87.9 KiB free in {tmp_path} for its copy; give "
@@ -262,17 +272,9 @@ def test_more_piped_in_than_there_is_room_for_is_located_at_inputs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The copy's error, met as the config is read, names the override that asked for it."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=100_000))
-    with subprocess.Popen(["yes", "1,2,3"], stdout=subprocess.PIPE) as writer:
-        piped = writer.stdout
-        assert isinstance(piped, io.BufferedReader)
-        monkeypatch.setattr(features, "_pipe", lambda: features._Pipe(piped))
-        monkeypatch.setattr(sys, "stdin", io.StringIO())  # a stream no copy was made of
-        with pytest.raises(UnavailableError) as raised:
-            load(None, ["layers=[3, 2]", "inputs=-"])
-        writer.kill()
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # a stream no copy was made of
+    with _piped_past_the_room(monkeypatch, tmp_path), pytest.raises(UnavailableError) as raised:
+        load(None, ["layers=[3, 2]", "inputs=-"])
     assert str(raised.value).startswith(
         "override 'inputs=-': inputs: <stdin>: more is piped in than the 87.9 KiB free in"
     )
