@@ -425,10 +425,16 @@ def _ranks_of(parent: int) -> dict[int, int]:
     return found
 
 
-def _started(mlpcli_script: str, *args: str) -> tuple[subprocess.Popen[str], dict[int, int]]:
+def _started(
+    mlpcli_script: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[int, int]]:
     """`mlpcli ARGS` started, once its 3 ranks are running."""
     process = subprocess.Popen(
-        [mlpcli_script, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [mlpcli_script, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while len(ranks := _ranks_of(process.pid)) < 3 and time.monotonic() < deadline:
@@ -489,7 +495,10 @@ def test_ranks_start_with_the_signals_blocked(monkeypatch: pytest.MonkeyPatch) -
     session.begin(["run"])
     monkeypatch.setattr(subprocess, "Popen", started)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    launch._start([], 2, {})
+    reading, writing = os.pipe()
+    launch._start([], 2, {}, writing)
+    os.close(reading)
+    os.close(writing)
     assert len(masks) == 2
     assert all({signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= mask for mask in masks)
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
@@ -587,14 +596,19 @@ def test_bench_over_ranks_needs_a_mode(mlpcli_script: str) -> None:
 
 
 @pytest.mark.slow
-def test_ranks_end_with_a_killed_launcher(mlpcli_script: str) -> None:
-    process, ranks = _started(mlpcli_script, "run", "--nproc", "3", *BIG, "parallel=pipeline")
+def test_ranks_end_with_a_killed_launcher(mlpcli_script: str, tmp_path: Path) -> None:
+    """SIGKILL, which the launcher cannot answer, ends the ranks too and leaves nothing in the
+    temporary folder (it left an empty folder of its own there before)."""
+    command = ["run", "--nproc", "3", *BIG, "parallel=pipeline"]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    process, ranks = _started(mlpcli_script, *command, env=env)
     process.kill()
     process.communicate(timeout=60)
     time.sleep(1)
     running = [pid for pid in ranks.values() if Path(f"/proc/{pid}").exists()]
     states = [Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in running]
     assert all(state == "Z" for state in states)  # gone, or only waiting to be reaped
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -619,7 +633,7 @@ def test_a_world_of_one_rank_is_the_single_process_run() -> None:
 def test_nproc_leaves_nothing_in_the_temporary_folder(
     mlpcli_script: str, tmp_path: Path, expected: int
 ) -> None:
-    """The launcher's folder goes with it, after success and failure."""
+    """The launcher leaves nothing in the temporary folder, after success and failure."""
     command = [mlpcli_script, "run", "--nproc", "2", *NET, "parallel=data", "-f", "json"]
     expect = ["--expect", json.dumps([[0] * 5] * 5)] if expected else []  # a check that fails
     done = subprocess.run(

@@ -234,10 +234,7 @@ class Group:
     def _tell_the_launcher(self) -> None:
         """Rank 0's command has succeeded: `--nproc`'s launcher ends with 0 from here, whatever
         becomes of the ranks."""
-        finished = os.environ.get(process.FINISHED)
-        if self.rank == 0 and finished:
-            with contextlib.suppress(OSError):
-                open(finished, "x").close()
+        process.tell_the_launcher(process.FINISHED)
 
     def _end_group(self) -> None:
         if dist.is_initialized():

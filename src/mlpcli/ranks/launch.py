@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +21,7 @@ from collections.abc import Sequence
 from mlpcli import interrupts, session
 from mlpcli.errors import ExitCode, RanksEnded, UnavailableError, first_line
 from mlpcli.ranks import store
-from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED, WRITTEN
+from mlpcli.ranks.process import FINISHED, LAUNCHER, PRECHECKED, REPORTS, WRITTEN
 
 MAX_PROCESSES = 1024
 POLL_S = 0.1  # how often the launcher looks at its ranks and for a signal
@@ -42,34 +40,68 @@ def launch(nproc: int) -> None:
     ended."""
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # as torchrun does, per core share
-    folder = tempfile.mkdtemp(prefix="mlpcli-ranks-")
-    finished = os.path.join(folder, "finished")
-    written = os.path.join(folder, "written")
-    shared = {PRECHECKED: "1", LAUNCHER: str(os.getpid()), FINISHED: finished, WRITTEN: written}
+    shared = {PRECHECKED: "1", LAUNCHER: str(os.getpid())}
     ranks: Ranks = []
     signalled: list[signal.Signals] = []  # what reached the launcher, in order
     broken: list[str] = []  # why the store could not be served
+    told = _Told()  # what rank 0 tells on its pipe: nothing on disk to leave behind
     try:
         with interrupts.handed_over():
             for signum in interrupts.SIGNALS:
                 if signum in interrupts.watched():  # not one it was started ignoring
                     signal.signal(signum, lambda n, _: signalled.append(signal.Signals(n)))
             listening = socket.create_server(("127.0.0.1", 0))
-            _start(ranks, nproc, {**shared, **_environment(nproc, listening)})
+            try:
+                _start(ranks, nproc, {**shared, **_environment(nproc, listening)}, told.pipe)
+            finally:
+                told.handed_on()
             serving = threading.Thread(target=_serve, args=(listening, broken), daemon=True)
             serving.start()  # torch's import, while the ranks import it too
             failed = _failed(ranks, signalled, broken)
         if failed is None:  # passed on to every rank, which end without a word
             first = signalled[0]
             ended = RanksEnded(interrupts.SIGNALS[first], interrupts.MESSAGES[first])
-            raise _with_written(ended, written)
+            raise _with_written(ended, told.written())
         if not failed:
             interrupts.hold()  # every rank succeeded: a signal now changes nothing
-        elif not os.path.exists(finished):  # rank 0 reported the result: a rank ending after
-            raise _with_written(_ended(failed), written)  # counts not
+        elif FINISHED not in told.records():  # rank 0 reported the result: a rank ending
+            raise _with_written(_ended(failed), told.written())  # after counts not
     finally:
         _end(ranks, signal.SIGKILL, [])  # none is left running, whatever ended the launcher
-        shutil.rmtree(folder, ignore_errors=True)  # the file rank 0 made
+
+
+class _Told:
+    """What rank 0 tells the launcher on a pipe (`process.tell_the_launcher`): records that
+    each end with a NUL, read as they come, so that rank 0 never waits on a full pipe. Nothing
+    on disk: a launcher killed leaves nothing behind."""
+
+    def __init__(self) -> None:
+        reading, self.pipe = os.pipe()  # the writing end, for rank 0
+        self._heard = bytearray()
+        self._reading = threading.Thread(
+            target=self._listen, args=(reading,), name="mlpcli-told", daemon=True
+        )
+        self._reading.start()
+
+    def _listen(self, reading: int) -> None:
+        with open(reading, "rb", buffering=0) as pipe:
+            while data := pipe.read(1 << 16):
+                self._heard += data
+
+    def handed_on(self) -> None:
+        """Rank 0 holds the writing end (or none does): the launcher's copy goes, so that the
+        pipe ends when rank 0 does."""
+        os.close(self.pipe)
+
+    def records(self) -> list[bytes]:
+        """Every record rank 0 told, once every rank has ended."""
+        self._reading.join(GRACE_S)
+        return bytes(self._heard).split(b"\0")[:-1]
+
+    def written(self) -> list[str]:
+        """The outputs rank 0 told were in place in full, in order."""
+        records = self.records()
+        return [os.fsdecode(r.removeprefix(WRITTEN)) for r in records if r.startswith(WRITTEN)]
 
 
 def _environment(nproc: int, listening: socket.socket) -> dict[str, str]:
@@ -85,17 +117,26 @@ def _environment(nproc: int, listening: socket.socket) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _start(ranks: Ranks, nproc: int, shared: dict[str, str]) -> None:
+def _start(ranks: Ranks, nproc: int, shared: dict[str, str], pipe: int) -> None:
     """Start the ranks into `ranks`, each in a session of its own (a terminal's Ctrl-C reaches
     the launcher, which passes it on), with SIGINT, SIGTERM and SIGHUP blocked: one passed on
     while a rank's Python is still starting waits for its watcher (`interrupts.watch`), which
-    ends it without a word, instead of breaking the start with a traceback."""
+    ends it without a word, instead of breaking the start with a traceback. Rank 0 alone holds
+    `pipe`, the writing end of what it tells the launcher."""
     arguments = [sys.executable, "-m", "mlpcli", *_without_nproc(session.current().arguments)]
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, interrupts.SIGNALS)
     try:
         for rank in range(nproc):
             environment = {**os.environ, **shared, "RANK": str(rank), "LOCAL_RANK": str(rank)}
-            ranks.append(subprocess.Popen(arguments, env=environment, start_new_session=True))
+            told = {REPORTS: str(pipe)} if rank == 0 else {}
+            ranks.append(
+                subprocess.Popen(
+                    arguments,
+                    env={**environment, **told},
+                    start_new_session=True,
+                    pass_fds=(pipe,) if rank == 0 else (),
+                )
+            )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # the launcher's, pending ones now
 
@@ -158,15 +199,11 @@ def _signal(rank: subprocess.Popen[bytes], signum: int) -> None:
             os.killpg(rank.pid, signum)
 
 
-def _with_written(ended: RanksEnded, written: str) -> RanksEnded:
+def _with_written(ended: RanksEnded, written: list[str]) -> RanksEnded:
     """`ended`, its line naming the outputs rank 0 had put in place in full before the end."""
-    try:
-        with open(written, encoding="utf-8") as file:
-            paths = ", ".join(line.rstrip("\n") for line in file if line.strip())
-    except OSError:
+    if not written:
         return ended
-    if not paths:
-        return ended
+    paths = ", ".join(written)
     return RanksEnded(int(ended.exit_code), f"{ended.message}; {paths} was written in full before")
 
 

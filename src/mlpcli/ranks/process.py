@@ -20,8 +20,9 @@ from mlpcli.session import Voice
 
 PRECHECKED = "MLPCLI_PRECHECKED"  # set for the ranks that --nproc starts
 LAUNCHER = "MLPCLI_LAUNCHER"  # the pid of the mlpcli that started them
-FINISHED = "MLPCLI_FINISHED"  # a file rank 0 makes once the command has succeeded, for --nproc
-WRITTEN = "MLPCLI_WRITTEN"  # a file rank 0 adds each output to once it is in place, for --nproc
+REPORTS = "MLPCLI_REPORTS"  # rank 0 of --nproc: the pipe it tells its launcher on (a number)
+FINISHED = b"finished"  # told once the command has succeeded
+WRITTEN = b"written:"  # told before each output's path once that is in place
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,19 @@ def leave(code: int) -> None:
 
 def _wrote(path: Path) -> None:
     """An output is in place: `--nproc`'s launcher, if it must end the run, says so."""
-    listed = os.environ.get(WRITTEN)
-    if listed and os.environ.get("RANK") == "0":
-        with (
-            contextlib.suppress(OSError),
-            open(listed, "a", encoding="utf-8", errors="surrogateescape") as file,  # any name
-        ):
-            file.write(f"{path}\n")
+    tell_the_launcher(WRITTEN + os.fsencode(path))  # any name
+
+
+def tell_the_launcher(record: bytes) -> None:
+    """Tell `--nproc`'s launcher `record` (on rank 0, which alone holds the pipe; nothing where
+    no launcher listens, or it has gone). Each record ends with a NUL, which no path holds."""
+    pipe = os.environ.get(REPORTS)
+    if pipe is None or os.environ.get("RANK") != "0":
+        return
+    data = memoryview(record + b"\0")
+    with contextlib.suppress(OSError, ValueError):
+        while data:
+            data = data[os.write(int(pipe), data) :]
 
 
 def end_now(code: int) -> NoReturn:
