@@ -29,6 +29,7 @@ from safetensors.numpy import save_file
 
 from mlpcli.commands import run as run_command
 from mlpcli.data import arrowtables, features, lines
+from mlpcli.engine import host
 from mlpcli.engine.world import Alone
 from mlpcli.errors import MlpcliError
 from mlpcli.loading.loader import load
@@ -249,6 +250,57 @@ def test_auto_without_cuda_runs_as_cpu_does(tmp_path: Path) -> None:
         assert json.loads(printed)["config"]["device"] == "cpu"
         outputs[device] = out.read_bytes()
     assert outputs["auto"] == outputs["cpu"]
+
+
+@pytest.mark.skipif(not host.no_gpu(), reason="auto is planned as the CPU where torch sees no GPU")
+def test_auto_without_a_gpu_is_checked_before_the_run_as_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check before any work counts `auto`'s run on the CPU where torch can see no GPU, as
+    `cpu`'s: it counted the draw alone, as for a GPU's run, and let through what cpu refuses."""
+    needs = memory.host_bytes(load(None, ["device=cpu"]), on_cpu=True, streamed=True)
+    monkeypatch.setattr(host, "available_ram", lambda: needs - 1)
+    for device in ("cpu", "auto"):
+        code, _, err = invoke("run", f"device={device}", "-f", "json")
+        assert code == 3
+        assert re.fullmatch(r"mlpcli: error: default: needs about .+ of memory, .+\n", err)
+
+
+@pytest.mark.skipif(not host.no_gpu(), reason="auto is planned as the CPU where torch sees no GPU")
+def test_shapes_plans_auto_as_the_run_takes_it() -> None:
+    """`shapes` plans `auto` with the CPU's chunk where torch can see no GPU (a pipeline's rank
+    0 planned a GPU's: 138.4 MiB of activations against the 90.4 MiB its run takes)."""
+    plans = {}
+    for device in ("cpu", "auto"):
+        code, printed, err = invoke(
+            "shapes", "layers=[64, 256, 256, 1]", "batch=300000", f"device={device}",
+            "parallel=pipeline", "--nproc", "2", "-f", "json",
+        )  # fmt: skip
+        assert code == 0, err
+        plans[device] = json.loads(printed)
+    for plan in plans.values():
+        del plan["parallel"]["device_memory"]  # the available memory, asked each time
+    assert plans["auto"]["parallel"] == plans["cpu"]["parallel"]
+    assert plans["auto"]["config"]["device"] == "cpu"
+
+
+def test_torch_build_is_read_without_importing_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What torch/version.py says of the build is torch.version's own; CUDA_VISIBLE_DEVICES
+    set to none hides any GPU; a CUDA build leaves `auto` for the run to settle."""
+    build = host._torch_build()
+    assert build is not None
+    assert (build["cuda"], build["hip"]) == (torch.version.cuda, torch.version.hip)
+    auto = load(None, ["device=auto"])
+    monkeypatch.setattr(host, "_torch_build", lambda: {"cuda": "12.8", "hip": None})
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not host.no_gpu()
+    assert host.settled(auto) == auto
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert host.settled(auto).device == Device("cpu")
+    monkeypatch.setattr(host, "_torch_build", lambda: {"cuda": None, "hip": None})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert host.settled(auto).device == Device("cpu")
+    assert host.settled(load(None, ["device=cuda"])).device == Device("cuda")
 
 
 def _peak_rss_of_run(tmp_path: Path, name: str, piped: bool) -> int:

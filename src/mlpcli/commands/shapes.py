@@ -64,7 +64,7 @@ def shapes(
             f"--device-memory {device_memory}: not a size with a unit (such as 80GiB or 512MB)"
         )
     out = Output(output_format, output, field, quiet)
-    config = load(path, overrides)
+    config = host.settled(load(path, overrides))  # `auto` planned as a run here takes it
     out.check(ShapesResult, sources(path, config))
     note_assumptions(config)
     result = compute(config)

@@ -1,16 +1,21 @@
 """What this machine has, asked without torch: its available memory (Linux's MemAvailable), a
-GPU's memory (nvidia-smi), and whether a run's CPU part fits. `run` asks before importing
-torch, so that what cannot fit ends in well under a second.
+GPU's memory (nvidia-smi), whether torch can see a GPU at all, and whether a run's CPU part
+fits. `run` asks before importing torch, so that what cannot fit ends in well under a second.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from mlpcli.errors import UnavailableError
-from mlpcli.model.config import Config
+from mlpcli.model.config import CPU, Config
 from mlpcli.model.memory import host_bytes
 from mlpcli.model.units import byte_size
 
@@ -24,6 +29,43 @@ def check_host(config: Config, *, on_cpu: bool, streamed: bool = False, held: bo
             f"{config.name}: needs about {byte_size(host)} of memory, "
             f"{byte_size(available)} is available"
         )
+
+
+def settled(config: Config) -> Config:
+    """`config` with `device: auto` settled on the CPU where torch can see no GPU, asked
+    without importing it (`no_gpu`), so that the checks before a run, and `shapes`, plan
+    what the run takes; else as it is (a run settles `auto` with torch, `devices.settled`)."""
+    if config.device.type != "auto" or not no_gpu():
+        return config
+    return dataclasses.replace(config, device=CPU)
+
+
+def no_gpu() -> bool:
+    """Whether torch can see no GPU here, known without importing it: a build for the CPU
+    alone (torch.version's `cuda` and `hip` both None), or CUDA_VISIBLE_DEVICES set to none."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return True
+    build = _torch_build()
+    return build is not None and build.get("cuda") is None and build.get("hip") is None
+
+
+def _torch_build() -> dict[str, object] | None:
+    """The values torch/version.py sets (`cuda`, `hip`, ...), read as text: torch is not
+    imported (a second or more); None where it cannot be read."""
+    try:
+        spec = importlib.util.find_spec("torch")
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        tree = ast.parse(Path(folders[0], "version.py").read_text(encoding="utf-8"))
+    except (ImportError, IndexError, OSError, SyntaxError, ValueError):
+        return None
+    values: dict[str, object] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign | ast.AnnAssign) and statement.value is not None:
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            with contextlib.suppress(ValueError):
+                value = ast.literal_eval(statement.value)
+                values.update({t.id: value for t in targets if isinstance(t, ast.Name)})
+    return values
 
 
 def device_memory(config: Config, ranks: int) -> int | None:

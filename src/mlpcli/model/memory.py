@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from mlpcli.model.config import Config, DType, Rng
 
 CHUNK_BYTES = 128 << 20  # a chunk's features and activations on a GPU (`cuda`; `auto` where
-# it is planned without torch: a run settles `auto` on its device first, devices.settled)
+# torch may see one: a run settles `auto` with torch first, devices.settled; host.settled
+# without it, where torch surely sees none)
 # On the CPU a smaller chunk stays in its caches: [64, 256, 256, 1] ran 1 GiB of features in
 # 6.9-7.9 s with chunks of 4,096-8,192 rows against 9.1-10.5 s with 26,214 (128 MiB), 80 MiB
 # smaller; wider layers took the same time at any chunk (2026-12-06, docs/performance.md).
