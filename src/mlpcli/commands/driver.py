@@ -146,8 +146,6 @@ def drive(command: Command[R]) -> None:
         worlds.refuse_stdin(overrides, world.size)
         with _piping(command.pipes(world)):
             jobs = command.plan(paths, overrides, world)
-            if command.computes():  # `auto` planned as what a run takes, where that is known
-                jobs = [(host.settled(config), given) for config, given in jobs]
             command.preflight(jobs, world, report)
             if command.shared:
                 command.check_ranks(jobs, world)

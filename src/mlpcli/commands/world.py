@@ -50,7 +50,7 @@ def check(
             continue
         _check_shared(config, world, command, stats=stats, keep=keep)
     cores = os.cpu_count() or 1
-    on_cpu = any(config.device.type == "cpu" for config in configs)
+    on_cpu = any(host.settled(config).device.type == "cpu" for config in configs)
     if world > 1 and not process.launched():  # --nproc: this process starts them, here
         _fits_this_machine(world, cores, on_cpu)
     if world > cores and on_cpu and not noted:

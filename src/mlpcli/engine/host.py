@@ -21,7 +21,10 @@ from mlpcli.model.units import byte_size
 
 
 def check_host(config: Config, *, on_cpu: bool, streamed: bool = False, held: bool = False) -> None:
-    """UnavailableError when the CPU's part of a run cannot fit in available memory."""
+    """UnavailableError when the CPU's part of a run cannot fit in available memory (`auto`
+    counted as the CPU where torch can see no GPU, `settled`)."""
+    if (mine := settled(config)) is not config:
+        config, on_cpu = mine, True
     host = host_bytes(config, on_cpu=on_cpu, streamed=streamed, held=held)
     available = available_ram()
     if available is not None and host > available:
@@ -33,8 +36,9 @@ def check_host(config: Config, *, on_cpu: bool, streamed: bool = False, held: bo
 
 def settled(config: Config) -> Config:
     """`config` with `device: auto` settled on the CPU where torch can see no GPU, asked
-    without importing it (`no_gpu`), so that the checks before a run, and `shapes`, plan
-    what the run takes; else as it is (a run settles `auto` with torch, `devices.settled`)."""
+    without importing it (`no_gpu`), so that the memory checks before a run, and `shapes`,
+    plan what the run takes; else `config` itself (a run settles `auto` with torch,
+    `devices.settled`)."""
     if config.device.type != "auto" or not no_gpu():
         return config
     return dataclasses.replace(config, device=CPU)
