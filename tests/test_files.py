@@ -387,6 +387,23 @@ def test_an_output_that_is_a_fifo_is_written_into_not_replaced(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temporary
 
 
+@pytest.mark.parametrize("nproc", [[], ["parallel=data", "--nproc", "2"]], ids=["one", "ranks"])
+def test_an_output_that_is_a_link_is_written_through(tmp_path: Path, nproc: list[str]) -> None:
+    """A symbolic link is written through: its target is replaced, in the target's folder, and
+    the link stays (it was replaced by a file, the target left as it was)."""
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "scores.csv"
+    target.write_text("the old file\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(Path("shared") / "scores.csv")
+    code, _, err = invoke("run", "batch=5", "-o", str(link), "-q", *nproc)
+    assert code == 0, err
+    assert link.is_symlink()
+    assert target.read_text() == invoke("run", "batch=5", "-f", "csv")[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.csv", "shared"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["scores.csv"]  # no temporary
+
+
 def test_a_file_cut_short_between_two_counts_of_its_rows_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

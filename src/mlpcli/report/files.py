@@ -59,19 +59,21 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
     A new file gets the mode the umask gives (0644 under umask 022); a replaced file keeps its
     permissions (never its setuid, setgid or sticky bit). Temporaries that a killed mlpcli left
     for this path are removed first. A path that is no regular file (a FIFO, a device) is
-    written into as it is, never replaced: its reader gets the bytes.
+    written into as it is, never replaced: its reader gets the bytes. A symbolic link is
+    written through: its target is replaced, in the target's folder, and the link stays.
     """
     if path.exists() and not path.is_file():
         with _streamed(path) as file:
             yield file
         return
-    _remove_stale_temporaries(path)
-    temporary = _temporary(path)
+    target = _target(path)
+    _remove_stale_temporaries(target)
+    temporary = _temporary(target)
     created = False
     try:
         with interrupts.writing(temporary):
             # its permissions only: a result never becomes setuid, setgid or sticky
-            mode = stat.S_IMODE(path.stat().st_mode) & 0o777 if path.exists() else None
+            mode = stat.S_IMODE(target.stat().st_mode) & 0o777 if target.exists() else None
             with temporary.open("xb") as file:  # named: other ranks write into it (`shares`)
                 created = True
                 yield file
@@ -80,7 +82,7 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
                 file.flush()
                 os.fsync(file.fileno())
             with interrupts.held():  # a signal now waits: the finished file goes in place
-                os.replace(temporary, path)
+                os.replace(temporary, target)
                 session.current().put_in_place(path)
     except BaseException as error:
         current = session.current()
@@ -99,7 +101,7 @@ def part(path: Path) -> Iterator[BinaryIO]:
     """A part of `path` that another process appends to it (a rank's share of the rows): a
     temporary beside `path` as `atomic`'s, flushed to disk when the block ends and left for
     that process to remove; removed here if the block raises, or the process must end."""
-    temporary = _temporary(path)
+    temporary = _temporary(_target(path))
     try:
         with interrupts.writing(temporary), temporary.open("xb") as file:
             yield file
@@ -120,6 +122,12 @@ def cannot_write(path: Path, error: OSError) -> UsageError | UnavailableError:
     reason = os.strerror(error.errno) if error.errno else str(error)
     kind = UnavailableError if error.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
     return kind(f"{path}: cannot write: {reason}")
+
+
+def _target(path: Path) -> Path:
+    """The file a write of `path` replaces: a symbolic link's target (the link goes on
+    pointing at it), else `path` itself."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def _temporary(path: Path) -> Path:
