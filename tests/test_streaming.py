@@ -174,6 +174,60 @@ def test_a_nan_in_a_late_chunk_of_an_npy_names_its_row(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
 
 
+PAST = "is past the range of"
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "message"),
+    [
+        ("x.npy", ["run", "chunk=7", "-o", "o.csv"], f"1e+39 {PAST} float32 (±3.4028e+38)"),
+        ("x.npy", ["bench", "-n", "1"], f"1e+39 {PAST} float32 (±3.4028e+38)"),
+        ("x.csv", ["run", "dtype=float16", "chunk=7"], f"70000 {PAST} float16 (±65504)"),
+    ],
+    ids=["run", "bench", "csv-float16"],
+)  # fmt: skip
+def test_a_value_past_the_dtypes_range_names_its_row(
+    tmp_path: Path, name: str, command: list[str], message: str
+) -> None:
+    """A value finite in the file that the run's dtype cannot hold is an error, as one that is
+    not finite is (it became an infinity once cast, and the run went on)."""
+    values = X.astype(np.float64)
+    values[40, 1] = 1e39 if name.endswith(".npy") else 70000
+    if name.endswith(".npy"):
+        np.save(tmp_path / name, values)
+    else:
+        np.savetxt(tmp_path / name, values, delimiter=",")
+    done = _mlpcli(command[0], LAYERS, f"inputs={name}", *command[1:], cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        f"override 'inputs={name}': inputs: {name}: row 40, column 1: {message}"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_wide_tables_layout_is_decided_by_its_first_megabyte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first lines that decide a text table's layout stop at FIRST_CHARS characters (two
+    lines at least): each of their cells is looked at, and 1,024 lines of 10,000 columns took
+    600 MB. The rows read are the same."""
+    values = np.random.default_rng(4).standard_normal((50, 4))
+    np.savetxt(tmp_path / "x.csv", values, delimiter=",", header="a,b,c,d", comments="")
+    line = len((tmp_path / "x.csv").read_text().splitlines()[1])
+    monkeypatch.setattr(features, "FIRST_CHARS", 10 * line)
+    text = features._text_file(str(tmp_path / "x.csv"), None)
+    assert text is not None
+    first = text.first
+    assert 9 <= len(first) <= 10  # the header and about nine rows, not all 51 lines
+    monkeypatch.setattr(features, "FIRST_CHARS", 150)
+    assert features._first(iter([(1, "a" * 100), (2, "b" * 100), (3, "c")])) == [
+        (1, "a" * 100), (2, "b" * 100),
+    ]  # fmt: skip
+    monkeypatch.setattr(features, "FIRST_CHARS", 10)
+    read = features.read(str(tmp_path / "x.csv"))
+    np.testing.assert_array_equal(read.numpy(), values)
+
+
 def test_the_table_previews_a_streamed_output(tmp_path: Path) -> None:
     WRITERS["x.npy"](tmp_path / "x.npy")
     args = ("run", LAYERS, "inputs=x.npy", "chunk=7")

@@ -64,7 +64,9 @@ NPY_MAGIC = b"\x93NUMPY"
 READ_ROWS = 1 << 16  # rows a block when the whole file is read
 PIECE = 1 << 20  # bytes of standard input copied at a time
 COPY_SPARE = 1 << 30  # room left free by stdin's copy (or a tenth of a smaller folder's)
-FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index)
+FIRST_LINES = 1024  # data lines that decide a text table's layout (pandas' index), at most
+FIRST_CHARS = 1 << 20  # ... of this many characters in all (two lines at least): a wide
+# table's cells are looked at one by one (10,000 columns: about 600 MB for 1,024 lines)
 HEAD_BYTES = 1 << 16  # standard input looked at a piece at a time, for its format and layout
 NPY_LEAD = 12  # a .npy's magic string and version (8 bytes), and its header's length
 PIPE_WAIT_S = 0.05  # a read of a pipe takes what comes this long after its first byte
@@ -241,7 +243,8 @@ def read(
     for block in chunks(path, reading, -(-len(wanted) // blocks), None, wanted.start):
         if whole is None:
             whole = torch.empty((len(wanted), described.width), dtype=dtype or block.dtype)
-        taken = block[: len(wanted) - done]
+        row = wanted.start + done
+        taken = in_dtype(path, block[: len(wanted) - done], whole.dtype, whole.device, row)
         whole[done : done + taken.shape[0]] = taken
         done += taken.shape[0]
         if done == len(wanted):
@@ -285,6 +288,24 @@ def _nonfinite(tensor: torch.Tensor) -> bool:
     if not tensor.is_floating_point() or math.isfinite(float(tensor.sum())):
         return False
     return not bool(torch.isfinite(tensor).all())
+
+
+def in_dtype(
+    path: str, block: torch.Tensor, dtype: torch.dtype, device: torch.device, first: int
+) -> torch.Tensor:
+    """A block of the rows of `path` from row `first`, in `dtype` on `device`; a value past
+    the range of `dtype` (finite in the file, infinite once cast) is an error naming its row
+    and column, as one that is not finite is."""
+    import torch
+
+    taken = block.to(device=device, dtype=dtype)
+    if taken.dtype == block.dtype or not _nonfinite(taken):
+        return taken
+    row, column = (int(i) for i in (~torch.isfinite(taken)).nonzero()[0])
+    name = str(dtype).removeprefix("torch.")
+    largest = torch.finfo(dtype).max
+    message = f"{block[row, column].item():g} is past the range of {name} (±{largest:.5g})"
+    raise bad(_source(path), f"row {first + row}, column {column}: {message}")
 
 
 def _checked(
@@ -493,7 +514,7 @@ def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[
     found = _head_lines(FIRST_LINES + 1, lines.data_lines)
     if len(found) <= FIRST_LINES and not pipe.ended:
         raise lines.too_long(STDIN_NAME, pipe.breaks + 1)
-    first = found[:FIRST_LINES]
+    first = _first(iter(found))
     rows = len(found) if pipe.ended else len(found) + 1  # more follow: not a header alone
     return lines.text_layout(STDIN_NAME, first, rows, header), first
 
@@ -740,13 +761,26 @@ def _text_file(path: str, header: bool | None) -> TextFile | None:
     one (None: found)."""
     if _kind(path) in JSON:
         return None
-    first = list(itertools.islice(_data_lines(path), FIRST_LINES))
+    first = _first(_data_lines(path))
     with _opened(path) as stream:
         stamp = _stamp(stream)
         spans = tuple(pieces.spans(_source(path), stream))
     count = sum(span.rows for span in spans)
     layout = lines.text_layout(_source(path), first, count, header)
     return TextFile(layout, first, spans, stamp)
+
+
+def _first(data_lines: Iterator[lines.Line]) -> list[lines.Line]:
+    """The first data lines that decide a text table's layout: FIRST_LINES, or as many as fit
+    in FIRST_CHARS characters (two at least: a header and a row)."""
+    first: list[lines.Line] = []
+    held = 0
+    for line in itertools.islice(data_lines, FIRST_LINES):
+        held += len(line[1])
+        if held > FIRST_CHARS and len(first) >= 2:
+            break
+        first.append(line)
+    return first
 
 
 @by_file

@@ -44,7 +44,10 @@ def feature_chunks(
         if left is not None:
             left -= taken.shape[0]
         if taken.shape[0]:
-            yield taken.to(device=device, dtype=dtype)
+            with located_at_inputs(config):  # a value past the dtype's range
+                cast = feature_files.in_dtype(config.inputs, taken, dtype, device, first)
+            first += taken.shape[0]
+            yield cast
 
 
 def chunk_spans(config: Config, rows: range) -> Spans:
