@@ -4,6 +4,7 @@ every tensor out, and `mlpcli export` round trips, against PyTorch's own modules
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -20,7 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mlpcli.engine import network
+from mlpcli.errors import UnavailableError
 from mlpcli.loading import loader
+from mlpcli.report import shares
 
 from .conftest import ROOT, TWO_LAYER, invoke
 
@@ -402,6 +405,54 @@ def test_an_output_that_is_a_link_is_written_through(tmp_path: Path, nproc: list
     assert target.read_text() == invoke("run", "batch=5", "-f", "csv")[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.csv", "shared"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["scores.csv"]  # no temporary
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_device_is_the_machines_exit_3(tmp_path: Path) -> None:
+    """An output on a device that is full (/dev/full, through a link) is exit 3, as a full disk
+    is: it was exit 2, a usage error."""
+    (tmp_path / "full.csv").symlink_to("/dev/full")
+    code, _, err = invoke("run", "batch=5000", "-o", str(tmp_path / "full.csv"), "-q")
+    assert (code, err) == (
+        3,
+        f"mlpcli: error: {tmp_path}/full.csv: cannot write: No space left on device\n",
+    )
+
+
+def test_a_ranks_region_of_an_npy_names_it_when_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank's rows written into rank 0's .npy name the output when the disk is full (exit 3;
+    the line said 'cannot write the results')."""
+    temporary = tmp_path / "t.npy"
+    temporary.write_bytes(bytes(1024))
+    config = loader.load(None, [])
+
+    def full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with (
+        pytest.raises(
+            UnavailableError, match=r"^.*out\.npy: cannot write: No space left on device$"
+        ),
+        shares._region(tmp_path / "out.npy", temporary, config, range(2)) as writer,
+    ):
+        writer.add(np.zeros((2, config.layers[-1]), np.float32))
+
+
+def test_expect_names_what_it_reads_for_an_output_it_does_not(tmp_path: Path) -> None:
+    """`--expect` of a run's .parquet, .jsonl or .safetensors output says which it reads (it
+    tried them as JSON: 'not UTF-8 text')."""
+    for suffix in (".parquet", ".jsonl"):
+        gold = tmp_path / f"gold{suffix}"
+        assert invoke("run", "batch=5", "-o", str(gold), "-q")[0] == 0
+        code, _, err = invoke("run", "batch=5", "--expect", str(gold))
+        assert code == 2
+        assert err == (
+            f"mlpcli: error: --expect {gold}: reads a run's output as .npy, .csv or .json "
+            f"(-f json), not {suffix}; write the expected output with -o gold.npy\n"
+        )
 
 
 def test_a_file_cut_short_between_two_counts_of_its_rows_is_one_line(

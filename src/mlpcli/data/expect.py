@@ -24,6 +24,7 @@ from mlpcli.model.closeness import Array, Difference, Tolerance, difference
 from mlpcli.model.results import RunResult, unknown_run_schema
 
 FILE_SUFFIXES = (".json", ".csv", ".npy")
+UNREAD = (".jsonl", ".parquet", ".safetensors")  # outputs of `run` that --expect does not read
 STREAMED = (".npy", ".csv")  # read a block of rows at a time, as the output is compared
 MAX_JSON_BYTES = 64 << 20  # a JSON golden file is parsed whole; .csv and .npy are read as compared
 
@@ -99,6 +100,11 @@ def parse(argument: str) -> Expectation:
         return _npy_expectation(path)
     if path.suffix.lower() == ".csv":
         return _csv_expectation(path)
+    if path.suffix.lower() in UNREAD:
+        raise UsageError(
+            f"--expect {argument}: reads a run's output as .npy, .csv or .json (-f json), not "
+            f"{path.suffix}; write the expected output with -o gold.npy"
+        )
     if path.suffix.lower() in FILE_SUFFIXES or path.is_file():
         return _json_expectation(path)
     try:

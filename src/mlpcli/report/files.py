@@ -144,8 +144,7 @@ def _streamed(path: Path) -> Iterator[BinaryIO]:
             yield file
         session.current().written.append(path)
     except OSError as error:
-        reason = os.strerror(error.errno) if error.errno else str(error)
-        raise UsageError(f"{path}: cannot write: {reason}") from None
+        raise cannot_write(path, error) from None
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -98,23 +98,30 @@ def _region(path: Path, temporary: Path, config: Config, rows: range) -> Iterato
     except OSError as error:
         raise files.cannot_write(path, error) from None
     try:
-        yield _Region(descriptor, offset)
-        os.fsync(descriptor)
+        yield _Region(path, descriptor, offset)
+        try:
+            os.fsync(descriptor)
+        except OSError as error:
+            raise files.cannot_write(path, error) from None
     finally:
         os.close(descriptor)
 
 
 class _Region(Writer):
-    """Rows written at their offset in a file, one after another."""
+    """Rows written at their offset in a file, one after another (a failed write names the
+    output it is part of: a full disk is exit 3)."""
 
-    def __init__(self, descriptor: int, offset: int) -> None:
+    def __init__(self, path: Path, descriptor: int, offset: int) -> None:
         super().__init__(None, ())
-        self.descriptor, self.offset = descriptor, offset
+        self.path, self.descriptor, self.offset = path, descriptor, offset
 
     def add(self, rows: np.ndarray) -> None:
         import numpy as np
 
         data = np.ascontiguousarray(rows).data.cast("B")
         while data:
-            done = os.pwrite(self.descriptor, data, self.offset)
+            try:
+                done = os.pwrite(self.descriptor, data, self.offset)
+            except OSError as error:
+                raise files.cannot_write(self.path, error) from None
             data, self.offset = data[done:], self.offset + done
