@@ -173,6 +173,30 @@ def test_a_piped_npy_that_ends_early_or_runs_on_is_named(tmp_path: Path) -> None
     )
 
 
+def test_a_piped_zip_is_named_stdin_and_a_torch_file_as_such(tmp_path: Path) -> None:
+    """A piped .npz (copied to a file first) that is cut short names `<stdin>` (it named its
+    copy, /dev/fd/N), and torch.save's zip is said to be one (it was read as a .npz)."""
+    import torch
+
+    np.savez(tmp_path / "x.npz", features=X)
+    torch.save(torch.from_numpy(X), tmp_path / "x.pt")
+    cut = subprocess.run(
+        [*RUN, "inputs=-", "-q"],
+        input=(tmp_path / "x.npz").read_bytes()[:300],
+        capture_output=True,
+        timeout=120,
+    )
+    assert cut.returncode == 2
+    assert cut.stderr.decode().endswith(
+        "inputs: <stdin>: not a readable .npz file (File is not a zip file)\n"
+    )
+    pickled = _run(tmp_path, "inputs=-", "-q", piped="x.pt")
+    assert pickled.returncode == 2
+    assert pickled.stderr.endswith(
+        f"inputs: <stdin>: looks like a PyTorch file (torch.save); {features.TORCH_FEATURES}\n"
+    )
+
+
 @pytest.mark.slow
 def test_expect_and_stats_count_the_piped_rows(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", X)

@@ -343,6 +343,9 @@ def _source(path: str) -> str:
     return STDIN_NAME if path == STDIN else path
 
 
+TORCH_FEATURES = "features are read from .npy, .npz, .safetensors or a table: np.save(t.numpy())"
+
+
 def _kind(path: str) -> str:
     """The format: a file's suffix, or what stdin's first bytes say."""
     if path == STDIN:
@@ -351,7 +354,10 @@ def _kind(path: str) -> str:
             raise bad(STDIN_NAME, "empty: nothing was piped in")
         if data.startswith(NPY_MAGIC):
             return ".npy"
-        if data.startswith(b"PK\x03\x04"):  # a zip: np.savez's
+        if data.startswith(b"PK\x03\x04"):  # a zip: np.savez's, or torch.save's
+            name_end = 30 + int.from_bytes(data[26:28], "little")  # its first member's name
+            if data[30:name_end].endswith(b"data.pkl"):
+                raise bad(STDIN_NAME, f"looks like a PyTorch file (torch.save); {TORCH_FEATURES}")
             return ".npz"
         if data[:4] in (b"PAR1", b"FEA1") or data[:6] == b"ARROW1":
             return ".parquet"
@@ -649,7 +655,8 @@ def _matrix_shape(path: str, shape: tuple[int, ...]) -> tuple[int, int]:
 
 def _npz_array(path: str) -> tuple[str, NpyHeader]:
     """The array `features` of a .npz, or its only array."""
-    return _the_features(_source(path), npz_headers(_local(path)), "array")
+    source = _source(path)
+    return _the_features(source, npz_headers(_local(path), "features", source), "array")
 
 
 def _the_features(source: str, held: dict[str, Any], what: str) -> tuple[str, Any]:

@@ -256,22 +256,27 @@ def npy_header_of(
 
 
 @by_file
-def npz_headers(path: str, role: str = "features") -> dict[str, NpyHeader]:
+def npz_headers(
+    path: str, role: str = "features", source: str | None = None
+) -> dict[str, NpyHeader]:
     """The arrays of a .npz (`np.savez`, `np.savez_compressed`) by name (as `np.load` names
     them), each header read from the archive and checked against its size, none of the data
-    read; `role` (features, weights) names what they must be in messages."""
+    read; `role` (features, weights) names what they must be in messages, and `source` the file
+    (`path` by default: standard input's copy is `<stdin>`)."""
+    source = source or path
     regular_size(path, "a .npz file")
     headers: dict[str, NpyHeader] = {}
-    with parsed_by_library(path, ".npz file"), zipfile.ZipFile(path) as archive:
+    with parsed_by_library(source, ".npz file"), zipfile.ZipFile(path) as archive:
         members = archive.infolist()
         if len(members) > MAX_NPZ_ARRAYS:
-            raise bad(path, f"holds {len(members):,} arrays; mlpcli reads up to {MAX_NPZ_ARRAYS}")
+            message = f"holds {len(members):,} arrays; mlpcli reads up to {MAX_NPZ_ARRAYS}"
+            raise bad(source, message)
         for member in members:
             name = member.filename.removesuffix(".npy")
             with archive.open(member) as file:
-                headers[name] = npy_header_of(f"{path} ({name})", file, member.file_size, role)
+                headers[name] = npy_header_of(f"{source} ({name})", file, member.file_size, role)
     if not headers:
-        raise bad(path, "holds no arrays")
+        raise bad(source, "holds no arrays")
     return headers
 
 
