@@ -228,6 +228,31 @@ def test_a_wide_tables_layout_is_decided_by_its_first_megabyte(
     np.testing.assert_array_equal(read.numpy(), values)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_column_of_labels_is_named_before_the_width_is_checked(
+    tmp_path: Path, suffix: str
+) -> None:
+    """JSON Lines with a key of labels name it, as a CSV does, whatever `layers[0]` is (they
+    said 'rows of 4 features, but layers[0] is 3')."""
+    frame = {"a": [1.0, 4.0], "b": [2.0, 5.0], "c": [3.0, 6.0], "label": ["cat", "dog"]}
+    path = tmp_path / f"x{suffix}"
+    rows = [dict(zip(frame, values, strict=True)) for values in zip(*frame.values(), strict=True)]
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        path.write_text(
+            "a,b,c,label\n" + "".join(f"{r['a']},{r['b']},{r['c']},{r['label']}\n" for r in rows)
+        )
+    for layers in ("layers=[3, 2]", "layers=[4, 2]"):
+        done = _mlpcli("run", layers, f"inputs={path.name}", cwd=tmp_path)
+        assert done.returncode == 2
+        assert f"{path.name}: column 'label' is not numbers" in done.stderr
+    picked = _mlpcli(
+        "run", "layers=[3, 2]", f"inputs={path.name}", "input_columns=[a, b, c]", cwd=tmp_path
+    )
+    assert picked.returncode == 0, picked.stderr
+
+
 def test_the_table_previews_a_streamed_output(tmp_path: Path) -> None:
     WRITERS["x.npy"](tmp_path / "x.npy")
     args = ("run", LAYERS, "inputs=x.npy", "chunk=7")

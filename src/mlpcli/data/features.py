@@ -147,7 +147,8 @@ def _described(path: str, reading: Reading, piped: bool) -> FeaturesFile:
     if (text := _text_file(path, reading.header)) is not None:
         return _text_features(path, text.layout, text.first, text.rows, columns)
     if (json_lines := _json_layout(path)) is not None:
-        return _json_features(path, *json_lines, columns)
+        first = next(line for line in _lines(path) if line[1].strip())
+        return _json_features(path, *json_lines, columns, first)
     values = _json_matrix(path, reading)
     json_table = _json_table(path, reading.orient)
     rows, width = values.shape
@@ -165,9 +166,11 @@ def _text_features(
 
 
 def _json_features(
-    path: str, records: lines.JsonLayout, rows: int | None, columns: Columns
+    path: str, records: lines.JsonLayout, rows: int | None, columns: Columns, first: lines.Line
 ) -> FeaturesFile:
+    """JSON Lines' features, their `first` line read (a key of labels is said)."""
     width = len(tables.pick(records.source, records.names, records.width, columns))
+    next(lines.json_blocks(records, iter([first]), 1, columns), None)
     return FeaturesFile(path, rows, width)
 
 
@@ -180,7 +183,8 @@ def _piped_file(kind: str, columns: Columns, header: bool | None) -> FeaturesFil
     if kind == ".csv":
         return _text_features(STDIN, *_piped_text(STDIN, header), None, columns)
     if kind == ".jsonl" and (records := _piped_json(STDIN)) is not None:
-        return _json_features(STDIN, records, None, columns)
+        first = _head_lines(1, lambda numbered: (line for line in numbered if line[1].strip()))
+        return _json_features(STDIN, records, None, columns, first[0])
     return None
 
 
