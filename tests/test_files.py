@@ -405,6 +405,12 @@ def test_an_output_that_is_a_link_is_written_through(tmp_path: Path, nproc: list
     assert target.read_text() == invoke("run", "batch=5", "-f", "csv")[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.csv", "shared"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["scores.csv"]  # no temporary
+    (tmp_path / "nowhere.csv").symlink_to(Path("missing") / "scores.csv")  # checked first
+    code, _, err = invoke("run", "batch=5", "-o", str(tmp_path / "nowhere.csv"), *nproc)
+    assert (code, err) == (
+        2,
+        f"mlpcli: error: --output {tmp_path}/nowhere.csv: no such directory {tmp_path}/missing\n",
+    )
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")

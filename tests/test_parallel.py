@@ -30,7 +30,7 @@ from mlpcli.model import memory, plan
 from mlpcli.model.closeness import tolerance_for
 from mlpcli.model.config import Parallel
 from mlpcli.model.results import PREVIEW_ROWS
-from mlpcli.ranks import launch
+from mlpcli.ranks import launch, process
 
 from .conftest import invoke
 from .ranks import all_tensors
@@ -480,6 +480,26 @@ def test_a_rank_killed_mid_run_ends_every_rank_with_3_naming_it(
     assert _ranks_of(process.pid) == {}
     left = [path.name for path in tmp_path.iterdir()]  # rank 0's temporary where it was killed
     assert left == [] if victim else [name for name in left if name.startswith(".out.npy.")]
+
+
+def test_rank_0_tells_the_launcher_what_it_finished_and_wrote(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rank 0's records reach the launcher on its pipe, whole, in order (any path, a newline in
+    it too); another rank, and a process no launcher started, tell nothing."""
+    told = launch._Told()
+    monkeypatch.setenv(process.REPORTS, str(told.pipe))
+    monkeypatch.setenv("RANK", "1")
+    process.tell_the_launcher(process.FINISHED)  # not rank 0: nothing
+    monkeypatch.setenv("RANK", "0")
+    process._wrote(Path("out\nput.npy"))
+    process.tell_the_launcher(process.FINISHED)
+    os.write(told.pipe, b"written:cut sho")  # a rank 0 killed mid-record
+    told.handed_on()
+    assert told.records() == [b"written:out\nput.npy", process.FINISHED]
+    assert told.written() == ["out\nput.npy"]
+    monkeypatch.delenv(process.REPORTS)
+    process.tell_the_launcher(process.FINISHED)  # no launcher listens: nothing, no error
 
 
 def test_ranks_start_with_the_signals_blocked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -180,8 +180,8 @@ PAST = "is past the range of"
 @pytest.mark.parametrize(
     ("name", "command", "message"),
     [
-        ("x.npy", ["run", "chunk=7", "-o", "o.csv"], f"1e+39 {PAST} float32 (±3.4028e+38)"),
-        ("x.npy", ["bench", "-n", "1"], f"1e+39 {PAST} float32 (±3.4028e+38)"),
+        ("x.npy", ["run", "chunk=7", "-o", "o.csv"], f"1e+39 {PAST} float32 (±3.40282347e+38)"),
+        ("x.npy", ["bench", "-n", "1"], f"1e+39 {PAST} float32 (±3.40282347e+38)"),
         ("x.csv", ["run", "dtype=float16", "chunk=7"], f"70000 {PAST} float16 (±65504)"),
     ],
     ids=["run", "bench", "csv-float16"],
@@ -369,6 +369,16 @@ def test_torch_build_is_read_without_importing_torch(monkeypatch: pytest.MonkeyP
     build = host._torch_build()
     assert build is not None
     assert (build["cuda"], build["hip"]) == (torch.version.cuda, torch.version.hip)
+    fresh = (
+        "import sys; from mlpcli.engine import host; host.no_gpu(); print('torch' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True).stdout
+        == "False\n"
+    )
+    monkeypatch.setattr(host, "_torch_build", lambda: {"__version__": "9.9"})  # unread: a GPU
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not host.no_gpu()
     auto = load(None, ["device=auto"])
     monkeypatch.setattr(host, "_torch_build", lambda: {"cuda": "12.8", "hip": None})
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -289,7 +289,10 @@ def _nonfinite(tensor: torch.Tensor) -> bool:
     that overflows is checked value by value), and costs no mask of the block."""
     import torch
 
-    if not tensor.is_floating_point() or math.isfinite(float(tensor.sum())):
+    if not tensor.is_floating_point():
+        return False
+    half = tensor.element_size() < 4  # summed in float32: 16 bits overflow at 65504
+    if math.isfinite(float(tensor.sum(dtype=torch.float32) if half else tensor.sum())):
         return False
     return not bool(torch.isfinite(tensor).all())
 
@@ -308,7 +311,7 @@ def in_dtype(
     row, column = (int(i) for i in (~torch.isfinite(taken)).nonzero()[0])
     name = str(dtype).removeprefix("torch.")
     largest = torch.finfo(dtype).max
-    message = f"{block[row, column].item():g} is past the range of {name} (±{largest:.5g})"
+    message = f"{block[row, column].item():.9g} is past the range of {name} (±{largest:.9g})"
     raise bad(_source(path), f"row {first + row}, column {column}: {message}")
 
 

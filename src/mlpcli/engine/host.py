@@ -49,8 +49,8 @@ def no_gpu() -> bool:
     alone (torch.version's `cuda` and `hip` both None), or CUDA_VISIBLE_DEVICES set to none."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
         return True
-    build = _torch_build()
-    return build is not None and build.get("cuda") is None and build.get("hip") is None
+    build = _torch_build() or {}
+    return all(key in build and build[key] is None for key in ("cuda", "hip"))
 
 
 def _torch_build() -> dict[str, object] | None:
@@ -66,7 +66,7 @@ def _torch_build() -> dict[str, object] | None:
     for statement in tree.body:
         if isinstance(statement, ast.Assign | ast.AnnAssign) and statement.value is not None:
             targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, TypeError, RecursionError):
                 value = ast.literal_eval(statement.value)
                 values.update({t.id: value for t in targets if isinstance(t, ast.Name)})
     return values

@@ -44,13 +44,13 @@ def launch(nproc: int) -> None:
     ranks: Ranks = []
     signalled: list[signal.Signals] = []  # what reached the launcher, in order
     broken: list[str] = []  # why the store could not be served
-    told = _Told()  # what rank 0 tells on its pipe: nothing on disk to leave behind
     try:
         with interrupts.handed_over():
             for signum in interrupts.SIGNALS:
                 if signum in interrupts.watched():  # not one it was started ignoring
                     signal.signal(signum, lambda n, _: signalled.append(signal.Signals(n)))
             listening = socket.create_server(("127.0.0.1", 0))
+            told = _Told()  # what rank 0 tells on its pipe: nothing on disk to leave behind
             try:
                 _start(ranks, nproc, {**shared, **_environment(nproc, listening)}, told.pipe)
             finally:
@@ -94,8 +94,10 @@ class _Told:
         os.close(self.pipe)
 
     def records(self) -> list[bytes]:
-        """Every record rank 0 told, once every rank has ended."""
-        self._reading.join(GRACE_S)
+        """Every record rank 0 told, once every rank has ended (its end of the pipe closed;
+        waited for GRACE_S at most, once)."""
+        if self._reading.is_alive():
+            self._reading.join(GRACE_S)
         return bytes(self._heard).split(b"\0")[:-1]
 
     def written(self) -> list[str]:

@@ -35,8 +35,8 @@ def check_output(
         raise UsageError(
             f"{option}{path}: the suffix names the format; use one of {', '.join(allowed)}"
         )
-    if not path.parent.is_dir():
-        raise UsageError(f"{option}{path}: no such directory {path.parent}")
+    if not (folder := _target(path).parent).is_dir():  # a link's target's folder
+        raise UsageError(f"{option}{path}: no such directory {folder}")
     for source in inputs:  # the same file by any name: a link, a hard link, another path
         if source is not None and path.exists() and source.exists() and path.samefile(source):
             named = "" if source == path else f" ({source})"
