@@ -461,6 +461,23 @@ def test_expect_names_what_it_reads_for_an_output_it_does_not(tmp_path: Path) ->
         )
 
 
+def test_a_weight_past_the_dtypes_range_is_named(tmp_path: Path) -> None:
+    """A float64 weight that the run's float32 cannot hold is an error naming the tensor (it
+    became an infinity, and the outputs 1.0, silently); float64 runs it."""
+    weight = torch.randn(4, 3, dtype=torch.float64)
+    weight[1, 1] = 1e39
+    path = tmp_path / "w.safetensors"
+    save_file({"0.weight": weight, "0.bias": torch.zeros(4, dtype=torch.float64)}, path)
+    args = ["run", "layers=[3, 4]", f"weights={path}", "activation=sigmoid", "batch=2"]
+    code, _, err = invoke(*args)
+    assert (code, err) == (
+        2,
+        f"mlpcli: error: override 'weights={path}': weights: {path}: 0.weight: 1e+39 is past "
+        "the range of float32 (±3.40282347e+38); run in float64\n",
+    )
+    assert invoke(*args, "dtype=float64")[0] == 0
+
+
 def test_a_file_cut_short_between_two_counts_of_its_rows_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

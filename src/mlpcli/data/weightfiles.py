@@ -189,8 +189,20 @@ def layers(
     """
     import torch
 
-    def placed(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(device=device, dtype=dtype)
+    def placed(tensor: torch.Tensor, name: str) -> torch.Tensor:
+        """`tensor` in `dtype` on `device`; a value it cannot hold (finite in the file, an
+        infinity once cast) is an error naming the tensor."""
+        cast = tensor.to(device=device, dtype=dtype)
+        if cast.dtype != tensor.dtype and bool(torch.isinf(cast).any()):
+            past = tensor[torch.isinf(cast) & torch.isfinite(tensor)]
+            if past.numel():
+                largest = torch.finfo(dtype).max
+                message = (
+                    f"{name}: {past[0].item():.9g} is past the range of "
+                    f"{str(dtype).removeprefix('torch.')} (±{largest:.9g}); run in float64"
+                )
+                raise bad(weights.path, message)
+        return cast
 
     with _tensors(weights.path, device) as get:
 
@@ -204,12 +216,14 @@ def layers(
                 W, B = _folded(W, B, tensor, layer.norm)
             if layer.norm_in is not None:
                 W, B = _folded_in(W, B, tensor, layer.norm_in)
-            Wi = placed(W).t() if layer.out_in else placed(W).contiguous()  # .t(): a view
+            Wi = placed(W, layer.weight)
+            Wi = Wi.t() if layer.out_in else Wi.contiguous()  # .t(): a view
             if not weights.bias:
                 yield Wi, None
                 continue
             zeros = torch.zeros(layer.n_out, dtype=dtype, device=device)
-            yield Wi, (placed(B) if B is not None else zeros).reshape(1, -1)
+            Bi = placed(B, layer.bias or layer.weight) if B is not None else zeros
+            yield Wi, Bi.reshape(1, -1)
 
 
 @contextlib.contextmanager

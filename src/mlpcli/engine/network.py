@@ -157,11 +157,12 @@ def placed(config: Config, device: torch.device, share: Share | None = None) -> 
         )
         split = share.weights != plan.share(config, 1, 0).weights  # a rank's share of them
         read = weightfiles.layers(described, dtype, CPU if split else device)
-        for i, (W, B) in enumerate(read):  # a layer at a time: its share cut, then placed
-            weights[i] = place(_cut(W, share.weights[i]))
-            if B is not None:
-                columns = share.biases[i]
-                biases[i] = place(_cut(B, None if columns is None else (range(1), columns)))
+        with located_at(config, "weights"):  # a value past the dtype's range
+            for i, (W, B) in enumerate(read):  # a layer at a time: its share cut, then placed
+                weights[i] = place(_cut(W, share.weights[i]))
+                if B is not None:
+                    columns = share.biases[i]
+                    biases[i] = place(_cut(B, None if columns is None else (range(1), columns)))
     if config.inputs is not None and share.features is not None:
         rows = share.features
         with located_at_inputs(config):  # the share's rows, and no others
@@ -170,13 +171,18 @@ def placed(config: Config, device: torch.device, share: Share | None = None) -> 
     return place(features), [place(W) for W in weights], [place(B) for B in biases]
 
 
-@contextlib.contextmanager
-def located_at_inputs(config: Config) -> Iterator[None]:
+def located_at_inputs(config: Config) -> contextlib.AbstractContextManager[None]:
     """Around reading `config`'s features file: its errors located at the `inputs` field."""
+    return located_at(config, "inputs")
+
+
+@contextlib.contextmanager
+def located_at(config: Config, field: str) -> Iterator[None]:
+    """Around reading the file `config`'s `field` names: its errors located at that field."""
     try:
         yield
     except ConfigError as error:
-        raise ConfigError(config.where("inputs"), "inputs", str(error)) from None
+        raise ConfigError(config.where(field), field, str(error)) from None
 
 
 def _cut(tensor: torch.Tensor, region: Region | None) -> torch.Tensor | None:
