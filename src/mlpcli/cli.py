@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import re
 import signal
@@ -73,6 +75,8 @@ def run_app(args: Sequence[str]) -> int:
     """Run mlpcli with `args`; any error is one line on stderr; returns the exit code."""
     command = typer.main.get_command(app)
     process.begin(args)
+    if sys.stdout is None:  # started with it closed (1>&-): a write fails as to a closed file
+        sys.stdout = io.TextIOWrapper(_ClosedStdout(), encoding="utf-8", write_through=True)
     if len(args) > 1 and args[0] in COMPLETION_OPTIONS and not args[1].startswith("-"):
         message = (
             f"{args[0]} takes no shell name: it is for the shell it runs in; to set up "
@@ -152,6 +156,18 @@ def _usage(message: str, command_path: str) -> int:
     return process.end_with(
         [f"{message} (see '{command_path} --help')"], int(ExitCode.USAGE), error_line
     )
+
+
+class _ClosedStdout(io.RawIOBase):
+    """Standard output closed before mlpcli started: a command that prints fails as one that
+    writes to a closed descriptor does (exit 3, 'cannot write the results'); one that prints
+    nothing (`-q -o FILE`) runs."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object, /) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 
 def _silence_stdout() -> None:
