@@ -300,14 +300,15 @@ def _nonfinite(tensor: torch.Tensor) -> bool:
 def in_dtype(
     path: str, block: torch.Tensor, dtype: torch.dtype, device: torch.device, first: int
 ) -> torch.Tensor:
-    """A block of the rows of `path` from row `first`, in `dtype` on `device`; a value past
-    the range of `dtype` (finite in the file, infinite once cast) is an error naming its row
-    and column, as one that is not finite is."""
+    """A block of the rows of `path` from row `first` (on the CPU), in `dtype` on `device`; a
+    value past the range of `dtype` (finite in the file, infinite once cast) is an error naming
+    its row and column, as one that is not finite is. Cast and checked on the CPU: a GPU gets
+    the smaller copy and waits for no check."""
     import torch
 
-    taken = block.to(device=device, dtype=dtype)
+    taken = block.to(dtype=dtype)
     if taken.dtype == block.dtype or not _nonfinite(taken):
-        return taken
+        return taken.to(device=device)
     row, column = (int(i) for i in (~torch.isfinite(taken)).nonzero()[0])
     name = str(dtype).removeprefix("torch.")
     largest = torch.finfo(dtype).max
