@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import math
 import os
 import select
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mlpcli.data import arrowtables, lines, pieces, tables
+from mlpcli.data.casts import first_past, nonfinite, past_range
 from mlpcli.data.tables import Column
 from mlpcli.data.tensorfiles import (
     FLOATING,
@@ -284,19 +284,6 @@ def _joined(parts: list[Any]) -> Any:
     return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
 
 
-def _nonfinite(tensor: torch.Tensor) -> bool:
-    """Whether a block holds NaN or an infinity: its sum is finite when every value is (a sum
-    that overflows is checked value by value), and costs no mask of the block."""
-    import torch
-
-    if not tensor.is_floating_point():
-        return False
-    half = tensor.element_size() < 4  # summed in float32: 16 bits overflow at 65504
-    if math.isfinite(float(tensor.sum(dtype=torch.float32) if half else tensor.sum())):
-        return False
-    return not bool(torch.isfinite(tensor).all())
-
-
 def in_dtype(
     path: str, block: torch.Tensor, dtype: torch.dtype, device: torch.device, first: int
 ) -> torch.Tensor:
@@ -304,15 +291,12 @@ def in_dtype(
     value past the range of `dtype` (finite in the file, infinite once cast) is an error naming
     its row and column, as one that is not finite is. Cast and checked on the CPU: a GPU gets
     the smaller copy and waits for no check."""
-    import torch
 
     taken = block.to(dtype=dtype)
-    if taken.dtype == block.dtype or not _nonfinite(taken):
+    if (past := first_past(block, taken)) is None:
         return taken.to(device=device)
-    row, column = (int(i) for i in (~torch.isfinite(taken)).nonzero()[0])
-    name = str(dtype).removeprefix("torch.")
-    largest = torch.finfo(dtype).max
-    message = f"{block[row, column].item():.9g} is past the range of {name} (±{largest:.9g})"
+    row, column = past
+    message = past_range(block[row, column].item(), dtype)
     raise bad(_source(path), f"row {first + row}, column {column}: {message}")
 
 
@@ -328,7 +312,7 @@ def _checked(
     start = first
     for block in blocks:
         tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(native(block))
-        if _nonfinite(tensor):
+        if nonfinite(tensor):
             finite = torch.isfinite(tensor)
             row, column = (int(i) for i in (~finite).nonzero()[0])
             value = tensor[row, column].item()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpcli.data import checkpoints, kerasfiles, onnxgraphs
+from mlpcli.data.casts import first_past, past_range
 from mlpcli.data.graphs import Graph
 from mlpcli.data.tensorfiles import (
     FLOATING,
@@ -193,15 +194,9 @@ def layers(
         """`tensor` in `dtype` on `device`; a value it cannot hold (finite in the file, an
         infinity once cast) is an error naming the tensor."""
         cast = tensor.to(device=device, dtype=dtype)
-        if cast.dtype != tensor.dtype and bool(torch.isinf(cast).any()):
-            past = tensor[torch.isinf(cast) & torch.isfinite(tensor)]
-            if past.numel():
-                largest = torch.finfo(dtype).max
-                message = (
-                    f"{name}: {past[0].item():.9g} is past the range of "
-                    f"{str(dtype).removeprefix('torch.')} (±{largest:.9g}); run in float64"
-                )
-                raise bad(weights.path, message)
+        if (past := first_past(tensor, cast)) is not None:
+            value = tensor[past].item()
+            raise bad(weights.path, f"{name}: {past_range(value, dtype)}; run in float64")
         return cast
 
     with _tensors(weights.path, device) as get:

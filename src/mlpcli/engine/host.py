@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import os
 import shutil
@@ -53,6 +54,7 @@ def no_gpu() -> bool:
     return all(key in build and build[key] is None for key in ("cuda", "hip"))
 
 
+@functools.cache
 def _torch_build() -> dict[str, object] | None:
     """The values torch/version.py sets (`cuda`, `hip`, ...), read as text: torch is not
     imported (a second or more); None where it cannot be read."""
