@@ -28,6 +28,8 @@ from mlpcli.errors import MlpcliError, UnavailableError
 from mlpcli.loading.loader import load
 from tests.test_streaming import LAYERS, ROWS, WRITERS, X
 
+READ = features.Reading()
+
 STREAMED = ["x.npy", "x.csv", "index.csv", "x.tsv", "x.txt", "x.jsonl"]  # from the pipe
 COPIED = ["x.parquet", "x.feather", "x.json"]  # read from a copy, as before
 RUN = [sys.executable, "-m", "mlpcli", "run", LAYERS, "chunk=7"]
@@ -329,6 +331,26 @@ def test_a_line_too_long_to_look_at_is_named(
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
         with features.piped(), pytest.raises(MlpcliError, match=r"^<stdin>: line 4 is longer"):
             features.describe("-")
+
+
+def test_a_wide_table_piped_in_is_looked_at_to_its_first_megabyte(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Standard input's lines looked at for a table's layout stop at FIRST_CHARS characters
+    (three lines at least), as a file's do: 1,025 lines of 10,000 columns were held. The rows
+    read are every one piped in."""
+    values = np.random.default_rng(5).standard_normal((400, 4))
+    np.savetxt(tmp_path / "x.csv", values, delimiter=",", header="a,b,c,d", comments="")
+    line = len((tmp_path / "x.csv").read_text().splitlines()[1]) + 1
+    monkeypatch.setattr(features, "FIRST_CHARS", 10 * line)
+    monkeypatch.setattr(features, "HEAD_BYTES", line)
+    with (tmp_path / "x.csv").open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        with features.piped():
+            assert features.describe("-").width == 4
+            assert 10 * line < len(features._pipe().head) < 13 * line  # not 1,025 lines
+            read = np.concatenate([block.numpy() for block in features.chunks("-", READ, 7)])
+    np.testing.assert_array_equal(read, values)
 
 
 @pytest.mark.slow

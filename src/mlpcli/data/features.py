@@ -509,10 +509,10 @@ def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[
     """A text table's layout from its first FIRST_LINES data lines piped in, and those lines;
     a line too long to look at is an error naming it."""
     pipe = _pipe()
-    found = _head_lines(FIRST_LINES + 1, lines.data_lines)
-    if len(found) <= FIRST_LINES and not pipe.ended:
-        raise lines.too_long(STDIN_NAME, pipe.breaks + 1)
+    found = _head_lines(FIRST_LINES + 1, lines.data_lines, FIRST_CHARS)
     first = _first(iter(found))
+    if len(first) == len(found) and not pipe.ended:  # none past them: a line goes on and on
+        raise lines.too_long(STDIN_NAME, pipe.breaks + 1)
     rows = len(found) if pipe.ended else len(found) + 1  # more follow: not a header alone
     return lines.text_layout(STDIN_NAME, first, rows, header), first
 
@@ -525,21 +525,26 @@ def _piped_json(path: str) -> lines.JsonLayout | None:
     return lines.json_layout(STDIN_NAME, found[0]) if found else None
 
 
-def _head_lines(count: int, kept: Any) -> list[lines.Line]:
+def _head_lines(count: int, kept: Any, chars: int | None = None) -> list[lines.Line]:
     """The first `count` lines that `kept` keeps of those piped in, looked at as they come:
-    fewer where the pipe ends first, or where a line goes on past MAX_LINE bytes."""
+    fewer where the pipe ends first, where a line goes on past MAX_LINE bytes, or (`chars`)
+    where three or more hold more than `chars` characters (a wide table's)."""
     pipe = _pipe()
     pipe.peek(1)
     wanted = count  # line breaks to read up to: enough, if every line is kept
+    looked = 0  # the line breaks when they were last looked at
     while True:
         too_long = len(pipe.head) - pipe.line_end > lines.MAX_LINE
-        if pipe.ended or too_long or pipe.breaks >= wanted:
+        wide = chars is not None and pipe.line_end > chars and pipe.breaks > looked
+        if pipe.ended or too_long or pipe.breaks >= wanted or wide:
             whole = pipe.head if pipe.ended else pipe.head[: pipe.line_end]
             numbered = lines.numbered(STDIN_NAME, io.BytesIO(whole))
             found = list(itertools.islice(kept(numbered), count))
-            if len(found) == count or pipe.ended or too_long:
+            held = sum(len(line) for _, line in found)
+            wide = chars is not None and held > chars and len(found) >= 3
+            if len(found) == count or pipe.ended or too_long or wide:
                 return found
-            wanted = pipe.breaks + count - len(found)
+            wanted, looked = pipe.breaks + count - len(found), pipe.breaks
         pipe.more()
 
 
