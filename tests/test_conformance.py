@@ -194,6 +194,29 @@ def test_a_label_column_is_picked_out_by_name_or_index(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("index", [False, True])
+def test_a_column_name_holding_a_line_break_is_one_header(
+    tmp_path: Path, mlpcli_script: str, index: bool
+) -> None:
+    """pandas quotes a name that holds a line break, and its header goes on over two lines:
+    those lines are the header (the second was read as a row of one value)."""
+    path = tmp_path / "x.csv"
+    frame = NAMED.rename(columns={"a": "temp\n(C)", "c": 'say "c"\nover\nlines'})
+    frame.to_csv(path, index=index)
+    expected = pd.read_csv(path, index_col=0 if index else None)
+    got, err = features_read(path, widths(4), "chunk=2")
+    np.testing.assert_array_equal(got, expected.to_numpy())
+    assert "x.csv: line 1 read as column names (temp\\n(C), b, say" in err
+    got, _ = features_read(path, widths(2), 'input_columns=[d, "temp\\n(C)"]', "chunk=2")
+    np.testing.assert_array_equal(got, expected[["d", "temp\n(C)"]].to_numpy())
+    done = subprocess.run(
+        [mlpcli_script, "run", "inputs=-", widths(4), "chunk=2", "-f", "csv"],
+        input=path.read_bytes(), capture_output=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 7
+
+
 @pytest.mark.parametrize(
     ("array", "message"),
     [

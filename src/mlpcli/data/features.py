@@ -755,7 +755,7 @@ class TextFile:
     @property
     def rows(self) -> int:
         """Its rows of features (its data lines but the header)."""
-        return sum(span.rows for span in self.spans) - self.layout.header
+        return sum(span.rows for span in self.spans) - self.layout.skipped
 
 
 @by_file

@@ -5,8 +5,9 @@ The table's layout (delimiter, header, pandas' index, `run` output columns) come
 lines by the rules of `tables`; every block is then read at once, by pyarrow's CSV reader where
 pyarrow is installed or by NumPy's `loadtxt` (the same bits), where every cell is a
 finite number, else cell by cell through `tables.matrix`, which names the cell that is not.
-Lines break where `str.splitlines` breaks them; blank lines and whole-line `#` comments are
-left out (not in JSON Lines). docs/files.md.
+Lines break where `str.splitlines` breaks them (a header whose quoted name holds a break is its
+lines joined); blank lines and whole-line `#` comments are left out (not in JSON Lines).
+docs/files.md.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ class TextLayout:
     notes: tuple[str, ...] = ()
     index: bool = False  # cell 0 is pandas' index, found whole in the first lines
     decimal_comma: bool = False  # numbers are written 0,5 (a delimiter other than the comma)
+    header_lines: int = 1  # the data lines the header takes (a quoted name may hold a break)
+
+    @property
+    def skipped(self) -> int:
+        """The data lines before the first row: the header's, where there is one."""
+        return self.header_lines if self.header else 0
 
 
 def text_layout(
@@ -125,9 +132,30 @@ def text_layout(
 ) -> TextLayout:
     """The layout of a text table from its first data lines (`first`: the header and a block of
     rows after it); `rows` is every data line's count, for the error of a header alone;
-    `header` says whether the first line is one (`input_header`; None: `tables.is_header`)."""
+    `header` says whether the first line is one (`input_header`; None: `tables.is_header`).
+    A header whose quoted name holds a line break (pandas writes one so) is its lines joined."""
     if not first:
         raise bad(source, "holds no rows of features")
+    span = 1 if header is False else _header_span(first)
+    if span == 1:
+        return _layout(source, first, rows, header)
+    joined = (first[0][0], "\n".join(text for _, text in first[:span]))
+    layout = _layout(source, [joined, *first[span:]], rows - span + 1, header)
+    return dataclasses.replace(layout, header_lines=span)
+
+
+def _header_span(first: Sequence[Line]) -> int:
+    """The lines a first line's quotes go on over (1: its quotes close on it, or never do)."""
+    quotes = 0
+    for span, (_, text) in enumerate(first, 1):
+        quotes += text.count('"')
+        if quotes % 2 == 0:
+            return span
+    return 1
+
+
+def _layout(source: str, first: Sequence[Line], rows: int, header: bool | None) -> TextLayout:
+    """`text_layout` of data lines whose first is whole."""
     delimiter = tables.delimiter_of(first[0][1])
     comma = delimiter != "," and any(
         tables.DECIMAL_COMMA.fullmatch(cell)
@@ -135,7 +163,7 @@ def text_layout(
         for cell in _cells(source, line, delimiter)
     )
     if comma:
-        layout = text_layout(source, [_pointed(line) for line in first], rows, header)
+        layout = _layout(source, [_pointed(line) for line in first], rows, header)
         note = f"{source}: decimal commas read as points (as pandas' decimal=',')"
         return dataclasses.replace(layout, decimal_comma=True, notes=(*layout.notes, note))
     head = _cells(source, first[0], delimiter)
@@ -217,7 +245,7 @@ def text_blocks(
     """The picked columns of the data lines after the header from row `first` on (the lines
     before it passed over unparsed), `rows` lines at a time, each a (rows, width) float64
     block."""
-    data = itertools.islice(lines, first + layout.header, None)
+    data = itertools.islice(lines, first + layout.skipped, None)
     yield from line_blocks(layout, data, rows, picked(layout, wanted), wanted, first == 0)
 
 

@@ -59,7 +59,7 @@ def piped_blocks(
     """The picked columns of every data line after the header of a stream read once, as it
     comes (standard input): each piece parsed as `blocks` parses a file's, once it is cut."""
     picked = lines.picked(layout, wanted)
-    skip, opening = int(layout.header), True
+    skip, opening = layout.skipped, True
     for span, data in _cut(layout.source, stream, None):
         yield from _span_blocks(layout, span, data, skip, (rows, picked, wanted, opening))
         skip, opening = max(0, skip - span.rows), False
@@ -194,7 +194,7 @@ def blocks(
     before it not read): a plain piece's at once, other lines `rows` at a time, each a (rows,
     width) float64 block."""
     picked = lines.picked(layout, wanted)
-    skip = first + layout.header
+    skip = first + layout.skipped
     opening = first == 0
     for span in found:
         if skip >= span.rows:

@@ -56,8 +56,8 @@ def by_file(read: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(read)
     def reader(path: str, *args: Hashable) -> T:
-        if path == "-":
-            return cached(path, id(sys.stdin), *args)
+        if path == "-":  # keyed by the stream itself: an id may be a later stream's
+            return cached(path, sys.stdin, *args)
         try:
             status = os.stat(path)
         except OSError:
