@@ -97,7 +97,8 @@ class CheckFailedError(MlpcliError):
 
 
 class ReaderGone(Exception):  # noqa: N818 - an event, not a failure
-    """stdout's reader went away (`| head`, `| true`): the command ends quietly, as `cat` does.
+    """The reader of stdout (`| head`, `| true`) or of a FIFO output went away: the command ends
+    quietly, as `cat` does.
 
     Raised in place of BrokenPipeError so that no framework turns it into an exit code first.
     """
