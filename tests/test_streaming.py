@@ -1019,6 +1019,29 @@ def test_parquet_record_batches_smaller_than_a_chunk_are_joined_into_it(
     assert np.array_equal(torch.cat(blocks).numpy(), X[2:])
 
 
+def test_parquet_chunks_smaller_than_a_batch_are_cut_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk of a few rows is cut from record batches of BATCH_BYTES: a batch of 7 rows cost
+    340 us more than its numbers (50,000 rows at chunk=7: 10.9 s, 2.8 s now)."""
+    path = tmp_path / "x.parquet"
+    _parquet(path, row_group_size=20)
+    monkeypatch.setattr(arrowtables, "BATCH_BYTES", 6 * 4 * 8)  # 6 rows of 4 float64s
+    read = arrowtables._Batches.batches
+    seen: list[int] = []
+
+    def batches(self: Any, names: list[str], rows: int, first: int) -> Iterator[Any]:
+        for batch in read(self, names, rows, first):
+            seen.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(arrowtables._Batches, "batches", batches)
+    blocks = list(features.chunks(str(path), features.Reading(), 2, first=3))
+    assert [len(block) for block in blocks] == [2] * 25
+    assert max(seen) == 6
+    assert np.array_equal(torch.cat(blocks).numpy(), X[3:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "out", "chunk"),
