@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 PIECE = 1 << 20  # bytes decoded at a time
 ARROW_LINES = 4096  # lines of a block that pyarrow reads at once
-ARROW_BLOCK = 1 << 20  # bytes of CSV that pyarrow parses on one thread
+ARROW_BLOCK = 1 << 20  # bytes of CSV that pyarrow parses on one thread, at least
+ARROW_BLOCK_LINES = 1024  # ... and lines: each block costs pyarrow some work a column
 Line = tuple[int, str]  # (1-based line number, the line without its break)
 
 
@@ -356,11 +357,12 @@ def arrow_numbers(
     import numpy as np
 
     names = [str(j) for j in range(layout.cells)]
+    block = max(ARROW_BLOCK, -(-len(data) * ARROW_BLOCK_LINES // max(rows, 1)))
     try:
         table = arrow_csv.read_csv(
             pa.py_buffer(data),
             read_options=arrow_csv.ReadOptions(
-                column_names=names, use_threads=threads, block_size=ARROW_BLOCK
+                column_names=names, use_threads=threads, block_size=block
             ),
             parse_options=arrow_csv.ParseOptions(delimiter=layout.delimiter),
             convert_options=arrow_csv.ConvertOptions(
