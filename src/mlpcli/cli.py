@@ -93,7 +93,7 @@ def run_app(args: Sequence[str]) -> int:
     except (BrokenPipeError, ReaderGone):  # the reader went away (`| head`): end quietly
         _silence_stdout()
         try:
-            return process.end_quietly()  # over several ranks: every rank
+            return process.finish()  # over several ranks: once the others have finished too
         except MlpcliError as error:
             return process.end_with(error.lines(), int(error.exit_code), error_line)
     except (OSError, StdoutFailed) as error:

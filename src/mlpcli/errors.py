@@ -97,8 +97,7 @@ class CheckFailedError(MlpcliError):
 
 
 class ReaderGone(Exception):  # noqa: N818 - an event, not a failure
-    """The reader of stdout (`| head`, `| true`) or of a FIFO output went away: the command ends
-    quietly, as `cat` does.
+    """stdout's reader went away (`| head`, `| true`): the command ends quietly, as `cat` does.
 
     Raised in place of BrokenPipeError so that no framework turns it into an exit code first.
     """

@@ -26,9 +26,6 @@ class Voice(Protocol):
     def finish(self) -> int:
         """End the group once this rank's command has succeeded; returns the exit code, 0."""
 
-    def end_quietly(self) -> int:
-        """End the group with 0 once a reader has gone away, however far the others are."""
-
 
 @dataclass
 class Session:

@@ -231,14 +231,6 @@ class Group:
         self._end_group()
         return int(ExitCode.OK)
 
-    def end_quietly(self) -> int:
-        """A reader gone away ends the command with 0: as a success where every rank has done
-        its part, else every rank now, as a failure does (a rank may be waiting to hand rank 0
-        rows that no one will read)."""
-        if self.completed:
-            return self.finish()
-        return self.end_with([], int(ExitCode.OK), print)
-
     def _tell_the_launcher(self) -> None:
         """Rank 0's command has succeeded: `--nproc`'s launcher ends with 0 from here, whatever
         becomes of the ranks."""

@@ -190,13 +190,6 @@ def end_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def end_quietly() -> int:
-    """A command's end once a reader has gone away (stdout's, or a FIFO output's): 0, and in a
-    process group every rank ends too (`group.Group.end_quietly`)."""
-    voice = session.current().voice
-    return 0 if voice is None else voice.end_quietly()
-
-
 def finish() -> int:
     """A command's success: in a process group, once every rank has done its part (and rank 0
     has told the launcher that started it, `group.Group.finish`)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlpcli import interrupts, session
-from mlpcli.errors import ReaderGone, UnavailableError, UsageError
+from mlpcli.errors import UnavailableError, UsageError
 
 
 def check_output(
@@ -138,14 +138,11 @@ def _temporary(path: Path) -> Path:
 
 @contextlib.contextmanager
 def _streamed(path: Path) -> Iterator[BinaryIO]:
-    """A FIFO or a device, opened and written into; an OSError is the path's error, but that
-    of a reader gone away (`head -c 100 FIFO`), which ends the command quietly, as stdout's."""
+    """A FIFO or a device, opened and written into; an OSError is the path's error."""
     try:
         with path.open("wb") as file:
             yield file
         session.current().written.append(path)
-    except BrokenPipeError:
-        raise ReaderGone from None
     except OSError as error:
         raise cannot_write(path, error) from None
 
