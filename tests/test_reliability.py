@@ -386,6 +386,8 @@ PROCESS_FAULTS = [
     ("process", f"'{{mlpcli}}' run '{TWO_LAYER}' > /dev/full", 3, "mlpcli: error: cannot write the results: No space left on device\n"),
     ("process", "'{mlpcli}' shapes --format json > /dev/full", 3, "mlpcli: error: cannot write the results: No space left on device\n"),
     ("process", "'{mlpcli}' run batch=100000 --format csv | head -1 > /dev/null", 0, ""),
+    # a FIFO output's reader gone: said, as not every row reached it (stdout's is quiet)
+    ("process", "cd \"$(mktemp -d)\"; mkfifo o.csv; head -c 100 o.csv > /dev/null & '{mlpcli}' run batch=100000 -q -o o.csv; c=$?; kill %1 2>/dev/null; wait; rm -r \"$PWD\"; exit $c", 2, "mlpcli: error: o.csv: cannot write: Broken pipe\n"),
     # stdout closed before the start: printing fails as on /dev/full; nothing printed runs
     ("process", "'{mlpcli}' run 1>&- 0<&-", 3, "mlpcli: error: cannot write the results: Bad file descriptor\n"),
     ("process", "d=$(mktemp -d); '{mlpcli}' run -q -o \"$d/o.npy\" 1>&-; c=$?; rm -r \"$d\"; exit $c", 0, ""),
