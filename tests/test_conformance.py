@@ -215,6 +215,12 @@ def test_a_column_name_holding_a_line_break_is_one_header(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 7
+    frame.rename(columns={"b": "x\n\ny"}).to_csv(path, index=index)  # a blank line in a name
+    code, _, err = invoke("run", f"inputs={path}", widths(4))
+    assert code == 2
+    assert err.strip().endswith(
+        "x.csv: line 1: a quoted column name holds a blank or '#' line; rename it"
+    )
 
 
 @pytest.mark.parametrize(

@@ -167,6 +167,11 @@ def test_pyarrow_parses_blocks_of_many_lines_of_a_wide_table(
     assert got is not None
     np.testing.assert_array_equal(got, values)
     assert sizes == [-(-len(text) * 10 // 40)]  # ten lines' bytes, not 64
+    monkeypatch.setattr(lines, "ARROW_BLOCK_LINES", 1 << 40)  # lines of 2 MiB and more
+    got = lines.arrow_numbers(layout, text, 40, threads=True)
+    assert got is not None
+    np.testing.assert_array_equal(got, values)
+    assert sizes[-1] == len(text)  # the whole text, no more (past 2**31 pyarrow refused it)
 
 
 @pytest.mark.parametrize(

@@ -333,22 +333,6 @@ def test_a_line_too_long_to_look_at_is_named(
             features.describe("-")
 
 
-def test_each_stream_on_stdin_is_read_afresh(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """What was read from standard input is kept for that stream alone: a later one (a test's)
-    is read afresh, though it may take a freed stream's id (it was keyed by the id)."""
-    widths = []
-    for width in (3, 5, 2):
-        np.savetxt(tmp_path / "x.csv", np.ones((4, width)), delimiter=",")
-        with (tmp_path / "x.csv").open("rb") as stdin:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
-            with features.piped():
-                widths.append(features.describe("-").width)
-            monkeypatch.setattr(sys, "stdin", None)  # the stream freed, its id free again
-    assert widths == [3, 5, 2]
-
-
 def test_a_wide_table_piped_in_is_looked_at_to_its_first_megabyte(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -70,9 +70,10 @@ class _Batches:
         return sum(self.file.get_batch(i).num_rows for i in range(self.file.num_record_batches))
 
     def batches(self, names: list[str], rows: int, first: int) -> Iterator[Any]:
-        """Record batches of the columns `names` from row `first` on, of about `rows` rows (a
-        Parquet batch of BATCH_BYTES at least, BATCH_ROWS at most: a batch of 7 rows cost 340 us
-        more than its numbers); a Parquet row group wholly before `first` is not read."""
+        """Record batches of the columns `names` from row `first` on: Parquet's of `rows` rows,
+        or BATCH_BYTES where that is more (a batch of 7 rows cost 340 us more than its numbers),
+        BATCH_ROWS at most; feather's as the file holds them. A Parquet row group wholly
+        before `first` is not read."""
         groups = self._groups()
         skipped = self._skipped(groups, first)
         with parsed_by_library(self.source, WHAT):
@@ -167,9 +168,9 @@ def describe(
 def blocks(
     source: str, wanted: Sequence[Column] | None, rows: int, where: str, first: int = 0
 ) -> Iterator[np.ndarray]:
-    """The picked columns, a record batch (of about `rows` rows, `_Batches.batches`) at a time,
-    each a (rows, width) array of the columns' common type; a null is an error naming its row
-    and column."""
+    """The picked columns, a record batch (`_Batches.batches`: more rows or fewer than `rows`)
+    at a time, each a (rows, width) array of the columns' common type; a null is an error
+    naming its row and column."""
     import numpy as np
 
     opened, picked, _, _ = _picked(source, wanted, where)

@@ -506,8 +506,9 @@ def _piped_npy(path: str) -> NpyHeader | None:
 
 @by_file
 def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[lines.Line]]:
-    """A text table's layout from its first FIRST_LINES data lines piped in, and those lines;
-    a line too long to look at is an error naming it."""
+    """A text table's layout from its first data lines piped in (`_first`'s: FIRST_LINES, or
+    FIRST_CHARS characters), and those lines; a line too long to look at is an error naming it
+    (no line past those `_first` keeps has come)."""
     pipe = _pipe()
     found = _head_lines(FIRST_LINES + 1, lines.data_lines, FIRST_CHARS)
     first = _first(iter(found))
@@ -526,25 +527,27 @@ def _piped_json(path: str) -> lines.JsonLayout | None:
 
 
 def _head_lines(count: int, kept: Any, chars: int | None = None) -> list[lines.Line]:
-    """The first `count` lines that `kept` keeps of those piped in, looked at as they come:
-    fewer where the pipe ends first, where a line goes on past MAX_LINE bytes, or (`chars`)
-    where three or more hold more than `chars` characters (a wide table's)."""
+    """The first `count` lines that `kept` keeps of those piped in, looked at as they come
+    (each read's whole lines once): fewer where the pipe ends first, where a line goes on past
+    MAX_LINE bytes, or (`chars`) where three or more hold more than `chars` characters (a wide
+    table's, of which `_first` then leaves one out at least)."""
     pipe = _pipe()
     pipe.peek(1)
-    wanted = count  # line breaks to read up to: enough, if every line is kept
-    looked = 0  # the line breaks when they were last looked at
+    found: list[lines.Line] = []
+    looked = numbered = held = 0  # the bytes looked at, their lines, the characters kept
     while True:
+        end = len(pipe.head) if pipe.ended else pipe.line_end
+        if end > looked:
+            whole = io.BytesIO(pipe.head[looked:end])
+            piece = list(lines.numbered(STDIN_NAME, whole, numbered, looked))
+            taken = list(itertools.islice(kept(iter(piece)), count - len(found)))
+            found += taken
+            numbered, looked = numbered + len(piece), end
+            held += sum(len(text) for _, text in taken)
         too_long = len(pipe.head) - pipe.line_end > lines.MAX_LINE
-        wide = chars is not None and pipe.line_end > chars and pipe.breaks > looked
-        if pipe.ended or too_long or pipe.breaks >= wanted or wide:
-            whole = pipe.head if pipe.ended else pipe.head[: pipe.line_end]
-            numbered = lines.numbered(STDIN_NAME, io.BytesIO(whole))
-            found = list(itertools.islice(kept(numbered), count))
-            held = sum(len(line) for _, line in found)
-            wide = chars is not None and held > chars and len(found) >= 3
-            if len(found) == count or pipe.ended or too_long or wide:
-                return found
-            wanted, looked = pipe.breaks + count - len(found), pipe.breaks
+        wide = chars is not None and held > chars and len(found) >= 3
+        if len(found) == count or pipe.ended or too_long or wide:
+            return found
         pipe.more()
 
 

@@ -34,6 +34,7 @@ PIECE = 1 << 20  # bytes decoded at a time
 ARROW_LINES = 4096  # lines of a block that pyarrow reads at once
 ARROW_BLOCK = 1 << 20  # bytes of CSV that pyarrow parses on one thread, at least
 ARROW_BLOCK_LINES = 1024  # ... and lines: each block costs pyarrow some work a column
+ARROW_BLOCK_MAX = (1 << 31) - 1  # pyarrow's block size is an int32
 Line = tuple[int, str]  # (1-based line number, the line without its break)
 
 
@@ -140,6 +141,9 @@ def text_layout(
     span = 1 if header is False else _header_span(first)
     if span == 1:
         return _layout(source, first, rows, header)
+    if first[span - 1][0] - first[0][0] != span - 1:  # a blank or comment line left out
+        message = f"line {first[0][0]}: a quoted column name holds a blank or '#' line; rename it"
+        raise bad(source, message)
     joined = (first[0][0], "\n".join(text for _, text in first[:span]))
     layout = _layout(source, [joined, *first[span:]], rows - span + 1, header)
     return dataclasses.replace(layout, header_lines=span)
@@ -357,7 +361,8 @@ def arrow_numbers(
     import numpy as np
 
     names = [str(j) for j in range(layout.cells)]
-    block = max(ARROW_BLOCK, -(-len(data) * ARROW_BLOCK_LINES // max(rows, 1)))
+    lined = -(-len(data) * ARROW_BLOCK_LINES // max(rows, 1))  # bytes of that many lines
+    block = min(max(ARROW_BLOCK, lined), max(ARROW_BLOCK, len(data)), ARROW_BLOCK_MAX)
     try:
         table = arrow_csv.read_csv(
             pa.py_buffer(data),

@@ -5,10 +5,11 @@ One pass over the file (`spans`) cuts it into pieces of about PIECE_BYTES, each 
 first, not copied), and counts their lines: a piece whose every line is plain (ASCII, neither
 blank nor a `#` comment, no quote, no line break but '\\n' or '\\r\\n') by its breaks, any other
 line by line. The run then reads only the pieces that hold its rows (`blocks`): a plain one at
-once by pyarrow's CSV reader, its blocks on every core; any other, and any plain one that pyarrow cannot
-read as finite numbers, line by line by `lines` (the same numbers, and the message that names a
-cell). A line that does not end within PIECE_BYTES makes the rest of the file one piece, read
-line by line. A quote makes its piece not plain: a quoted cell is read line by line.
+once by pyarrow's CSV reader, its blocks on every core; any other, and any plain one that
+pyarrow cannot read as finite numbers, line by line by `lines` (the same numbers, and the
+message that names a cell). A line that does not end within PIECE_BYTES makes the rest of the
+file one piece, read line by line. A quote makes its piece not plain: a quoted cell is read
+line by line.
 """
 
 from __future__ import annotations
