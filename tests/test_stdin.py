@@ -353,6 +353,30 @@ def test_a_wide_table_piped_in_is_looked_at_to_its_first_megabyte(
     np.testing.assert_array_equal(read, values)
 
 
+def test_lines_piped_in_are_looked_at_once_each(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Looking for a table's first lines piped in reads each byte once: past FIRST_CHARS, each
+    read parsed the whole head again (20 MB of comments before a table: 15.2 s, 2.8 s now)."""
+    text = "# a comment\n" * 300 + "a,b\n" + "1,2\n" * 5
+    (tmp_path / "x.csv").write_text(text)
+    monkeypatch.setattr(features, "FIRST_CHARS", 100)
+    monkeypatch.setattr(features, "HEAD_BYTES", 64)
+    looked: list[int] = []
+    numbered = lines.numbered
+
+    def counted(source: str, stream: io.BytesIO, *where: int) -> Iterator[lines.Line]:
+        looked.append(len(stream.getbuffer()))
+        return numbered(source, stream, *where)
+
+    monkeypatch.setattr(lines, "numbered", counted)
+    with (tmp_path / "x.csv").open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+        with features.piped():
+            assert features.describe("-").width == 2
+    assert sum(looked) == len(text)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("batch", "message"),
