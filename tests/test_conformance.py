@@ -1033,6 +1033,46 @@ def test_a_graph_made_with_onnx_helper_matmul_add(tmp_path: Path, features_file:
     assert "leaky_relu, identity" in err
 
 
+@pytest.mark.parametrize("mode", ["false", "true", "constant", "computed"])
+def test_a_dropout_in_training_mode_is_refused(tmp_path: Path, mode: str) -> None:
+    """A Dropout passes its input on at inference; one whose training_mode is true (or not a
+    constant) drops values at random, and was read as passing them on."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((3, 2), np.float32), "W")
+    nodes = [
+        helper.make_node("Gemm", ["x", "W"], ["z"]),
+        helper.make_node("Dropout", ["z", "", "training"], ["y"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])]
+    initializers = [weight]
+    if mode == "constant":
+        true = numpy_helper.from_array(np.array(True))
+        nodes.insert(0, helper.make_node("Constant", [], ["training"], value=true))
+    elif mode == "computed":
+        nodes.insert(0, helper.make_node("Not", ["off"], ["training"]))
+        initializers.append(numpy_helper.from_array(np.array(False), "off"))
+    else:
+        initializers.append(numpy_helper.from_array(np.array(mode == "true"), "training"))
+    graph = helper.make_graph(
+        nodes, "mlp", inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], initializers,
+    )  # fmt: skip
+    path = tmp_path / "dropout.onnx"
+    onnx.save(helper.make_model(graph), path)
+    code, _, err = invoke("run", f"weights={path}", "batch=2", "-f", "json")
+    if mode == "false":
+        assert code == 0, err
+        return
+    assert code == 2
+    told = "not a constant" if mode == "computed" else "true"
+    assert err.strip().endswith(
+        f"Dropout at node {1 + (mode != 'true')} drops values at random (its "
+        f"training_mode is {told}); export the model after model.eval()"
+    )
+
+
 def test_a_graph_that_is_no_mlp_is_refused_naming_its_node(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper

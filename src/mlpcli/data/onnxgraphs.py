@@ -3,8 +3,8 @@ nothing in it runs. The graph must be one chain from its input to its output of 
 (`Gemm`, or `MatMul` then `Add`, with initializers as weights and biases), each followed by at
 most one activation: the ops PyTorch's exporters write for mlpcli's activations (`Relu`,
 `Sigmoid`, `Tanh`, `Gelu`, `Softmax`, `LeakyRelu`, `Elu`, `Softplus`, SiLU as `Sigmoid` and
-`Mul`, `Identity`), or none; `Dropout` and `Identity` pass their input on. Any other op is
-refused naming it and its node. docs/files.md.
+`Mul`, `Identity`), or none; `Dropout` (but in training mode) and `Identity` pass their input
+on. Any other op is refused naming it and its node. docs/files.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from mlpcli.errors import UnavailableError, install_hint
 from mlpcli.model.activations import ONNX
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 PASSED_ON = ("Dropout", "Identity")  # inference: their first output is their input
@@ -170,8 +171,37 @@ class _Walk:
         if node.op_type in ("Gemm", "MatMul"):
             return self._linear(i, node)
         if node.op_type in PASSED_ON:
+            self._check_inference(i, node)
             return str(node.output[0])
         return self._activation(i, node, self._activation_of(i, node))
+
+    def _check_inference(self, i: int, node: Any) -> None:
+        """A Dropout passes its input on unless its `training_mode` input is true, or is not a
+        constant: then it drops values at random, and is refused."""
+        if node.op_type != "Dropout" or len(node.input) < 3 or not node.input[2]:
+            return
+        mode = self._constant(node.input[2])
+        if mode is not None and not mode.any():
+            return
+        told = "true" if mode is not None else "not a constant"
+        raise bad(
+            self.path,
+            f"Dropout at node {i} drops values at random (its training_mode is {told}); "
+            "export the model after model.eval()",
+        )
+
+    def _constant(self, name: str) -> np.ndarray | None:
+        """The value of a tensor an initializer or a Constant node holds; None for any other."""
+        from onnx import numpy_helper
+
+        proto = self.initializers.get(name)
+        for node in self.nodes:
+            if node.op_type == "Constant" and name in node.output:
+                proto = _attributes(node).get("value")
+        if proto is None:
+            return None
+        with parsed_by_library(self.path, "ONNX file"):
+            return numpy_helper.to_array(proto, base_dir=str(Path(self.path).parent))
 
     def _linear(self, i: int, node: Any) -> str:
         if self.pending is None and self.layers:
