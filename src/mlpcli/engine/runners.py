@@ -137,9 +137,9 @@ def _in_order(
     if spooled is not None:
         spooled.send(world, step)
         return
-    like = np.empty((0, config.layers[-1]), config.dtype.output_type)
+    width, dtype = config.layers[-1], np.dtype(config.dtype.output_type)
     for rank, rows in enumerate(plan.data_rows(config, world.world_size)[1:], 1):
-        for block in spool.received(world, rank, len(rows), step, like):
+        for block in spool.received(world, rank, len(rows), step, width, dtype):
             for sink in sinks:
                 sink(block)
 

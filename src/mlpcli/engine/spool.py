@@ -67,10 +67,10 @@ class Spool:
 
 
 def received(
-    world: World, source: int, rows: int, step: int, like: np.ndarray
+    world: World, source: int, rows: int, step: int, width: int, dtype: np.dtype
 ) -> Iterator[np.ndarray]:
-    """On rank 0: the `rows` that rank `source` spooled, `step` rows at a time, each block
-    as wide and of the dtype of `like`."""
+    """On rank 0: the `rows` that rank `source` spooled (`width` values of `dtype` a row, as
+    `spooled` was given), `step` rows at a time."""
     for block in Spans(range(rows), step):
-        out = torch.from_numpy(np.empty((len(block), like.shape[1]), like.dtype))
+        out = torch.from_numpy(np.empty((len(block), width), dtype))
         yield world.recv(out, source).numpy()
