@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1131,6 +1132,35 @@ def test_a_keras_model_runs_as_model_predict(tmp_path: Path, features_file: Path
         f"activation=[{', '.join(names)}]",
     )  # fmt: skip
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_keras_archives_weights_are_read_in_place(
+    tmp_path: Path, features_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras stores `model.weights.h5` uncompressed in its archive: h5py reads it in place, not
+    a copy of it in memory (which doubled the weights' peak); a compressed one still reads."""
+    keras: Any = _keras()
+    keras.utils.set_random_seed(19)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.Dense(3)])
+    model.save(tmp_path / "m.keras")
+    expected = model.predict(X.astype(np.float32), verbose=0)
+    with (
+        zipfile.ZipFile(tmp_path / "m.keras") as stored,
+        zipfile.ZipFile(tmp_path / "z.keras", "w", zipfile.ZIP_DEFLATED) as deflated,
+    ):
+        for info in stored.infolist():
+            deflated.writestr(info.filename, stored.read(info))
+    read = zipfile.ZipFile.read
+
+    def small(archive: zipfile.ZipFile, name: Any, pwd: bytes | None = None) -> bytes:
+        data = read(archive, name, pwd)
+        assert len(data) < 10_000 or "z.keras" in str(archive.filename), "read whole"
+        return data
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", small)
+    for name in ("m.keras", "z.keras"):
+        got, _ = output_of(f"weights={tmp_path / name}", f"inputs={features_file}")
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

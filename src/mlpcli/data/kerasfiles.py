@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 SUFFIXES = (".keras", ".h5")
 WEIGHTS = "model.weights.h5"  # inside a .keras archive
 MAX_RATIO = 100  # a member that inflates more than this from its archive is refused
+LOCAL_HEADER = 30  # bytes of a zip member's local header before its name and extra field
 PASSED_ON = ("InputLayer", "Dropout")
 ONE_CHAIN = "mlpcli reads one chain of Dense layers, each with at most one activation"
 
@@ -77,13 +79,67 @@ def _weights(path: str) -> Iterator[Any]:
         message = f"{path}: reading Keras weights needs h5py: {install_hint('keras')}"
         raise UnavailableError(message) from None
     regular_size(path, "a Keras file")
-    with parsed_by_library(path, "Keras file"):
-        source: Any = (
-            io.BytesIO(_member(path, WEIGHTS)) if path.lower().endswith(".keras") else path
-        )
-        file = h5py.File(source, "r")
-    with file:
+    with contextlib.ExitStack() as stack:
+        source: Any = path
+        if path.lower().endswith(".keras"):
+            source = stack.enter_context(_stored(path, WEIGHTS)) or io.BytesIO(
+                _member(path, WEIGHTS)
+            )
+        with parsed_by_library(path, "Keras file"):
+            file = stack.enter_context(h5py.File(source, "r"))
         yield file
+
+
+@contextlib.contextmanager
+def _stored(path: str, name: str) -> Iterator[_Stored | None]:
+    """A member of a .keras archive that is stored, not compressed (as Keras 3 saves its
+    weights), to read in place; None for a compressed one (which `_member` inflates)."""
+    with parsed_by_library(path, "Keras file"), zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(name)
+        except KeyError:
+            raise bad(path, f"a .keras archive without {name}") from None
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:  # 1: encrypted
+        yield None
+        return
+    with open(path, "rb") as file:
+        file.seek(info.header_offset)
+        header = file.read(LOCAL_HEADER)
+        if len(header) < LOCAL_HEADER or not header.startswith(b"PK\x03\x04"):
+            raise bad(path, f"a .keras archive whose {name} has no local header")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        start = info.header_offset + LOCAL_HEADER + name_length + extra_length
+        yield _Stored(file, start, info.file_size)
+
+
+class _Stored(io.RawIOBase):
+    """`size` bytes at `start` of a file, read as a file of their own (h5py reads a stored
+    member in place: the member is not held)."""
+
+    def __init__(self, file: io.BufferedReader, start: int, size: int) -> None:
+        super().__init__()
+        self.file, self.start, self.size, self.at = file, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.at, io.SEEK_END: self.size}[whence]
+        self.at = max(0, base + offset)
+        return self.at
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = max(0, min(len(buffer), self.size - self.at))
+        self.file.seek(self.start + self.at)
+        got = self.file.readinto(memoryview(buffer).cast("B")[:wanted])
+        self.at += got
+        return got
 
 
 def _member(path: str, name: str) -> bytes:
