@@ -523,3 +523,33 @@ def test_a_width_that_does_not_fit_says_pandas_index_was_left_out(
     code, _, err = invoke("run", f"inputs={path}", "layers=[4, 1]")
     assert code == 2
     assert err.strip().endswith(said)
+
+
+def test_keras_weights_written_with_h5py_run_as_numpy_computes(tmp_path: Path) -> None:
+    """A `.weights.h5` and a `.keras` archive in Keras 3's layout, written with h5py alone (so
+    that the oldest h5py that pyproject.toml allows runs it in CI): the Dense kernels (in, out)
+    and biases, run as NumPy computes them."""
+    import zipfile
+
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(23)
+    W1, B1, W2, B2 = (rng.standard_normal(s).astype(np.float32) for s in ((4, 6), 6, (6, 3), 3))
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    with h5py.File(tmp_path / "m.weights.h5", "w") as file:
+        for name, kernel, bias in (("dense", W1, B1), ("dense_1", W2, B2)):
+            file[f"layers/{name}/vars/0"], file[f"layers/{name}/vars/1"] = kernel, bias
+    dense = [{"class_name": "Dense", "config": {"name": n, "activation": a}}
+             for n, a in (("dense", "tanh"), ("dense_1", "linear"))]  # fmt: skip
+    config = {"class_name": "Sequential", "config": {"name": "m", "layers": dense}}
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:  # stored, as Keras saves it
+        archive.writestr("config.json", json.dumps(config))
+        archive.write(tmp_path / "m.weights.h5", "model.weights.h5")
+    expected = np.tanh(x.astype(np.float64) @ W1 + B1) @ W2 + B2
+    for weights, extra in (("m.weights.h5", ["activation=[tanh, identity]"]), ("m.keras", [])):
+        code, out, err = invoke(
+            "run", f"weights={tmp_path / weights}", f"inputs={tmp_path / 'x.npy'}", *extra,
+            "-f", "json",
+        )  # fmt: skip
+        assert code == 0, err
+        np.testing.assert_allclose(json.loads(out)["output"], expected, rtol=1e-5, atol=1e-5)
