@@ -95,10 +95,7 @@ def _stored(path: str, name: str) -> Iterator[_Stored | None]:
     """A member of a .keras archive that is stored, not compressed (as Keras 3 saves its
     weights), to read in place; None for a compressed one (which `_member` inflates)."""
     with parsed_by_library(path, "Keras file"), zipfile.ZipFile(path) as archive:
-        try:
-            info = archive.getinfo(name)
-        except KeyError:
-            raise bad(path, f"a .keras archive without {name}") from None
+        info = _info(path, archive, name)
     if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:  # 1: encrypted
         yield None
         return
@@ -142,13 +139,18 @@ class _Stored(io.RawIOBase):
         return got
 
 
+def _info(path: str, archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """A member's entry in a .keras archive; an error naming it where there is none."""
+    try:
+        return archive.getinfo(name)
+    except KeyError:
+        raise bad(path, f"a .keras archive without {name}") from None
+
+
 def _member(path: str, name: str) -> bytes:
     """A member of a .keras archive, refused where it inflates past MAX_RATIO."""
     with parsed_by_library(path, "Keras file"), zipfile.ZipFile(path) as archive:
-        try:
-            info = archive.getinfo(name)
-        except KeyError:
-            raise bad(path, f"a .keras archive without {name}") from None
+        info = _info(path, archive, name)
         if info.file_size > MAX_RATIO * max(info.compress_size, 1) + (1 << 20):
             raise bad(
                 path, f"{name} would inflate {info.compress_size:,} bytes to {info.file_size:,}"
