@@ -182,6 +182,11 @@ def test_pyarrow_parses_blocks_of_many_lines_of_a_wide_table(
         (b"1,2\n \t\n5,6\n", False),  # blank but for whitespace
         (b"1,2\n\n5,6\n", False),  # blank
         (b"1,2\r\n\r\n5,6\r\n", False),  # blank, with '\r\n'
+        (b" \t\n1,2\n", False),  # the first line blank
+        (b"\n1,2\n", False),
+        (b"1,2\n3,4\n \t", False),  # the last line blank, with no break after it
+        (b"1,2\n3,4\n \t5", True),
+        (b"1,2\n3,4", True),
     ],
 )
 def test_a_piece_is_plain_where_no_line_is_blank(text: bytes, plain: bool) -> None:
