@@ -458,6 +458,7 @@ def weights_ladder(quick: bool, targets: list[Target]) -> None:
 
 
 STREAM_LAYERS = [64, 256, 256, 1]
+STREAM_FORMATS = {".npy", ".parquet", ".csv"}
 MIB = 1 << 20
 # One process that reads features a chunk at a time and writes the output as it goes, the way a
 # careful user would by hand: NumPy's memmap or pyarrow's iter_batches or pandas' read_csv
@@ -550,9 +551,10 @@ def _timed_child(command: list[str], folder: Path) -> tuple[float, int]:
     return float(seconds), int(peak)
 
 
-def streaming_ladder(quick: bool, targets: list[Target]) -> None:
+def streaming_ladder(quick: bool, targets: list[Target], formats: set[str] | None = None) -> None:
     """`mlpcli run` of a features file to an .npy through STREAM_LAYERS against the hand loop,
-    each in a fresh process, alternating, the best of the repeats: rows/s and peak RSS by size."""
+    each in a fresh process, alternating, the best of the repeats: rows/s and peak RSS by size;
+    the files of every format, or of `formats` (suffixes: ".csv")."""
     import tempfile
 
     script = shutil.which("mlpcli", path=str(Path(sys.executable).parent))
@@ -560,6 +562,7 @@ def streaming_ladder(quick: bool, targets: list[Target]) -> None:
     sizes = {".npy": [64, 256], ".parquet": [64, 256], ".csv": [32]} if quick else {
         ".npy": [256, 1024, 4096], ".parquet": [256, 1024, 4096], ".csv": [256, 1024]
     }  # fmt: skip
+    sizes = {suffix: sizes[suffix] for suffix in sizes if formats is None or suffix in formats}
     repeat = 1 if quick else 2
     layers = f"layers={STREAM_LAYERS}"
     print(f"| features through {STREAM_LAYERS}, float32, to .npy | rows | mlpcli rows/s "
@@ -677,10 +680,19 @@ def main() -> None:
         "--streaming-only", action="store_true", help="only the streaming ladder (GiB files)"
     )
     parser.add_argument(
+        "--streaming-formats",
+        help="the streaming ladder's formats, comma-separated (npy,parquet,csv; default: all)",
+    )
+    parser.add_argument(
         "--estimate-only", action="store_true", help="only the run-time estimate's ladder"
     )
     arguments = parser.parse_args()
     quick = arguments.quick
+    named = arguments.streaming_formats
+    formats = None if named is None else {f".{name.strip()}" for name in named.split(",")}
+    if formats is not None and not formats <= STREAM_FORMATS:
+        names = ", ".join(sorted(suffix[1:] for suffix in STREAM_FORMATS))
+        parser.error(f"--streaming-formats: one of {names}")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
@@ -704,7 +716,7 @@ def main() -> None:
         parallel_ladder(quick, targets)
     if not only or arguments.streaming_only:
         print()
-        streaming_ladder(quick, targets)
+        streaming_ladder(quick, targets, formats)
     if not only or arguments.estimate_only:
         print()
         estimate_ladder(quick, targets)
