@@ -223,6 +223,31 @@ def _pointed(line: Line) -> Line:
     return line[0], line[1].replace(",", ".")
 
 
+def _point_number(cell: str) -> bool:
+    """Whether a cell is a number written with a decimal point."""
+    return "." in cell and tables.number(cell) is not None
+
+
+def _comma_decimals(layout: TextLayout, picked: list[int]) -> Callable[[Line], Line]:
+    """A data line of a table of decimal commas with points instead; a `picked` cell that is a
+    number with a decimal point is an error naming it (pandas' decimal=',' reads no number
+    there, and a point may be a thousands separator: 1.234 for 1234)."""
+
+    def pointed(line: Line) -> Line:
+        if "." in line[1]:
+            cells = _cells(layout.source, line, layout.delimiter)
+            for j in picked:
+                if j < len(cells) and _point_number(cells[j]):
+                    message = (
+                        f"line {line[0]}, column {j + 1}: {cells[j].strip()[:40]!r} has a decimal "
+                        "point, where the file's numbers have decimal commas; write them one way"
+                    )
+                    raise bad(layout.source, message)
+        return _pointed(line)
+
+    return pointed
+
+
 def _cells(source: str, line: Line, delimiter: str | None) -> list[str]:
     """The cells of one line, as pyarrow, NumPy and pandas read them (`"4"9` is 49)."""
     number, text = line
@@ -265,7 +290,7 @@ def line_blocks(
     """The `picked` cells of data lines, `rows` lines at a time (`opening`: the first are the
     file's first rows, where a column of text is taken for labels)."""
     if layout.decimal_comma:
-        data = map(_pointed, data)
+        data = map(_comma_decimals(layout, picked), data)
     while block := list(itertools.islice(data, rows)):
         yield _numbers(layout, block, picked, wanted, opening)
         opening = False

@@ -260,6 +260,8 @@ def _at_once(layout: TextLayout, data: bytes, count: int, skip: int) -> np.ndarr
         start = data.index(b"\n", start) + 1
     data = data[start:] if start else data
     if layout.decimal_comma:
+        if b"." in data:  # read line by line: a number with a point is an error
+            return None
         data = data.replace(b",", b".")
     values = lines.arrow_numbers(layout, data, count - skip, threads=True)
     if values is None or not np.isfinite(values).all():
