@@ -400,6 +400,24 @@ def test_output_files_match_stdout(tmp_path: Path) -> None:
     assert array.tolist() == json.loads(stdout_json)["output"]
 
 
+def test_a_csv_output_whose_name_starts_with_a_hash_reads_back_whole(tmp_path: Path) -> None:
+    """A name such as `#2` is quoted in CSV rows: a line starting with '#' is a comment to
+    mlpcli (and NumPy), and its rows were lost reading the output back, with exit 0."""
+    import pandas as pd
+
+    named = tmp_path / "hash.yaml"
+    named.write_text('name: " #2"\nlayers: [3, 2]\n')
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nlayers: [3, 2]\n")
+    path, back = tmp_path / "out.csv", tmp_path / "back.npy"
+    code, _, _ = invoke("run", str(named), str(other), "batch=4", "-o", str(path), "-q")
+    assert code == 0
+    frame = pd.read_csv(path)
+    assert frame["name"].tolist() == [" #2"] * 4 + ["other"] * 4
+    assert invoke("run", "layers=[2,1]", f"inputs={path}", "-o", str(back), "-q")[0] == 0
+    assert np.load(back).shape == (8, 1)
+
+
 def test_shapes_output_files(tmp_path: Path) -> None:
     csv_path, json_path = tmp_path / "s.csv", tmp_path / "s.json"
     assert invoke("shapes", "-o", str(csv_path))[0] == 0

@@ -118,6 +118,7 @@ class CsvTables:
 
     def __init__(self, stream: TextIO) -> None:
         self.writer = csv.writer(stream, lineterminator="\n")
+        self.quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
         self.last: list[str] | None = None
 
     def table(self, header: list[str]) -> None:
@@ -127,7 +128,12 @@ class CsvTables:
         self.last = header
 
     def rows(self, rows: Iterable[list[object]]) -> None:
-        self.writer.writerows([_csv_cell(cell) for cell in row] for row in rows)
+        """Rows under the last header; one whose line would start with '#' (a name such as
+        `#2`) with its text quoted, so that no reader takes the line for a comment."""
+        for row in rows:
+            cells = [_csv_cell(cell) for cell in row]
+            commented = cells and isinstance(cells[0], str) and cells[0].lstrip().startswith("#")
+            (self.quoted if commented else self.writer).writerow(cells)
 
 
 def csv_text(tables: Iterable[Rows]) -> str:
