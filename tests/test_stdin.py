@@ -65,6 +65,22 @@ def test_a_piped_file_runs_as_its_path_does(name: str, tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["x.jsonl", "x.json", "x.csv"])
+def test_a_piped_file_that_starts_with_a_bom_runs_as_its_path_does(
+    name: str, tmp_path: Path
+) -> None:
+    """A UTF-8 byte-order mark (Windows' editors and PowerShell write one) is passed over on
+    standard input as in a file: JSON was taken for CSV, a JSON document for .safetensors."""
+    WRITERS[name](tmp_path / name)
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + (tmp_path / name).read_bytes())
+    by_path = _run(tmp_path, f"inputs={name}", "-f", "csv")
+    piped = _run(tmp_path, "inputs=-", "-f", "csv", piped=name)
+    assert by_path.returncode == 0, by_path.stderr
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == by_path.stdout
+
+
 MANY = np.random.default_rng(4).standard_normal((3000, 4)).astype(np.float32)
 FEEDS = {  # 3,000 rows: more than the first lines a text table's layout is found from
     "x.npy": lambda path: np.save(path, MANY),

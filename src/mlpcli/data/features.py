@@ -16,6 +16,7 @@ rows are counted as they are read: `describe` gives None).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import itertools
@@ -353,11 +354,12 @@ def _kind(path: str) -> str:
             return ".npz"
         if data[:4] in (b"PAR1", b"FEA1") or data[:6] == b"ARROW1":
             return ".parquet"
-        if data[8:10] == b'{"':  # safetensors: the header's length, then its JSON
-            raise bad(
+        if data[4:8] == bytes(4) and data[8:10] == b'{"':  # safetensors: the header's length
+            raise bad(  # (under 4 GiB), then its JSON
                 STDIN_NAME, "looks like .safetensors, which is read from a file; give its path"
             )
-        return ".jsonl" if data.lstrip()[:1] in (b"{", b"[") else ".csv"
+        text = data.removeprefix(codecs.BOM_UTF8)  # as a file's, read as text
+        return ".jsonl" if text.lstrip()[:1] in (b"{", b"[") else ".csv"
     suffix = Path(path).suffix.lower()
     if Path(path).is_dir():
         raise bad(path, "is a directory, not a features file")
