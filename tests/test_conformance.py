@@ -701,6 +701,8 @@ def test_the_features_width_chooses_between_orders(tmp_path: Path) -> None:
     [
         ("zero.parquet", lambda p: NAMED.iloc[:0].to_parquet(p)),
         ("zero.json", lambda p: NAMED.iloc[:0].to_json(p, orient="split")),
+        ("zero.jsonl", lambda p: NAMED.iloc[:0].to_json(p, orient="records", lines=True)),
+        ("blank.jsonl", lambda p: p.write_text("\n \n\t\n")),  # was "line 4: invalid JSON"
     ],
 )
 def test_a_table_of_no_rows_is_refused(tmp_path: Path, name: str, write: Writer) -> None:

@@ -799,7 +799,9 @@ def _json_layout(path: str) -> tuple[lines.JsonLayout, int] | None:
         return None
     values = (line for line in _lines(path) if line[1].strip())
     first = next(values, None)
-    if first is None or (layout := lines.json_layout(_source(path), first)) is None:
+    if first is None:  # blank lines, as a text table of them is
+        raise bad(_source(path), "holds no rows of features")
+    if (layout := lines.json_layout(_source(path), first)) is None:
         return None
     return layout, 1 + sum(1 for _ in values)
 
