@@ -177,30 +177,53 @@ def test_a_nan_in_a_late_chunk_of_an_npy_names_its_row(tmp_path: Path) -> None:
 PAST = "is past the range of"
 
 
+FLOAT32 = f"1e+39 {PAST} float32 (±3.40282347e+38)"
+PAST_WRITERS: dict[str, Callable[[Path, np.ndarray], object]] = {
+    "x.npy": lambda path, values: np.save(path, values),
+    "x.csv": lambda path, values: np.savetxt(path, values, delimiter=","),
+    "named.csv": lambda path, values: path.write_text(
+        "# written by hand\n"
+        + _pandas()
+        .DataFrame(values, columns=list("abcd"))
+        .to_csv(index=True)
+        .replace("\n0,", "\n\n0,")
+    ),
+    "x.jsonl": lambda path, values: (
+        _pandas()
+        .DataFrame(values, columns=list("abcd"))
+        .to_json(path, orient="records", lines=True)
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("name", "command", "message"),
+    ("name", "command", "where", "message"),
     [
-        ("x.npy", ["run", "chunk=7", "-o", "o.csv"], f"1e+39 {PAST} float32 (±3.40282347e+38)"),
-        ("x.npy", ["bench", "-n", "1"], f"1e+39 {PAST} float32 (±3.40282347e+38)"),
-        ("x.csv", ["run", "dtype=float16", "chunk=7"], f"70000 {PAST} float16 (±65504)"),
+        ("x.npy", ["run", "chunk=7", "-o", "o.csv"], "row 40, column 1", FLOAT32),
+        ("x.npy", ["bench", "-n", "1"], "row 40, column 1", FLOAT32),
+        ("x.csv", ["run", "dtype=float16", "chunk=7"], "line 41, column 2",
+         f"70000 {PAST} float16 (±65504)"),
+        # a comment, the header, a blank line and pandas' index before the row; b picked first
+        ("named.csv", ["run", "chunk=7", "input_columns=[b,a,c,d]"], "line 44, column 3",
+         FLOAT32),
+        ("x.jsonl", ["run", "chunk=7", "-o", "o.npy"], "line 41, column 'b'", FLOAT32),
     ],
-    ids=["run", "bench", "csv-float16"],
+    ids=["run", "bench", "csv-float16", "csv-named", "jsonl"],
 )  # fmt: skip
 def test_a_value_past_the_dtypes_range_names_its_row(
-    tmp_path: Path, name: str, command: list[str], message: str
+    tmp_path: Path, name: str, command: list[str], where: str, message: str
 ) -> None:
     """A value finite in the file that the run's dtype cannot hold is an error, as one that is
-    not finite is (it became an infinity once cast, and the run went on)."""
+    not finite is (it became an infinity once cast, and the run went on), naming where it is
+    as the file's other errors do: a text file's line and column, counted from 1 (it said
+    "row 40, column 1" of a CSV, its rows and picked columns counted from 0)."""
     values = X.astype(np.float64)
-    values[40, 1] = 1e39 if name.endswith(".npy") else 70000
-    if name.endswith(".npy"):
-        np.save(tmp_path / name, values)
-    else:
-        np.savetxt(tmp_path / name, values, delimiter=",")
+    values[40, 1] = 70000 if "float16" in command[1] else 1e39
+    PAST_WRITERS[name](tmp_path / name, values)
     done = _mlpcli(command[0], LAYERS, f"inputs={name}", *command[1:], cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().endswith(
-        f"override 'inputs={name}': inputs: {name}: row 40, column 1: {message}"
+        f"override 'inputs={name}': inputs: {name}: {where}: {message}"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 

@@ -249,7 +249,8 @@ def read(
         if whole is None:
             whole = torch.empty((len(wanted), described.width), dtype=dtype or block.dtype)
         row = wanted.start + done
-        taken = in_dtype(path, block[: len(wanted) - done], whole.dtype, whole.device, row)
+        part = block[: len(wanted) - done]
+        taken = in_dtype(path, reading, part, whole.dtype, whole.device, row)
         whole[done : done + taken.shape[0]] = taken
         done += taken.shape[0]
         if done == len(wanted):
@@ -286,19 +287,44 @@ def _joined(parts: list[Any]) -> Any:
 
 
 def in_dtype(
-    path: str, block: torch.Tensor, dtype: torch.dtype, device: torch.device, first: int
+    path: str,
+    reading: Reading,
+    block: torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
+    first: int,
 ) -> torch.Tensor:
     """A block of the rows of `path` from row `first` (on the CPU), in `dtype` on `device`; a
     value past the range of `dtype` (finite in the file, infinite once cast) is an error naming
-    its row and column, as one that is not finite is. Cast and checked on the CPU: a GPU gets
-    the smaller copy and waits for no check."""
+    where it is (`_where`), as one that is not finite is. Cast and checked on the CPU: a GPU
+    gets the smaller copy and waits for no check."""
 
     taken = block.to(dtype=dtype)
     if (past := first_past(block, taken)) is None:
         return taken.to(device=device)
     row, column = past
     message = past_range(block[row, column].item(), dtype)
-    raise bad(_source(path), f"row {first + row}, column {column}: {message}")
+    raise bad(_source(path), f"{_where(path, reading, first + row, column)}: {message}")
+
+
+def _where(path: str, reading: Reading, row: int, column: int) -> str:
+    """Where the value of `row` and picked `column` is, as the file's other errors say: a text
+    table's line and column (from 1), JSON Lines' line and column; else its row and column
+    (from 0, as NumPy counts them; standard input's too, read once and gone)."""
+    kind = "" if path == STDIN else _kind(path)
+    if kind in TEXT and (text := _text_file(path, reading.header)) is not None:
+        with _opened(path) as stream:
+            line = pieces.line_of(path, stream, text.spans, text.layout.skipped + row)
+        return f"line {line}, column {lines.picked(text.layout, reading.columns)[column] + 1}"
+    if kind == ".jsonl" and (json_lines := _json_layout(path)) is not None:
+        layout = json_lines[0]
+        values = (line for line in _lines(path) if line[1].strip())
+        line = next(itertools.islice(values, row, None))[0]
+        chosen = tables.pick(path, layout.names, layout.width, reading.columns)[column]
+        return (
+            f"line {line}, column {chosen if layout.names is None else repr(layout.names[chosen])}"
+        )
+    return f"row {row}, column {column}"
 
 
 def _checked(

@@ -226,6 +226,18 @@ def blocks(
         skip, opening = 0, False
 
 
+def line_of(source: str, stream: IO[bytes], found: Sequence[Span], index: int) -> int:
+    """The line of data line `index` (from 0, the header's among them) of a file cut into
+    pieces `found`: only its piece is read."""
+    for span in found:
+        if index < span.rows:
+            stream.seek(span.offset)
+            numbered = lines.numbered(source, _Within(stream, span.size), span.before, span.offset)
+            return next(itertools.islice(lines.data_lines(numbered), index, None))[0]
+        index -= span.rows
+    raise IndexError(index)
+
+
 def _span_blocks(
     layout: TextLayout,
     span: Span,

@@ -45,7 +45,7 @@ def feature_chunks(
             left -= taken.shape[0]
         if taken.shape[0]:
             with located_at_inputs(config):  # a value past the dtype's range
-                cast = feature_files.in_dtype(config.inputs, taken, dtype, device, first)
+                cast = feature_files.in_dtype(config.inputs, reading, taken, dtype, device, first)
             first += taken.shape[0]
             yield cast
 
