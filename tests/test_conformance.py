@@ -885,10 +885,11 @@ def test_a_decimal_comma_is_read_and_said(tmp_path: Path) -> None:
     assert "eu.csv: decimal commas read as points" in err
 
 
+@pytest.mark.parametrize("cell", ["1.234", "1.234,5"])
 @pytest.mark.parametrize("chunk", ["chunk=null", "chunk=7"])
 @pytest.mark.parametrize("row", [1, 3000])
 def test_a_decimal_point_in_a_table_of_decimal_commas_is_refused(
-    tmp_path: Path, row: int, chunk: str
+    tmp_path: Path, row: int, chunk: str, cell: str
 ) -> None:
     """pandas' decimal=',' reads 1.234 as no number (and a point may separate thousands): a run
     refuses it naming its line and column, whether it is among the first lines or far down, and
@@ -897,14 +898,14 @@ def test_a_decimal_point_in_a_table_of_decimal_commas_is_refused(
     frame["label"] = "x.y"
     text = frame.to_csv(sep=";", decimal=",", index=False).splitlines()
     cells = text[row + 1].split(";")
-    text[row + 1] = ";".join([cells[0], "1.234", *cells[2:]])
+    text[row + 1] = ";".join([cells[0], cell, *cells[2:]])
     path, out = tmp_path / "eu.csv", tmp_path / "out.npy"
     path.write_text("\n".join(text) + "\n")
     columns = "input_columns=[a,b,c]"
     code, _, err = invoke("run", "layers=[3,1]", f"inputs={path}", columns, chunk, "-o", str(out))
     assert code == 2
-    assert err.endswith(f"eu.csv: line {row + 2}, column 2: '1.234' has a decimal point, where the "
-                        "file's numbers have decimal commas; write them one way\n")  # fmt: skip
+    assert err.endswith(f"eu.csv: line {row + 2}, column 2: '{cell}' has a decimal point, where "
+                        "the file's numbers have decimal commas; write them one way\n")  # fmt: skip
     assert err.count("error:") == 1  # after the notes of what the first lines said
     assert not out.exists()
     frame.to_csv(path, sep=";", decimal=",", index=False)
@@ -912,6 +913,17 @@ def test_a_decimal_point_in_a_table_of_decimal_commas_is_refused(
     assert code == 0
     got = np.load(out)
     assert got.shape == (4000, 1)
+
+
+def test_numbers_with_points_over_decimal_commas_are_column_names(tmp_path: Path) -> None:
+    """pandas reads such a first line as the header: it was read as data (and then refused
+    for its points)."""
+    path = tmp_path / "eu.csv"
+    path.write_text("400.5;500.5\n0,125;0,25\n0,5;1,5\n")
+    code, out, err = invoke("run", "layers=[2,1]", f"inputs={path}", "-f", "json")
+    assert code == 0, err
+    assert "line 1 read as column names (400.5, 500.5)" in err
+    assert json.loads(out)["config"]["batch"] == len(pd.read_csv(path, sep=";", decimal=","))
 
 
 # Messages that name the right thing

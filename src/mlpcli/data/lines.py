@@ -168,6 +168,8 @@ def _layout(source: str, first: Sequence[Line], rows: int, header: bool | None) 
         for cell in _cells(source, line, delimiter)
     )
     if comma:
+        if header is None and any(_pointed_number(c) for c in _cells(source, first[0], delimiter)):
+            header = True  # numbers written with points over decimal commas: names, to pandas
         layout = _layout(source, [_pointed(line) for line in first], rows, header)
         note = f"{source}: decimal commas read as points (as pandas' decimal=',')"
         return dataclasses.replace(layout, decimal_comma=True, notes=(*layout.notes, note))
@@ -223,21 +225,24 @@ def _pointed(line: Line) -> Line:
     return line[0], line[1].replace(",", ".")
 
 
-def _point_number(cell: str) -> bool:
-    """Whether a cell is a number written with a decimal point."""
-    return "." in cell and tables.number(cell) is not None
+def _pointed_number(cell: str) -> bool:
+    """Whether a cell of a table of decimal commas is a number but for its points (`1.234`,
+    `1.234,5`): a decimal point, or one that separates thousands."""
+    return "." in cell and tables.number(cell.replace(".", "").replace(",", ".")) is not None
 
 
 def _comma_decimals(layout: TextLayout, picked: list[int]) -> Callable[[Line], Line]:
     """A data line of a table of decimal commas with points instead; a `picked` cell that is a
-    number with a decimal point is an error naming it (pandas' decimal=',' reads no number
+    number but for its points is an error naming it (pandas' decimal=',' reads no number
     there, and a point may be a thousands separator: 1.234 for 1234)."""
 
     def pointed(line: Line) -> Line:
         if "." in line[1]:
-            cells = _cells(layout.source, line, layout.delimiter)
+            text, delimiter = line[1], layout.delimiter
+            plain = delimiter is not None and '"' not in text  # split as csv would, quicker
+            cells = text.split(delimiter) if plain else _cells(layout.source, line, delimiter)
             for j in picked:
-                if j < len(cells) and _point_number(cells[j]):
+                if j < len(cells) and _pointed_number(cells[j]):
                     message = (
                         f"line {line[0]}, column {j + 1}: {cells[j].strip()[:40]!r} has a decimal "
                         "point, where the file's numbers have decimal commas; write them one way"

@@ -152,7 +152,7 @@ def _plain_lines(data: bytes, end: int) -> int | None:
 
 
 def _breaks(data: bytes, end: int) -> np.ndarray:
-    """Where each '\\n' of `data[:end]` is (by NumPy: three times as quick as `bytes.count`)."""
+    """Where each '\\n' of `data[:end]` is."""
     import numpy as np
 
     return np.flatnonzero(np.frombuffer(data, np.uint8, end) == _BREAK)
