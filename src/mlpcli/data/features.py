@@ -148,7 +148,7 @@ def _described(path: str, reading: Reading, piped: bool) -> FeaturesFile:
     if (text := _text_file(path, reading.header)) is not None:
         return _text_features(path, text.layout, text.first, text.rows, columns)
     if (json_lines := _json_layout(path)) is not None:
-        first = next(line for line in _lines(path) if line[1].strip())
+        first = next(lines.json_values(_lines(path)))
         return _json_features(path, *json_lines, columns, first)
     values = _json_matrix(path, reading)
     json_table = _json_table(path, reading.orient)
@@ -184,7 +184,7 @@ def _piped_file(kind: str, columns: Columns, header: bool | None) -> FeaturesFil
     if kind == ".csv":
         return _text_features(STDIN, *_piped_text(STDIN, header), None, columns)
     if kind == ".jsonl" and (records := _piped_json(STDIN)) is not None:
-        first = _head_lines(1, lambda numbered: (line for line in numbered if line[1].strip()))
+        first = _head_lines(1, lines.json_values)
         return _json_features(STDIN, records, None, columns, first[0])
     return None
 
@@ -318,12 +318,9 @@ def _where(path: str, reading: Reading, row: int, column: int) -> str:
         return f"line {line}, column {lines.picked(text.layout, reading.columns)[column] + 1}"
     if kind == ".jsonl" and (json_lines := _json_layout(path)) is not None:
         layout = json_lines[0]
-        values = (line for line in _lines(path) if line[1].strip())
-        line = next(itertools.islice(values, row, None))[0]
+        line = next(itertools.islice(lines.json_values(_lines(path)), row, None))[0]
         chosen = tables.pick(path, layout.names, layout.width, reading.columns)[column]
-        return (
-            f"line {line}, column {chosen if layout.names is None else repr(layout.names[chosen])}"
-        )
+        return lines.located([line], layout.names)(0, chosen)
     return f"row {row}, column {column}"
 
 
@@ -550,7 +547,7 @@ def _piped_text(path: str, header: bool | None) -> tuple[lines.TextLayout, list[
 def _piped_json(path: str) -> lines.JsonLayout | None:
     """The layout of JSON Lines piped in, from their first value; None for a JSON document
     (copied first, and parsed whole), and for a first line too long to look at."""
-    found = _head_lines(1, lambda numbered: (line for line in numbered if line[1].strip()))
+    found = _head_lines(1, lines.json_values)
     return lines.json_layout(STDIN_NAME, found[0]) if found else None
 
 
@@ -823,7 +820,7 @@ def _json_layout(path: str) -> tuple[lines.JsonLayout, int] | None:
     """JSON Lines of records or rows and their count (one pass); None for a JSON document."""
     if _kind(path) != ".jsonl":
         return None
-    values = (line for line in _lines(path) if line[1].strip())
+    values = lines.json_values(_lines(path))
     first = next(values, None)
     if first is None:  # blank lines, as a text table of them is
         raise bad(_source(path), "holds no rows of features")

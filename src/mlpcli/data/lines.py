@@ -497,8 +497,8 @@ def json_blocks(
     unparsed), `rows` lines at a time, as float64 blocks."""
     source = layout.source
     tables.pick(source, layout.names, layout.width, wanted)  # a bad pick before any line
-    blank = itertools.islice(((n, line) for n, line in lines if line.strip()), first, None)
-    while block := list(itertools.islice(blank, rows)):
+    values = itertools.islice(json_values(lines), first, None)
+    while block := list(itertools.islice(values, rows)):
         cells: list[Sequence[object]] = []
         for line in block:
             value = _json_value(source, line)
@@ -515,12 +515,17 @@ def json_blocks(
                 raise bad(source, message)
             else:
                 cells.append([value[name] for name in layout.names])
-        where = _located([number for number, _ in block], layout.names)
+        where = located([number for number, _ in block], layout.names)
         table = Table(source, layout.names, cells, where, json=True, first=first == 0)
         yield tables.matrix(table, wanted)
         first = -1  # the blocks after the first
 
 
-def _located(numbers: list[int], names: tuple[str, ...] | None) -> Callable[[int, int], str]:
-    """(row, column) of a block to its line and column, for messages."""
+def json_values(numbered: Iterable[Line]) -> Iterator[Line]:
+    """The lines of JSON Lines that hold a value (blank ones passed over)."""
+    return (line for line in numbered if line[1].strip())
+
+
+def located(numbers: list[int], names: tuple[str, ...] | None) -> Callable[[int, int], str]:
+    """(row, column) of a block of JSON Lines to its line and column, for messages."""
     return lambda i, j: f"line {numbers[i]}, column {j if names is None else repr(names[j])}"
